@@ -1,0 +1,274 @@
+//! Runs one service: its gRPC server with tonic-health, the admin server,
+//! background tasks, and the graceful shutdown that ties them together.
+//!
+//! Shutdown, on SIGTERM/SIGINT or [`ShutdownHandle::shutdown`]:
+//! 1. readiness and gRPC health flip to NOT_SERVING at once;
+//! 2. for `server.drain_delay` the service keeps serving, so load balancers see it leave;
+//! 3. servers stop accepting, finish in-flight calls, and background tasks stop;
+//! 4. whatever is still running at `server.shutdown_grace` after the signal is abandoned.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use futures::future::BoxFuture;
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tonic::service::Routes;
+use tonic_health::ServingStatus;
+use tonic_health::server::HealthReporter;
+
+use crate::auth::{AuthLayer, Verifier};
+use crate::config::ServerConfig;
+use crate::metrics::Metrics;
+use crate::readiness::{Check, Readiness};
+
+type Task = BoxFuture<'static, anyhow::Result<()>>;
+
+/// Everything a service registers before it starts serving.
+pub struct App {
+    name: &'static str,
+    server: ServerConfig,
+    metrics: Metrics,
+    readiness: Readiness,
+    stop: CancellationToken,
+    tasks: Vec<(&'static str, Task)>,
+    admin_routes: axum::Router,
+    verifier: Option<Verifier>,
+}
+
+impl App {
+    /// A new service called `name` (also its metrics label).
+    pub fn new(name: &'static str, server: ServerConfig) -> Self {
+        Self {
+            name,
+            server,
+            metrics: Metrics::new(name),
+            readiness: Readiness::default(),
+            stop: CancellationToken::new(),
+            tasks: Vec::new(),
+            admin_routes: axum::Router::new(),
+            verifier: None,
+        }
+    }
+
+    /// The service's metrics registry.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Cancelled when background work must stop (step 3 of shutdown).
+    pub fn stop_token(&self) -> CancellationToken {
+        self.stop.clone()
+    }
+
+    /// Adds a dependency check to readiness and gRPC health.
+    pub fn check(&mut self, name: &'static str, check: Check) -> &mut Self {
+        self.readiness.add(name, check);
+        self
+    }
+
+    /// Runs `task` until shutdown; it must return soon after [`App::stop_token`] is cancelled.
+    /// A task that fails stops the whole service.
+    pub fn spawn(&mut self, name: &'static str, task: impl Future<Output = anyhow::Result<()>> + Send + 'static) -> &mut Self {
+        self.tasks.push((name, Box::pin(task)));
+        self
+    }
+
+    /// Adds routes to the admin server.
+    pub fn admin_routes(&mut self, routes: axum::Router) -> &mut Self {
+        self.admin_routes = std::mem::take(&mut self.admin_routes).merge(routes);
+        self
+    }
+
+    /// Verifies bearer tokens on every gRPC call and attaches the [`crate::auth::Principal`].
+    pub fn authenticate_with(&mut self, verifier: Verifier) -> &mut Self {
+        self.verifier = Some(verifier);
+        self
+    }
+
+    /// Binds both ports. `services` names the gRPC services whose health is reported
+    /// (the empty name, for the whole server, is always reported).
+    pub async fn bind(self, routes: Routes, services: &[&'static str]) -> anyhow::Result<Running> {
+        let grpc = TcpListener::bind(self.server.grpc_addr)
+            .await
+            .with_context(|| format!("binding gRPC on {}", self.server.grpc_addr))?;
+        let admin = TcpListener::bind(self.server.admin_addr)
+            .await
+            .with_context(|| format!("binding admin HTTP on {}", self.server.admin_addr))?;
+        Ok(Running {
+            grpc_addr: grpc.local_addr()?,
+            admin_addr: admin.local_addr()?,
+            shutdown: ShutdownHandle(CancellationToken::new()),
+            app: self,
+            listeners: (grpc, admin),
+            routes,
+            services: std::iter::once("").chain(services.iter().copied()).collect(),
+        })
+    }
+}
+
+/// Starts shutdown from outside (tests, or a fatal error elsewhere).
+#[derive(Clone, Debug)]
+pub struct ShutdownHandle(CancellationToken);
+
+impl ShutdownHandle {
+    /// Begins graceful shutdown, as SIGTERM would.
+    pub fn shutdown(&self) {
+        self.0.cancel();
+    }
+}
+
+/// A bound service, ready to run.
+pub struct Running {
+    grpc_addr: SocketAddr,
+    admin_addr: SocketAddr,
+    shutdown: ShutdownHandle,
+    app: App,
+    listeners: (TcpListener, TcpListener),
+    routes: Routes,
+    services: Vec<&'static str>,
+}
+
+impl Running {
+    /// Where gRPC listens (the real port when 0 was asked for).
+    pub fn grpc_addr(&self) -> SocketAddr {
+        self.grpc_addr
+    }
+
+    /// Where the admin server listens.
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin_addr
+    }
+
+    /// A handle that starts shutdown.
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        self.shutdown.clone()
+    }
+
+    /// Serves until a signal or the shutdown handle, then drains (see the module docs).
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let Self { app, listeners: (grpc, admin), routes, services, shutdown, .. } = self;
+        let name = app.name;
+        let (reporter, health_service) = tonic_health::server::health_reporter();
+        set_health(&reporter, &services, ServingStatus::NotServing).await;
+
+        let stop = app.stop.clone();
+        let mut set: JoinSet<(&'static str, anyhow::Result<()>)> = JoinSet::new();
+
+        let grpc_server = tonic::transport::Server::builder()
+            .layer(app.metrics.grpc_layer())
+            .layer(tower::util::option_layer(app.verifier.clone().map(AuthLayer::new)))
+            .add_routes(routes)
+            .add_service(health_service);
+        let incoming = tonic::transport::server::TcpIncoming::from(grpc).with_nodelay(Some(true));
+        let grpc_stop = stop.clone();
+        set.spawn(async move {
+            let result = grpc_server
+                .serve_with_incoming_shutdown(incoming, grpc_stop.cancelled_owned())
+                .await
+                .context("gRPC server failed");
+            ("grpc", result)
+        });
+
+        let router = crate::admin::router(app.metrics.clone(), app.readiness.clone(), app.admin_routes);
+        let admin_stop = stop.clone();
+        set.spawn(async move {
+            let result = axum::serve(admin, router)
+                .with_graceful_shutdown(admin_stop.cancelled_owned())
+                .await
+                .context("admin server failed");
+            ("admin", result)
+        });
+
+        for (task_name, task) in app.tasks {
+            set.spawn(async move { (task_name, task.await) });
+        }
+
+        let watcher = tokio::spawn(watch_readiness(
+            app.readiness.clone(),
+            reporter.clone(),
+            services.clone(),
+            app.server.readiness_interval,
+            stop.clone(),
+        ));
+
+        // Wait for a reason to stop: a signal, the handle, or a component ending early.
+        let mut failure = None;
+        tokio::select! {
+            signal = crate::shutdown::signal() => tracing::info!(service = name, signal, "shutdown requested"),
+            () = shutdown.0.cancelled() => tracing::info!(service = name, "shutdown requested"),
+            Some(joined) = set.join_next() => {
+                let (component, result) = joined.context("service component panicked")?;
+                let error = result.err().unwrap_or_else(|| anyhow::anyhow!("{component} stopped unexpectedly"));
+                tracing::error!(service = name, component, error = format!("{error:#}"), "service component failed");
+                failure = Some(error);
+            }
+        }
+        let deadline = tokio::time::Instant::now() + app.server.shutdown_grace;
+
+        // 1. Leave the load balancers. The watcher goes first so it cannot flip health back.
+        app.readiness.start_draining();
+        watcher.abort();
+        let _ = watcher.await;
+        set_health(&reporter, &services, ServingStatus::NotServing).await;
+        // 2. Keep serving while they notice (skipped when something already failed).
+        if failure.is_none() {
+            tokio::time::sleep_until(deadline.min(tokio::time::Instant::now() + app.server.drain_delay)).await;
+        }
+        // 3. Stop accepting, finish in-flight work.
+        stop.cancel();
+        let drained = tokio::time::timeout_at(deadline, async {
+            while let Some(joined) = set.join_next().await {
+                match joined {
+                    Ok((component, Err(e))) => {
+                        tracing::error!(service = name, component, error = format!("{e:#}"), "failed while stopping");
+                    }
+                    Ok((_, Ok(()))) => {}
+                    Err(e) => tracing::error!(service = name, error = %e, "component panicked while stopping"),
+                }
+            }
+        })
+        .await;
+        // 4. Abandon the rest.
+        if drained.is_err() {
+            tracing::warn!(service = name, grace = ?app.server.shutdown_grace, "grace period over; abandoning in-flight work");
+            set.abort_all();
+        }
+        tracing::info!(service = name, "stopped");
+        failure.map_or(Ok(()), Err)
+    }
+}
+
+async fn set_health(reporter: &HealthReporter, services: &[&'static str], status: ServingStatus) {
+    for service in services {
+        reporter.set_service_status(*service, status).await;
+    }
+}
+
+async fn watch_readiness(
+    readiness: Readiness,
+    reporter: HealthReporter,
+    services: Vec<&'static str>,
+    interval: Duration,
+    stop: CancellationToken,
+) {
+    let mut last = None;
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    while !stop.is_cancelled() {
+        ticker.tick().await;
+        let report = readiness.run().await;
+        let ready = report.is_ready();
+        if last != Some(ready) {
+            if !ready && !report.draining {
+                let failing: Vec<_> = report.checks.iter().filter(|(_, f)| f.is_some()).collect();
+                tracing::warn!(?failing, "not ready");
+            }
+            let status = if ready { ServingStatus::Serving } else { ServingStatus::NotServing };
+            set_health(&reporter, &services, status).await;
+            last = Some(ready);
+        }
+    }
+}

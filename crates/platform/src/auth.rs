@@ -1,0 +1,381 @@
+//! Access-token verification against a JWKS, and the caller's [`Principal`].
+//!
+//! Tokens are EdDSA (Ed25519) JWTs signed by identity. [`Verifier`] caches the
+//! JWKS by `kid`, refetches it periodically and when an unknown `kid` shows up
+//! (rate-limited), and accepts nothing but EdDSA. [`AuthLayer`] runs it on
+//! every gRPC call: no token means an anonymous call, a bad token is refused
+//! with `UNAUTHENTICATED`, a good one puts a [`Principal`] in the request.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use futures::future::BoxFuture;
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{Mutex, RwLock};
+
+use crate::config::AuthConfig;
+
+/// A platform role. Admins manage everything, organizers their own events, users buy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Buys tickets.
+    User,
+    /// Manages their own venues and events.
+    Organizer,
+    /// Manages everything.
+    Admin,
+}
+
+impl Role {
+    /// The claim value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::User => "user",
+            Self::Organizer => "organizer",
+            Self::Admin => "admin",
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Role {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "user" => Ok(Self::User),
+            "organizer" => Ok(Self::Organizer),
+            "admin" => Ok(Self::Admin),
+            other => Err(format!("unknown role {other:?}")),
+        }
+    }
+}
+
+/// The claims of an access token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claims {
+    /// The user id.
+    pub sub: String,
+    /// The user's roles.
+    pub roles: Vec<Role>,
+    /// Issuer.
+    pub iss: String,
+    /// Audience.
+    pub aud: String,
+    /// Expiry, seconds since the epoch.
+    pub exp: i64,
+    /// Issued at, seconds since the epoch.
+    pub iat: i64,
+    /// Unique token id.
+    pub jti: String,
+}
+
+/// The authenticated caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    /// The user's id.
+    pub user_id: uuid::Uuid,
+    /// The user's roles.
+    pub roles: Vec<Role>,
+    /// The raw bearer token, forwarded on calls made on the caller's behalf.
+    pub token: String,
+}
+
+impl Principal {
+    /// Whether the caller has `role`.
+    pub fn has_role(&self, role: Role) -> bool {
+        self.roles.contains(&role)
+    }
+
+    /// The caller of `request`, or `UNAUTHENTICATED` for an anonymous call.
+    pub fn of<T>(request: &tonic::Request<T>) -> Result<Self, tonic::Status> {
+        request
+            .extensions()
+            .get::<Self>()
+            .cloned()
+            .ok_or_else(|| tonic::Status::unauthenticated("an access token is required"))
+    }
+
+    /// The caller of `request` if it has `role`; `PERMISSION_DENIED` otherwise.
+    pub fn with_role<T>(request: &tonic::Request<T>, role: Role) -> Result<Self, tonic::Status> {
+        let principal = Self::of(request)?;
+        if principal.has_role(role) {
+            Ok(principal)
+        } else {
+            Err(tonic::Status::permission_denied(format!("the {role} role is required")))
+        }
+    }
+}
+
+/// Why a token was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum AuthError {
+    /// Not a JWT, or a header we do not accept (`alg` other than EdDSA, no `kid`).
+    #[error("malformed token: {0}")]
+    Malformed(String),
+    /// Signed by a key the JWKS does not have.
+    #[error("token signed by an unknown key")]
+    UnknownKey,
+    /// Past its `exp`.
+    #[error("token expired")]
+    Expired,
+    /// Bad signature, issuer, audience or claims.
+    #[error("invalid token: {0}")]
+    Invalid(String),
+    /// The JWKS could not be fetched, so nothing can be verified.
+    #[error("signing keys unavailable: {0}")]
+    KeysUnavailable(String),
+}
+
+impl From<AuthError> for tonic::Status {
+    fn from(e: AuthError) -> Self {
+        match e {
+            AuthError::KeysUnavailable(_) => tonic::Status::unavailable(e.to_string()),
+            _ => tonic::Status::unauthenticated(e.to_string()),
+        }
+    }
+}
+
+/// Where the verifier gets its keys.
+pub type JwksSource = Arc<dyn Fn() -> BoxFuture<'static, anyhow::Result<JwkSet>> + Send + Sync>;
+
+/// Fetches the JWKS from `url` over HTTP.
+pub fn http_jwks(url: String) -> JwksSource {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .expect("a plain HTTP client always builds");
+    Arc::new(move || {
+        let (client, url) = (client.clone(), url.clone());
+        Box::pin(async move {
+            let set = client.get(&url).send().await?.error_for_status()?.json::<JwkSet>().await?;
+            Ok(set)
+        })
+    })
+}
+
+/// Verifies access tokens. Cheap to clone.
+#[derive(Clone)]
+pub struct Verifier {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    source: JwksSource,
+    validation: Validation,
+    keys: RwLock<Keys>,
+    fetching: Mutex<()>,
+    refresh_interval: Duration,
+    min_refetch_interval: Duration,
+}
+
+#[derive(Default)]
+struct Keys {
+    by_kid: HashMap<String, DecodingKey>,
+    fetched_at: Option<Instant>,
+}
+
+impl Verifier {
+    /// A verifier for `config`'s issuer and audience, with keys from `source`.
+    pub fn new(config: &AuthConfig, source: JwksSource) -> Self {
+        let mut validation = Validation::new(Algorithm::EdDSA);
+        validation.set_issuer(&[&config.issuer]);
+        validation.set_audience(&[&config.audience]);
+        validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
+        validation.leeway = config.leeway.as_secs();
+        Self {
+            inner: Arc::new(Inner {
+                source,
+                validation,
+                keys: RwLock::new(Keys::default()),
+                fetching: Mutex::new(()),
+                refresh_interval: config.jwks_refresh_interval,
+                min_refetch_interval: config.jwks_min_refetch_interval,
+            }),
+        }
+    }
+
+    /// A verifier fetching the JWKS from `config.jwks_url`.
+    pub fn from_config(config: &AuthConfig) -> Self {
+        Self::new(config, http_jwks(config.jwks_url.clone()))
+    }
+
+    /// Verifies `token` and returns its caller.
+    pub async fn verify(&self, token: &str) -> Result<Principal, AuthError> {
+        let header = jsonwebtoken::decode_header(token).map_err(|e| AuthError::Malformed(e.to_string()))?;
+        if header.alg != Algorithm::EdDSA {
+            return Err(AuthError::Malformed(format!("alg {:?} is not accepted", header.alg)));
+        }
+        let kid = header.kid.ok_or_else(|| AuthError::Malformed("no kid".into()))?;
+        let key = self.key(&kid).await?;
+        let data = jsonwebtoken::decode::<Claims>(token, &key, &self.inner.validation).map_err(|e| {
+            match e.kind() {
+                jsonwebtoken::errors::ErrorKind::ExpiredSignature => AuthError::Expired,
+                _ => AuthError::Invalid(e.to_string()),
+            }
+        })?;
+        let user_id = uuid::Uuid::parse_str(&data.claims.sub)
+            .map_err(|_| AuthError::Invalid("sub is not a user id".into()))?;
+        Ok(Principal { user_id, roles: data.claims.roles, token: token.to_owned() })
+    }
+
+    async fn key(&self, kid: &str) -> Result<DecodingKey, AuthError> {
+        {
+            let keys = self.inner.keys.read().await;
+            let stale = keys.fetched_at.is_none_or(|t| t.elapsed() >= self.inner.refresh_interval);
+            if let Some(key) = keys.by_kid.get(kid).filter(|_| !stale) {
+                return Ok(key.clone());
+            }
+        }
+        self.refresh(kid).await?;
+        self.inner.keys.read().await.by_kid.get(kid).cloned().ok_or(AuthError::UnknownKey)
+    }
+
+    /// Refetches the JWKS unless another caller just did, or `kid` arrived meanwhile.
+    async fn refresh(&self, kid: &str) -> Result<(), AuthError> {
+        let _fetching = self.inner.fetching.lock().await;
+        {
+            let keys = self.inner.keys.read().await;
+            if let Some(t) = keys.fetched_at {
+                let fresh = t.elapsed() < self.inner.refresh_interval;
+                let known = keys.by_kid.contains_key(kid);
+                // An unknown kid may trigger a refetch, but not more often than the minimum gap,
+                // so a flood of forged kids cannot hammer identity.
+                if (fresh && known) || (!known && t.elapsed() < self.inner.min_refetch_interval) {
+                    return Ok(());
+                }
+            }
+        }
+        match (self.inner.source)().await {
+            Ok(set) => {
+                let by_kid = decoding_keys(&set);
+                *self.inner.keys.write().await = Keys { by_kid, fetched_at: Some(Instant::now()) };
+                Ok(())
+            }
+            Err(e) => {
+                let mut keys = self.inner.keys.write().await;
+                if keys.by_kid.is_empty() {
+                    return Err(AuthError::KeysUnavailable(format!("{e:#}")));
+                }
+                // Keep serving with the keys we have; try again after the minimum gap.
+                tracing::warn!(error = format!("{e:#}"), "JWKS refresh failed; keeping cached keys");
+                keys.fetched_at = Some(Instant::now() - self.inner.refresh_interval + self.inner.min_refetch_interval);
+                Ok(())
+            }
+        }
+    }
+}
+
+/// The usable Ed25519 keys of `set`, by kid. Others are skipped.
+fn decoding_keys(set: &JwkSet) -> HashMap<String, DecodingKey> {
+    set.keys
+        .iter()
+        .filter_map(|jwk| {
+            let kid = jwk.common.key_id.clone()?;
+            let AlgorithmParameters::OctetKeyPair(params) = &jwk.algorithm else { return None };
+            if params.curve != EllipticCurve::Ed25519 {
+                return None;
+            }
+            // jsonwebtoken slices the first 32 bytes unchecked; refuse anything else here.
+            use base64::Engine as _;
+            let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(&params.x).ok()?;
+            (raw.len() == 32).then(|| (kid, DecodingKey::from_ed_der(&raw)))
+        })
+        .collect()
+}
+
+/// Tower layer running a [`Verifier`] on every gRPC request.
+#[derive(Clone)]
+pub struct AuthLayer {
+    verifier: Verifier,
+}
+
+impl AuthLayer {
+    /// A layer verifying with `verifier`.
+    pub fn new(verifier: Verifier) -> Self {
+        Self { verifier }
+    }
+}
+
+impl<S> tower::Layer<S> for AuthLayer {
+    type Service = Auth<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Auth { inner, verifier: self.verifier.clone() }
+    }
+}
+
+/// See [`AuthLayer`].
+#[derive(Clone)]
+pub struct Auth<S> {
+    inner: S,
+    verifier: Verifier,
+}
+
+impl<S, B> tower::Service<http::Request<B>> for Auth<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<tonic::body::Body>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    B: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
+        // Take the service that was polled ready; leave a fresh clone in its place.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let verifier = self.verifier.clone();
+        Box::pin(async move {
+            let token = match bearer(request.headers()) {
+                Ok(token) => token,
+                Err(status) => return Ok(status.into_http()),
+            };
+            if let Some(token) = token {
+                match verifier.verify(&token).await {
+                    Ok(principal) => {
+                        request.extensions_mut().insert(principal);
+                    }
+                    Err(e) => return Ok(tonic::Status::from(e).into_http()),
+                }
+            }
+            inner.call(request).await
+        })
+    }
+}
+
+fn bearer(headers: &http::HeaderMap) -> Result<Option<String>, tonic::Status> {
+    let Some(value) = headers.get(http::header::AUTHORIZATION) else { return Ok(None) };
+    let value = value.to_str().map_err(|_| tonic::Status::unauthenticated("malformed authorization header"))?;
+    match value.split_once(' ') {
+        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() => {
+            Ok(Some(token.trim().to_owned()))
+        }
+        _ => Err(tonic::Status::unauthenticated("authorization must be `Bearer <token>`")),
+    }
+}
+
+/// Adds `authorization: Bearer <token>` to an outgoing request.
+pub fn with_bearer<T>(mut request: tonic::Request<T>, token: &str) -> tonic::Request<T> {
+    if let Ok(value) = format!("Bearer {token}").parse() {
+        request.metadata_mut().insert("authorization", value);
+    }
+    request
+}

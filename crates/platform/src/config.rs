@@ -1,0 +1,462 @@
+//! Layered configuration: built-in defaults, then an optional file, then `TICKETING_*` env.
+//!
+//! Nested keys use `__` in the environment: `TICKETING_DATABASE__URL` sets
+//! `database.url`. Every error names the key it is about.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+/// Prefix of every environment variable the services read.
+pub const ENV_PREFIX: &str = "TICKETING_";
+
+/// A configuration that can check itself after it has been parsed.
+pub trait Validate {
+    /// Pushes one [`ConfigIssue`] per bad key into `issues`.
+    fn validate(&self, issues: &mut Vec<ConfigIssue>);
+}
+
+/// One bad key and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigIssue {
+    /// Dotted path of the key, e.g. `server.grpc_addr`.
+    pub key: String,
+    /// What is wrong, for a human.
+    pub message: String,
+}
+
+impl ConfigIssue {
+    /// A new issue about `key`.
+    pub fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
+        Self { key: key.into(), message: message.into() }
+    }
+}
+
+/// Why a configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A value could not be parsed into its type.
+    #[error("invalid configuration: key `{key}`: {message}")]
+    Parse {
+        /// Dotted path of the bad key.
+        key: String,
+        /// The parser's complaint, with the source of the value.
+        message: String,
+    },
+    /// Values parsed but broke a rule.
+    #[error("invalid configuration: {}", format_issues(.0))]
+    Invalid(Vec<ConfigIssue>),
+}
+
+fn format_issues(issues: &[ConfigIssue]) -> String {
+    issues.iter().map(|i| format!("key `{}`: {}", i.key, i.message)).collect::<Vec<_>>().join("; ")
+}
+
+/// Loads `T`: `defaults`, then `file` (TOML) if given, then the `TICKETING_*` environment.
+pub fn load<T>(defaults: T, file: Option<&Path>) -> Result<T, ConfigError>
+where
+    T: Serialize + DeserializeOwned + Validate,
+{
+    let env = Env::prefixed(ENV_PREFIX).split("__");
+    let mut figment = Figment::from(Serialized::defaults(defaults));
+    if let Some(file) = file {
+        if !file.exists() {
+            return Err(ConfigError::Parse {
+                key: "--config".into(),
+                message: format!("file {} does not exist", file.display()),
+            });
+        }
+        figment = figment.merge(Toml::file(file));
+    }
+    let config: T = figment.merge(env).extract().map_err(|e| {
+        let e = e.into_iter().next().expect("figment errors are never empty");
+        let key = if e.path.is_empty() { "<root>".to_owned() } else { e.path.join(".") };
+        let source = e.metadata.as_ref().map(|m| format!(" (from {})", m.name)).unwrap_or_default();
+        ConfigError::Parse { key, message: format!("{}{source}", e.kind) }
+    })?;
+    let mut issues = Vec::new();
+    config.validate(&mut issues);
+    if issues.is_empty() { Ok(config) } else { Err(ConfigError::Invalid(issues)) }
+}
+
+/// Whether the deployment is a developer's machine or production.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Environment {
+    /// Local development and tests: default secrets are allowed.
+    #[default]
+    Development,
+    /// Production: default secrets are refused at start.
+    Production,
+}
+
+/// Ports, drain and readiness timing, shared by every service.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ServerConfig {
+    /// Where the gRPC API and tonic-health listen. Port 0 picks a free port.
+    pub grpc_addr: SocketAddr,
+    /// Where `/healthz`, `/readyz` and `/metrics` listen.
+    pub admin_addr: SocketAddr,
+    /// How long the service keeps serving after SIGTERM while reporting NOT_SERVING,
+    /// so load balancers stop sending before connections close. In Kubernetes the
+    /// preStop hook covers this, so the default is zero.
+    #[serde(with = "humantime_serde")]
+    pub drain_delay: Duration,
+    /// Longest time from SIGTERM to exit.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_grace: Duration,
+    /// How often dependency checks refresh readiness and gRPC health.
+    #[serde(with = "humantime_serde")]
+    pub readiness_interval: Duration,
+    /// Deployment mode.
+    pub environment: Environment,
+}
+
+impl ServerConfig {
+    /// Defaults for a service whose gRPC port is `grpc_port` and admin port `grpc_port + 1000`.
+    pub fn with_ports(grpc_port: u16) -> Self {
+        Self {
+            grpc_addr: SocketAddr::from(([0, 0, 0, 0], grpc_port)),
+            admin_addr: SocketAddr::from(([0, 0, 0, 0], grpc_port + 1000)),
+            ..Self::default()
+        }
+    }
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            grpc_addr: SocketAddr::from(([0, 0, 0, 0], 50051)),
+            admin_addr: SocketAddr::from(([0, 0, 0, 0], 51051)),
+            drain_delay: Duration::ZERO,
+            shutdown_grace: Duration::from_secs(20),
+            readiness_interval: Duration::from_secs(2),
+            environment: Environment::Development,
+        }
+    }
+}
+
+impl Validate for ServerConfig {
+    fn validate(&self, issues: &mut Vec<ConfigIssue>) {
+        if self.grpc_addr.port() != 0 && self.grpc_addr.port() == self.admin_addr.port() {
+            issues.push(ConfigIssue::new("server.admin_addr", "must differ from server.grpc_addr"));
+        }
+        if self.shutdown_grace.is_zero() || self.shutdown_grace > Duration::from_secs(600) {
+            issues.push(ConfigIssue::new("server.shutdown_grace", "must be between 1ms and 10m"));
+        }
+        if self.drain_delay >= self.shutdown_grace {
+            issues.push(ConfigIssue::new("server.drain_delay", "must be shorter than server.shutdown_grace"));
+        }
+        if self.readiness_interval.is_zero() {
+            issues.push(ConfigIssue::new("server.readiness_interval", "must be positive"));
+        }
+    }
+}
+
+/// Log filtering. Traces go to OTLP when `OTEL_EXPORTER_OTLP_ENDPOINT` is set.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TelemetryConfig {
+    /// An `EnvFilter` directive; `RUST_LOG` overrides it when set.
+    pub log_filter: String,
+    /// JSON logs (production) or human-readable ones (a developer's terminal).
+    pub log_json: bool,
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        Self { log_filter: "info".into(), log_json: true }
+    }
+}
+
+impl Validate for TelemetryConfig {
+    fn validate(&self, issues: &mut Vec<ConfigIssue>) {
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log_filter) {
+            issues.push(ConfigIssue::new("telemetry.log_filter", e.to_string()));
+        }
+    }
+}
+
+/// The service's own Postgres database.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DatabaseConfig {
+    /// `postgres://` URL of the service's database.
+    pub url: String,
+    /// Upper bound of pooled connections.
+    pub max_connections: u32,
+    /// How long a caller waits for a pooled connection.
+    #[serde(with = "humantime_serde")]
+    pub acquire_timeout: Duration,
+    /// Run pending migrations at start (development); production runs `<service> migrate`.
+    pub migrate_on_start: bool,
+}
+
+impl DatabaseConfig {
+    /// Defaults pointing at the local server's `ticketing_<service>` database.
+    pub fn for_service(service: &str) -> Self {
+        Self {
+            url: format!("postgres://postgres@127.0.0.1:5432/ticketing_{service}"),
+            max_connections: 16,
+            acquire_timeout: Duration::from_secs(3),
+            migrate_on_start: true,
+        }
+    }
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self::for_service("service")
+    }
+}
+
+impl Validate for DatabaseConfig {
+    fn validate(&self, issues: &mut Vec<ConfigIssue>) {
+        if !(self.url.starts_with("postgres://") || self.url.starts_with("postgresql://")) {
+            issues.push(ConfigIssue::new("database.url", "must be a postgres:// URL"));
+        }
+        if self.max_connections == 0 {
+            issues.push(ConfigIssue::new("database.max_connections", "must be at least 1"));
+        }
+        if self.acquire_timeout.is_zero() {
+            issues.push(ConfigIssue::new("database.acquire_timeout", "must be positive"));
+        }
+    }
+}
+
+/// Redis, for services that keep hot state there.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RedisConfig {
+    /// `redis://` or `rediss://` URL.
+    pub url: String,
+    /// Prepended to every key, so several deployments (or tests) can share a server.
+    pub key_prefix: String,
+}
+
+impl Default for RedisConfig {
+    fn default() -> Self {
+        Self { url: "redis://127.0.0.1:6379".into(), key_prefix: "ticketing:".into() }
+    }
+}
+
+impl Validate for RedisConfig {
+    fn validate(&self, issues: &mut Vec<ConfigIssue>) {
+        if let Err(e) = redis::Client::open(self.url.as_str()) {
+            issues.push(ConfigIssue::new("redis.url", e.to_string()));
+        }
+    }
+}
+
+/// Kafka connection, topic naming and consumer behaviour.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct KafkaConfig {
+    /// Comma-separated bootstrap servers.
+    pub brokers: String,
+    /// Prepended (with a dot) to every topic name; empty for none.
+    pub topic_namespace: String,
+    /// Create the service's topics (and their `.dlq`) at start if missing.
+    pub create_topics: bool,
+    /// Partitions of topics created at start.
+    pub topic_partitions: i32,
+    /// Replication factor of topics created at start.
+    pub topic_replication: i32,
+    /// Extra librdkafka properties (TLS, SASL). `_` in a key stands for `.`,
+    /// so `security_protocol` sets `security.protocol`.
+    pub properties: BTreeMap<String, String>,
+    /// How often the outbox relay polls when it found nothing to publish.
+    #[serde(with = "humantime_serde")]
+    pub outbox_poll_interval: Duration,
+    /// Rows the relay publishes per transaction.
+    pub outbox_batch_size: i64,
+    /// Attempts a consumer makes on one message before sending it to the DLQ.
+    pub consumer_max_attempts: u32,
+    /// First retry delay; doubles each attempt.
+    #[serde(with = "humantime_serde")]
+    pub consumer_retry_backoff: Duration,
+}
+
+impl KafkaConfig {
+    /// The full topic name for `base` (e.g. `identity.events`) in this namespace.
+    pub fn topic(&self, base: &str) -> String {
+        if self.topic_namespace.is_empty() {
+            base.to_owned()
+        } else {
+            format!("{}.{base}", self.topic_namespace)
+        }
+    }
+}
+
+impl Default for KafkaConfig {
+    fn default() -> Self {
+        Self {
+            brokers: "127.0.0.1:9092".into(),
+            topic_namespace: String::new(),
+            create_topics: true,
+            topic_partitions: 3,
+            topic_replication: 1,
+            properties: BTreeMap::new(),
+            outbox_poll_interval: Duration::from_millis(200),
+            outbox_batch_size: 100,
+            consumer_max_attempts: 5,
+            consumer_retry_backoff: Duration::from_millis(200),
+        }
+    }
+}
+
+impl Validate for KafkaConfig {
+    fn validate(&self, issues: &mut Vec<ConfigIssue>) {
+        if self.brokers.split(',').any(|b| b.trim().is_empty()) {
+            issues.push(ConfigIssue::new("kafka.brokers", "must be a comma-separated host:port list"));
+        }
+        if self.topic_partitions < 1 {
+            issues.push(ConfigIssue::new("kafka.topic_partitions", "must be at least 1"));
+        }
+        if self.topic_replication < 1 {
+            issues.push(ConfigIssue::new("kafka.topic_replication", "must be at least 1"));
+        }
+        if self.outbox_batch_size < 1 {
+            issues.push(ConfigIssue::new("kafka.outbox_batch_size", "must be at least 1"));
+        }
+        if self.outbox_poll_interval.is_zero() {
+            issues.push(ConfigIssue::new("kafka.outbox_poll_interval", "must be positive"));
+        }
+        if self.consumer_max_attempts == 0 {
+            issues.push(ConfigIssue::new("kafka.consumer_max_attempts", "must be at least 1"));
+        }
+        if !self.topic_namespace.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)) {
+            issues.push(ConfigIssue::new("kafka.topic_namespace", "may hold only [A-Za-z0-9._-]"));
+        }
+    }
+}
+
+/// How services verify access tokens.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AuthConfig {
+    /// Where the JWKS is served (identity's admin port in a cluster).
+    pub jwks_url: String,
+    /// Expected `iss` claim.
+    pub issuer: String,
+    /// Expected `aud` claim.
+    pub audience: String,
+    /// How often the JWKS is refetched even without an unknown `kid`.
+    #[serde(with = "humantime_serde")]
+    pub jwks_refresh_interval: Duration,
+    /// Shortest gap between two fetches triggered by unknown `kid`s.
+    #[serde(with = "humantime_serde")]
+    pub jwks_min_refetch_interval: Duration,
+    /// Allowed clock skew when checking `exp` and `nbf`.
+    #[serde(with = "humantime_serde")]
+    pub leeway: Duration,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            jwks_url: "http://127.0.0.1:51051/.well-known/jwks.json".into(),
+            issuer: "https://ticketing.local".into(),
+            audience: "ticketing".into(),
+            jwks_refresh_interval: Duration::from_secs(300),
+            jwks_min_refetch_interval: Duration::from_secs(10),
+            leeway: Duration::from_secs(30),
+        }
+    }
+}
+
+impl Validate for AuthConfig {
+    fn validate(&self, issues: &mut Vec<ConfigIssue>) {
+        if !(self.jwks_url.starts_with("http://") || self.jwks_url.starts_with("https://")) {
+            issues.push(ConfigIssue::new("auth.jwks_url", "must be an http(s) URL"));
+        }
+        if self.issuer.is_empty() {
+            issues.push(ConfigIssue::new("auth.issuer", "must not be empty"));
+        }
+        if self.audience.is_empty() {
+            issues.push(ConfigIssue::new("auth.audience", "must not be empty"));
+        }
+    }
+}
+
+impl fmt::Display for ConfigIssue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "key `{}`: {}", self.key, self.message)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Default, Serialize, Deserialize)]
+    #[serde(default)]
+    struct Sample {
+        server: ServerConfig,
+        database: DatabaseConfig,
+        kafka: KafkaConfig,
+    }
+
+    impl Validate for Sample {
+        fn validate(&self, issues: &mut Vec<ConfigIssue>) {
+            self.server.validate(issues);
+            self.database.validate(issues);
+            self.kafka.validate(issues);
+        }
+    }
+
+    /// Loads `Sample` with `vars` as the only `TICKETING_*` environment.
+    #[allow(clippy::result_large_err)] // the closure's error type is figment's
+    fn load_vars(vars: &[(&str, &str)]) -> Result<Sample, String> {
+        let mut result = Err(String::new());
+        figment::Jail::expect_with(|jail| {
+            jail.clear_env();
+            for (k, v) in vars {
+                jail.set_env(k, v);
+            }
+            result = load(Sample::default(), None).map_err(|e| e.to_string());
+            Ok(())
+        });
+        result
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        let config = load_vars(&[]).expect("defaults load");
+        assert_eq!(config.server.shutdown_grace, Duration::from_secs(20));
+    }
+
+    #[test]
+    fn a_bad_value_names_its_key() {
+        let err = load_vars(&[("TICKETING_SERVER__GRPC_ADDR", "not-an-addr")]).unwrap_err();
+        assert!(err.contains("`server.grpc_addr`"), "{err}");
+    }
+
+    #[test]
+    fn a_rule_violation_names_its_key() {
+        let err = load_vars(&[("TICKETING_DATABASE__MAX_CONNECTIONS", "0")]).unwrap_err();
+        assert!(err.contains("`database.max_connections`"), "{err}");
+    }
+
+    #[test]
+    fn env_overrides_defaults() {
+        let config = load_vars(&[("TICKETING_SERVER__SHUTDOWN_GRACE", "5s")]).expect("loads");
+        assert_eq!(config.server.shutdown_grace, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn topics_are_namespaced() {
+        let mut kafka = KafkaConfig::default();
+        assert_eq!(kafka.topic("identity.events"), "identity.events");
+        kafka.topic_namespace = "t1".into();
+        assert_eq!(kafka.topic("identity.events"), "t1.identity.events");
+    }
+}

@@ -1,0 +1,52 @@
+//! The Postgres pool and each service's embedded migrations.
+//!
+//! Platform tables (outbox, processed events) use versions below 1000; services
+//! number theirs by timestamp, so one migrator runs both in order.
+
+use std::borrow::Cow;
+
+use anyhow::Context as _;
+use sqlx::migrate::{MigrateDatabase, Migrator};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{PgPool, Postgres};
+
+use crate::config::DatabaseConfig;
+
+static PLATFORM: Migrator = sqlx::migrate!("./migrations");
+
+/// The platform's migrations followed by `service`'s own (pass `None` for none yet).
+pub fn migrator(service: Option<&Migrator>) -> Migrator {
+    let mut migrations: Vec<_> = PLATFORM.migrations.iter().cloned().collect();
+    if let Some(service) = service {
+        migrations.extend(service.migrations.iter().cloned());
+    }
+    migrations.sort_by_key(|m| m.version);
+    Migrator { migrations: Cow::Owned(migrations), ..Migrator::DEFAULT }
+}
+
+/// A pool for `config`. Connections open lazily, so a service starts (unready) while
+/// Postgres is down and becomes ready when it is back.
+pub fn pool(config: &DatabaseConfig) -> anyhow::Result<PgPool> {
+    let options: PgConnectOptions = config.url.parse().context("parsing database.url")?;
+    Ok(PgPoolOptions::new()
+        .max_connections(config.max_connections)
+        .acquire_timeout(config.acquire_timeout)
+        .connect_lazy_with(options))
+}
+
+/// Creates the database if it is missing, then applies pending migrations.
+/// Safe to run from several replicas at once: sqlx takes an advisory lock.
+pub async fn migrate(config: &DatabaseConfig, migrator: &Migrator) -> anyhow::Result<()> {
+    if !Postgres::database_exists(&config.url).await.context("checking the database exists")? {
+        // Another replica may create it between the check and here.
+        if let Err(e) = Postgres::create_database(&config.url).await
+            && !Postgres::database_exists(&config.url).await.unwrap_or(false)
+        {
+            return Err(e).context("creating the database");
+        }
+    }
+    let pool = PgPoolOptions::new().max_connections(1).connect(&config.url).await.context("connecting to Postgres")?;
+    migrator.run(&pool).await.context("applying migrations")?;
+    pool.close().await;
+    Ok(())
+}

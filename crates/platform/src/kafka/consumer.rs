@@ -1,0 +1,242 @@
+//! The at-least-once consumer: commit after processing, dedupe on the event id,
+//! bounded retries with backoff, and a dead-letter topic for poison messages.
+//!
+//! Each message is handled in one Postgres transaction that also records
+//! `(consumer, event id)` in `processed_events`; a redelivered event finds its
+//! row and is skipped, so handlers run effectively once.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use prost::Message as _;
+use prometheus::{IntCounterVec, Opts};
+use rdkafka::Message;
+use rdkafka::consumer::{CommitMode, Consumer as _, StreamConsumer};
+use rdkafka::message::{BorrowedMessage, Header, Headers, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use sqlx::{PgConnection, PgPool};
+use ticketing_proto::events::v1::Envelope;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::config::KafkaConfig;
+use crate::metrics::Metrics;
+
+/// How a handler failed.
+#[derive(Debug, thiserror::Error)]
+pub enum HandleError {
+    /// Worth another try (a peer or the database was unavailable).
+    #[error("retryable: {0:#}")]
+    Retryable(anyhow::Error),
+    /// Will fail again whatever happens: the message goes to the DLQ.
+    #[error("permanent: {0:#}")]
+    Permanent(anyhow::Error),
+}
+
+/// Processes one event inside the transaction that marks it processed.
+pub trait Handler: Send + Sync + 'static {
+    /// Handles `event`. Writes through `tx` commit atomically with the dedupe record.
+    fn handle<'a>(
+        &'a self,
+        tx: &'a mut PgConnection,
+        event: &'a Envelope,
+    ) -> impl Future<Output = Result<(), HandleError>> + Send + 'a;
+}
+
+/// What became of one message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The handler ran and its transaction committed.
+    Processed,
+    /// The event id was processed before; nothing ran.
+    Duplicate,
+    /// The message went to the dead-letter topic.
+    DeadLettered,
+}
+
+impl Outcome {
+    fn label(self) -> &'static str {
+        match self {
+            Self::Processed => "processed",
+            Self::Duplicate => "duplicate",
+            Self::DeadLettered => "dead_lettered",
+        }
+    }
+}
+
+/// A consumer group member feeding one [`Handler`].
+pub struct Consumer<H> {
+    group: String,
+    topics: Vec<String>,
+    pool: PgPool,
+    producer: FutureProducer,
+    handler: Arc<H>,
+    config: KafkaConfig,
+    outcomes: IntCounterVec,
+}
+
+impl<H: Handler> Consumer<H> {
+    /// A consumer in `group` reading `topics` (full names).
+    pub fn new(
+        group: impl Into<String>,
+        topics: Vec<String>,
+        pool: PgPool,
+        producer: FutureProducer,
+        handler: H,
+        config: &KafkaConfig,
+        metrics: &Metrics,
+    ) -> Self {
+        let outcomes = IntCounterVec::new(
+            Opts::new("kafka_consumer_messages_total", "Consumed messages, by topic and outcome."),
+            &["group", "topic", "outcome"],
+        )
+        .expect("static metric definition");
+        // A second consumer in the same service shares the collector.
+        let _ = metrics.registry().register(Box::new(outcomes.clone()));
+        Self {
+            group: group.into(),
+            topics,
+            pool,
+            producer,
+            handler: Arc::new(handler),
+            config: config.clone(),
+            outcomes,
+        }
+    }
+
+    /// Consumes until `stop` is cancelled. The message in hand is finished first.
+    pub async fn run(self, stop: CancellationToken) -> anyhow::Result<()> {
+        let consumer: StreamConsumer = crate::kafka::client_config(&self.config)
+            .set("group.id", &self.group)
+            .set("enable.auto.commit", "false")
+            .set("auto.offset.reset", "earliest")
+            .create()
+            .context("creating the Kafka consumer")?;
+        let topics: Vec<&str> = self.topics.iter().map(String::as_str).collect();
+        consumer.subscribe(&topics).context("subscribing")?;
+        loop {
+            let message = tokio::select! {
+                () = stop.cancelled() => return Ok(()),
+                message = consumer.recv() => message,
+            };
+            let message = match message {
+                Ok(message) => message,
+                Err(e) => {
+                    tracing::warn!(group = %self.group, error = %e, "Kafka receive failed");
+                    tokio::time::sleep(self.config.consumer_retry_backoff).await;
+                    continue;
+                }
+            };
+            let Some(outcome) = self.process(&message, &stop).await else {
+                // Stopped mid-retry: leave the offset uncommitted so it is redelivered.
+                return Ok(());
+            };
+            self.outcomes.with_label_values(&[&self.group, message.topic(), outcome.label()]).inc();
+            // Commit only after the outcome is durable; a lost commit means a redelivery,
+            // which the dedupe table absorbs.
+            if let Err(e) = consumer.commit_message(&message, CommitMode::Async) {
+                tracing::warn!(group = %self.group, error = %e, "offset commit failed");
+            }
+        }
+    }
+
+    /// Handles one message with retries; `None` when `stop` interrupted it.
+    async fn process(&self, message: &BorrowedMessage<'_>, stop: &CancellationToken) -> Option<Outcome> {
+        let envelope = match decode(message) {
+            Ok(envelope) => envelope,
+            Err(e) => return self.dead_letter(message, &e, stop).await,
+        };
+        let span = tracing::info_span!("kafka.consume", messaging.destination = message.topic(), event.id = %envelope.id, event.type = %envelope.r#type);
+        let parent = crate::telemetry::extract_kafka(message.headers()).unwrap_or_else(|| envelope.traceparent.clone());
+        crate::telemetry::set_parent_from_traceparent(&span, &parent);
+
+        let mut backoff = self.config.consumer_retry_backoff;
+        for attempt in 1..=self.config.consumer_max_attempts {
+            let result = self.handle_once(&envelope).instrument(span.clone()).await;
+            match result {
+                Ok(outcome) => return Some(outcome),
+                Err(HandleError::Permanent(e)) => return self.dead_letter(message, &e, stop).await,
+                Err(HandleError::Retryable(e)) if attempt == self.config.consumer_max_attempts => {
+                    return self.dead_letter(message, &e.context("retries exhausted"), stop).await;
+                }
+                Err(HandleError::Retryable(e)) => {
+                    tracing::warn!(parent: &span, attempt, error = format!("{e:#}"), "handler failed; retrying");
+                    tokio::select! {
+                        () = stop.cancelled() => return None,
+                        () = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(30));
+                }
+            }
+        }
+        unreachable!("the last attempt always returns")
+    }
+
+    async fn handle_once(&self, envelope: &Envelope) -> Result<Outcome, HandleError> {
+        let event_id = uuid::Uuid::parse_str(&envelope.id)
+            .map_err(|e| HandleError::Permanent(anyhow::Error::new(e).context("event id is not a UUID")))?;
+        let retryable = |e: sqlx::Error| HandleError::Retryable(e.into());
+        let mut tx = self.pool.begin().await.map_err(retryable)?;
+        let fresh = sqlx::query("INSERT INTO processed_events (consumer, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+            .bind(&self.group)
+            .bind(event_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(retryable)?
+            .rows_affected()
+            == 1;
+        if !fresh {
+            return Ok(Outcome::Duplicate);
+        }
+        self.handler.handle(&mut tx, envelope).await?;
+        tx.commit().await.map_err(retryable)?;
+        Ok(Outcome::Processed)
+    }
+
+    /// Copies the message to `<topic>.dlq` with the reason in headers. Retries until it
+    /// succeeds, because committing past a message that is not dead-lettered would lose it.
+    async fn dead_letter(&self, message: &BorrowedMessage<'_>, error: &anyhow::Error, stop: &CancellationToken) -> Option<Outcome> {
+        let dlq = format!("{}{}", message.topic(), crate::kafka::DLQ_SUFFIX);
+        let reason = format!("{error:#}");
+        tracing::error!(group = %self.group, topic = message.topic(), offset = message.offset(), error = %reason, "dead-lettering message");
+        let mut headers = OwnedHeaders::new();
+        if let Some(original) = message.headers() {
+            for h in original.iter() {
+                headers = headers.insert(Header { key: h.key, value: h.value });
+            }
+        }
+        let partition = message.partition().to_string();
+        let offset = message.offset().to_string();
+        let headers = headers
+            .insert(Header { key: "dlq.error", value: Some(&reason) })
+            .insert(Header { key: "dlq.consumer", value: Some(&self.group) })
+            .insert(Header { key: "dlq.original.topic", value: Some(message.topic()) })
+            .insert(Header { key: "dlq.original.partition", value: Some(&partition) })
+            .insert(Header { key: "dlq.original.offset", value: Some(&offset) });
+        let mut backoff = self.config.consumer_retry_backoff;
+        loop {
+            let mut record = FutureRecord::to(&dlq).headers(headers.clone());
+            if let Some(key) = message.key() {
+                record = record.key(key);
+            }
+            if let Some(payload) = message.payload() {
+                record = record.payload(payload);
+            }
+            match self.producer.send(record, Duration::from_secs(5)).await {
+                Ok(_) => return Some(Outcome::DeadLettered),
+                Err((e, _)) => tracing::warn!(topic = %dlq, error = %e, "DLQ publish failed; retrying"),
+            }
+            tokio::select! {
+                () = stop.cancelled() => return None,
+                () = tokio::time::sleep(backoff) => {}
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(30));
+        }
+    }
+}
+
+fn decode(message: &BorrowedMessage<'_>) -> anyhow::Result<Envelope> {
+    let payload = message.payload().context("message has no payload")?;
+    Envelope::decode(payload).context("payload is not an event envelope")
+}

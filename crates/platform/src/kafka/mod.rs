@@ -1,0 +1,61 @@
+//! Kafka plumbing: the idempotent producer, topic creation, the outbox relay and the consumer.
+
+pub mod consumer;
+pub mod outbox;
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+use rdkafka::ClientConfig;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::producer::FutureProducer;
+use rdkafka::types::RDKafkaErrorCode;
+
+use crate::config::KafkaConfig;
+
+/// Suffix of the dead-letter topic of every consumed topic.
+pub const DLQ_SUFFIX: &str = ".dlq";
+
+/// Base client settings: brokers plus the configured extra properties.
+pub fn client_config(config: &KafkaConfig) -> ClientConfig {
+    let mut client = ClientConfig::new();
+    client.set("bootstrap.servers", &config.brokers);
+    for (key, value) in &config.properties {
+        client.set(key.replace('_', "."), value);
+    }
+    client
+}
+
+/// An idempotent producer: `enable.idempotence=true`, `acks=all`, so retries never duplicate
+/// or reorder within a partition.
+pub fn producer(config: &KafkaConfig) -> anyhow::Result<FutureProducer> {
+    client_config(config)
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("message.timeout.ms", "30000")
+        .set("linger.ms", "5")
+        .create()
+        .context("creating the Kafka producer")
+}
+
+/// Creates `topics` if they do not exist yet (no-op when `kafka.create_topics` is off).
+pub async fn ensure_topics(config: &KafkaConfig, topics: &[String]) -> anyhow::Result<()> {
+    if !config.create_topics || topics.is_empty() {
+        return Ok(());
+    }
+    let admin: AdminClient<DefaultClientContext> =
+        client_config(config).create().context("creating the Kafka admin client")?;
+    let new: Vec<_> = topics
+        .iter()
+        .map(|t| NewTopic::new(t, config.topic_partitions, TopicReplication::Fixed(config.topic_replication)))
+        .collect();
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    for result in admin.create_topics(&new, &options).await.context("creating Kafka topics")? {
+        match result {
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((topic, code)) => anyhow::bail!("creating topic {topic}: {code}"),
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,166 @@
+//! The transactional outbox and its relay.
+//!
+//! A service writes events with [`enqueue`] inside the transaction that makes
+//! the change, so an event exists if and only if the change committed. The
+//! [`Relay`] publishes rows and deletes them. Each batch is claimed with
+//! `FOR UPDATE SKIP LOCKED`, so any number of replicas can relay at once
+//! without publishing a row twice; a crash between publish and delete
+//! republishes it, which consumers absorb by deduplicating on the event id.
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+use prost::Message as _;
+use prometheus::{IntCounterVec, Opts};
+use rdkafka::message::OwnedHeaders;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use sqlx::{PgConnection, PgPool};
+use ticketing_proto::events::v1::Envelope;
+use tokio_util::sync::CancellationToken;
+
+use crate::metrics::Metrics;
+
+/// Adds `envelope` to the outbox for `topic`, inside the caller's transaction.
+pub async fn enqueue(conn: &mut PgConnection, topic: &str, envelope: &Envelope) -> anyhow::Result<()> {
+    let event_id = uuid::Uuid::parse_str(&envelope.id).context("envelope id is not a UUID")?;
+    sqlx::query(
+        "INSERT INTO outbox (event_id, topic, message_key, event_type, envelope, traceparent)
+         VALUES ($1, $2, $3, $4, $5, NULLIF($6, ''))",
+    )
+    .bind(event_id)
+    .bind(topic)
+    .bind(&envelope.aggregate_id)
+    .bind(&envelope.r#type)
+    .bind(envelope.encode_to_vec())
+    .bind(&envelope.traceparent)
+    .execute(conn)
+    .await
+    .context("writing to the outbox")?;
+    Ok(())
+}
+
+/// Publishes outbox rows to Kafka.
+#[derive(Clone)]
+pub struct Relay {
+    pool: PgPool,
+    producer: FutureProducer,
+    batch_size: i64,
+    poll_interval: Duration,
+    published: IntCounterVec,
+}
+
+#[derive(sqlx::FromRow)]
+struct Row {
+    seq: i64,
+    topic: String,
+    message_key: String,
+    envelope: Vec<u8>,
+    traceparent: Option<String>,
+}
+
+impl Relay {
+    /// A relay draining `pool`'s outbox through `producer`.
+    pub fn new(pool: PgPool, producer: FutureProducer, config: &crate::config::KafkaConfig, metrics: &Metrics) -> Self {
+        let published = IntCounterVec::new(
+            Opts::new("outbox_relay_messages_total", "Outbox rows the relay tried to publish, by result."),
+            &["result"],
+        )
+        .expect("static metric definition");
+        // Several relays in one registry (tests) share the counter.
+        let published = match metrics.registry().register(Box::new(published.clone())) {
+            Ok(()) => published,
+            Err(_) => published,
+        };
+        Self {
+            pool,
+            producer,
+            batch_size: config.outbox_batch_size,
+            poll_interval: config.outbox_poll_interval,
+            published,
+        }
+    }
+
+    /// Relays until `stop` is cancelled. Broker or database errors are logged and retried.
+    pub async fn run(self, stop: CancellationToken) -> anyhow::Result<()> {
+        let mut backoff = self.poll_interval;
+        loop {
+            let wait = match self.publish_batch().await {
+                Ok(n) if n as i64 >= self.batch_size => Duration::ZERO,
+                Ok(_) => {
+                    backoff = self.poll_interval;
+                    self.poll_interval
+                }
+                Err(e) => {
+                    tracing::warn!(error = format!("{e:#}"), "outbox relay batch failed");
+                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                    backoff
+                }
+            };
+            tokio::select! {
+                () = stop.cancelled() => return Ok(()),
+                () = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+
+    /// Claims up to one batch, publishes it and deletes what was acknowledged.
+    /// Returns how many rows were published.
+    pub async fn publish_batch(&self) -> anyhow::Result<usize> {
+        let mut tx = self.pool.begin().await.context("starting the relay transaction")?;
+        let rows: Vec<Row> = sqlx::query_as(
+            "SELECT seq, topic, message_key, envelope, traceparent FROM outbox
+             ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED",
+        )
+        .bind(self.batch_size)
+        .fetch_all(&mut *tx)
+        .await
+        .context("claiming outbox rows")?;
+        if rows.is_empty() {
+            return Ok(0);
+        }
+
+        // Send the whole batch before awaiting: the producer pipelines it and keeps order.
+        let deliveries: Vec<_> = rows
+            .iter()
+            .map(|row| {
+                let headers = crate::telemetry::inject_kafka(OwnedHeaders::new(), row.traceparent.as_deref());
+                let record = FutureRecord::to(&row.topic)
+                    .key(&row.message_key)
+                    .payload(&row.envelope)
+                    .headers(headers);
+                self.producer.send(record, Duration::from_secs(5))
+            })
+            .collect();
+        let results = futures::future::join_all(deliveries).await;
+
+        let mut done = Vec::with_capacity(rows.len());
+        let mut first_error = None;
+        for (row, result) in rows.iter().zip(results) {
+            match result {
+                Ok(_) => done.push(row.seq),
+                Err((e, _)) => {
+                    sqlx::query("UPDATE outbox SET attempts = attempts + 1, last_error = $2 WHERE seq = $1")
+                        .bind(row.seq)
+                        .bind(e.to_string())
+                        .execute(&mut *tx)
+                        .await
+                        .context("recording a failed publish")?;
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        sqlx::query("DELETE FROM outbox WHERE seq = ANY($1)")
+            .bind(&done)
+            .execute(&mut *tx)
+            .await
+            .context("deleting published outbox rows")?;
+        tx.commit().await.context("committing the relay transaction")?;
+
+        self.published.with_label_values(&["published"]).inc_by(done.len() as u64);
+        if let Some(e) = first_error {
+            self.published.with_label_values(&["failed"]).inc_by((rows.len() - done.len()) as u64);
+            return Err(anyhow::Error::new(e).context("publishing outbox rows"));
+        }
+        Ok(done.len())
+    }
+}

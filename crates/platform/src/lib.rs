@@ -1,0 +1,22 @@
+//! Shared plumbing for every ticketing service: configuration, telemetry,
+//! metrics, the gRPC and admin servers with health and graceful shutdown,
+//! Postgres, Redis, Kafka (producer, outbox, consumer) and token verification.
+//!
+//! No business types live here.
+
+pub mod admin;
+pub mod app;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod events;
+pub mod kafka;
+pub mod metrics;
+pub mod readiness;
+pub mod redis;
+pub mod shutdown;
+pub mod skeleton;
+pub mod telemetry;
+
+pub use app::{App, Running, ShutdownHandle};

@@ -1,0 +1,124 @@
+//! Dependency checks behind `/readyz` and gRPC health.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+
+/// One dependency check: resolves to `Err` with a reason when the dependency is unusable.
+pub type Check = Arc<dyn Fn() -> BoxFuture<'static, anyhow::Result<()>> + Send + Sync>;
+
+/// How long one check may take before it counts as failed.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The named checks of one service and the latest verdict.
+#[derive(Clone, Default)]
+pub struct Readiness {
+    checks: Vec<(&'static str, Check)>,
+    ready: Arc<AtomicBool>,
+    draining: Arc<AtomicBool>,
+}
+
+/// The outcome of one round of checks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    /// Every check's name and its failure, if any.
+    pub checks: Vec<(&'static str, Option<String>)>,
+    /// Shutdown has begun: not ready whatever the checks say.
+    pub draining: bool,
+}
+
+impl Report {
+    /// Ready to take traffic.
+    pub fn is_ready(&self) -> bool {
+        !self.draining && self.checks.iter().all(|(_, failure)| failure.is_none())
+    }
+}
+
+impl Readiness {
+    /// Adds a named check.
+    pub fn add(&mut self, name: &'static str, check: Check) {
+        self.checks.push((name, check));
+    }
+
+    /// The verdict of the latest round, without running the checks.
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire) && !self.is_draining()
+    }
+
+    /// Whether shutdown has begun.
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Acquire)
+    }
+
+    /// Marks the service as shutting down: from now on it is never ready.
+    pub fn start_draining(&self) {
+        self.draining.store(true, Ordering::Release);
+        self.ready.store(false, Ordering::Release);
+    }
+
+    /// Runs every check concurrently, each bounded by a timeout, and records the verdict.
+    pub async fn run(&self) -> Report {
+        let results = futures::future::join_all(self.checks.iter().map(|(name, check)| async move {
+            let failure = match tokio::time::timeout(CHECK_TIMEOUT, check()).await {
+                Ok(Ok(())) => None,
+                Ok(Err(e)) => Some(format!("{e:#}")),
+                Err(_) => Some(format!("timed out after {CHECK_TIMEOUT:?}")),
+            };
+            (*name, failure)
+        }))
+        .await;
+        let report = Report { checks: results, draining: self.is_draining() };
+        self.ready.store(report.is_ready(), Ordering::Release);
+        report
+    }
+}
+
+/// A check that runs `SELECT 1` on the pool.
+pub fn postgres(pool: sqlx::PgPool) -> Check {
+    Arc::new(move || {
+        let pool = pool.clone();
+        Box::pin(async move {
+            sqlx::query("SELECT 1").execute(&pool).await?;
+            Ok(())
+        })
+    })
+}
+
+/// A check that sends `PING` to Redis.
+pub fn redis(conn: redis::aio::ConnectionManager) -> Check {
+    Arc::new(move || {
+        let mut conn = conn.clone();
+        Box::pin(async move {
+            let _: String = redis::cmd("PING").query_async(&mut conn).await?;
+            Ok(())
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn one_failing_check_makes_the_service_unready() {
+        let mut readiness = Readiness::default();
+        readiness.add("ok", Arc::new(|| Box::pin(async { Ok(()) })));
+        readiness.add("broken", Arc::new(|| Box::pin(async { anyhow::bail!("down") })));
+        let report = readiness.run().await;
+        assert!(!report.is_ready());
+        assert_eq!(report.checks[1], ("broken", Some("down".into())));
+        assert!(!readiness.is_ready());
+    }
+
+    #[tokio::test]
+    async fn draining_overrides_healthy_checks() {
+        let mut readiness = Readiness::default();
+        readiness.add("ok", Arc::new(|| Box::pin(async { Ok(()) })));
+        assert!(readiness.run().await.is_ready());
+        readiness.start_draining();
+        assert!(!readiness.is_ready());
+        assert!(!readiness.run().await.is_ready());
+    }
+}

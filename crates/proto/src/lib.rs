@@ -1,0 +1,30 @@
+//! Generated protobuf types and gRPC stubs for the ticketing services and events.
+//!
+//! Module paths mirror proto packages: `ticketing.identity.v1` is
+//! [`identity::v1`], `ticketing.events.v1` is [`events::v1`].
+
+#![allow(clippy::all, clippy::pedantic, missing_docs)]
+
+macro_rules! package {
+    ($name:ident, $pkg:literal) => {
+        #[doc = concat!("The `", $pkg, "` package.")]
+        pub mod $name {
+            /// Version 1 of the package.
+            pub mod v1 {
+                tonic::include_proto!($pkg);
+            }
+        }
+    };
+}
+
+package!(common, "ticketing.common.v1");
+package!(events, "ticketing.events.v1");
+package!(identity, "ticketing.identity.v1");
+package!(catalog, "ticketing.catalog.v1");
+package!(inventory, "ticketing.inventory.v1");
+package!(booking, "ticketing.booking.v1");
+package!(payment, "ticketing.payment.v1");
+package!(notification, "ticketing.notification.v1");
+
+/// Every message's fully qualified protobuf name, used as the envelope `type`.
+pub use prost::Name;

@@ -1,0 +1,6 @@
+//! The notification service binary (skeleton until its issue lands).
+
+fn main() -> std::process::ExitCode {
+    let deps = ticketing_platform::skeleton::Dependencies { postgres: true, redis: false };
+    ticketing_platform::skeleton::main("notification", 50056, deps)
+}
