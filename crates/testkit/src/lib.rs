@@ -1,1 +1,238 @@
-//! placeholder
+//! Test helpers against the real Postgres, Redis and Kafka-compatible broker.
+//!
+//! Every helper isolates one test from every other, in this run and in any
+//! other run sharing the servers: a fresh database, a fresh Redis key prefix,
+//! and a fresh topic namespace. Servers come from `DATABASE_URL`, `REDIS_URL`
+//! and `KAFKA_BROKERS`, with loopback defaults.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use rdkafka::Message as _;
+use rdkafka::consumer::{BaseConsumer, Consumer as _};
+use rdkafka::message::OwnedMessage;
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use sqlx::migrate::Migrator;
+use sqlx::{Connection as _, PgConnection, PgPool};
+use ticketing_platform::config::{DatabaseConfig, KafkaConfig, RedisConfig};
+use ticketing_platform::{Running, ShutdownHandle};
+
+/// The admin URL of the Postgres server tests create databases on.
+pub fn database_url() -> String {
+    std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// The Redis server tests use.
+pub fn redis_url() -> String {
+    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// The broker tests use.
+pub fn kafka_brokers() -> String {
+    std::env::var("KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:9092".into())
+}
+
+/// A short unique token for names.
+pub fn unique() -> String {
+    uuid::Uuid::new_v4().simple().to_string()[..16].to_owned()
+}
+
+/// Logs to the test output when `TEST_LOG` is set (e.g. `TEST_LOG=debug`).
+pub fn init_logging() {
+    if let Ok(filter) = std::env::var("TEST_LOG") {
+        let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
+    }
+}
+
+/// A database created for one test, with migrations applied, dropped when this is dropped.
+pub struct TestDb {
+    /// A pool on the database.
+    pub pool: PgPool,
+    /// Config pointing a service at the database.
+    pub config: DatabaseConfig,
+    name: String,
+}
+
+impl TestDb {
+    /// Creates `test_<unique>` and applies `migrator`.
+    pub async fn new(migrator: &Migrator) -> Self {
+        let name = format!("test_{}", unique());
+        let mut admin = PgConnection::connect(&database_url()).await.expect("connect to Postgres (DATABASE_URL)");
+        sqlx::query(&format!(r#"CREATE DATABASE "{name}""#)).execute(&mut admin).await.expect("create test database");
+        admin.close().await.ok();
+        let url = with_database(&database_url(), &name);
+        let pool = PgPool::connect(&url).await.expect("connect to the test database");
+        migrator.run(&pool).await.expect("apply migrations");
+        let mut config = DatabaseConfig::for_service("test");
+        config.url = url;
+        config.max_connections = 8;
+        config.migrate_on_start = false;
+        Self { pool, config, name }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        // Drop runs outside any runtime guarantee; use a private one on its own thread.
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+            runtime.block_on(async {
+                let mut admin = PgConnection::connect(&database_url()).await.ok()?;
+                sqlx::query(&format!(r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#))
+                    .execute(&mut admin)
+                    .await
+                    .ok()
+            })
+        })
+        .join();
+    }
+}
+
+fn with_database(url: &str, database: &str) -> String {
+    let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
+    let base = base.rsplit_once('/').map_or(base, |(server, _)| server);
+    match query {
+        Some(q) => format!("{base}/{database}?{q}"),
+        None => format!("{base}/{database}"),
+    }
+}
+
+/// A Redis key prefix for one test; its keys are deleted when this is dropped.
+pub struct TestRedis {
+    /// Config pointing a service at the prefix.
+    pub config: RedisConfig,
+}
+
+impl TestRedis {
+    /// A fresh `test:<unique>:` prefix.
+    pub fn new() -> Self {
+        Self { config: RedisConfig { url: redis_url(), key_prefix: format!("test:{}:", unique()) } }
+    }
+
+    /// Every key under the prefix.
+    pub fn keys(&self) -> Vec<String> {
+        let Ok(client) = redis::Client::open(self.config.url.as_str()) else { return Vec::new() };
+        let Ok(mut conn) = client.get_connection() else { return Vec::new() };
+        let pattern = format!("{}*", self.config.key_prefix);
+        redis::cmd("KEYS").arg(&pattern).query(&mut conn).unwrap_or_default()
+    }
+}
+
+impl Default for TestRedis {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for TestRedis {
+    fn drop(&mut self) {
+        let keys = self.keys();
+        if keys.is_empty() {
+            return;
+        }
+        if let Ok(mut conn) = redis::Client::open(self.config.url.as_str()).and_then(|c| c.get_connection()) {
+            let _: redis::RedisResult<()> = redis::cmd("DEL").arg(keys).query(&mut conn);
+        }
+    }
+}
+
+/// Kafka config whose topics live in a namespace of their own.
+pub fn kafka_config() -> KafkaConfig {
+    KafkaConfig {
+        brokers: kafka_brokers(),
+        topic_namespace: format!("t{}", unique()),
+        topic_partitions: 1,
+        outbox_poll_interval: Duration::from_millis(50),
+        consumer_retry_backoff: Duration::from_millis(20),
+        ..KafkaConfig::default()
+    }
+}
+
+/// Every message on `topic` (all partitions), once at least `min` have arrived or
+/// `timeout` has passed.
+pub fn read_topic(config: &KafkaConfig, topic: &str, min: usize, timeout: Duration) -> Vec<OwnedMessage> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &config.brokers)
+        .set("group.id", format!("testkit-{}", unique()))
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("create test consumer");
+    let deadline = Instant::now() + timeout;
+    let mut messages = Vec::new();
+    let mut assigned = false;
+    while Instant::now() < deadline {
+        if !assigned {
+            let Ok(metadata) = consumer.fetch_metadata(Some(topic), Duration::from_secs(2)) else { continue };
+            let partitions: Vec<i32> =
+                metadata.topics().iter().flat_map(|t| t.partitions().iter().map(|p| p.id())).collect();
+            if partitions.is_empty() {
+                std::thread::sleep(Duration::from_millis(100));
+                continue;
+            }
+            let mut list = TopicPartitionList::new();
+            for p in partitions {
+                list.add_partition_offset(topic, p, Offset::Beginning).expect("valid partition");
+            }
+            consumer.assign(&list).expect("assign partitions");
+            assigned = true;
+        }
+        // Once `min` arrived, half a second of quiet means the topic is drained.
+        let wait = if messages.len() >= min { 500 } else { 200 };
+        match consumer.poll(Duration::from_millis(wait)) {
+            Some(Ok(message)) => messages.push(message.detach()),
+            _ if messages.len() >= min => break,
+            _ => {}
+        }
+    }
+    messages.sort_by_key(|m| (m.partition(), m.offset()));
+    messages
+}
+
+/// A service running in-process; dropping it starts its shutdown.
+pub struct Spawned {
+    /// Where its gRPC server listens.
+    pub grpc_addr: SocketAddr,
+    /// Where its admin server listens.
+    pub admin_addr: SocketAddr,
+    shutdown: ShutdownHandle,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl Spawned {
+    /// Runs `running` on the current runtime.
+    pub fn start(running: Running) -> Self {
+        let (grpc_addr, admin_addr, shutdown) = (running.grpc_addr(), running.admin_addr(), running.shutdown_handle());
+        let task = tokio::spawn(running.run_until_stopped());
+        Self { grpc_addr, admin_addr, shutdown, task: Some(task) }
+    }
+
+    /// A gRPC channel to the service.
+    pub async fn channel(&self) -> tonic::transport::Channel {
+        tonic::transport::Endpoint::from_shared(format!("http://{}", self.grpc_addr))
+            .expect("valid endpoint")
+            .connect()
+            .await
+            .expect("connect to the spawned service")
+    }
+
+    /// The admin base URL, e.g. `http://127.0.0.1:1234`.
+    pub fn admin_url(&self) -> String {
+        format!("http://{}", self.admin_addr)
+    }
+
+    /// Shuts down and waits for the service's result.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        self.shutdown.shutdown();
+        match self.task.take() {
+            Some(task) => task.await?,
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        self.shutdown.shutdown();
+    }
+}
