@@ -43,8 +43,5 @@ async fn readyz(State(state): State<AdminState>) -> impl IntoResponse {
 }
 
 async fn metrics_text(State(state): State<AdminState>) -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, prometheus::TEXT_FORMAT)],
-        state.metrics.render(),
-    )
+    ([(header::CONTENT_TYPE, prometheus::TEXT_FORMAT)], state.metrics.render())
 }

@@ -71,7 +71,11 @@ impl App {
 
     /// Runs `task` until shutdown; it must return soon after [`App::stop_token`] is cancelled.
     /// A task that fails stops the whole service.
-    pub fn spawn(&mut self, name: &'static str, task: impl Future<Output = anyhow::Result<()>> + Send + 'static) -> &mut Self {
+    pub fn spawn(
+        &mut self,
+        name: &'static str,
+        task: impl Future<Output = anyhow::Result<()>> + Send + 'static,
+    ) -> &mut Self {
         self.tasks.push((name, Box::pin(task)));
         self
     }

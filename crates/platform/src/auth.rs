@@ -153,10 +153,8 @@ pub type JwksSource = Arc<dyn Fn() -> BoxFuture<'static, anyhow::Result<JwkSet>>
 
 /// Fetches the JWKS from `url` over HTTP.
 pub fn http_jwks(url: String) -> JwksSource {
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(5))
-        .build()
-        .expect("a plain HTTP client always builds");
+    let client =
+        reqwest::Client::builder().timeout(Duration::from_secs(5)).build().expect("a plain HTTP client always builds");
     Arc::new(move || {
         let (client, url) = (client.clone(), url.clone());
         Box::pin(async move {
@@ -220,14 +218,12 @@ impl Verifier {
         }
         let kid = header.kid.ok_or_else(|| AuthError::Malformed("no kid".into()))?;
         let key = self.key(&kid).await?;
-        let data = jsonwebtoken::decode::<Claims>(token, &key, &self.inner.validation).map_err(|e| {
-            match e.kind() {
-                jsonwebtoken::errors::ErrorKind::ExpiredSignature => AuthError::Expired,
-                _ => AuthError::Invalid(e.to_string()),
-            }
+        let data = jsonwebtoken::decode::<Claims>(token, &key, &self.inner.validation).map_err(|e| match e.kind() {
+            jsonwebtoken::errors::ErrorKind::ExpiredSignature => AuthError::Expired,
+            _ => AuthError::Invalid(e.to_string()),
         })?;
-        let user_id = uuid::Uuid::parse_str(&data.claims.sub)
-            .map_err(|_| AuthError::Invalid("sub is not a user id".into()))?;
+        let user_id =
+            uuid::Uuid::parse_str(&data.claims.sub).map_err(|_| AuthError::Invalid("sub is not a user id".into()))?;
         Ok(Principal { user_id, roles: data.claims.roles, token: token.to_owned() })
     }
 

@@ -71,9 +71,7 @@ where
         match command {
             Command::Serve => serve(config).await,
             Command::Migrate => {
-                let database = config
-                    .database()
-                    .ok_or_else(|| anyhow::anyhow!("{name} has no database to migrate"))?;
+                let database = config.database().ok_or_else(|| anyhow::anyhow!("{name} has no database to migrate"))?;
                 crate::db::migrate(database, &crate::db::migrator(migrations)).await?;
                 tracing::info!(service = name, "migrations applied");
                 Ok(())

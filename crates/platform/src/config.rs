@@ -288,11 +288,7 @@ pub struct KafkaConfig {
 impl KafkaConfig {
     /// The full topic name for `base` (e.g. `identity.events`) in this namespace.
     pub fn topic(&self, base: &str) -> String {
-        if self.topic_namespace.is_empty() {
-            base.to_owned()
-        } else {
-            format!("{}.{base}", self.topic_namespace)
-        }
+        if self.topic_namespace.is_empty() { base.to_owned() } else { format!("{}.{base}", self.topic_namespace) }
     }
 }
 

@@ -17,6 +17,7 @@ pub mod readiness;
 pub mod redis;
 pub mod shutdown;
 pub mod skeleton;
+pub mod status;
 pub mod telemetry;
 
 pub use app::{App, Running, ShutdownHandle};

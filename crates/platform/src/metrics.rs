@@ -30,10 +30,8 @@ struct Red {
 
 impl Red {
     fn new(registry: &Registry, prefix: &str, labels: &[&str]) -> prometheus::Result<Self> {
-        let requests = IntCounterVec::new(
-            Opts::new(format!("{prefix}_requests_total"), "Requests handled, by outcome."),
-            labels,
-        )?;
+        let requests =
+            IntCounterVec::new(Opts::new(format!("{prefix}_requests_total"), "Requests handled, by outcome."), labels)?;
         let duration = HistogramVec::new(
             HistogramOpts::new(format!("{prefix}_request_duration_seconds"), "Time to handle a request.")
                 .buckets(LATENCY_BUCKETS.to_vec()),
@@ -51,8 +49,8 @@ impl Metrics {
         let labels = std::collections::HashMap::from([("service".to_owned(), service.to_owned())]);
         let registry = Registry::new_custom(None, Some(labels)).expect("static labels are valid");
         let grpc = Red::new(&registry, "grpc_server", &["method", "code"]).expect("static metric definitions");
-        let http = Red::new(&registry, "http_server", &["method", "route", "status"])
-            .expect("static metric definitions");
+        let http =
+            Red::new(&registry, "http_server", &["method", "route", "status"]).expect("static metric definitions");
         Self { registry, grpc: Arc::new(grpc), http: Arc::new(http) }
     }
 
@@ -70,9 +68,7 @@ impl Metrics {
     /// The text exposition of every metric.
     pub fn render(&self) -> String {
         let mut buf = Vec::new();
-        TextEncoder::new()
-            .encode(&self.registry.gather(), &mut buf)
-            .expect("text encoding into a Vec cannot fail");
+        TextEncoder::new().encode(&self.registry.gather(), &mut buf).expect("text encoding into a Vec cannot fail");
         String::from_utf8(buf).expect("exposition is UTF-8")
     }
 
@@ -144,7 +140,8 @@ where
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
         let started = Instant::now();
         let path = request.uri().path().to_owned();
-        let span = tracing::info_span!("grpc.request", rpc.method = %path, rpc.grpc.status_code = tracing::field::Empty);
+        let span =
+            tracing::info_span!("grpc.request", rpc.method = %path, rpc.grpc.status_code = tracing::field::Empty);
         crate::telemetry::set_parent_from_headers(&span, request.headers());
         let metrics = self.metrics.clone();
         let future = self.inner.call(request);
@@ -185,7 +182,9 @@ mod tests {
         metrics.observe_http("GET", "/v1/events", 200, Instant::now());
         let text = metrics.render();
         assert!(
-            text.contains(r#"http_server_requests_total{method="GET",route="/v1/events",status="200",service="test"} 1"#),
+            text.contains(
+                r#"http_server_requests_total{method="GET",route="/v1/events",status="200",service="test"} 1"#
+            ),
             "{text}"
         );
         assert!(text.contains("http_server_request_duration_seconds_bucket"), "{text}");

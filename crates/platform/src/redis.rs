@@ -11,7 +11,5 @@ pub async fn connect(config: &RedisConfig) -> anyhow::Result<redis::aio::Connect
     let manager_config = redis::aio::ConnectionManagerConfig::new()
         .set_connection_timeout(std::time::Duration::from_secs(2))
         .set_response_timeout(std::time::Duration::from_secs(2));
-    redis::aio::ConnectionManager::new_with_config(client, manager_config)
-        .await
-        .context("connecting to Redis")
+    redis::aio::ConnectionManager::new_with_config(client, manager_config).await.context("connecting to Redis")
 }

@@ -39,8 +39,7 @@ impl Drop for TelemetryGuard {
 /// later calls keep the first subscriber.
 pub fn init(service: &'static str, config: &TelemetryConfig) -> anyhow::Result<TelemetryGuard> {
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
-    let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new(&config.log_filter))?;
+    let filter = EnvFilter::try_from_default_env().or_else(|_| EnvFilter::try_new(&config.log_filter))?;
     let fmt = if config.log_json {
         tracing_subscriber::fmt::layer()
             .json()
@@ -56,9 +55,7 @@ pub fn init(service: &'static str, config: &TelemetryConfig) -> anyhow::Result<T
         Ok(endpoint) if !endpoint.is_empty() => Some(otlp_provider(service)?),
         _ => None,
     };
-    let otel = provider
-        .as_ref()
-        .map(|p| tracing_opentelemetry::layer().with_tracer(p.tracer(service)));
+    let otel = provider.as_ref().map(|p| tracing_opentelemetry::layer().with_tracer(p.tracer(service)));
     if let Some(p) = &provider {
         opentelemetry::global::set_tracer_provider(p.clone());
     }
@@ -78,8 +75,7 @@ fn otlp_provider(service: &'static str) -> anyhow::Result<SdkTracerProvider> {
 /// The `traceparent` of the current span, or `None` outside any sampled trace.
 pub fn current_traceparent() -> Option<String> {
     let mut carrier = std::collections::HashMap::new();
-    TraceContextPropagator::new()
-        .inject_context(&tracing::Span::current().context(), &mut carrier);
+    TraceContextPropagator::new().inject_context(&tracing::Span::current().context(), &mut carrier);
     carrier.remove("traceparent")
 }
 
@@ -96,8 +92,7 @@ pub fn set_parent_from_traceparent(span: &tracing::Span, traceparent: &str) {
 
 /// Writes the current span's trace context into outgoing gRPC metadata.
 pub fn inject_grpc(metadata: &mut tonic::metadata::MetadataMap) {
-    TraceContextPropagator::new()
-        .inject_context(&tracing::Span::current().context(), &mut MetadataInjector(metadata));
+    TraceContextPropagator::new().inject_context(&tracing::Span::current().context(), &mut MetadataInjector(metadata));
 }
 
 /// Makes the trace context in incoming HTTP/gRPC headers the parent of `span`.
@@ -109,9 +104,7 @@ pub fn set_parent_from_headers(span: &tracing::Span, headers: &http::HeaderMap) 
 /// Adds the current span's `traceparent` to Kafka headers.
 pub fn inject_kafka(headers: OwnedHeaders, traceparent: Option<&str>) -> OwnedHeaders {
     match traceparent {
-        Some(tp) if !tp.is_empty() => {
-            headers.insert(rdkafka::message::Header { key: "traceparent", value: Some(tp) })
-        }
+        Some(tp) if !tp.is_empty() => headers.insert(rdkafka::message::Header { key: "traceparent", value: Some(tp) }),
         _ => headers,
     }
 }
@@ -119,9 +112,11 @@ pub fn inject_kafka(headers: OwnedHeaders, traceparent: Option<&str>) -> OwnedHe
 /// Reads `traceparent` from Kafka headers.
 pub fn extract_kafka(headers: Option<&BorrowedHeaders>) -> Option<String> {
     let headers = headers?;
-    headers.iter().find(|h| h.key == "traceparent").and_then(|h| h.value).map(|v| {
-        String::from_utf8_lossy(v).into_owned()
-    })
+    headers
+        .iter()
+        .find(|h| h.key == "traceparent")
+        .and_then(|h| h.value)
+        .map(|v| String::from_utf8_lossy(v).into_owned())
 }
 
 struct MetadataInjector<'a>(&'a mut tonic::metadata::MetadataMap);

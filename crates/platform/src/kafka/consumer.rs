@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use prost::Message as _;
 use prometheus::{IntCounterVec, Opts};
+use prost::Message as _;
 use rdkafka::Message;
 use rdkafka::consumer::{CommitMode, Consumer as _, StreamConsumer};
 use rdkafka::message::{BorrowedMessage, Header, Headers, OwnedHeaders};
@@ -178,14 +178,15 @@ impl<H: Handler> Consumer<H> {
             .map_err(|e| HandleError::Permanent(anyhow::Error::new(e).context("event id is not a UUID")))?;
         let retryable = |e: sqlx::Error| HandleError::Retryable(e.into());
         let mut tx = self.pool.begin().await.map_err(retryable)?;
-        let fresh = sqlx::query("INSERT INTO processed_events (consumer, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-            .bind(&self.group)
-            .bind(event_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(retryable)?
-            .rows_affected()
-            == 1;
+        let fresh =
+            sqlx::query("INSERT INTO processed_events (consumer, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+                .bind(&self.group)
+                .bind(event_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(retryable)?
+                .rows_affected()
+                == 1;
         if !fresh {
             return Ok(Outcome::Duplicate);
         }
@@ -196,7 +197,12 @@ impl<H: Handler> Consumer<H> {
 
     /// Copies the message to `<topic>.dlq` with the reason in headers. Retries until it
     /// succeeds, because committing past a message that is not dead-lettered would lose it.
-    async fn dead_letter(&self, message: &BorrowedMessage<'_>, error: &anyhow::Error, stop: &CancellationToken) -> Option<Outcome> {
+    async fn dead_letter(
+        &self,
+        message: &BorrowedMessage<'_>,
+        error: &anyhow::Error,
+        stop: &CancellationToken,
+    ) -> Option<Outcome> {
         let dlq = format!("{}{}", message.topic(), crate::kafka::DLQ_SUFFIX);
         let reason = format!("{error:#}");
         tracing::error!(group = %self.group, topic = message.topic(), offset = message.offset(), error = %reason, "dead-lettering message");

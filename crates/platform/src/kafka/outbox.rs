@@ -10,8 +10,8 @@
 use std::time::Duration;
 
 use anyhow::Context as _;
-use prost::Message as _;
 use prometheus::{IntCounterVec, Opts};
+use prost::Message as _;
 use rdkafka::message::OwnedHeaders;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use sqlx::{PgConnection, PgPool};
@@ -124,10 +124,7 @@ impl Relay {
             .iter()
             .map(|row| {
                 let headers = crate::telemetry::inject_kafka(OwnedHeaders::new(), row.traceparent.as_deref());
-                let record = FutureRecord::to(&row.topic)
-                    .key(&row.message_key)
-                    .payload(&row.envelope)
-                    .headers(headers);
+                let record = FutureRecord::to(&row.topic).key(&row.message_key).payload(&row.envelope).headers(headers);
                 self.producer.send(record, Duration::from_secs(5))
             })
             .collect();

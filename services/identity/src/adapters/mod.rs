@@ -1,0 +1,8 @@
+//! Identity's adapters: Postgres (users, signing keys), Redis (refresh tokens,
+//! login throttling) and the password hasher.
+
+pub mod hasher;
+pub mod keys;
+pub mod refresh;
+pub mod throttle;
+pub mod users;

@@ -1,0 +1,139 @@
+//! The `users` table.
+
+use anyhow::Context as _;
+use chrono::{DateTime, Utc};
+use sqlx::{PgConnection, PgPool};
+use ticketing_platform::auth::Role;
+
+use crate::domain::email::Email;
+use crate::domain::user::User;
+
+#[derive(sqlx::FromRow)]
+struct Row {
+    id: uuid::Uuid,
+    email: String,
+    display_name: String,
+    role: String,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl TryFrom<Row> for User {
+    type Error = anyhow::Error;
+
+    fn try_from(row: Row) -> anyhow::Result<Self> {
+        Ok(User {
+            id: row.id,
+            email: Email::parse(&row.email).map_err(|e| anyhow::anyhow!("stored email {e}"))?,
+            display_name: row.display_name,
+            role: row.role.parse().map_err(anyhow::Error::msg)?,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        })
+    }
+}
+
+const COLUMNS: &str = "id, email, display_name, role, created_at, updated_at";
+
+/// Inserts a user; `Ok(None)` when the email is taken.
+pub async fn insert(
+    conn: &mut PgConnection,
+    email: &Email,
+    display_name: &str,
+    password_hash: &str,
+    role: Role,
+) -> anyhow::Result<Option<User>> {
+    let row: Option<Row> = sqlx::query_as(&format!(
+        "INSERT INTO users (id, email, display_name, password_hash, role) VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT ((lower(email))) DO NOTHING RETURNING {COLUMNS}"
+    ))
+    .bind(uuid::Uuid::now_v7())
+    .bind(email.as_str())
+    .bind(display_name)
+    .bind(password_hash)
+    .bind(role.as_str())
+    .fetch_optional(conn)
+    .await
+    .context("inserting a user")?;
+    row.map(User::try_from).transpose()
+}
+
+/// The user with `email` and their password hash.
+pub async fn by_email(pool: &PgPool, email: &Email) -> anyhow::Result<Option<(User, String)>> {
+    #[derive(sqlx::FromRow)]
+    struct WithHash {
+        #[sqlx(flatten)]
+        row: Row,
+        password_hash: String,
+    }
+    let found: Option<WithHash> =
+        sqlx::query_as(&format!("SELECT {COLUMNS}, password_hash FROM users WHERE lower(email) = $1"))
+            .bind(email.as_str())
+            .fetch_optional(pool)
+            .await
+            .context("looking up a user by email")?;
+    found.map(|f| Ok((User::try_from(f.row)?, f.password_hash))).transpose()
+}
+
+/// The user with `id`.
+pub async fn by_id(conn: &mut PgConnection, id: uuid::Uuid) -> anyhow::Result<Option<User>> {
+    let row: Option<Row> = sqlx::query_as(&format!("SELECT {COLUMNS} FROM users WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(conn)
+        .await
+        .context("looking up a user")?;
+    row.map(User::try_from).transpose()
+}
+
+/// Sets the display name; `None` when the user does not exist.
+pub async fn update_display_name(pool: &PgPool, id: uuid::Uuid, name: &str) -> anyhow::Result<Option<User>> {
+    let row: Option<Row> = sqlx::query_as(&format!(
+        "UPDATE users SET display_name = $2, updated_at = now() WHERE id = $1 RETURNING {COLUMNS}"
+    ))
+    .bind(id)
+    .bind(name)
+    .fetch_optional(pool)
+    .await
+    .context("updating a display name")?;
+    row.map(User::try_from).transpose()
+}
+
+/// Locks the user row for a role change; `None` when absent.
+pub async fn lock(conn: &mut PgConnection, id: uuid::Uuid) -> anyhow::Result<Option<User>> {
+    let row: Option<Row> = sqlx::query_as(&format!("SELECT {COLUMNS} FROM users WHERE id = $1 FOR UPDATE"))
+        .bind(id)
+        .fetch_optional(conn)
+        .await
+        .context("locking a user")?;
+    row.map(User::try_from).transpose()
+}
+
+/// How many admins exist. Callers serialize role changes with [`lock_roles`].
+pub async fn count_admins(conn: &mut PgConnection) -> anyhow::Result<i64> {
+    sqlx::query_scalar("SELECT count(*) FROM users WHERE role = 'admin'")
+        .fetch_one(conn)
+        .await
+        .context("counting admins")
+}
+
+/// Serializes role changes for the rest of the transaction, so two admins cannot
+/// demote each other at once and leave none.
+pub async fn lock_roles(conn: &mut PgConnection) -> anyhow::Result<()> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('identity.roles'))")
+        .execute(conn)
+        .await
+        .context("locking role changes")?;
+    Ok(())
+}
+
+/// Sets the role of a locked user.
+pub async fn set_role(conn: &mut PgConnection, id: uuid::Uuid, role: Role) -> anyhow::Result<User> {
+    let row: Row =
+        sqlx::query_as(&format!("UPDATE users SET role = $2, updated_at = now() WHERE id = $1 RETURNING {COLUMNS}"))
+            .bind(id)
+            .bind(role.as_str())
+            .fetch_one(conn)
+            .await
+            .context("setting a role")?;
+    User::try_from(row)
+}

@@ -1,0 +1,131 @@
+//! Identity's configuration: the shared sections plus token lifetimes,
+//! login throttling and the bootstrap admin.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use ticketing_platform::cli::ServiceConfig;
+use ticketing_platform::config::{
+    AuthConfig, ConfigIssue, DatabaseConfig, Environment, KafkaConfig, RedisConfig, ServerConfig, TelemetryConfig,
+    Validate,
+};
+
+use crate::domain::throttle::LoginPolicy;
+
+/// Default gRPC port; the admin port is 1000 above.
+pub const GRPC_PORT: u16 = 50051;
+
+/// The whole configuration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    /// Ports and shutdown.
+    pub server: ServerConfig,
+    /// Logs.
+    pub telemetry: TelemetryConfig,
+    /// Users and signing keys.
+    pub database: DatabaseConfig,
+    /// Refresh tokens and login throttling.
+    pub redis: RedisConfig,
+    /// `identity.events`.
+    pub kafka: KafkaConfig,
+    /// Issuer and audience of the tokens identity signs (and verifies).
+    pub auth: AuthConfig,
+    /// Identity's own settings.
+    pub identity: IdentitySettings,
+}
+
+/// Settings only identity has.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct IdentitySettings {
+    /// Lifetime of access tokens.
+    #[serde(with = "humantime_serde")]
+    pub access_token_ttl: Duration,
+    /// Lifetime of a refresh-token family, from login; rotation does not extend it.
+    #[serde(with = "humantime_serde")]
+    pub refresh_token_ttl: Duration,
+    /// Email of the admin account created at start when missing (empty: none).
+    pub bootstrap_admin_email: String,
+    /// That admin's initial password.
+    pub bootstrap_admin_password: String,
+    /// Shortest password accepted.
+    pub password_min_length: usize,
+    /// Login throttling and lockout.
+    pub login: LoginPolicy,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            server: ServerConfig::with_ports(GRPC_PORT),
+            telemetry: TelemetryConfig::default(),
+            database: DatabaseConfig::for_service("identity"),
+            redis: RedisConfig::default(),
+            kafka: KafkaConfig::default(),
+            auth: AuthConfig::default(),
+            identity: IdentitySettings::default(),
+        }
+    }
+}
+
+impl Default for IdentitySettings {
+    fn default() -> Self {
+        Self {
+            access_token_ttl: Duration::from_secs(15 * 60),
+            refresh_token_ttl: Duration::from_secs(30 * 24 * 3600),
+            bootstrap_admin_email: String::new(),
+            bootstrap_admin_password: String::new(),
+            password_min_length: 12,
+            login: LoginPolicy::default(),
+        }
+    }
+}
+
+impl Validate for Config {
+    fn validate(&self, issues: &mut Vec<ConfigIssue>) {
+        self.server.validate(issues);
+        self.telemetry.validate(issues);
+        self.database.validate(issues);
+        self.redis.validate(issues);
+        self.kafka.validate(issues);
+        self.auth.validate(issues);
+        let id = &self.identity;
+        if id.access_token_ttl < Duration::from_secs(60) || id.access_token_ttl > Duration::from_secs(3600) {
+            issues.push(ConfigIssue::new("identity.access_token_ttl", "must be between 1m and 1h"));
+        }
+        if id.refresh_token_ttl <= id.access_token_ttl {
+            issues
+                .push(ConfigIssue::new("identity.refresh_token_ttl", "must be longer than identity.access_token_ttl"));
+        }
+        if !(8..=128).contains(&id.password_min_length) {
+            issues.push(ConfigIssue::new("identity.password_min_length", "must be between 8 and 128"));
+        }
+        if id.bootstrap_admin_email.is_empty() != id.bootstrap_admin_password.is_empty() {
+            issues.push(ConfigIssue::new(
+                "identity.bootstrap_admin_password",
+                "identity.bootstrap_admin_email and identity.bootstrap_admin_password go together",
+            ));
+        }
+        if self.server.environment == Environment::Production
+            && !id.bootstrap_admin_password.is_empty()
+            && crate::domain::password::is_common(&id.bootstrap_admin_password)
+        {
+            issues.push(ConfigIssue::new(
+                "identity.bootstrap_admin_password",
+                "a default or common password is refused in production",
+            ));
+        }
+        id.login.validate(issues);
+    }
+}
+
+impl ServiceConfig for Config {
+    fn telemetry(&self) -> &TelemetryConfig {
+        &self.telemetry
+    }
+
+    fn database(&self) -> Option<&DatabaseConfig> {
+        Some(&self.database)
+    }
+}

@@ -1,0 +1,67 @@
+//! The errors identity's use cases return; `grpc::convert` maps each to a status once.
+
+use std::time::Duration;
+
+/// One invalid input field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldViolation {
+    /// The request field, e.g. `password`.
+    pub field: &'static str,
+    /// What is wrong with it.
+    pub description: String,
+}
+
+impl FieldViolation {
+    /// A violation of `field`.
+    pub fn new(field: &'static str, description: impl Into<String>) -> Self {
+        Self { field, description: description.into() }
+    }
+}
+
+/// Why a use case failed.
+#[derive(Debug, thiserror::Error)]
+pub enum IdentityError {
+    /// Input broke the rules; every bad field is listed.
+    #[error("invalid request: {}", .0.iter().map(|v| format!("{}: {}", v.field, v.description)).collect::<Vec<_>>().join("; "))]
+    Invalid(Vec<FieldViolation>),
+    /// The email is already registered.
+    #[error("an account with this email already exists")]
+    EmailTaken,
+    /// Unknown email or wrong password: deliberately indistinguishable.
+    #[error("invalid email or password")]
+    InvalidCredentials,
+    /// Too many failed logins; try again later.
+    #[error("too many failed login attempts; retry in {}s", .retry_after.as_secs().max(1))]
+    Throttled {
+        /// When another attempt is allowed.
+        retry_after: Duration,
+    },
+    /// The refresh token is unknown, expired or revoked.
+    #[error("invalid refresh token")]
+    InvalidRefreshToken,
+    /// A rotated refresh token was presented again: its family is revoked.
+    #[error("refresh token reuse detected; all sessions of this login were revoked")]
+    RefreshTokenReused,
+    /// No such user.
+    #[error("user not found")]
+    UserNotFound,
+    /// The change would leave no admin.
+    #[error("the last admin cannot be demoted")]
+    LastAdmin,
+    /// A dependency failed; the caller may retry.
+    #[error("temporarily unavailable")]
+    Unavailable(#[source] anyhow::Error),
+}
+
+impl IdentityError {
+    /// A single-field validation error.
+    pub fn invalid(field: &'static str, description: impl Into<String>) -> Self {
+        Self::Invalid(vec![FieldViolation::new(field, description)])
+    }
+}
+
+impl From<anyhow::Error> for IdentityError {
+    fn from(e: anyhow::Error) -> Self {
+        Self::Unavailable(e)
+    }
+}

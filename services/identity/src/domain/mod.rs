@@ -1,0 +1,9 @@
+//! Identity's domain: pure types and rules, no I/O.
+
+pub mod email;
+pub mod error;
+pub mod password;
+pub mod throttle;
+pub mod user;
+
+pub use error::{FieldViolation, IdentityError};

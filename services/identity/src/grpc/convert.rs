@@ -1,0 +1,86 @@
+//! Proto ↔ domain conversions and the one mapping from [`IdentityError`] to `Status`.
+
+use chrono::{DateTime, Utc};
+use ticketing_platform::auth::Role;
+use ticketing_proto::identity::v1 as pb;
+use tonic::{Code, Status};
+
+use crate::domain::IdentityError;
+use crate::domain::user::User;
+use crate::service::TokenPair;
+
+impl From<IdentityError> for Status {
+    fn from(e: IdentityError) -> Self {
+        let message = e.to_string();
+        match e {
+            IdentityError::Invalid(violations) => ticketing_platform::status::invalid_argument(
+                &message,
+                violations.iter().map(|v| (v.field, v.description.as_str())),
+            ),
+            IdentityError::EmailTaken => Status::already_exists(message),
+            IdentityError::InvalidCredentials
+            | IdentityError::InvalidRefreshToken
+            | IdentityError::RefreshTokenReused => Status::unauthenticated(message),
+            IdentityError::Throttled { retry_after } => {
+                ticketing_platform::status::retry_after(Code::ResourceExhausted, message, retry_after)
+            }
+            IdentityError::UserNotFound => Status::not_found(message),
+            IdentityError::LastAdmin => Status::failed_precondition(message),
+            IdentityError::Unavailable(source) => {
+                tracing::error!(error = format!("{source:#}"), "identity dependency failed");
+                Status::unavailable(message)
+            }
+        }
+    }
+}
+
+/// The proto role for a domain role.
+pub fn role_to_proto(role: Role) -> pb::Role {
+    match role {
+        Role::User => pb::Role::User,
+        Role::Organizer => pb::Role::Organizer,
+        Role::Admin => pb::Role::Admin,
+    }
+}
+
+/// The domain role for a proto role value; unspecified and unknown values are refused.
+pub fn role_from_proto(value: i32) -> Result<Role, Status> {
+    match pb::Role::try_from(value) {
+        Ok(pb::Role::User) => Ok(Role::User),
+        Ok(pb::Role::Organizer) => Ok(Role::Organizer),
+        Ok(pb::Role::Admin) => Ok(Role::Admin),
+        _ => Err(ticketing_platform::status::invalid_argument(
+            "invalid role",
+            [("role", "must be ROLE_USER, ROLE_ORGANIZER or ROLE_ADMIN")],
+        )),
+    }
+}
+
+fn timestamp(t: DateTime<Utc>) -> prost_types::Timestamp {
+    prost_types::Timestamp { seconds: t.timestamp(), nanos: t.timestamp_subsec_nanos() as i32 }
+}
+
+impl From<User> for pb::User {
+    fn from(user: User) -> Self {
+        Self {
+            id: user.id.to_string(),
+            email: user.email.to_string(),
+            display_name: user.display_name,
+            role: role_to_proto(user.role).into(),
+            created_at: Some(timestamp(user.created_at)),
+            updated_at: Some(timestamp(user.updated_at)),
+        }
+    }
+}
+
+impl From<TokenPair> for pb::TokenPair {
+    fn from(pair: TokenPair) -> Self {
+        Self {
+            access_token: pair.access_token,
+            access_token_expires_at: Some(timestamp(pair.access_expires_at)),
+            refresh_token: pair.refresh_token,
+            refresh_token_expires_at: Some(timestamp(pair.refresh_expires_at)),
+            token_type: "Bearer".into(),
+        }
+    }
+}

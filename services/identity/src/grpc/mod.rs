@@ -1,0 +1,95 @@
+//! The gRPC transport: thin handlers over [`Identity`].
+
+pub mod convert;
+
+use ticketing_platform::auth::{Principal, Role};
+use ticketing_proto::identity::v1 as pb;
+use ticketing_proto::identity::v1::identity_server::Identity as IdentityApi;
+use tonic::{Request, Response, Status};
+
+use crate::service::Identity;
+
+/// Implements `ticketing.identity.v1.Identity`.
+#[derive(Clone)]
+pub struct Api {
+    identity: Identity,
+}
+
+impl Api {
+    /// The API over `identity`.
+    pub fn new(identity: Identity) -> Self {
+        Self { identity }
+    }
+}
+
+/// The caller's address: the first `x-forwarded-for` hop (set by the gateway, the only
+/// caller network policy lets in), else the peer address.
+fn client_ip<T>(request: &Request<T>) -> Option<String> {
+    request
+        .metadata()
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(',').next())
+        .map(|ip| ip.trim().to_owned())
+        .filter(|ip| ip.parse::<std::net::IpAddr>().is_ok())
+        .or_else(|| request.remote_addr().map(|a| a.ip().to_string()))
+}
+
+#[tonic::async_trait]
+impl IdentityApi for Api {
+    async fn register(&self, request: Request<pb::RegisterRequest>) -> Result<Response<pb::RegisterResponse>, Status> {
+        let r = request.into_inner();
+        let user = self.identity.register(&r.email, &r.password, &r.display_name).await?;
+        Ok(Response::new(pb::RegisterResponse { user: Some(user.into()) }))
+    }
+
+    async fn login(&self, request: Request<pb::LoginRequest>) -> Result<Response<pb::TokenPair>, Status> {
+        let ip = client_ip(&request);
+        let r = request.into_inner();
+        let pair = self.identity.login(&r.email, &r.password, ip.as_deref()).await?;
+        Ok(Response::new(pair.into()))
+    }
+
+    async fn refresh(&self, request: Request<pb::RefreshRequest>) -> Result<Response<pb::TokenPair>, Status> {
+        let pair = self.identity.refresh(&request.into_inner().refresh_token).await?;
+        Ok(Response::new(pair.into()))
+    }
+
+    async fn logout(&self, request: Request<pb::LogoutRequest>) -> Result<Response<pb::LogoutResponse>, Status> {
+        self.identity.logout(&request.into_inner().refresh_token).await?;
+        Ok(Response::new(pb::LogoutResponse {}))
+    }
+
+    async fn get_me(&self, request: Request<pb::GetMeRequest>) -> Result<Response<pb::User>, Status> {
+        let caller = Principal::of(&request)?;
+        Ok(Response::new(self.identity.user(caller.user_id).await?.into()))
+    }
+
+    async fn update_me(&self, request: Request<pb::UpdateMeRequest>) -> Result<Response<pb::User>, Status> {
+        let caller = Principal::of(&request)?;
+        let r = request.into_inner();
+        Ok(Response::new(self.identity.update_profile(caller.user_id, r.display_name.as_deref()).await?.into()))
+    }
+
+    async fn set_user_role(&self, request: Request<pb::SetUserRoleRequest>) -> Result<Response<pb::User>, Status> {
+        let caller = Principal::with_role(&request, Role::Admin)?;
+        let r = request.into_inner();
+        let role = convert::role_from_proto(r.role)?;
+        Ok(Response::new(self.identity.set_role(caller.user_id, &r.user_id, role).await?.into()))
+    }
+
+    async fn get_jwks(&self, _request: Request<pb::GetJwksRequest>) -> Result<Response<pb::GetJwksResponse>, Status> {
+        let jwks = self.identity.jwks().await?;
+        let jwks_json = serde_json::to_string(&jwks).map_err(|e| Status::internal(e.to_string()))?;
+        Ok(Response::new(pb::GetJwksResponse { jwks_json }))
+    }
+
+    async fn rotate_signing_keys(
+        &self,
+        request: Request<pb::RotateSigningKeysRequest>,
+    ) -> Result<Response<pb::RotateSigningKeysResponse>, Status> {
+        Principal::with_role(&request, Role::Admin)?;
+        let active_kid = self.identity.rotate_keys().await?;
+        Ok(Response::new(pb::RotateSigningKeysResponse { active_kid }))
+    }
+}

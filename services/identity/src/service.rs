@@ -1,0 +1,278 @@
+//! Identity's use cases.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use prometheus::{IntCounterVec, Opts};
+use sqlx::PgPool;
+use ticketing_platform::auth::{Claims, Role};
+use ticketing_platform::config::AuthConfig;
+use ticketing_platform::kafka::outbox;
+use ticketing_proto::events::v1::{UserRegistered, UserRoleChanged};
+
+use crate::adapters::hasher::Hasher;
+use crate::adapters::keys::KeyRing;
+use crate::adapters::refresh::{RefreshTokens, Rotation};
+use crate::adapters::throttle::LoginThrottle;
+use crate::adapters::users;
+use crate::config::IdentitySettings;
+use crate::domain::email::Email;
+use crate::domain::user::{User, display_name};
+use crate::domain::{FieldViolation, IdentityError, password};
+
+/// Base name of the topic identity publishes on.
+pub const TOPIC: &str = "identity.events";
+
+/// An access token and a refresh token.
+#[derive(Debug, Clone)]
+pub struct TokenPair {
+    /// Signed JWT.
+    pub access_token: String,
+    /// When it expires.
+    pub access_expires_at: DateTime<Utc>,
+    /// Opaque refresh token.
+    pub refresh_token: String,
+    /// When the refresh token's family expires.
+    pub refresh_expires_at: DateTime<Utc>,
+}
+
+/// The identity service's state and use cases.
+#[derive(Clone)]
+pub struct Identity {
+    pub(crate) pool: PgPool,
+    pub(crate) keys: KeyRing,
+    refresh: RefreshTokens,
+    throttle: LoginThrottle,
+    hasher: Hasher,
+    settings: IdentitySettings,
+    auth: AuthConfig,
+    topic: String,
+    logins: IntCounterVec,
+}
+
+/// What [`Identity::new`] needs.
+pub struct Parts {
+    /// The service's database.
+    pub pool: PgPool,
+    /// Signing keys.
+    pub keys: KeyRing,
+    /// Refresh-token store.
+    pub refresh: RefreshTokens,
+    /// Login throttle.
+    pub throttle: LoginThrottle,
+    /// Password hasher.
+    pub hasher: Hasher,
+    /// Identity settings.
+    pub settings: IdentitySettings,
+    /// Token issuer and audience.
+    pub auth: AuthConfig,
+    /// Full name of `identity.events`.
+    pub topic: String,
+    /// The service's metrics.
+    pub metrics: ticketing_platform::metrics::Metrics,
+}
+
+type Result<T> = std::result::Result<T, IdentityError>;
+
+impl Identity {
+    /// Assembles the service.
+    pub fn new(parts: Parts) -> Self {
+        let logins = parts.metrics.register(
+            &IntCounterVec::new(Opts::new("identity_logins_total", "Login attempts, by result."), &["result"])
+                .expect("static metric definition"),
+        );
+        Self {
+            pool: parts.pool,
+            keys: parts.keys,
+            refresh: parts.refresh,
+            throttle: parts.throttle,
+            hasher: parts.hasher,
+            settings: parts.settings,
+            auth: parts.auth,
+            topic: parts.topic,
+            logins,
+        }
+    }
+
+    /// Creates an account with role `user` and announces it.
+    pub async fn register(&self, email: &str, password: &str, name: &str) -> Result<User> {
+        let (email, name) = self.validate_new_account(email, password, name)?;
+        self.create_user(&email, password, &name, Role::User).await?.ok_or(IdentityError::EmailTaken)
+    }
+
+    fn validate_new_account(&self, email: &str, password: &str, name: &str) -> Result<(Email, String)> {
+        let mut violations = Vec::new();
+        let email = Email::parse(email).map_err(|e| violations.push(FieldViolation::new("email", e))).ok();
+        let local = email.as_ref().map_or("", Email::local_part);
+        for problem in password::violations(password, self.settings.password_min_length, local) {
+            violations.push(FieldViolation::new("password", problem));
+        }
+        let name = display_name(name, local).map_err(|e| violations.push(FieldViolation::new("display_name", e))).ok();
+        match (email, name) {
+            (Some(email), Some(name)) if violations.is_empty() => Ok((email, name)),
+            _ => Err(IdentityError::Invalid(violations)),
+        }
+    }
+
+    /// Inserts the user and its `UserRegistered` event in one transaction; `None` if the email is taken.
+    async fn create_user(&self, email: &Email, password: &str, name: &str, role: Role) -> Result<Option<User>> {
+        let hash = self.hasher.hash(password).await?;
+        let mut tx = self.pool.begin().await.map_err(anyhow::Error::from)?;
+        let Some(user) = users::insert(&mut tx, email, name, &hash, role).await? else {
+            return Ok(None);
+        };
+        let event = UserRegistered {
+            user_id: user.id.to_string(),
+            email: user.email.to_string(),
+            display_name: user.display_name.clone(),
+            role: user.role.to_string(),
+        };
+        outbox::enqueue(&mut tx, &self.topic, &ticketing_platform::events::envelope(user.id.to_string(), &event))
+            .await?;
+        tx.commit().await.map_err(anyhow::Error::from)?;
+        tracing::info!(user_id = %user.id, role = %user.role, "user registered");
+        Ok(Some(user))
+    }
+
+    /// Exchanges credentials for tokens, subject to throttling per account and client address.
+    pub async fn login(&self, email: &str, password: &str, client_ip: Option<&str>) -> Result<TokenPair> {
+        // Malformed emails cannot match an account; they are throttled and answered alike.
+        let account = email.trim().to_lowercase();
+        if let Some(retry_after) = self.throttle.blocked_for(&account, client_ip).await? {
+            self.logins.with_label_values(&["throttled"]).inc();
+            return Err(IdentityError::Throttled { retry_after });
+        }
+        let found = match Email::parse(&account) {
+            Ok(email) => users::by_email(&self.pool, &email).await?,
+            Err(_) => None,
+        };
+        let ok = self.hasher.verify(password, found.as_ref().map(|(_, hash)| hash.as_str())).await?;
+        let Some((user, _)) = found.filter(|_| ok) else {
+            self.throttle.record_failure(&account, client_ip).await?;
+            self.logins.with_label_values(&["invalid_credentials"]).inc();
+            return Err(IdentityError::InvalidCredentials);
+        };
+        self.throttle.record_success(&account).await?;
+        self.logins.with_label_values(&["success"]).inc();
+        let refresh = self.refresh.issue(user.id).await?;
+        self.token_pair(&user, refresh.token, refresh.expires_in).await
+    }
+
+    /// Rotates a refresh token and issues a new pair with the user's current role.
+    pub async fn refresh(&self, token: &str) -> Result<TokenPair> {
+        match self.refresh.rotate(token).await? {
+            Rotation::Rotated { user_id, token, expires_in } => {
+                let mut conn = self.pool.acquire().await.map_err(anyhow::Error::from)?;
+                let Some(user) = users::by_id(&mut conn, user_id).await? else {
+                    self.refresh.revoke(&token).await?;
+                    return Err(IdentityError::InvalidRefreshToken);
+                };
+                self.token_pair(&user, token, expires_in).await
+            }
+            Rotation::Reused => {
+                tracing::warn!("refresh token reuse detected; family revoked");
+                Err(IdentityError::RefreshTokenReused)
+            }
+            Rotation::Invalid => Err(IdentityError::InvalidRefreshToken),
+        }
+    }
+
+    /// Revokes the refresh token's family. Idempotent.
+    pub async fn logout(&self, token: &str) -> Result<()> {
+        Ok(self.refresh.revoke(token).await?)
+    }
+
+    /// The user `id`.
+    pub async fn user(&self, id: uuid::Uuid) -> Result<User> {
+        let mut conn = self.pool.acquire().await.map_err(anyhow::Error::from)?;
+        users::by_id(&mut conn, id).await?.ok_or(IdentityError::UserNotFound)
+    }
+
+    /// Updates the profile fields that are given.
+    pub async fn update_profile(&self, id: uuid::Uuid, name: Option<&str>) -> Result<User> {
+        let Some(name) = name else { return self.user(id).await };
+        if name.trim().is_empty() {
+            return Err(IdentityError::invalid("display_name", "must not be empty"));
+        }
+        let name = display_name(name, "").map_err(|e| IdentityError::invalid("display_name", e))?;
+        users::update_display_name(&self.pool, id, &name).await?.ok_or(IdentityError::UserNotFound)
+    }
+
+    /// Sets `user_id`'s role on behalf of the admin `actor`, refusing to demote the last admin.
+    /// The new role shows in the user's next access token.
+    pub async fn set_role(&self, actor: uuid::Uuid, user_id: &str, role: Role) -> Result<User> {
+        let user_id =
+            uuid::Uuid::parse_str(user_id).map_err(|_| IdentityError::invalid("user_id", "must be a UUID"))?;
+        let mut tx = self.pool.begin().await.map_err(anyhow::Error::from)?;
+        users::lock_roles(&mut tx).await?;
+        let user = users::lock(&mut tx, user_id).await?.ok_or(IdentityError::UserNotFound)?;
+        if user.role == role {
+            return Ok(user);
+        }
+        if user.role == Role::Admin && users::count_admins(&mut tx).await? <= 1 {
+            return Err(IdentityError::LastAdmin);
+        }
+        let updated = users::set_role(&mut tx, user_id, role).await?;
+        let event = UserRoleChanged {
+            user_id: user_id.to_string(),
+            old_role: user.role.to_string(),
+            new_role: role.to_string(),
+            changed_by: actor.to_string(),
+        };
+        outbox::enqueue(&mut tx, &self.topic, &ticketing_platform::events::envelope(user_id.to_string(), &event))
+            .await?;
+        tx.commit().await.map_err(anyhow::Error::from)?;
+        tracing::info!(%user_id, %actor, old = %user.role, new = %role, "role changed");
+        Ok(updated)
+    }
+
+    /// The published signing keys.
+    pub async fn jwks(&self) -> Result<jsonwebtoken::jwk::JwkSet> {
+        Ok(self.keys.jwks().await?)
+    }
+
+    /// Rotates the signing keys; returns the new active kid.
+    pub async fn rotate_keys(&self) -> Result<String> {
+        Ok(self.keys.rotate().await?)
+    }
+
+    /// Creates the configured admin account if missing, or makes it an admin.
+    pub async fn bootstrap_admin(&self) -> anyhow::Result<()> {
+        let (email, password) = (&self.settings.bootstrap_admin_email, &self.settings.bootstrap_admin_password);
+        if email.is_empty() {
+            return Ok(());
+        }
+        let (email, name) = self
+            .validate_new_account(email, password, "Administrator")
+            .map_err(|e| anyhow::anyhow!("identity.bootstrap_admin_*: {e}"))?;
+        if self.create_user(&email, password, &name, Role::Admin).await.map_err(anyhow::Error::from)?.is_some() {
+            tracing::info!(email = %email, "created the bootstrap admin");
+            return Ok(());
+        }
+        let (user, _) = users::by_email(&self.pool, &email).await?.ok_or_else(|| anyhow::anyhow!("admin vanished"))?;
+        if user.role != Role::Admin {
+            self.set_role(user.id, &user.id.to_string(), Role::Admin).await.map_err(anyhow::Error::from)?;
+        }
+        Ok(())
+    }
+
+    async fn token_pair(&self, user: &User, refresh_token: String, refresh_ttl: Duration) -> Result<TokenPair> {
+        let now = Utc::now();
+        let access_expires_at = now + self.settings.access_token_ttl;
+        let claims = Claims {
+            sub: user.id.to_string(),
+            roles: vec![user.role],
+            iss: self.auth.issuer.clone(),
+            aud: self.auth.audience.clone(),
+            exp: access_expires_at.timestamp(),
+            iat: now.timestamp(),
+            jti: uuid::Uuid::new_v4().to_string(),
+        };
+        Ok(TokenPair {
+            access_token: self.keys.sign(&claims).await?,
+            access_expires_at,
+            refresh_token,
+            refresh_expires_at: now + refresh_ttl,
+        })
+    }
+}

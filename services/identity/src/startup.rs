@@ -1,0 +1,101 @@
+//! Wires identity's adapters, use cases and transports into a runnable service.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::routing::get;
+use ticketing_platform::auth::Verifier;
+use ticketing_platform::kafka::outbox::Relay;
+use ticketing_platform::{App, Running, db, kafka, readiness};
+use ticketing_proto::identity::v1::identity_server::IdentityServer;
+use tonic::server::NamedService as _;
+
+use crate::adapters::hasher::Hasher;
+use crate::adapters::keys::KeyRing;
+use crate::adapters::refresh::RefreshTokens;
+use crate::adapters::throttle::LoginThrottle;
+use crate::config::Config;
+use crate::grpc::Api;
+use crate::service::{Identity, Parts, TOPIC};
+
+/// How often each replica reloads the active key, to follow rotations made elsewhere.
+const KEY_RELOAD_INTERVAL: Duration = Duration::from_secs(30);
+
+/// Migrates (if configured), connects and binds the service; call `run_until_stopped` on the result.
+pub async fn build(config: Config) -> anyhow::Result<Running> {
+    if config.database.migrate_on_start {
+        db::migrate(&config.database, &crate::migrator()).await?;
+    }
+    let pool = db::pool(&config.database)?;
+    let redis = ticketing_platform::redis::connect(&config.redis).await?;
+    let topic = config.kafka.topic(TOPIC);
+    // The outbox buffers events while the broker is away, so a missing broker is not fatal.
+    if let Err(e) = kafka::ensure_topics(&config.kafka, std::slice::from_ref(&topic)).await {
+        tracing::warn!(error = format!("{e:#}"), "could not ensure Kafka topics; the relay will retry publishing");
+    }
+
+    let mut app = App::new("identity", config.server.clone());
+    let keys = KeyRing::open(pool.clone(), config.identity.access_token_ttl).await?;
+    let identity = Identity::new(Parts {
+        pool: pool.clone(),
+        keys: keys.clone(),
+        refresh: RefreshTokens::new(redis.clone(), &config.redis.key_prefix, config.identity.refresh_token_ttl),
+        throttle: LoginThrottle::new(redis.clone(), &config.redis.key_prefix, config.identity.login.clone()),
+        hasher: Hasher::new().await?,
+        settings: config.identity.clone(),
+        auth: config.auth.clone(),
+        topic,
+        metrics: app.metrics().clone(),
+    });
+    identity.bootstrap_admin().await?;
+
+    // Identity verifies its own tokens from its key table rather than over HTTP.
+    let local_keys = keys.clone();
+    app.authenticate_with(Verifier::new(
+        &config.auth,
+        Arc::new(move || {
+            let keys = local_keys.clone();
+            Box::pin(async move { keys.jwks().await })
+        }),
+    ));
+    app.check("postgres", readiness::postgres(pool.clone()));
+    app.check("redis", readiness::redis(redis));
+
+    let relay = Relay::new(pool, kafka::producer(&config.kafka)?, &config.kafka, app.metrics());
+    app.spawn("outbox-relay", relay.run(app.stop_token()));
+    let stop = app.stop_token();
+    app.spawn("key-reload", async move {
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => return Ok(()),
+                () = tokio::time::sleep(KEY_RELOAD_INTERVAL) => {}
+            }
+            if let Err(e) = keys.reload().await {
+                tracing::warn!(error = format!("{e:#}"), "reloading the signing key failed");
+            }
+        }
+    });
+
+    let jwks_identity = identity.clone();
+    app.admin_routes(axum::Router::new().route(
+        "/.well-known/jwks.json",
+        get(move || {
+            let identity = jwks_identity.clone();
+            async move { jwks_response(&identity).await }
+        }),
+    ));
+
+    let routes = tonic::service::Routes::new(IdentityServer::new(Api::new(identity)));
+    app.bind(routes, &[IdentityServer::<Api>::NAME]).await
+}
+
+async fn jwks_response(identity: &Identity) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    match identity.jwks().await {
+        Ok(set) => ([(axum::http::header::CACHE_CONTROL, "public, max-age=60")], axum::Json(set)).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "serving the JWKS failed");
+            axum::http::StatusCode::SERVICE_UNAVAILABLE.into_response()
+        }
+    }
+}

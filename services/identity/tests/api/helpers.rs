@@ -1,0 +1,92 @@
+//! Spawning identity in-process against a fresh database, key prefix and topic namespace.
+
+use std::time::Duration;
+
+use ticketing_identity::config::Config;
+use ticketing_platform::config::KafkaConfig;
+use ticketing_proto::identity::v1 as pb;
+use ticketing_proto::identity::v1::identity_client::IdentityClient;
+use ticketing_testkit::{Spawned, TestDb, TestRedis};
+use tonic::transport::Channel;
+
+pub const ADMIN_EMAIL: &str = "root@ticketing.test";
+pub const ADMIN_PASSWORD: &str = "bootstrap-admin-pass";
+pub const PASSWORD: &str = "a-long-enough-passphrase";
+
+pub struct TestApp {
+    pub client: IdentityClient<Channel>,
+    pub config: Config,
+    pub db: TestDb,
+    pub redis: TestRedis,
+    pub kafka: KafkaConfig,
+    pub service: Spawned,
+}
+
+/// The defaults tests start from: loopback ports, the test's own state, fast throttling.
+pub async fn test_config() -> (Config, TestDb, TestRedis, KafkaConfig) {
+    ticketing_testkit::init_logging();
+    let db = TestDb::new(&ticketing_identity::migrator()).await;
+    let redis = TestRedis::new();
+    let kafka = ticketing_testkit::kafka_config();
+    let mut config = Config::default();
+    config.server.grpc_addr = "127.0.0.1:0".parse().unwrap();
+    config.server.admin_addr = "127.0.0.1:0".parse().unwrap();
+    config.server.shutdown_grace = Duration::from_secs(5);
+    config.database = db.config.clone();
+    config.redis = redis.config.clone();
+    config.kafka = kafka.clone();
+    config.identity.bootstrap_admin_email = ADMIN_EMAIL.into();
+    config.identity.bootstrap_admin_password = ADMIN_PASSWORD.into();
+    config.identity.login.delay_base = Duration::from_millis(200);
+    (config, db, redis, kafka)
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_with(|_| {}).await
+}
+
+pub async fn spawn_with(customize: impl FnOnce(&mut Config)) -> TestApp {
+    let (mut config, db, redis, kafka) = test_config().await;
+    customize(&mut config);
+    let running = ticketing_identity::startup::build(config.clone()).await.expect("identity starts");
+    let service = Spawned::start(running);
+    let client = IdentityClient::new(service.channel().await);
+    TestApp { client, config, db, redis, kafka, service }
+}
+
+/// A unique address, so tests sharing nothing never collide.
+pub fn email() -> String {
+    format!("user-{}@example.com", ticketing_testkit::unique())
+}
+
+pub fn authed<T>(message: T, token: &str) -> tonic::Request<T> {
+    ticketing_platform::auth::with_bearer(tonic::Request::new(message), token)
+}
+
+impl TestApp {
+    pub async fn register(&self, email: &str) -> pb::User {
+        let request =
+            pb::RegisterRequest { email: email.into(), password: PASSWORD.into(), display_name: String::new() };
+        self.client.clone().register(request).await.expect("register").into_inner().user.expect("user")
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> Result<pb::TokenPair, tonic::Status> {
+        let request = pb::LoginRequest { email: email.into(), password: password.into() };
+        self.client.clone().login(request).await.map(tonic::Response::into_inner)
+    }
+
+    /// Registers a fresh user and logs in.
+    pub async fn user_session(&self) -> (pb::User, pb::TokenPair) {
+        let email = email();
+        let user = self.register(&email).await;
+        (user, self.login(&email, PASSWORD).await.expect("login"))
+    }
+
+    pub async fn admin_session(&self) -> pb::TokenPair {
+        self.login(ADMIN_EMAIL, ADMIN_PASSWORD).await.expect("admin login")
+    }
+
+    pub async fn me(&self, token: &str) -> Result<pb::User, tonic::Status> {
+        self.client.clone().get_me(authed(pb::GetMeRequest {}, token)).await.map(tonic::Response::into_inner)
+    }
+}

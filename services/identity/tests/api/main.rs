@@ -1,0 +1,8 @@
+//! Identity's integration tests, against real Postgres, Redis and the broker.
+
+mod accounts;
+mod events;
+mod helpers;
+mod process;
+mod roles;
+mod tokens;
