@@ -56,13 +56,19 @@ pub struct TestDb {
 impl TestDb {
     /// Creates `test_<unique>` and applies `migrator`.
     pub async fn new(migrator: &Migrator) -> Self {
+        let db = Self::empty().await;
+        migrator.run(&db.pool).await.expect("apply migrations");
+        db
+    }
+
+    /// Creates `test_<unique>` with no tables (for a service that migrates itself).
+    pub async fn empty() -> Self {
         let name = format!("test_{}", unique());
         let mut admin = PgConnection::connect(&database_url()).await.expect("connect to Postgres (DATABASE_URL)");
         sqlx::query(&format!(r#"CREATE DATABASE "{name}""#)).execute(&mut admin).await.expect("create test database");
         admin.close().await.ok();
         let url = with_database(&database_url(), &name);
         let pool = PgPool::connect(&url).await.expect("connect to the test database");
-        migrator.run(&pool).await.expect("apply migrations");
         let mut config = DatabaseConfig::for_service("test");
         config.url = url;
         config.max_connections = 8;

@@ -3,6 +3,5 @@
 mod accounts;
 mod events;
 mod helpers;
-mod process;
 mod roles;
 mod tokens;

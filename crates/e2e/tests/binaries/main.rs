@@ -1,0 +1,182 @@
+//! Every service binary, run for real: configuration errors, health, metrics and
+//! graceful shutdown. The binaries must be built first (`cargo build --bins`;
+//! `scripts/test.sh` does it).
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use ticketing_testkit::{TestDb, TestRedis};
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+
+const SERVICES: [&str; 7] = ["gateway", "identity", "catalog", "inventory", "booking", "payment", "notification"];
+const GRACE: Duration = Duration::from_secs(5);
+
+fn binary(service: &str) -> PathBuf {
+    // target/<profile>/deps/binaries-<hash> → target/<profile>/<service>
+    let exe = std::env::current_exe().expect("test binary path");
+    let path = exe.parent().and_then(|deps| deps.parent()).expect("target dir").join(service);
+    assert!(path.exists(), "{} is missing: run `cargo build --bins` first (scripts/test.sh does)", path.display());
+    path
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+#[test]
+fn a_bad_config_value_exits_78_naming_the_key() {
+    let cases = [
+        ("TICKETING_SERVER__GRPC_ADDR", "not-an-address", "server.grpc_addr"),
+        ("TICKETING_SERVER__SHUTDOWN_GRACE", "soon", "server.shutdown_grace"),
+        ("TICKETING_DATABASE__MAX_CONNECTIONS", "0", "database.max_connections"),
+    ];
+    for service in SERVICES {
+        for (var, value, key) in cases {
+            let output = Command::new(binary(service)).env(var, value).stdin(Stdio::null()).output().unwrap();
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert_eq!(output.status.code(), Some(78), "{service} {var}={value}: {stderr}");
+            assert!(stderr.contains(key), "{service} {var}={value} should name {key}: {stderr}");
+        }
+    }
+}
+
+/// One running binary with its own database, Redis prefix and topic namespace.
+struct Process {
+    service: &'static str,
+    child: Child,
+    grpc: u16,
+    admin: u16,
+    _db: TestDb,
+    _redis: TestRedis,
+}
+
+impl Process {
+    async fn start(service: &'static str) -> Self {
+        // An empty database: the service applies its own migrations at start.
+        let db = TestDb::empty().await;
+        let redis = TestRedis::new();
+        let kafka = ticketing_testkit::kafka_config();
+        let (grpc, admin) = (free_port(), free_port());
+        let child = Command::new(binary(service))
+            .env("TICKETING_SERVER__GRPC_ADDR", format!("127.0.0.1:{grpc}"))
+            .env("TICKETING_SERVER__ADMIN_ADDR", format!("127.0.0.1:{admin}"))
+            .env("TICKETING_SERVER__DRAIN_DELAY", "1500ms")
+            .env("TICKETING_SERVER__SHUTDOWN_GRACE", format!("{}s", GRACE.as_secs()))
+            .env("TICKETING_SERVER__READINESS_INTERVAL", "100ms")
+            .env("TICKETING_DATABASE__URL", &db.config.url)
+            .env("TICKETING_REDIS__URL", &redis.config.url)
+            .env("TICKETING_REDIS__KEY_PREFIX", &redis.config.key_prefix)
+            .env("TICKETING_KAFKA__BROKERS", &kafka.brokers)
+            .env("TICKETING_KAFKA__TOPIC_NAMESPACE", &kafka.topic_namespace)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {service}: {e}"));
+        Self { service, child, grpc, admin, _db: db, _redis: redis }
+    }
+
+    async fn health(&self) -> Option<HealthClient<tonic::transport::Channel>> {
+        let endpoint = tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{}", self.grpc)).ok()?;
+        Some(HealthClient::new(endpoint.connect().await.ok()?))
+    }
+
+    async fn wait_serving(&mut self) -> HealthClient<tonic::transport::Channel> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(mut client) = self.health().await
+                && status(&mut client).await == Some(ServingStatus::Serving)
+            {
+                return client;
+            }
+            assert!(self.child.try_wait().unwrap().is_none(), "{} exited before serving", self.service);
+            assert!(Instant::now() < deadline, "{} never became SERVING", self.service);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn get(&self, path: &str) -> (u16, String) {
+        let response = reqwest::get(format!("http://127.0.0.1:{}{path}", self.admin)).await.unwrap();
+        (response.status().as_u16(), response.text().await.unwrap())
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn status(client: &mut HealthClient<tonic::transport::Channel>) -> Option<ServingStatus> {
+    let response = client.check(HealthCheckRequest { service: String::new() }).await.ok()?;
+    ServingStatus::try_from(response.into_inner().status).ok()
+}
+
+fn promtool_check(service: &str, exposition: &str) {
+    use std::io::Write as _;
+    let mut promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool is required (scripts/infra.sh installs it)");
+    promtool.stdin.take().unwrap().write_all(exposition.as_bytes()).unwrap();
+    let output = promtool.wait_with_output().unwrap();
+    assert!(
+        output.status.success() && output.stdout.is_empty() && output.stderr.is_empty(),
+        "{service}: promtool check metrics: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+async fn lifecycle(service: &'static str) {
+    let mut process = Process::start(service).await;
+    let mut health = process.wait_serving().await;
+
+    let (code, body) = process.get("/healthz").await;
+    assert_eq!(code, 200, "{service} /healthz: {body}");
+    let (code, body) = process.get("/readyz").await;
+    assert_eq!(code, 200, "{service} /readyz: {body}");
+    let (code, metrics) = process.get("/metrics").await;
+    assert_eq!(code, 200);
+    assert!(metrics.contains("grpc_server_requests_total"), "{service} has no gRPC RED metrics:\n{metrics}");
+    assert!(metrics.contains("http_server_requests_total"), "{service} has no HTTP RED metrics:\n{metrics}");
+    promtool_check(service, &metrics);
+
+    let signalled = Instant::now();
+    let killed = Command::new("kill").args(["-TERM", &process.child.id().to_string()]).status().unwrap();
+    assert!(killed.success());
+    let mut saw_not_serving = false;
+    while signalled.elapsed() < Duration::from_millis(1500) {
+        if status(&mut health).await == Some(ServingStatus::NotServing) {
+            saw_not_serving = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(saw_not_serving, "{service}: health never reported NOT_SERVING after SIGTERM");
+    let (code, _) = process.get("/readyz").await;
+    assert_eq!(code, 503, "{service}: /readyz must fail while draining");
+
+    let exit = loop {
+        if let Some(exit) = process.child.try_wait().unwrap() {
+            break exit;
+        }
+        assert!(signalled.elapsed() < GRACE + Duration::from_secs(2), "{service} outlived its grace period");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(exit.success(), "{service} exited with {exit:?}");
+    assert!(signalled.elapsed() < GRACE, "{service} took {:?} to stop", signalled.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_service_serves_health_and_metrics_and_drains_on_sigterm() {
+    ticketing_testkit::init_logging();
+    futures::future::join_all(SERVICES.map(lifecycle)).await;
+}
