@@ -182,7 +182,10 @@ struct Inner {
 #[derive(Default)]
 struct Keys {
     by_kid: HashMap<String, DecodingKey>,
+    /// Last successful fetch: drives the periodic refresh.
     fetched_at: Option<Instant>,
+    /// Last fetch attempt, successful or not: rate-limits fetches for unknown kids.
+    attempted_at: Option<Instant>,
 }
 
 impl Verifier {
@@ -244,30 +247,28 @@ impl Verifier {
         let _fetching = self.inner.fetching.lock().await;
         {
             let keys = self.inner.keys.read().await;
-            if let Some(t) = keys.fetched_at {
-                let fresh = t.elapsed() < self.inner.refresh_interval;
-                let known = keys.by_kid.contains_key(kid);
-                // An unknown kid may trigger a refetch, but not more often than the minimum gap,
-                // so a flood of forged kids cannot hammer identity.
-                if (fresh && known) || (!known && t.elapsed() < self.inner.min_refetch_interval) {
-                    return Ok(());
-                }
+            let known = keys.by_kid.contains_key(kid);
+            let fresh = keys.fetched_at.is_some_and(|t| t.elapsed() < self.inner.refresh_interval);
+            // Fetch at most once per minimum gap, whether the last attempt worked or not, so
+            // neither forged kids nor an identity outage turn every request into a fetch.
+            let recently_tried = keys.attempted_at.is_some_and(|t| t.elapsed() < self.inner.min_refetch_interval);
+            if (fresh && known) || recently_tried {
+                return Ok(());
             }
         }
-        match (self.inner.source)().await {
+        let result = (self.inner.source)().await;
+        let mut keys = self.inner.keys.write().await;
+        keys.attempted_at = Some(Instant::now());
+        match result {
             Ok(set) => {
-                let by_kid = decoding_keys(&set);
-                *self.inner.keys.write().await = Keys { by_kid, fetched_at: Some(Instant::now()) };
+                keys.by_kid = decoding_keys(&set);
+                keys.fetched_at = keys.attempted_at;
                 Ok(())
             }
+            Err(e) if keys.by_kid.is_empty() => Err(AuthError::KeysUnavailable(format!("{e:#}"))),
             Err(e) => {
-                let mut keys = self.inner.keys.write().await;
-                if keys.by_kid.is_empty() {
-                    return Err(AuthError::KeysUnavailable(format!("{e:#}")));
-                }
-                // Keep serving with the keys we have; try again after the minimum gap.
+                // Keep serving with the keys we have; the next attempt waits the minimum gap.
                 tracing::warn!(error = format!("{e:#}"), "JWKS refresh failed; keeping cached keys");
-                keys.fetched_at = Some(Instant::now() - self.inner.refresh_interval + self.inner.min_refetch_interval);
                 Ok(())
             }
         }

@@ -21,6 +21,10 @@ pub struct Metrics {
     registry: Registry,
     grpc: Arc<Red>,
     http: Arc<Red>,
+    /// Outbox rows relayed, by result; shared by every relay of the service.
+    pub(crate) outbox_relayed: IntCounterVec,
+    /// Consumed messages, by group, topic and outcome; shared by every consumer.
+    pub(crate) consumed: IntCounterVec,
 }
 
 struct Red {
@@ -51,7 +55,20 @@ impl Metrics {
         let grpc = Red::new(&registry, "grpc_server", &["method", "code"]).expect("static metric definitions");
         let http =
             Red::new(&registry, "http_server", &["method", "route", "status"]).expect("static metric definitions");
-        Self { registry, grpc: Arc::new(grpc), http: Arc::new(http) }
+        let outbox_relayed = IntCounterVec::new(
+            Opts::new("outbox_relay_messages_total", "Outbox rows the relay tried to publish, by result."),
+            &["result"],
+        )
+        .expect("static metric definition");
+        let consumed = IntCounterVec::new(
+            Opts::new("kafka_consumer_messages_total", "Consumed messages, by group, topic and outcome."),
+            &["group", "topic", "outcome"],
+        )
+        .expect("static metric definition");
+        for collector in [&outbox_relayed, &consumed] {
+            registry.register(Box::new(collector.clone())).expect("registered once");
+        }
+        Self { registry, grpc: Arc::new(grpc), http: Arc::new(http), outbox_relayed, consumed }
     }
 
     /// The registry, for services to register their own metrics.

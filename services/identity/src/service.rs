@@ -138,7 +138,7 @@ impl Identity {
     pub async fn login(&self, email: &str, password: &str, client_ip: Option<&str>) -> Result<TokenPair> {
         // Malformed emails cannot match an account; they are throttled and answered alike.
         let account = email.trim().to_lowercase();
-        if let Some(retry_after) = self.throttle.blocked_for(&account, client_ip).await? {
+        if let Some(retry_after) = self.throttle.begin(&account, client_ip).await? {
             self.logins.with_label_values(&["throttled"]).inc();
             return Err(IdentityError::Throttled { retry_after });
         }
@@ -148,11 +148,10 @@ impl Identity {
         };
         let ok = self.hasher.verify(password, found.as_ref().map(|(_, hash)| hash.as_str())).await?;
         let Some((user, _)) = found.filter(|_| ok) else {
-            self.throttle.record_failure(&account, client_ip).await?;
             self.logins.with_label_values(&["invalid_credentials"]).inc();
             return Err(IdentityError::InvalidCredentials);
         };
-        self.throttle.record_success(&account).await?;
+        self.throttle.succeeded(&account, client_ip).await?;
         self.logins.with_label_values(&["success"]).inc();
         let refresh = self.refresh.issue(user.id).await?;
         self.token_pair(&user, refresh.token, refresh.expires_in).await

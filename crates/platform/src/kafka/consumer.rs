@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use prometheus::{IntCounterVec, Opts};
+use prometheus::IntCounterVec;
 use prost::Message as _;
 use rdkafka::Message;
 use rdkafka::consumer::{CommitMode, Consumer as _, StreamConsumer};
@@ -87,13 +87,6 @@ impl<H: Handler> Consumer<H> {
         config: &KafkaConfig,
         metrics: &Metrics,
     ) -> Self {
-        let outcomes = IntCounterVec::new(
-            Opts::new("kafka_consumer_messages_total", "Consumed messages, by topic and outcome."),
-            &["group", "topic", "outcome"],
-        )
-        .expect("static metric definition");
-        // A second consumer in the same service shares the collector.
-        let _ = metrics.registry().register(Box::new(outcomes.clone()));
         Self {
             group: group.into(),
             topics,
@@ -101,7 +94,7 @@ impl<H: Handler> Consumer<H> {
             producer,
             handler: Arc::new(handler),
             config: config.clone(),
-            outcomes,
+            outcomes: metrics.consumed.clone(),
         }
     }
 

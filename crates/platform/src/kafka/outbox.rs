@@ -10,7 +10,7 @@
 use std::time::Duration;
 
 use anyhow::Context as _;
-use prometheus::{IntCounterVec, Opts};
+use prometheus::IntCounterVec;
 use prost::Message as _;
 use rdkafka::message::OwnedHeaders;
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -61,22 +61,12 @@ struct Row {
 impl Relay {
     /// A relay draining `pool`'s outbox through `producer`.
     pub fn new(pool: PgPool, producer: FutureProducer, config: &crate::config::KafkaConfig, metrics: &Metrics) -> Self {
-        let published = IntCounterVec::new(
-            Opts::new("outbox_relay_messages_total", "Outbox rows the relay tried to publish, by result."),
-            &["result"],
-        )
-        .expect("static metric definition");
-        // Several relays in one registry (tests) share the counter.
-        let published = match metrics.registry().register(Box::new(published.clone())) {
-            Ok(()) => published,
-            Err(_) => published,
-        };
         Self {
             pool,
             producer,
             batch_size: config.outbox_batch_size,
             poll_interval: config.outbox_poll_interval,
-            published,
+            published: metrics.outbox_relayed.clone(),
         }
     }
 

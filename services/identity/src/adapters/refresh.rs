@@ -5,6 +5,7 @@
 //! a rotated secret again means it was stolen or replayed: the whole family is
 //! deleted, which logs out every holder of that login.
 
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -48,7 +49,9 @@ pub struct RefreshTokens {
     ttl: Duration,
 }
 
-const ROTATE: &str = r"
+static ROTATE: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        r"
 if redis.call('EXISTS', KEYS[1]) == 0 then return {0} end
 local current = redis.call('HGET', KEYS[1], 'current')
 if current == ARGV[1] then
@@ -63,15 +66,21 @@ if redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 1 then
   return {2}
 end
 return {0}
-";
+",
+    )
+});
 
-const REVOKE: &str = r"
+static REVOKE: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        r"
 local current = redis.call('HGET', KEYS[1], 'current')
 if current == ARGV[1] or redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 1 then
   return redis.call('DEL', KEYS[1], KEYS[2])
 end
 return 0
-";
+",
+    )
+});
 
 impl RefreshTokens {
     /// A store under `prefix` whose families live `ttl`.
@@ -101,7 +110,7 @@ impl RefreshTokens {
         let (family_key, used_key) = self.keys(family);
         let (next_secret, next_hash) = secret();
         let mut conn = self.redis.clone();
-        let reply: Vec<redis::Value> = redis::Script::new(ROTATE)
+        let reply: Vec<redis::Value> = ROTATE
             .key(&family_key)
             .key(&used_key)
             .arg(hash(presented))
@@ -130,7 +139,7 @@ impl RefreshTokens {
         let Some((family, presented)) = parse(token) else { return Ok(()) };
         let (family_key, used_key) = self.keys(family);
         let mut conn = self.redis.clone();
-        let _: i64 = redis::Script::new(REVOKE)
+        let _: i64 = REVOKE
             .key(&family_key)
             .key(&used_key)
             .arg(hash(presented))

@@ -1,7 +1,8 @@
 //! Login throttling: after a few free failures each further one delays the next
 //! allowed attempt exponentially, and enough of them lock the account (or the
 //! client address) for a while. Attempts made too early are refused without
-//! checking the password, so parallel guessing gains nothing.
+//! checking the password, and every attempt counts as a failure until it
+//! succeeds, so a burst of parallel guesses gets no further than serial ones.
 
 use std::time::Duration;
 
@@ -91,9 +92,16 @@ impl LoginPolicy {
         Penalty::Delay(self.delay_base.saturating_mul(1 << exponent).min(self.max_delay))
     }
 
-    /// The penalty after `failures` failures from one client address.
-    pub fn ip_penalty(&self, failures: u32) -> Penalty {
-        if failures >= self.ip_lockout_failures { Penalty::Lockout(self.lockout_duration) } else { Penalty::None }
+    /// [`Self::account_penalty`] for 1..=`lockout_failures` failures, encoded for the Redis
+    /// script: 0 for none, a positive delay or a negative lockout, in milliseconds.
+    pub fn account_penalty_table(&self) -> Vec<i64> {
+        (1..=self.lockout_failures)
+            .map(|failures| match self.account_penalty(failures) {
+                Penalty::None => 0,
+                Penalty::Delay(d) => d.as_millis() as i64,
+                Penalty::Lockout(d) => -(d.as_millis() as i64),
+            })
+            .collect()
     }
 }
 
@@ -109,8 +117,12 @@ mod tests {
         assert_eq!(p.account_penalty(5), Penalty::Delay(Duration::from_secs(1)));
         assert_eq!(p.account_penalty(9), Penalty::Delay(Duration::from_secs(16)));
         assert_eq!(p.account_penalty(10), Penalty::Lockout(Duration::from_secs(900)));
-        assert_eq!(p.ip_penalty(99), Penalty::None);
-        assert_eq!(p.ip_penalty(100), Penalty::Lockout(Duration::from_secs(900)));
+    }
+
+    #[test]
+    fn the_table_ends_in_a_lockout() {
+        let p = LoginPolicy { free_failures: 1, lockout_failures: 4, ..LoginPolicy::default() };
+        assert_eq!(p.account_penalty_table(), vec![0, 500, 1000, -900_000]);
     }
 
     #[test]

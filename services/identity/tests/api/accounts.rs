@@ -158,3 +158,20 @@ async fn profile_updates_are_validated() {
     let anonymous = app.client.clone().get_me(pb::GetMeRequest {}).await.unwrap_err();
     assert_eq!(anonymous.code(), Code::Unauthenticated);
 }
+
+#[tokio::test]
+async fn a_burst_of_parallel_guesses_gets_no_further_than_serial_ones() {
+    let app = spawn_with(|c| {
+        c.identity.login.free_failures = 2;
+        c.identity.login.lockout_failures = 10;
+        c.identity.login.delay_base = Duration::from_secs(60);
+    })
+    .await;
+    let address = email();
+    app.register(&address).await;
+    let attempts = (0..20).map(|i| app.login(&address, if i == 19 { PASSWORD } else { "wrong-passphrase-here" }));
+    let results = futures::future::join_all(attempts).await;
+    let checked = results.iter().filter(|r| !matches!(r, Err(s) if s.code() == Code::ResourceExhausted)).count();
+    // Two free attempts, then the third earns a delay before its password is even checked.
+    assert!(checked <= 3, "{checked} passwords were checked: {results:?}");
+}

@@ -1,0 +1,307 @@
+//! The at-least-once consumer: dedupe, retries, dead-lettering and offset commits.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use prost::Message as _;
+use rdkafka::Message as _;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use sqlx::PgConnection;
+use ticketing_platform::config::KafkaConfig;
+use ticketing_platform::events::envelope;
+use ticketing_platform::kafka::consumer::{Consumer, HandleError, Handler};
+use ticketing_platform::kafka::{self, DLQ_SUFFIX};
+use ticketing_platform::metrics::Metrics;
+use ticketing_proto::events::v1::{Envelope, UserRegistered};
+use ticketing_testkit::{self as testkit, TestDb};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::support::{counter, eventually, header, read_topic};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+/// How the handler treats an event, chosen by the event's aggregate id.
+const FAIL_TWICE: &str = "fail-twice";
+const FAIL_PERMANENTLY: &str = "fail-permanently";
+
+/// Records every call in `seen` (inside the consumer's transaction) and in memory
+/// (outside it, so rolled-back attempts are counted too).
+#[derive(Clone, Default)]
+struct Recorder {
+    attempts: Arc<Mutex<HashMap<String, i32>>>,
+}
+
+impl Recorder {
+    fn attempts(&self, event_id: &str) -> i32 {
+        self.attempts.lock().unwrap().get(event_id).copied().unwrap_or(0)
+    }
+
+    fn total_attempts(&self) -> i32 {
+        self.attempts.lock().unwrap().values().sum()
+    }
+}
+
+impl Handler for Recorder {
+    async fn handle(&self, tx: &mut PgConnection, event: &Envelope) -> Result<(), HandleError> {
+        let attempt = {
+            let mut attempts = self.attempts.lock().unwrap();
+            let n = attempts.entry(event.id.clone()).or_default();
+            *n += 1;
+            *n
+        };
+        let id = uuid::Uuid::parse_str(&event.id).map_err(|e| HandleError::Permanent(e.into()))?;
+        sqlx::query("INSERT INTO seen (event_id, n) VALUES ($1, $2)")
+            .bind(id)
+            .bind(attempt)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| HandleError::Retryable(e.into()))?;
+        match event.aggregate_id.as_str() {
+            FAIL_TWICE if attempt <= 2 => Err(HandleError::Retryable(anyhow::anyhow!("flaky peer, attempt {attempt}"))),
+            FAIL_PERMANENTLY => Err(HandleError::Permanent(anyhow::anyhow!("cannot ever handle this"))),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// One test's database, topics, producer and handler.
+struct Harness {
+    db: TestDb,
+    config: KafkaConfig,
+    topic: String,
+    dlq: String,
+    group: String,
+    producer: FutureProducer,
+    recorder: Recorder,
+}
+
+/// A consumer running in a task.
+struct Running {
+    metrics: Metrics,
+    stop: CancellationToken,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+impl Running {
+    fn outcomes(&self, outcome: &str) -> u64 {
+        counter(&self.metrics, "kafka_consumer_messages_total", &[("outcome", outcome)])
+    }
+
+    /// Waits until the consumer has counted `n` messages with `outcome`.
+    async fn wait_for(&self, outcome: &str, n: u64) {
+        eventually(&format!("{n} {outcome} message(s)"), WAIT, || async {
+            (self.outcomes(outcome) >= n).then_some(())
+        })
+        .await;
+    }
+
+    async fn stop(self) {
+        self.stop.cancel();
+        tokio::time::timeout(Duration::from_secs(10), self.task)
+            .await
+            .expect("the consumer stops when cancelled")
+            .expect("consumer task")
+            .expect("consumer result");
+    }
+}
+
+impl Harness {
+    async fn new() -> Self {
+        testkit::init_logging();
+        let db = TestDb::new(&ticketing_platform::db::migrator(None)).await;
+        sqlx::query("CREATE TABLE seen (event_id uuid NOT NULL, n int NOT NULL)").execute(&db.pool).await.unwrap();
+        let config = testkit::kafka_config();
+        let topic = config.topic("identity.events");
+        let dlq = format!("{topic}{DLQ_SUFFIX}");
+        kafka::ensure_topics(&config, &[topic.clone(), dlq.clone()]).await.expect("create topics");
+        let producer = kafka::producer(&config).expect("producer");
+        let group = format!("test-consumer-{}", testkit::unique());
+        Self { db, config, topic, dlq, group, producer, recorder: Recorder::default() }
+    }
+
+    fn start(&self) -> Running {
+        let metrics = Metrics::new("test");
+        let stop = CancellationToken::new();
+        let consumer = Consumer::new(
+            self.group.clone(),
+            vec![self.topic.clone()],
+            self.db.pool.clone(),
+            self.producer.clone(),
+            self.recorder.clone(),
+            &self.config,
+            &metrics,
+        );
+        let task = tokio::spawn(consumer.run(stop.clone()));
+        Running { metrics, stop, task }
+    }
+
+    async fn produce_bytes(&self, key: &str, payload: &[u8]) {
+        self.producer
+            .send(FutureRecord::to(&self.topic).key(key).payload(payload), Duration::from_secs(10))
+            .await
+            .map_err(|(e, _)| e)
+            .expect("produce");
+    }
+
+    async fn produce(&self, env: &Envelope) {
+        self.produce_bytes(&env.aggregate_id, &env.encode_to_vec()).await;
+    }
+
+    /// `n` of every `seen` row for `event_id`.
+    async fn seen(&self, event_id: &str) -> Vec<i32> {
+        let id = uuid::Uuid::parse_str(event_id).unwrap();
+        sqlx::query_scalar("SELECT n FROM seen WHERE event_id = $1 ORDER BY n")
+            .bind(id)
+            .fetch_all(&self.db.pool)
+            .await
+            .unwrap()
+    }
+
+    async fn seen_total(&self) -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM seen").fetch_one(&self.db.pool).await.unwrap()
+    }
+
+    async fn processed_events(&self) -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM processed_events WHERE consumer = $1")
+            .bind(&self.group)
+            .fetch_one(&self.db.pool)
+            .await
+            .unwrap()
+    }
+}
+
+fn event(aggregate_id: &str) -> Envelope {
+    let event = UserRegistered {
+        user_id: uuid::Uuid::new_v4().to_string(),
+        email: "someone@example.test".into(),
+        ..Default::default()
+    };
+    envelope(aggregate_id, &event)
+}
+
+#[tokio::test]
+async fn a_redelivered_event_is_processed_once() {
+    let h = Harness::new().await;
+    let env = event("user-1");
+    h.produce(&env).await;
+    h.produce(&env).await;
+    let running = h.start();
+    running.wait_for("processed", 1).await;
+    running.wait_for("duplicate", 1).await;
+    running.stop().await;
+
+    assert_eq!(h.recorder.attempts(&env.id), 1, "the handler ran once");
+    assert_eq!(h.seen(&env.id).await, vec![1]);
+    assert_eq!(h.processed_events().await, 1);
+}
+
+#[tokio::test]
+async fn a_retryable_failure_is_retried_until_it_succeeds() {
+    let h = Harness::new().await;
+    let env = event(FAIL_TWICE);
+    h.produce(&env).await;
+    let running = h.start();
+    running.wait_for("processed", 1).await;
+    assert_eq!(running.outcomes("dead_lettered"), 0);
+    running.stop().await;
+
+    assert_eq!(h.recorder.attempts(&env.id), 3, "two failures, then success");
+    // The failed attempts' writes were rolled back; only the third one's stayed.
+    assert_eq!(h.seen(&env.id).await, vec![3]);
+    assert_eq!(h.processed_events().await, 1);
+}
+
+#[tokio::test]
+async fn exhausted_retries_dead_letter_the_message() {
+    let mut h = Harness::new().await;
+    h.config.consumer_max_attempts = 2;
+    let env = event(FAIL_TWICE);
+    h.produce(&env).await;
+    let running = h.start();
+    running.wait_for("dead_lettered", 1).await;
+    assert_eq!(running.outcomes("processed"), 0);
+    running.stop().await;
+
+    assert_eq!(h.recorder.attempts(&env.id), 2, "consumer_max_attempts bounds the attempts");
+    assert_eq!(h.seen(&env.id).await, Vec::<i32>::new(), "every attempt was rolled back");
+    let dead = read_topic(&h.config, &h.dlq, 1, WAIT).await;
+    assert_eq!(dead.len(), 1);
+    let error = header(&dead[0], "dlq.error").expect("dlq.error header");
+    assert!(error.contains("retries exhausted") && error.contains("attempt 2"), "{error}");
+}
+
+#[tokio::test]
+async fn a_permanent_failure_is_dead_lettered_and_rolled_back() {
+    let h = Harness::new().await;
+    let env = event(FAIL_PERMANENTLY);
+    h.produce(&env).await;
+    let running = h.start();
+    running.wait_for("dead_lettered", 1).await;
+    running.stop().await;
+
+    assert_eq!(h.recorder.attempts(&env.id), 1, "a permanent failure is not retried");
+    assert_eq!(h.seen(&env.id).await, Vec::<i32>::new(), "the handler's writes were rolled back");
+    assert_eq!(h.processed_events().await, 0, "not marked processed");
+
+    let dead = read_topic(&h.config, &h.dlq, 1, WAIT).await;
+    assert_eq!(dead.len(), 1, "one message on {}", h.dlq);
+    let message = &dead[0];
+    assert_eq!(message.payload(), Some(env.encode_to_vec().as_slice()), "the original payload");
+    assert_eq!(message.key(), Some(FAIL_PERMANENTLY.as_bytes()), "the original key");
+    assert_eq!(header(message, "dlq.original.topic").as_deref(), Some(h.topic.as_str()));
+    let error = header(message, "dlq.error").expect("dlq.error header");
+    assert!(error.contains("cannot ever handle this"), "{error}");
+    assert_eq!(header(message, "dlq.consumer").as_deref(), Some(h.group.as_str()));
+    assert_eq!(header(message, "dlq.original.offset").as_deref(), Some("0"));
+}
+
+#[tokio::test]
+async fn a_payload_that_is_not_an_envelope_is_dead_lettered() {
+    let h = Harness::new().await;
+    let garbage = b"definitely not a protobuf envelope";
+    h.produce_bytes("garbage", garbage).await;
+    let good = event("user-2");
+    h.produce(&good).await;
+    let running = h.start();
+    running.wait_for("dead_lettered", 1).await;
+    // The poison message does not block the partition.
+    running.wait_for("processed", 1).await;
+    running.stop().await;
+
+    assert_eq!(h.recorder.total_attempts(), 1, "the handler only saw the good event");
+    assert_eq!(h.seen(&good.id).await, vec![1]);
+    let dead = read_topic(&h.config, &h.dlq, 1, WAIT).await;
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].payload(), Some(garbage.as_slice()));
+    assert_eq!(header(&dead[0], "dlq.original.topic").as_deref(), Some(h.topic.as_str()));
+    let error = header(&dead[0], "dlq.error").expect("dlq.error header");
+    assert!(error.contains("not an event envelope"), "{error}");
+}
+
+#[tokio::test]
+async fn a_restarted_consumer_resumes_after_its_committed_offsets() {
+    let h = Harness::new().await;
+    let first: Vec<Envelope> = (0..3).map(|n| event(&format!("user-{n}"))).collect();
+    for env in &first {
+        h.produce(env).await;
+    }
+    let running = h.start();
+    running.wait_for("processed", 3).await;
+    running.stop().await;
+
+    let later = event("user-later");
+    h.produce(&later).await;
+    let running = h.start();
+    running.wait_for("processed", 1).await;
+    // The partition is read in order, so anything redelivered would have come first.
+    let duplicates = running.outcomes("duplicate");
+    running.stop().await;
+
+    assert_eq!(duplicates, 0, "committed messages were delivered again after the restart");
+    assert_eq!(h.recorder.total_attempts(), 4, "each event handled once");
+    assert_eq!(h.recorder.attempts(&later.id), 1);
+    assert_eq!(h.seen_total().await, 4);
+    assert_eq!(h.processed_events().await, 4);
+}

@@ -1,0 +1,11 @@
+//! Integration tests of the platform crate against the real Postgres and a
+//! Kafka-compatible broker (see `ticketing-testkit` for the servers' addresses).
+//!
+//! Every test isolates itself: its own database, topic namespace, consumer group
+//! and ports, so tests run in parallel with each other and with other runs.
+
+mod app;
+mod auth;
+mod consumer;
+mod outbox;
+mod support;

@@ -1,0 +1,52 @@
+//! Helpers shared by the tests: bounded polling, topic reads, metric lookups.
+
+use std::time::Duration;
+
+use rdkafka::Message as _;
+use rdkafka::message::{Headers as _, OwnedMessage};
+use ticketing_platform::config::KafkaConfig;
+use ticketing_platform::metrics::Metrics;
+use ticketing_testkit as testkit;
+
+/// Polls `probe` every 20 ms until it yields `Some`, panicking with `what` after `timeout`.
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(value) = probe().await {
+            return value;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// [`testkit::read_topic`] off the async runtime (it blocks).
+pub async fn read_topic(config: &KafkaConfig, topic: &str, min: usize, timeout: Duration) -> Vec<OwnedMessage> {
+    let (config, topic) = (config.clone(), topic.to_owned());
+    tokio::task::spawn_blocking(move || testkit::read_topic(&config, &topic, min, timeout))
+        .await
+        .expect("read_topic panicked")
+}
+
+/// The value of header `key` on `message`, as UTF-8.
+pub fn header(message: &OwnedMessage, key: &str) -> Option<String> {
+    let headers = message.headers()?;
+    headers.iter().find(|h| h.key == key).and_then(|h| h.value).map(|v| String::from_utf8_lossy(v).into_owned())
+}
+
+/// Sum of the samples of counter `name` whose labels include every `labels` pair.
+pub fn counter(metrics: &Metrics, name: &str, labels: &[(&str, &str)]) -> u64 {
+    let text = metrics.render();
+    text.lines()
+        .filter(|line| line.starts_with(&format!("{name}{{")) || line.starts_with(&format!("{name} ")))
+        .filter(|line| labels.iter().all(|(k, v)| line.contains(&format!("{k}=\"{v}\""))))
+        .map(|line| {
+            let value = line.rsplit(' ').next().unwrap_or_default();
+            value.parse::<f64>().unwrap_or_else(|_| panic!("unparsable sample {line:?}")) as u64
+        })
+        .sum()
+}
