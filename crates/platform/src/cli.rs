@@ -28,8 +28,6 @@ enum Command {
     Serve,
     /// Create the database if needed, apply pending migrations, and exit.
     Migrate,
-    /// Print the effective configuration as TOML-compatible JSON and exit.
-    PrintConfig,
 }
 
 /// A service's configuration, as the shared command line needs to see it.
@@ -74,10 +72,6 @@ where
                 let database = config.database().ok_or_else(|| anyhow::anyhow!("{name} has no database to migrate"))?;
                 crate::db::migrate(database, &crate::db::migrator(migrations)).await?;
                 tracing::info!(service = name, "migrations applied");
-                Ok(())
-            }
-            Command::PrintConfig => {
-                eprintln!("{}", serde_json::to_string_pretty(&config)?);
                 Ok(())
             }
         }
