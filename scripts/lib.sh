@@ -1,0 +1,165 @@
+# shellcheck shell=bash
+# Shared helpers for the scripts in this folder. Source it; do not run it.
+#
+# Sets ROOT (the repo root) and STATE_DIR (default: $ROOT/.local, gitignored),
+# fills in the server URLs the tests and scripts use, and describes the seven
+# services once so every script agrees on names, ports and dependencies.
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+STATE_DIR=${STATE_DIR:-$ROOT/.local}
+mkdir -p "$STATE_DIR"
+STATE_DIR=$(cd "$STATE_DIR" && pwd)
+
+DATABASE_URL=${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}
+REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379}
+KAFKA_BROKERS=${KAFKA_BROKERS:-127.0.0.1:9092}
+
+# The services, in start order, with their default gRPC ports (admin = gRPC + 1000).
+# shellcheck disable=SC2034 # used by the scripts that source this file
+SERVICES=(gateway identity catalog inventory booking payment notification)
+# shellcheck disable=SC2034
+declare -A GRPC_PORT=(
+  [gateway]=50050 [identity]=50051 [catalog]=50052 [inventory]=50053
+  [booking]=50054 [payment]=50055 [notification]=50056
+)
+
+# Dependencies per service (docs/ARCHITECTURE's table): who owns a database,
+# who keeps state in Redis, who talks to Kafka. Skeletons ignore the settings
+# they do not use yet, so the scripts can pass them all along already.
+svc_has_db() { [[ $1 != gateway ]]; }
+svc_has_redis() { [[ $1 == gateway || $1 == identity || $1 == inventory ]]; }
+svc_has_kafka() { [[ $1 != gateway ]]; }
+
+# Prints "<script>: message" on stdout / "<script>: error: message" on stderr and exits.
+SCRIPT_NAME=$(basename "${BASH_SOURCE[1]:-$0}" .sh)
+say() { printf '%s: %s\n' "$SCRIPT_NAME" "$*"; }
+warn() { printf '%s: warning: %s\n' "$SCRIPT_NAME" "$*" >&2; }
+die() {
+  printf '%s: error: %s\n' "$SCRIPT_NAME" "$*" >&2
+  exit 1
+}
+
+# url_host URL -> the host of a scheme://[user@]host[:port][/path] URL (brackets kept off).
+url_host() {
+  local rest=${1#*://}
+  rest=${rest%%/*}
+  rest=${rest%%\?*}
+  rest=${rest##*@}
+  if [[ $rest == \[* ]]; then
+    rest=${rest#\[}
+    printf '%s\n' "${rest%%\]*}"
+  else
+    printf '%s\n' "${rest%%:*}"
+  fi
+}
+
+# url_port URL DEFAULT -> the port of the URL, or DEFAULT.
+url_port() {
+  local rest=${1#*://}
+  rest=${rest%%/*}
+  rest=${rest%%\?*}
+  rest=${rest##*@}
+  rest=${rest##*\]}
+  if [[ $rest == *:* ]]; then printf '%s\n' "${rest##*:}"; else printf '%s\n' "$2"; fi
+}
+
+# is_loopback HOST -> true for addresses only this machine serves.
+is_loopback() {
+  case $1 in
+    '' | localhost | 127.* | ::1) return 0 ;;
+    *) return 1 ;;
+  esac
+}
+
+# db_url NAME -> DATABASE_URL with its database replaced by NAME (query string kept).
+db_url() {
+  local url=$DATABASE_URL query=''
+  if [[ $url == *\?* ]]; then
+    query="?${url#*\?}"
+    url=${url%%\?*}
+  fi
+  local scheme=${url%%://*} rest=${url#*://}
+  if [[ $rest == */* ]]; then rest=${rest%%/*}; fi
+  printf '%s://%s/%s%s\n' "$scheme" "$rest" "$1" "$query"
+}
+
+# port_free PORT -> true when nothing listens on PORT (any address).
+port_free() {
+  if command -v ss >/dev/null 2>&1; then
+    [[ -z $(ss -Htln "sport = :$1" 2>/dev/null) ]]
+  else
+    ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+  fi
+}
+
+# alive PID -> true while PID runs. Unlike `kill -0`, a child that exited but was not
+# reaped yet (a zombie) counts as gone.
+alive() {
+  local state
+  state=$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) || return 1
+  [[ -n $state && $state != Z ]]
+}
+
+# wait_http URL SECONDS [PID] -> polls URL until it answers 2xx (returns 0), gives up after
+# SECONDS (returns 1), or stops early when PID is gone (returns 2).
+wait_http() {
+  local url=$1 deadline=$((SECONDS + $2)) pid=${3:-}
+  until curl -fsS -o /dev/null --max-time 2 "$url" 2>/dev/null; do
+    if [[ -n $pid ]] && ! alive "$pid"; then return 2; fi
+    ((SECONDS < deadline)) || return 1
+    sleep 0.5
+  done
+}
+
+# stop_pids SECONDS PID... -> SIGTERM to each, then waits up to SECONDS for all of them.
+# Sets STOP_RC[pid] to each exit status (127 for a process that is not our child, whose
+# status cannot be known) and STOP_SECS[pid] to how long it took; leftovers get SIGKILL
+# and rc 137.
+# shellcheck disable=SC2034 # read by the scripts that source this file
+declare -A STOP_RC=() STOP_SECS=()
+stop_pids() {
+  local timeout=$1 pid started=$SECONDS
+  shift
+  for pid in "$@"; do
+    if alive "$pid"; then kill -TERM "$pid" 2>/dev/null || true; fi
+  done
+  local pending=("$@")
+  while ((${#pending[@]})); do
+    local still=()
+    for pid in "${pending[@]}"; do
+      if alive "$pid"; then
+        still+=("$pid")
+      else
+        STOP_SECS[$pid]=$((SECONDS - started))
+        STOP_RC[$pid]=0
+        wait "$pid" 2>/dev/null || STOP_RC[$pid]=$?
+      fi
+    done
+    pending=("${still[@]}")
+    ((${#pending[@]})) || break
+    if ((SECONDS - started >= timeout)); then
+      for pid in "${pending[@]}"; do
+        kill -KILL "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+        # shellcheck disable=SC2034
+        STOP_RC[$pid]=137
+        # shellcheck disable=SC2034
+        STOP_SECS[$pid]=$((SECONDS - started))
+      done
+      break
+    fi
+    sleep 0.2
+  done
+}
+
+# random_token -> 8 lowercase hex characters.
+random_token() { od -An -N4 -tx1 /dev/urandom | tr -d ' \n'; }
+
+# Python with kafka-python, once scripts/infra.sh has made the venv; plain python3 otherwise.
+kafka_python() {
+  if [[ -x $STATE_DIR/venv/bin/python ]]; then
+    printf '%s\n' "$STATE_DIR/venv/bin/python"
+  else
+    command -v python3
+  fi
+}
