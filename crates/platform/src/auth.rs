@@ -21,7 +21,8 @@ use tokio::sync::{Mutex, RwLock};
 
 use crate::config::AuthConfig;
 
-/// A platform role. Admins manage everything, organizers their own events, users buy.
+/// A platform role. Admins manage everything, organizers their own events, users buy,
+/// and services act for the platform itself (e.g. booking confirming a sale).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
@@ -31,6 +32,8 @@ pub enum Role {
     Organizer,
     /// Manages everything.
     Admin,
+    /// Another platform service, calling on its own behalf.
+    Service,
 }
 
 impl Role {
@@ -40,6 +43,7 @@ impl Role {
             Self::User => "user",
             Self::Organizer => "organizer",
             Self::Admin => "admin",
+            Self::Service => "service",
         }
     }
 }
@@ -58,6 +62,7 @@ impl FromStr for Role {
             "user" => Ok(Self::User),
             "organizer" => Ok(Self::Organizer),
             "admin" => Ok(Self::Admin),
+            "service" => Ok(Self::Service),
             other => Err(format!("unknown role {other:?}")),
         }
     }
@@ -106,6 +111,17 @@ impl Principal {
             .get::<Self>()
             .cloned()
             .ok_or_else(|| tonic::Status::unauthenticated("an access token is required"))
+    }
+
+    /// The caller of `request` if it has any of `roles`; `PERMISSION_DENIED` otherwise.
+    pub fn with_any_role<T>(request: &tonic::Request<T>, roles: &[Role]) -> Result<Self, tonic::Status> {
+        let principal = Self::of(request)?;
+        if roles.iter().any(|r| principal.has_role(*r)) {
+            Ok(principal)
+        } else {
+            let names: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
+            Err(tonic::Status::permission_denied(format!("one of the roles {names:?} is required")))
+        }
     }
 
     /// The caller of `request` if it has `role`; `PERMISSION_DENIED` otherwise.

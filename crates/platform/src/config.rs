@@ -292,6 +292,14 @@ impl KafkaConfig {
     }
 }
 
+impl KafkaConfig {
+    /// The full consumer-group id for `base`: namespaced like topics, so deployments
+    /// (and tests) sharing a cluster never join each other's groups.
+    pub fn group(&self, base: &str) -> String {
+        self.topic(base)
+    }
+}
+
 impl Default for KafkaConfig {
     fn default() -> Self {
         Self {

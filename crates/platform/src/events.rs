@@ -21,9 +21,15 @@ pub enum PayloadError {
 
 /// Wraps `event` about `aggregate_id`, stamped now and with the current trace context.
 pub fn envelope<M: Message + Name>(aggregate_id: impl Into<String>, event: &M) -> Envelope {
+    envelope_with_id(uuid::Uuid::now_v7(), aggregate_id, event)
+}
+
+/// Like [`envelope`] with a caller-chosen id: a deterministic id (UUID v5 of what
+/// happened) makes re-announcing the same fact produce the same event.
+pub fn envelope_with_id<M: Message + Name>(id: uuid::Uuid, aggregate_id: impl Into<String>, event: &M) -> Envelope {
     let now = std::time::SystemTime::now();
     Envelope {
-        id: uuid::Uuid::now_v7().to_string(),
+        id: id.to_string(),
         r#type: M::full_name(),
         occurred_at: Some(prost_types::Timestamp::from(now)),
         traceparent: crate::telemetry::current_traceparent().unwrap_or_default(),

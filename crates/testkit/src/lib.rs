@@ -5,6 +5,10 @@
 //! and a fresh topic namespace. Servers come from `DATABASE_URL`, `REDIS_URL`
 //! and `KAFKA_BROKERS`, with loopback defaults.
 
+mod issuer;
+
+pub use issuer::TestIssuer;
+
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 

@@ -1,6 +1,12 @@
-//! The inventory service binary (skeleton until its issue lands).
+//! The inventory service binary.
+
+use ticketing_inventory::config::Config;
 
 fn main() -> std::process::ExitCode {
-    let deps = ticketing_platform::skeleton::Dependencies { postgres: true, redis: true };
-    ticketing_platform::skeleton::main("inventory", 50053, deps)
+    ticketing_platform::cli::main(
+        "inventory",
+        Config::default(),
+        Some(&ticketing_inventory::MIGRATIONS),
+        |config| async { ticketing_inventory::startup::build(config).await?.run_until_stopped().await },
+    )
 }

@@ -77,7 +77,7 @@ pub struct Consumer<H> {
 }
 
 impl<H: Handler> Consumer<H> {
-    /// A consumer in `group` reading `topics` (full names).
+    /// A consumer in `group` (namespaced like topics) reading `topics` (full names).
     pub fn new(
         group: impl Into<String>,
         topics: Vec<String>,
@@ -88,7 +88,7 @@ impl<H: Handler> Consumer<H> {
         metrics: &Metrics,
     ) -> Self {
         Self {
-            group: group.into(),
+            group: config.group(&group.into()),
             topics,
             pool,
             producer,

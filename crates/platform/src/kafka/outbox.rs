@@ -21,11 +21,13 @@ use tokio_util::sync::CancellationToken;
 use crate::metrics::Metrics;
 
 /// Adds `envelope` to the outbox for `topic`, inside the caller's transaction.
+/// Idempotent on the envelope id: enqueuing the same event twice stores it once.
 pub async fn enqueue(conn: &mut PgConnection, topic: &str, envelope: &Envelope) -> anyhow::Result<()> {
     let event_id = uuid::Uuid::parse_str(&envelope.id).context("envelope id is not a UUID")?;
     sqlx::query(
         "INSERT INTO outbox (event_id, topic, message_key, event_type, envelope, traceparent)
-         VALUES ($1, $2, $3, $4, $5, NULLIF($6, ''))",
+         VALUES ($1, $2, $3, $4, $5, NULLIF($6, ''))
+         ON CONFLICT (event_id) DO NOTHING",
     )
     .bind(event_id)
     .bind(topic)

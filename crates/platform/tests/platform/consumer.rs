@@ -165,7 +165,7 @@ impl Harness {
 
     async fn processed_events(&self) -> i64 {
         sqlx::query_scalar("SELECT count(*) FROM processed_events WHERE consumer = $1")
-            .bind(&self.group)
+            .bind(self.config.group(&self.group))
             .fetch_one(&self.db.pool)
             .await
             .unwrap()
@@ -253,7 +253,7 @@ async fn a_permanent_failure_is_dead_lettered_and_rolled_back() {
     assert_eq!(header(message, "dlq.original.topic").as_deref(), Some(h.topic.as_str()));
     let error = header(message, "dlq.error").expect("dlq.error header");
     assert!(error.contains("cannot ever handle this"), "{error}");
-    assert_eq!(header(message, "dlq.consumer").as_deref(), Some(h.group.as_str()));
+    assert_eq!(header(message, "dlq.consumer"), Some(h.config.group(&h.group)), "groups are namespaced");
     assert_eq!(header(message, "dlq.original.offset").as_deref(), Some("0"));
 }
 

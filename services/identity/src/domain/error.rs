@@ -2,27 +2,13 @@
 
 use std::time::Duration;
 
-/// One invalid input field.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FieldViolation {
-    /// The request field, e.g. `password`.
-    pub field: &'static str,
-    /// What is wrong with it.
-    pub description: String,
-}
-
-impl FieldViolation {
-    /// A violation of `field`.
-    pub fn new(field: &'static str, description: impl Into<String>) -> Self {
-        Self { field, description: description.into() }
-    }
-}
+pub use ticketing_platform::status::FieldViolation;
 
 /// Why a use case failed.
 #[derive(Debug, thiserror::Error)]
 pub enum IdentityError {
     /// Input broke the rules; every bad field is listed.
-    #[error("invalid request: {}", .0.iter().map(|v| format!("{}: {}", v.field, v.description)).collect::<Vec<_>>().join("; "))]
+    #[error("invalid request: {}", ticketing_platform::status::describe(.0))]
     Invalid(Vec<FieldViolation>),
     /// The email is already registered.
     #[error("an account with this email already exists")]
@@ -55,7 +41,7 @@ pub enum IdentityError {
 
 impl IdentityError {
     /// A single-field validation error.
-    pub fn invalid(field: &'static str, description: impl Into<String>) -> Self {
+    pub fn invalid(field: &str, description: impl Into<String>) -> Self {
         Self::Invalid(vec![FieldViolation::new(field, description)])
     }
 }

@@ -13,10 +13,7 @@ impl From<IdentityError> for Status {
     fn from(e: IdentityError) -> Self {
         let message = e.to_string();
         match e {
-            IdentityError::Invalid(violations) => ticketing_platform::status::invalid_argument(
-                &message,
-                violations.iter().map(|v| (v.field, v.description.as_str())),
-            ),
+            IdentityError::Invalid(violations) => ticketing_platform::status::invalid_argument(&message, &violations),
             IdentityError::EmailTaken => Status::already_exists(message),
             IdentityError::InvalidCredentials
             | IdentityError::InvalidRefreshToken
@@ -40,6 +37,8 @@ pub fn role_to_proto(role: Role) -> pb::Role {
         Role::User => pb::Role::User,
         Role::Organizer => pb::Role::Organizer,
         Role::Admin => pb::Role::Admin,
+        // Workload identities are not user accounts; the users table cannot hold one.
+        Role::Service => pb::Role::Unspecified,
     }
 }
 
@@ -51,7 +50,7 @@ pub fn role_from_proto(value: i32) -> Result<Role, Status> {
         Ok(pb::Role::Admin) => Ok(Role::Admin),
         _ => Err(ticketing_platform::status::invalid_argument(
             "invalid role",
-            [("role", "must be ROLE_USER, ROLE_ORGANIZER or ROLE_ADMIN")],
+            &[ticketing_platform::status::FieldViolation::new("role", "must be ROLE_USER, ROLE_ORGANIZER or ROLE_ADMIN")],
         )),
     }
 }

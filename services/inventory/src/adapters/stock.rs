@@ -1,0 +1,603 @@
+//! Live stock and holds in Redis, one Lua script per operation.
+//!
+//! Every key of an event carries the hash tag `{evt:<id>}`, so an event lives on
+//! one Redis Cluster slot and each script is atomic. Redis is the authority for
+//! holds and live availability; [`Stock::load`] rebuilds it from the ledger.
+
+use std::collections::HashMap;
+use std::sync::LazyLock;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context as _;
+use redis::aio::ConnectionManager;
+use redis::{AsyncCommands as _, Script};
+
+use crate::domain::hold::seat_lines;
+use crate::domain::{Hold, HoldId, HoldLine, HoldStatus, Selection};
+
+static HOLD: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/hold.lua")));
+static END: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/end.lua")));
+static BEGIN_CONFIRM: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/begin_confirm.lua")));
+static FINISH_CONFIRM: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/finish_confirm.lua")));
+static RESTOCK: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/restock.lua")));
+
+/// Milliseconds since the epoch.
+pub fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+fn from_ms(ms: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_millis(ms)
+}
+
+/// A script's refusal: a code and its detail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// e.g. `SOLD_OUT`, `NOSTOCK`.
+    pub code: String,
+    /// e.g. what is left.
+    pub detail: String,
+}
+
+/// What placing a hold did.
+#[derive(Debug)]
+pub enum Placed {
+    /// A new hold.
+    Held(Hold),
+    /// The idempotency key was seen before: this is the first hold.
+    Replayed(HoldId),
+    /// Nothing was held.
+    Refused(Refusal),
+}
+
+/// What ending a hold did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Ended {
+    /// It ended now, as asked.
+    Now,
+    /// It had already ended, or is not due: its status.
+    Already(HoldStatus),
+    /// It is mid-confirm: the caller must check the ledger first.
+    NeedsLedgerCheck,
+    /// No such hold.
+    Missing,
+}
+
+/// Per-category counts. Always `available + held + sold == capacity`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Counts {
+    /// Category capacity.
+    pub capacity: u32,
+    /// Free to hold.
+    pub available: u32,
+    /// In live holds.
+    pub held: u32,
+    /// Confirmed.
+    pub sold: u32,
+}
+
+/// A seat's live state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SeatState {
+    /// Free.
+    Available,
+    /// In a live hold.
+    Held,
+    /// Sold.
+    Sold,
+}
+
+/// Everything Redis needs about one event: written by [`Stock::load`].
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    /// The event.
+    pub event: uuid::Uuid,
+    /// `published`, `on_sale`, `closed` or `cancelled`.
+    pub state: String,
+    /// Sale window, ms since the epoch.
+    pub sale_window_ms: (u64, u64),
+    /// Tickets per user across holds and sales.
+    pub per_user_limit: u32,
+    /// First fencing token to hand out.
+    pub fence: u64,
+    /// Categories: id, seated, capacity, sold.
+    pub categories: Vec<(uuid::Uuid, bool, u32, u32)>,
+    /// Seats: id, category, row, position, rank.
+    pub seats: Vec<(uuid::Uuid, uuid::Uuid, String, u32, u32)>,
+    /// Confirmed sales (their holds): kept so restocks and reads work after a rebuild.
+    pub sales: Vec<Hold>,
+}
+
+/// The Redis side of inventory.
+#[derive(Clone)]
+pub struct Stock {
+    redis: ConnectionManager,
+    prefix: String,
+}
+
+fn strings(values: Vec<redis::Value>) -> anyhow::Result<Vec<String>> {
+    values.iter().map(|v| redis::from_redis_value::<String>(v).context("script reply")).collect()
+}
+
+fn refusal(reply: &[String]) -> Refusal {
+    Refusal { code: reply.get(1).cloned().unwrap_or_default(), detail: reply.get(2).cloned().unwrap_or_default() }
+}
+
+impl Stock {
+    /// Stock under `prefix`.
+    pub fn new(redis: ConnectionManager, prefix: &str) -> Self {
+        Self { redis, prefix: prefix.to_owned() }
+    }
+
+    fn base(&self, event: uuid::Uuid) -> String {
+        format!("{}{{evt:{}}}", self.prefix, event.simple())
+    }
+
+    fn events_key(&self) -> String {
+        format!("{}inventory:events", self.prefix)
+    }
+
+    /// Places a hold for `user`, atomically.
+    #[allow(clippy::too_many_arguments)] // one script, one call: the arguments are its parameters
+    pub async fn hold(
+        &self,
+        id: HoldId,
+        user: uuid::Uuid,
+        selection: &Selection,
+        idempotency_key: &str,
+        ttl: Duration,
+        idempotency_ttl: Duration,
+        now: u64,
+    ) -> anyhow::Result<Placed> {
+        let mut invocation = HOLD.key(self.base(id.event));
+        invocation
+            .arg(now)
+            .arg(ttl.as_millis() as u64)
+            .arg(id.hold.simple().to_string())
+            .arg(user.simple().to_string())
+            .arg(idempotency_key)
+            .arg(selection.fingerprint())
+            .arg(idempotency_ttl.as_millis() as u64);
+        match selection {
+            Selection::GeneralAdmission { category, quantity } => {
+                invocation.arg("ga").arg(category.simple().to_string()).arg(quantity);
+            }
+            Selection::Seats(seats) => {
+                invocation.arg("seats");
+                for seat in seats {
+                    invocation.arg(seat.simple().to_string());
+                }
+            }
+            Selection::BestAvailable { category, quantity, require_adjacent } => {
+                invocation
+                    .arg("best")
+                    .arg(category.simple().to_string())
+                    .arg(quantity)
+                    .arg(u8::from(*require_adjacent));
+            }
+        }
+        let reply = strings(invocation.invoke_async(&mut self.redis.clone()).await.context("hold script")?)?;
+        Ok(match reply.first().map(String::as_str) {
+            Some("OK") => Placed::Held(Hold {
+                id,
+                user,
+                status: HoldStatus::Active,
+                expires_at: from_ms(reply[3].parse()?),
+                fencing_token: reply[2].parse()?,
+                lines: lines(&reply[4], &reply[5], &reply[6])?,
+                created_at: from_ms(now),
+                ended_at: None,
+                booking_id: None,
+            }),
+            Some("DUP") => Placed::Replayed(HoldId { event: id.event, hold: reply[1].parse()? }),
+            _ => Placed::Refused(refusal(&reply)),
+        })
+    }
+
+    /// Ends a hold as released or expired at `now`; see `lua/end.lua`.
+    pub async fn end(&self, id: HoldId, outcome: HoldStatus, by: &str, force: bool, now: u64) -> anyhow::Result<Ended> {
+        let reply = strings(
+            END.key(self.base(id.event))
+                .arg(id.hold.simple().to_string())
+                .arg(now)
+                .arg(outcome.as_str())
+                .arg(u8::from(force))
+                .arg(by)
+                .invoke_async(&mut self.redis.clone())
+                .await
+                .context("end script")?,
+        )?;
+        Ok(match reply.first().map(String::as_str) {
+            Some("OK") => Ended::Now,
+            Some("NOOP") => Ended::Already(reply[1].parse().map_err(anyhow::Error::msg)?),
+            Some("CHECK") => Ended::NeedsLedgerCheck,
+            _ => Ended::Missing,
+        })
+    }
+
+    /// Checks the token and parks the hold in `confirming`; returns it, or the refusal.
+    pub async fn begin_confirm(
+        &self,
+        id: HoldId,
+        token: u64,
+        grace: Duration,
+    ) -> anyhow::Result<Result<Hold, Refusal>> {
+        let reply = strings(
+            BEGIN_CONFIRM
+                .key(self.base(id.event))
+                .arg(id.hold.simple().to_string())
+                .arg(token)
+                .arg(now_ms())
+                .arg(grace.as_millis() as u64)
+                .invoke_async(&mut self.redis.clone())
+                .await
+                .context("begin-confirm script")?,
+        )?;
+        if reply.first().map(String::as_str) != Some("OK") {
+            return Ok(Err(refusal(&reply)));
+        }
+        Ok(Ok(Hold {
+            id,
+            user: reply[2].parse()?,
+            status: reply[1].parse().map_err(anyhow::Error::msg)?,
+            expires_at: from_ms(reply[3].parse()?),
+            fencing_token: token,
+            lines: lines(&reply[4], &reply[5], &reply[6])?,
+            created_at: from_ms(reply[8].parse()?),
+            ended_at: None,
+            booking_id: Some(reply[9].clone()).filter(|b| !b.is_empty()),
+        }))
+    }
+
+    /// Turns the held tickets into sold ones. `Ok(false)` when the hold is gone from Redis.
+    pub async fn finish_confirm(&self, id: HoldId, booking: &str) -> anyhow::Result<bool> {
+        let reply = strings(
+            FINISH_CONFIRM
+                .key(self.base(id.event))
+                .arg(id.hold.simple().to_string())
+                .arg(booking)
+                .arg(now_ms())
+                .invoke_async(&mut self.redis.clone())
+                .await
+                .context("finish-confirm script")?,
+        )?;
+        Ok(reply.first().map(String::as_str) == Some("OK"))
+    }
+
+    /// Returns a confirmed hold's tickets to stock. `Ok(false)` when the hold is gone.
+    pub async fn restock(&self, id: HoldId) -> anyhow::Result<bool> {
+        let reply = strings(
+            RESTOCK
+                .key(self.base(id.event))
+                .arg(id.hold.simple().to_string())
+                .arg(now_ms())
+                .invoke_async(&mut self.redis.clone())
+                .await
+                .context("restock script")?,
+        )?;
+        Ok(reply.first().map(String::as_str) == Some("OK"))
+    }
+
+    /// The hold, if Redis has it.
+    pub async fn get(&self, id: HoldId) -> anyhow::Result<Option<Hold>> {
+        let key = format!("{}:hold:{}", self.base(id.event), id.hold.simple());
+        let h: HashMap<String, String> = self.redis.clone().hgetall(&key).await.context("reading a hold")?;
+        if h.is_empty() {
+            return Ok(None);
+        }
+        let field = |name: &str| h.get(name).cloned().unwrap_or_default();
+        let num = |name: &str| field(name).parse::<u64>().unwrap_or(0);
+        Ok(Some(Hold {
+            id,
+            user: field("user").parse().context("hold user")?,
+            status: field("status").parse().map_err(anyhow::Error::msg)?,
+            expires_at: from_ms(num("exp")),
+            fencing_token: num("token"),
+            lines: lines(&field("ga"), &field("seats"), &field("seatcats"))?,
+            created_at: from_ms(num("created")),
+            ended_at: h.get("ended").and_then(|v| v.parse().ok()).map(from_ms),
+            booking_id: h.get("booking").cloned().filter(|b| !b.is_empty()),
+        }))
+    }
+
+    /// Who ended the hold (`by` of [`Stock::end`]), if recorded.
+    pub async fn ended_by(&self, id: HoldId) -> anyhow::Result<Option<String>> {
+        let key = format!("{}:hold:{}", self.base(id.event), id.hold.simple());
+        Ok(self.redis.clone().hget(&key, "by").await?)
+    }
+
+    /// Whether the event's stock is in Redis.
+    pub async fn is_loaded(&self, event: uuid::Uuid) -> anyhow::Result<bool> {
+        Ok(self.redis.clone().exists(format!("{}:meta", self.base(event))).await?)
+    }
+
+    /// Per-category counts; `None` when the event is not loaded.
+    pub async fn counts(&self, event: uuid::Uuid) -> anyhow::Result<Option<Vec<(uuid::Uuid, Counts)>>> {
+        let base = self.base(event);
+        let mut conn = self.redis.clone();
+        let categories: Vec<String> = conn.smembers(format!("{base}:cats")).await?;
+        if categories.is_empty() {
+            return Ok(None);
+        }
+        let mut pipe = redis::pipe();
+        for category in &categories {
+            pipe.hget(format!("{base}:cat:{category}"), &["cap", "avail", "held", "sold"]);
+        }
+        let rows: Vec<(u32, u32, u32, u32)> = pipe.query_async(&mut conn).await.context("reading counts")?;
+        let mut counts = Vec::with_capacity(rows.len());
+        for (category, (capacity, available, held, sold)) in categories.iter().zip(rows) {
+            counts.push((category.parse()?, Counts { capacity, available, held, sold }));
+        }
+        counts.sort_by_key(|(c, _)| *c);
+        Ok(Some(counts))
+    }
+
+    /// Every seat's category and state.
+    pub async fn seat_states(&self, event: uuid::Uuid) -> anyhow::Result<Vec<(uuid::Uuid, uuid::Uuid, SeatState)>> {
+        let base = self.base(event);
+        let mut conn = self.redis.clone();
+        let (info, taken): (HashMap<String, String>, HashMap<String, String>) = redis::pipe()
+            .hgetall(format!("{base}:seatinfo"))
+            .hgetall(format!("{base}:seat"))
+            .query_async(&mut conn)
+            .await
+            .context("reading seat states")?;
+        let mut seats = Vec::with_capacity(info.len());
+        for (seat, value) in info {
+            let category = value.split('|').next().unwrap_or_default();
+            let state = match taken.get(&seat).map(|v| v.as_bytes().first()) {
+                Some(Some(b'S')) => SeatState::Sold,
+                Some(_) => SeatState::Held,
+                None => SeatState::Available,
+            };
+            seats.push((seat.parse()?, category.parse()?, state));
+        }
+        seats.sort_by_key(|(seat, _, _)| *seat);
+        Ok(seats)
+    }
+
+    /// Events with stock in Redis (for the reaper and the spool).
+    pub async fn events(&self) -> anyhow::Result<Vec<uuid::Uuid>> {
+        let members: Vec<String> = self.redis.clone().smembers(self.events_key()).await?;
+        Ok(members.iter().filter_map(|m| m.parse().ok()).collect())
+    }
+
+    /// Holds of `event` due to expire by `now`.
+    pub async fn due(&self, event: uuid::Uuid, now: u64, limit: isize) -> anyhow::Result<Vec<HoldId>> {
+        let holds: Vec<String> = self
+            .redis
+            .clone()
+            .zrangebyscore_limit(format!("{}:expiry", self.base(event)), "-inf", now, 0, limit)
+            .await?;
+        Ok(holds.iter().filter_map(|h| h.parse().ok()).map(|hold| HoldId { event, hold }).collect())
+    }
+
+    /// Up to `n` spooled announcements (`<outcome>:<hold>`) of `event`.
+    pub async fn spooled(&self, event: uuid::Uuid, n: isize) -> anyhow::Result<Vec<String>> {
+        Ok(self.redis.clone().lrange(format!("{}:spool", self.base(event)), 0, n - 1).await?)
+    }
+
+    /// Removes announcements that are safely in the outbox.
+    pub async fn unspool(&self, event: uuid::Uuid, entries: &[String]) -> anyhow::Result<()> {
+        let key = format!("{}:spool", self.base(event));
+        let mut pipe = redis::pipe();
+        for entry in entries {
+            pipe.lrem(&key, 1, entry).ignore();
+        }
+        pipe.exec_async(&mut self.redis.clone()).await?;
+        Ok(())
+    }
+
+    /// Updates the sale window, limit and state of a loaded event (no-op when not loaded).
+    pub async fn update_meta(
+        &self,
+        event: uuid::Uuid,
+        state: &str,
+        window_ms: (u64, u64),
+        limit: u32,
+    ) -> anyhow::Result<()> {
+        let key = format!("{}:meta", self.base(event));
+        let mut conn = self.redis.clone();
+        if conn.exists(&key).await? {
+            let fields = [
+                ("state", state.to_owned()),
+                ("sale_start", window_ms.0.to_string()),
+                ("sale_end", window_ms.1.to_string()),
+                ("limit", limit.to_string()),
+            ];
+            let _: () = conn.hset_multiple(&key, &fields).await?;
+        }
+        Ok(())
+    }
+
+    /// Takes the per-event rebuild lock for `ttl`; `false` when another replica holds it.
+    pub async fn lock_rebuild(&self, event: uuid::Uuid, ttl: Duration) -> anyhow::Result<bool> {
+        let key = format!("{}:rebuilding", self.base(event));
+        let set: Option<String> = redis::cmd("SET")
+            .arg(&key)
+            .arg(1)
+            .arg("NX")
+            .arg("PX")
+            .arg(ttl.as_millis() as u64)
+            .query_async(&mut self.redis.clone())
+            .await?;
+        Ok(set.is_some())
+    }
+
+    /// Gives up the rebuild lock (the event turned out not to exist).
+    pub async fn unlock_rebuild(&self, event: uuid::Uuid) -> anyhow::Result<()> {
+        let _: () = self.redis.clone().del(format!("{}:rebuilding", self.base(event))).await?;
+        Ok(())
+    }
+
+    /// Replaces whatever Redis has for the event with `snapshot`, in one MULTI/EXEC, so
+    /// scripts never see half an event even if Redis is lost again mid-rebuild.
+    pub async fn load(&self, snapshot: &Snapshot) -> anyhow::Result<()> {
+        let base = self.base(snapshot.event);
+        let mut conn = self.redis.clone();
+        // Drop leftovers of a partial loss (holds are lost with Redis; the ledger is not).
+        let mut stale: Vec<String> = Vec::new();
+        let mut cursor = 0u64;
+        loop {
+            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(format!("{base}:*"))
+                .arg("COUNT")
+                .arg(1000)
+                .query_async(&mut conn)
+                .await
+                .context("listing stale keys")?;
+            stale.extend(keys);
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        for chunk in stale.chunks(500) {
+            pipe.unlink(chunk).ignore();
+        }
+        for (category, seated, capacity, sold) in &snapshot.categories {
+            let c = category.simple().to_string();
+            pipe.sadd(format!("{base}:cats"), &c).ignore();
+            pipe.hset_multiple(
+                format!("{base}:cat:{c}"),
+                &[
+                    ("kind", if *seated { "seated".to_owned() } else { "ga".to_owned() }),
+                    ("cap", capacity.to_string()),
+                    ("avail", (capacity - sold).to_string()),
+                    ("held", "0".to_owned()),
+                    ("sold", sold.to_string()),
+                ],
+            )
+            .ignore();
+        }
+
+        let sold_seats: HashMap<uuid::Uuid, HoldId> = snapshot
+            .sales
+            .iter()
+            .flat_map(|sale| sale.lines.iter().flat_map(move |l| l.seat_ids.iter().map(move |s| (*s, sale.id))))
+            .collect();
+        for chunk in snapshot.seats.chunks(2000) {
+            let info: Vec<(String, String)> = chunk
+                .iter()
+                .map(|(seat, category, row, position, rank)| {
+                    (seat.simple().to_string(), format!("{}|{row}|{position}|{rank}", category.simple()))
+                })
+                .collect();
+            pipe.hset_multiple(format!("{base}:seatinfo"), &info).ignore();
+            for (seat, category, _, _, rank) in chunk {
+                match sold_seats.get(seat) {
+                    Some(hold) => {
+                        pipe.hset(
+                            format!("{base}:seat"),
+                            seat.simple().to_string(),
+                            format!("S:{}", hold.hold.simple()),
+                        )
+                        .ignore();
+                    }
+                    None => {
+                        pipe.zadd(format!("{base}:free:{}", category.simple()), seat.simple().to_string(), rank)
+                            .ignore();
+                    }
+                }
+            }
+        }
+
+        let mut per_user: HashMap<uuid::Uuid, u32> = HashMap::new();
+        for sale in &snapshot.sales {
+            *per_user.entry(sale.user).or_default() += sale.quantity();
+            let (ga, seats, cats) = encode_lines(&sale.lines);
+            pipe.hset_multiple(
+                format!("{base}:hold:{}", sale.id.hold.simple()),
+                &[
+                    ("user", sale.user.simple().to_string()),
+                    ("status", sale.status.as_str().to_owned()),
+                    ("exp", "0".to_owned()),
+                    ("token", sale.fencing_token.to_string()),
+                    ("created", "0".to_owned()),
+                    ("ga", ga),
+                    ("seats", seats),
+                    ("seatcats", cats),
+                    ("qty", sale.quantity().to_string()),
+                    ("booking", sale.booking_id.clone().unwrap_or_default()),
+                ],
+            )
+            .ignore();
+        }
+        for (user, quantity) in per_user {
+            pipe.set(format!("{base}:user:{}", user.simple()), quantity).ignore();
+        }
+        pipe.set(format!("{base}:fence"), snapshot.fence).ignore();
+        pipe.sadd(self.events_key(), snapshot.event.to_string()).ignore();
+        pipe.hset_multiple(
+            format!("{base}:meta"),
+            &[
+                ("state", snapshot.state.clone()),
+                ("sale_start", snapshot.sale_window_ms.0.to_string()),
+                ("sale_end", snapshot.sale_window_ms.1.to_string()),
+                ("limit", snapshot.per_user_limit.to_string()),
+            ],
+        )
+        .ignore();
+        pipe.del(format!("{base}:rebuilding")).ignore();
+        pipe.exec_async(&mut conn).await.context("loading the event")?;
+        Ok(())
+    }
+}
+
+/// Hold lines as the scripts store them: `cat:qty` for general admission, and
+/// parallel comma-separated seat and category lists.
+fn encode_lines(lines: &[HoldLine]) -> (String, String, String) {
+    let mut ga = String::new();
+    let (mut seats, mut cats) = (Vec::new(), Vec::new());
+    for line in lines {
+        if line.seat_ids.is_empty() {
+            ga = format!("{}:{}", line.category_id.simple(), line.quantity);
+        }
+        for seat in &line.seat_ids {
+            seats.push(seat.simple().to_string());
+            cats.push(line.category_id.simple().to_string());
+        }
+    }
+    (ga, seats.join(","), cats.join(","))
+}
+
+/// The inverse of [`encode_lines`].
+fn lines(ga: &str, seats: &str, cats: &str) -> anyhow::Result<Vec<HoldLine>> {
+    if let Some((category, quantity)) = ga.split_once(':') {
+        return Ok(vec![HoldLine {
+            category_id: category.parse()?,
+            quantity: quantity.parse()?,
+            seat_ids: Vec::new(),
+        }]);
+    }
+    let pairs: Vec<(uuid::Uuid, uuid::Uuid)> = seats
+        .split(',')
+        .zip(cats.split(','))
+        .filter(|(s, _)| !s.is_empty())
+        .map(|(s, c)| Ok((s.parse()?, c.parse()?)))
+        .collect::<anyhow::Result<_>>()?;
+    Ok(seat_lines(&pairs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_round_trip_through_the_script_encoding() {
+        let (c1, c2) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
+        let seated = vec![
+            HoldLine { category_id: c1, quantity: 2, seat_ids: vec![uuid::Uuid::new_v4(), uuid::Uuid::new_v4()] },
+            HoldLine { category_id: c2, quantity: 1, seat_ids: vec![uuid::Uuid::new_v4()] },
+        ];
+        let (ga, seats, cats) = encode_lines(&seated);
+        assert_eq!(lines(&ga, &seats, &cats).unwrap(), seated);
+        let general = vec![HoldLine { category_id: c1, quantity: 4, seat_ids: Vec::new() }];
+        let (ga, seats, cats) = encode_lines(&general);
+        assert_eq!(lines(&ga, &seats, &cats).unwrap(), general);
+    }
+}

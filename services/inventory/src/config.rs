@@ -1,0 +1,115 @@
+//! Inventory's configuration: the shared sections plus hold timing.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use ticketing_platform::cli::ServiceConfig;
+use ticketing_platform::config::{
+    AuthConfig, ConfigIssue, DatabaseConfig, KafkaConfig, RedisConfig, ServerConfig, TelemetryConfig, Validate,
+};
+
+/// Default gRPC port; the admin port is 1000 above.
+pub const GRPC_PORT: u16 = 50053;
+
+/// The whole configuration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    /// Ports and shutdown.
+    pub server: ServerConfig,
+    /// Logs.
+    pub telemetry: TelemetryConfig,
+    /// The sold ledger.
+    pub database: DatabaseConfig,
+    /// Live stock and holds.
+    pub redis: RedisConfig,
+    /// `catalog.events` in, `inventory.events` out.
+    pub kafka: KafkaConfig,
+    /// Token verification.
+    pub auth: AuthConfig,
+    /// Inventory's own settings.
+    pub inventory: InventorySettings,
+}
+
+/// Settings only inventory has.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct InventorySettings {
+    /// How long a hold lasts unless confirmed.
+    #[serde(with = "humantime_serde")]
+    pub hold_ttl: Duration,
+    /// How long a hold may sit mid-confirm before the reaper finishes or undoes it.
+    #[serde(with = "humantime_serde")]
+    pub confirm_grace: Duration,
+    /// How often the reaper looks for expired holds and spooled announcements.
+    #[serde(with = "humantime_serde")]
+    pub reaper_interval: Duration,
+    /// How long an idempotency key of Hold is remembered.
+    #[serde(with = "humantime_serde")]
+    pub idempotency_ttl: Duration,
+    /// Most tickets one Hold call may ask for.
+    pub max_quantity: u32,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            server: ServerConfig::with_ports(GRPC_PORT),
+            telemetry: TelemetryConfig::default(),
+            database: DatabaseConfig::for_service("inventory"),
+            redis: RedisConfig::default(),
+            kafka: KafkaConfig::default(),
+            auth: AuthConfig::default(),
+            inventory: InventorySettings::default(),
+        }
+    }
+}
+
+impl Default for InventorySettings {
+    fn default() -> Self {
+        Self {
+            hold_ttl: Duration::from_secs(600),
+            confirm_grace: Duration::from_secs(60),
+            reaper_interval: Duration::from_millis(250),
+            idempotency_ttl: Duration::from_secs(24 * 3600),
+            max_quantity: 20,
+        }
+    }
+}
+
+impl Validate for Config {
+    fn validate(&self, issues: &mut Vec<ConfigIssue>) {
+        self.server.validate(issues);
+        self.telemetry.validate(issues);
+        self.database.validate(issues);
+        self.redis.validate(issues);
+        self.kafka.validate(issues);
+        self.auth.validate(issues);
+        let s = &self.inventory;
+        if s.hold_ttl < Duration::from_millis(100) || s.hold_ttl > Duration::from_secs(3600) {
+            issues.push(ConfigIssue::new("inventory.hold_ttl", "must be between 100ms and 1h"));
+        }
+        if s.confirm_grace.is_zero() {
+            issues.push(ConfigIssue::new("inventory.confirm_grace", "must be positive"));
+        }
+        if s.reaper_interval.is_zero() {
+            issues.push(ConfigIssue::new("inventory.reaper_interval", "must be positive"));
+        }
+        if s.idempotency_ttl < Duration::from_secs(24 * 3600) {
+            issues.push(ConfigIssue::new("inventory.idempotency_ttl", "must be at least 24h (Stripe semantics)"));
+        }
+        if s.max_quantity == 0 || s.max_quantity > 100 {
+            issues.push(ConfigIssue::new("inventory.max_quantity", "must be between 1 and 100"));
+        }
+    }
+}
+
+impl ServiceConfig for Config {
+    fn telemetry(&self) -> &TelemetryConfig {
+        &self.telemetry
+    }
+
+    fn database(&self) -> Option<&DatabaseConfig> {
+        Some(&self.database)
+    }
+}

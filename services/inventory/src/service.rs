@@ -1,0 +1,432 @@
+//! Inventory's use cases: hold, release, confirm, restock, read, and the background
+//! work that expires holds and announces what ended.
+
+use std::time::{Duration, Instant};
+
+use prometheus::{IntCounterVec, Opts};
+use sqlx::PgPool;
+use ticketing_platform::auth::{Principal, Role};
+use ticketing_platform::kafka::outbox;
+use ticketing_proto::events::v1 as ev;
+
+use crate::adapters::ledger::{self, Refused};
+use crate::adapters::stock::{self, Counts, Ended, Placed, Refusal, SeatState, Stock};
+use crate::config::InventorySettings;
+use crate::domain::{Hold, HoldId, HoldLine, HoldStatus, InventoryError, Selection};
+
+/// Base name of the topic inventory publishes on.
+pub const TOPIC: &str = "inventory.events";
+
+/// Namespace of the deterministic ids of spooled announcements.
+const SPOOL_NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x6c0c_7d0e_52b4_4f0c_9d7e_1c1d_5e6a_a001);
+
+/// How long a replica waits for another one to finish loading an event.
+const LOAD_WAIT: Duration = Duration::from_secs(15);
+
+type Result<T> = std::result::Result<T, InventoryError>;
+
+/// An event's live availability.
+#[derive(Debug, Clone)]
+pub struct Availability {
+    /// Per-category counts.
+    pub categories: Vec<(uuid::Uuid, Counts)>,
+    /// Seat states, when asked for.
+    pub seats: Vec<(uuid::Uuid, uuid::Uuid, SeatState)>,
+}
+
+/// The inventory service's state and use cases.
+#[derive(Clone)]
+pub struct Inventory {
+    pool: PgPool,
+    stock: Stock,
+    settings: InventorySettings,
+    topic: String,
+    holds: IntCounterVec,
+}
+
+impl Inventory {
+    /// Assembles the service.
+    pub fn new(
+        pool: PgPool,
+        stock: Stock,
+        settings: InventorySettings,
+        topic: String,
+        metrics: &ticketing_platform::metrics::Metrics,
+    ) -> Self {
+        let holds = metrics.register(
+            &IntCounterVec::new(Opts::new("inventory_holds_total", "Hold requests, by result."), &["result"])
+                .expect("static metric definition"),
+        );
+        Self { pool, stock, settings, topic, holds }
+    }
+
+    /// Holds `selection` of `event` for `user`, all or nothing.
+    pub async fn hold(
+        &self,
+        user: uuid::Uuid,
+        event: uuid::Uuid,
+        selection: Selection,
+        idempotency_key: &str,
+    ) -> Result<Hold> {
+        self.validate(&selection, idempotency_key)?;
+        let id = HoldId::new(event);
+        for attempt in 0..2 {
+            let placed = self
+                .stock
+                .hold(
+                    id,
+                    user,
+                    &selection,
+                    idempotency_key,
+                    self.settings.hold_ttl,
+                    self.settings.idempotency_ttl,
+                    stock::now_ms(),
+                )
+                .await?;
+            match placed {
+                Placed::Held(hold) => {
+                    self.holds.with_label_values(&["granted"]).inc();
+                    return Ok(hold);
+                }
+                Placed::Replayed(first) => {
+                    self.holds.with_label_values(&["replayed"]).inc();
+                    return self.stock.get(first).await?.ok_or(InventoryError::HoldNotFound);
+                }
+                Placed::Refused(r) if r.code == "NOSTOCK" && attempt == 0 => self.ensure_loaded(event).await?,
+                Placed::Refused(r) => {
+                    let error = refused(&r);
+                    self.holds.with_label_values(&[result_label(&error)]).inc();
+                    return Err(error);
+                }
+            }
+        }
+        Err(InventoryError::Unavailable(anyhow::anyhow!("event {event} did not load")))
+    }
+
+    fn validate(&self, selection: &Selection, idempotency_key: &str) -> Result<()> {
+        let mut violations = Vec::new();
+        let quantity = selection.quantity();
+        if quantity == 0 || quantity > self.settings.max_quantity {
+            let field = if matches!(selection, Selection::Seats(_)) { "seat_ids" } else { "quantity" };
+            violations.push(ticketing_platform::status::FieldViolation::new(
+                field,
+                format!("must ask for between 1 and {} tickets", self.settings.max_quantity),
+            ));
+        }
+        if let Selection::Seats(seats) = selection {
+            let unique: std::collections::HashSet<_> = seats.iter().collect();
+            if unique.len() != seats.len() {
+                violations.push(ticketing_platform::status::FieldViolation::new("seat_ids", "must not repeat a seat"));
+            }
+        }
+        if idempotency_key.len() > 255 || idempotency_key.contains(['|', '\n']) {
+            violations.push(ticketing_platform::status::FieldViolation::new(
+                "idempotency_key",
+                "must be at most 255 characters without '|' or newlines",
+            ));
+        }
+        if violations.is_empty() { Ok(()) } else { Err(InventoryError::Invalid(violations)) }
+    }
+
+    /// Makes sure Redis has the event, rebuilding it from the ledger when missing.
+    /// One replica rebuilds; the others wait for it.
+    pub async fn ensure_loaded(&self, event: uuid::Uuid) -> Result<()> {
+        let deadline = Instant::now() + LOAD_WAIT;
+        while !self.stock.is_loaded(event).await? {
+            if self.stock.lock_rebuild(event, LOAD_WAIT).await? {
+                // Another caller may have finished loading between our check and the lock;
+                // loading again would wipe the holds placed since.
+                if self.stock.is_loaded(event).await? {
+                    self.stock.unlock_rebuild(event).await?;
+                    return Ok(());
+                }
+                let Some(snapshot) = ledger::snapshot(&self.pool, event).await? else {
+                    self.stock.unlock_rebuild(event).await?;
+                    return Err(InventoryError::EventNotFound);
+                };
+                tracing::info!(%event, seats = snapshot.seats.len(), sales = snapshot.sales.len(), "loading stock into Redis");
+                self.stock.load(&snapshot).await?;
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(InventoryError::Unavailable(anyhow::anyhow!("event {event} is still loading")));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Ok(())
+    }
+
+    /// Reads a hold from Redis, or from the ledger when Redis lost it.
+    async fn find(&self, id: HoldId) -> Result<Hold> {
+        if let Some(hold) = self.stock.get(id).await? {
+            return Ok(hold);
+        }
+        let mut conn = self.pool.acquire().await.map_err(anyhow::Error::from)?;
+        ledger::sale(&mut conn, id).await?.ok_or(InventoryError::HoldNotFound)
+    }
+
+    /// Ends the caller's active hold. Idempotent; a confirmed hold cannot be released.
+    pub async fn release(&self, caller: &Principal, id: HoldId) -> Result<Hold> {
+        let hold = self.find(id).await?;
+        authorize(caller, &hold)?;
+        match self.stock.end(id, HoldStatus::Released, &caller.user_id.to_string(), false, stock::now_ms()).await? {
+            Ended::Now | Ended::Already(HoldStatus::Released | HoldStatus::Expired) => {}
+            Ended::Already(status) => return Err(InventoryError::Ended(status.as_str())),
+            Ended::NeedsLedgerCheck => return Err(InventoryError::Ended("being confirmed")),
+            Ended::Missing => return Err(InventoryError::Ended(hold.status.as_str())),
+        }
+        self.find(id).await
+    }
+
+    /// Turns a live hold into a sale for `booking`. Idempotent for the same booking.
+    pub async fn confirm(&self, id: HoldId, token: u64, booking: &str) -> Result<Hold> {
+        if booking.is_empty() || booking.len() > 100 {
+            return Err(InventoryError::invalid("booking_id", "must be 1 to 100 characters"));
+        }
+        let hold = match self.stock.begin_confirm(id, token, self.settings.confirm_grace).await? {
+            Ok(hold) => hold,
+            Err(refusal) => return self.confirm_refused(id, token, booking, &refusal).await,
+        };
+        if hold.status == HoldStatus::Confirmed {
+            return match hold.booking_id.as_deref() {
+                Some(b) if b == booking => Ok(hold),
+                _ => Err(InventoryError::Ended("confirmed")),
+            };
+        }
+
+        let mut tx = self.pool.begin().await.map_err(anyhow::Error::from)?;
+        match ledger::record_sale(&mut tx, &hold, booking).await? {
+            Ok(recorded) => {
+                if recorded {
+                    let event = ev::HoldConfirmed {
+                        hold_id: id.to_string(),
+                        event_id: id.event.to_string(),
+                        user_id: hold.user.to_string(),
+                        lines: event_lines(&hold.lines),
+                        fencing_token: token,
+                        booking_id: booking.to_owned(),
+                    };
+                    let envelope = ticketing_platform::events::envelope(id.to_string(), &event);
+                    outbox::enqueue(&mut tx, &self.topic, &envelope).await?;
+                }
+                tx.commit().await.map_err(anyhow::Error::from)?;
+            }
+            Err(refused) => {
+                drop(tx);
+                // The ledger said no: give the tickets back rather than leave them parked.
+                self.stock.end(id, HoldStatus::Released, "ledger", true, stock::now_ms()).await?;
+                return Err(match refused {
+                    Refused::StaleToken => InventoryError::StaleToken,
+                    Refused::OtherBooking(_) => InventoryError::Ended("confirmed"),
+                    Refused::SeatSold => InventoryError::LedgerConflict("a seat is already sold".into()),
+                    Refused::Oversold(category) => {
+                        InventoryError::LedgerConflict(format!("category {category} is sold out"))
+                    }
+                });
+            }
+        }
+        // Redis may have lost the hold since (a flush): the ledger already has the sale,
+        // and the next rebuild shows it as sold.
+        self.stock.finish_confirm(id, booking).await?;
+        Ok(Hold { status: HoldStatus::Confirmed, booking_id: Some(booking.to_owned()), ..hold })
+    }
+
+    async fn confirm_refused(&self, id: HoldId, token: u64, booking: &str, refusal: &Refusal) -> Result<Hold> {
+        match refusal.code.as_str() {
+            "NO_HOLD" => {
+                // Redis may have been rebuilt after the sale; the ledger remembers it.
+                let mut conn = self.pool.acquire().await.map_err(anyhow::Error::from)?;
+                match ledger::sale(&mut conn, id).await? {
+                    Some(sale) if sale.fencing_token != token => Err(InventoryError::StaleToken),
+                    Some(sale) if sale.booking_id.as_deref() == Some(booking) => Ok(sale),
+                    Some(_) => Err(InventoryError::Ended("confirmed")),
+                    None => Err(InventoryError::HoldNotFound),
+                }
+            }
+            "STALE_TOKEN" => Err(InventoryError::StaleToken),
+            "EXPIRED" => Err(InventoryError::Expired),
+            code => Err(InventoryError::Ended(ended_status(code.strip_prefix("ENDED:").unwrap_or(code)))),
+        }
+    }
+
+    /// Returns the tickets of a confirmed hold to stock (its booking was refunded). Idempotent.
+    pub async fn restock(&self, id: HoldId, booking: &str) -> Result<Hold> {
+        let mut tx = self.pool.begin().await.map_err(anyhow::Error::from)?;
+        let Some((sale, changed)) = ledger::restock(&mut tx, id, booking).await? else {
+            return Err(InventoryError::HoldNotFound);
+        };
+        if changed {
+            let event = ev::HoldRestocked {
+                hold_id: id.to_string(),
+                event_id: id.event.to_string(),
+                user_id: sale.user.to_string(),
+                lines: event_lines(&sale.lines),
+                booking_id: booking.to_owned(),
+            };
+            outbox::enqueue(&mut tx, &self.topic, &ticketing_platform::events::envelope(id.to_string(), &event))
+                .await?;
+        }
+        tx.commit().await.map_err(anyhow::Error::from)?;
+        self.stock.restock(id).await?;
+        Ok(sale)
+    }
+
+    /// A hold, for its owner, a service or an admin.
+    pub async fn get(&self, caller: &Principal, id: HoldId) -> Result<Hold> {
+        let hold = self.find(id).await?;
+        authorize(caller, &hold)?;
+        Ok(hold)
+    }
+
+    /// Live counts (and seat states when asked for) of `event`.
+    pub async fn availability(&self, event: uuid::Uuid, include_seats: bool) -> Result<Availability> {
+        let categories = match self.stock.counts(event).await? {
+            Some(counts) => counts,
+            None => {
+                self.ensure_loaded(event).await?;
+                self.stock.counts(event).await?.ok_or(InventoryError::EventNotFound)?
+            }
+        };
+        let seats = if include_seats { self.stock.seat_states(event).await? } else { Vec::new() };
+        Ok(Availability { categories, seats })
+    }
+
+    /// Expires every due hold of every loaded event; returns how many ended.
+    pub async fn reap(&self) -> anyhow::Result<usize> {
+        let now = stock::now_ms();
+        let mut ended = 0;
+        for event in self.stock.events().await? {
+            for id in self.stock.due(event, now, 500).await? {
+                ended += usize::from(self.expire(id).await?);
+            }
+        }
+        Ok(ended)
+    }
+
+    async fn expire(&self, id: HoldId) -> anyhow::Result<bool> {
+        match self.stock.end(id, HoldStatus::Expired, "", false, stock::now_ms()).await? {
+            Ended::Now => Ok(true),
+            Ended::NeedsLedgerCheck => {
+                // Stuck mid-confirm past its grace: the ledger decides how it ends.
+                let mut conn = self.pool.acquire().await?;
+                match ledger::sale(&mut conn, id).await? {
+                    Some(sale) => {
+                        self.stock.finish_confirm(id, sale.booking_id.as_deref().unwrap_or_default()).await?;
+                        Ok(false)
+                    }
+                    None => Ok(self.stock.end(id, HoldStatus::Expired, "", true, stock::now_ms()).await? == Ended::Now),
+                }
+            }
+            Ended::Already(_) | Ended::Missing => Ok(false),
+        }
+    }
+
+    /// Moves spooled release and expiry announcements into the outbox; returns how many.
+    /// Ids are derived from what happened, so two replicas draining at once publish once.
+    pub async fn drain_spool(&self) -> anyhow::Result<usize> {
+        let mut moved = 0;
+        for event in self.stock.events().await? {
+            let entries = self.stock.spooled(event, 200).await?;
+            if entries.is_empty() {
+                continue;
+            }
+            let mut tx = self.pool.begin().await?;
+            for entry in &entries {
+                let Some((outcome, hold)) = entry.split_once(':') else { continue };
+                let id = HoldId { event, hold: hold.parse()? };
+                let Some(hold) = self.stock.get(id).await? else { continue };
+                let lines = event_lines(&hold.lines);
+                let event_id = uuid::Uuid::new_v5(&SPOOL_NAMESPACE, format!("{entry}:{event}").as_bytes());
+                let aggregate = id.to_string();
+                let envelope = if outcome == "released" {
+                    let by = self.stock.ended_by(id).await?.unwrap_or_default();
+                    let message = ev::HoldReleased {
+                        hold_id: id.to_string(),
+                        event_id: event.to_string(),
+                        user_id: hold.user.to_string(),
+                        lines,
+                        fencing_token: hold.fencing_token,
+                        released_by: by,
+                    };
+                    ticketing_platform::events::envelope_with_id(event_id, aggregate, &message)
+                } else {
+                    let message = ev::HoldExpired {
+                        hold_id: id.to_string(),
+                        event_id: event.to_string(),
+                        user_id: hold.user.to_string(),
+                        lines,
+                        fencing_token: hold.fencing_token,
+                        expired_at: hold.ended_at.map(prost_types::Timestamp::from),
+                    };
+                    ticketing_platform::events::envelope_with_id(event_id, aggregate, &message)
+                };
+                outbox::enqueue(&mut tx, &self.topic, &envelope).await?;
+            }
+            tx.commit().await?;
+            self.stock.unspool(event, &entries).await?;
+            moved += entries.len();
+        }
+        Ok(moved)
+    }
+
+    /// The Redis side, for the catalog-event consumer and tests.
+    pub fn stock(&self) -> &Stock {
+        &self.stock
+    }
+}
+
+fn authorize(caller: &Principal, hold: &Hold) -> Result<()> {
+    if caller.user_id == hold.user || caller.has_role(Role::Admin) || caller.has_role(Role::Service) {
+        Ok(())
+    } else {
+        Err(InventoryError::Forbidden)
+    }
+}
+
+fn ended_status(status: &str) -> &'static str {
+    status.parse::<HoldStatus>().map_or("ended", HoldStatus::as_str)
+}
+
+/// The domain error for a script's refusal.
+fn refused(r: &Refusal) -> InventoryError {
+    let number = || r.detail.parse::<i64>().unwrap_or(0).max(0) as u32;
+    match r.code.as_str() {
+        "NOSTOCK" => InventoryError::EventNotFound,
+        "NOT_ON_SALE" => InventoryError::NotOnSale,
+        "LIMIT" => InventoryError::LimitExceeded { remaining: number() },
+        "SOLD_OUT" => InventoryError::SoldOut { available: number() },
+        "SEAT_TAKEN" => InventoryError::SeatTaken(r.detail.clone()),
+        "NO_ADJACENT" => InventoryError::NoAdjacentSeats(number()),
+        "IDEMPOTENCY_MISMATCH" => InventoryError::IdempotencyMismatch,
+        "UNKNOWN_CATEGORY" => InventoryError::invalid("category_id", "is not a category of this event"),
+        "UNKNOWN_SEAT" => InventoryError::invalid("seat_ids", format!("{} is not a seat of this event", r.detail)),
+        "NOT_GENERAL_ADMISSION" => InventoryError::invalid("category_id", "is a seated category: choose seats"),
+        "NOT_SEATED" => InventoryError::invalid("category_id", "is a general-admission category"),
+        other => InventoryError::Unavailable(anyhow::anyhow!("unexpected hold refusal {other}")),
+    }
+}
+
+/// The metric label of a refused hold.
+fn result_label(error: &InventoryError) -> &'static str {
+    match error {
+        InventoryError::SoldOut { .. } | InventoryError::SeatTaken(_) | InventoryError::NoAdjacentSeats(_) => {
+            "sold_out"
+        }
+        InventoryError::LimitExceeded { .. } => "over_limit",
+        InventoryError::NotOnSale => "not_on_sale",
+        InventoryError::EventNotFound => "unknown_event",
+        _ => "invalid",
+    }
+}
+
+/// Hold lines as events carry them.
+pub fn event_lines(lines: &[HoldLine]) -> Vec<ev::InventoryHoldLine> {
+    lines
+        .iter()
+        .map(|l| ev::InventoryHoldLine {
+            category_id: l.category_id.to_string(),
+            quantity: l.quantity,
+            seat_ids: l.seat_ids.iter().map(uuid::Uuid::to_string).collect(),
+        })
+        .collect()
+}

@@ -1,0 +1,78 @@
+//! Wires inventory's adapters, use cases, consumer, background work and transport.
+
+use std::time::Duration;
+
+use ticketing_platform::auth::Verifier;
+use ticketing_platform::kafka::consumer::Consumer;
+use ticketing_platform::kafka::outbox::Relay;
+use ticketing_platform::{App, Running, db, kafka, readiness};
+use ticketing_proto::inventory::v1::inventory_server::InventoryServer;
+use tokio_util::sync::CancellationToken;
+use tonic::server::NamedService as _;
+
+use crate::adapters::stock::Stock;
+use crate::catalog_events::{CatalogEvents, GROUP};
+use crate::config::Config;
+use crate::grpc::Api;
+use crate::service::{Inventory, TOPIC};
+
+/// Base name of the topic inventory consumes.
+pub const CATALOG_TOPIC: &str = "catalog.events";
+
+/// Migrates (if configured), connects and binds the service.
+pub async fn build(config: Config) -> anyhow::Result<Running> {
+    if config.database.migrate_on_start {
+        db::migrate(&config.database, &crate::migrator()).await?;
+    }
+    let pool = db::pool(&config.database)?;
+    let redis = ticketing_platform::redis::connect(&config.redis).await?;
+    let topic = config.kafka.topic(TOPIC);
+    let catalog_topic = config.kafka.topic(CATALOG_TOPIC);
+    let dlq = format!("{catalog_topic}{}", kafka::DLQ_SUFFIX);
+    if let Err(e) = kafka::ensure_topics(&config.kafka, &[topic.clone(), catalog_topic.clone(), dlq]).await {
+        tracing::warn!(error = format!("{e:#}"), "could not ensure Kafka topics; retrying in the background");
+    }
+
+    let mut app = App::new("inventory", config.server.clone());
+    let stock = Stock::new(redis.clone(), &config.redis.key_prefix);
+    let inventory = Inventory::new(pool.clone(), stock.clone(), config.inventory.clone(), topic, app.metrics());
+    app.authenticate_with(Verifier::from_config(&config.auth));
+    app.check("postgres", readiness::postgres(pool.clone()));
+    app.check("redis", readiness::redis(redis));
+
+    let producer = kafka::producer(&config.kafka)?;
+    let relay = Relay::new(pool.clone(), producer.clone(), &config.kafka, app.metrics());
+    app.spawn("outbox-relay", relay.run(app.stop_token()));
+    let consumer = Consumer::new(
+        GROUP,
+        vec![catalog_topic],
+        pool,
+        producer,
+        CatalogEvents::new(stock),
+        &config.kafka,
+        app.metrics(),
+    );
+    app.spawn("catalog-consumer", consumer.run(app.stop_token()));
+    app.spawn("reaper", reap(inventory.clone(), config.inventory.reaper_interval, app.stop_token()));
+
+    let routes = tonic::service::Routes::new(InventoryServer::new(Api::new(inventory)));
+    app.bind(routes, &[InventoryServer::<Api>::NAME]).await
+}
+
+/// Expires due holds and moves their announcements to the outbox, until stopped.
+/// Every replica runs it: each expiry is one atomic script, and spooled announcements
+/// carry deterministic ids.
+async fn reap(inventory: Inventory, interval: Duration, stop: CancellationToken) -> anyhow::Result<()> {
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return Ok(()),
+            () = tokio::time::sleep(interval) => {}
+        }
+        if let Err(e) = inventory.reap().await {
+            tracing::warn!(error = format!("{e:#}"), "expiring holds failed");
+        }
+        if let Err(e) = inventory.drain_spool().await {
+            tracing::warn!(error = format!("{e:#}"), "announcing ended holds failed");
+        }
+    }
+}

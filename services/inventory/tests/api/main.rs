@@ -1,0 +1,6 @@
+//! Inventory's integration tests, against real Postgres, Redis and the broker.
+
+mod contention;
+mod helpers;
+mod holds;
+mod properties;
