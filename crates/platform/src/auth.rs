@@ -180,6 +180,9 @@ pub fn http_jwks(url: String) -> JwksSource {
     })
 }
 
+/// Most verified tokens remembered at once.
+const VERIFIED_CACHE_CAP: usize = 100_000;
+
 /// Verifies access tokens. Cheap to clone.
 #[derive(Clone)]
 pub struct Verifier {
@@ -189,6 +192,9 @@ pub struct Verifier {
 struct Inner {
     source: JwksSource,
     validation: Validation,
+    /// Tokens already verified, with their expiry: a buyer sends the same token with
+    /// every request, and the signature check is the costliest step of a hold.
+    verified: std::sync::RwLock<HashMap<String, (Principal, i64)>>,
     keys: RwLock<Keys>,
     fetching: Mutex<()>,
     refresh_interval: Duration,
@@ -216,6 +222,7 @@ impl Verifier {
             inner: Arc::new(Inner {
                 source,
                 validation,
+                verified: std::sync::RwLock::new(HashMap::new()),
                 keys: RwLock::new(Keys::default()),
                 fetching: Mutex::new(()),
                 refresh_interval: config.jwks_refresh_interval,
@@ -231,6 +238,16 @@ impl Verifier {
 
     /// Verifies `token` and returns its caller.
     pub async fn verify(&self, token: &str) -> Result<Principal, AuthError> {
+        let now = jsonwebtoken::get_current_timestamp() as i64;
+        if let Some((principal, exp)) = self.inner.verified.read().expect("cache lock").get(token)
+            && *exp > now
+        {
+            return Ok(principal.clone());
+        }
+        self.verify_signed(token).await
+    }
+
+    async fn verify_signed(&self, token: &str) -> Result<Principal, AuthError> {
         let header = jsonwebtoken::decode_header(token).map_err(|e| AuthError::Malformed(e.to_string()))?;
         if header.alg != Algorithm::EdDSA {
             return Err(AuthError::Malformed(format!("alg {:?} is not accepted", header.alg)));
@@ -243,7 +260,14 @@ impl Verifier {
         })?;
         let user_id =
             uuid::Uuid::parse_str(&data.claims.sub).map_err(|_| AuthError::Invalid("sub is not a user id".into()))?;
-        Ok(Principal { user_id, roles: data.claims.roles, token: token.to_owned() })
+        let principal = Principal { user_id, roles: data.claims.roles, token: token.to_owned() };
+        let mut verified = self.inner.verified.write().expect("cache lock");
+        // Bounded: past the cap start afresh rather than track recency on the hot path.
+        if verified.len() >= VERIFIED_CACHE_CAP {
+            verified.clear();
+        }
+        verified.insert(token.to_owned(), (principal.clone(), data.claims.exp));
+        Ok(principal)
     }
 
     async fn key(&self, kid: &str) -> Result<DecodingKey, AuthError> {
@@ -277,7 +301,12 @@ impl Verifier {
         keys.attempted_at = Some(Instant::now());
         match result {
             Ok(set) => {
-                keys.by_kid = decoding_keys(&set);
+                let by_kid = decoding_keys(&set);
+                // A key that left the set must stop vouching for tokens at once.
+                if keys.by_kid.keys().any(|kid| !by_kid.contains_key(kid)) {
+                    self.inner.verified.write().expect("cache lock").clear();
+                }
+                keys.by_kid = by_kid;
                 keys.fetched_at = keys.attempted_at;
                 Ok(())
             }

@@ -29,7 +29,8 @@ pub fn describe(violations: &[FieldViolation]) -> String {
 
 /// `INVALID_ARGUMENT` listing every bad field.
 pub fn invalid_argument(message: &str, violations: &[FieldViolation]) -> Status {
-    let details = violations.iter().map(|v| tonic_types::FieldViolation::new(&v.field, &v.description)).collect::<Vec<_>>();
+    let details =
+        violations.iter().map(|v| tonic_types::FieldViolation::new(&v.field, &v.description)).collect::<Vec<_>>();
     Status::with_error_details(Code::InvalidArgument, message, ErrorDetails::with_bad_request(details))
 }
 

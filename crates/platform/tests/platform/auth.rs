@@ -301,18 +301,20 @@ async fn cached_keys_keep_serving_while_the_jwks_is_down() {
     assert_eq!(source.fetches(), 1);
 
     source.go_down();
+    // Fresh tokens each time: an already verified token would be answered from the cache.
+    let fresh = || key.sign(&claims(uuid::Uuid::new_v4()));
     // Once the keys are stale a call refetches, fails, and still verifies with the cached key.
     crate::support::eventually("a failed refresh", Duration::from_secs(5), || async {
-        verifier.verify(&token).await.expect("cached keys still verify");
+        verifier.verify(&fresh()).await.expect("cached keys still verify");
         (source.fetches() == 2).then_some(())
     })
     .await;
     // The failure is not retried on every call...
-    verifier.verify(&token).await.expect("cached keys still verify");
+    verifier.verify(&fresh()).await.expect("cached keys still verify");
     assert_eq!(source.fetches(), 2, "no retry right after a failure");
     // ...but again after the minimum gap.
     crate::support::eventually("a retried refresh", Duration::from_secs(5), || async {
-        verifier.verify(&token).await.expect("cached keys still verify");
+        verifier.verify(&fresh()).await.expect("cached keys still verify");
         (source.fetches() == 3).then_some(())
     })
     .await;
@@ -366,4 +368,23 @@ async fn the_grpc_layer_refuses_bad_tokens_and_lets_anonymous_calls_through() {
     assert_eq!(status.code(), tonic::Code::Unauthenticated, "{status:?}");
 
     tokio::time::timeout(Duration::from_secs(5), spawned.stop()).await.expect("stops").expect("clean stop");
+}
+
+#[tokio::test]
+async fn verified_tokens_are_cached_until_their_key_leaves_the_jwks() {
+    let (old, new) = (Key::generate("old"), Key::generate("new"));
+    let (source, fetch) = Source::new(jwk_set(vec![old.jwk()]));
+    let verifier = Verifier::new(&auth_config(Duration::ZERO), fetch);
+    let token = old.sign(&claims(uuid::Uuid::new_v4()));
+    verifier.verify(&token).await.expect("verifies");
+    let fetched = source.fetches();
+    for _ in 0..5 {
+        verifier.verify(&token).await.expect("still valid");
+    }
+    assert_eq!(source.fetches(), fetched, "cached verifications fetch nothing");
+
+    // The old key is withdrawn (compromised): the next refetch must void its tokens.
+    *source.keys.lock().unwrap() = jwk_set(vec![new.jwk()]);
+    verifier.verify(&new.sign(&claims(uuid::Uuid::new_v4()))).await.expect("the new key is fetched");
+    assert_eq!(verifier.verify(&token).await.unwrap_err(), AuthError::UnknownKey);
 }
