@@ -76,6 +76,8 @@ where
             }
         }
     });
+    // The grace period is spent; do not wait for stragglers on the blocking pool.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(100));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -34,6 +34,14 @@ pub fn pool(config: &DatabaseConfig) -> anyhow::Result<PgPool> {
         .connect_lazy_with(options))
 }
 
+/// The service's pool, after applying `migrator` when `database.migrate_on_start` is set.
+pub async fn open(config: &DatabaseConfig, migrator: &Migrator) -> anyhow::Result<PgPool> {
+    if config.migrate_on_start {
+        migrate(config, migrator).await?;
+    }
+    pool(config)
+}
+
 /// Creates the database if it is missing, then applies pending migrations.
 /// Safe to run from several replicas at once: sqlx takes an advisory lock.
 pub async fn migrate(config: &DatabaseConfig, migrator: &Migrator) -> anyhow::Result<()> {

@@ -60,10 +60,8 @@ pub fn main(name: &'static str, grpc_port: u16, deps: Dependencies) -> std::proc
     crate::cli::main(name, defaults, None, move |config: SkeletonConfig| async move {
         let mut app = App::new(name, config.server.clone());
         if deps.postgres {
-            if config.database.migrate_on_start {
-                crate::db::migrate(&config.database, &crate::db::migrator(None)).await?;
-            }
-            app.check("postgres", crate::readiness::postgres(crate::db::pool(&config.database)?));
+            let pool = crate::db::open(&config.database, &crate::db::migrator(None)).await?;
+            app.check("postgres", crate::readiness::postgres(pool));
         }
         if deps.redis {
             app.check("redis", crate::readiness::redis(crate::redis::connect(&config.redis).await?));

@@ -48,6 +48,16 @@ pub fn init_logging() {
     }
 }
 
+/// Server settings for a service under test: loopback, free ports, a short grace.
+pub fn server_config() -> ticketing_platform::config::ServerConfig {
+    ticketing_platform::config::ServerConfig {
+        grpc_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        admin_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        shutdown_grace: Duration::from_secs(5),
+        ..Default::default()
+    }
+}
+
 /// A database created for one test, with migrations applied, dropped when this is dropped.
 pub struct TestDb {
     /// A pool on the database.

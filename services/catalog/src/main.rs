@@ -1,6 +1,9 @@
-//! The catalog service binary (skeleton until its issue lands).
+//! The catalog service binary.
+
+use ticketing_catalog::config::Config;
 
 fn main() -> std::process::ExitCode {
-    let deps = ticketing_platform::skeleton::Dependencies { postgres: true, redis: false };
-    ticketing_platform::skeleton::main("catalog", 50052, deps)
+    ticketing_platform::cli::main("catalog", Config::default(), Some(&ticketing_catalog::MIGRATIONS), |config| async {
+        ticketing_catalog::startup::build(config).await?.run_until_stopped().await
+    })
 }

@@ -23,10 +23,7 @@ const KEY_RELOAD_INTERVAL: Duration = Duration::from_secs(30);
 
 /// Migrates (if configured), connects and binds the service; call `run_until_stopped` on the result.
 pub async fn build(config: Config) -> anyhow::Result<Running> {
-    if config.database.migrate_on_start {
-        db::migrate(&config.database, &crate::migrator()).await?;
-    }
-    let pool = db::pool(&config.database)?;
+    let pool = db::open(&config.database, &crate::migrator()).await?;
     let redis = ticketing_platform::redis::connect(&config.redis).await?;
     let topic = config.kafka.topic(TOPIC);
     // The outbox buffers events while the broker is away, so a missing broker is not fatal.

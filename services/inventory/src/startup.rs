@@ -21,10 +21,7 @@ pub const CATALOG_TOPIC: &str = "catalog.events";
 
 /// Migrates (if configured), connects and binds the service.
 pub async fn build(config: Config) -> anyhow::Result<Running> {
-    if config.database.migrate_on_start {
-        db::migrate(&config.database, &crate::migrator()).await?;
-    }
-    let pool = db::pool(&config.database)?;
+    let pool = db::open(&config.database, &crate::migrator()).await?;
     let redis = ticketing_platform::redis::connect(&config.redis).await?;
     let topic = config.kafka.topic(TOPIC);
     let catalog_topic = config.kafka.topic(CATALOG_TOPIC);

@@ -12,7 +12,7 @@ use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
 const SERVICES: [&str; 7] = ["gateway", "identity", "catalog", "inventory", "booking", "payment", "notification"];
-const GRACE: Duration = Duration::from_secs(5);
+const GRACE: Duration = Duration::from_secs(10);
 
 fn binary(service: &str) -> PathBuf {
     // target/<profile>/deps/binaries-<hash> → target/<profile>/<service>
@@ -46,9 +46,10 @@ fn a_bad_config_value_exits_78_naming_the_key() {
 /// One running binary with its own database, Redis prefix and topic namespace.
 struct Process {
     service: &'static str,
-    child: Child,
+    child: Option<Child>,
     grpc: u16,
     admin: u16,
+    log: PathBuf,
     _db: TestDb,
     _redis: TestRedis,
 }
@@ -60,6 +61,8 @@ impl Process {
         let redis = TestRedis::new();
         let kafka = ticketing_testkit::kafka_config();
         let (grpc, admin) = (free_port(), free_port());
+        let log = std::env::temp_dir().join(format!("e2e-{service}-{}.log", ticketing_testkit::unique()));
+        let stderr = std::fs::File::create(&log).expect("create the service log");
         let child = Command::new(binary(service))
             .env("TICKETING_SERVER__GRPC_ADDR", format!("127.0.0.1:{grpc}"))
             .env("TICKETING_SERVER__ADMIN_ADDR", format!("127.0.0.1:{admin}"))
@@ -72,11 +75,16 @@ impl Process {
             .env("TICKETING_KAFKA__BROKERS", &kafka.brokers)
             .env("TICKETING_KAFKA__TOPIC_NAMESPACE", &kafka.topic_namespace)
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stdout(stderr.try_clone().expect("share the log file"))
+            .stderr(stderr)
             .spawn()
             .unwrap_or_else(|e| panic!("starting {service}: {e}"));
-        Self { service, child, grpc, admin, _db: db, _redis: redis }
+        Self { service, child: Some(child), grpc, admin, log, _db: db, _redis: redis }
+    }
+
+    /// The service's log, for failure messages.
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     async fn health(&self) -> Option<HealthClient<tonic::transport::Channel>> {
@@ -92,7 +100,8 @@ impl Process {
             {
                 return client;
             }
-            assert!(self.child.try_wait().unwrap().is_none(), "{} exited before serving", self.service);
+            let child = self.child.as_mut().expect("running");
+            assert!(child.try_wait().unwrap().is_none(), "{} exited before serving", self.service);
             assert!(Instant::now() < deadline, "{} never became SERVING", self.service);
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -106,8 +115,11 @@ impl Process {
 
 impl Drop for Process {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = std::fs::remove_file(&self.log);
     }
 }
 
@@ -149,9 +161,13 @@ async fn lifecycle(service: &'static str) {
     assert!(metrics.contains("http_server_requests_total"), "{service} has no HTTP RED metrics:\n{metrics}");
     promtool_check(service, &metrics);
 
+    // A thread of its own waits for the exit, so the time measured is the process's,
+    // not this test's scheduling.
+    let mut child = process.child.take().expect("running");
     let signalled = Instant::now();
-    let killed = Command::new("kill").args(["-TERM", &process.child.id().to_string()]).status().unwrap();
+    let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     assert!(killed.success());
+    let exited = tokio::task::spawn_blocking(move || (child.wait(), Instant::now()));
     let mut saw_not_serving = false;
     while signalled.elapsed() < Duration::from_millis(1500) {
         if status(&mut health).await == Some(ServingStatus::NotServing) {
@@ -164,19 +180,22 @@ async fn lifecycle(service: &'static str) {
     let (code, _) = process.get("/readyz").await;
     assert_eq!(code, 503, "{service}: /readyz must fail while draining");
 
-    let exit = loop {
-        if let Some(exit) = process.child.try_wait().unwrap() {
-            break exit;
-        }
-        assert!(signalled.elapsed() < GRACE + Duration::from_secs(2), "{service} outlived its grace period");
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    let Ok(Ok((exit, at))) = tokio::time::timeout(GRACE + Duration::from_secs(5), exited).await else {
+        panic!("{service} outlived its grace period:\n{}", process.log());
     };
-    assert!(exit.success(), "{service} exited with {exit:?}");
-    assert!(signalled.elapsed() < GRACE, "{service} took {:?} to stop", signalled.elapsed());
+    let exit = exit.expect("wait for the service");
+    assert!(exit.success(), "{service} exited with {exit:?}:\n{}", process.log());
+    let took = at - signalled;
+    assert!(took < GRACE, "{service} took {took:?} to stop:\n{}", process.log());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_service_serves_health_and_metrics_and_drains_on_sigterm() {
     ticketing_testkit::init_logging();
-    futures::future::join_all(SERVICES.map(lifecycle)).await;
+    // One task each, so one service's slow step never stalls another's clock.
+    for handle in SERVICES.map(|service| tokio::spawn(lifecycle(service))) {
+        if let Err(e) = handle.await {
+            std::panic::resume_unwind(e.into_panic());
+        }
+    }
 }

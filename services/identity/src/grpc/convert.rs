@@ -50,7 +50,10 @@ pub fn role_from_proto(value: i32) -> Result<Role, Status> {
         Ok(pb::Role::Admin) => Ok(Role::Admin),
         _ => Err(ticketing_platform::status::invalid_argument(
             "invalid role",
-            &[ticketing_platform::status::FieldViolation::new("role", "must be ROLE_USER, ROLE_ORGANIZER or ROLE_ADMIN")],
+            &[ticketing_platform::status::FieldViolation::new(
+                "role",
+                "must be ROLE_USER, ROLE_ORGANIZER or ROLE_ADMIN",
+            )],
         )),
     }
 }

@@ -31,9 +31,7 @@ pub async fn spawn_with(customize: impl FnOnce(&mut Config)) -> TestApp {
     let kafka = ticketing_testkit::kafka_config();
     let issuer = TestIssuer::start().await;
     let mut config = Config::default();
-    config.server.grpc_addr = "127.0.0.1:0".parse().unwrap();
-    config.server.admin_addr = "127.0.0.1:0".parse().unwrap();
-    config.server.shutdown_grace = Duration::from_secs(5);
+    config.server = ticketing_testkit::server_config();
     config.database = db.config.clone();
     config.redis = redis.config.clone();
     config.kafka = kafka.clone();
