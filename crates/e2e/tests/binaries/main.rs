@@ -1,11 +1,14 @@
-//! Every service binary, run for real: configuration errors, health, metrics and
-//! graceful shutdown. The binaries must be built first (`cargo build --bins`;
-//! `scripts/test.sh` does it).
+//! The service binaries, run for real: configuration errors, health, metrics and
+//! graceful shutdown of each, and flows that cross services over gRPC and Kafka.
+//! The binaries must be built first (`cargo build --bins`; `scripts/test.sh` does it).
+
+mod flow;
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use ticketing_platform::config::KafkaConfig;
 use ticketing_testkit::{TestDb, TestRedis};
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -44,7 +47,7 @@ fn a_bad_config_value_exits_78_naming_the_key() {
 }
 
 /// One running binary with its own database, Redis prefix and topic namespace.
-struct Process {
+pub(crate) struct Process {
     service: &'static str,
     child: Option<Child>,
     grpc: u16,
@@ -56,10 +59,14 @@ struct Process {
 
 impl Process {
     async fn start(service: &'static str) -> Self {
+        Self::start_with(service, &ticketing_testkit::kafka_config(), &[]).await
+    }
+
+    /// Starts `service` in `kafka`'s topic namespace, with extra environment.
+    async fn start_with(service: &'static str, kafka: &KafkaConfig, env: &[(&str, String)]) -> Self {
         // An empty database: the service applies its own migrations at start.
         let db = TestDb::empty().await;
         let redis = TestRedis::new();
-        let kafka = ticketing_testkit::kafka_config();
         let (grpc, admin) = (free_port(), free_port());
         let log = std::env::temp_dir().join(format!("e2e-{service}-{}.log", ticketing_testkit::unique()));
         let stderr = std::fs::File::create(&log).expect("create the service log");
@@ -74,6 +81,7 @@ impl Process {
             .env("TICKETING_REDIS__KEY_PREFIX", &redis.config.key_prefix)
             .env("TICKETING_KAFKA__BROKERS", &kafka.brokers)
             .env("TICKETING_KAFKA__TOPIC_NAMESPACE", &kafka.topic_namespace)
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(stderr.try_clone().expect("share the log file"))
             .stderr(stderr)
@@ -88,8 +96,12 @@ impl Process {
     }
 
     async fn health(&self) -> Option<HealthClient<tonic::transport::Channel>> {
+        Some(HealthClient::new(self.channel().await?))
+    }
+
+    async fn channel(&self) -> Option<tonic::transport::Channel> {
         let endpoint = tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{}", self.grpc)).ok()?;
-        Some(HealthClient::new(endpoint.connect().await.ok()?))
+        endpoint.connect().await.ok()
     }
 
     async fn wait_serving(&mut self) -> HealthClient<tonic::transport::Channel> {
