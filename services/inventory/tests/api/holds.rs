@@ -285,3 +285,37 @@ async fn sales_survive_losing_redis_and_nothing_is_oversold_after() {
     assert_eq!(refused.code(), Code::FailedPrecondition, "limit counts rebuilt sales: {refused:?}");
     app.check_invariants(&fixture, &[]).await;
 }
+
+#[tokio::test]
+async fn replaying_event_published_changes_nothing() {
+    let app = spawn_app().await;
+    let fixture = Fixture::new(10, 1, 3, 6);
+    let published = fixture.on_sale_now();
+    app.stock(&fixture, &published).await;
+    let hold = app.hold(uuid::Uuid::new_v4(), fixture.event, ga(fixture.ga, 2)).await.unwrap();
+    app.confirm(&hold, "booking-1").await.unwrap();
+
+    // The same event again, in a new envelope (a republish, not a redelivery).
+    app.publish(fixture.event, &published).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let consumed = loop {
+        let processed: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM processed_events").fetch_one(&app.db.pool).await.unwrap();
+        if processed == 2 {
+            break true;
+        }
+        if std::time::Instant::now() > deadline {
+            break false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(consumed, "the republished event was never consumed");
+    let a = app.availability(fixture.event).await.unwrap();
+    assert_eq!(counts(&a, fixture.ga), (8, 0, 2), "stock and sales are untouched");
+    let categories: i64 = sqlx::query_scalar("SELECT count(*) FROM categories WHERE event_id = $1")
+        .bind(fixture.event)
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(categories, 2);
+}
