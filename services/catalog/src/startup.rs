@@ -15,7 +15,10 @@ pub async fn build(config: Config) -> anyhow::Result<Running> {
     let pool = db::open(&config.database, &crate::migrator()).await?;
     let topic = config.kafka.topic(TOPIC);
     // The outbox buffers events while the broker is away, so a missing broker is not fatal.
-    if let Err(e) = kafka::ensure_topics(&config.kafka, std::slice::from_ref(&topic)).await {
+    // A stadium's EventPublished lists every seat; the broker's default 1 MB would refuse it.
+    let max_event_bytes = config.catalog.max_event_bytes.to_string();
+    let topic_config = [("max.message.bytes", max_event_bytes.as_str())];
+    if let Err(e) = kafka::ensure_topics_with(&config.kafka, std::slice::from_ref(&topic), &topic_config).await {
         tracing::warn!(error = format!("{e:#}"), "could not ensure Kafka topics; the relay will retry publishing");
     }
 

@@ -41,6 +41,16 @@ pub fn producer(config: &KafkaConfig) -> anyhow::Result<FutureProducer> {
 
 /// Creates `topics` if they do not exist yet (no-op when `kafka.create_topics` is off).
 pub async fn ensure_topics(config: &KafkaConfig, topics: &[String]) -> anyhow::Result<()> {
+    ensure_topics_with(config, topics, &[]).await
+}
+
+/// Like [`ensure_topics`], creating missing topics with `topic_config` (e.g. a larger
+/// `max.message.bytes` for topics whose events list every seat of a stadium).
+pub async fn ensure_topics_with(
+    config: &KafkaConfig,
+    topics: &[String],
+    topic_config: &[(&str, &str)],
+) -> anyhow::Result<()> {
     if !config.create_topics || topics.is_empty() {
         return Ok(());
     }
@@ -48,7 +58,12 @@ pub async fn ensure_topics(config: &KafkaConfig, topics: &[String]) -> anyhow::R
         client_config(config).create().context("creating the Kafka admin client")?;
     let new: Vec<_> = topics
         .iter()
-        .map(|t| NewTopic::new(t, config.topic_partitions, TopicReplication::Fixed(config.topic_replication)))
+        .map(|t| {
+            topic_config.iter().fold(
+                NewTopic::new(t, config.topic_partitions, TopicReplication::Fixed(config.topic_replication)),
+                |topic, (key, value)| topic.set(key, value),
+            )
+        })
         .collect();
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
     for result in admin.create_topics(&new, &options).await.context("creating Kafka topics")? {
