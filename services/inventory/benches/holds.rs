@@ -85,7 +85,10 @@ async fn run(db: &TestDb, redis: &TestRedis, window: Window) -> anyhow::Result<(
     let tokens = (0..USERS)
         .map(|_| format!("Bearer {}", issuer.token(uuid::Uuid::new_v4(), &[Role::User])).parse())
         .collect::<Result<Vec<AsciiMetadataValue>, _>>()?;
+    let verify = verification_cost(&issuer).await?;
+    let before = RedisStats::read(&mut conn.clone()).await?;
     let (grpc, granted) = grpc_holds(&channels, grpc_event, &tokens, window).await?;
+    let grpc_redis = RedisStats::read(&mut conn.clone()).await?.since(&before);
     ensure_held(&stock, grpc_event, granted).await?;
 
     // (b) raw redis-benchmark, on an event of its own loaded the same way.
@@ -93,14 +96,100 @@ async fn run(db: &TestDb, redis: &TestRedis, window: Window) -> anyhow::Result<(
     drop((client, channels));
     service.stop().await.context("inventory stops")?;
     let base = format!("{}{{evt:{}}}", redis.config.key_prefix, raw_event.0.simple());
-    let (raw, calls) = redis_benchmark(conn, &base, raw_event.1, &settings, window).await?;
+    let (raw, calls, raw_redis) = redis_benchmark(conn, &base, raw_event.1, &settings, window).await?;
     ensure_held(&stock, raw_event, calls).await?;
 
     // (c) the Postgres row lock.
     let row_lock = row_lock(&db.config.url, window).await?;
 
     report(&[&grpc, &raw, &row_lock]);
+    println!();
+    println!("where the time goes:");
+    println!("  Redis during (a): {grpc_redis}");
+    println!("  Redis during (b): {raw_redis}");
+    println!("  token verification: {:.1} us for a new token, {:.1} us for a repeated one", verify.0, verify.1);
     Ok(())
+}
+
+/// Redis counters read from INFO, to tell Redis's share of a hold from the caller's.
+/// The server is shared: other clients' traffic during a run shows up here too.
+#[derive(Default)]
+struct RedisStats {
+    evalsha_calls: f64,
+    /// Time spent inside EVALSHA, script included.
+    evalsha_usec: f64,
+    /// Socket reads: EVALSHA calls per read is how deeply calls are pipelined.
+    reads: f64,
+    /// Server CPU, user plus system, in seconds.
+    cpu: f64,
+}
+
+impl RedisStats {
+    async fn read(conn: &mut redis::aio::ConnectionManager) -> anyhow::Result<Self> {
+        let info: String = redis::cmd("INFO").arg("all").query_async(conn).await?;
+        let mut stats = Self::default();
+        for line in info.lines() {
+            let Some((key, value)) = line.split_once(':') else { continue };
+            let number = |v: &str| v.trim().parse::<f64>().unwrap_or(0.0);
+            match key {
+                "cmdstat_evalsha" => {
+                    for field in value.split(',') {
+                        match field.split_once('=') {
+                            Some(("calls", v)) => stats.evalsha_calls = number(v),
+                            Some(("usec", v)) => stats.evalsha_usec = number(v),
+                            _ => {}
+                        }
+                    }
+                }
+                "total_reads_processed" => stats.reads = number(value),
+                "used_cpu_user" | "used_cpu_sys" => stats.cpu += number(value),
+                _ => {}
+            }
+        }
+        Ok(stats)
+    }
+
+    fn since(&self, before: &Self) -> Self {
+        Self {
+            evalsha_calls: self.evalsha_calls - before.evalsha_calls,
+            evalsha_usec: self.evalsha_usec - before.evalsha_usec,
+            reads: self.reads - before.reads,
+            cpu: self.cpu - before.cpu,
+        }
+    }
+}
+
+impl std::fmt::Display for RedisStats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let calls = self.evalsha_calls.max(1.0);
+        write!(
+            f,
+            "{:.1} us CPU per hold ({:.1} us in EVALSHA), {:.1} EVALSHA per socket read",
+            self.cpu * 1e6 / calls,
+            self.evalsha_usec / calls,
+            self.evalsha_calls / self.reads.max(1.0)
+        )
+    }
+}
+
+/// Mean cost of `Verifier::verify`, the auth layer's work on every call: for tokens
+/// it has not seen, and for one token seen before.
+async fn verification_cost(issuer: &TestIssuer) -> anyhow::Result<(f64, f64)> {
+    const N: usize = 2000;
+    let verifier = ticketing_platform::auth::Verifier::from_config(&issuer.auth);
+    let tokens: Vec<String> = (0..N).map(|_| issuer.token(uuid::Uuid::new_v4(), &[Role::User])).collect();
+    verifier.verify(&tokens[0]).await?; // fetches the JWKS
+    let mean = |started: Instant, n: usize| started.elapsed().as_secs_f64() * 1e6 / n as f64;
+    let started = Instant::now();
+    for token in &tokens[1..] {
+        verifier.verify(token).await?;
+    }
+    let new = mean(started, N - 1);
+    let started = Instant::now();
+    for _ in 0..N {
+        verifier.verify(&tokens[0]).await?;
+    }
+    Ok((new, mean(started, N)))
 }
 
 /// Warm-up and measured durations.
@@ -266,15 +355,15 @@ async fn grpc_holds(
 }
 
 /// (b): `redis-benchmark` EVALSHA of the hold script with the arguments `Stock::hold`
-/// passes for a GA hold of 1, hold and user ids randomized. Returns the figures and
-/// how many calls were made (warm-up included).
+/// passes for a GA hold of 1, hold and user ids randomized. Returns the figures, how
+/// many calls were made (warm-up included) and Redis's counters over the measured run.
 async fn redis_benchmark(
     mut conn: redis::aio::ConnectionManager,
     base: &str,
     category: uuid::Uuid,
     settings: &ticketing_inventory::config::InventorySettings,
     window: Window,
-) -> anyhow::Result<(Figures, u64)> {
+) -> anyhow::Result<(Figures, u64, RedisStats)> {
     let sha: String = redis::cmd("SCRIPT")
         .arg("LOAD")
         .arg(include_str!("../src/adapters/lua/hold.lua"))
@@ -320,8 +409,10 @@ async fn redis_benchmark(
     let warmup = (CONCURRENCY as u64 * 400).max(1);
     let calibration = run(warmup).await?;
     let requests = ((calibration.ops_per_sec * window.measured.as_secs_f64()) as u64).max(10_000);
+    let before = RedisStats::read(&mut conn).await?;
     let figures = run(requests).await?;
-    Ok((figures, 1 + warmup + requests))
+    let stats = RedisStats::read(&mut conn).await?.since(&before);
+    Ok((figures, 1 + warmup + requests, stats))
 }
 
 /// The last row of `redis-benchmark --csv`: `"test","rps","avg_latency_ms",…`.

@@ -292,12 +292,30 @@ impl Inventory {
     }
 
     /// Expires every due hold of every loaded event; returns how many ended.
+    /// Expiries run concurrently (the multiplexed connection pipelines them) and a full
+    /// batch is followed by another at once, so a flash sale's expiries keep pace.
     pub async fn reap(&self) -> anyhow::Result<usize> {
+        const BATCH: isize = 500;
         let now = stock::now_ms();
         let mut ended = 0;
         for event in self.stock.events().await? {
-            for id in self.stock.due(event, now, 500).await? {
-                ended += usize::from(self.expire(id).await?);
+            loop {
+                let due = self.stock.due(event, now, BATCH).await?;
+                let mut results = Vec::with_capacity(due.len());
+                for chunk in due.chunks(64) {
+                    let expiries: Vec<_> = chunk.iter().map(|id| self.expire(*id)).collect();
+                    results.extend(futures::future::join_all(expiries).await);
+                }
+                let mut progressed = false;
+                for result in results {
+                    let now_ended = result?;
+                    progressed |= now_ended;
+                    ended += usize::from(now_ended);
+                }
+                // Holds parked mid-confirm stay due without ending; do not spin on them.
+                if (due.len() as isize) < BATCH || !progressed {
+                    break;
+                }
             }
         }
         Ok(ended)
