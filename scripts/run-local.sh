@@ -155,9 +155,9 @@ cat <<EOF
   Demo admin:    $ADMIN_EMAIL / $ADMIN_PASSWORD
   Logs:          $LOG_DIR/<service>.log      pids: $PID_DIR/
 
-  The gateway's public REST API and Swagger UI arrive with the gateway's issue; until
-  then the gateway, like catalog, inventory, booking, payment and notification, is a
-  skeleton that serves health and metrics only. Identity is complete (gRPC on :$identity_grpc).
+  identity (gRPC :$identity_grpc), catalog and inventory serve their gRPC APIs; booking,
+  payment, notification and the gateway are skeletons that serve health and metrics
+  until their issues land (the gateway's REST API and Swagger UI come with it).
 
 Press Ctrl-C to stop everything.
 EOF
