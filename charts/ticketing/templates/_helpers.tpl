@@ -1,0 +1,201 @@
+{{/*
+Facts about the seven binaries: their ports and what each one talks to. They are not
+values: they describe the code (README "Ports", ARCHITECTURE's service table), so a values
+file cannot make the chart disagree with the binaries. The admin port is gRPC + 1000 and
+serves /healthz, /readyz and /metrics; identity also serves the JWKS there. `peers` are the
+services this one calls over gRPC; `discovery` services watch their peers' EndpointSlices.
+*/}}
+{{- define "ticketing.topology" -}}
+gateway:
+  grpcPort: 50050
+  adminPort: 51050
+  httpPort: 8080
+  database: false
+  redis: true
+  kafka: false
+  peers: [identity, catalog, inventory, booking, payment, notification]
+identity:
+  grpcPort: 50051
+  adminPort: 51051
+  database: true
+  redis: true
+  kafka: true
+  peers: []
+catalog:
+  grpcPort: 50052
+  adminPort: 51052
+  database: true
+  redis: false
+  kafka: true
+  peers: []
+inventory:
+  grpcPort: 50053
+  adminPort: 51053
+  database: true
+  redis: true
+  kafka: true
+  peers: []
+booking:
+  grpcPort: 50054
+  adminPort: 51054
+  database: true
+  redis: false
+  kafka: true
+  peers: [inventory, catalog, payment]
+payment:
+  grpcPort: 50055
+  adminPort: 51055
+  database: true
+  redis: false
+  kafka: true
+  peers: []
+notification:
+  grpcPort: 50056
+  adminPort: 51056
+  database: true
+  redis: false
+  kafka: true
+  peers: []
+{{- end }}
+
+{{/* The service names in start order. */}}
+{{- define "ticketing.serviceNames" -}}
+[gateway, identity, catalog, inventory, booking, payment, notification]
+{{- end }}
+
+{{- define "ticketing.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* The release prefix of every object: "ticketing" for a release named ticketing. */}}
+{{- define "ticketing.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* ticketing.component: the object name of one service. Args: (dict "root" $ "name" "identity"). */}}
+{{- define "ticketing.component" -}}
+{{- printf "%s-%s" (include "ticketing.fullname" .root) .name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "ticketing.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Labels shared by every object. */}}
+{{- define "ticketing.commonLabels" -}}
+helm.sh/chart: {{ include "ticketing.chart" . }}
+app.kubernetes.io/part-of: ticketing
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/* Selector labels of one service's server pods. Args: (dict "root" $ "name" "identity"). */}}
+{{- define "ticketing.selectorLabels" -}}
+app.kubernetes.io/name: {{ .name }}
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+app.kubernetes.io/component: server
+{{- end }}
+
+{{- define "ticketing.labels" -}}
+{{ include "ticketing.commonLabels" .root }}
+{{ include "ticketing.selectorLabels" . }}
+{{- end }}
+
+{{/* The image of one service: <registry>/<service>[:tag][@digest]. Args: (dict "root" $ "name" "identity" "svc" $svc). */}}
+{{- define "ticketing.image" -}}
+{{- $img := .root.Values.image }}
+{{- $repo := .name }}
+{{- with $img.registry }}{{ $repo = printf "%s/%s" (trimSuffix "/" .) $repo }}{{ end }}
+{{- $tag := default .root.Chart.AppVersion $img.tag }}
+{{- $digest := "" }}
+{{- with .svc.image }}
+{{- with .repository }}{{ $repo = . }}{{ end }}
+{{- with .tag }}{{ $tag = . }}{{ end }}
+{{- with .digest }}{{ $digest = . }}{{ end }}
+{{- end }}
+{{- if $digest }}
+{{- printf "%s:%s@%s" $repo $tag $digest }}
+{{- else }}
+{{- printf "%s:%s" $repo $tag }}
+{{- end }}
+{{- end }}
+
+{{/* True ("true") when the service's image is pinned by digest. */}}
+{{- define "ticketing.imageHasDigest" -}}
+{{- if and .svc.image .svc.image.digest }}true{{ end }}
+{{- end }}
+
+{{/* The Secret a service reads its connection URLs and credentials from. */}}
+{{- define "ticketing.secretName" -}}
+{{- default (printf .root.Values.secrets.nameFormat .name) .svc.secretName }}
+{{- end }}
+
+{{- define "ticketing.serviceAccountName" -}}
+{{- include "ticketing.component" . }}
+{{- end }}
+
+{{/* The JWKS URL every service verifies tokens with: identity's admin port, unless set. */}}
+{{- define "ticketing.jwksUrl" -}}
+{{- if .Values.config.auth.jwksUrl }}
+{{- .Values.config.auth.jwksUrl }}
+{{- else }}
+{{- $topo := include "ticketing.topology" . | fromYaml }}
+{{- printf "http://%s.%s.svc:%v/.well-known/jwks.json" (include "ticketing.component" (dict "root" . "name" "identity")) .Release.Namespace $topo.identity.adminPort }}
+{{- end }}
+{{- end }}
+
+{{/*
+ticketing.checkovSkips renders checkov.io/skipN annotations from a list of "ID=reason"
+strings. Each reason says why the check does not fit this object.
+*/}}
+{{- define "ticketing.checkovSkips" -}}
+{{- range $i, $skip := . }}
+checkov.io/skip{{ add1 $i }}: {{ $skip | quote }}
+{{- end }}
+{{- end }}
+
+{{/* The pod security context shared by servers and migration Jobs. */}}
+{{- define "ticketing.podSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: {{ .Values.securityContext.uid }}
+runAsGroup: {{ .Values.securityContext.uid }}
+fsGroup: {{ .Values.securityContext.uid }}
+seccompProfile:
+  type: RuntimeDefault
+{{- end }}
+
+{{- define "ticketing.containerSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: {{ .Values.securityContext.uid }}
+runAsGroup: {{ .Values.securityContext.uid }}
+privileged: false
+allowPrivilegeEscalation: false
+readOnlyRootFilesystem: true
+capabilities:
+  drop: [ALL]
+seccompProfile:
+  type: RuntimeDefault
+{{- end }}
+
+{{/*
+Network peers as NetworkPolicy `to`/`from` entries. Args: a list of peers from values
+(each podSelector/namespaceSelector/ipBlock), rendered as is.
+*/}}
+{{- define "ticketing.peers" -}}
+{{- range . }}
+- {{ toYaml . | nindent 2 | trim }}
+{{- end }}
+{{- end }}

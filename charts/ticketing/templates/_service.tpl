@@ -1,0 +1,576 @@
+{{/*
+ticketing.service renders every object of one service. Args (dict):
+  root       the chart's root context ($)
+  name       the service, e.g. "identity"
+  svc        its values: defaults merged with services.<name>
+  facts      its entry in "ticketing.topology" (ports, database, redis, kafka, peers)
+  topology   the whole topology, for the peers' ports
+  enabled    the names of the enabled services
+  discovery  whether it watches its peers' EndpointSlices
+*/}}
+{{- define "ticketing.service" -}}
+{{- $root := .root }}
+{{- $name := .name }}
+{{- $svc := .svc }}
+{{- $facts := .facts }}
+{{- $fullname := include "ticketing.component" . }}
+{{- $ns := $root.Release.Namespace }}
+{{- $sd := $root.Values.shutdown }}
+{{- if ge (int $sd.drainDelaySeconds) (int $sd.graceSeconds) }}
+{{- fail "shutdown.drainDelaySeconds must be shorter than shutdown.graceSeconds (the binary refuses it otherwise)" }}
+{{- end }}
+{{- $hasDigest := include "ticketing.imageHasDigest" . }}
+{{- $skips := list "CKV_K8S_35=the binaries read configuration from TICKETING_* environment variables only; the Secret is referenced key by key, never copied into the manifest" }}
+{{- if .discovery }}
+{{- $skips = append $skips "CKV_K8S_38=the gRPC clients watch their peers' EndpointSlices with this token; its Role grants only list/watch on endpointslices in this namespace" }}
+{{- end }}
+{{- if not $hasDigest }}
+{{- $skips = append $skips "CKV_K8S_43=images are referenced by release tag until services.<name>.image.digest is set (the release workflow prints the digests)" }}
+{{- if ne $root.Values.image.pullPolicy "Always" }}
+{{- $skips = append $skips "CKV_K8S_15=images are built into the node's own runtime (minikube/skaffold) and cannot be pulled from a registry" }}
+{{- end }}
+{{- end }}
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata:
+  name: {{ $fullname }}
+  namespace: {{ $ns }}
+  labels:
+    {{- include "ticketing.labels" . | nindent 4 }}
+  {{- with $svc.serviceAccount.annotations }}
+  annotations:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+# Mounted only into the pods that watch EndpointSlices (automountServiceAccountToken below).
+automountServiceAccountToken: false
+{{- if .discovery }}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata:
+  name: {{ $fullname }}-endpointslices
+  namespace: {{ $ns }}
+  labels:
+    {{- include "ticketing.labels" . | nindent 4 }}
+rules:
+  # Pod discovery for per-request gRPC balancing: exactly list and watch.
+  - apiGroups: [discovery.k8s.io]
+    resources: [endpointslices]
+    verbs: [list, watch]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata:
+  name: {{ $fullname }}-endpointslices
+  namespace: {{ $ns }}
+  labels:
+    {{- include "ticketing.labels" . | nindent 4 }}
+roleRef:
+  apiGroup: rbac.authorization.k8s.io
+  kind: Role
+  name: {{ $fullname }}-endpointslices
+subjects:
+  - kind: ServiceAccount
+    name: {{ $fullname }}
+    namespace: {{ $ns }}
+{{- end }}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: {{ $fullname }}
+  namespace: {{ $ns }}
+  labels:
+    {{- include "ticketing.labels" . | nindent 4 }}
+data:
+  {{- include "ticketing.service.config" . | nindent 2 }}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {{ $fullname }}
+  namespace: {{ $ns }}
+  labels:
+    {{- include "ticketing.labels" . | nindent 4 }}
+  annotations:
+    {{- include "ticketing.checkovSkips" $skips | nindent 4 }}
+spec:
+  {{- if not $svc.autoscaling.enabled }}
+  replicas: {{ $svc.replicas }}
+  {{- end }}
+  revisionHistoryLimit: 5
+  selector:
+    matchLabels:
+      {{- include "ticketing.selectorLabels" . | nindent 6 }}
+  strategy:
+    type: RollingUpdate
+    rollingUpdate:
+      maxSurge: 25%
+      maxUnavailable: 0
+  template:
+    metadata:
+      labels:
+        {{- include "ticketing.labels" . | nindent 8 }}
+        {{- with $svc.podLabels }}
+        {{- toYaml . | nindent 8 }}
+        {{- end }}
+      annotations:
+        checksum/config: {{ include "ticketing.service.config" . | sha256sum }}
+        {{- with $svc.podAnnotations }}
+        {{- toYaml . | nindent 8 }}
+        {{- end }}
+    spec:
+      serviceAccountName: {{ $fullname }}
+      automountServiceAccountToken: {{ .discovery }}
+      enableServiceLinks: false
+      terminationGracePeriodSeconds: {{ add $sd.preStopSleepSeconds $sd.graceSeconds 5 }}
+      securityContext:
+        {{- include "ticketing.podSecurityContext" $root | nindent 8 }}
+      {{- with $root.Values.imagePullSecrets }}
+      imagePullSecrets:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+      {{- with $svc.priorityClassName }}
+      priorityClassName: {{ . }}
+      {{- end }}
+      {{- with $svc.nodeSelector }}
+      nodeSelector:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+      {{- with $svc.tolerations }}
+      tolerations:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+      {{- with $svc.affinity }}
+      affinity:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+      {{- if $svc.topologySpread.enabled }}
+      topologySpreadConstraints:
+        {{- range $key := list "topology.kubernetes.io/zone" "kubernetes.io/hostname" }}
+        - maxSkew: 1
+          topologyKey: {{ $key }}
+          whenUnsatisfiable: {{ $svc.topologySpread.whenUnsatisfiable }}
+          labelSelector:
+            matchLabels:
+              {{- include "ticketing.selectorLabels" $ | nindent 14 }}
+          matchLabelKeys: [pod-template-hash]
+        {{- end }}
+      {{- end }}
+      containers:
+        - name: {{ $name }}
+          image: {{ include "ticketing.image" . }}
+          imagePullPolicy: {{ $root.Values.image.pullPolicy }}
+          command: [/usr/local/bin/{{ $name }}]
+          args: [serve]
+          ports:
+            - name: grpc
+              containerPort: {{ $facts.grpcPort }}
+              protocol: TCP
+            - name: admin
+              containerPort: {{ $facts.adminPort }}
+              protocol: TCP
+            {{- if $facts.httpPort }}
+            - name: http
+              containerPort: {{ $facts.httpPort }}
+              protocol: TCP
+            {{- end }}
+          envFrom:
+            - configMapRef:
+                name: {{ $fullname }}
+          {{- include "ticketing.service.secretEnv" . | nindent 10 }}
+          startupProbe:
+            httpGet:
+              path: /healthz
+              port: {{ $facts.adminPort }}
+            periodSeconds: {{ $root.Values.probes.startup.periodSeconds }}
+            failureThreshold: {{ $root.Values.probes.startup.failureThreshold }}
+          livenessProbe:
+            httpGet:
+              path: /healthz
+              port: {{ $facts.adminPort }}
+            periodSeconds: {{ $root.Values.probes.liveness.periodSeconds }}
+            timeoutSeconds: {{ $root.Values.probes.liveness.timeoutSeconds }}
+            failureThreshold: {{ $root.Values.probes.liveness.failureThreshold }}
+          readinessProbe:
+            {{- if eq $root.Values.probes.readinessMode "grpc" }}
+            grpc:
+              port: {{ $facts.grpcPort }}
+            {{- else }}
+            httpGet:
+              path: /readyz
+              port: {{ $facts.adminPort }}
+            {{- end }}
+            periodSeconds: {{ $root.Values.probes.readiness.periodSeconds }}
+            timeoutSeconds: {{ $root.Values.probes.readiness.timeoutSeconds }}
+            failureThreshold: {{ $root.Values.probes.readiness.failureThreshold }}
+          {{- if gt (int $sd.preStopSleepSeconds) 0 }}
+          lifecycle:
+            # The image has no shell, so the kubelet sleeps (Kubernetes 1.30+; on 1.29 the
+            # PodLifecycleSleepAction gate must be on, or the drain delay alone covers it).
+            preStop:
+              sleep:
+                seconds: {{ $sd.preStopSleepSeconds }}
+          {{- end }}
+          resources:
+            {{- toYaml $svc.resources | nindent 12 }}
+          securityContext:
+            {{- include "ticketing.containerSecurityContext" $root | nindent 12 }}
+          volumeMounts:
+            - name: tmp
+              mountPath: /tmp
+      volumes:
+        - name: tmp
+          emptyDir:
+            sizeLimit: 16Mi
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: {{ $fullname }}
+  namespace: {{ $ns }}
+  labels:
+    {{- include "ticketing.labels" . | nindent 4 }}
+spec:
+  type: ClusterIP
+  selector:
+    {{- include "ticketing.selectorLabels" . | nindent 4 }}
+  ports:
+    - name: grpc
+      port: {{ $facts.grpcPort }}
+      targetPort: grpc
+      protocol: TCP
+      appProtocol: kubernetes.io/h2c
+    - name: admin
+      port: {{ $facts.adminPort }}
+      targetPort: admin
+      protocol: TCP
+      appProtocol: http
+    {{- if $facts.httpPort }}
+    - name: http
+      port: {{ $facts.httpPort }}
+      targetPort: http
+      protocol: TCP
+      appProtocol: http
+    {{- end }}
+{{- if $svc.autoscaling.enabled }}
+---
+apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata:
+  name: {{ $fullname }}
+  namespace: {{ $ns }}
+  labels:
+    {{- include "ticketing.labels" . | nindent 4 }}
+spec:
+  scaleTargetRef:
+    apiVersion: apps/v1
+    kind: Deployment
+    name: {{ $fullname }}
+  minReplicas: {{ $svc.autoscaling.minReplicas }}
+  maxReplicas: {{ $svc.autoscaling.maxReplicas }}
+  metrics:
+    - type: Resource
+      resource:
+        name: cpu
+        target:
+          type: Utilization
+          averageUtilization: {{ $svc.autoscaling.targetCPUUtilizationPercentage }}
+  behavior:
+    {{- toYaml $svc.autoscaling.behavior | nindent 4 }}
+{{- end }}
+{{- if $svc.podDisruptionBudget.enabled }}
+---
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata:
+  name: {{ $fullname }}
+  namespace: {{ $ns }}
+  labels:
+    {{- include "ticketing.labels" . | nindent 4 }}
+spec:
+  {{- if hasKey $svc.podDisruptionBudget "minAvailable" }}
+  minAvailable: {{ $svc.podDisruptionBudget.minAvailable }}
+  {{- else }}
+  maxUnavailable: {{ $svc.podDisruptionBudget.maxUnavailable }}
+  {{- end }}
+  # A crash-looping pod must not block node drains.
+  unhealthyPodEvictionPolicy: AlwaysAllow
+  selector:
+    matchLabels:
+      {{- include "ticketing.selectorLabels" . | nindent 6 }}
+{{- end }}
+{{- if $root.Values.serviceMonitor.enabled }}
+---
+apiVersion: monitoring.coreos.com/v1
+kind: ServiceMonitor
+metadata:
+  name: {{ $fullname }}
+  namespace: {{ $ns }}
+  labels:
+    {{- include "ticketing.labels" . | nindent 4 }}
+    {{- with $root.Values.serviceMonitor.labels }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+spec:
+  selector:
+    matchLabels:
+      {{- include "ticketing.selectorLabels" . | nindent 6 }}
+  namespaceSelector:
+    matchNames: [{{ $ns }}]
+  endpoints:
+    - port: admin
+      path: /metrics
+      interval: {{ $root.Values.serviceMonitor.interval }}
+      scrapeTimeout: {{ $root.Values.serviceMonitor.scrapeTimeout }}
+{{- end }}
+{{- if $root.Values.networkPolicy.enabled }}
+---
+{{ include "ticketing.service.networkPolicy" . }}
+{{- end }}
+{{- end }}
+
+{{/* The ConfigMap's data: the non-secret TICKETING_* variables of one service. */}}
+{{- define "ticketing.service.config" -}}
+{{- $root := .root }}
+{{- $c := $root.Values.config }}
+{{- $sd := $root.Values.shutdown }}
+{{- $facts := .facts }}
+TICKETING_SERVER__GRPC_ADDR: "0.0.0.0:{{ $facts.grpcPort }}"
+TICKETING_SERVER__ADMIN_ADDR: "0.0.0.0:{{ $facts.adminPort }}"
+TICKETING_SERVER__DRAIN_DELAY: "{{ $sd.drainDelaySeconds }}s"
+TICKETING_SERVER__SHUTDOWN_GRACE: "{{ $sd.graceSeconds }}s"
+TICKETING_SERVER__ENVIRONMENT: {{ $c.environment | quote }}
+TICKETING_TELEMETRY__LOG_JSON: {{ $c.telemetry.logJson | quote }}
+TICKETING_TELEMETRY__LOG_FILTER: {{ $c.telemetry.logFilter | quote }}
+{{- with $c.telemetry.otlpEndpoint }}
+OTEL_EXPORTER_OTLP_ENDPOINT: {{ . | quote }}
+OTEL_SERVICE_NAME: {{ $.name | quote }}
+{{- end }}
+TICKETING_AUTH__JWKS_URL: {{ include "ticketing.jwksUrl" $root | quote }}
+TICKETING_AUTH__ISSUER: {{ $c.auth.issuer | quote }}
+TICKETING_AUTH__AUDIENCE: {{ $c.auth.audience | quote }}
+{{- if $facts.database }}
+TICKETING_DATABASE__MIGRATE_ON_START: "false"
+TICKETING_DATABASE__MAX_CONNECTIONS: {{ $c.database.maxConnections | quote }}
+TICKETING_DATABASE__ACQUIRE_TIMEOUT: {{ $c.database.acquireTimeout | quote }}
+{{- end }}
+{{- if $facts.redis }}
+TICKETING_REDIS__KEY_PREFIX: {{ $c.redis.keyPrefix | quote }}
+{{- end }}
+{{- if $facts.kafka }}
+TICKETING_KAFKA__BROKERS: {{ $c.kafka.brokers | quote }}
+TICKETING_KAFKA__TOPIC_NAMESPACE: {{ $c.kafka.topicNamespace | quote }}
+TICKETING_KAFKA__CREATE_TOPICS: {{ $c.kafka.createTopics | quote }}
+TICKETING_KAFKA__TOPIC_PARTITIONS: {{ $c.kafka.topicPartitions | quote }}
+TICKETING_KAFKA__TOPIC_REPLICATION: {{ $c.kafka.topicReplication | quote }}
+{{- range $key, $value := $c.kafka.properties }}
+TICKETING_KAFKA__PROPERTIES__{{ $key | upper }}: {{ $value | toString | quote }}
+{{- end }}
+{{- end }}
+{{- if and (eq .name "identity") .svc.bootstrapAdminEmail }}
+TICKETING_IDENTITY__BOOTSTRAP_ADMIN_EMAIL: {{ .svc.bootstrapAdminEmail | quote }}
+{{- end }}
+{{- range $key, $value := .svc.env }}
+{{ $key }}: {{ $value | toString | quote }}
+{{- end }}
+{{- end }}
+
+{{/* The env entries read from the service's Secret, key by key. */}}
+{{- define "ticketing.service.secretEnv" -}}
+{{- $secret := include "ticketing.secretName" . }}
+{{- $facts := .facts }}
+{{- if or $facts.database $facts.redis $facts.kafka (eq .name "identity") }}
+env:
+  {{- if $facts.database }}
+  - name: TICKETING_DATABASE__URL
+    valueFrom:
+      secretKeyRef:
+        name: {{ $secret }}
+        key: database-url
+  {{- end }}
+  {{- if $facts.redis }}
+  - name: TICKETING_REDIS__URL
+    valueFrom:
+      secretKeyRef:
+        name: {{ $secret }}
+        key: redis-url
+  {{- end }}
+  {{- if $facts.kafka }}
+  - name: TICKETING_KAFKA__PROPERTIES__SASL_USERNAME
+    valueFrom:
+      secretKeyRef:
+        name: {{ $secret }}
+        key: kafka-sasl-username
+        optional: true
+  - name: TICKETING_KAFKA__PROPERTIES__SASL_PASSWORD
+    valueFrom:
+      secretKeyRef:
+        name: {{ $secret }}
+        key: kafka-sasl-password
+        optional: true
+  {{- end }}
+  {{- if eq .name "identity" }}
+  - name: TICKETING_IDENTITY__BOOTSTRAP_ADMIN_PASSWORD
+    valueFrom:
+      secretKeyRef:
+        name: {{ $secret }}
+        key: bootstrap-admin-password
+        optional: true
+  {{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+ticketing.egressRule: one egress rule to `peers` on `ports` (TCP). No peers: any
+destination on those ports (documented in values.yaml).
+*/}}
+{{- define "ticketing.egressRule" -}}
+- ports:
+    {{- range .ports }}
+    - protocol: TCP
+      port: {{ . }}
+    {{- end }}
+  {{- with .peers }}
+  to:
+    {{- include "ticketing.peers" . | nindent 4 }}
+  {{- end }}
+{{- end }}
+
+{{/* The NetworkPolicy of one service's server pods: only the architecture's edges. */}}
+{{- define "ticketing.service.networkPolicy" -}}
+{{- $root := .root }}
+{{- $name := .name }}
+{{- $facts := .facts }}
+{{- $np := $root.Values.networkPolicy }}
+{{- $clients := list }}
+{{- range $other := .enabled }}
+{{- if has $name (index $.topology $other).peers }}
+{{- $clients = append $clients $other }}
+{{- end }}
+{{- end }}
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata:
+  name: {{ include "ticketing.component" . }}
+  namespace: {{ $root.Release.Namespace }}
+  labels:
+    {{- include "ticketing.labels" . | nindent 4 }}
+spec:
+  podSelector:
+    matchLabels:
+      {{- include "ticketing.selectorLabels" . | nindent 6 }}
+  policyTypes: [Ingress, Egress]
+  ingress:
+    {{- if $clients }}
+    # gRPC from the services that call this one.
+    - ports:
+        - protocol: TCP
+          port: {{ $facts.grpcPort }}
+      from:
+        {{- range $clients }}
+        - podSelector:
+            matchLabels:
+              {{- include "ticketing.selectorLabels" (dict "root" $root "name" .) | nindent 14 }}
+        {{- end }}
+    {{- end }}
+    {{- if eq $name "identity" }}
+    # The JWKS on identity's admin port, for every service that verifies tokens.
+    - ports:
+        - protocol: TCP
+          port: {{ $facts.adminPort }}
+      from:
+        {{- range .enabled }}
+        {{- if ne . "identity" }}
+        - podSelector:
+            matchLabels:
+              {{- include "ticketing.selectorLabels" (dict "root" $root "name" .) | nindent 14 }}
+        {{- end }}
+        {{- end }}
+    {{- end }}
+    {{- with $np.prometheus.peers }}
+    # Prometheus scrapes /metrics on the admin port.
+    - ports:
+        - protocol: TCP
+          port: {{ $facts.adminPort }}
+      from:
+        {{- include "ticketing.peers" . | nindent 8 }}
+    {{- end }}
+    {{- if $facts.httpPort }}
+    # The public REST API (and any health-check port), from the ingress controller or
+    # load balancer.
+    - ports:
+        {{- range $np.gatewayHttp.ports }}
+        - protocol: TCP
+          port: {{ . }}
+        {{- end }}
+      {{- with $np.gatewayHttp.peers }}
+      from:
+        {{- include "ticketing.peers" . | nindent 8 }}
+      {{- end }}
+    {{- end }}
+  egress:
+    # DNS.
+    - ports:
+        {{- range $np.dns.ports }}
+        - protocol: UDP
+          port: {{ . }}
+        - protocol: TCP
+          port: {{ . }}
+        {{- end }}
+      {{- with $np.dns.peers }}
+      to:
+        {{- include "ticketing.peers" . | nindent 8 }}
+      {{- end }}
+    {{- range $peer := $facts.peers }}
+    {{- if has $peer $.enabled }}
+    # gRPC to {{ $peer }}.
+    - ports:
+        - protocol: TCP
+          port: {{ (index $.topology $peer).grpcPort }}
+      to:
+        - podSelector:
+            matchLabels:
+              {{- include "ticketing.selectorLabels" (dict "root" $root "name" $peer) | nindent 14 }}
+    {{- end }}
+    {{- end }}
+    {{- if and (ne $name "identity") (has "identity" .enabled) }}
+    # The JWKS on identity's admin port.
+    - ports:
+        - protocol: TCP
+          port: {{ $.topology.identity.adminPort }}
+      to:
+        - podSelector:
+            matchLabels:
+              {{- include "ticketing.selectorLabels" (dict "root" $root "name" "identity") | nindent 14 }}
+    {{- end }}
+    {{- if .discovery }}
+    # The Kubernetes API, to watch the peers' EndpointSlices.
+    {{- include "ticketing.egressRule" $np.kubeApiServer | nindent 4 }}
+    {{- end }}
+    {{- if $facts.database }}
+    # Postgres.
+    {{- include "ticketing.egressRule" $np.postgres | nindent 4 }}
+    {{- end }}
+    {{- if $facts.redis }}
+    # Redis.
+    {{- include "ticketing.egressRule" $np.redis | nindent 4 }}
+    {{- end }}
+    {{- if $facts.kafka }}
+    # Kafka.
+    {{- include "ticketing.egressRule" $np.kafka | nindent 4 }}
+    {{- end }}
+    {{- if $root.Values.config.telemetry.otlpEndpoint }}
+    # The OTLP collector.
+    {{- include "ticketing.egressRule" $np.otlp | nindent 4 }}
+    {{- end }}
+    {{- if eq $name "notification" }}
+    # Mail.
+    {{- include "ticketing.egressRule" $np.smtp | nindent 4 }}
+    {{- end }}
+    {{- if eq $name "payment" }}
+    # The payment processor.
+    {{- include "ticketing.egressRule" $np.paymentProcessor | nindent 4 }}
+    {{- end }}
+{{- end }}
