@@ -1,0 +1,52 @@
+provider "aws" {
+  region = var.region
+
+  default_tags {
+    tags = {
+      environment = var.environment
+      project     = "ticketing"
+    }
+  }
+}
+
+module "platform" {
+  source = "../../modules/eks"
+
+  name         = var.name
+  tags         = { environment = var.environment }
+  namespace    = var.namespace
+  release_name = var.release_name
+
+  services = {
+    gateway      = { database = false, kafka = false }
+    identity     = { database = true, kafka = true }
+    catalog      = { database = true, kafka = true }
+    inventory    = { database = true, kafka = true }
+    booking      = { database = true, kafka = true }
+    payment      = { database = true, kafka = true }
+    notification = { database = true, kafka = true }
+  }
+
+  vpc_cidr           = var.vpc_cidr
+  availability_zones = var.availability_zones
+  single_nat_gateway = var.single_nat_gateway
+
+  kubernetes_version     = var.kubernetes_version
+  endpoint_public_access = var.endpoint_public_access
+  public_access_cidrs    = var.public_access_cidrs
+  node_instance_types    = var.node_instance_types
+  node_min_size          = var.node_min_size
+  node_max_size          = var.node_max_size
+  node_desired_size      = var.node_desired_size
+
+  postgres_instance_class = var.postgres_instance_class
+  postgres_engine_version = var.postgres_engine_version
+  postgres_storage_gb     = var.postgres_storage_gb
+  redis_node_type         = var.redis_node_type
+  kafka_version           = var.kafka_version
+  kafka_instance_type     = var.kafka_instance_type
+  kafka_storage_gb        = var.kafka_storage_gb
+
+  log_retention_days  = var.log_retention_days
+  deletion_protection = var.deletion_protection
+}

@@ -1,0 +1,253 @@
+variable "region" {
+  description = "The AWS region, e.g. eu-west-1."
+  type        = string
+  default     = "eu-west-1"
+
+  validation {
+    condition     = can(regex("^[a-z]{2}(-gov)?-[a-z]+-[0-9]$", var.region))
+    error_message = "region must be an AWS region such as eu-west-1."
+  }
+}
+
+variable "availability_zones" {
+  description = "Three availability zones of the region."
+  type        = list(string)
+  default     = ["eu-west-1a", "eu-west-1b", "eu-west-1c"]
+
+  validation {
+    condition     = length(var.availability_zones) == 3 && length(distinct(var.availability_zones)) == 3
+    error_message = "availability_zones must name exactly three different zones."
+  }
+}
+
+variable "environment" {
+  description = "Environment tag (e.g. production, staging)."
+  type        = string
+  default     = "production"
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{0,30}$", var.environment))
+    error_message = "environment must be lowercase letters, digits and hyphens."
+  }
+}
+
+variable "name" {
+  description = "Prefix of every resource's name."
+  type        = string
+  default     = "ticketing"
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{2,20}$", var.name))
+    error_message = "name must be 3-21 lowercase letters, digits or hyphens, starting with a letter."
+  }
+}
+
+variable "namespace" {
+  description = "The Kubernetes namespace of the Helm release."
+  type        = string
+  default     = "ticketing"
+
+  validation {
+    condition     = can(regex("^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", var.namespace))
+    error_message = "namespace must be a DNS label."
+  }
+}
+
+variable "release_name" {
+  description = "The Helm release name (ServiceAccounts are ticketing-<service> for release ticketing)."
+  type        = string
+  default     = "ticketing"
+
+  validation {
+    condition     = can(regex("^[a-z0-9]([-a-z0-9]{0,30}[a-z0-9])?$", var.release_name))
+    error_message = "release_name must be a short DNS label."
+  }
+}
+
+variable "vpc_cidr" {
+  description = "The VPC's range (a /16 is split into /20 private and /24 public subnets)."
+  type        = string
+  default     = "10.0.0.0/16"
+
+  validation {
+    condition     = can(cidrhost(var.vpc_cidr, 0)) && endswith(var.vpc_cidr, "/16")
+    error_message = "vpc_cidr must be a /16."
+  }
+}
+
+variable "single_nat_gateway" {
+  description = "One NAT gateway for all zones instead of one per zone."
+  type        = bool
+  default     = false
+}
+
+variable "kubernetes_version" {
+  description = "EKS Kubernetes version."
+  type        = string
+  default     = "1.31"
+
+  validation {
+    condition     = contains(["1.29", "1.30", "1.31", "1.32", "1.33"], var.kubernetes_version)
+    error_message = "kubernetes_version must be 1.29 to 1.33 (the chart is validated against 1.29-1.31)."
+  }
+}
+
+variable "endpoint_public_access" {
+  description = "Expose the API server's public endpoint, restricted to public_access_cidrs. Off: reach the API through the VPC (VPN, bastion, CI runners inside it)."
+  type        = bool
+  default     = false
+}
+
+variable "public_access_cidrs" {
+  description = "CIDR ranges allowed to reach the public API endpoint (your office, CI runners)."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for c in var.public_access_cidrs : can(cidrhost(c, 0)) && c != "0.0.0.0/0"])
+    error_message = "public_access_cidrs must be CIDR ranges, and not 0.0.0.0/0."
+  }
+
+  validation {
+    condition     = !var.endpoint_public_access || length(var.public_access_cidrs) > 0
+    error_message = "public_access_cidrs must name at least one range when endpoint_public_access is on (EKS would otherwise open it to 0.0.0.0/0)."
+  }
+}
+
+variable "node_instance_types" {
+  description = "Instance types of the managed node group."
+  type        = list(string)
+  default     = ["m6i.xlarge"]
+
+  validation {
+    condition     = length(var.node_instance_types) > 0
+    error_message = "node_instance_types must name at least one instance type."
+  }
+}
+
+variable "node_min_size" {
+  description = "Least nodes."
+  type        = number
+  default     = 3
+
+  validation {
+    condition     = var.node_min_size >= 1
+    error_message = "node_min_size must be at least 1."
+  }
+}
+
+variable "node_max_size" {
+  description = "Most nodes (the on-sale ceiling)."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = var.node_max_size >= 1 && var.node_max_size <= 450
+    error_message = "node_max_size must be between 1 and 450."
+  }
+}
+
+variable "node_desired_size" {
+  description = "Nodes at creation."
+  type        = number
+  default     = 3
+
+  validation {
+    condition     = var.node_desired_size >= 1
+    error_message = "node_desired_size must be at least 1."
+  }
+}
+
+variable "postgres_instance_class" {
+  description = "RDS instance class."
+  type        = string
+  default     = "db.r6g.large"
+
+  validation {
+    condition     = can(regex("^db\\.", var.postgres_instance_class))
+    error_message = "postgres_instance_class must be an RDS class such as db.r6g.large."
+  }
+}
+
+variable "postgres_engine_version" {
+  description = "RDS for PostgreSQL version (major.minor)."
+  type        = string
+  default     = "16.4"
+
+  validation {
+    condition     = can(regex("^(15|16|17)\\.[0-9]+$", var.postgres_engine_version))
+    error_message = "postgres_engine_version must be 15.x, 16.x or 17.x."
+  }
+}
+
+variable "postgres_storage_gb" {
+  description = "RDS allocated storage in GiB (autoscaling up to four times this)."
+  type        = number
+  default     = 100
+
+  validation {
+    condition     = var.postgres_storage_gb >= 20 && var.postgres_storage_gb <= 16384
+    error_message = "postgres_storage_gb must be between 20 and 16384."
+  }
+}
+
+variable "redis_node_type" {
+  description = "ElastiCache node type."
+  type        = string
+  default     = "cache.r7g.large"
+
+  validation {
+    condition     = can(regex("^cache\\.", var.redis_node_type))
+    error_message = "redis_node_type must be an ElastiCache node type such as cache.r7g.large."
+  }
+}
+
+variable "kafka_version" {
+  description = "Amazon MSK Kafka version."
+  type        = string
+  default     = "3.6.0"
+
+  validation {
+    condition     = can(regex("^[0-9]+\\.[0-9]+\\.[0-9]+", var.kafka_version))
+    error_message = "kafka_version must be an MSK Kafka version such as 3.6.0."
+  }
+}
+
+variable "kafka_instance_type" {
+  description = "MSK broker instance type."
+  type        = string
+  default     = "kafka.m7g.large"
+
+  validation {
+    condition     = can(regex("^kafka\\.", var.kafka_instance_type))
+    error_message = "kafka_instance_type must be an MSK broker type such as kafka.m7g.large."
+  }
+}
+
+variable "kafka_storage_gb" {
+  description = "EBS storage per broker in GiB."
+  type        = number
+  default     = 500
+
+  validation {
+    condition     = var.kafka_storage_gb >= 1 && var.kafka_storage_gb <= 16384
+    error_message = "kafka_storage_gb must be between 1 and 16384."
+  }
+}
+
+variable "log_retention_days" {
+  description = "CloudWatch Logs retention in days."
+  type        = number
+  default     = 365
+
+  validation {
+    condition     = contains([1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1827, 3653], var.log_retention_days)
+    error_message = "log_retention_days must be a value CloudWatch Logs accepts (e.g. 30, 90, 365)."
+  }
+}
+
+variable "deletion_protection" {
+  description = "Protect the database from deletion."
+  type        = bool
+  default     = true
+}

@@ -1,0 +1,15 @@
+terraform {
+  required_version = ">= 1.10.0, < 2.0.0"
+
+  # Exact versions: an environment changes providers only in a reviewed commit.
+  required_providers {
+    google = {
+      source  = "hashicorp/google"
+      version = "6.36.0"
+    }
+    random = {
+      source  = "hashicorp/random"
+      version = "3.6.3"
+    }
+  }
+}

@@ -1,0 +1,404 @@
+# --- RDS for PostgreSQL -----------------------------------------------------------------
+
+resource "aws_security_group" "postgres" {
+  name        = "${var.name}-postgres"
+  description = "RDS for PostgreSQL: from the EKS cluster only"
+  vpc_id      = aws_vpc.this.id
+  tags        = local.tags
+
+  ingress {
+    description     = "Postgres from the cluster's pods and nodes"
+    from_port       = 5432
+    to_port         = 5432
+    protocol        = "tcp"
+    security_groups = [aws_eks_cluster.this.vpc_config[0].cluster_security_group_id]
+  }
+}
+
+resource "aws_db_subnet_group" "this" {
+  name       = var.name
+  subnet_ids = aws_subnet.private[*].id
+  tags       = local.tags
+}
+
+resource "aws_db_parameter_group" "postgres" {
+  name_prefix = "${var.name}-postgres-"
+  family      = "postgres${split(".", var.postgres_engine_version)[0]}"
+  description = "ticketing: TLS only, connection and statement logging"
+  tags        = local.tags
+
+  parameter {
+    name  = "rds.force_ssl"
+    value = "1"
+  }
+  parameter {
+    name  = "log_connections"
+    value = "1"
+  }
+  parameter {
+    name  = "log_disconnections"
+    value = "1"
+  }
+  parameter {
+    name  = "log_lock_waits"
+    value = "1"
+  }
+  parameter {
+    name  = "log_statement"
+    value = "ddl"
+  }
+  parameter {
+    name  = "log_min_duration_statement"
+    value = "1000"
+  }
+
+  lifecycle {
+    create_before_destroy = true
+  }
+}
+
+resource "aws_iam_role" "rds_monitoring" {
+  name = "${var.name}-rds-monitoring"
+  tags = local.tags
+
+  assume_role_policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [{
+      Effect    = "Allow"
+      Principal = { Service = "monitoring.rds.amazonaws.com" }
+      Action    = "sts:AssumeRole"
+    }]
+  })
+}
+
+resource "aws_iam_role_policy_attachment" "rds_monitoring" {
+  role       = aws_iam_role.rds_monitoring.name
+  policy_arn = "arn:${data.aws_partition.this.partition}:iam::aws:policy/service-role/AmazonRDSEnhancedMonitoringRole"
+}
+
+resource "aws_db_instance" "postgres" {
+  identifier     = "${var.name}-postgres"
+  engine         = "postgres"
+  engine_version = var.postgres_engine_version
+  instance_class = var.postgres_instance_class
+
+  allocated_storage     = var.postgres_storage_gb
+  max_allocated_storage = var.postgres_storage_gb * 4
+  storage_type          = "gp3"
+  storage_encrypted     = true
+  kms_key_id            = aws_kms_key.this.arn
+
+  username = "ticketing"
+  # RDS keeps the password in Secrets Manager, encrypted with our key; it never enters
+  # the Terraform state.
+  manage_master_user_password   = true
+  master_user_secret_kms_key_id = aws_kms_key.this.arn
+
+  db_subnet_group_name                = aws_db_subnet_group.this.name
+  vpc_security_group_ids              = [aws_security_group.postgres.id]
+  parameter_group_name                = aws_db_parameter_group.postgres.name
+  publicly_accessible                 = false
+  multi_az                            = true
+  iam_database_authentication_enabled = true
+  ca_cert_identifier                  = "rds-ca-rsa2048-g1"
+
+  backup_retention_period   = 14
+  backup_window             = "02:00-03:00"
+  maintenance_window        = "tue:03:30-tue:04:30"
+  copy_tags_to_snapshot     = true
+  delete_automated_backups  = false
+  deletion_protection       = var.deletion_protection
+  skip_final_snapshot       = false
+  final_snapshot_identifier = "${var.name}-postgres-final"
+
+  auto_minor_version_upgrade            = true
+  enabled_cloudwatch_logs_exports       = ["postgresql", "upgrade"]
+  performance_insights_enabled          = true
+  performance_insights_kms_key_id       = aws_kms_key.this.arn
+  performance_insights_retention_period = 7
+  monitoring_interval                   = 60
+  monitoring_role_arn                   = aws_iam_role.rds_monitoring.arn
+
+  tags = local.tags
+}
+
+# --- ElastiCache for Redis ---------------------------------------------------------------
+
+resource "aws_security_group" "redis" {
+  name        = "${var.name}-redis"
+  description = "ElastiCache for Redis: from the EKS cluster only"
+  vpc_id      = aws_vpc.this.id
+  tags        = local.tags
+
+  ingress {
+    description     = "Redis (TLS) from the cluster's pods and nodes"
+    from_port       = 6379
+    to_port         = 6379
+    protocol        = "tcp"
+    security_groups = [aws_eks_cluster.this.vpc_config[0].cluster_security_group_id]
+  }
+}
+
+resource "aws_elasticache_subnet_group" "this" {
+  name       = var.name
+  subnet_ids = aws_subnet.private[*].id
+  tags       = local.tags
+}
+
+# inventory's holds must never be evicted.
+resource "aws_elasticache_parameter_group" "redis" {
+  name   = "${var.name}-redis7"
+  family = "redis7"
+  tags   = local.tags
+
+  parameter {
+    name  = "maxmemory-policy"
+    value = "noeviction"
+  }
+}
+
+resource "random_password" "redis" {
+  length  = 64
+  special = false
+}
+
+resource "aws_cloudwatch_log_group" "redis" {
+  name              = "/aws/elasticache/${var.name}"
+  retention_in_days = var.log_retention_days
+  kms_key_id        = aws_kms_key.this.arn
+  tags              = local.tags
+}
+
+resource "aws_elasticache_replication_group" "redis" {
+  replication_group_id = var.name
+  description          = "ticketing: rate limits, waiting room, holds, refresh tokens"
+  engine               = "redis"
+  engine_version       = "7.1"
+  node_type            = var.redis_node_type
+  port                 = 6379
+  parameter_group_name = aws_elasticache_parameter_group.redis.name
+  subnet_group_name    = aws_elasticache_subnet_group.this.name
+  security_group_ids   = [aws_security_group.redis.id]
+
+  num_cache_clusters         = 2
+  automatic_failover_enabled = true
+  multi_az_enabled           = true
+
+  at_rest_encryption_enabled = true
+  kms_key_id                 = aws_kms_key.this.arn
+  transit_encryption_enabled = true
+  auth_token                 = random_password.redis.result
+
+  snapshot_retention_limit   = 7
+  snapshot_window            = "01:00-02:00"
+  maintenance_window         = "tue:04:30-tue:05:30"
+  auto_minor_version_upgrade = true
+  apply_immediately          = false
+
+  log_delivery_configuration {
+    destination      = aws_cloudwatch_log_group.redis.name
+    destination_type = "cloudwatch-logs"
+    log_format       = "json"
+    log_type         = "slow-log"
+  }
+
+  tags = local.tags
+}
+
+# --- Amazon MSK ---------------------------------------------------------------------------
+
+resource "aws_security_group" "kafka" {
+  name        = "${var.name}-kafka"
+  description = "Amazon MSK: SASL/SCRAM and IAM over TLS from the EKS cluster only"
+  vpc_id      = aws_vpc.this.id
+  tags        = local.tags
+
+  ingress {
+    description     = "Kafka SASL/SCRAM over TLS from the cluster"
+    from_port       = 9096
+    to_port         = 9096
+    protocol        = "tcp"
+    security_groups = [aws_eks_cluster.this.vpc_config[0].cluster_security_group_id]
+  }
+
+  ingress {
+    description     = "Kafka IAM over TLS from the cluster"
+    from_port       = 9098
+    to_port         = 9098
+    protocol        = "tcp"
+    security_groups = [aws_eks_cluster.this.vpc_config[0].cluster_security_group_id]
+  }
+}
+
+resource "aws_cloudwatch_log_group" "kafka" {
+  name              = "/aws/msk/${var.name}"
+  retention_in_days = var.log_retention_days
+  kms_key_id        = aws_kms_key.this.arn
+  tags              = local.tags
+}
+
+# catalog's EventPublished lists every seat of a stadium: up to 16 MiB.
+resource "aws_msk_configuration" "this" {
+  name           = var.name
+  kafka_versions = [var.kafka_version]
+
+  server_properties = <<-PROPERTIES
+    auto.create.topics.enable=false
+    default.replication.factor=3
+    min.insync.replicas=2
+    num.partitions=6
+    message.max.bytes=16777216
+    replica.fetch.max.bytes=16777216
+    unclean.leader.election.enable=false
+  PROPERTIES
+}
+
+resource "aws_msk_cluster" "this" {
+  cluster_name           = var.name
+  kafka_version          = var.kafka_version
+  number_of_broker_nodes = 3
+  tags                   = local.tags
+
+  broker_node_group_info {
+    instance_type   = var.kafka_instance_type
+    client_subnets  = aws_subnet.private[*].id
+    security_groups = [aws_security_group.kafka.id]
+
+    storage_info {
+      ebs_storage_info {
+        volume_size = var.kafka_storage_gb
+      }
+    }
+
+    connectivity_info {
+      public_access {
+        type = "DISABLED"
+      }
+    }
+  }
+
+  configuration_info {
+    arn      = aws_msk_configuration.this.arn
+    revision = aws_msk_configuration.this.latest_revision
+  }
+
+  client_authentication {
+    unauthenticated = false
+
+    sasl {
+      scram = true
+      iam   = true
+    }
+  }
+
+  encryption_info {
+    encryption_at_rest_kms_key_arn = aws_kms_key.this.arn
+
+    encryption_in_transit {
+      client_broker = "TLS"
+      in_cluster    = true
+    }
+  }
+
+  logging_info {
+    broker_logs {
+      cloudwatch_logs {
+        enabled   = true
+        log_group = aws_cloudwatch_log_group.kafka.name
+      }
+    }
+  }
+}
+
+# One SCRAM user per service with Kafka. MSK reads the secrets (which must be named
+# AmazonMSK_* and use a customer-managed key).
+resource "random_password" "kafka" {
+  for_each = local.kafka_users
+
+  length  = 48
+  special = false
+}
+
+resource "aws_secretsmanager_secret" "kafka" {
+  #checkov:skip=CKV2_AWS_57:MSK SCRAM credentials have no managed rotation; rotate by replacing the random_password and re-applying, which MSK picks up through the association
+  for_each = local.kafka_users
+
+  name                    = "AmazonMSK_${var.name}_${each.key}"
+  description             = "MSK SASL/SCRAM credentials of ${each.key}"
+  kms_key_id              = aws_kms_key.this.arn
+  recovery_window_in_days = 7
+  tags                    = local.tags
+}
+
+resource "aws_secretsmanager_secret_version" "kafka" {
+  for_each = local.kafka_users
+
+  secret_id = aws_secretsmanager_secret.kafka[each.key].id
+  secret_string = jsonencode({
+    username = "${var.name}-${each.key}"
+    password = random_password.kafka[each.key].result
+  })
+}
+
+resource "aws_secretsmanager_secret_policy" "kafka" {
+  for_each = local.kafka_users
+
+  secret_arn = aws_secretsmanager_secret.kafka[each.key].arn
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [{
+      Sid       = "AWSKafkaResourcePolicy"
+      Effect    = "Allow"
+      Principal = { Service = "kafka.amazonaws.com" }
+      Action    = "secretsmanager:getSecretValue"
+      Resource  = aws_secretsmanager_secret.kafka[each.key].arn
+    }]
+  })
+}
+
+resource "aws_msk_scram_secret_association" "this" {
+  cluster_arn     = aws_msk_cluster.this.arn
+  secret_arn_list = [for s in aws_secretsmanager_secret.kafka : s.arn]
+
+  depends_on = [aws_secretsmanager_secret_version.kafka]
+}
+
+# --- ECR ----------------------------------------------------------------------------------
+
+# <registry>/ticketing/<service> for the images, <registry>/ticketing/charts/ticketing for the chart.
+resource "aws_ecr_repository" "this" {
+  for_each = toset(concat(keys(var.services), ["charts/ticketing"]))
+
+  name                 = "${var.name}/${each.value}"
+  image_tag_mutability = "IMMUTABLE"
+  force_delete         = false
+  tags                 = local.tags
+
+  image_scanning_configuration {
+    scan_on_push = true
+  }
+
+  encryption_configuration {
+    encryption_type = "KMS"
+    kms_key         = aws_kms_key.this.arn
+  }
+}
+
+resource "aws_ecr_lifecycle_policy" "this" {
+  for_each = aws_ecr_repository.this
+
+  repository = each.value.name
+  policy = jsonencode({
+    rules = [{
+      rulePriority = 1
+      description  = "Expire untagged images after 14 days"
+      selection = {
+        tagStatus   = "untagged"
+        countType   = "sinceImagePushed"
+        countUnit   = "days"
+        countNumber = 14
+      }
+      action = { type = "expire" }
+    }]
+  })
+}

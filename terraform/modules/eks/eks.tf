@@ -1,0 +1,263 @@
+# --- the cluster -----------------------------------------------------------------------
+
+resource "aws_iam_role" "cluster" {
+  name = "${var.name}-eks-cluster"
+  tags = local.tags
+
+  assume_role_policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [{
+      Effect    = "Allow"
+      Principal = { Service = "eks.amazonaws.com" }
+      Action    = ["sts:AssumeRole", "sts:TagSession"]
+    }]
+  })
+}
+
+resource "aws_iam_role_policy_attachment" "cluster" {
+  role       = aws_iam_role.cluster.name
+  policy_arn = "arn:${data.aws_partition.this.partition}:iam::aws:policy/AmazonEKSClusterPolicy"
+}
+
+resource "aws_cloudwatch_log_group" "eks" {
+  # EKS writes its control plane logs to this exact name.
+  name              = "/aws/eks/${var.name}/cluster"
+  retention_in_days = var.log_retention_days
+  kms_key_id        = aws_kms_key.this.arn
+  tags              = local.tags
+}
+
+resource "aws_eks_cluster" "this" {
+  name     = var.name
+  version  = var.kubernetes_version
+  role_arn = aws_iam_role.cluster.arn
+  tags     = local.tags
+
+  enabled_cluster_log_types = ["api", "audit", "authenticator", "controllerManager", "scheduler"]
+
+  access_config {
+    authentication_mode                         = "API"
+    bootstrap_cluster_creator_admin_permissions = true
+  }
+
+  vpc_config {
+    subnet_ids              = aws_subnet.private[*].id
+    endpoint_private_access = true
+    endpoint_public_access  = var.endpoint_public_access
+    public_access_cidrs     = var.endpoint_public_access ? var.public_access_cidrs : null
+  }
+
+  encryption_config {
+    resources = ["secrets"]
+    provider {
+      key_arn = aws_kms_key.this.arn
+    }
+  }
+
+  depends_on = [
+    aws_iam_role_policy_attachment.cluster,
+    aws_cloudwatch_log_group.eks,
+  ]
+}
+
+# --- nodes ----------------------------------------------------------------------------
+
+resource "aws_iam_role" "nodes" {
+  name = "${var.name}-eks-nodes"
+  tags = local.tags
+
+  assume_role_policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [{
+      Effect    = "Allow"
+      Principal = { Service = "ec2.amazonaws.com" }
+      Action    = "sts:AssumeRole"
+    }]
+  })
+}
+
+resource "aws_iam_role_policy_attachment" "nodes" {
+  for_each = toset([
+    "AmazonEKSWorkerNodePolicy",
+    "AmazonEKS_CNI_Policy",
+    "AmazonEC2ContainerRegistryReadOnly",
+  ])
+
+  role       = aws_iam_role.nodes.name
+  policy_arn = "arn:${data.aws_partition.this.partition}:iam::aws:policy/${each.value}"
+}
+
+# IMDSv2 only, one hop: pods cannot borrow the node's role; they use IRSA.
+resource "aws_launch_template" "nodes" {
+  name_prefix            = "${var.name}-nodes-"
+  update_default_version = true
+  tags                   = local.tags
+
+  metadata_options {
+    http_endpoint               = "enabled"
+    http_tokens                 = "required"
+    http_put_response_hop_limit = 1
+  }
+
+  block_device_mappings {
+    device_name = "/dev/xvda"
+    ebs {
+      volume_size           = 100
+      volume_type           = "gp3"
+      encrypted             = true
+      kms_key_id            = aws_kms_key.this.arn
+      delete_on_termination = true
+    }
+  }
+
+  tag_specifications {
+    resource_type = "instance"
+    tags          = merge(local.tags, { Name = "${var.name}-node" })
+  }
+}
+
+resource "aws_eks_node_group" "default" {
+  cluster_name    = aws_eks_cluster.this.name
+  node_group_name = "default"
+  node_role_arn   = aws_iam_role.nodes.arn
+  subnet_ids      = aws_subnet.private[*].id
+  instance_types  = var.node_instance_types
+  ami_type        = "AL2023_x86_64_STANDARD"
+  capacity_type   = "ON_DEMAND"
+  tags            = local.tags
+
+  launch_template {
+    id      = aws_launch_template.nodes.id
+    version = aws_launch_template.nodes.latest_version
+  }
+
+  scaling_config {
+    min_size     = var.node_min_size
+    max_size     = var.node_max_size
+    desired_size = var.node_desired_size
+  }
+
+  update_config {
+    max_unavailable = 1
+  }
+
+  lifecycle {
+    ignore_changes = [scaling_config[0].desired_size]
+  }
+
+  depends_on = [aws_iam_role_policy_attachment.nodes]
+}
+
+# The VPC CNI enforces the chart's NetworkPolicies once its network policy agent is on.
+resource "aws_eks_addon" "vpc_cni" {
+  cluster_name                = aws_eks_cluster.this.name
+  addon_name                  = "vpc-cni"
+  resolve_conflicts_on_update = "OVERWRITE"
+  configuration_values        = jsonencode({ enableNetworkPolicy = "true" })
+  tags                        = local.tags
+}
+
+resource "aws_eks_addon" "core" {
+  for_each = toset(["coredns", "kube-proxy"])
+
+  cluster_name                = aws_eks_cluster.this.name
+  addon_name                  = each.value
+  resolve_conflicts_on_update = "OVERWRITE"
+  tags                        = local.tags
+
+  depends_on = [aws_eks_node_group.default]
+}
+
+# --- IRSA -----------------------------------------------------------------------------
+
+data "tls_certificate" "oidc" {
+  url = aws_eks_cluster.this.identity[0].oidc[0].issuer
+}
+
+resource "aws_iam_openid_connect_provider" "this" {
+  url             = aws_eks_cluster.this.identity[0].oidc[0].issuer
+  client_id_list  = ["sts.amazonaws.com"]
+  thumbprint_list = [data.tls_certificate.oidc.certificates[0].sha1_fingerprint]
+  tags            = local.tags
+}
+
+locals {
+  oidc_host = replace(aws_iam_openid_connect_provider.this.url, "https://", "")
+}
+
+# Each service's Kubernetes ServiceAccount (<release>-<service>) assumes its own role.
+resource "aws_iam_role" "service" {
+  for_each = var.services
+
+  name = "${var.name}-${each.key}"
+  tags = local.tags
+
+  assume_role_policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [{
+      Effect    = "Allow"
+      Principal = { Federated = aws_iam_openid_connect_provider.this.arn }
+      Action    = "sts:AssumeRoleWithWebIdentity"
+      Condition = {
+        StringEquals = {
+          "${local.oidc_host}:sub" = "system:serviceaccount:${var.namespace}:${var.release_name}-${each.key}"
+          "${local.oidc_host}:aud" = "sts.amazonaws.com"
+        }
+      }
+    }]
+  })
+}
+
+# A service may read its own secrets (for the External Secrets Operator or the Secrets
+# Store CSI driver running as it) and, with Kafka, use MSK IAM access control.
+resource "aws_iam_role_policy" "service" {
+  for_each = var.services
+
+  name = "ticketing-${each.key}"
+  role = aws_iam_role.service[each.key].id
+
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = concat(
+      [{
+        Sid    = "OwnSecrets"
+        Effect = "Allow"
+        Action = ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"]
+        Resource = concat(
+          ["arn:${data.aws_partition.this.partition}:secretsmanager:${data.aws_region.this.name}:${data.aws_caller_identity.this.account_id}:secret:${var.name}/${each.key}-*"],
+          each.value.kafka ? [aws_secretsmanager_secret.kafka[each.key].arn] : [],
+        )
+        }, {
+        Sid      = "DecryptOwnSecrets"
+        Effect   = "Allow"
+        Action   = ["kms:Decrypt"]
+        Resource = aws_kms_key.this.arn
+      }],
+      each.value.kafka ? [
+        {
+          Sid      = "KafkaCluster"
+          Effect   = "Allow"
+          Action   = ["kafka-cluster:Connect", "kafka-cluster:DescribeCluster"]
+          Resource = aws_msk_cluster.this.arn
+        },
+        {
+          Sid    = "KafkaTopicsAndGroups"
+          Effect = "Allow"
+          Action = [
+            "kafka-cluster:CreateTopic",
+            "kafka-cluster:DescribeTopic",
+            "kafka-cluster:ReadData",
+            "kafka-cluster:WriteData",
+            "kafka-cluster:DescribeGroup",
+            "kafka-cluster:AlterGroup",
+            "kafka-cluster:WriteDataIdempotently",
+          ]
+          Resource = [
+            "arn:${data.aws_partition.this.partition}:kafka:${data.aws_region.this.name}:${data.aws_caller_identity.this.account_id}:topic/${aws_msk_cluster.this.cluster_name}/${aws_msk_cluster.this.cluster_uuid}/*",
+            "arn:${data.aws_partition.this.partition}:kafka:${data.aws_region.this.name}:${data.aws_caller_identity.this.account_id}:group/${aws_msk_cluster.this.cluster_name}/${aws_msk_cluster.this.cluster_uuid}/*",
+          ]
+        },
+      ] : [],
+    )
+  })
+}

@@ -1,0 +1,65 @@
+output "cluster_name" {
+  description = "The EKS cluster."
+  value       = aws_eks_cluster.this.name
+}
+
+output "update_kubeconfig" {
+  description = "The command that points kubectl at the cluster."
+  value       = "aws eks update-kubeconfig --name ${aws_eks_cluster.this.name} --region ${data.aws_region.this.name}"
+}
+
+output "registry" {
+  description = "The image registry: images are <registry>/<service>, the chart oci://<registry>/charts/ticketing."
+  value       = "${data.aws_caller_identity.this.account_id}.dkr.ecr.${data.aws_region.this.name}.amazonaws.com/${var.name}"
+}
+
+output "vpc_cidr" {
+  description = "The VPC's range (the control plane's ENIs, the data stores and the ALB live in it)."
+  value       = aws_vpc.this.cidr_block
+}
+
+output "private_subnet_cidrs" {
+  description = "The private subnets (nodes, pods, data stores)."
+  value       = aws_subnet.private[*].cidr_block
+}
+
+output "postgres_address" {
+  description = "RDS endpoint host name."
+  value       = aws_db_instance.postgres.address
+}
+
+output "postgres_user" {
+  description = "RDS master user name."
+  value       = aws_db_instance.postgres.username
+}
+
+output "postgres_password_secret_arn" {
+  description = "The Secrets Manager secret RDS keeps the master password in."
+  value       = aws_db_instance.postgres.master_user_secret[0].secret_arn
+}
+
+output "redis_address" {
+  description = "ElastiCache primary endpoint."
+  value       = aws_elasticache_replication_group.redis.primary_endpoint_address
+}
+
+output "redis_auth_token" {
+  description = "ElastiCache AUTH token (kept in the state: protect the state bucket)."
+  value       = random_password.redis.result
+  sensitive   = true
+}
+
+output "kafka_bootstrap_brokers_sasl_scram" {
+  description = "MSK bootstrap brokers for SASL/SCRAM over TLS (port 9096)."
+  value       = aws_msk_cluster.this.bootstrap_brokers_sasl_scram
+}
+
+output "kafka_scram_secret_arns" {
+  description = "The SCRAM credentials of each service with Kafka."
+  value       = { for name, s in aws_secretsmanager_secret.kafka : name => s.arn }
+}
+
+output "service_role_arns" {
+  description = "The IAM role of each service (IRSA)."
+  value       = { for name, r in aws_iam_role.service : name => r.arn }
+}

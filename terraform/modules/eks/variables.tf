@@ -1,0 +1,123 @@
+variable "name" {
+  description = "Prefix of every resource's name."
+  type        = string
+}
+
+variable "tags" {
+  description = "Tags put on every resource that takes them."
+  type        = map(string)
+  default     = {}
+}
+
+variable "services" {
+  description = "The platform's services, each with the dependencies it uses."
+  type = map(object({
+    database = bool
+    kafka    = bool
+  }))
+}
+
+variable "namespace" {
+  description = "The Kubernetes namespace of the Helm release (IRSA trusts its ServiceAccounts)."
+  type        = string
+}
+
+variable "release_name" {
+  description = "The Helm release name; the chart names ServiceAccounts <release>-<service> (ticketing-<service> for release ticketing)."
+  type        = string
+}
+
+variable "vpc_cidr" {
+  description = "The VPC's range; split into three public and three private subnets."
+  type        = string
+}
+
+variable "availability_zones" {
+  description = "Exactly three availability zones of the region."
+  type        = list(string)
+}
+
+variable "single_nat_gateway" {
+  description = "One NAT gateway for all zones (cheaper) instead of one per zone (zone-redundant)."
+  type        = bool
+}
+
+variable "kubernetes_version" {
+  description = "EKS Kubernetes version."
+  type        = string
+}
+
+variable "endpoint_public_access" {
+  description = "Expose the API server's public endpoint (restricted to public_access_cidrs)."
+  type        = bool
+}
+
+variable "public_access_cidrs" {
+  description = "CIDR ranges allowed to reach the public API endpoint."
+  type        = list(string)
+}
+
+variable "node_instance_types" {
+  description = "Instance types of the managed node group."
+  type        = list(string)
+}
+
+variable "node_min_size" {
+  description = "Least nodes."
+  type        = number
+}
+
+variable "node_max_size" {
+  description = "Most nodes."
+  type        = number
+}
+
+variable "node_desired_size" {
+  description = "Nodes at creation (the cluster autoscaler or Karpenter moves it afterwards)."
+  type        = number
+}
+
+variable "postgres_instance_class" {
+  description = "RDS instance class."
+  type        = string
+}
+
+variable "postgres_engine_version" {
+  description = "RDS for PostgreSQL engine version."
+  type        = string
+}
+
+variable "postgres_storage_gb" {
+  description = "RDS allocated storage in GiB."
+  type        = number
+}
+
+variable "redis_node_type" {
+  description = "ElastiCache node type."
+  type        = string
+}
+
+variable "kafka_version" {
+  description = "Amazon MSK Kafka version."
+  type        = string
+}
+
+variable "kafka_instance_type" {
+  description = "MSK broker instance type."
+  type        = string
+}
+
+variable "kafka_storage_gb" {
+  description = "EBS storage per MSK broker in GiB."
+  type        = number
+}
+
+variable "log_retention_days" {
+  description = "CloudWatch Logs retention."
+  type        = number
+}
+
+variable "deletion_protection" {
+  description = "Protect the database from deletion."
+  type        = bool
+}

@@ -1,0 +1,588 @@
+# The platform on Google Cloud: a VPC, a regional GKE cluster with Workload Identity and
+# Dataplane V2 (which enforces the chart's NetworkPolicies), Cloud SQL for PostgreSQL on a
+# private IP, Memorystore for Redis with AUTH and TLS, Managed Service for Apache Kafka,
+# an Artifact Registry repository for the images and the chart, and one Google service
+# account per service, bound to its Kubernetes ServiceAccount.
+
+locals {
+  labels      = merge(var.labels, { "app" = "ticketing", "managed-by" = "terraform" })
+  db_services = toset([for name, s in var.services : name if s.database])
+  kafka_users = toset([for name, s in var.services : name if s.kafka])
+  apis = toset([
+    "artifactregistry.googleapis.com",
+    "cloudkms.googleapis.com",
+    "compute.googleapis.com",
+    "container.googleapis.com",
+    "iam.googleapis.com",
+    "managedkafka.googleapis.com",
+    "redis.googleapis.com",
+    "servicenetworking.googleapis.com",
+    "sqladmin.googleapis.com",
+  ])
+  private_services_address = split("/", var.private_services_cidr)[0]
+  private_services_prefix  = tonumber(split("/", var.private_services_cidr)[1])
+}
+
+data "google_project" "this" {
+  project_id = var.project_id
+}
+
+resource "google_project_service" "apis" {
+  for_each = local.apis
+
+  project            = var.project_id
+  service            = each.value
+  disable_on_destroy = false
+}
+
+# --- encryption ---------------------------------------------------------------------
+
+resource "google_kms_key_ring" "this" {
+  project  = var.project_id
+  name     = var.name
+  location = var.region
+
+  depends_on = [google_project_service.apis]
+}
+
+# Encrypts the cluster's Secrets in etcd (application-layer secrets encryption).
+resource "google_kms_crypto_key" "gke_secrets" {
+  name            = "${var.name}-gke-secrets"
+  key_ring        = google_kms_key_ring.this.id
+  rotation_period = "7776000s"
+  labels          = local.labels
+
+  lifecycle {
+    prevent_destroy = true
+  }
+}
+
+resource "google_kms_crypto_key_iam_member" "gke_secrets" {
+  crypto_key_id = google_kms_crypto_key.gke_secrets.id
+  role          = "roles/cloudkms.cryptoKeyEncrypterDecrypter"
+  member        = "serviceAccount:service-${data.google_project.this.number}@container-engine-robot.iam.gserviceaccount.com"
+}
+
+# --- network ------------------------------------------------------------------------
+
+resource "google_compute_network" "this" {
+  project                 = var.project_id
+  name                    = var.name
+  auto_create_subnetworks = false
+  routing_mode            = "REGIONAL"
+
+  depends_on = [google_project_service.apis]
+}
+
+resource "google_compute_subnetwork" "nodes" {
+  project                  = var.project_id
+  name                     = "${var.name}-nodes"
+  region                   = var.region
+  network                  = google_compute_network.this.id
+  ip_cidr_range            = var.nodes_cidr
+  private_ip_google_access = true
+
+  secondary_ip_range {
+    range_name    = "pods"
+    ip_cidr_range = var.pods_cidr
+  }
+
+  secondary_ip_range {
+    range_name    = "services"
+    ip_cidr_range = var.services_cidr
+  }
+
+  log_config {
+    aggregation_interval = "INTERVAL_5_SEC"
+    flow_sampling        = 0.5
+    metadata             = "INCLUDE_ALL_METADATA"
+  }
+}
+
+# Nothing reaches the VPC unless a rule allows it: GKE and its load balancers add their own
+# allow rules at higher priority.
+resource "google_compute_firewall" "deny_ingress" {
+  project   = var.project_id
+  name      = "${var.name}-deny-ingress"
+  network   = google_compute_network.this.id
+  direction = "INGRESS"
+  priority  = 65534
+
+  source_ranges = ["0.0.0.0/0"]
+
+  deny {
+    protocol = "all"
+  }
+
+  log_config {
+    metadata = "INCLUDE_ALL_METADATA"
+  }
+}
+
+# Private nodes reach the internet (payment processor, mail) through Cloud NAT.
+resource "google_compute_router" "this" {
+  project = var.project_id
+  name    = var.name
+  region  = var.region
+  network = google_compute_network.this.id
+}
+
+resource "google_compute_router_nat" "this" {
+  project                            = var.project_id
+  name                               = var.name
+  router                             = google_compute_router.this.name
+  region                             = var.region
+  nat_ip_allocate_option             = "AUTO_ONLY"
+  source_subnetwork_ip_ranges_to_nat = "ALL_SUBNETWORKS_ALL_IP_RANGES"
+
+  log_config {
+    enable = true
+    filter = "ERRORS_ONLY"
+  }
+}
+
+# Private services access: Cloud SQL and Memorystore get addresses in this range.
+resource "google_compute_global_address" "private_services" {
+  project       = var.project_id
+  name          = "${var.name}-private-services"
+  purpose       = "VPC_PEERING"
+  address_type  = "INTERNAL"
+  address       = local.private_services_address
+  prefix_length = local.private_services_prefix
+  network       = google_compute_network.this.id
+}
+
+resource "google_service_networking_connection" "private_services" {
+  network                 = google_compute_network.this.id
+  service                 = "servicenetworking.googleapis.com"
+  reserved_peering_ranges = [google_compute_global_address.private_services.name]
+}
+
+# --- GKE ----------------------------------------------------------------------------
+
+resource "google_service_account" "nodes" {
+  project      = var.project_id
+  account_id   = "${var.name}-nodes"
+  display_name = "GKE nodes of ${var.name}"
+}
+
+resource "google_project_iam_member" "nodes" {
+  for_each = toset([
+    "roles/logging.logWriter",
+    "roles/monitoring.metricWriter",
+    "roles/monitoring.viewer",
+    "roles/stackdriver.resourceMetadata.writer",
+  ])
+
+  project = var.project_id
+  role    = each.value
+  member  = "serviceAccount:${google_service_account.nodes.email}"
+}
+
+resource "google_container_cluster" "this" {
+  #checkov:skip=CKV_GCP_69:the default node pool is removed at creation; the managed pool below sets workload_metadata_config GKE_METADATA
+  #checkov:skip=CKV_GCP_65:Google Groups for RBAC needs a Workspace group gke-security-groups@<domain>; set var.rbac_security_group to turn it on
+  project  = var.project_id
+  name     = var.name
+  location = var.region
+
+  network         = google_compute_network.this.id
+  subnetwork      = google_compute_subnetwork.nodes.id
+  networking_mode = "VPC_NATIVE"
+  # Dataplane V2 (eBPF) enforces NetworkPolicy without a separate add-on.
+  datapath_provider = "ADVANCED_DATAPATH"
+
+  # With Dataplane V2 the Calico add-on stays off; NetworkPolicy is enforced all the same.
+  network_policy {
+    enabled = false
+  }
+
+  dynamic "authenticator_groups_config" {
+    for_each = var.rbac_security_group == null ? [] : [var.rbac_security_group]
+    content {
+      security_group = authenticator_groups_config.value
+    }
+  }
+
+  # Node pools are managed below; the default one is removed at creation.
+  remove_default_node_pool = true
+  initial_node_count       = 1
+  deletion_protection      = var.deletion_protection
+  resource_labels          = local.labels
+
+  release_channel {
+    channel = var.release_channel
+  }
+
+  ip_allocation_policy {
+    cluster_secondary_range_name  = "pods"
+    services_secondary_range_name = "services"
+  }
+
+  private_cluster_config {
+    enable_private_nodes    = true
+    enable_private_endpoint = var.private_endpoint
+    master_ipv4_cidr_block  = var.master_ipv4_cidr_block
+
+    master_global_access_config {
+      enabled = true
+    }
+  }
+
+  master_authorized_networks_config {
+    dynamic "cidr_blocks" {
+      for_each = var.master_authorized_networks
+      content {
+        cidr_block   = cidr_blocks.value.cidr_block
+        display_name = cidr_blocks.value.display_name
+      }
+    }
+  }
+
+  workload_identity_config {
+    workload_pool = "${var.project_id}.svc.id.goog"
+  }
+
+  database_encryption {
+    state    = "ENCRYPTED"
+    key_name = google_kms_crypto_key.gke_secrets.id
+  }
+
+  master_auth {
+    client_certificate_config {
+      issue_client_certificate = false
+    }
+  }
+
+  enable_shielded_nodes       = true
+  enable_intranode_visibility = true
+  enable_legacy_abac          = false
+
+  binary_authorization {
+    evaluation_mode = "PROJECT_SINGLETON_POLICY_ENFORCE"
+  }
+
+  # The chart's HTTPRoute attaches to a GKE Gateway.
+  gateway_api_config {
+    channel = "CHANNEL_STANDARD"
+  }
+
+  logging_config {
+    enable_components = ["SYSTEM_COMPONENTS", "WORKLOADS"]
+  }
+
+  monitoring_config {
+    enable_components = ["SYSTEM_COMPONENTS"]
+
+    managed_prometheus {
+      enabled = true
+    }
+  }
+
+  maintenance_policy {
+    recurring_window {
+      start_time = "2025-01-01T02:00:00Z"
+      end_time   = "2025-01-01T06:00:00Z"
+      recurrence = "FREQ=WEEKLY;BYDAY=TU,WE,TH"
+    }
+  }
+
+  depends_on = [google_kms_crypto_key_iam_member.gke_secrets]
+}
+
+resource "google_container_node_pool" "default" {
+  project  = var.project_id
+  name     = "default"
+  cluster  = google_container_cluster.this.id
+  location = var.region
+
+  autoscaling {
+    min_node_count  = var.node_min_count
+    max_node_count  = var.node_max_count
+    location_policy = "BALANCED"
+  }
+
+  management {
+    auto_repair  = true
+    auto_upgrade = true
+  }
+
+  upgrade_settings {
+    max_surge       = 1
+    max_unavailable = 0
+  }
+
+  node_config {
+    machine_type    = var.node_machine_type
+    image_type      = "COS_CONTAINERD"
+    disk_type       = "pd-balanced"
+    disk_size_gb    = 100
+    service_account = google_service_account.nodes.email
+    oauth_scopes    = ["https://www.googleapis.com/auth/cloud-platform"]
+    labels          = local.labels
+
+    metadata = {
+      disable-legacy-endpoints = "true"
+    }
+
+    workload_metadata_config {
+      mode = "GKE_METADATA"
+    }
+
+    shielded_instance_config {
+      enable_secure_boot          = true
+      enable_integrity_monitoring = true
+    }
+  }
+}
+
+# --- Artifact Registry --------------------------------------------------------------
+
+# Images (<registry>/<service>) and the chart (oci://<registry>/charts) share one repository.
+resource "google_artifact_registry_repository" "this" {
+  #checkov:skip=CKV_GCP_84:Google-managed encryption; CMEK needs the Artifact Registry service agent provisioned first, an organisation-level choice
+  project       = var.project_id
+  location      = var.region
+  repository_id = var.name
+  description   = "Images and Helm chart of the ticketing platform"
+  format        = "DOCKER"
+  labels        = local.labels
+
+  docker_config {
+    immutable_tags = true
+  }
+
+  depends_on = [google_project_service.apis]
+}
+
+resource "google_artifact_registry_repository_iam_member" "nodes" {
+  project    = var.project_id
+  location   = var.region
+  repository = google_artifact_registry_repository.this.name
+  role       = "roles/artifactregistry.reader"
+  member     = "serviceAccount:${google_service_account.nodes.email}"
+}
+
+# --- Cloud SQL ----------------------------------------------------------------------
+
+resource "google_sql_database_instance" "postgres" {
+  #checkov:skip=CKV_GCP_6:ssl_mode ENCRYPTED_ONLY refuses every unencrypted connection; the services authenticate with passwords, not client certificates
+  #checkov:skip=CKV_GCP_79:the services are tested against PostgreSQL 15 and 16; move to a newer major version after testing it
+  project             = var.project_id
+  name                = "${var.name}-postgres"
+  region              = var.region
+  database_version    = var.postgres_version
+  deletion_protection = var.deletion_protection
+
+  settings {
+    tier              = var.postgres_tier
+    edition           = "ENTERPRISE"
+    availability_type = "REGIONAL"
+    disk_type         = "PD_SSD"
+    disk_autoresize   = true
+    user_labels       = local.labels
+
+    ip_configuration {
+      ipv4_enabled    = false
+      private_network = google_compute_network.this.id
+      ssl_mode        = "ENCRYPTED_ONLY"
+    }
+
+    backup_configuration {
+      enabled                        = true
+      point_in_time_recovery_enabled = true
+      start_time                     = "03:00"
+      transaction_log_retention_days = 7
+
+      backup_retention_settings {
+        retained_backups = 14
+      }
+    }
+
+    maintenance_window {
+      day  = 2
+      hour = 3
+    }
+
+    insights_config {
+      query_insights_enabled = true
+    }
+
+    database_flags {
+      name  = "log_checkpoints"
+      value = "on"
+    }
+    database_flags {
+      name  = "log_connections"
+      value = "on"
+    }
+    database_flags {
+      name  = "log_disconnections"
+      value = "on"
+    }
+    database_flags {
+      name  = "log_duration"
+      value = "on"
+    }
+    database_flags {
+      name  = "log_hostname"
+      value = "on"
+    }
+    database_flags {
+      name  = "log_lock_waits"
+      value = "on"
+    }
+    database_flags {
+      name  = "log_min_messages"
+      value = "error"
+    }
+    database_flags {
+      name  = "log_min_error_statement"
+      value = "error"
+    }
+    database_flags {
+      name  = "log_temp_files"
+      value = "0"
+    }
+    database_flags {
+      name  = "log_min_duration_statement"
+      value = "-1"
+    }
+    database_flags {
+      name  = "log_statement"
+      value = "ddl"
+    }
+    database_flags {
+      name  = "cloudsql.enable_pgaudit"
+      value = "on"
+    }
+  }
+
+  depends_on = [google_service_networking_connection.private_services]
+}
+
+# One database per service (the migration Job's CREATE DATABASE then finds it).
+resource "google_sql_database" "service" {
+  for_each = local.db_services
+
+  project  = var.project_id
+  name     = "ticketing_${each.key}"
+  instance = google_sql_database_instance.postgres.name
+}
+
+resource "random_password" "postgres" {
+  length  = 32
+  special = false
+}
+
+resource "google_sql_user" "app" {
+  project  = var.project_id
+  name     = "ticketing"
+  instance = google_sql_database_instance.postgres.name
+  password = random_password.postgres.result
+}
+
+# --- Memorystore --------------------------------------------------------------------
+
+resource "google_redis_instance" "this" {
+  project                 = var.project_id
+  name                    = var.name
+  region                  = var.region
+  tier                    = "STANDARD_HA"
+  memory_size_gb          = var.redis_memory_gb
+  redis_version           = "REDIS_7_2"
+  authorized_network      = google_compute_network.this.id
+  connect_mode            = "PRIVATE_SERVICE_ACCESS"
+  auth_enabled            = true
+  transit_encryption_mode = "SERVER_AUTHENTICATION"
+  labels                  = local.labels
+
+  # inventory's holds must never be evicted.
+  redis_configs = {
+    "maxmemory-policy" = "noeviction"
+  }
+
+  persistence_config {
+    persistence_mode    = "RDB"
+    rdb_snapshot_period = "ONE_HOUR"
+  }
+
+  maintenance_policy {
+    weekly_maintenance_window {
+      day = "TUESDAY"
+      start_time {
+        hours   = 3
+        minutes = 0
+      }
+    }
+  }
+
+  depends_on = [google_service_networking_connection.private_services]
+}
+
+# --- Managed Service for Apache Kafka ------------------------------------------------
+
+resource "google_managed_kafka_cluster" "this" {
+  project    = var.project_id
+  cluster_id = var.name
+  location   = var.region
+  labels     = local.labels
+
+  capacity_config {
+    vcpu_count   = var.kafka_vcpus
+    memory_bytes = var.kafka_memory_gib * 1024 * 1024 * 1024
+  }
+
+  gcp_config {
+    access_config {
+      network_configs {
+        subnet = google_compute_subnetwork.nodes.id
+      }
+    }
+  }
+
+  rebalance_config {
+    mode = "AUTO_REBALANCE_ON_SCALE_UP"
+  }
+
+  depends_on = [google_project_service.apis]
+}
+
+# --- one identity per service ---------------------------------------------------------
+
+resource "google_service_account" "service" {
+  for_each = var.services
+
+  project      = var.project_id
+  account_id   = "${var.name}-${each.key}"
+  display_name = "ticketing ${each.key} (Workload Identity)"
+}
+
+# The Kubernetes ServiceAccount <release>-<service> in the namespace acts as it.
+resource "google_service_account_iam_member" "workload_identity" {
+  for_each = var.services
+
+  service_account_id = google_service_account.service[each.key].name
+  role               = "roles/iam.workloadIdentityUser"
+  member             = "serviceAccount:${var.project_id}.svc.id.goog[${var.namespace}/${var.release_name}-${each.key}]"
+
+  depends_on = [google_container_cluster.this]
+}
+
+# Producers and consumers of Managed Kafka authenticate as their service account.
+resource "google_project_iam_member" "kafka_client" {
+  for_each = local.kafka_users
+
+  project = var.project_id
+  role    = "roles/managedkafka.client"
+  member  = "serviceAccount:${google_service_account.service[each.key].email}"
+}
+
+# Trace export to Cloud Trace through an in-cluster OpenTelemetry Collector, if any.
+resource "google_project_iam_member" "trace_agent" {
+  for_each = var.services
+
+  project = var.project_id
+  role    = "roles/cloudtrace.agent"
+  member  = "serviceAccount:${google_service_account.service[each.key].email}"
+}

@@ -1,0 +1,132 @@
+variable "project_id" {
+  description = "The Google Cloud project everything is created in."
+  type        = string
+}
+
+variable "region" {
+  description = "The region of the regional cluster, Cloud SQL, Memorystore, Managed Kafka and Artifact Registry."
+  type        = string
+}
+
+variable "name" {
+  description = "Prefix of every resource's name."
+  type        = string
+}
+
+variable "labels" {
+  description = "Labels put on every resource that takes them."
+  type        = map(string)
+  default     = {}
+}
+
+variable "services" {
+  description = "The platform's services, each with the dependencies it uses."
+  type = map(object({
+    database = bool
+    kafka    = bool
+  }))
+}
+
+variable "namespace" {
+  description = "The Kubernetes namespace the chart is installed in (Workload Identity binds its ServiceAccounts)."
+  type        = string
+}
+
+variable "release_name" {
+  description = "The Helm release name; the chart names ServiceAccounts <release>-<service> (ticketing-<service> for release ticketing)."
+  type        = string
+}
+
+variable "nodes_cidr" {
+  description = "Primary range of the nodes' subnet; Managed Kafka's endpoints are placed in it too."
+  type        = string
+}
+
+variable "pods_cidr" {
+  description = "Secondary range for pods."
+  type        = string
+}
+
+variable "services_cidr" {
+  description = "Secondary range for Kubernetes Services."
+  type        = string
+}
+
+variable "master_ipv4_cidr_block" {
+  description = "The /28 range of the private control plane."
+  type        = string
+}
+
+variable "private_services_cidr" {
+  description = "The range reserved for private services access (Cloud SQL, Memorystore), as address/prefix."
+  type        = string
+}
+
+variable "private_endpoint" {
+  description = "Serve the control plane on its private address only (reach it through a bastion, VPN or Connect Gateway)."
+  type        = bool
+}
+
+variable "master_authorized_networks" {
+  description = "CIDR ranges allowed to reach the control plane."
+  type = list(object({
+    cidr_block   = string
+    display_name = string
+  }))
+}
+
+variable "release_channel" {
+  description = "GKE release channel."
+  type        = string
+}
+
+variable "node_machine_type" {
+  description = "Machine type of the node pool."
+  type        = string
+}
+
+variable "node_min_count" {
+  description = "Least nodes per zone."
+  type        = number
+}
+
+variable "node_max_count" {
+  description = "Most nodes per zone."
+  type        = number
+}
+
+variable "postgres_tier" {
+  description = "Cloud SQL machine tier."
+  type        = string
+}
+
+variable "postgres_version" {
+  description = "Cloud SQL database version."
+  type        = string
+}
+
+variable "redis_memory_gb" {
+  description = "Memorystore capacity in GiB."
+  type        = number
+}
+
+variable "kafka_vcpus" {
+  description = "Managed Kafka vCPUs (at least 3)."
+  type        = number
+}
+
+variable "kafka_memory_gib" {
+  description = "Managed Kafka memory in GiB (1 to 8 per vCPU)."
+  type        = number
+}
+
+variable "deletion_protection" {
+  description = "Protect the cluster and the database from terraform destroy."
+  type        = bool
+}
+
+variable "rbac_security_group" {
+  description = "The Google Group gke-security-groups@<domain> for Kubernetes RBAC with Google Groups; null leaves it off."
+  type        = string
+  default     = null
+}
