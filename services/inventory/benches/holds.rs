@@ -354,7 +354,7 @@ async fn grpc_holds(
     collect("(a) gRPC Hold", tasks, window).await
 }
 
-/// (b): `redis-benchmark` EVALSHA of the hold script with the arguments `Stock::hold`
+/// (b): `redis-benchmark` EVALSHA of the hold script with the arguments `Stock::hold_batch`
 /// passes for a GA hold of 1, hold and user ids randomized. Returns the figures, how
 /// many calls were made (warm-up included) and Redis's counters over the measured run.
 async fn redis_benchmark(
@@ -370,21 +370,22 @@ async fn redis_benchmark(
         .query_async(&mut conn)
         .await?;
     let fingerprint = Selection::GeneralAdmission { category, quantity: 1 }.fingerprint();
-    // KEYS[1] and ARGV of lua/hold.lua in GA mode, no idempotency key, as `Stock::hold` sends them.
+    // KEYS[1] and ARGV of lua/hold.lua for one GA hold, no idempotency key, as
+    // `Stock::hold_batch` sends a batch of one.
     let args = |hold: &str, user: &str| -> Vec<String> {
-        let fixed = [stock::now_ms(), settings.hold_ttl.as_millis() as u64].map(|n| n.to_string());
+        let fixed =
+            [stock::now_ms(), settings.hold_ttl.as_millis() as u64, settings.idempotency_ttl.as_millis() as u64];
         let mut args = vec!["EVALSHA".to_owned(), sha.clone(), "1".to_owned(), base.to_owned()];
-        args.extend(fixed);
-        args.extend([hold, user, "", fingerprint.as_str()].map(str::to_owned));
-        args.push((settings.idempotency_ttl.as_millis() as u64).to_string());
-        args.extend(["ga".to_owned(), category.simple().to_string(), "1".to_owned()]);
+        args.extend(fixed.map(|n| n.to_string()));
+        args.extend([hold, user, "", fingerprint.as_str(), "ga", "2"].map(str::to_owned));
+        args.extend([category.simple().to_string(), "1".to_owned()]);
         args
     };
 
     // One real call first: it must hold, not come back as an error or a refusal.
     let probe = args(&uuid::Uuid::new_v4().simple().to_string(), &uuid::Uuid::new_v4().simple().to_string());
-    let reply: Vec<redis::Value> = redis::cmd(&probe[0]).arg(&probe[1..]).query_async(&mut conn).await?;
-    let status = reply.first().map(redis::from_redis_value::<String>).transpose()?;
+    let reply: Vec<Vec<redis::Value>> = redis::cmd(&probe[0]).arg(&probe[1..]).query_async(&mut conn).await?;
+    let status = reply.first().and_then(|r| r.first()).map(redis::from_redis_value::<String>).transpose()?;
     anyhow::ensure!(status.as_deref() == Some("OK"), "the hold script answered {reply:?}");
 
     // 20 zeros and a 12-digit random number: as long as the 32 hex digits of a uuid.

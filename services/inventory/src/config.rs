@@ -49,6 +49,10 @@ pub struct InventorySettings {
     pub idempotency_ttl: Duration,
     /// Most tickets one Hold call may ask for.
     pub max_quantity: u32,
+    /// Most concurrent holds coalesced into one Redis script call; 1 turns coalescing off.
+    pub hold_batch_size: usize,
+    /// Most hold script calls outstanding at once; further holds wait and are batched.
+    pub hold_batches_in_flight: usize,
 }
 
 impl Default for Config {
@@ -73,6 +77,8 @@ impl Default for InventorySettings {
             reaper_interval: Duration::from_millis(250),
             idempotency_ttl: Duration::from_secs(24 * 3600),
             max_quantity: 20,
+            hold_batch_size: 64,
+            hold_batches_in_flight: 2,
         }
     }
 }
@@ -100,6 +106,12 @@ impl Validate for Config {
         }
         if s.max_quantity == 0 || s.max_quantity > 100 {
             issues.push(ConfigIssue::new("inventory.max_quantity", "must be between 1 and 100"));
+        }
+        if s.hold_batch_size == 0 || s.hold_batch_size > 1000 {
+            issues.push(ConfigIssue::new("inventory.hold_batch_size", "must be between 1 and 1000"));
+        }
+        if s.hold_batches_in_flight == 0 || s.hold_batches_in_flight > 64 {
+            issues.push(ConfigIssue::new("inventory.hold_batches_in_flight", "must be between 1 and 64"));
         }
     }
 }

@@ -3,14 +3,15 @@
 
 use std::time::{Duration, Instant};
 
-use prometheus::{IntCounterVec, Opts};
+use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, Opts};
 use sqlx::PgPool;
 use ticketing_platform::auth::{Principal, Role};
 use ticketing_platform::kafka::outbox;
 use ticketing_proto::events::v1 as ev;
 
+use crate::adapters::coalesce::{Batching, Coalescer};
 use crate::adapters::ledger::{self, Refused};
-use crate::adapters::stock::{self, Counts, Ended, Placed, Refusal, SeatState, Stock};
+use crate::adapters::stock::{self, Counts, Ended, HoldRequest, Placed, Refusal, SeatState, Stock};
 use crate::config::InventorySettings;
 use crate::domain::{Hold, HoldId, HoldLine, HoldStatus, InventoryError, Selection};
 
@@ -39,9 +40,54 @@ pub struct Availability {
 pub struct Inventory {
     pool: PgPool,
     stock: Stock,
+    coalescer: Coalescer,
     settings: InventorySettings,
     topic: String,
-    holds: IntCounterVec,
+    holds: HoldCounters,
+}
+
+/// `inventory_holds_total` by result, resolved once: holds are the hot path.
+#[derive(Clone)]
+struct HoldCounters {
+    granted: IntCounter,
+    replayed: IntCounter,
+    sold_out: IntCounter,
+    over_limit: IntCounter,
+    not_on_sale: IntCounter,
+    unknown_event: IntCounter,
+    invalid: IntCounter,
+}
+
+impl HoldCounters {
+    fn new(metrics: &ticketing_platform::metrics::Metrics) -> Self {
+        let vec = metrics.register(
+            &IntCounterVec::new(Opts::new("inventory_holds_total", "Hold requests, by result."), &["result"])
+                .expect("static metric definition"),
+        );
+        let counter = |result: &str| vec.with_label_values(&[result]);
+        Self {
+            granted: counter("granted"),
+            replayed: counter("replayed"),
+            sold_out: counter("sold_out"),
+            over_limit: counter("over_limit"),
+            not_on_sale: counter("not_on_sale"),
+            unknown_event: counter("unknown_event"),
+            invalid: counter("invalid"),
+        }
+    }
+
+    /// The counter of a refused hold.
+    fn refused(&self, error: &InventoryError) -> &IntCounter {
+        match error {
+            InventoryError::SoldOut { .. } | InventoryError::SeatTaken(_) | InventoryError::NoAdjacentSeats(_) => {
+                &self.sold_out
+            }
+            InventoryError::LimitExceeded { .. } => &self.over_limit,
+            InventoryError::NotOnSale => &self.not_on_sale,
+            InventoryError::EventNotFound => &self.unknown_event,
+            _ => &self.invalid,
+        }
+    }
 }
 
 impl Inventory {
@@ -53,11 +99,23 @@ impl Inventory {
         topic: String,
         metrics: &ticketing_platform::metrics::Metrics,
     ) -> Self {
-        let holds = metrics.register(
-            &IntCounterVec::new(Opts::new("inventory_holds_total", "Hold requests, by result."), &["result"])
+        let coalescer = Coalescer::start(
+            stock.clone(),
+            Batching {
+                max_batch: settings.hold_batch_size,
+                in_flight: settings.hold_batches_in_flight,
+                ttl: settings.hold_ttl,
+                idempotency_ttl: settings.idempotency_ttl,
+            },
+            metrics.register(
+                &Histogram::with_opts(
+                    HistogramOpts::new("inventory_hold_batch_size", "Holds coalesced into one Redis script call.")
+                        .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0]),
+                )
                 .expect("static metric definition"),
+            ),
         );
-        Self { pool, stock, settings, topic, holds }
+        Self { pool, stock, coalescer, settings, topic, holds: HoldCounters::new(metrics) }
     }
 
     /// Holds `selection` of `event` for `user`, all or nothing.
@@ -69,38 +127,31 @@ impl Inventory {
         idempotency_key: &str,
     ) -> Result<Hold> {
         self.validate(&selection, idempotency_key)?;
-        let id = HoldId::new(event);
-        for attempt in 0..2 {
-            let placed = self
-                .stock
-                .hold(
-                    id,
-                    user,
-                    &selection,
-                    idempotency_key,
-                    self.settings.hold_ttl,
-                    self.settings.idempotency_ttl,
-                    stock::now_ms(),
-                )
-                .await?;
-            match placed {
-                Placed::Held(hold) => {
-                    self.holds.with_label_values(&["granted"]).inc();
-                    return Ok(hold);
-                }
-                Placed::Replayed(first) => {
-                    self.holds.with_label_values(&["replayed"]).inc();
-                    return self.stock.get(first).await?.ok_or(InventoryError::HoldNotFound);
-                }
-                Placed::Refused(r) if r.code == "NOSTOCK" && attempt == 0 => self.ensure_loaded(event).await?,
-                Placed::Refused(r) => {
-                    let error = refused(&r);
-                    self.holds.with_label_values(&[result_label(&error)]).inc();
-                    return Err(error);
-                }
+        let request =
+            HoldRequest { id: HoldId::new(event), user, selection, idempotency_key: idempotency_key.to_owned() };
+        let mut placed = self.coalescer.place(request.clone()).await?;
+        if matches!(&placed, Placed::Refused(r) if r.code == "NOSTOCK") {
+            self.ensure_loaded(event).await?;
+            placed = self.coalescer.place(request).await?;
+        }
+        match placed {
+            Placed::Held(hold) => {
+                self.holds.granted.inc();
+                Ok(hold)
+            }
+            Placed::Replayed(first) => {
+                self.holds.replayed.inc();
+                self.stock.get(first).await?.ok_or(InventoryError::HoldNotFound)
+            }
+            Placed::Refused(r) if r.code == "NOSTOCK" => {
+                Err(InventoryError::Unavailable(anyhow::anyhow!("event {event} did not load")))
+            }
+            Placed::Refused(r) => {
+                let error = refused(&r);
+                self.holds.refused(&error).inc();
+                Err(error)
             }
         }
-        Err(InventoryError::Unavailable(anyhow::anyhow!("event {event} did not load")))
     }
 
     fn validate(&self, selection: &Selection, idempotency_key: &str) -> Result<()> {
@@ -421,19 +472,6 @@ fn refused(r: &Refusal) -> InventoryError {
         "NOT_GENERAL_ADMISSION" => InventoryError::invalid("category_id", "is a seated category: choose seats"),
         "NOT_SEATED" => InventoryError::invalid("category_id", "is a general-admission category"),
         other => InventoryError::Unavailable(anyhow::anyhow!("unexpected hold refusal {other}")),
-    }
-}
-
-/// The metric label of a refused hold.
-fn result_label(error: &InventoryError) -> &'static str {
-    match error {
-        InventoryError::SoldOut { .. } | InventoryError::SeatTaken(_) | InventoryError::NoAdjacentSeats(_) => {
-            "sold_out"
-        }
-        InventoryError::LimitExceeded { .. } => "over_limit",
-        InventoryError::NotOnSale => "not_on_sale",
-        InventoryError::EventNotFound => "unknown_event",
-        _ => "invalid",
     }
 }
 

@@ -123,6 +123,38 @@ fn refusal(reply: &[String]) -> Refusal {
     Refusal { code: reply.get(1).cloned().unwrap_or_default(), detail: reply.get(2).cloned().unwrap_or_default() }
 }
 
+/// One hold's reply from `lua/hold.lua`.
+fn placed(request: &HoldRequest, reply: Vec<String>, now: u64) -> anyhow::Result<Placed> {
+    Ok(match reply.first().map(String::as_str) {
+        Some("OK") => Placed::Held(Hold {
+            id: request.id,
+            user: request.user,
+            status: HoldStatus::Active,
+            expires_at: from_ms(reply[3].parse()?),
+            fencing_token: reply[2].parse()?,
+            lines: lines(&reply[4], &reply[5], &reply[6])?,
+            created_at: from_ms(now),
+            ended_at: None,
+            booking_id: None,
+        }),
+        Some("DUP") => Placed::Replayed(HoldId { event: request.id.event, hold: reply[1].parse()? }),
+        _ => Placed::Refused(refusal(&reply)),
+    })
+}
+
+/// One hold to place: see [`Stock::hold_batch`].
+#[derive(Debug, Clone)]
+pub struct HoldRequest {
+    /// The new hold's id (and so its event).
+    pub id: HoldId,
+    /// Who holds.
+    pub user: uuid::Uuid,
+    /// What to hold.
+    pub selection: Selection,
+    /// The caller's idempotency key, or empty.
+    pub idempotency_key: String,
+}
+
 impl Stock {
     /// Stock under `prefix`.
     pub fn new(redis: ConnectionManager, prefix: &str) -> Self {
@@ -137,61 +169,54 @@ impl Stock {
         format!("{}inventory:events", self.prefix)
     }
 
-    /// Places a hold for `user`, atomically.
-    #[allow(clippy::too_many_arguments)] // one script, one call: the arguments are its parameters
-    pub async fn hold(
+    /// Places `requests`, all on `event`, in one script call: each is all or nothing,
+    /// in order, as if they had come one after the other. One reply per request.
+    pub async fn hold_batch(
         &self,
-        id: HoldId,
-        user: uuid::Uuid,
-        selection: &Selection,
-        idempotency_key: &str,
+        event: uuid::Uuid,
+        requests: &[&HoldRequest],
         ttl: Duration,
         idempotency_ttl: Duration,
         now: u64,
-    ) -> anyhow::Result<Placed> {
-        let mut invocation = HOLD.key(self.base(id.event));
-        invocation
-            .arg(now)
-            .arg(ttl.as_millis() as u64)
-            .arg(id.hold.simple().to_string())
-            .arg(user.simple().to_string())
-            .arg(idempotency_key)
-            .arg(selection.fingerprint())
-            .arg(idempotency_ttl.as_millis() as u64);
-        match selection {
-            Selection::GeneralAdmission { category, quantity } => {
-                invocation.arg("ga").arg(category.simple().to_string()).arg(quantity);
-            }
-            Selection::Seats(seats) => {
-                invocation.arg("seats");
-                for seat in seats {
-                    invocation.arg(seat.simple().to_string());
+    ) -> anyhow::Result<Vec<Placed>> {
+        let mut invocation = HOLD.key(self.base(event));
+        invocation.arg(now).arg(ttl.as_millis() as u64).arg(idempotency_ttl.as_millis() as u64);
+        for request in requests {
+            debug_assert_eq!(request.id.event, event, "a batch is for one event");
+            invocation
+                .arg(request.id.hold.simple().to_string())
+                .arg(request.user.simple().to_string())
+                .arg(&request.idempotency_key)
+                .arg(request.selection.fingerprint());
+            match &request.selection {
+                Selection::GeneralAdmission { category, quantity } => {
+                    invocation.arg("ga").arg(2).arg(category.simple().to_string()).arg(quantity);
+                }
+                Selection::Seats(seats) => {
+                    invocation.arg("seats").arg(seats.len());
+                    for seat in seats {
+                        invocation.arg(seat.simple().to_string());
+                    }
+                }
+                Selection::BestAvailable { category, quantity, require_adjacent } => {
+                    invocation
+                        .arg("best")
+                        .arg(3)
+                        .arg(category.simple().to_string())
+                        .arg(quantity)
+                        .arg(u8::from(*require_adjacent));
                 }
             }
-            Selection::BestAvailable { category, quantity, require_adjacent } => {
-                invocation
-                    .arg("best")
-                    .arg(category.simple().to_string())
-                    .arg(quantity)
-                    .arg(u8::from(*require_adjacent));
-            }
         }
-        let reply = strings(invocation.invoke_async(&mut self.redis.clone()).await.context("hold script")?)?;
-        Ok(match reply.first().map(String::as_str) {
-            Some("OK") => Placed::Held(Hold {
-                id,
-                user,
-                status: HoldStatus::Active,
-                expires_at: from_ms(reply[3].parse()?),
-                fencing_token: reply[2].parse()?,
-                lines: lines(&reply[4], &reply[5], &reply[6])?,
-                created_at: from_ms(now),
-                ended_at: None,
-                booking_id: None,
-            }),
-            Some("DUP") => Placed::Replayed(HoldId { event: id.event, hold: reply[1].parse()? }),
-            _ => Placed::Refused(refusal(&reply)),
-        })
+        let replies: Vec<Vec<redis::Value>> =
+            invocation.invoke_async(&mut self.redis.clone()).await.context("hold script")?;
+        anyhow::ensure!(
+            replies.len() == requests.len(),
+            "hold script: {} replies for {}",
+            replies.len(),
+            requests.len()
+        );
+        requests.iter().zip(replies).map(|(request, reply)| placed(request, strings(reply)?, now)).collect()
     }
 
     /// Ends a hold as released or expired at `now`; see `lua/end.lua`.
