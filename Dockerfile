@@ -21,6 +21,8 @@
 #     to managed Kafka) build without touching this file.
 
 ARG RUST_VERSION=1.95
+# The builder's Debian release; the runtime below (distroless cc-debian12) must carry the
+# same or a newer glibc, so move both together.
 ARG DEBIAN_SUITE=bookworm
 
 FROM rust:${RUST_VERSION}-slim-${DEBIAN_SUITE} AS chef
@@ -49,8 +51,8 @@ COPY --from=planner /src/recipe.json recipe.json
 RUN cargo chef cook --release --locked --workspace --recipe-path recipe.json
 COPY . .
 ARG SERVICE
-RUN test -n "${SERVICE}" || { echo "build with --build-arg SERVICE=<service>" >&2; exit 1; } \
-    && test -d "services/${SERVICE}" || { echo "no such service: ${SERVICE}" >&2; exit 1; }
+RUN if [ -z "${SERVICE}" ]; then echo "build with --build-arg SERVICE=<service>" >&2; exit 1; fi; \
+    if [ ! -f "services/${SERVICE}/Cargo.toml" ]; then echo "no such service: ${SERVICE}" >&2; exit 1; fi
 RUN cargo build --release --locked --bin "${SERVICE}" \
     && mkdir -p /out/bin \
     && cp "target/release/${SERVICE}" "/out/bin/${SERVICE}" \
