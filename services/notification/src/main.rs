@@ -1,6 +1,12 @@
-//! The notification service binary (skeleton until its issue lands).
+//! The notification service binary.
+
+use ticketing_notification::config::Config;
 
 fn main() -> std::process::ExitCode {
-    let deps = ticketing_platform::skeleton::Dependencies { postgres: true, redis: false };
-    ticketing_platform::skeleton::main("notification", 50056, deps)
+    ticketing_platform::cli::main(
+        "notification",
+        Config::default(),
+        Some(&ticketing_notification::MIGRATIONS),
+        |config| async { ticketing_notification::startup::build(config).await?.run_until_stopped().await },
+    )
 }

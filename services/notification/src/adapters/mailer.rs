@@ -1,0 +1,106 @@
+//! Sending email over SMTP with lettre (pooled connections; plain, STARTTLS or TLS with
+//! rustls and the Mozilla roots; optional AUTH).
+
+use anyhow::Context as _;
+use lettre::message::header::ContentType;
+use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
+use lettre::transport::smtp::PoolConfig;
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::{AsyncSmtpTransport, AsyncTransport as _, Message, Tokio1Executor};
+
+use super::render::Rendered;
+use crate::config::{SmtpSecurity, SmtpSettings};
+
+/// Why a send failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct SendError {
+    /// The server refused the message for good (5xx), or it cannot be built: retrying
+    /// would fail the same way.
+    pub permanent: bool,
+    /// What went wrong, for `last_error`.
+    pub message: String,
+}
+
+impl SendError {
+    fn permanent(message: impl Into<String>) -> Self {
+        Self { permanent: true, message: message.into() }
+    }
+}
+
+/// The SMTP client.
+#[derive(Clone)]
+pub struct Mailer {
+    transport: AsyncSmtpTransport<Tokio1Executor>,
+    from: Mailbox,
+}
+
+impl Mailer {
+    /// A client of `smtp` sending as `from` (validated by the configuration). Connects lazily.
+    pub fn new(from: &str, smtp: &SmtpSettings) -> anyhow::Result<Self> {
+        let from: Mailbox = from.parse().context("notification.from")?;
+        let builder = match smtp.security {
+            SmtpSecurity::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&smtp.host),
+            SmtpSecurity::Starttls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&smtp.host)
+                .context("setting up STARTTLS for notification.smtp.host")?,
+            SmtpSecurity::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(&smtp.host)
+                .context("setting up TLS for notification.smtp.host")?,
+        };
+        let mut builder =
+            builder.port(smtp.port).timeout(Some(smtp.timeout)).pool_config(PoolConfig::new().max_size(smtp.pool_size));
+        if !smtp.username.is_empty() {
+            builder = builder.credentials(Credentials::new(smtp.username.clone(), smtp.password.clone()));
+        }
+        Ok(Self { transport: builder.build(), from })
+    }
+
+    /// The Message-ID of a delivery: the same on every attempt, so a message sent twice
+    /// (a crash between the send and recording it) is recognisably one message.
+    pub fn message_id(&self, delivery: uuid::Uuid) -> String {
+        format!("<{delivery}@{}>", self.from.email.domain())
+    }
+
+    /// Builds the message: plain text and HTML alternatives, the HTML with its inline images.
+    pub fn compose(&self, delivery: uuid::Uuid, to: &str, email: Rendered) -> Result<Message, SendError> {
+        let to: Mailbox = to.parse().map_err(|e| SendError::permanent(format!("bad recipient {to:?}: {e}")))?;
+        let html = SinglePart::html(email.html);
+        let html = if email.images.is_empty() {
+            MultiPart::alternative().singlepart(SinglePart::plain(email.text)).singlepart(html)
+        } else {
+            let png = ContentType::parse("image/png").expect("a valid content type");
+            let related = email.images.into_iter().fold(MultiPart::related().singlepart(html), |related, image| {
+                related.singlepart(
+                    Attachment::new_inline_with_name(image.content_id, image.filename).body(image.png, png.clone()),
+                )
+            });
+            MultiPart::alternative().singlepart(SinglePart::plain(email.text)).multipart(related)
+        };
+        Message::builder()
+            .from(self.from.clone())
+            .to(to)
+            .subject(email.subject)
+            .message_id(Some(self.message_id(delivery)))
+            .date_now()
+            .multipart(html)
+            .map_err(|e| SendError::permanent(format!("building the message: {e}")))
+    }
+
+    /// Hands `message` to the server.
+    pub async fn send(&self, message: Message) -> Result<(), SendError> {
+        match self.transport.send(message).await {
+            Ok(_) => Ok(()),
+            Err(e) => Err(SendError { permanent: e.is_permanent(), message: error_chain(&e) }),
+        }
+    }
+}
+
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut message = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    message
+}

@@ -1,0 +1,110 @@
+//! Issued tickets, the one-scan rule and the scan audit log.
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgConnection, PgExecutor};
+use uuid::Uuid;
+
+use crate::domain::Ticket;
+
+const COLUMNS: &str = "ticket_id, booking_id, user_id, event_id, category_id, seat_id, seat_label, code, issued_at,
+                       scanned_at, revoked_at";
+
+/// A ticket to issue.
+#[derive(Debug, Clone)]
+pub struct NewTicket {
+    /// The line item id.
+    pub id: Uuid,
+    /// The line item's place in the booking.
+    pub position: i32,
+    /// Its booking.
+    pub booking_id: Uuid,
+    /// The booking's owner.
+    pub user_id: Uuid,
+    /// The event.
+    pub event_id: Uuid,
+    /// The category.
+    pub category_id: Uuid,
+    /// The seat, unless general admission.
+    pub seat_id: Option<Uuid>,
+    /// The seat or area, as printed.
+    pub seat_label: String,
+    /// The signed code.
+    pub code: String,
+    /// When it was issued.
+    pub issued_at: DateTime<Utc>,
+}
+
+/// Issues `tickets`; ones already issued are left as they are. When the booking is
+/// already revoked (its refund overtook its confirmation) they start revoked.
+pub async fn issue(conn: &mut PgConnection, tickets: &[NewTicket]) -> sqlx::Result<()> {
+    for t in tickets {
+        sqlx::query(
+            "INSERT INTO tickets (ticket_id, position, booking_id, user_id, event_id, category_id, seat_id, seat_label,
+                                  code, issued_at, revoked_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10,
+                     (SELECT revoked_at FROM bookings WHERE booking_id = $3))
+             ON CONFLICT (ticket_id) DO NOTHING",
+        )
+        .bind(t.id)
+        .bind(t.position)
+        .bind(t.booking_id)
+        .bind(t.user_id)
+        .bind(t.event_id)
+        .bind(t.category_id)
+        .bind(t.seat_id)
+        .bind(&t.seat_label)
+        .bind(&t.code)
+        .bind(t.issued_at)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+/// The booking's tickets in line-item order.
+pub async fn of_booking(db: impl PgExecutor<'_>, booking: Uuid) -> sqlx::Result<Vec<Ticket>> {
+    sqlx::query_as(&format!("SELECT {COLUMNS} FROM tickets WHERE booking_id = $1 ORDER BY position, ticket_id"))
+        .bind(booking)
+        .fetch_all(db)
+        .await
+}
+
+/// One ticket.
+pub async fn get(db: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<Option<Ticket>> {
+    sqlx::query_as(&format!("SELECT {COLUMNS} FROM tickets WHERE ticket_id = $1")).bind(id).fetch_optional(db).await
+}
+
+/// Marks the ticket scanned if it is neither scanned nor revoked, in one conditional
+/// UPDATE, so of two gates scanning at once exactly one admits. `None`: not admitted.
+pub async fn scan(db: impl PgExecutor<'_>, id: Uuid, gate: &str) -> sqlx::Result<Option<Ticket>> {
+    sqlx::query_as(&format!(
+        "UPDATE tickets SET scanned_at = now(), scanned_gate = $2
+          WHERE ticket_id = $1 AND scanned_at IS NULL AND revoked_at IS NULL RETURNING {COLUMNS}"
+    ))
+    .bind(id)
+    .bind(gate)
+    .fetch_optional(db)
+    .await
+}
+
+/// Appends one check to the audit log.
+pub async fn audit(
+    db: impl PgExecutor<'_>,
+    ticket: Uuid,
+    event: Uuid,
+    gate: &str,
+    by: Uuid,
+    result: &str,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO ticket_scans (ticket_id, event_id, gate_id, scanned_by, result) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(ticket)
+    .bind(event)
+    .bind(gate)
+    .bind(by)
+    .bind(result)
+    .execute(db)
+    .await?;
+    Ok(())
+}

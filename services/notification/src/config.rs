@@ -1,0 +1,271 @@
+//! Notification's configuration: the shared sections plus the SMTP server, the sender
+//! and the delivery retry policy.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use ticketing_platform::cli::ServiceConfig;
+use ticketing_platform::config::{
+    AuthConfig, ConfigIssue, DatabaseConfig, Environment, KafkaConfig, ServerConfig, TelemetryConfig, Validate,
+};
+
+/// Default gRPC port; the admin port is 1000 above.
+pub const GRPC_PORT: u16 = 50056;
+
+/// The whole configuration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    /// Ports and shutdown.
+    pub server: ServerConfig,
+    /// Logs.
+    pub telemetry: TelemetryConfig,
+    /// The delivery log, tickets, signing keys and projections.
+    pub database: DatabaseConfig,
+    /// `identity.events`, `catalog.events`, `booking.events` and `payment.events` in.
+    pub kafka: KafkaConfig,
+    /// Token verification.
+    pub auth: AuthConfig,
+    /// Notification's own settings.
+    pub notification: NotificationSettings,
+}
+
+/// Settings only notification has.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct NotificationSettings {
+    /// The `From` of every email, e.g. `Ticketing <tickets@example.com>`.
+    pub from: String,
+    /// The SMTP server emails are handed to.
+    pub smtp: SmtpSettings,
+    /// How often the dispatcher looks for due deliveries when it found none.
+    #[serde(with = "humantime_serde")]
+    pub dispatch_interval: Duration,
+    /// Most deliveries one dispatcher pass claims.
+    pub dispatch_batch_size: u32,
+    /// Most emails a replica sends at once.
+    pub dispatch_concurrency: usize,
+    /// Attempts per delivery before it is FAILED.
+    pub max_attempts: u32,
+    /// Delay before the first retry; doubles with each further attempt.
+    #[serde(with = "humantime_serde")]
+    pub retry_backoff: Duration,
+    /// Longest delay between two attempts.
+    #[serde(with = "humantime_serde")]
+    pub max_retry_backoff: Duration,
+    /// How long a claimed delivery is reserved for the replica sending it; a replica
+    /// that dies mid-send leaves it to be retried after this.
+    #[serde(with = "humantime_serde")]
+    pub send_lease: Duration,
+}
+
+/// How the SMTP connection is secured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpSecurity {
+    /// Plain text (a local relay or a test server).
+    #[default]
+    None,
+    /// Plain connection upgraded with STARTTLS, which is required (usually port 587).
+    Starttls,
+    /// TLS from the first byte (SMTPS, usually port 465).
+    Tls,
+}
+
+/// The SMTP server.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SmtpSettings {
+    /// Host name (also the name its TLS certificate must carry) or address.
+    pub host: String,
+    /// Port.
+    pub port: u16,
+    /// `none`, `starttls` or `tls`.
+    pub security: SmtpSecurity,
+    /// User name for SMTP AUTH; empty for none.
+    pub username: String,
+    /// Password for SMTP AUTH.
+    pub password: String,
+    /// Longest wait for one SMTP command, including connecting.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    /// Most pooled connections to the server.
+    pub pool_size: u32,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            server: ServerConfig::with_ports(GRPC_PORT),
+            telemetry: TelemetryConfig::default(),
+            database: DatabaseConfig::for_service("notification"),
+            kafka: KafkaConfig::default(),
+            auth: AuthConfig::default(),
+            notification: NotificationSettings::default(),
+        }
+    }
+}
+
+impl Default for NotificationSettings {
+    fn default() -> Self {
+        Self {
+            from: "Ticketing <tickets@ticketing.local>".into(),
+            smtp: SmtpSettings::default(),
+            dispatch_interval: Duration::from_millis(500),
+            dispatch_batch_size: 32,
+            dispatch_concurrency: 4,
+            max_attempts: 12,
+            retry_backoff: Duration::from_secs(5),
+            max_retry_backoff: Duration::from_secs(15 * 60),
+            send_lease: Duration::from_secs(120),
+        }
+    }
+}
+
+impl Default for SmtpSettings {
+    fn default() -> Self {
+        Self {
+            host: "127.0.0.1".into(),
+            port: 2525,
+            security: SmtpSecurity::None,
+            username: String::new(),
+            password: String::new(),
+            timeout: Duration::from_secs(10),
+            pool_size: 4,
+        }
+    }
+}
+
+impl Validate for Config {
+    fn validate(&self, issues: &mut Vec<ConfigIssue>) {
+        self.server.validate(issues);
+        self.telemetry.validate(issues);
+        self.database.validate(issues);
+        self.kafka.validate(issues);
+        self.auth.validate(issues);
+        self.notification.validate(self.server.environment, issues);
+    }
+}
+
+impl NotificationSettings {
+    fn validate(&self, environment: Environment, issues: &mut Vec<ConfigIssue>) {
+        let mut bad = |key: &str, message: &str| issues.push(ConfigIssue::new(format!("notification.{key}"), message));
+        if self.from.parse::<lettre::message::Mailbox>().is_err() {
+            bad("from", "must be an email address, optionally with a name: `Name <user@domain>`");
+        }
+        let smtp = &self.smtp;
+        if smtp.host.trim().is_empty() {
+            bad("smtp.host", "must not be empty");
+        }
+        if smtp.port == 0 {
+            bad("smtp.port", "must be between 1 and 65535");
+        }
+        if smtp.username.is_empty() != smtp.password.is_empty() {
+            bad("smtp.password", "notification.smtp.username and notification.smtp.password go together");
+        }
+        if environment == Environment::Production && !smtp.username.is_empty() && smtp.security == SmtpSecurity::None {
+            bad("smtp.security", "credentials are never sent in plain text in production: use starttls or tls");
+        }
+        if smtp.timeout < Duration::from_secs(1) || smtp.timeout > Duration::from_secs(300) {
+            bad("smtp.timeout", "must be between 1s and 5m");
+        }
+        if smtp.pool_size == 0 || smtp.pool_size > 100 {
+            bad("smtp.pool_size", "must be between 1 and 100");
+        }
+        if self.dispatch_interval.is_zero() || self.dispatch_interval > Duration::from_secs(3600) {
+            bad("dispatch_interval", "must be between 1ms and 1h");
+        }
+        if self.dispatch_batch_size == 0 || self.dispatch_batch_size > 1000 {
+            bad("dispatch_batch_size", "must be between 1 and 1000");
+        }
+        if self.dispatch_concurrency == 0 || self.dispatch_concurrency > 64 {
+            bad("dispatch_concurrency", "must be between 1 and 64");
+        }
+        if self.max_attempts == 0 || self.max_attempts > 100 {
+            bad("max_attempts", "must be between 1 and 100");
+        }
+        if self.retry_backoff.is_zero() {
+            bad("retry_backoff", "must be positive");
+        }
+        if self.max_retry_backoff < self.retry_backoff {
+            bad("max_retry_backoff", "must be at least notification.retry_backoff");
+        }
+        if self.send_lease <= smtp.timeout {
+            bad("send_lease", "must be longer than notification.smtp.timeout");
+        }
+    }
+}
+
+impl ServiceConfig for Config {
+    fn telemetry(&self) -> &TelemetryConfig {
+        &self.telemetry
+    }
+
+    fn database(&self) -> Option<&DatabaseConfig> {
+        Some(&self.database)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn issues(config: &Config) -> Vec<String> {
+        let mut issues = Vec::new();
+        config.validate(&mut issues);
+        issues.into_iter().map(|i| i.key).collect()
+    }
+
+    #[test]
+    fn the_defaults_are_valid() {
+        assert_eq!(issues(&Config::default()), Vec::<String>::new());
+    }
+
+    #[test]
+    fn bad_values_name_their_keys() {
+        let mut config = Config::default();
+        let n = &mut config.notification;
+        n.from = "not an address".into();
+        n.smtp.host = " ".into();
+        n.smtp.port = 0;
+        n.smtp.username = "mailer".into();
+        n.smtp.timeout = Duration::from_millis(10);
+        n.smtp.pool_size = 0;
+        n.dispatch_interval = Duration::ZERO;
+        n.dispatch_batch_size = 0;
+        n.dispatch_concurrency = 65;
+        n.max_attempts = 0;
+        n.retry_backoff = Duration::from_secs(10);
+        n.max_retry_backoff = Duration::from_secs(1);
+        assert_eq!(
+            issues(&config),
+            [
+                "notification.from",
+                "notification.smtp.host",
+                "notification.smtp.port",
+                "notification.smtp.password",
+                "notification.smtp.timeout",
+                "notification.smtp.pool_size",
+                "notification.dispatch_interval",
+                "notification.dispatch_batch_size",
+                "notification.dispatch_concurrency",
+                "notification.max_attempts",
+                "notification.max_retry_backoff",
+            ]
+        );
+    }
+
+    #[test]
+    fn the_lease_must_outlast_a_send_and_production_refuses_plain_text_credentials() {
+        let mut config = Config::default();
+        config.notification.send_lease = config.notification.smtp.timeout;
+        config.notification.smtp.username = "mailer".into();
+        config.notification.smtp.password = "secret".into();
+        assert_eq!(issues(&config), ["notification.send_lease"]);
+        config.server.environment = Environment::Production;
+        assert_eq!(issues(&config), ["notification.smtp.security", "notification.send_lease"]);
+        config.notification.smtp.security = SmtpSecurity::Starttls;
+        config.notification.send_lease = Duration::from_secs(60);
+        assert_eq!(issues(&config), Vec::<String>::new());
+    }
+}

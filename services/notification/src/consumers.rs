@@ -1,0 +1,345 @@
+//! The Kafka consumers: what each consumed event records (users, events, bookings,
+//! tickets, revocations) and which email it logs for the dispatcher to send.
+//!
+//! Three consumer groups, so that no event waits behind an unrelated one:
+//! - `notification.records` (identity, catalog and booking events) keeps the
+//!   projections, issues and revokes tickets, and logs welcome emails. It never waits:
+//!   tickets are issued and revoked even when the buyer's address is not known yet.
+//! - `notification.booking-emails` and `notification.payment-emails` log the booking
+//!   and refund emails. They need the buyer's address from `UserRegistered`: an event
+//!   whose user is not known yet is retried (`Retryable`) until the user arrives, and
+//!   dead-lettered when the consumer's bounded retries run out. The booking consumer
+//!   also applies the booking's state itself (idempotently), so a refund it has seen is
+//!   never followed by a tickets email, whatever the other group has processed.
+//!
+//! Everything is written in the consumer's transaction, together with the
+//! `processed_events` row, and every write is idempotent besides, so redelivered,
+//! replayed and reordered events change nothing twice and log no second email.
+
+use anyhow::Context as _;
+use chrono::{DateTime, Utc};
+use prost::Name as _;
+use serde_json::json;
+use sqlx::PgConnection;
+use ticketing_platform::events::payload;
+use ticketing_platform::kafka::consumer::{HandleError, Handler};
+use ticketing_proto::events::v1 as ev;
+use ticketing_proto::events::v1::Envelope;
+use ticketing_proto::notification::v1::TicketCodePayload;
+use uuid::Uuid;
+
+use crate::adapters::deliveries::{self, NewDelivery};
+use crate::adapters::keys::TicketKeys;
+use crate::adapters::projections::{self, EventChange, User};
+use crate::adapters::tickets::{self, NewTicket};
+use crate::domain::{Template, money};
+
+/// Base name of identity's topic.
+pub const IDENTITY_TOPIC: &str = "identity.events";
+/// Base name of catalog's topic.
+pub const CATALOG_TOPIC: &str = "catalog.events";
+/// Base name of booking's topic.
+pub const BOOKING_TOPIC: &str = "booking.events";
+/// Base name of payment's topic.
+pub const PAYMENT_TOPIC: &str = "payment.events";
+
+/// Group that keeps the projections and tickets.
+pub const RECORDS_GROUP: &str = "notification.records";
+/// Group that logs booking emails.
+pub const BOOKING_EMAILS_GROUP: &str = "notification.booking-emails";
+/// Group that logs refund emails.
+pub const PAYMENT_EMAILS_GROUP: &str = "notification.payment-emails";
+
+/// What a consumer does with the events it reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Duty {
+    /// Projections, tickets, revocations, welcome emails.
+    Records,
+    /// Booking and refund emails (plus the booking state they depend on).
+    Emails,
+}
+
+/// The handler of one consumer group.
+#[derive(Clone)]
+pub struct Events {
+    keys: TicketKeys,
+    duty: Duty,
+}
+
+impl Events {
+    /// A handler doing `duty`, signing tickets with `keys`.
+    pub fn new(keys: TicketKeys, duty: Duty) -> Self {
+        Self { keys, duty }
+    }
+}
+
+/// The events notification acts on.
+enum Incoming {
+    UserRegistered(ev::UserRegistered),
+    EventPublished(ev::EventPublished),
+    EventUpdated(ev::EventUpdated),
+    BookingConfirmed(ev::BookingConfirmed),
+    BookingCancelled(ev::BookingCancelled),
+    BookingExpired(ev::BookingExpired),
+    BookingRefunded(ev::BookingRefunded),
+    RefundSucceeded(ev::RefundSucceeded),
+    /// Anything else on the topics (other event types are none of notification's business).
+    Other,
+}
+
+impl Incoming {
+    fn decode(event: &Envelope) -> Result<Self, HandleError> {
+        let t = event.r#type.as_str();
+        let decoded = if t == ev::UserRegistered::full_name() {
+            payload(event).map(Self::UserRegistered)
+        } else if t == ev::EventPublished::full_name() {
+            payload(event).map(Self::EventPublished)
+        } else if t == ev::EventUpdated::full_name() {
+            payload(event).map(Self::EventUpdated)
+        } else if t == ev::BookingConfirmed::full_name() {
+            payload(event).map(Self::BookingConfirmed)
+        } else if t == ev::BookingCancelled::full_name() {
+            payload(event).map(Self::BookingCancelled)
+        } else if t == ev::BookingExpired::full_name() {
+            payload(event).map(Self::BookingExpired)
+        } else if t == ev::BookingRefunded::full_name() {
+            payload(event).map(Self::BookingRefunded)
+        } else if t == ev::RefundSucceeded::full_name() {
+            payload(event).map(Self::RefundSucceeded)
+        } else {
+            Ok(Self::Other)
+        };
+        decoded.map_err(permanent)
+    }
+}
+
+impl Handler for Events {
+    async fn handle(&self, tx: &mut PgConnection, event: &Envelope) -> Result<(), HandleError> {
+        let incoming = Incoming::decode(event)?;
+        let source = id("envelope id", &event.id)?;
+        self.record(tx, event, &incoming).await?;
+        match self.duty {
+            Duty::Records => welcome(tx, source, &incoming).await,
+            Duty::Emails => booking_or_refund_email(tx, source, &incoming).await,
+        }
+    }
+}
+
+impl Events {
+    /// The state an event changes; idempotent, and never waits for anything.
+    async fn record(&self, tx: &mut PgConnection, event: &Envelope, incoming: &Incoming) -> Result<(), HandleError> {
+        match incoming {
+            Incoming::UserRegistered(u) => {
+                projections::upsert_user(tx, id("user_id", &u.user_id)?, &u.email, &u.display_name)
+                    .await
+                    .map_err(retryable)?;
+            }
+            Incoming::EventPublished(e) => {
+                let fields = (&*e.event_id, &*e.organizer_id, &*e.name, e.starts_at.as_ref(), &*e.time_zone, e.version);
+                upsert_event(tx, fields).await?;
+            }
+            Incoming::EventUpdated(e) => {
+                let fields = (&*e.event_id, &*e.organizer_id, &*e.name, e.starts_at.as_ref(), &*e.time_zone, e.version);
+                upsert_event(tx, fields).await?;
+            }
+            Incoming::BookingConfirmed(c) => self.issue_tickets(tx, event, c).await?,
+            Incoming::BookingCancelled(c) => revoke(tx, &c.booking_id, &c.user_id, &c.event_id, "cancelled").await?,
+            Incoming::BookingExpired(e) => revoke(tx, &e.booking_id, &e.user_id, &e.event_id, "expired").await?,
+            Incoming::BookingRefunded(r) => revoke(tx, &r.booking_id, &r.user_id, &r.event_id, "refunded").await?,
+            Incoming::RefundSucceeded(r) => {
+                let (booking, user) = (id("booking_id", &r.booking_id)?, id("user_id", &r.user_id)?);
+                projections::record_booking(tx, booking, user, None).await.map_err(retryable)?;
+            }
+            Incoming::Other => {}
+        }
+        Ok(())
+    }
+
+    /// One ticket per line item, signed, issued at the confirmation's time (so a replay
+    /// signs the same codes). Tickets of a booking already revoked start revoked.
+    async fn issue_tickets(
+        &self,
+        tx: &mut PgConnection,
+        event: &Envelope,
+        confirmed: &ev::BookingConfirmed,
+    ) -> Result<(), HandleError> {
+        let booking = id("booking_id", &confirmed.booking_id)?;
+        let user = id("user_id", &confirmed.user_id)?;
+        let event_id = id("event_id", &confirmed.event_id)?;
+        projections::record_booking(tx, booking, user, Some(event_id)).await.map_err(retryable)?;
+        // Postgres keeps microseconds: sign exactly what is stored.
+        let issued_at = event.occurred_at.as_ref().and_then(timestamp).unwrap_or_else(Utc::now);
+        let issued_at = DateTime::from_timestamp_micros(issued_at.timestamp_micros()).unwrap_or(issued_at);
+        let mut new = Vec::with_capacity(confirmed.line_items.len());
+        for (position, item) in confirmed.line_items.iter().enumerate() {
+            let ticket = id("line_items.line_item_id", &item.line_item_id)?;
+            let category = id("line_items.category_id", &item.category_id)?;
+            let seat = optional_id("line_items.seat_id", &item.seat_id)?;
+            let label = if item.label.trim().is_empty() { "General admission".to_owned() } else { item.label.clone() };
+            let code = self.keys.sign(&TicketCodePayload {
+                ticket_id: ticket.to_string(),
+                event_id: event_id.to_string(),
+                booking_id: booking.to_string(),
+                category_id: category.to_string(),
+                seat_label: label.clone(),
+                issued_at: Some(prost_types::Timestamp {
+                    seconds: issued_at.timestamp(),
+                    nanos: issued_at.timestamp_subsec_nanos() as i32,
+                }),
+            });
+            new.push(NewTicket {
+                id: ticket,
+                position: i32::try_from(position).map_err(permanent)?,
+                booking_id: booking,
+                user_id: user,
+                event_id,
+                category_id: category,
+                seat_id: seat,
+                seat_label: label,
+                code,
+                issued_at,
+            });
+        }
+        tickets::issue(tx, &new).await.map_err(retryable)
+    }
+}
+
+/// `(event id, organizer id, name, start, time zone, version)` of a published or updated event.
+type EventFields<'a> = (&'a str, &'a str, &'a str, Option<&'a prost_types::Timestamp>, &'a str, u64);
+
+async fn upsert_event(tx: &mut PgConnection, fields: EventFields<'_>) -> Result<(), HandleError> {
+    let (event, organizer, name, starts_at, time_zone, version) = fields;
+    let change = EventChange {
+        id: id("event_id", event)?,
+        organizer_id: id("organizer_id", organizer)?,
+        name,
+        starts_at: starts_at.and_then(timestamp),
+        time_zone,
+        version: i64::try_from(version).map_err(permanent)?,
+    };
+    projections::upsert_event(tx, &change).await.map_err(retryable)
+}
+
+async fn revoke(
+    tx: &mut PgConnection,
+    booking: &str,
+    user: &str,
+    event: &str,
+    reason: &str,
+) -> Result<(), HandleError> {
+    let booking = id("booking_id", booking)?;
+    projections::record_booking(tx, booking, id("user_id", user)?, optional_id("event_id", event)?)
+        .await
+        .map_err(retryable)?;
+    projections::revoke_booking(tx, booking, reason).await.map_err(retryable)
+}
+
+/// The welcome email: `UserRegistered` carries the address, so it never waits.
+async fn welcome(tx: &mut PgConnection, source: Uuid, incoming: &Incoming) -> Result<(), HandleError> {
+    let Incoming::UserRegistered(u) = incoming else { return Ok(()) };
+    let user = User { email: u.email.clone(), display_name: u.display_name.clone() };
+    let delivery = NewDelivery {
+        source_event_id: source,
+        template: Template::Welcome,
+        recipient: &user.email,
+        user_id: Some(id("user_id", &u.user_id)?),
+        booking_id: None,
+        context: json!({ "name": greeting(&user), "email": user.email }),
+    };
+    deliveries::enqueue(tx, &delivery).await.map_err(retryable)?;
+    Ok(())
+}
+
+/// The booking and refund emails, once the buyer's address is known.
+async fn booking_or_refund_email(tx: &mut PgConnection, source: Uuid, incoming: &Incoming) -> Result<(), HandleError> {
+    let (template, booking, user, event, mut context) = match incoming {
+        Incoming::BookingConfirmed(c) => {
+            let booking = id("booking_id", &c.booking_id)?;
+            if projections::booking_revoked(&mut *tx, booking).await.map_err(retryable)? {
+                tracing::info!(%booking, "booking revoked before its confirmation was handled; no tickets email");
+                return Ok(());
+            }
+            let issued = tickets::of_booking(&mut *tx, booking).await.map_err(retryable)?;
+            let tickets: Vec<_> =
+                issued.iter().map(|t| json!({ "id": t.id, "label": t.seat_label, "code": t.code })).collect();
+            let total = c.total.as_ref().map(|m| money::format(&m.currency, m.minor_units));
+            let context = json!({ "booking_id": booking, "tickets": tickets, "total": total });
+            (Template::BookingConfirmed, booking, &c.user_id, Some(&c.event_id), context)
+        }
+        Incoming::BookingCancelled(c) => {
+            let context = json!({ "booking_id": c.booking_id, "reason": cancellation_reason(c.reason()) });
+            (Template::BookingCancelled, id("booking_id", &c.booking_id)?, &c.user_id, Some(&c.event_id), context)
+        }
+        Incoming::BookingExpired(e) => {
+            let context = json!({ "booking_id": e.booking_id });
+            (Template::BookingExpired, id("booking_id", &e.booking_id)?, &e.user_id, Some(&e.event_id), context)
+        }
+        Incoming::RefundSucceeded(r) => {
+            let amount = r.amount.as_ref().map(|m| money::format(&m.currency, m.minor_units)).unwrap_or_default();
+            let context = json!({ "booking_id": r.booking_id, "amount": amount, "full": r.fully_refunded });
+            (Template::RefundSucceeded, id("booking_id", &r.booking_id)?, &r.user_id, None, context)
+        }
+        _ => return Ok(()),
+    };
+    let user_id = id("user_id", user)?;
+    let Some(recipient) = projections::user(&mut *tx, user_id).await.map_err(retryable)? else {
+        // Wait for the UserRegistered (bounded by the consumer's retries, then the DLQ).
+        return Err(HandleError::Retryable(anyhow::anyhow!("user {user_id} is not known yet")));
+    };
+    let event = match event {
+        Some(event) => projections::event(&mut *tx, id("event_id", event)?).await.map_err(retryable)?,
+        None => None,
+    };
+    context["name"] = greeting(&recipient).into();
+    context["event_name"] = event.as_ref().map_or("your event", |e| e.name.as_str()).into();
+    context["starts"] = event.and_then(|e| e.starts_local).into();
+    let delivery = NewDelivery {
+        source_event_id: source,
+        template,
+        recipient: &recipient.email,
+        user_id: Some(user_id),
+        booking_id: Some(booking),
+        context,
+    };
+    deliveries::enqueue(tx, &delivery).await.map_err(retryable)?;
+    Ok(())
+}
+
+/// How an email addresses the user: their display name, or their address's local part.
+fn greeting(user: &User) -> String {
+    let name = user.display_name.trim();
+    if name.is_empty() { user.email.split('@').next().unwrap_or_default().to_owned() } else { name.to_owned() }
+}
+
+fn cancellation_reason(reason: ev::BookingCancellationReason) -> &'static str {
+    use ev::BookingCancellationReason as R;
+    match reason {
+        R::UserRequested => "you cancelled it",
+        R::PaymentFailed => "the payment did not go through",
+        R::EventCancelled => "the event was cancelled",
+        R::Admin => "an administrator cancelled it",
+        R::Unspecified => "it could not be completed",
+    }
+}
+
+fn timestamp(t: &prost_types::Timestamp) -> Option<DateTime<Utc>> {
+    DateTime::from_timestamp(t.seconds, u32::try_from(t.nanos).ok()?)
+}
+
+/// A required id; a malformed one can never be processed, so it goes to the DLQ.
+fn id(field: &str, value: &str) -> Result<Uuid, HandleError> {
+    value.parse().with_context(|| format!("{field} {value:?} is not a UUID")).map_err(HandleError::Permanent)
+}
+
+/// An id that may be empty.
+fn optional_id(field: &str, value: &str) -> Result<Option<Uuid>, HandleError> {
+    if value.is_empty() { Ok(None) } else { id(field, value).map(Some) }
+}
+
+fn permanent(e: impl Into<anyhow::Error>) -> HandleError {
+    HandleError::Permanent(e.into())
+}
+
+fn retryable(e: impl Into<anyhow::Error>) -> HandleError {
+    HandleError::Retryable(e.into())
+}

@@ -1,0 +1,87 @@
+//! The gRPC transport: thin handlers over [`Notification`].
+
+pub mod convert;
+
+use ticketing_platform::auth::Principal;
+use ticketing_proto::notification::v1 as pb;
+use ticketing_proto::notification::v1::notification_server::Notification as NotificationApi;
+use tonic::{Request, Response, Status};
+
+use crate::service::{Notification, Subject};
+
+/// Implements `ticketing.notification.v1.Notification`.
+#[derive(Clone)]
+pub struct Api {
+    notification: Notification,
+}
+
+impl Api {
+    /// The API over `notification`.
+    pub fn new(notification: Notification) -> Self {
+        Self { notification }
+    }
+}
+
+#[tonic::async_trait]
+impl NotificationApi for Api {
+    async fn get_delivery_status(
+        &self,
+        request: Request<pb::GetDeliveryStatusRequest>,
+    ) -> Result<Response<pb::GetDeliveryStatusResponse>, Status> {
+        use pb::get_delivery_status_request::Subject as S;
+        let caller = Principal::of(&request)?;
+        let subject = match &request.get_ref().subject {
+            Some(S::SourceEventId(id)) => Subject::SourceEvent(convert::uuid("source_event_id", id)?),
+            Some(S::BookingId(id)) => Subject::Booking(convert::uuid("booking_id", id)?),
+            None => return Err(convert::invalid("subject", "one of source_event_id or booking_id is required")),
+        };
+        let deliveries = self.notification.deliveries(&caller, subject).await?;
+        Ok(Response::new(pb::GetDeliveryStatusResponse {
+            deliveries: deliveries.into_iter().map(Into::into).collect(),
+        }))
+    }
+
+    async fn list_tickets(
+        &self,
+        request: Request<pb::ListTicketsRequest>,
+    ) -> Result<Response<pb::ListTicketsResponse>, Status> {
+        let caller = Principal::of(&request)?;
+        let booking = convert::uuid("booking_id", &request.get_ref().booking_id)?;
+        let tickets = self.notification.tickets(&caller, booking).await?;
+        Ok(Response::new(pb::ListTicketsResponse { tickets: tickets.into_iter().map(Into::into).collect() }))
+    }
+
+    async fn verify_ticket(
+        &self,
+        request: Request<pb::VerifyTicketRequest>,
+    ) -> Result<Response<pb::VerifyTicketResponse>, Status> {
+        let caller = Principal::of(&request)?;
+        let r = request.into_inner();
+        let mut violations = Vec::new();
+        if r.code.trim().is_empty() {
+            violations.push(convert::violation("code", "is required"));
+        } else if r.code.len() > convert::MAX_CODE_LEN {
+            violations.push(convert::violation("code", "is too long to be a ticket code"));
+        }
+        let event = r.event_id.parse::<uuid::Uuid>().ok();
+        if event.is_none() {
+            violations.push(convert::violation("event_id", "must be a UUID"));
+        }
+        if r.gate_id.len() > 200 {
+            violations.push(convert::violation("gate_id", "must be at most 200 bytes"));
+        }
+        let (Some(event), true) = (event, violations.is_empty()) else {
+            return Err(convert::invalid_all(&violations));
+        };
+        let verification = self.notification.verify(&caller, &r.code, event, &r.gate_id).await?;
+        Ok(Response::new(verification.into()))
+    }
+
+    async fn get_ticket_signing_keys(
+        &self,
+        _request: Request<pb::GetTicketSigningKeysRequest>,
+    ) -> Result<Response<pb::GetTicketSigningKeysResponse>, Status> {
+        let jwks = self.notification.jwks().await?;
+        Ok(Response::new(pb::GetTicketSigningKeysResponse { jwks_json: jwks.to_string() }))
+    }
+}

@@ -1,0 +1,136 @@
+//! Notification's use cases over gRPC: delivery status, a booking's tickets, check-in
+//! and the ticket keys.
+
+use prometheus::{IntCounterVec, Opts};
+use sqlx::PgPool;
+use ticketing_platform::auth::{Principal, Role};
+use uuid::Uuid;
+
+use crate::adapters::keys::TicketKeys;
+use crate::adapters::{deliveries, projections, tickets};
+use crate::domain::code::ParsedCode;
+use crate::domain::{Delivery, NotificationError, Ticket, Verification};
+
+type Result<T> = std::result::Result<T, NotificationError>;
+
+/// What GetDeliveryStatus asks about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Subject {
+    /// The deliveries one consumed event caused (admins only).
+    SourceEvent(Uuid),
+    /// The deliveries about one booking (its owner or an admin).
+    Booking(Uuid),
+}
+
+/// The service's state and use cases.
+#[derive(Clone)]
+pub struct Notification {
+    pool: PgPool,
+    keys: TicketKeys,
+    verifications: IntCounterVec,
+}
+
+impl Notification {
+    /// The use cases over `pool`, verifying codes with `keys`.
+    pub fn new(pool: PgPool, keys: TicketKeys, metrics: &ticketing_platform::metrics::Metrics) -> Self {
+        let verifications = metrics.register(
+            &IntCounterVec::new(
+                Opts::new("notification_ticket_verifications_total", "Ticket scans at the gate, by result."),
+                &["result"],
+            )
+            .expect("static metric definition"),
+        );
+        Self { pool, keys, verifications }
+    }
+
+    /// The deliveries about `subject`, oldest first.
+    pub async fn deliveries(&self, caller: &Principal, subject: Subject) -> Result<Vec<Delivery>> {
+        match subject {
+            Subject::SourceEvent(event) => {
+                if !caller.has_role(Role::Admin) {
+                    return Err(NotificationError::Forbidden("only admins may look up deliveries by event"));
+                }
+                Ok(deliveries::of_event(&self.pool, event).await?)
+            }
+            Subject::Booking(booking) => {
+                self.authorize_booking(caller, booking).await?;
+                Ok(deliveries::of_booking(&self.pool, booking).await?)
+            }
+        }
+    }
+
+    /// The booking's tickets (none until it is confirmed).
+    pub async fn tickets(&self, caller: &Principal, booking: Uuid) -> Result<Vec<Ticket>> {
+        self.authorize_booking(caller, booking).await?;
+        Ok(tickets::of_booking(&self.pool, booking).await?)
+    }
+
+    /// Its owner and admins may read a booking's deliveries and tickets. A booking not
+    /// seen yet has none, so the answer is empty for anyone and reveals nothing.
+    async fn authorize_booking(&self, caller: &Principal, booking: Uuid) -> Result<()> {
+        if caller.has_role(Role::Admin) {
+            return Ok(());
+        }
+        match projections::booking_owner(&self.pool, booking).await? {
+            Some(owner) if owner != caller.user_id => {
+                Err(NotificationError::Forbidden("only the booking's owner or an admin may see this"))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Checks a scanned code at the gate of `event` and admits the ticket at most once.
+    /// For the event's organizer or an admin.
+    pub async fn verify(&self, caller: &Principal, code: &str, event: Uuid, gate: &str) -> Result<Verification> {
+        if !caller.has_role(Role::Admin) {
+            let organizer = projections::event(&self.pool, event).await?.map(|e| e.organizer_id);
+            if !caller.has_role(Role::Organizer) || organizer != Some(caller.user_id) {
+                return Err(NotificationError::Forbidden(
+                    "only the event's organizer or an admin may check tickets in",
+                ));
+            }
+        }
+        let verification = self.check(code, event, gate).await?;
+        if let Some(ticket) = verification.ticket() {
+            // The scan itself is recorded on the ticket; a lost audit row must not turn an
+            // admitted scan into an error (whose retry would answer ALREADY_SCANNED).
+            let label = verification.label();
+            if let Err(e) = tickets::audit(&self.pool, ticket.id, event, gate, caller.user_id, label).await {
+                tracing::warn!(ticket = %ticket.id, error = %e, "recording a scan in the audit log failed");
+            }
+        }
+        self.verifications.with_label_values(&[verification.label()]).inc();
+        Ok(verification)
+    }
+
+    async fn check(&self, code: &str, event: Uuid, gate: &str) -> Result<Verification> {
+        let Ok(parsed) = ParsedCode::parse(code) else { return Ok(Verification::InvalidSignature) };
+        let Some(key) = self.keys.verifying_key(parsed.kid()).await? else {
+            return Ok(Verification::InvalidSignature);
+        };
+        let Ok(payload) = parsed.verify(&key) else { return Ok(Verification::InvalidSignature) };
+        let Ok(id) = payload.ticket_id.parse::<Uuid>() else { return Ok(Verification::UnknownTicket) };
+        let Some(ticket) = tickets::get(&self.pool, id).await? else { return Ok(Verification::UnknownTicket) };
+        if ticket.event_id != event {
+            return Ok(Verification::WrongEvent(ticket));
+        }
+        if ticket.revoked_at.is_some() {
+            return Ok(Verification::Revoked(ticket));
+        }
+        if let Some(scanned) = tickets::scan(&self.pool, id, gate).await? {
+            return Ok(Verification::Valid(scanned));
+        }
+        // Lost the race to another scan, or revoked in between: read what won.
+        let ticket = tickets::get(&self.pool, id).await?.unwrap_or(ticket);
+        Ok(if ticket.revoked_at.is_some() {
+            Verification::Revoked(ticket)
+        } else {
+            Verification::AlreadyScanned(ticket)
+        })
+    }
+
+    /// The public ticket keys as a JWKS document.
+    pub async fn jwks(&self) -> Result<serde_json::Value> {
+        Ok(self.keys.jwks().await?)
+    }
+}

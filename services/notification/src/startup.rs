@@ -1,0 +1,82 @@
+//! Wires notification's adapters, consumers, dispatcher and transports.
+
+use axum::routing::get;
+use ticketing_platform::auth::Verifier;
+use ticketing_platform::kafka::consumer::Consumer;
+use ticketing_platform::{App, Running, db, kafka, readiness};
+use ticketing_proto::notification::v1::notification_server::NotificationServer;
+use tonic::server::NamedService as _;
+
+use crate::adapters::keys::TicketKeys;
+use crate::adapters::mailer::Mailer;
+use crate::config::Config;
+use crate::consumers::{
+    BOOKING_EMAILS_GROUP, BOOKING_TOPIC, CATALOG_TOPIC, Duty, Events, IDENTITY_TOPIC, PAYMENT_EMAILS_GROUP,
+    PAYMENT_TOPIC, RECORDS_GROUP,
+};
+use crate::dispatcher::Dispatcher;
+use crate::grpc::Api;
+use crate::service::Notification;
+
+/// Where the admin server publishes the ticket keys.
+pub const TICKET_KEYS_PATH: &str = "/.well-known/ticket-keys.json";
+
+/// Migrates (if configured), connects and binds the service.
+pub async fn build(config: Config) -> anyhow::Result<Running> {
+    let pool = db::open(&config.database, &crate::migrator()).await?;
+    let [identity, catalog, booking, payment] =
+        [IDENTITY_TOPIC, CATALOG_TOPIC, BOOKING_TOPIC, PAYMENT_TOPIC].map(|t| config.kafka.topic(t));
+    let mut topics = vec![identity.clone(), catalog.clone(), booking.clone(), payment.clone()];
+    topics.extend(topics.clone().iter().map(|t| format!("{t}{}", kafka::DLQ_SUFFIX)));
+    // The consumers wait for topics that do not exist yet, so a missing broker is not fatal.
+    if let Err(e) = kafka::ensure_topics(&config.kafka, &topics).await {
+        tracing::warn!(error = format!("{e:#}"), "could not ensure Kafka topics; consumers will wait for them");
+    }
+
+    let mut app = App::new("notification", config.server.clone());
+    let keys = TicketKeys::open(pool.clone()).await?;
+    let mailer = Mailer::new(&config.notification.from, &config.notification.smtp)?;
+    let notification = Notification::new(pool.clone(), keys.clone(), app.metrics());
+    app.authenticate_with(Verifier::from_config(&config.auth));
+    // SMTP is deliberately not a readiness check: an outage is absorbed by retries, and
+    // check-in must keep working through it.
+    app.check("postgres", readiness::postgres(pool.clone()));
+
+    let producer = kafka::producer(&config.kafka)?;
+    let consumers = [
+        ("records-consumer", RECORDS_GROUP, vec![identity, catalog, booking.clone()], Duty::Records),
+        ("booking-emails-consumer", BOOKING_EMAILS_GROUP, vec![booking], Duty::Emails),
+        ("payment-emails-consumer", PAYMENT_EMAILS_GROUP, vec![payment], Duty::Emails),
+    ];
+    for (name, group, topics, duty) in consumers {
+        let handler = Events::new(keys.clone(), duty);
+        let consumer =
+            Consumer::new(group, topics, pool.clone(), producer.clone(), handler, &config.kafka, app.metrics());
+        app.spawn(name, consumer.run(app.stop_token()));
+    }
+    let dispatcher = Dispatcher::new(pool, mailer, config.notification.clone(), app.metrics());
+    app.spawn("dispatcher", dispatcher.run(app.stop_token()));
+
+    let keys_notification = notification.clone();
+    app.admin_routes(axum::Router::new().route(
+        TICKET_KEYS_PATH,
+        get(move || {
+            let notification = keys_notification.clone();
+            async move { ticket_keys(&notification).await }
+        }),
+    ));
+
+    let routes = tonic::service::Routes::new(NotificationServer::new(Api::new(notification)));
+    app.bind(routes, &[NotificationServer::<Api>::NAME]).await
+}
+
+async fn ticket_keys(notification: &Notification) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    match notification.jwks().await {
+        Ok(set) => ([(axum::http::header::CACHE_CONTROL, "public, max-age=300")], axum::Json(set)).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "serving the ticket keys failed");
+            axum::http::StatusCode::SERVICE_UNAVAILABLE.into_response()
+        }
+    }
+}

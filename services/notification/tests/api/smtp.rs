@@ -1,0 +1,164 @@
+//! A real SMTP server for the tests: speaks enough ESMTP over TCP for lettre (EHLO,
+//! MAIL, RCPT, DATA with dot-unstuffing, RSET, NOOP, QUIT), records every accepted
+//! message, and can be stopped (connections refused) and started again on its port.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::{JoinHandle, JoinSet};
+
+/// One accepted message.
+#[derive(Debug, Clone)]
+pub struct Received {
+    /// `MAIL FROM`.
+    pub from: String,
+    /// `RCPT TO`s.
+    pub to: Vec<String>,
+    /// The message as transmitted after DATA, dot-unstuffed.
+    pub data: Vec<u8>,
+}
+
+#[derive(Default)]
+struct Inbox {
+    messages: Mutex<Vec<Received>>,
+}
+
+/// The sink.
+pub struct SmtpSink {
+    /// Where it listens (kept across stop and start).
+    pub addr: SocketAddr,
+    inbox: Arc<Inbox>,
+    server: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl SmtpSink {
+    /// Listens on a free loopback port.
+    pub async fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind the SMTP sink");
+        let addr = listener.local_addr().unwrap();
+        let inbox = Arc::new(Inbox::default());
+        let server = tokio::spawn(serve(listener, inbox.clone()));
+        Self { addr, inbox, server: Mutex::new(Some(server)) }
+    }
+
+    /// Closes the port and every open connection: the server is down.
+    pub async fn stop(&self) {
+        let server = self.server.lock().unwrap().take();
+        if let Some(server) = server {
+            server.abort();
+            let _ = server.await;
+        }
+    }
+
+    /// Listens again on the same port.
+    pub async fn resume(&self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let listener = loop {
+            match TcpListener::bind(self.addr).await {
+                Ok(listener) => break listener,
+                Err(e) if Instant::now() < deadline => {
+                    eprintln!("rebinding the SMTP sink: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => panic!("rebinding the SMTP sink on {}: {e}", self.addr),
+            }
+        };
+        *self.server.lock().unwrap() = Some(tokio::spawn(serve(listener, self.inbox.clone())));
+    }
+
+    /// Every message accepted so far.
+    pub fn messages(&self) -> Vec<Received> {
+        self.inbox.messages.lock().unwrap().clone()
+    }
+}
+
+impl Drop for SmtpSink {
+    fn drop(&mut self) {
+        if let Some(server) = self.server.lock().unwrap().take() {
+            server.abort();
+        }
+    }
+}
+
+async fn serve(listener: TcpListener, inbox: Arc<Inbox>) {
+    // Aborting this task drops the set, which aborts every connection with it.
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                if let Ok((stream, _)) = accepted {
+                    connections.spawn(session(stream, inbox.clone()));
+                }
+            }
+            Some(_) = connections.join_next() => {}
+        }
+    }
+}
+
+async fn session(stream: TcpStream, inbox: Arc<Inbox>) -> std::io::Result<()> {
+    let (read, mut write) = stream.into_split();
+    let mut lines = BufReader::new(read);
+    write.write_all(b"220 sink.test ESMTP test sink\r\n").await?;
+    let (mut from, mut to) = (String::new(), Vec::new());
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if lines.read_line(&mut line).await? == 0 {
+            return Ok(());
+        }
+        let command = line.trim_end().to_owned();
+        let verb = command.split([' ', ':']).next().unwrap_or_default().to_ascii_uppercase();
+        let reply: &[u8] = match verb.as_str() {
+            "EHLO" => b"250-sink.test\r\n250-8BITMIME\r\n250 SMTPUTF8\r\n",
+            "HELO" => b"250 sink.test\r\n",
+            "MAIL" => {
+                from = address(&command);
+                to.clear();
+                b"250 2.1.0 OK\r\n"
+            }
+            "RCPT" => {
+                to.push(address(&command));
+                b"250 2.1.5 OK\r\n"
+            }
+            "DATA" => {
+                write.write_all(b"354 end with <CRLF>.<CRLF>\r\n").await?;
+                let mut data = Vec::new();
+                loop {
+                    let mut raw = Vec::new();
+                    if lines.read_until(b'\n', &mut raw).await? == 0 {
+                        return Ok(());
+                    }
+                    if raw == b".\r\n" || raw == b".\n" {
+                        break;
+                    }
+                    let unstuffed = if raw.starts_with(b"..") { &raw[1..] } else { &raw[..] };
+                    data.extend_from_slice(unstuffed);
+                }
+                let message = Received { from: from.clone(), to: std::mem::take(&mut to), data };
+                inbox.messages.lock().unwrap().push(message);
+                b"250 2.0.0 queued\r\n"
+            }
+            "RSET" => {
+                to.clear();
+                b"250 2.0.0 OK\r\n"
+            }
+            "NOOP" => b"250 2.0.0 OK\r\n",
+            "QUIT" => {
+                write.write_all(b"221 2.0.0 bye\r\n").await?;
+                return Ok(());
+            }
+            _ => b"502 5.5.2 command not recognized\r\n",
+        };
+        write.write_all(reply).await?;
+    }
+}
+
+/// The address in `MAIL FROM:<a@b> ...` or `RCPT TO:<a@b>`.
+fn address(command: &str) -> String {
+    let start = command.find('<').map_or(0, |i| i + 1);
+    let end = command[start..].find('>').map_or(command.len(), |i| start + i);
+    command[start..end].to_owned()
+}
