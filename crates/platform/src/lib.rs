@@ -11,6 +11,7 @@ pub mod cli;
 pub mod config;
 pub mod db;
 pub mod events;
+pub mod idempotency;
 pub mod kafka;
 pub mod metrics;
 pub mod readiness;

@@ -7,5 +7,6 @@
 mod app;
 mod auth;
 mod consumer;
+mod idempotency;
 mod outbox;
 mod support;

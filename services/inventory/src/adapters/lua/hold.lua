@@ -16,11 +16,44 @@
 --          {'ERR', code, detail}
 local b = KEYS[1]
 local now, ttl, idem_ttl = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local expires = now + ttl
 
 local meta = redis.call('HMGET', b .. ':meta', 'state', 'sale_start', 'sale_end', 'limit')
 local on_sale = (meta[1] == 'published' or meta[1] == 'on_sale') and now >= tonumber(meta[2])
   and now < tonumber(meta[3])
 local limit = tonumber(meta[4])
+
+-- Counters are read once per batch, kept here as holds are placed, and written once
+-- at the end: most of a batch's holds share a category, and this is where the
+-- per-hold cost goes.
+local cats, cat_order = {}, {}
+local function category(cat)
+  local c = cats[cat]
+  if c == nil then
+    local v = redis.call('HMGET', b .. ':cat:' .. cat, 'kind', 'avail')
+    c = v[1] and {kind = v[1], avail = tonumber(v[2]), taken = 0} or false
+    cats[cat] = c
+    if c then cat_order[#cat_order + 1] = cat end
+  end
+  return c
+end
+local function take(c, q)
+  c.avail, c.taken = c.avail - q, c.taken + q
+end
+
+local owned, user_order = {}, {}
+local function owned_by(user)
+  local o = owned[user]
+  if o == nil then
+    o = {count = tonumber(redis.call('GET', b .. ':user:' .. user) or '0'), added = 0}
+    owned[user] = o
+    user_order[#user_order + 1] = user
+  end
+  return o
+end
+
+local fence = tonumber(redis.call('GET', b .. ':fence') or '0')
+local first_fence, expiry = fence, {}
 
 local function info(seat)
   local v = redis.call('HGET', b .. ':seatinfo', seat)
@@ -42,26 +75,23 @@ local function place(hold, user, idem, fp, mode, first, n)
   end
   if not on_sale then return {'ERR', 'NOT_ON_SALE', meta[1]} end
 
-  local user_key = b .. ':user:' .. user
-  local owned = tonumber(redis.call('GET', user_key) or '0')
+  local o = owned_by(user)
   local ga, seats, seat_cats, quantity = '', {}, {}, 0
 
   if mode == 'ga' then
     local cat, q = ARGV[first], tonumber(ARGV[first + 1])
-    local cat_key = b .. ':cat:' .. cat
-    local c = redis.call('HMGET', cat_key, 'kind', 'avail')
-    if not c[1] then return {'ERR', 'UNKNOWN_CATEGORY', cat} end
-    if c[1] ~= 'ga' then return {'ERR', 'NOT_GENERAL_ADMISSION', cat} end
-    if owned + q > limit then return {'ERR', 'LIMIT', tostring(limit - owned)} end
-    if tonumber(c[2]) < q then return {'ERR', 'SOLD_OUT', c[2]} end
-    redis.call('HINCRBY', cat_key, 'avail', -q)
-    redis.call('HINCRBY', cat_key, 'held', q)
+    local c = category(cat)
+    if not c then return {'ERR', 'UNKNOWN_CATEGORY', cat} end
+    if c.kind ~= 'ga' then return {'ERR', 'NOT_GENERAL_ADMISSION', cat} end
+    if o.count + q > limit then return {'ERR', 'LIMIT', tostring(limit - o.count)} end
+    if c.avail < q then return {'ERR', 'SOLD_OUT', tostring(c.avail)} end
+    take(c, q)
     ga, quantity = cat .. ':' .. q, q
   else
     local cat_of = {}
     if mode == 'seats' then
       for i = first, first + n - 1 do seats[#seats + 1] = ARGV[i] end
-      if owned + #seats > limit then return {'ERR', 'LIMIT', tostring(limit - owned)} end
+      if o.count + #seats > limit then return {'ERR', 'LIMIT', tostring(limit - o.count)} end
       for _, seat in ipairs(seats) do
         local cat = info(seat)
         if not cat then return {'ERR', 'UNKNOWN_SEAT', seat} end
@@ -70,11 +100,11 @@ local function place(hold, user, idem, fp, mode, first, n)
       end
     else -- best available
       local cat, q, adjacent = ARGV[first], tonumber(ARGV[first + 1]), ARGV[first + 2] == '1'
-      local c = redis.call('HMGET', b .. ':cat:' .. cat, 'kind', 'avail')
-      if not c[1] then return {'ERR', 'UNKNOWN_CATEGORY', cat} end
-      if c[1] ~= 'seated' then return {'ERR', 'NOT_SEATED', cat} end
-      if owned + q > limit then return {'ERR', 'LIMIT', tostring(limit - owned)} end
-      if tonumber(c[2]) < q then return {'ERR', 'SOLD_OUT', c[2]} end
+      local c = category(cat)
+      if not c then return {'ERR', 'UNKNOWN_CATEGORY', cat} end
+      if c.kind ~= 'seated' then return {'ERR', 'NOT_SEATED', cat} end
+      if o.count + q > limit then return {'ERR', 'LIMIT', tostring(limit - o.count)} end
+      if c.avail < q then return {'ERR', 'SOLD_OUT', tostring(c.avail)} end
       local free = b .. ':free:' .. cat
       -- Walk free seats best-first looking for q in a row with consecutive positions.
       local run, last_row, last_pos, offset = {}, nil, nil, 0
@@ -99,22 +129,21 @@ local function place(hold, user, idem, fp, mode, first, n)
       local cat = cat_of[seat]
       redis.call('ZREM', b .. ':free:' .. cat, seat)
       redis.call('HSET', b .. ':seat', seat, 'H:' .. hold)
-      redis.call('HINCRBY', b .. ':cat:' .. cat, 'avail', -1)
-      redis.call('HINCRBY', b .. ':cat:' .. cat, 'held', 1)
+      take(category(cat), 1)
       seat_cats[#seat_cats + 1] = cat
     end
     quantity = #seats
   end
 
-  local token = redis.call('INCR', b .. ':fence')
-  local expires = now + ttl
+  fence = fence + 1
   local seat_list, cat_list = table.concat(seats, ','), table.concat(seat_cats, ',')
-  redis.call('HSET', b .. ':hold:' .. hold, 'user', user, 'status', 'active', 'exp', expires, 'token', token,
+  redis.call('HSET', b .. ':hold:' .. hold, 'user', user, 'status', 'active', 'exp', expires, 'token', fence,
     'created', now, 'ga', ga, 'seats', seat_list, 'seatcats', cat_list, 'qty', quantity)
-  redis.call('ZADD', b .. ':expiry', expires, hold)
-  redis.call('INCRBY', user_key, quantity)
+  expiry[#expiry + 1] = expires
+  expiry[#expiry + 1] = hold
+  o.count, o.added = o.count + quantity, o.added + quantity
   if idem ~= '' then redis.call('SET', idem_key, hold .. '|' .. fp, 'PX', idem_ttl) end
-  return {'OK', hold, token, expires, ga, seat_list, cat_list}
+  return {'OK', hold, fence, expires, ga, seat_list, cat_list}
 end
 
 local replies, i = {}, 4
@@ -127,4 +156,18 @@ while i <= #ARGV do
   end
   i = i + 6 + n
 end
+
+-- The batch's counter changes, once each.
+for _, cat in ipairs(cat_order) do
+  local c = cats[cat]
+  if c.taken > 0 then
+    redis.call('HINCRBY', b .. ':cat:' .. cat, 'avail', -c.taken)
+    redis.call('HINCRBY', b .. ':cat:' .. cat, 'held', c.taken)
+  end
+end
+for _, user in ipairs(user_order) do
+  if owned[user].added > 0 then redis.call('INCRBY', b .. ':user:' .. user, owned[user].added) end
+end
+if fence > first_fence then redis.call('SET', b .. ':fence', fence) end
+if #expiry > 0 then redis.call('ZADD', b .. ':expiry', unpack(expiry)) end
 return replies
