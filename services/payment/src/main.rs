@@ -1,6 +1,9 @@
-//! The payment service binary (skeleton until its issue lands).
+//! The payment service binary.
+
+use ticketing_payment::config::Config;
 
 fn main() -> std::process::ExitCode {
-    let deps = ticketing_platform::skeleton::Dependencies { postgres: true, redis: false };
-    ticketing_platform::skeleton::main("payment", 50055, deps)
+    ticketing_platform::cli::main("payment", Config::default(), Some(&ticketing_payment::MIGRATIONS), |config| async {
+        ticketing_payment::startup::build(config).await?.run_until_stopped().await
+    })
 }
