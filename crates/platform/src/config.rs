@@ -362,6 +362,12 @@ pub struct AuthConfig {
     /// Allowed clock skew when checking `exp` and `nbf`.
     #[serde(with = "humantime_serde")]
     pub leeway: Duration,
+    /// Identity's gRPC address, for service tokens.
+    pub identity_url: String,
+    /// This workload's client id at identity (empty: it never calls on its own behalf).
+    pub client_id: String,
+    /// Its client secret.
+    pub client_secret: String,
 }
 
 impl Default for AuthConfig {
@@ -373,6 +379,9 @@ impl Default for AuthConfig {
             jwks_refresh_interval: Duration::from_secs(300),
             jwks_min_refetch_interval: Duration::from_secs(10),
             leeway: Duration::from_secs(30),
+            identity_url: "http://127.0.0.1:50051".into(),
+            client_id: String::new(),
+            client_secret: String::new(),
         }
     }
 }
@@ -387,6 +396,12 @@ impl Validate for AuthConfig {
         }
         if self.audience.is_empty() {
             issues.push(ConfigIssue::new("auth.audience", "must not be empty"));
+        }
+        if !(self.identity_url.starts_with("http://") || self.identity_url.starts_with("https://")) {
+            issues.push(ConfigIssue::new("auth.identity_url", "must be an http(s) URL"));
+        }
+        if self.client_id.is_empty() != self.client_secret.is_empty() {
+            issues.push(ConfigIssue::new("auth.client_secret", "auth.client_id and auth.client_secret go together"));
         }
     }
 }

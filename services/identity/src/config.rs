@@ -53,6 +53,9 @@ pub struct IdentitySettings {
     pub password_min_length: usize,
     /// Login throttling and lockout.
     pub login: LoginPolicy,
+    /// Workloads that may get `service` tokens: client id → secret (from a Secret in
+    /// production, e.g. `TICKETING_IDENTITY__SERVICE_CLIENTS__BOOKING`).
+    pub service_clients: std::collections::BTreeMap<String, String>,
 }
 
 impl Default for Config {
@@ -78,6 +81,7 @@ impl Default for IdentitySettings {
             bootstrap_admin_password: String::new(),
             password_min_length: 12,
             login: LoginPolicy::default(),
+            service_clients: std::collections::BTreeMap::new(),
         }
     }
 }
@@ -115,6 +119,15 @@ impl Validate for Config {
                 "identity.bootstrap_admin_password",
                 "a default or common password is refused in production",
             ));
+        }
+        for (client, secret) in &id.service_clients {
+            let key = format!("identity.service_clients.{client}");
+            if client.is_empty() || !client.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
+                issues.push(ConfigIssue::new(&key, "client ids use only a-z, 0-9 and '-'"));
+            }
+            if secret.len() < 32 {
+                issues.push(ConfigIssue::new(&key, "the secret must have at least 32 characters"));
+            }
         }
         id.login.validate(issues);
     }

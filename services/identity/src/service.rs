@@ -74,6 +74,14 @@ pub struct Parts {
 
 type Result<T> = std::result::Result<T, IdentityError>;
 
+/// Namespace of the subjects of service tokens.
+const SERVICE_NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x5e6f_1c0a_9b2d_4e31_8f70_2a4b_6c8d_0001);
+
+/// The stable subject (`sub`) of a workload's tokens.
+pub fn service_subject(client_id: &str) -> uuid::Uuid {
+    uuid::Uuid::new_v5(&SERVICE_NAMESPACE, client_id.as_bytes())
+}
+
 impl Identity {
     /// Assembles the service.
     pub fn new(parts: Parts) -> Self {
@@ -253,6 +261,32 @@ impl Identity {
             self.set_role(user.id, &user.id.to_string(), Role::Admin).await.map_err(anyhow::Error::from)?;
         }
         Ok(())
+    }
+
+    /// A `service` access token for a configured workload, and its expiry.
+    pub async fn service_token(&self, client_id: &str, secret: &str) -> Result<(String, chrono::DateTime<Utc>)> {
+        use sha2::Digest as _;
+        // Comparing digests keeps the comparison's timing independent of the secret.
+        let matches = self
+            .settings
+            .service_clients
+            .get(client_id)
+            .is_some_and(|expected| sha2::Sha256::digest(expected) == sha2::Sha256::digest(secret));
+        if !matches {
+            return Err(IdentityError::InvalidClientCredentials);
+        }
+        let now = Utc::now();
+        let expires_at = now + self.settings.access_token_ttl;
+        let claims = Claims {
+            sub: service_subject(client_id).to_string(),
+            roles: vec![Role::Service],
+            iss: self.auth.issuer.clone(),
+            aud: self.auth.audience.clone(),
+            exp: expires_at.timestamp(),
+            iat: now.timestamp(),
+            jti: uuid::Uuid::new_v4().to_string(),
+        };
+        Ok((self.keys.sign(&claims).await?, expires_at))
     }
 
     async fn token_pair(&self, user: &User, refresh_token: String, refresh_ttl: Duration) -> Result<TokenPair> {

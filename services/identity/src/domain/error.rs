@@ -16,6 +16,9 @@ pub enum IdentityError {
     /// Unknown email or wrong password: deliberately indistinguishable.
     #[error("invalid email or password")]
     InvalidCredentials,
+    /// A workload presented unknown client credentials.
+    #[error("invalid client credentials")]
+    InvalidClientCredentials,
     /// Too many failed logins; try again later.
     #[error("too many failed login attempts; retry in {}s", .retry_after.as_secs().max(1))]
     Throttled {

@@ -16,6 +16,7 @@ impl From<IdentityError> for Status {
             IdentityError::Invalid(violations) => ticketing_platform::status::invalid_argument(&message, &violations),
             IdentityError::EmailTaken => Status::already_exists(message),
             IdentityError::InvalidCredentials
+            | IdentityError::InvalidClientCredentials
             | IdentityError::InvalidRefreshToken
             | IdentityError::RefreshTokenReused => Status::unauthenticated(message),
             IdentityError::Throttled { retry_after } => {

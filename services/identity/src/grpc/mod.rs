@@ -92,4 +92,14 @@ impl IdentityApi for Api {
         let active_kid = self.identity.rotate_keys().await?;
         Ok(Response::new(pb::RotateSigningKeysResponse { active_kid }))
     }
+
+    async fn issue_service_token(
+        &self,
+        request: Request<pb::IssueServiceTokenRequest>,
+    ) -> Result<Response<pb::ServiceToken>, Status> {
+        let r = request.into_inner();
+        let (access_token, expires_at) = self.identity.service_token(&r.client_id, &r.client_secret).await?;
+        let expires_at = prost_types::Timestamp { seconds: expires_at.timestamp(), nanos: 0 };
+        Ok(Response::new(pb::ServiceToken { access_token, expires_at: Some(expires_at) }))
+    }
 }

@@ -191,3 +191,31 @@ async fn expired_unknown_key_and_unsigned_tokens_are_rejected() {
 async fn reqwest_json(url: &str) -> serde_json::Value {
     reqwest::get(url).await.unwrap().error_for_status().unwrap().json().await.unwrap()
 }
+
+#[tokio::test]
+async fn workloads_exchange_client_credentials_for_service_tokens() {
+    const SECRET: &str = "booking-secret-of-at-least-32-characters";
+    let app = crate::helpers::spawn_with(|c| {
+        c.identity.service_clients.insert("booking".into(), SECRET.into());
+    })
+    .await;
+    let mut auth = app.config.auth.clone();
+    auth.identity_url = format!("http://{}", app.service.grpc_addr);
+    auth.client_id = "booking".into();
+    auth.client_secret = SECRET.into();
+    let tokens = ticketing_platform::peers::ServiceTokens::from_config(&auth).unwrap().expect("configured");
+
+    let token = tokens.token().await.expect("issued");
+    let principal = verifier(&app).verify(&token).await.expect("verifies");
+    assert_eq!(principal.roles, [Role::Service]);
+    assert_eq!(principal.user_id, ticketing_identity::service::service_subject("booking"), "a stable subject");
+    assert_eq!(tokens.token().await.unwrap(), token, "reused while fresh");
+
+    for (client_id, client_secret) in
+        [("booking", "wrong-secret-wrong-secret-wrong-secret"), ("payment", SECRET), ("", "")]
+    {
+        let request = pb::IssueServiceTokenRequest { client_id: client_id.into(), client_secret: client_secret.into() };
+        let refused = app.client.clone().issue_service_token(request).await.unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::Unauthenticated, "{client_id}: {refused:?}");
+    }
+}
