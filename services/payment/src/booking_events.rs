@@ -10,7 +10,7 @@ use ticketing_proto::events::v1::Envelope;
 
 use crate::adapters::store::BookingFact;
 use crate::domain::{BookingStatus, Money};
-use crate::service::{Payments, RefundInput};
+use crate::service::{Payments, RefundInput, UnknownPayment};
 
 /// Consumer group of payment's booking consumer.
 pub const GROUP: &str = "payment.booking-events";
@@ -129,7 +129,9 @@ impl Handler for BookingEvents {
         })?;
         match action {
             Action::Project(fact) => self.payments.apply_booking(tx, &fact).await.map_err(HandleError::Retryable),
-            Action::Refund(input) => self.payments.request_refund(tx, input).await.map_err(HandleError::Retryable),
+            Action::Refund(input) => self.payments.request_refund(tx, input).await.map_err(|e| {
+                if e.is::<UnknownPayment>() { HandleError::Permanent(e) } else { HandleError::Retryable(e) }
+            }),
             Action::Nothing => Ok(()),
         }
     }

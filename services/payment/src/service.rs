@@ -250,6 +250,11 @@ fn refund_event(r: &Refund, p: &Payment) -> Option<Envelope> {
     }
 }
 
+/// A refund was asked for a payment payment never made: retrying cannot help.
+#[derive(Debug, thiserror::Error)]
+#[error("refund requested for unknown payment {0}")]
+pub struct UnknownPayment(pub uuid::Uuid);
+
 /// Why a refund asked for by `booking.events` is not recorded as pending.
 enum Declined {
     /// The charge is not settled yet; the consumer retries.
@@ -530,7 +535,8 @@ impl Payments {
     /// Records a refund that `booking.events` asked for, inside the consumer's
     /// transaction. The reconciler submits it once committed. A request that cannot be
     /// honoured is recorded as a failed refund and announced with RefundFailed; a
-    /// repeated `request_id` changes nothing. `Err` means retry later.
+    /// repeated `request_id` changes nothing. [`UnknownPayment`] can never succeed; any
+    /// other `Err` means retry later.
     pub async fn request_refund(&self, tx: &mut PgConnection, input: RefundInput) -> anyhow::Result<()> {
         let new = NewRefund {
             id: uuid::Uuid::now_v7(),
@@ -559,8 +565,7 @@ impl Payments {
         match decided {
             None => {
                 // Not a payment of ours: nothing to refund, and nobody to ask again.
-                tracing::error!(payment = %new.payment_id, request = %new.request_id, "refund requested for an unknown payment");
-                anyhow::bail!("refund requested for unknown payment {}", new.payment_id)
+                Err(UnknownPayment(new.payment_id).into())
             }
             Some(Ok(Recorded::New(refund))) => {
                 tracing::info!(refund = %refund.id, payment = %refund.payment_id, "refund requested");
@@ -647,8 +652,9 @@ impl Payments {
     /// replica: rows are claimed with `FOR UPDATE SKIP LOCKED` and leased, and settling
     /// is conditional. Returns how many rows it looked at.
     pub async fn reconcile(&self) -> anyhow::Result<usize> {
-        let payments = store::claim_open_payments(&self.pool, RECONCILE_BATCH, self.lease()).await?;
-        let refunds = store::claim_pending_refunds(&self.pool, RECONCILE_BATCH, self.lease()).await?;
+        let provider = self.provider.name();
+        let payments = store::claim_open_payments(&self.pool, provider, RECONCILE_BATCH, self.lease()).await?;
+        let refunds = store::claim_pending_refunds(&self.pool, provider, RECONCILE_BATCH, self.lease()).await?;
         let looked = payments.len() + refunds.len();
         let charges = futures::future::join_all(payments.into_iter().map(|p| self.reconcile_payment(p)));
         let refunds = futures::future::join_all(refunds.into_iter().map(|r| self.reconcile_refund(r)));

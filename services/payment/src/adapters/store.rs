@@ -360,12 +360,19 @@ pub struct Lease {
     pub cap: Duration,
 }
 
-/// Claims up to `limit` open payments due for reconciliation, leasing each for `lease`
-/// (other replicas skip them meanwhile).
-pub async fn claim_open_payments(pool: &PgPool, limit: i64, lease: Lease) -> anyhow::Result<Vec<Payment>> {
+/// Claims up to `limit` open payments of `provider` due for reconciliation, leasing each
+/// for `lease` (other replicas skip them meanwhile). Payments made through another
+/// provider (before a configuration change) are never asked about, let alone resubmitted.
+pub async fn claim_open_payments(
+    pool: &PgPool,
+    provider: &str,
+    limit: i64,
+    lease: Lease,
+) -> anyhow::Result<Vec<Payment>> {
     let rows: Vec<PaymentRow> = sqlx::query_as(&format!(
         "UPDATE payments SET next_check_at = {LEASED}, checks = checks + 1
-         WHERE id IN (SELECT id FROM payments WHERE status IN ('pending', 'unknown') AND next_check_at <= now()
+         WHERE id IN (SELECT id FROM payments
+                      WHERE status IN ('pending', 'unknown') AND next_check_at <= now() AND provider = $5
                       ORDER BY next_check_at LIMIT $1 FOR UPDATE SKIP LOCKED)
          RETURNING {PAYMENT_COLUMNS}"
     ))
@@ -373,6 +380,7 @@ pub async fn claim_open_payments(pool: &PgPool, limit: i64, lease: Lease) -> any
     .bind(seconds(lease.work))
     .bind(seconds(lease.base))
     .bind(seconds(lease.cap))
+    .bind(provider)
     .fetch_all(pool)
     .await
     .context("claiming payments to reconcile")?;
@@ -584,12 +592,18 @@ pub async fn resolve_refund(
     Ok(Some((refund, payment)))
 }
 
-/// Claims up to `limit` pending refunds due for submission or reconciliation, leasing
-/// each for `lease`.
-pub async fn claim_pending_refunds(pool: &PgPool, limit: i64, lease: Lease) -> anyhow::Result<Vec<Refund>> {
+/// Claims up to `limit` pending refunds of `provider` due for submission or
+/// reconciliation, leasing each for `lease`.
+pub async fn claim_pending_refunds(
+    pool: &PgPool,
+    provider: &str,
+    limit: i64,
+    lease: Lease,
+) -> anyhow::Result<Vec<Refund>> {
     let rows: Vec<RefundRow> = sqlx::query_as(&format!(
         "UPDATE refunds SET next_check_at = {LEASED}, checks = checks + 1
-         WHERE id IN (SELECT id FROM refunds WHERE status = 'pending' AND next_check_at <= now()
+         WHERE id IN (SELECT id FROM refunds
+                      WHERE status = 'pending' AND next_check_at <= now() AND provider = $5
                       ORDER BY next_check_at LIMIT $1 FOR UPDATE SKIP LOCKED)
          RETURNING {REFUND_COLUMNS}"
     ))
@@ -597,6 +611,7 @@ pub async fn claim_pending_refunds(pool: &PgPool, limit: i64, lease: Lease) -> a
     .bind(seconds(lease.work))
     .bind(seconds(lease.base))
     .bind(seconds(lease.cap))
+    .bind(provider)
     .fetch_all(pool)
     .await
     .context("claiming refunds to reconcile")?;

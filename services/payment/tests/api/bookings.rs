@@ -60,14 +60,16 @@ async fn poison_goes_to_the_dead_letter_topic_and_the_consumer_goes_on() {
     let mut no_total = booking.created();
     no_total.total = None;
     app.publish(booking.id, &no_total).await;
+    // A refund of a payment that never existed can never be made.
+    app.publish(booking.id, &booking.refund_requested(&uuid::Uuid::new_v4().to_string(), 100, "req")).await;
 
     // The consumer is not stuck behind them.
     app.create_booking(&booking).await;
     let payment = app.charge(booking.user, booking.charge("tok_visa", "")).await.expect("charge");
     assert!(!payment.id.is_empty());
 
-    let dead = app.dead_letters(3).await;
-    assert_eq!(dead.len(), 3, "each poison message is dead-lettered once");
+    let dead = app.dead_letters(4).await;
+    assert_eq!(dead.len(), 4, "each poison message is dead-lettered once");
     let reasons: Vec<String> = dead
         .iter()
         .map(|m| {
@@ -80,6 +82,7 @@ async fn poison_goes_to_the_dead_letter_topic_and_the_consumer_goes_on() {
     assert!(reasons[0].contains("envelope"), "{reasons:?}");
     assert!(reasons[1].contains("user_id"), "{reasons:?}");
     assert!(reasons[2].contains("total"), "{reasons:?}");
+    assert!(reasons[3].contains("unknown payment") && !reasons[3].contains("retries"), "at once: {reasons:?}");
     // The good copy of the same booking was projected despite the poison before it.
     assert_eq!(app.booking_status(booking.id).await.as_deref(), Some("pending_payment"));
     let _ = ev::Envelope::decode(dead[1].payload().unwrap()).expect("dead letters keep the original bytes");

@@ -54,8 +54,20 @@ fn authorized(headers: &HeaderMap) -> bool {
     headers.get("authorization").and_then(|v| v.to_str().ok()) == Some(&format!("Bearer {API_KEY}"))
 }
 
-fn key(headers: &HeaderMap) -> Option<String> {
-    headers.get("idempotency-key").and_then(|v| v.to_str().ok()).map(str::to_owned)
+/// The idempotency key of an authorized POST, or the refusal.
+fn admit(headers: &HeaderMap) -> Result<String, Answer> {
+    let refuse = |(status, body): (StatusCode, Value)| (status, Json(body));
+    if !authorized(headers) {
+        return Err(refuse(error(
+            StatusCode::UNAUTHORIZED,
+            "authentication_error",
+            "invalid_api_key",
+            "bad key",
+            None,
+        )));
+    }
+    let key = headers.get("idempotency-key").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    key.ok_or_else(|| refuse(error(StatusCode::BAD_REQUEST, "invalid_request_error", "missing_key", "no key", None)))
 }
 
 impl FakeProcessor {
@@ -132,14 +144,9 @@ fn id(prefix: &str) -> String {
 }
 
 async fn create_charge(State(fake): State<Arc<FakeProcessor>>, headers: HeaderMap, Json(body): Json<Value>) -> Answer {
-    if !authorized(&headers) {
-        let (status, body) =
-            error(StatusCode::UNAUTHORIZED, "authentication_error", "invalid_api_key", "bad key", None);
-        return (status, Json(body));
-    }
-    let Some(key) = key(&headers) else {
-        let (status, body) = error(StatusCode::BAD_REQUEST, "invalid_request_error", "missing_key", "no key", None);
-        return (status, Json(body));
+    let key = match admit(&headers) {
+        Ok(key) => key,
+        Err(refused) => return refused,
     };
     let token = body["source"].as_str().unwrap_or_default().to_owned();
     let slow = {
@@ -194,14 +201,9 @@ async fn create_charge(State(fake): State<Arc<FakeProcessor>>, headers: HeaderMa
 }
 
 async fn create_refund(State(fake): State<Arc<FakeProcessor>>, headers: HeaderMap, Json(body): Json<Value>) -> Answer {
-    if !authorized(&headers) {
-        let (status, body) =
-            error(StatusCode::UNAUTHORIZED, "authentication_error", "invalid_api_key", "bad key", None);
-        return (status, Json(body));
-    }
-    let Some(key) = key(&headers) else {
-        let (status, body) = error(StatusCode::BAD_REQUEST, "invalid_request_error", "missing_key", "no key", None);
-        return (status, Json(body));
+    let key = match admit(&headers) {
+        Ok(key) => key,
+        Err(refused) => return refused,
     };
     let mut ledger = fake.ledger.lock().unwrap();
     ledger.posts.push(("/v1/refunds".into(), key.clone()));

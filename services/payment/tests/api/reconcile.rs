@@ -35,17 +35,27 @@ async fn a_slow_card_is_unknown_until_reconciliation_finds_it_charged() {
 /// A payment row committed as pending whose replica died before or after calling the
 /// provider; the reconciler takes it over once it is stale.
 async fn crashed_payment(app: &crate::helpers::TestApp, booking: &Booking, card: &str) -> uuid::Uuid {
+    crashed_payment_of(app, booking, card, "simulated").await
+}
+
+async fn crashed_payment_of(
+    app: &crate::helpers::TestApp,
+    booking: &Booking,
+    card: &str,
+    provider: &str,
+) -> uuid::Uuid {
     let id = uuid::Uuid::now_v7();
     sqlx::query(
         "INSERT INTO payments (id, booking_id, user_id, currency, amount_minor, status, provider, card_token,
                                next_check_at)
-         VALUES ($1, $2, $3, 'EUR', $4, 'pending', 'simulated', $5, now() - interval '1 second')",
+         VALUES ($1, $2, $3, 'EUR', $4, 'pending', $6, $5, now() - interval '1 second')",
     )
     .bind(id)
     .bind(booking.id)
     .bind(booking.user)
     .bind(booking.total)
     .bind(card)
+    .bind(provider)
     .execute(&app.db.pool)
     .await
     .unwrap();
@@ -84,6 +94,15 @@ async fn charges_left_pending_by_a_crash_are_settled_without_charging_twice() {
 
     assert_eq!(types(&app.payment_events(before.id, 1).await), ["PaymentSucceeded"]);
     assert_eq!(types(&app.payment_events(after.id, 1).await), ["PaymentFailed"]);
+
+    // A payment made through another provider (before a configuration change) is never
+    // submitted to this one.
+    let elsewhere = Booking::new();
+    app.create_booking(&elsewhere).await;
+    let id = crashed_payment_of(&app, &elsewhere, "tok_visa", "processor").await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(app.payment(&id.to_string()).await.status(), pb::PaymentStatus::Pending);
+    assert_eq!(app.ledger_charges().await, 2, "nothing charged here");
 }
 
 #[tokio::test]
