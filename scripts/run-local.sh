@@ -155,9 +155,10 @@ cat <<EOF
   Demo admin:    $ADMIN_EMAIL / $ADMIN_PASSWORD
   Logs:          $LOG_DIR/<service>.log      pids: $PID_DIR/
 
-  identity (gRPC :$identity_grpc), catalog and inventory serve their gRPC APIs; booking,
-  payment, notification and the gateway are skeletons that serve health and metrics
-  until their issues land (the gateway's REST API and Swagger UI come with it).
+  identity (gRPC :$identity_grpc), catalog, inventory and payment (simulated provider,
+  test cards such as tok_visa and tok_decline) serve their gRPC APIs; booking,
+  notification and the gateway are skeletons that serve health and metrics until their
+  issues land (the gateway's REST API and Swagger UI come with it).
 
 Press Ctrl-C to stop everything.
 EOF
