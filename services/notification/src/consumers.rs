@@ -31,8 +31,8 @@ use uuid::Uuid;
 use crate::adapters::deliveries::{self, NewDelivery};
 use crate::adapters::keys::TicketKeys;
 use crate::adapters::projections::{self, EventChange, User};
-use crate::adapters::tickets::{self, NewTicket};
-use crate::domain::{Template, money};
+use crate::adapters::tickets;
+use crate::domain::{Template, Ticket, money};
 
 /// Base name of identity's topic.
 pub const IDENTITY_TOPIC: &str = "identity.events";
@@ -171,7 +171,7 @@ impl Events {
         let issued_at = event.occurred_at.as_ref().and_then(timestamp).unwrap_or_else(Utc::now);
         let issued_at = DateTime::from_timestamp_micros(issued_at.timestamp_micros()).unwrap_or(issued_at);
         let mut new = Vec::with_capacity(confirmed.line_items.len());
-        for (position, item) in confirmed.line_items.iter().enumerate() {
+        for item in &confirmed.line_items {
             let ticket = id("line_items.line_item_id", &item.line_item_id)?;
             let category = id("line_items.category_id", &item.category_id)?;
             let seat = optional_id("line_items.seat_id", &item.seat_id)?;
@@ -187,9 +187,8 @@ impl Events {
                     nanos: issued_at.timestamp_subsec_nanos() as i32,
                 }),
             });
-            new.push(NewTicket {
+            new.push(Ticket {
                 id: ticket,
-                position: i32::try_from(position).map_err(permanent)?,
                 booking_id: booking,
                 user_id: user,
                 event_id,
@@ -198,6 +197,8 @@ impl Events {
                 seat_label: label,
                 code,
                 issued_at,
+                scanned_at: None,
+                revoked_at: None,
             });
         }
         tickets::issue(tx, &new).await.map_err(retryable)

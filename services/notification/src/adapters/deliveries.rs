@@ -146,19 +146,18 @@ const COLUMNS: &str =
 
 /// The deliveries about `booking`, oldest first.
 pub async fn of_booking(db: impl PgExecutor<'_>, booking: Uuid) -> anyhow::Result<Vec<Delivery>> {
-    let rows: Vec<Row> =
-        sqlx::query_as(&format!("SELECT {COLUMNS} FROM deliveries WHERE booking_id = $1 ORDER BY created_at, id"))
-            .bind(booking)
-            .fetch_all(db)
-            .await?;
-    rows.into_iter().map(Row::into_delivery).collect()
+    list(db, "booking_id", booking).await
 }
 
 /// The deliveries `event` caused, oldest first.
 pub async fn of_event(db: impl PgExecutor<'_>, event: Uuid) -> anyhow::Result<Vec<Delivery>> {
+    list(db, "source_event_id", event).await
+}
+
+async fn list(db: impl PgExecutor<'_>, column: &'static str, id: Uuid) -> anyhow::Result<Vec<Delivery>> {
     let rows: Vec<Row> =
-        sqlx::query_as(&format!("SELECT {COLUMNS} FROM deliveries WHERE source_event_id = $1 ORDER BY created_at, id"))
-            .bind(event)
+        sqlx::query_as(&format!("SELECT {COLUMNS} FROM deliveries WHERE {column} = $1 ORDER BY created_at, id"))
+            .bind(id)
             .fetch_all(db)
             .await?;
     rows.into_iter().map(Row::into_delivery).collect()

@@ -1,6 +1,5 @@
 //! Issued tickets, the one-scan rule and the scan audit log.
 
-use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgExecutor};
 use uuid::Uuid;
 
@@ -9,35 +8,11 @@ use crate::domain::Ticket;
 const COLUMNS: &str = "ticket_id, booking_id, user_id, event_id, category_id, seat_id, seat_label, code, issued_at,
                        scanned_at, revoked_at";
 
-/// A ticket to issue.
-#[derive(Debug, Clone)]
-pub struct NewTicket {
-    /// The line item id.
-    pub id: Uuid,
-    /// The line item's place in the booking.
-    pub position: i32,
-    /// Its booking.
-    pub booking_id: Uuid,
-    /// The booking's owner.
-    pub user_id: Uuid,
-    /// The event.
-    pub event_id: Uuid,
-    /// The category.
-    pub category_id: Uuid,
-    /// The seat, unless general admission.
-    pub seat_id: Option<Uuid>,
-    /// The seat or area, as printed.
-    pub seat_label: String,
-    /// The signed code.
-    pub code: String,
-    /// When it was issued.
-    pub issued_at: DateTime<Utc>,
-}
-
-/// Issues `tickets`; ones already issued are left as they are. When the booking is
+/// Issues a booking's `tickets`, in line-item order; ones already issued are left as
+/// they are (their scan and revocation columns are ignored here). When the booking is
 /// already revoked (its refund overtook its confirmation) they start revoked.
-pub async fn issue(conn: &mut PgConnection, tickets: &[NewTicket]) -> sqlx::Result<()> {
-    for t in tickets {
+pub async fn issue(conn: &mut PgConnection, tickets: &[Ticket]) -> sqlx::Result<()> {
+    for (position, t) in tickets.iter().enumerate() {
         sqlx::query(
             "INSERT INTO tickets (ticket_id, position, booking_id, user_id, event_id, category_id, seat_id, seat_label,
                                   code, issued_at, revoked_at)
@@ -46,7 +21,7 @@ pub async fn issue(conn: &mut PgConnection, tickets: &[NewTicket]) -> sqlx::Resu
              ON CONFLICT (ticket_id) DO NOTHING",
         )
         .bind(t.id)
-        .bind(t.position)
+        .bind(i32::try_from(position).unwrap_or(i32::MAX))
         .bind(t.booking_id)
         .bind(t.user_id)
         .bind(t.event_id)
