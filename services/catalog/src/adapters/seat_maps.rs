@@ -242,3 +242,22 @@ pub async fn places_by_category(
     }
     Ok(by_category)
 }
+
+/// Of `seat_ids`, those in a category of `event`: (seat, category, label, accessible).
+pub async fn event_seats(
+    db: impl PgExecutor<'_>,
+    event: Uuid,
+    seat_ids: &[Uuid],
+) -> anyhow::Result<Vec<(Uuid, Uuid, String, bool)>> {
+    sqlx::query_as(
+        "SELECT s.id, cs.category_id, s.label, s.accessible FROM category_seats cs
+         JOIN seats s ON s.id = cs.seat_id
+         WHERE cs.event_id = $1 AND cs.seat_id = ANY($2)
+         ORDER BY s.ordinal",
+    )
+    .bind(event)
+    .bind(seat_ids)
+    .fetch_all(db)
+    .await
+    .context("loading an event's seats")
+}

@@ -134,6 +134,25 @@ impl CatalogApi for Api {
         Ok(Response::new(self.catalog.event(&caller, &r.event_id, r.include_seat_ids).await?.into()))
     }
 
+    async fn get_event_seats(
+        &self,
+        request: Request<pb::GetEventSeatsRequest>,
+    ) -> Result<Response<pb::GetEventSeatsResponse>, Status> {
+        let caller = caller(&request);
+        let r = request.into_inner();
+        let seats = self.catalog.event_seats(&caller, &r.event_id, &r.seat_ids).await?;
+        let seats = seats
+            .into_iter()
+            .map(|(seat, category, label, accessible)| pb::EventSeat {
+                seat_id: seat.to_string(),
+                category_id: category.to_string(),
+                label,
+                accessible,
+            })
+            .collect();
+        Ok(Response::new(pb::GetEventSeatsResponse { seats }))
+    }
+
     async fn list_events(
         &self,
         request: Request<pb::ListEventsRequest>,

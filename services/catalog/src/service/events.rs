@@ -51,6 +51,27 @@ impl Catalog {
         Ok(event)
     }
 
+    /// Some seats of an event the caller may see: (seat, category, label, accessible).
+    pub async fn event_seats(
+        &self,
+        caller: &Caller,
+        id: &str,
+        seat_ids: &[String],
+    ) -> Result<Vec<(Uuid, Uuid, String, bool)>> {
+        const MAX_SEATS: usize = 100;
+        let id = parse_id("event_id", id)?;
+        if seat_ids.is_empty() || seat_ids.len() > MAX_SEATS {
+            return Err(CatalogError::invalid("seat_ids", format!("must list between 1 and {MAX_SEATS} seats")));
+        }
+        let seats = seat_ids.iter().map(|s| parse_id("seat_ids", s)).collect::<Result<Vec<_>>>()?;
+        let mut tx = self.begin().await?;
+        events::by_id(&mut *tx, id)
+            .await?
+            .filter(|e| caller.may_see_event(e.organizer_id, e.status))
+            .ok_or_else(|| CatalogError::not_found("event", id))?;
+        Ok(seat_maps::event_seats(&mut *tx, id, &seats).await?)
+    }
+
     /// One page of the events matching `input` that the caller may see, and the next cursor.
     pub async fn events(&self, caller: &Caller, input: EventSearchInput) -> Result<(Vec<Event>, Option<String>)> {
         let search = input.validate()?;

@@ -159,3 +159,43 @@ async fn a_bad_seat_map_names_every_bad_field() {
     let error = app.client().import_seat_map(app.req(Who::OrganizerA, missing)).await.unwrap_err();
     assert_eq!(bad_fields(&error), ["seat_map"]);
 }
+
+#[tokio::test]
+async fn an_events_seats_are_labelled_for_tickets_with_the_visibility_of_the_event() {
+    let app = spawn_app().await;
+    let venue = app.venue(Who::OrganizerA, "Club").await;
+    let map = app.import(Who::OrganizerA, &venue.id, seat_map(1, 2, 3)).await.unwrap().seat_map.unwrap();
+    let ids = seat_ids(&map);
+    let draft = app.draft(Who::OrganizerA, &venue.id).await;
+    let category = app.seated_category(Who::OrganizerA, &draft.id, "Stalls", ids[..4].to_vec()).await.unwrap();
+    let ask = |who, seats: &[String]| {
+        let request = pb::GetEventSeatsRequest { event_id: draft.id.clone(), seat_ids: seats.to_vec() };
+        let mut client = app.client();
+        let request = app.req(who, request);
+        async move { client.get_event_seats(request).await.map(tonic::Response::into_inner) }
+    };
+
+    // A draft is the organizer's only.
+    assert_eq!(ask(Who::Anonymous, &ids[..1]).await.unwrap_err().code(), Code::NotFound);
+    app.publish(Who::OrganizerA, &draft.id).await.unwrap();
+
+    // Seat 5 is in no category of this event: left out.
+    let asked = [ids[4].clone(), ids[1].clone(), ids[0].clone()];
+    let seats = ask(Who::Anonymous, &asked).await.unwrap().seats;
+    let got: Vec<(&str, &str, &str)> =
+        seats.iter().map(|s| (s.seat_id.as_str(), s.category_id.as_str(), s.label.as_str())).collect();
+    assert_eq!(
+        got,
+        [
+            (ids[0].as_str(), category.id.as_str(), "S1, Row 1, Seat 1"),
+            (ids[1].as_str(), category.id.as_str(), "S1, Row 1, Seat 2")
+        ]
+    );
+
+    let none = ask(Who::Anonymous, &[]).await.unwrap_err();
+    assert_eq!(bad_fields(&none), ["seat_ids"]);
+    let garbage = ask(Who::Anonymous, &["not-a-uuid".into()]).await.unwrap_err();
+    assert_eq!(bad_fields(&garbage), ["seat_ids"]);
+    let too_many = vec![ids[0].clone(); 101];
+    assert_eq!(bad_fields(&ask(Who::Anonymous, &too_many).await.unwrap_err()), ["seat_ids"]);
+}
