@@ -28,18 +28,19 @@ pub struct TestApp {
     _service: Spawned,
 }
 
-/// Fast timing for tests: a 300 ms client deadline, a 1 s slow card, quick reconciliation.
+/// Fast timing for tests: a 1 s client deadline (room for a loaded CI machine), a 2.5 s
+/// slow card, quick reconciliation.
 pub fn test_config(db: &TestDb, kafka: &KafkaConfig, issuer: &TestIssuer) -> Config {
     let mut config = Config::default();
     config.server = ticketing_testkit::server_config();
     config.database = db.config.clone();
     config.kafka = kafka.clone();
     config.auth = issuer.auth.clone();
-    config.payment.client_deadline = Duration::from_millis(300);
+    config.payment.client_deadline = Duration::from_secs(1);
     config.payment.retry_backoff = Duration::from_millis(20);
     config.payment.reconcile_interval = Duration::from_millis(100);
-    config.payment.pending_timeout = Duration::from_secs(5);
-    config.payment.simulated.slow_delay = Duration::from_secs(1);
+    config.payment.pending_timeout = Duration::from_secs(10);
+    config.payment.simulated.slow_delay = Duration::from_millis(2500);
     config
 }
 

@@ -34,7 +34,7 @@ async fn webhook(app: &TestApp, body: Vec<u8>, signature: String) -> Result<pb::
 
 #[tokio::test]
 async fn the_processor_charges_retries_declines_and_refunds_over_http() {
-    let (app, fake) = spawn_processor(Duration::from_secs(2), Duration::from_millis(100)).await;
+    let (app, fake) = spawn_processor(Duration::from_secs(3), Duration::from_millis(100)).await;
 
     let booking = Booking::new();
     app.create_booking(&booking).await;
@@ -76,7 +76,7 @@ async fn the_processor_charges_retries_declines_and_refunds_over_http() {
 
 #[tokio::test]
 async fn an_unknown_processor_charge_is_reconciled_by_looking_it_up() {
-    let (app, fake) = spawn_processor(Duration::from_secs(2), Duration::from_millis(100)).await;
+    let (app, fake) = spawn_processor(Duration::from_secs(3), Duration::from_millis(100)).await;
     let booking = Booking::new();
     app.create_booking(&booking).await;
     let unknown = app.charge(booking.user, booking.charge("tok_slow", "k")).await.expect("an answer");
@@ -92,7 +92,7 @@ async fn an_unknown_processor_charge_is_reconciled_by_looking_it_up() {
 #[tokio::test]
 async fn signed_webhooks_settle_charges_and_refunds_once_and_forgeries_are_refused() {
     // Reconciliation is slow here, so only webhooks settle anything.
-    let (app, fake) = spawn_processor(Duration::from_secs(2), Duration::from_secs(3600)).await;
+    let (app, fake) = spawn_processor(Duration::from_secs(3), Duration::from_secs(3600)).await;
     let booking = Booking::new();
     app.create_booking(&booking).await;
     let unknown = app.charge(booking.user, booking.charge("tok_pending", "k")).await.expect("an answer");
