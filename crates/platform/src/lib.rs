@@ -14,6 +14,7 @@ pub mod events;
 pub mod idempotency;
 pub mod kafka;
 pub mod metrics;
+pub mod page;
 pub mod peers;
 pub mod readiness;
 pub mod redis;

@@ -10,26 +10,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-/// Page size when the request names none.
-pub const DEFAULT_PAGE_SIZE: u32 = 20;
-/// Largest page; bigger requests are trimmed to it.
-pub const MAX_PAGE_SIZE: u32 = 100;
-
-/// The page size for a requested `limit` (0 means the default).
-pub fn page_size(limit: u32) -> u32 {
-    if limit == 0 { DEFAULT_PAGE_SIZE } else { limit.min(MAX_PAGE_SIZE) }
-}
-
-/// Trims `rows` (fetched with one extra) to `limit` and returns the cursor of the next page,
-/// made from the last row kept, when there is one.
-pub fn next_cursor<T>(rows: &mut Vec<T>, limit: u32, cursor: impl FnOnce(&T) -> String) -> Option<String> {
-    let limit = limit as usize;
-    if rows.len() <= limit {
-        return None;
-    }
-    rows.truncate(limit);
-    rows.last().map(cursor)
-}
+pub use ticketing_platform::page::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, next_cursor, page_size};
+use ticketing_platform::page::{MALFORMED, decode};
 
 /// Where a page of events ends: events sort by `(starts_at, id)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,8 +30,6 @@ pub struct VenueCursor {
     /// The last row's id.
     pub id: Uuid,
 }
-
-const MALFORMED: &str = "is not a cursor returned by this listing";
 
 impl EventCursor {
     /// The opaque form.
@@ -88,33 +68,9 @@ impl VenueCursor {
     }
 }
 
-fn decode(raw: &str) -> Result<Option<String>, String> {
-    if raw.is_empty() {
-        return Ok(None);
-    }
-    let bytes = URL_SAFE_NO_PAD.decode(raw).map_err(|_| MALFORMED)?;
-    String::from_utf8(bytes).map(Some).map_err(|_| MALFORMED.into())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn page_sizes_default_and_cap() {
-        assert_eq!(page_size(0), DEFAULT_PAGE_SIZE);
-        assert_eq!(page_size(7), 7);
-        assert_eq!(page_size(10_000), MAX_PAGE_SIZE);
-    }
-
-    #[test]
-    fn a_next_cursor_exists_only_when_a_row_was_left_over() {
-        let mut rows = vec![1, 2, 3];
-        assert_eq!(next_cursor(&mut rows, 3, |n| n.to_string()), None);
-        assert_eq!(rows, [1, 2, 3]);
-        assert_eq!(next_cursor(&mut rows, 2, |n| n.to_string()), Some("2".into()));
-        assert_eq!(rows, [1, 2]);
-    }
 
     #[test]
     fn cursors_round_trip_to_the_microsecond() {
