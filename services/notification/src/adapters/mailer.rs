@@ -104,3 +104,50 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     }
     message
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::adapters::render::{InlineImage, Rendered};
+
+    // The connection pool runs on Tokio, so building a transport needs a runtime.
+    #[tokio::test]
+    async fn every_security_mode_builds_a_transport() {
+        for security in [SmtpSecurity::None, SmtpSecurity::Starttls, SmtpSecurity::Tls] {
+            let smtp = SmtpSettings {
+                host: "smtp.example.com".into(),
+                security,
+                username: "mailer".into(),
+                password: "secret".into(),
+                ..SmtpSettings::default()
+            };
+            assert!(Mailer::new("Tickets <tickets@example.com>", &smtp).is_ok(), "{security:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_message_has_text_html_and_its_images_and_a_stable_message_id() {
+        let mailer = Mailer::new("Tickets <tickets@example.com>", &SmtpSettings::default()).unwrap();
+        let delivery = uuid::Uuid::new_v4();
+        let email = Rendered {
+            subject: "Your tickets".into(),
+            text: "plain".into(),
+            html: "<p>html</p>".into(),
+            images: vec![InlineImage {
+                content_id: "t1@ticketing".into(),
+                filename: "ticket-1.png".into(),
+                png: vec![1],
+            }],
+        };
+        let message = mailer.compose(delivery, "ada@example.com", email).unwrap();
+        let raw = String::from_utf8(message.formatted()).unwrap();
+        assert!(raw.contains(&format!("Message-ID: <{delivery}@example.com>")), "{raw}");
+        for part in ["multipart/alternative", "text/plain", "text/html", "multipart/related", "image/png"] {
+            assert!(raw.contains(part), "{part} missing:\n{raw}");
+        }
+        assert!(raw.contains("Content-ID: <t1@ticketing>"), "{raw}");
+        let bad = Rendered { subject: String::new(), text: String::new(), html: String::new(), images: vec![] };
+        let refused = mailer.compose(delivery, "not an address", bad).unwrap_err();
+        assert!(refused.permanent, "a bad address never becomes good");
+    }
+}

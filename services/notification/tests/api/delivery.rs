@@ -217,3 +217,37 @@ async fn a_booking_of_an_unknown_user_gets_its_tickets_but_its_email_is_dead_let
     assert!(error.contains("is not known yet") && error.contains("retries exhausted"), "{error}");
     assert!(app.smtp.messages().is_empty());
 }
+
+#[tokio::test]
+async fn a_delivery_claimed_by_a_replica_that_died_is_sent_once_its_lease_ends() {
+    let app = spawn_app().await;
+    app.smtp.stop().await;
+    let buyer = Buyer::new("lease");
+    let envelope = app.publish(IDENTITY, &buyer.id.to_string(), &buyer.registered()).await;
+    app.wait_until("a first failed attempt", || async {
+        let deliveries = app.deliveries_of(&envelope).await;
+        deliveries.into_iter().find(|d| d.status == pb::DeliveryStatus::Retrying as i32)
+    })
+    .await;
+    // Another replica claims it and dies mid-send: its claim holds for two seconds.
+    let lease_end: chrono::DateTime<chrono::Utc> = sqlx::query_scalar(
+        "UPDATE deliveries SET claim = gen_random_uuid(), claimed_until = now() + interval '2 seconds',
+                attempts = attempts + 1, next_attempt_at = now()
+          WHERE source_event_id = $1 RETURNING claimed_until",
+    )
+    .bind(envelope.id.parse::<uuid::Uuid>().unwrap())
+    .fetch_one(&app.db.pool)
+    .await
+    .unwrap();
+    app.smtp.resume().await;
+    let sent = app
+        .wait_until("SENT after the lease", || async {
+            let deliveries = app.deliveries_of(&envelope).await;
+            deliveries.into_iter().find(|d| d.status == pb::DeliveryStatus::Sent as i32)
+        })
+        .await;
+    let sent_at = sent.sent_at.unwrap();
+    let sent_at = chrono::DateTime::from_timestamp(sent_at.seconds, sent_at.nanos as u32).unwrap();
+    assert!(sent_at >= lease_end, "sent at {sent_at}, while another replica's claim held until {lease_end}");
+    assert_eq!(wait_for_emails(&app.smtp, &buyer.email, 1).await.len(), 1);
+}
