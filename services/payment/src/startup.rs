@@ -85,10 +85,15 @@ async fn reconcile(payments: Payments, interval: Duration, stop: CancellationTok
             () = stop.cancelled() => return Ok(()),
             () = tokio::time::sleep(interval) => {}
         }
-        // Claimed rows are leased, so passes go on until nothing is due.
+        // Claimed rows are leased, so passes go on until nothing is due. A pass cut short
+        // by shutdown is safe: its leases lapse and settling is conditional.
         loop {
-            match payments.reconcile().await {
-                Ok(n) if n > 0 && !stop.is_cancelled() => continue,
+            let pass = tokio::select! {
+                () = stop.cancelled() => return Ok(()),
+                pass = payments.reconcile() => pass,
+            };
+            match pass {
+                Ok(n) if n > 0 => continue,
                 Ok(_) => break,
                 Err(e) => {
                     tracing::warn!(error = format!("{e:#}"), "reconciliation pass failed");
