@@ -83,7 +83,7 @@ impl Notification {
     /// For the event's organizer or an admin.
     pub async fn verify(&self, caller: &Principal, code: &str, event: Uuid, gate: &str) -> Result<Verification> {
         if !caller.has_role(Role::Admin) {
-            let organizer = projections::event(&self.pool, event).await?.map(|e| e.organizer_id);
+            let organizer = projections::organizer(&self.pool, event).await?;
             if !caller.has_role(Role::Organizer) || organizer != Some(caller.user_id) {
                 return Err(NotificationError::Forbidden(
                     "only the event's organizer or an admin may check tickets in",

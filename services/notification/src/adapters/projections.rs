@@ -14,11 +14,9 @@ pub struct User {
     pub display_name: String,
 }
 
-/// An event as emails and check-in need it.
+/// An event as emails show it.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Event {
-    /// Who may check tickets in.
-    pub organizer_id: Uuid,
     /// Its name.
     pub name: String,
     /// Its start in its own time zone, e.g. `2026-12-01 20:00 (Europe/Berlin)`.
@@ -87,7 +85,7 @@ pub async fn upsert_event(conn: &mut PgConnection, change: &EventChange<'_>) -> 
 /// event's zone (it carries the IANA database, so no time-zone crate is needed).
 pub async fn event(db: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<Option<Event>> {
     sqlx::query_as(
-        "SELECT organizer_id, name,
+        "SELECT name,
                 CASE WHEN starts_at IS NULL THEN NULL
                      WHEN time_zone IN (SELECT name FROM pg_timezone_names)
                      THEN to_char(starts_at AT TIME ZONE time_zone, 'YYYY-MM-DD HH24:MI') || ' (' || time_zone || ')'
@@ -97,6 +95,11 @@ pub async fn event(db: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<Option<Eve
     .bind(id)
     .fetch_optional(db)
     .await
+}
+
+/// The event's organizer, if its publication has been seen (the check-in hot path).
+pub async fn organizer(db: impl PgExecutor<'_>, event: Uuid) -> sqlx::Result<Option<Uuid>> {
+    sqlx::query_scalar("SELECT organizer_id FROM events WHERE event_id = $1").bind(event).fetch_optional(db).await
 }
 
 /// Records who owns `booking` (and its event, when the event says).
