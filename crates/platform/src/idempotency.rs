@@ -221,4 +221,24 @@ impl IdempotencyKeys {
             .await?;
         Ok(purged.rows_affected())
     }
+
+    /// Purges keys older than `retention` every hour, until `stop`.
+    pub async fn purge_until(
+        self,
+        retention: Duration,
+        stop: tokio_util::sync::CancellationToken,
+    ) -> anyhow::Result<()> {
+        const INTERVAL: Duration = Duration::from_secs(3600);
+        loop {
+            match self.purge(retention).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(purged = n, "purged expired idempotency keys"),
+                Err(e) => tracing::warn!(error = %e, "purging idempotency keys failed"),
+            }
+            tokio::select! {
+                () = stop.cancelled() => return Ok(()),
+                () = tokio::time::sleep(INTERVAL) => {}
+            }
+        }
+    }
 }

@@ -6,6 +6,7 @@
 //! and `KAFKA_BROKERS`, with loopback defaults.
 
 mod issuer;
+pub mod smtp;
 
 pub use issuer::TestIssuer;
 

@@ -1,6 +1,9 @@
-//! The booking service binary (skeleton until its issue lands).
+//! The booking service binary.
+
+use ticketing_booking::config::Config;
 
 fn main() -> std::process::ExitCode {
-    let deps = ticketing_platform::skeleton::Dependencies { postgres: true, redis: false };
-    ticketing_platform::skeleton::main("booking", 50054, deps)
+    ticketing_platform::cli::main("booking", Config::default(), Some(&ticketing_booking::MIGRATIONS), |config| async {
+        ticketing_booking::startup::build(config).await?.run_until_stopped().await
+    })
 }

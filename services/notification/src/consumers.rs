@@ -319,6 +319,7 @@ fn cancellation_reason(reason: ev::BookingCancellationReason) -> &'static str {
         R::PaymentFailed => "the payment did not go through",
         R::EventCancelled => "the event was cancelled",
         R::Admin => "an administrator cancelled it",
+        R::LatePayment => "the payment arrived after the booking had ended",
         R::Unspecified => "it could not be completed",
     }
 }

@@ -24,9 +24,6 @@ use crate::service::{Payments, TOPIC};
 /// Base name of the topic payment consumes.
 pub const BOOKING_TOPIC: &str = "booking.events";
 
-/// How often expired idempotency keys are purged.
-const PURGE_INTERVAL: Duration = Duration::from_secs(3600);
-
 /// Migrates (if configured), connects and binds the service.
 pub async fn build(config: Config) -> anyhow::Result<Running> {
     let pool = db::open(&config.database, &crate::migrator()).await?;
@@ -72,7 +69,7 @@ pub async fn build(config: Config) -> anyhow::Result<Running> {
     );
     app.spawn("booking-consumer", consumer.run(app.stop_token()));
     app.spawn("reconciler", reconcile(payments.clone(), settings.reconcile_interval, app.stop_token()));
-    app.spawn("idempotency-purge", purge(keys.clone(), settings.idempotency_ttl, app.stop_token()));
+    app.spawn("idempotency-purge", keys.clone().purge_until(settings.idempotency_ttl, app.stop_token()));
 
     let routes = tonic::service::Routes::new(PaymentServer::new(Api::new(payments, keys)));
     app.bind(routes, &[PaymentServer::<Api>::NAME]).await
@@ -100,21 +97,6 @@ async fn reconcile(payments: Payments, interval: Duration, stop: CancellationTok
                     break;
                 }
             }
-        }
-    }
-}
-
-/// Deletes idempotency keys older than `retention`, hourly, until stopped.
-async fn purge(keys: IdempotencyKeys, retention: Duration, stop: CancellationToken) -> anyhow::Result<()> {
-    loop {
-        match keys.purge(retention).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(purged = n, "purged expired idempotency keys"),
-            Err(e) => tracing::warn!(error = %e, "purging idempotency keys failed"),
-        }
-        tokio::select! {
-            () = stop.cancelled() => return Ok(()),
-            () = tokio::time::sleep(PURGE_INTERVAL) => {}
         }
     }
 }

@@ -3,7 +3,6 @@
 
 use std::time::{Duration, Instant};
 
-use mail_parser::MimeHeaders as _;
 use prost::Message as _;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use ticketing_notification::config::Config;
@@ -18,7 +17,7 @@ use ticketing_testkit::{Spawned, TestDb, TestIssuer};
 use tonic::transport::Channel;
 use uuid::Uuid;
 
-use crate::smtp::{Received, SmtpSink};
+pub use ticketing_testkit::smtp::{SmtpSink, emails_to, read_qr, wait_for_emails};
 
 /// How long anything asynchronous (consumers joining, retries) may take in a test.
 pub const WAIT: Duration = Duration::from_secs(60);
@@ -314,66 +313,4 @@ pub fn refund_succeeded(confirmed: &ev::BookingConfirmed) -> ev::RefundSucceeded
         fully_refunded: true,
         ..Default::default()
     }
-}
-
-/// An email as a mail client would see it.
-#[derive(Debug, Clone)]
-pub struct Email {
-    pub to: Vec<String>,
-    pub header_to: String,
-    pub subject: String,
-    pub message_id: String,
-    pub text: String,
-    pub html: String,
-    /// The PNG images, in order.
-    pub pngs: Vec<Vec<u8>>,
-}
-
-pub fn parse(received: &Received) -> Email {
-    let message = mail_parser::MessageParser::default().parse(&received.data).expect("a parseable email");
-    let pngs = message
-        .parts
-        .iter()
-        .filter(|p| p.content_type().is_some_and(|c| c.ctype() == "image" && c.subtype() == Some("png")))
-        .map(|p| p.contents().to_vec())
-        .collect();
-    Email {
-        to: received.to.clone(),
-        header_to: message.to().and_then(|a| a.first()).and_then(|a| a.address()).unwrap_or_default().to_owned(),
-        subject: message.subject().unwrap_or_default().to_owned(),
-        message_id: message.message_id().unwrap_or_default().to_owned(),
-        text: message.body_text(0).map(|t| t.into_owned()).unwrap_or_default(),
-        html: message.body_html(0).map(|t| t.into_owned()).unwrap_or_default(),
-        pngs,
-    }
-}
-
-/// The emails received so far to `address`.
-pub fn emails_to(smtp: &SmtpSink, address: &str) -> Vec<Email> {
-    smtp.messages().iter().filter(|m| m.to.iter().any(|t| t == address)).map(parse).collect()
-}
-
-/// Waits for `n` emails to `address`, then a little longer to catch any extra one.
-pub async fn wait_for_emails(smtp: &SmtpSink, address: &str, n: usize) -> Vec<Email> {
-    let deadline = Instant::now() + WAIT;
-    while emails_to(smtp, address).len() < n {
-        assert!(Instant::now() < deadline, "expected {n} emails to {address}, got {:?}", emails_to(smtp, address));
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    emails_to(smtp, address)
-}
-
-/// Reads the QR code in a PNG.
-pub fn read_qr(png_bytes: &[u8]) -> String {
-    let decoder = png::Decoder::new(std::io::Cursor::new(png_bytes));
-    let mut reader = decoder.read_info().expect("a PNG");
-    let mut buf = vec![0; reader.output_buffer_size().expect("a sane size")];
-    let info = reader.next_frame(&mut buf).expect("a frame");
-    assert_eq!(info.color_type, png::ColorType::Grayscale);
-    let (w, h) = (info.width as usize, info.height as usize);
-    let mut image = rqrr::PreparedImage::prepare_from_greyscale(w, h, |x, y| buf[y * w + x]);
-    let grids = image.detect_grids();
-    assert_eq!(grids.len(), 1, "one QR code per image");
-    grids[0].decode().expect("a readable QR code").1
 }

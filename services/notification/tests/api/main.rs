@@ -5,4 +5,3 @@ mod checkin;
 mod delivery;
 mod emails;
 mod helpers;
-mod smtp;

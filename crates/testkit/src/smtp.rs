@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use mail_parser::MimeHeaders as _;
 use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::{JoinHandle, JoinSet};
@@ -161,4 +162,67 @@ fn address(command: &str) -> String {
     let start = command.find('<').map_or(0, |i| i + 1);
     let end = command[start..].find('>').map_or(command.len(), |i| start + i);
     command[start..end].to_owned()
+}
+
+/// An email as a mail client would see it.
+#[derive(Debug, Clone)]
+pub struct Email {
+    pub to: Vec<String>,
+    pub header_to: String,
+    pub subject: String,
+    pub message_id: String,
+    pub text: String,
+    pub html: String,
+    /// The PNG images, in order.
+    pub pngs: Vec<Vec<u8>>,
+}
+
+/// Parses a received message as a mail client would.
+pub fn parse(received: &Received) -> Email {
+    let message = mail_parser::MessageParser::default().parse(&received.data).expect("a parseable email");
+    let pngs = message
+        .parts
+        .iter()
+        .filter(|p| p.content_type().is_some_and(|c| c.ctype() == "image" && c.subtype() == Some("png")))
+        .map(|p| p.contents().to_vec())
+        .collect();
+    Email {
+        to: received.to.clone(),
+        header_to: message.to().and_then(|a| a.first()).and_then(|a| a.address()).unwrap_or_default().to_owned(),
+        subject: message.subject().unwrap_or_default().to_owned(),
+        message_id: message.message_id().unwrap_or_default().to_owned(),
+        text: message.body_text(0).map(|t| t.into_owned()).unwrap_or_default(),
+        html: message.body_html(0).map(|t| t.into_owned()).unwrap_or_default(),
+        pngs,
+    }
+}
+
+/// The emails received so far to `address`.
+pub fn emails_to(smtp: &SmtpSink, address: &str) -> Vec<Email> {
+    smtp.messages().iter().filter(|m| m.to.iter().any(|t| t == address)).map(parse).collect()
+}
+
+/// Waits for `n` emails to `address`, then a little longer to catch any extra one.
+pub async fn wait_for_emails(smtp: &SmtpSink, address: &str, n: usize) -> Vec<Email> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while emails_to(smtp, address).len() < n {
+        assert!(Instant::now() < deadline, "expected {n} emails to {address}, got {:?}", emails_to(smtp, address));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    emails_to(smtp, address)
+}
+
+/// Reads the QR code in a PNG.
+pub fn read_qr(png_bytes: &[u8]) -> String {
+    let decoder = png::Decoder::new(std::io::Cursor::new(png_bytes));
+    let mut reader = decoder.read_info().expect("a PNG");
+    let mut buf = vec![0; reader.output_buffer_size().expect("a sane size")];
+    let info = reader.next_frame(&mut buf).expect("a frame");
+    assert_eq!(info.color_type, png::ColorType::Grayscale);
+    let (w, h) = (info.width as usize, info.height as usize);
+    let mut image = rqrr::PreparedImage::prepare_from_greyscale(w, h, |x, y| buf[y * w + x]);
+    let grids = image.detect_grids();
+    assert_eq!(grids.len(), 1, "one QR code per image");
+    grids[0].decode().expect("a readable QR code").1
 }

@@ -1,0 +1,7 @@
+//! The purchase saga across identity, catalog, inventory, booking, payment and
+//! notification, in-process, against the real Postgres, Redis, broker and an SMTP
+//! server: hold → booking → payment → confirmation → tickets, and every way it can
+//! go wrong.
+
+mod platform;
+mod scenarios;

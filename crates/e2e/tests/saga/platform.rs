@@ -1,0 +1,376 @@
+//! The whole platform minus the gateway, in-process: identity, catalog, inventory,
+//! booking, payment and notification, each with its own database (and Redis prefix),
+//! joined by one Kafka namespace and gRPC, with a real SMTP server for the emails.
+
+use std::time::{Duration, Instant, SystemTime};
+
+use ticketing_proto::booking::v1 as booking;
+use ticketing_proto::booking::v1::booking_client::BookingClient;
+use ticketing_proto::catalog::v1 as catalog;
+use ticketing_proto::catalog::v1::catalog_client::CatalogClient;
+use ticketing_proto::common::v1::Money;
+use ticketing_proto::identity::v1 as identity;
+use ticketing_proto::identity::v1::identity_client::IdentityClient;
+use ticketing_proto::inventory::v1 as inventory;
+use ticketing_proto::inventory::v1::inventory_client::InventoryClient;
+use ticketing_proto::notification::v1::notification_client::NotificationClient;
+use ticketing_proto::payment::v1 as payment;
+use ticketing_proto::payment::v1::payment_client::PaymentClient;
+use ticketing_testkit::smtp::SmtpSink;
+use ticketing_testkit::{Spawned, TestDb, TestRedis};
+use tonic::transport::Channel;
+
+const ADMIN_EMAIL: &str = "root@ticketing.test";
+const ADMIN_PASSWORD: &str = "bootstrap-admin-passphrase";
+const PASSWORD: &str = "a-long-enough-passphrase";
+const BOOKING_SECRET: &str = "booking-test-secret-of-at-least-32-chars";
+
+/// How a test wants the platform.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    /// Inventory's hold TTL.
+    pub hold_ttl: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self { hold_ttl: Duration::from_secs(600) }
+    }
+}
+
+/// A signed-in account.
+#[derive(Debug, Clone)]
+pub struct User {
+    pub id: String,
+    pub email: String,
+    pub token: String,
+}
+
+/// A published event on sale, with a GA category and a seated one.
+#[derive(Debug, Clone)]
+pub struct Event {
+    pub id: String,
+    pub ga: String,
+    pub seated: String,
+    pub seats: Vec<String>,
+}
+
+pub struct Platform {
+    pub identity: IdentityClient<Channel>,
+    pub catalog: CatalogClient<Channel>,
+    pub inventory: InventoryClient<Channel>,
+    pub booking: BookingClient<Channel>,
+    pub payment: PaymentClient<Channel>,
+    pub notification: NotificationClient<Channel>,
+    pub smtp: SmtpSink,
+    pub admin: User,
+    // Dropped last to first: services stop before their databases go.
+    _services: Vec<Spawned>,
+    _dbs: Vec<TestDb>,
+    _redis: Vec<TestRedis>,
+}
+
+pub fn authed<T>(message: T, user: &User) -> tonic::Request<T> {
+    ticketing_platform::auth::with_bearer(tonic::Request::new(message), &user.token)
+}
+
+fn at(offset: Duration, future: bool) -> Option<prost_types::Timestamp> {
+    let now = SystemTime::now();
+    Some((if future { now + offset } else { now - offset }).into())
+}
+
+impl Platform {
+    pub async fn start(options: Options) -> Self {
+        ticketing_testkit::init_logging();
+        let mut kafka = ticketing_testkit::kafka_config();
+        kafka.consumer_retry_backoff = Duration::from_millis(50);
+        kafka.outbox_poll_interval = Duration::from_millis(50);
+        let smtp = SmtpSink::start().await;
+        let (mut services, mut dbs, mut redises) = (Vec::new(), Vec::new(), Vec::new());
+
+        // identity first: every other service verifies its tokens.
+        let db = TestDb::new(&ticketing_identity::migrator()).await;
+        let redis = TestRedis::new();
+        let mut config = ticketing_identity::config::Config::default();
+        config.server = ticketing_testkit::server_config();
+        config.database = db.config.clone();
+        config.redis = redis.config.clone();
+        config.kafka = kafka.clone();
+        config.identity.bootstrap_admin_email = ADMIN_EMAIL.into();
+        config.identity.bootstrap_admin_password = ADMIN_PASSWORD.into();
+        config.identity.service_clients.insert("booking".into(), BOOKING_SECRET.into());
+        let identity = Spawned::start(ticketing_identity::startup::build(config.clone()).await.expect("identity"));
+        let mut auth = config.auth.clone();
+        auth.jwks_url = format!("{}/.well-known/jwks.json", identity.admin_url());
+        auth.identity_url = format!("http://{}", identity.grpc_addr);
+        let identity_client = IdentityClient::new(identity.channel().await);
+        services.push(identity);
+        dbs.push(db);
+        redises.push(redis);
+
+        let db = TestDb::new(&ticketing_catalog::migrator()).await;
+        let mut config = ticketing_catalog::config::Config::default();
+        config.server = ticketing_testkit::server_config();
+        config.database = db.config.clone();
+        config.kafka = kafka.clone();
+        config.auth = auth.clone();
+        let catalog = Spawned::start(ticketing_catalog::startup::build(config).await.expect("catalog"));
+        let catalog_url = format!("http://{}", catalog.grpc_addr);
+        let catalog_client = CatalogClient::new(catalog.channel().await);
+        services.push(catalog);
+        dbs.push(db);
+
+        let db = TestDb::new(&ticketing_inventory::migrator()).await;
+        let redis = TestRedis::new();
+        let mut config = ticketing_inventory::config::Config::default();
+        config.server = ticketing_testkit::server_config();
+        config.database = db.config.clone();
+        config.redis = redis.config.clone();
+        config.kafka = kafka.clone();
+        config.auth = auth.clone();
+        config.inventory.hold_ttl = options.hold_ttl;
+        config.inventory.reaper_interval = Duration::from_millis(50);
+        let inventory = Spawned::start(Box::pin(ticketing_inventory::startup::build(config)).await.expect("inventory"));
+        let inventory_url = format!("http://{}", inventory.grpc_addr);
+        let inventory_client = InventoryClient::new(inventory.channel().await);
+        services.push(inventory);
+        dbs.push(db);
+        redises.push(redis);
+
+        let db = TestDb::new(&ticketing_booking::migrator()).await;
+        let mut config = ticketing_booking::config::Config::default();
+        config.server = ticketing_testkit::server_config();
+        config.database = db.config.clone();
+        config.kafka = kafka.clone();
+        config.auth = auth.clone();
+        config.auth.client_id = "booking".into();
+        config.auth.client_secret = BOOKING_SECRET.into();
+        config.booking.inventory_url = inventory_url;
+        config.booking.catalog_url = catalog_url;
+        let booking = Spawned::start(ticketing_booking::startup::build(config).await.expect("booking"));
+        let booking_client = BookingClient::new(booking.channel().await);
+        services.push(booking);
+        dbs.push(db);
+
+        let db = TestDb::new(&ticketing_payment::migrator()).await;
+        let mut config = ticketing_payment::config::Config::default();
+        config.server = ticketing_testkit::server_config();
+        config.database = db.config.clone();
+        config.kafka = kafka.clone();
+        config.auth = auth.clone();
+        config.payment.client_deadline = Duration::from_secs(1);
+        config.payment.retry_backoff = Duration::from_millis(20);
+        config.payment.reconcile_interval = Duration::from_millis(100);
+        let payment = Spawned::start(ticketing_payment::startup::build(config).await.expect("payment"));
+        let payment_client = PaymentClient::new(payment.channel().await);
+        services.push(payment);
+        dbs.push(db);
+
+        let db = TestDb::new(&ticketing_notification::migrator()).await;
+        let mut config = ticketing_notification::config::Config::default();
+        config.server = ticketing_testkit::server_config();
+        config.database = db.config.clone();
+        config.kafka = kafka.clone();
+        config.auth = auth.clone();
+        let n = &mut config.notification;
+        n.from = "Ticketing Test <tickets@ticketing.test>".into();
+        n.smtp.host = smtp.addr.ip().to_string();
+        n.smtp.port = smtp.addr.port();
+        n.dispatch_interval = Duration::from_millis(50);
+        n.retry_backoff = Duration::from_millis(200);
+        n.max_retry_backoff = Duration::from_secs(1);
+        let notification = Spawned::start(ticketing_notification::startup::build(config).await.expect("notification"));
+        let notification_client = NotificationClient::new(notification.channel().await);
+        services.push(notification);
+        dbs.push(db);
+
+        let login = identity::LoginRequest { email: ADMIN_EMAIL.into(), password: ADMIN_PASSWORD.into() };
+        let pair = identity_client.clone().login(login).await.expect("admin login").into_inner();
+        let me = identity_client
+            .clone()
+            .get_me(ticketing_platform::auth::with_bearer(
+                tonic::Request::new(identity::GetMeRequest {}),
+                &pair.access_token,
+            ))
+            .await
+            .expect("admin me")
+            .into_inner();
+        let admin = User { id: me.id, email: ADMIN_EMAIL.into(), token: pair.access_token };
+        // Later services stop first.
+        services.reverse();
+        Self {
+            identity: identity_client,
+            catalog: catalog_client,
+            inventory: inventory_client,
+            booking: booking_client,
+            payment: payment_client,
+            notification: notification_client,
+            smtp,
+            admin,
+            _services: services,
+            _dbs: dbs,
+            _redis: redises,
+        }
+    }
+
+    /// A new account with `role`, signed in.
+    pub async fn user(&self, role: identity::Role) -> User {
+        let email = format!("user-{}@example.com", ticketing_testkit::unique());
+        let register =
+            identity::RegisterRequest { email: email.clone(), password: PASSWORD.into(), display_name: "Fan".into() };
+        let user = self.identity.clone().register(register).await.expect("register").into_inner().user.unwrap();
+        if role != identity::Role::User {
+            let set = identity::SetUserRoleRequest { user_id: user.id.clone(), role: role as i32 };
+            self.identity.clone().set_user_role(authed(set, &self.admin)).await.expect("set role");
+        }
+        let login = identity::LoginRequest { email: email.clone(), password: PASSWORD.into() };
+        let pair = self.identity.clone().login(login).await.expect("login").into_inner();
+        User { id: user.id, email, token: pair.access_token }
+    }
+
+    /// An event on sale now: `ga` general-admission tickets and a row of `seats` seats,
+    /// each at `price` minor units of EUR; returns once inventory has its stock.
+    pub async fn event(&self, organizer: &User, ga: u32, seats: u32, price: i64) -> Event {
+        let mut catalog = self.catalog.clone();
+        let venue = catalog::CreateVenueRequest {
+            name: "Arena".into(),
+            address: "1 Main St".into(),
+            city: "Berlin".into(),
+            country_code: "DE".into(),
+            time_zone: "Europe/Berlin".into(),
+            organizer_id: String::new(),
+        };
+        let venue = catalog.create_venue(authed(venue, organizer)).await.expect("venue").into_inner();
+        let row = catalog::Row {
+            name: "1".into(),
+            seats: (1..=seats).map(|n| catalog::Seat { number: n.to_string(), ..Default::default() }).collect(),
+            ..Default::default()
+        };
+        let map = catalog::SeatMap {
+            sections: vec![catalog::Section { name: "Block A".into(), rows: vec![row], ..Default::default() }],
+            general_admission_areas: vec![],
+        };
+        let import =
+            catalog::ImportSeatMapRequest { venue_id: venue.id.clone(), seat_map: Some(map), expected_revision: None };
+        catalog.import_seat_map(authed(import, organizer)).await.expect("seat map");
+        let get = catalog::GetVenueRequest { venue_id: venue.id.clone(), include_seat_map: true };
+        let venue = catalog.get_venue(authed(get, organizer)).await.unwrap().into_inner();
+        let seat_ids: Vec<String> =
+            venue.seat_map.unwrap().sections[0].rows[0].seats.iter().map(|s| s.id.clone()).collect();
+        let create = catalog::CreateEventRequest {
+            venue_id: venue.id.clone(),
+            name: "The Eras Tour".into(),
+            description: "Night one".into(),
+            starts_at: at(Duration::from_secs(30 * 86400), true),
+            ends_at: at(Duration::from_secs(30 * 86400 + 10800), true),
+            time_zone: "Europe/Berlin".into(),
+            sale_starts_at: at(Duration::from_secs(60), false),
+            sale_ends_at: at(Duration::from_secs(86400), true),
+            per_user_limit: Some(6),
+            organizer_id: String::new(),
+        };
+        let event = catalog.create_event(authed(create, organizer)).await.expect("event").into_inner();
+        let money = Some(Money { currency: "EUR".into(), minor_units: price });
+        let category = |name: &str, allocation| catalog::CreateCategoryRequest {
+            event_id: event.id.clone(),
+            name: name.into(),
+            description: String::new(),
+            price: money.clone(),
+            allocation: Some(allocation),
+        };
+        use catalog::create_category_request::Allocation;
+        let floor = category(
+            "Floor",
+            Allocation::GeneralAdmission(catalog::GeneralAdmissionAllocation { capacity: ga, area_id: String::new() }),
+        );
+        let floor = catalog.create_category(authed(floor, organizer)).await.expect("GA").into_inner();
+        let block = category("Block A", Allocation::Seats(catalog::SeatAllocation { seat_ids: seat_ids.clone() }));
+        let block = catalog.create_category(authed(block, organizer)).await.expect("seated").into_inner();
+        let publish = catalog::PublishEventRequest { event_id: event.id.clone() };
+        catalog.publish_event(authed(publish, organizer)).await.expect("publish");
+
+        // Inventory learns of the event through Kafka alone.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let ask = inventory::AvailabilityRequest { event_id: event.id.clone(), ..Default::default() };
+            if self.inventory.clone().availability(ask).await.is_ok() {
+                break;
+            }
+            assert!(Instant::now() < deadline, "inventory never stocked event {}", event.id);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Event { id: event.id, ga: floor.id, seated: block.id, seats: seat_ids }
+    }
+
+    /// Holds `selection` for `user`.
+    pub async fn hold(
+        &self,
+        user: &User,
+        event: &Event,
+        selection: inventory::hold_request::Selection,
+    ) -> inventory::HoldDetails {
+        let request = inventory::HoldRequest {
+            event_id: event.id.clone(),
+            selection: Some(selection),
+            idempotency_key: String::new(),
+        };
+        self.inventory.clone().hold(authed(request, user)).await.expect("hold").into_inner()
+    }
+
+    /// A PENDING_PAYMENT booking of `hold`.
+    pub async fn book(&self, user: &User, hold: &inventory::HoldDetails) -> booking::BookingDetails {
+        let request = booking::CreateBookingRequest { hold_id: hold.hold_id.clone(), idempotency_key: String::new() };
+        self.booking.clone().create_booking(authed(request, user)).await.expect("create booking").into_inner()
+    }
+
+    /// Charges `booking` with `card`, retrying while payment has not heard of the booking yet.
+    pub async fn pay(
+        &self,
+        user: &User,
+        booking: &booking::BookingDetails,
+        card: &str,
+        key: &str,
+    ) -> Result<payment::PaymentDetails, tonic::Status> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let request = payment::ChargeRequest {
+                booking_id: booking.id.clone(),
+                amount: booking.total.clone(),
+                card_token: card.into(),
+                idempotency_key: key.into(),
+            };
+            match self.payment.clone().charge(authed(request, user)).await {
+                Err(s) if s.code() == tonic::Code::Unavailable && Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                other => return other.map(tonic::Response::into_inner),
+            }
+        }
+    }
+
+    /// The booking as its buyer sees it.
+    pub async fn booking(&self, user: &User, id: &str) -> booking::BookingDetails {
+        let request = booking::GetBookingRequest { booking_id: id.into() };
+        self.booking.clone().get_booking(authed(request, user)).await.expect("get booking").into_inner()
+    }
+
+    /// Waits until the booking reaches `status`.
+    pub async fn wait_status(&self, user: &User, id: &str, status: booking::BookingStatus) -> booking::BookingDetails {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let b = self.booking(user, id).await;
+            if b.status == status as i32 {
+                return b;
+            }
+            assert!(Instant::now() < deadline, "booking {id} stayed {:?}, never {status:?}", b.status());
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Per-category (available, held, sold) of `event`.
+    pub async fn counts(&self, event: &Event) -> Vec<(String, u32, u32, u32)> {
+        let ask = inventory::AvailabilityRequest { event_id: event.id.clone(), ..Default::default() };
+        let availability = self.inventory.clone().availability(ask).await.expect("availability").into_inner();
+        availability.categories.iter().map(|c| (c.category_id.clone(), c.available, c.held, c.sold)).collect()
+    }
+}

@@ -1,0 +1,181 @@
+//! The scenarios, one test each.
+
+use std::time::Duration;
+
+use ticketing_proto::booking::v1 as booking;
+use ticketing_proto::booking::v1::BookingStatus;
+use ticketing_proto::identity::v1::Role;
+use ticketing_proto::inventory::v1 as inventory;
+use ticketing_proto::inventory::v1::hold_request::Selection;
+use ticketing_proto::notification::v1 as notification;
+use ticketing_proto::payment::v1 as payment;
+use ticketing_testkit::smtp::{read_qr, wait_for_emails};
+use tonic::Code;
+
+use crate::platform::{Event, Options, Platform, User, authed};
+
+fn seats(event: &Event, indexes: &[usize]) -> Selection {
+    Selection::Seats(inventory::SeatSelection { seat_ids: indexes.iter().map(|&i| event.seats[i].clone()).collect() })
+}
+
+fn ga(event: &Event, quantity: u32) -> Selection {
+    Selection::GeneralAdmission(inventory::GeneralAdmissionSelection { category_id: event.ga.clone(), quantity })
+}
+
+async fn verify(p: &Platform, organizer: &User, event: &Event, code: &str) -> notification::VerifyTicketResponse {
+    let request =
+        notification::VerifyTicketRequest { code: code.into(), event_id: event.id.clone(), gate_id: "A".into() };
+    p.notification.clone().verify_ticket(authed(request, organizer)).await.expect("verify").into_inner()
+}
+
+fn counts_of(counts: &[(String, u32, u32, u32)], category: &str) -> (u32, u32, u32) {
+    counts.iter().find(|c| c.0 == category).map(|c| (c.1, c.2, c.3)).expect("category counts")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn happy_path_tickets_arrive_and_each_admits_once() {
+    let p = Platform::start(Options::default()).await;
+    let organizer = p.user(Role::Organizer).await;
+    let buyer = p.user(Role::User).await;
+    let event = p.event(&organizer, 10, 4, 7_500).await;
+
+    let hold = p.hold(&buyer, &event, seats(&event, &[1, 2])).await;
+    let created = p.book(&buyer, &hold).await;
+    assert_eq!((created.status(), created.user_id.as_str()), (BookingStatus::PendingPayment, buyer.id.as_str()));
+    assert_eq!(created.total.as_ref().unwrap().minor_units, 15_000);
+    let labels: Vec<&str> = created.line_items.iter().map(|i| i.label.as_str()).collect();
+    assert_eq!(labels, ["Block A, Row 1, Seat 2", "Block A, Row 1, Seat 3"], "labels come from the seat map");
+    let again = booking::CreateBookingRequest { hold_id: hold.hold_id.clone(), idempotency_key: String::new() };
+    let twice = p.booking.clone().create_booking(authed(again, &buyer)).await.unwrap_err();
+    assert_eq!(twice.code(), Code::AlreadyExists, "a hold backs one booking");
+
+    let paid = p.pay(&buyer, &created, "tok_visa", "pay-1").await.expect("charge");
+    assert_eq!(paid.status(), payment::PaymentStatus::Succeeded);
+    let confirmed = p.wait_status(&buyer, &created.id, BookingStatus::Confirmed).await;
+    assert_eq!(confirmed.payment_id, paid.id);
+    assert_eq!(counts_of(&p.counts(&event).await, &event.seated), (2, 0, 2), "two seats sold");
+
+    // The email carries one QR ticket per seat; each admits once.
+    let emails = wait_for_emails(&p.smtp, &buyer.email, 2).await;
+    let tickets_email = emails.iter().find(|e| !e.pngs.is_empty()).expect("an email with tickets");
+    assert_eq!(tickets_email.pngs.len(), 2, "{:?}", tickets_email.subject);
+    for png in &tickets_email.pngs {
+        let code = read_qr(png);
+        let first = verify(&p, &organizer, &event, &code).await;
+        assert_eq!(first.result(), notification::VerificationResult::Valid);
+        let second = verify(&p, &organizer, &event, &code).await;
+        assert_eq!(second.result(), notification::VerificationResult::AlreadyScanned);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_declined_card_cancels_the_booking_and_frees_the_seats() {
+    let p = Platform::start(Options::default()).await;
+    let organizer = p.user(Role::Organizer).await;
+    let buyer = p.user(Role::User).await;
+    let event = p.event(&organizer, 10, 4, 5_000).await;
+    let hold = p.hold(&buyer, &event, seats(&event, &[0])).await;
+    let created = p.book(&buyer, &hold).await;
+
+    let declined = p.pay(&buyer, &created, "tok_decline", "pay-1").await.expect("a decline is an answer");
+    assert_eq!(declined.status(), payment::PaymentStatus::Failed);
+    let cancelled = p.wait_status(&buyer, &created.id, BookingStatus::Cancelled).await;
+    assert!(cancelled.cancellation_reason.contains("declined"), "{}", cancelled.cancellation_reason);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while counts_of(&p.counts(&event).await, &event.seated) != (4, 0, 0) {
+        assert!(std::time::Instant::now() < deadline, "the seat never came back");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unpaid_booking_expires_with_its_hold_and_the_seats_return() {
+    let p = Platform::start(Options { hold_ttl: Duration::from_secs(2) }).await;
+    let organizer = p.user(Role::Organizer).await;
+    let buyer = p.user(Role::User).await;
+    let event = p.event(&organizer, 10, 4, 5_000).await;
+    let hold = p.hold(&buyer, &event, ga(&event, 3)).await;
+    let created = p.book(&buyer, &hold).await;
+    assert_eq!(counts_of(&p.counts(&event).await, &event.ga), (7, 3, 0));
+
+    p.wait_status(&buyer, &created.id, BookingStatus::Expired).await;
+    assert_eq!(counts_of(&p.counts(&event).await, &event.ga), (10, 0, 0), "the tickets are back");
+    let late = p.pay(&buyer, &created, "tok_visa", "pay-late").await.unwrap_err();
+    assert_eq!(late.code(), Code::FailedPrecondition, "an expired booking cannot be paid: {late:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_payment_that_lands_after_expiry_is_refunded_and_sells_nothing() {
+    let p = Platform::start(Options { hold_ttl: Duration::from_secs(3) }).await;
+    let organizer = p.user(Role::Organizer).await;
+    let buyer = p.user(Role::User).await;
+    let event = p.event(&organizer, 10, 4, 5_000).await;
+    let hold = p.hold(&buyer, &event, seats(&event, &[3])).await;
+    let created = p.book(&buyer, &hold).await;
+
+    // The slow card answers after the client deadline; the charge lands at the provider,
+    // reconciliation finds it succeeded, by which time the hold has expired.
+    let paid = p.pay(&buyer, &created, "tok_slow", "pay-slow").await;
+    let payment_id = match paid {
+        Ok(details) => details.id,
+        Err(status) => panic!("the slow card is answered as UNKNOWN, not refused: {status:?}"),
+    };
+    p.wait_status(&buyer, &created.id, BookingStatus::Expired).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while p.booking(&buyer, &created.id).await.payment_id != payment_id {
+        assert!(std::time::Instant::now() < deadline, "the late payment was never recorded");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(p.booking(&buyer, &created.id).await.status(), BookingStatus::Expired, "it stays expired");
+    loop {
+        let request = payment::GetPaymentRequest {
+            lookup: Some(payment::get_payment_request::Lookup::PaymentId(payment_id.clone())),
+        };
+        let current = p.payment.clone().get_payment(authed(request, &buyer)).await.expect("payment").into_inner();
+        if current.status() == payment::PaymentStatus::Refunded {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "never refunded: {:?}", current.status());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(counts_of(&p.counts(&event).await, &event.seated), (4, 0, 0), "no seat sold");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelling_a_confirmed_booking_refunds_it_returns_the_seats_and_voids_the_tickets() {
+    let p = Platform::start(Options::default()).await;
+    let organizer = p.user(Role::Organizer).await;
+    let buyer = p.user(Role::User).await;
+    let event = p.event(&organizer, 10, 4, 5_000).await;
+    let hold = p.hold(&buyer, &event, seats(&event, &[0, 1])).await;
+    let created = p.book(&buyer, &hold).await;
+    p.pay(&buyer, &created, "tok_visa", "pay-1").await.expect("charge");
+    p.wait_status(&buyer, &created.id, BookingStatus::Confirmed).await;
+    let emails = wait_for_emails(&p.smtp, &buyer.email, 2).await;
+    let codes: Vec<String> = emails.iter().flat_map(|e| e.pngs.iter().map(|png| read_qr(png))).collect();
+    assert_eq!(codes.len(), 2);
+
+    let cancel = booking::CancelBookingRequest {
+        booking_id: created.id.clone(),
+        idempotency_key: "cancel-1".into(),
+        reason: "cannot make it".into(),
+    };
+    let pending = p.booking.clone().cancel_booking(authed(cancel.clone(), &buyer)).await.expect("cancel").into_inner();
+    assert_eq!(pending.status(), BookingStatus::RefundPending);
+    let replay = p.booking.clone().cancel_booking(authed(cancel, &buyer)).await.expect("replay").into_inner();
+    assert_eq!(replay, pending, "the same key replays the first answer");
+    assert_eq!(counts_of(&p.counts(&event).await, &event.seated), (4, 0, 0), "the seats are back on sale");
+
+    p.wait_status(&buyer, &created.id, BookingStatus::Refunded).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    for code in &codes {
+        loop {
+            let answer = verify(&p, &organizer, &event, code).await;
+            if answer.result() == notification::VerificationResult::Revoked {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "ticket still admits: {:?}", answer.result());
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}

@@ -1,0 +1,74 @@
+//! Inventory and catalog, as booking calls them: with the caller's token when acting
+//! for a buyer, with booking's own `service` token when the saga acts by itself.
+
+use ticketing_platform::auth::with_bearer;
+use ticketing_platform::peers::ServiceTokens;
+use ticketing_proto::catalog::v1 as catalog;
+use ticketing_proto::inventory::v1 as inventory;
+use tonic::Status;
+use tonic::transport::Channel;
+
+/// Booking's peers.
+#[derive(Clone)]
+pub struct Peers {
+    inventory: inventory::inventory_client::InventoryClient<Channel>,
+    catalog: catalog::catalog_client::CatalogClient<Channel>,
+    tokens: ServiceTokens,
+}
+
+impl Peers {
+    /// Peers over `inventory` and `catalog` channels, acting with `tokens` on booking's behalf.
+    pub fn new(inventory: Channel, catalog: Channel, tokens: ServiceTokens) -> Self {
+        Self {
+            inventory: inventory::inventory_client::InventoryClient::new(inventory),
+            catalog: catalog::catalog_client::CatalogClient::new(catalog),
+            tokens,
+        }
+    }
+
+    /// The hold, as its holder (`token`) sees it.
+    pub async fn hold(&self, token: &str, hold_id: &str) -> Result<inventory::HoldDetails, Status> {
+        let request = with_bearer(tonic::Request::new(inventory::GetHoldRequest { hold_id: hold_id.into() }), token);
+        Ok(self.inventory.clone().get_hold(request).await?.into_inner())
+    }
+
+    /// The event with its categories and prices.
+    pub async fn event(&self, token: &str, event_id: &str) -> Result<catalog::Event, Status> {
+        let message = catalog::GetEventRequest { event_id: event_id.into(), include_seat_ids: false };
+        Ok(self.catalog.clone().get_event(with_bearer(tonic::Request::new(message), token)).await?.into_inner())
+    }
+
+    /// Labels of an event's seats.
+    pub async fn seats(
+        &self,
+        token: &str,
+        event_id: &str,
+        seat_ids: &[String],
+    ) -> Result<Vec<catalog::EventSeat>, Status> {
+        let message = catalog::GetEventSeatsRequest { event_id: event_id.into(), seat_ids: seat_ids.to_vec() };
+        let request = with_bearer(tonic::Request::new(message), token);
+        Ok(self.catalog.clone().get_event_seats(request).await?.into_inner().seats)
+    }
+
+    /// Sells the hold for `booking` (idempotent for the same booking).
+    pub async fn confirm(&self, hold_id: &str, fencing_token: u64, booking: uuid::Uuid) -> Result<(), Status> {
+        let message =
+            inventory::ConfirmRequest { hold_id: hold_id.into(), fencing_token, booking_id: booking.to_string() };
+        self.inventory.clone().confirm(self.tokens.request(message).await?).await?;
+        Ok(())
+    }
+
+    /// Releases the hold on its holder's behalf (idempotent).
+    pub async fn release(&self, hold_id: &str) -> Result<(), Status> {
+        let message = inventory::ReleaseRequest { hold_id: hold_id.into() };
+        self.inventory.clone().release(self.tokens.request(message).await?).await?;
+        Ok(())
+    }
+
+    /// Returns a sold hold's tickets to stock (idempotent).
+    pub async fn restock(&self, hold_id: &str, booking: uuid::Uuid) -> Result<(), Status> {
+        let message = inventory::RestockRequest { hold_id: hold_id.into(), booking_id: booking.to_string() };
+        self.inventory.clone().restock(self.tokens.request(message).await?).await?;
+        Ok(())
+    }
+}

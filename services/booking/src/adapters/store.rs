@@ -1,0 +1,266 @@
+//! Bookings, line items and the event projection in booking's Postgres.
+
+use anyhow::Context as _;
+use chrono::{DateTime, Utc};
+use sqlx::{PgConnection, PgExecutor};
+use ticketing_platform::page::TimeCursor;
+use uuid::Uuid;
+
+use crate::domain::{Booking, LineItem, Status};
+
+const COLUMNS: &str = "id, user_id, event_id, hold_id, fencing_token, status, currency, total_minor, expires_at, \
+                       payment_id, refund_requested_at, cancellation_reason, created_at, updated_at";
+
+#[derive(sqlx::FromRow)]
+struct Row {
+    id: Uuid,
+    user_id: Uuid,
+    event_id: Uuid,
+    hold_id: String,
+    fencing_token: i64,
+    status: String,
+    currency: String,
+    total_minor: i64,
+    expires_at: DateTime<Utc>,
+    payment_id: Option<Uuid>,
+    refund_requested_at: Option<DateTime<Utc>>,
+    cancellation_reason: String,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl Row {
+    fn into_booking(self, line_items: Vec<LineItem>) -> anyhow::Result<Booking> {
+        Ok(Booking {
+            id: self.id,
+            user_id: self.user_id,
+            event_id: self.event_id,
+            hold_id: self.hold_id,
+            fencing_token: u64::try_from(self.fencing_token).context("stored fencing token")?,
+            status: self.status.parse().map_err(anyhow::Error::msg)?,
+            currency: self.currency,
+            total_minor: self.total_minor,
+            expires_at: self.expires_at,
+            payment_id: self.payment_id,
+            refund_requested_at: self.refund_requested_at,
+            cancellation_reason: self.cancellation_reason,
+            line_items,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        })
+    }
+}
+
+/// Stores a new booking; `Err(id)` when its hold already backs booking `id`.
+pub async fn insert(tx: &mut PgConnection, booking: &Booking) -> anyhow::Result<Result<(), Uuid>> {
+    let inserted: Option<Uuid> = sqlx::query_scalar(
+        "INSERT INTO bookings (id, user_id, event_id, hold_id, fencing_token, status, currency, total_minor, expires_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+         ON CONFLICT (hold_id) DO NOTHING RETURNING id",
+    )
+    .bind(booking.id)
+    .bind(booking.user_id)
+    .bind(booking.event_id)
+    .bind(&booking.hold_id)
+    .bind(i64::try_from(booking.fencing_token).context("fencing token")?)
+    .bind(booking.status.as_str())
+    .bind(&booking.currency)
+    .bind(booking.total_minor)
+    .bind(booking.expires_at)
+    .fetch_optional(&mut *tx)
+    .await
+    .context("inserting a booking")?;
+    if inserted.is_none() {
+        let existing: Uuid = sqlx::query_scalar("SELECT id FROM bookings WHERE hold_id = $1")
+            .bind(&booking.hold_id)
+            .fetch_one(&mut *tx)
+            .await
+            .context("finding the hold's booking")?;
+        return Ok(Err(existing));
+    }
+    let items = &booking.line_items;
+    sqlx::query(
+        "INSERT INTO line_items (id, booking_id, position, category_id, seat_id, label, unit_price_minor)
+         SELECT u.id, $1, u.position, u.category_id, u.seat_id, u.label, u.price
+         FROM UNNEST($2::uuid[], $3::int[], $4::uuid[], $5::uuid[], $6::text[], $7::bigint[])
+           AS u(id, position, category_id, seat_id, label, price)",
+    )
+    .bind(booking.id)
+    .bind(items.iter().map(|i| i.id).collect::<Vec<_>>())
+    .bind((0..items.len() as i32).collect::<Vec<_>>())
+    .bind(items.iter().map(|i| i.category_id).collect::<Vec<_>>())
+    .bind(items.iter().map(|i| i.seat_id).collect::<Vec<_>>())
+    .bind(items.iter().map(|i| i.label.clone()).collect::<Vec<_>>())
+    .bind(items.iter().map(|i| i.unit_price_minor).collect::<Vec<_>>())
+    .execute(&mut *tx)
+    .await
+    .context("inserting line items")?;
+    Ok(Ok(()))
+}
+
+async fn line_items(db: &mut PgConnection, ids: &[Uuid]) -> anyhow::Result<Vec<(Uuid, LineItem)>> {
+    let rows: Vec<(Uuid, Uuid, Uuid, Option<Uuid>, String, i64)> = sqlx::query_as(
+        "SELECT booking_id, id, category_id, seat_id, label, unit_price_minor FROM line_items
+         WHERE booking_id = ANY($1) ORDER BY booking_id, position",
+    )
+    .bind(ids)
+    .fetch_all(db)
+    .await
+    .context("reading line items")?;
+    Ok(rows
+        .into_iter()
+        .map(|(booking, id, category_id, seat_id, label, unit_price_minor)| {
+            (booking, LineItem { id, category_id, seat_id, label, unit_price_minor })
+        })
+        .collect())
+}
+
+async fn with_items(db: &mut PgConnection, rows: Vec<Row>) -> anyhow::Result<Vec<Booking>> {
+    let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
+    let mut items = line_items(db, &ids).await?;
+    rows.into_iter()
+        .map(|row| {
+            let mine = items.iter().filter(|(b, _)| *b == row.id).map(|(_, i)| i.clone()).collect();
+            items.retain(|(b, _)| *b != row.id);
+            row.into_booking(mine)
+        })
+        .collect()
+}
+
+/// One booking.
+pub async fn get(db: &mut PgConnection, id: Uuid) -> anyhow::Result<Option<Booking>> {
+    let row: Option<Row> = sqlx::query_as(&format!("SELECT {COLUMNS} FROM bookings WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(&mut *db)
+        .await
+        .context("reading a booking")?;
+    Ok(with_items(db, row.into_iter().collect()).await?.pop())
+}
+
+/// One booking, locked until the transaction ends.
+pub async fn lock(tx: &mut PgConnection, id: Uuid) -> anyhow::Result<Option<Booking>> {
+    let row: Option<Row> = sqlx::query_as(&format!("SELECT {COLUMNS} FROM bookings WHERE id = $1 FOR UPDATE"))
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await
+        .context("locking a booking")?;
+    Ok(with_items(tx, row.into_iter().collect()).await?.pop())
+}
+
+/// The booking of a hold, locked until the transaction ends.
+pub async fn lock_by_hold(tx: &mut PgConnection, hold_id: &str) -> anyhow::Result<Option<Booking>> {
+    let row: Option<Row> = sqlx::query_as(&format!("SELECT {COLUMNS} FROM bookings WHERE hold_id = $1 FOR UPDATE"))
+        .bind(hold_id)
+        .fetch_optional(&mut *tx)
+        .await
+        .context("locking a hold's booking")?;
+    Ok(with_items(tx, row.into_iter().collect()).await?.pop())
+}
+
+/// An event's bookings in `statuses`, locked until the transaction ends.
+pub async fn lock_of_event(tx: &mut PgConnection, event: Uuid, statuses: &[Status]) -> anyhow::Result<Vec<Booking>> {
+    let names: Vec<&str> = statuses.iter().map(|s| s.as_str()).collect();
+    let rows: Vec<Row> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM bookings WHERE event_id = $1 AND status = ANY($2) ORDER BY id FOR UPDATE"
+    ))
+    .bind(event)
+    .bind(&names)
+    .fetch_all(&mut *tx)
+    .await
+    .context("locking an event's bookings")?;
+    with_items(tx, rows).await
+}
+
+/// Writes a booking's mutable fields back.
+pub async fn update(db: impl PgExecutor<'_>, booking: &Booking) -> anyhow::Result<()> {
+    sqlx::query(
+        "UPDATE bookings SET status = $2, payment_id = $3, refund_requested_at = $4, cancellation_reason = $5,
+                updated_at = now()
+         WHERE id = $1",
+    )
+    .bind(booking.id)
+    .bind(booking.status.as_str())
+    .bind(booking.payment_id)
+    .bind(booking.refund_requested_at)
+    .bind(&booking.cancellation_reason)
+    .execute(db)
+    .await
+    .context("updating a booking")?;
+    Ok(())
+}
+
+/// Whose bookings a page lists.
+#[derive(Debug, Clone, Copy)]
+pub enum Owner {
+    /// One buyer's.
+    User(Uuid),
+    /// One event's.
+    Event(Uuid),
+}
+
+/// A page of bookings, newest first, one more than `limit` when there are more.
+pub async fn page(
+    db: &mut PgConnection,
+    owner: Owner,
+    statuses: &[Status],
+    after: Option<TimeCursor>,
+    limit: u32,
+) -> anyhow::Result<Vec<Booking>> {
+    let (column, id) = match owner {
+        Owner::User(id) => ("user_id", id),
+        Owner::Event(id) => ("event_id", id),
+    };
+    let names: Vec<&str> = statuses.iter().map(|s| s.as_str()).collect();
+    let rows: Vec<Row> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM bookings
+         WHERE {column} = $1 AND (cardinality($2::text[]) = 0 OR status = ANY($2))
+           AND ($3::timestamptz IS NULL OR (created_at, id) < ($3, $4))
+         ORDER BY created_at DESC, id DESC LIMIT $5"
+    ))
+    .bind(id)
+    .bind(&names)
+    .bind(after.map(|c| c.at))
+    .bind(after.map(|c| c.id))
+    .bind(i64::from(limit) + 1)
+    .fetch_all(&mut *db)
+    .await
+    .context("listing bookings")?;
+    with_items(db, rows).await
+}
+
+/// Records an event's organizer (from `EventPublished`).
+pub async fn upsert_event(db: impl PgExecutor<'_>, event: Uuid, organizer: Uuid) -> anyhow::Result<()> {
+    sqlx::query(
+        "INSERT INTO events (id, organizer_id) VALUES ($1, $2)
+         ON CONFLICT (id) DO UPDATE SET organizer_id = EXCLUDED.organizer_id",
+    )
+    .bind(event)
+    .bind(organizer)
+    .execute(db)
+    .await
+    .context("recording an event")?;
+    Ok(())
+}
+
+/// Marks an event cancelled; its organizer may be unknown yet.
+pub async fn cancel_event(db: impl PgExecutor<'_>, event: Uuid, organizer: Uuid) -> anyhow::Result<()> {
+    sqlx::query(
+        "INSERT INTO events (id, organizer_id, cancelled) VALUES ($1, $2, true)
+         ON CONFLICT (id) DO UPDATE SET cancelled = true",
+    )
+    .bind(event)
+    .bind(organizer)
+    .execute(db)
+    .await
+    .context("cancelling an event")?;
+    Ok(())
+}
+
+/// The event's organizer, if known.
+pub async fn organizer(db: impl PgExecutor<'_>, event: Uuid) -> anyhow::Result<Option<Uuid>> {
+    sqlx::query_scalar("SELECT organizer_id FROM events WHERE id = $1")
+        .bind(event)
+        .fetch_optional(db)
+        .await
+        .context("reading an event's organizer")
+}

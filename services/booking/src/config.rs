@@ -1,0 +1,118 @@
+//! Booking's configuration: the common sections plus `booking.*`.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use ticketing_platform::cli::ServiceConfig;
+use ticketing_platform::config::{
+    AuthConfig, ConfigIssue, DatabaseConfig, Environment, KafkaConfig, ServerConfig, TelemetryConfig, Validate,
+};
+
+/// Booking's gRPC port; its admin port is this plus 1000.
+pub const GRPC_PORT: u16 = 50054;
+
+/// The client secret booking uses by default, for local runs; refused in production.
+pub const DEVELOPMENT_SECRET: &str = "booking-development-secret-change-me-0000";
+
+/// Everything booking reads.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    /// Ports and shutdown.
+    pub server: ServerConfig,
+    /// Logs and traces.
+    pub telemetry: TelemetryConfig,
+    /// Booking's database.
+    pub database: DatabaseConfig,
+    /// The broker.
+    pub kafka: KafkaConfig,
+    /// Token verification, and booking's own client credentials.
+    pub auth: AuthConfig,
+    /// Booking's own settings.
+    pub booking: BookingSettings,
+}
+
+/// Settings only booking has.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct BookingSettings {
+    /// Inventory's gRPC address.
+    pub inventory_url: String,
+    /// Catalog's gRPC address.
+    pub catalog_url: String,
+    /// Deadline of each call to a peer.
+    #[serde(with = "humantime_serde")]
+    pub peer_timeout: Duration,
+    /// How long idempotency keys are kept.
+    #[serde(with = "humantime_serde")]
+    pub idempotency_ttl: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        // Development only: `identity.service_clients.booking` must match; production sets
+        // the secret from a Secret and refuses this one.
+        let auth = AuthConfig {
+            client_id: "booking".into(),
+            client_secret: DEVELOPMENT_SECRET.into(),
+            ..AuthConfig::default()
+        };
+        Self {
+            server: ServerConfig::with_ports(GRPC_PORT),
+            telemetry: TelemetryConfig::default(),
+            database: DatabaseConfig::for_service("booking"),
+            kafka: KafkaConfig::default(),
+            auth,
+            booking: BookingSettings::default(),
+        }
+    }
+}
+
+impl Default for BookingSettings {
+    fn default() -> Self {
+        Self {
+            inventory_url: "http://127.0.0.1:50053".into(),
+            catalog_url: "http://127.0.0.1:50052".into(),
+            peer_timeout: Duration::from_secs(3),
+            idempotency_ttl: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+impl Validate for Config {
+    fn validate(&self, issues: &mut Vec<ConfigIssue>) {
+        self.server.validate(issues);
+        self.telemetry.validate(issues);
+        self.database.validate(issues);
+        self.kafka.validate(issues);
+        self.auth.validate(issues);
+        if self.server.environment == Environment::Production && self.auth.client_secret == DEVELOPMENT_SECRET {
+            issues.push(ConfigIssue::new("auth.client_secret", "the development secret is refused in production"));
+        }
+        if self.auth.client_id.is_empty() {
+            issues.push(ConfigIssue::new("auth.client_id", "booking needs client credentials to confirm sales"));
+        }
+        let b = &self.booking;
+        for (key, url) in [("booking.inventory_url", &b.inventory_url), ("booking.catalog_url", &b.catalog_url)] {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                issues.push(ConfigIssue::new(key, "must be an http(s) URL"));
+            }
+        }
+        if b.peer_timeout < Duration::from_millis(10) || b.peer_timeout > Duration::from_secs(60) {
+            issues.push(ConfigIssue::new("booking.peer_timeout", "must be between 10ms and 60s"));
+        }
+        if b.idempotency_ttl < Duration::from_secs(24 * 3600) {
+            issues.push(ConfigIssue::new("booking.idempotency_ttl", "must be at least 24h (Stripe semantics)"));
+        }
+    }
+}
+
+impl ServiceConfig for Config {
+    fn telemetry(&self) -> &TelemetryConfig {
+        &self.telemetry
+    }
+
+    fn database(&self) -> Option<&DatabaseConfig> {
+        Some(&self.database)
+    }
+}

@@ -1,0 +1,83 @@
+//! The saga's consumers: payment outcomes, ended holds and catalog changes move
+//! bookings along. Each event is applied once (the platform consumer dedupes on its
+//! id, in the handler's transaction); every step also tolerates replays and any
+//! order, because it looks at the booking's state before changing it.
+
+use sqlx::PgConnection;
+use ticketing_platform::events::{PayloadError, payload};
+use ticketing_platform::kafka::consumer::{HandleError, Handler};
+use ticketing_proto::events::v1 as ev;
+use ticketing_proto::events::v1::Envelope;
+
+use crate::domain::BookingError;
+use crate::service::Bookings;
+
+/// Consumer group of the saga.
+pub const GROUP: &str = "booking.saga";
+
+/// Base names of the topics the saga reads.
+pub const TOPICS: [&str; 3] = ["payment.events", "inventory.events", "catalog.events"];
+
+/// The handler.
+pub struct Saga {
+    bookings: Bookings,
+}
+
+impl Saga {
+    /// A saga driving `bookings`.
+    pub fn new(bookings: Bookings) -> Self {
+        Self { bookings }
+    }
+}
+
+fn id(raw: &str) -> Result<uuid::Uuid, HandleError> {
+    raw.parse().map_err(|_| HandleError::Permanent(anyhow::anyhow!("{raw:?} is not a UUID")))
+}
+
+fn decoded<M: prost::Message + prost::Name + Default>(event: &Envelope) -> Result<M, HandleError> {
+    payload(event).map_err(|e: PayloadError| HandleError::Permanent(e.into()))
+}
+
+fn is<M: prost::Name>(event: &Envelope) -> bool {
+    event.r#type == M::full_name()
+}
+
+impl Handler for Saga {
+    async fn handle(&self, tx: &mut PgConnection, event: &Envelope) -> Result<(), HandleError> {
+        let b = &self.bookings;
+        let applied = if is::<ev::PaymentSucceeded>(event) {
+            let paid: ev::PaymentSucceeded = decoded(event)?;
+            b.payment_succeeded(tx, id(&paid.booking_id)?, id(&paid.payment_id)?).await
+        } else if is::<ev::PaymentFailed>(event) {
+            let failed: ev::PaymentFailed = decoded(event)?;
+            let detail = format!("payment failed: {}", failed.failure_code);
+            b.payment_failed(tx, id(&failed.booking_id)?, &detail).await
+        } else if is::<ev::RefundSucceeded>(event) {
+            b.refund_succeeded(tx, &decoded(event)?).await
+        } else if is::<ev::HoldExpired>(event) {
+            b.hold_ended(tx, &decoded::<ev::HoldExpired>(event)?.hold_id, true).await
+        } else if is::<ev::HoldReleased>(event) {
+            b.hold_ended(tx, &decoded::<ev::HoldReleased>(event)?.hold_id, false).await
+        } else if is::<ev::EventPublished>(event) {
+            let published: ev::EventPublished = decoded(event)?;
+            b.event_published(tx, id(&published.event_id)?, id(&published.organizer_id)?).await
+        } else if is::<ev::EventCancelled>(event) {
+            let cancelled: ev::EventCancelled = decoded(event)?;
+            b.event_cancelled(tx, id(&cancelled.event_id)?, id(&cancelled.organizer_id)?).await
+        } else {
+            // Other events on these topics do not concern bookings.
+            Ok(())
+        };
+        match applied {
+            Ok(()) => Ok(()),
+            // Payment only knows bookings booking announced: a missing one is not coming.
+            Err(BookingError::NotFound) => {
+                Err(HandleError::Permanent(anyhow::anyhow!("event {} names an unknown booking", event.id)))
+            }
+            Err(BookingError::Invalid(v)) => {
+                Err(HandleError::Permanent(anyhow::anyhow!("{}", ticketing_platform::status::describe(&v))))
+            }
+            Err(e) => Err(HandleError::Retryable(e.into())),
+        }
+    }
+}

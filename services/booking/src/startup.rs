@@ -1,0 +1,56 @@
+//! Wires booking's store, peers, use cases, saga consumer and transport.
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+use ticketing_platform::auth::Verifier;
+use ticketing_platform::idempotency::IdempotencyKeys;
+use ticketing_platform::kafka::consumer::Consumer;
+use ticketing_platform::kafka::outbox::Relay;
+use ticketing_platform::peers::{ServiceTokens, channel};
+use ticketing_platform::{App, Running, db, kafka, readiness};
+use ticketing_proto::booking::v1::booking_server::BookingServer;
+use tonic::server::NamedService as _;
+
+use crate::adapters::peers::Peers;
+use crate::config::Config;
+use crate::grpc::Api;
+use crate::saga::{GROUP, Saga, TOPICS};
+use crate::service::{Bookings, TOPIC};
+
+/// Migrates (if configured), connects and binds the service.
+pub async fn build(config: Config) -> anyhow::Result<Running> {
+    let pool = db::open(&config.database, &crate::migrator()).await?;
+    let topic = config.kafka.topic(TOPIC);
+    let consumed: Vec<String> = TOPICS.iter().map(|t| config.kafka.topic(t)).collect();
+    let mut topics = vec![topic.clone()];
+    topics.extend(consumed.iter().flat_map(|t| [t.clone(), format!("{t}{}", kafka::DLQ_SUFFIX)]));
+    if let Err(e) = kafka::ensure_topics(&config.kafka, &topics).await {
+        tracing::warn!(error = format!("{e:#}"), "could not ensure Kafka topics; retrying in the background");
+    }
+
+    let settings = &config.booking;
+    let tokens = ServiceTokens::from_config(&config.auth)?.context("auth.client_id is required")?;
+    let peers = Peers::new(
+        channel(&settings.inventory_url, settings.peer_timeout)?,
+        channel(&settings.catalog_url, settings.peer_timeout)?,
+        tokens,
+    );
+    let mut app = App::new("booking", config.server.clone());
+    let bookings = Bookings::new(pool.clone(), peers, topic, app.metrics());
+    // A request owns its key for at most a few peer calls; after that a repeat may take over.
+    let keys = IdempotencyKeys::new(pool.clone(), settings.peer_timeout * 4 + Duration::from_secs(30));
+    app.authenticate_with(Verifier::from_config(&config.auth));
+    app.check("postgres", readiness::postgres(pool.clone()));
+
+    let producer = kafka::producer(&config.kafka)?;
+    let relay = Relay::new(pool.clone(), producer.clone(), &config.kafka, app.metrics());
+    app.spawn("outbox-relay", relay.run(app.stop_token()));
+    let saga =
+        Consumer::new(GROUP, consumed, pool, producer, Saga::new(bookings.clone()), &config.kafka, app.metrics());
+    app.spawn("saga", saga.run(app.stop_token()));
+    app.spawn("idempotency-purge", keys.clone().purge_until(settings.idempotency_ttl, app.stop_token()));
+
+    let routes = tonic::service::Routes::new(BookingServer::new(Api::new(bookings, keys)));
+    app.bind(routes, &[BookingServer::<Api>::NAME]).await
+}
