@@ -2,6 +2,7 @@
 //! booking, payment and notification, each with its own database (and Redis prefix),
 //! joined by one Kafka namespace and gRPC, with a real SMTP server for the emails.
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime};
 
 use ticketing_proto::booking::v1 as booking;
@@ -63,10 +64,12 @@ pub struct Platform {
     pub payment: PaymentClient<Channel>,
     pub notification: NotificationClient<Channel>,
     pub smtp: SmtpSink,
+    pub kafka: ticketing_platform::config::KafkaConfig,
     pub admin: User,
-    // Dropped last to first: services stop before their databases go.
+    // Fields drop in order: services stop before their databases go.
     _services: Vec<Spawned>,
-    _dbs: Vec<TestDb>,
+    /// Each service's database, by service name.
+    pub dbs: HashMap<&'static str, TestDb>,
     _redis: Vec<TestRedis>,
 }
 
@@ -86,7 +89,7 @@ impl Platform {
         kafka.consumer_retry_backoff = Duration::from_millis(50);
         kafka.outbox_poll_interval = Duration::from_millis(50);
         let smtp = SmtpSink::start().await;
-        let (mut services, mut dbs, mut redises) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut services, mut dbs, mut redises) = (Vec::new(), HashMap::new(), Vec::new());
 
         // identity first: every other service verifies its tokens.
         let db = TestDb::new(&ticketing_identity::migrator()).await;
@@ -105,7 +108,7 @@ impl Platform {
         auth.identity_url = format!("http://{}", identity.grpc_addr);
         let identity_client = IdentityClient::new(identity.channel().await);
         services.push(identity);
-        dbs.push(db);
+        dbs.insert("identity", db);
         redises.push(redis);
 
         let db = TestDb::new(&ticketing_catalog::migrator()).await;
@@ -118,7 +121,7 @@ impl Platform {
         let catalog_url = format!("http://{}", catalog.grpc_addr);
         let catalog_client = CatalogClient::new(catalog.channel().await);
         services.push(catalog);
-        dbs.push(db);
+        dbs.insert("catalog", db);
 
         let db = TestDb::new(&ticketing_inventory::migrator()).await;
         let redis = TestRedis::new();
@@ -134,7 +137,7 @@ impl Platform {
         let inventory_url = format!("http://{}", inventory.grpc_addr);
         let inventory_client = InventoryClient::new(inventory.channel().await);
         services.push(inventory);
-        dbs.push(db);
+        dbs.insert("inventory", db);
         redises.push(redis);
 
         let db = TestDb::new(&ticketing_booking::migrator()).await;
@@ -150,7 +153,7 @@ impl Platform {
         let booking = Spawned::start(ticketing_booking::startup::build(config).await.expect("booking"));
         let booking_client = BookingClient::new(booking.channel().await);
         services.push(booking);
-        dbs.push(db);
+        dbs.insert("booking", db);
 
         let db = TestDb::new(&ticketing_payment::migrator()).await;
         let mut config = ticketing_payment::config::Config::default();
@@ -164,7 +167,7 @@ impl Platform {
         let payment = Spawned::start(ticketing_payment::startup::build(config).await.expect("payment"));
         let payment_client = PaymentClient::new(payment.channel().await);
         services.push(payment);
-        dbs.push(db);
+        dbs.insert("payment", db);
 
         let db = TestDb::new(&ticketing_notification::migrator()).await;
         let mut config = ticketing_notification::config::Config::default();
@@ -182,7 +185,7 @@ impl Platform {
         let notification = Spawned::start(ticketing_notification::startup::build(config).await.expect("notification"));
         let notification_client = NotificationClient::new(notification.channel().await);
         services.push(notification);
-        dbs.push(db);
+        dbs.insert("notification", db);
 
         let login = identity::LoginRequest { email: ADMIN_EMAIL.into(), password: ADMIN_PASSWORD.into() };
         let pair = identity_client.clone().login(login).await.expect("admin login").into_inner();
@@ -206,9 +209,10 @@ impl Platform {
             payment: payment_client,
             notification: notification_client,
             smtp,
+            kafka,
             admin,
             _services: services,
-            _dbs: dbs,
+            dbs,
             _redis: redises,
         }
     }

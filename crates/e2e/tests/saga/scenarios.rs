@@ -179,3 +179,141 @@ async fn cancelling_a_confirmed_booking_refunds_it_returns_the_seats_and_voids_t
         }
     }
 }
+
+/// Seats of `event` bought by `buyer` through the whole saga; returns the booking.
+async fn purchase(p: &Platform, buyer: &User, event: &Event, seat: usize) -> booking::BookingDetails {
+    let hold = p.hold(buyer, event, seats(event, &[seat])).await;
+    let created = p.book(buyer, &hold).await;
+    p.pay(buyer, &created, "tok_visa", &format!("pay-{seat}")).await.expect("charge");
+    p.wait_status(buyer, &created.id, BookingStatus::Confirmed).await
+}
+
+async fn count(p: &Platform, service: &str, sql: &str) -> i64 {
+    sqlx::query_scalar(sql).fetch_one(&p.dbs[service].pool).await.expect(sql)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_concurrent_pay_requests_charge_once_and_agree() {
+    let p = Platform::start(Options::default()).await;
+    let organizer = p.user(Role::Organizer).await;
+    let buyer = p.user(Role::User).await;
+    let event = p.event(&organizer, 10, 4, 5_000).await;
+    let hold = p.hold(&buyer, &event, seats(&event, &[2])).await;
+    let created = p.book(&buyer, &hold).await;
+    // Payment must know the booking before the race, or every request is told to retry.
+    let known = format!("SELECT count(*) FROM bookings WHERE id = '{}'", created.id);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while count(&p, "payment", &known).await == 0 {
+        assert!(std::time::Instant::now() < deadline, "payment never heard of the booking");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let attempts = (0..1000).map(|i| {
+        let (p, buyer, created) = (&p, &buyer, &created);
+        async move {
+            let key = format!("key-{}", i % 20);
+            (key.clone(), p.pay(buyer, created, "tok_visa", &key).await)
+        }
+    });
+    let results = futures::future::join_all(attempts).await;
+    let first: payment::PaymentDetails = {
+        let request = payment::GetPaymentRequest {
+            lookup: Some(payment::get_payment_request::Lookup::BookingId(created.id.clone())),
+        };
+        p.payment.clone().get_payment(authed(request, &buyer)).await.expect("the payment").into_inner()
+    };
+    let mut by_key: std::collections::HashMap<String, Vec<String>> = std::collections::HashMap::new();
+    for (key, result) in results {
+        match result {
+            Ok(details) => {
+                assert_eq!(details.id, first.id, "every success is the one payment");
+                by_key.entry(key).or_default().push(details.id);
+            }
+            Err(s) => assert!(matches!(s.code(), Code::FailedPrecondition | Code::Aborted), "{key}: {s:?}"),
+        }
+    }
+    assert_eq!(count(&p, "payment", "SELECT count(*) FROM simulated_charges").await, 1, "one charge at the provider");
+    assert_eq!(count(&p, "payment", "SELECT count(*) FROM payments WHERE status = 'succeeded'").await, 1);
+    let confirmed = p.wait_status(&buyer, &created.id, BookingStatus::Confirmed).await;
+    assert_eq!(confirmed.payment_id, first.id);
+}
+
+/// What a redelivered event must not change: rows of each service and the stock.
+type Snapshot = (i64, i64, i64, i64, i64, i64, Vec<(String, u32, u32, u32)>);
+
+async fn snapshot(p: &Platform, event: &Event) -> Snapshot {
+    (
+        count(p, "booking", "SELECT count(*) FROM bookings").await,
+        count(p, "booking", "SELECT count(*) FROM processed_events").await,
+        count(p, "payment", "SELECT count(*) FROM payments").await,
+        count(p, "payment", "SELECT count(*) FROM refunds").await,
+        count(p, "payment", "SELECT count(*) FROM simulated_charges").await,
+        count(p, "notification", "SELECT count(*) FROM deliveries").await,
+        p.counts(event).await,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_event_delivered_again_in_reverse_changes_nothing() {
+    use rdkafka::Message as _;
+    use rdkafka::producer::FutureRecord;
+
+    let p = Platform::start(Options::default()).await;
+    let organizer = p.user(Role::Organizer).await;
+    let buyer = p.user(Role::User).await;
+    let event = p.event(&organizer, 10, 4, 5_000).await;
+    let kept = purchase(&p, &buyer, &event, 0).await;
+    let cancelled = purchase(&p, &buyer, &event, 1).await;
+    let cancel = booking::CancelBookingRequest { booking_id: cancelled.id.clone(), ..Default::default() };
+    p.booking.clone().cancel_booking(authed(cancel, &buyer)).await.expect("cancel");
+    p.wait_status(&buyer, &cancelled.id, BookingStatus::Refunded).await;
+    let emails = wait_for_emails(&p.smtp, &buyer.email, 4).await.len();
+
+    let before = snapshot(&p, &event).await;
+
+    // Every event every consumer reads, again, newest first.
+    let producer = ticketing_platform::kafka::producer(&p.kafka).expect("producer");
+    let mut replayed = 0;
+    for base in ["identity.events", "catalog.events", "inventory.events", "booking.events", "payment.events"] {
+        let topic = p.kafka.topic(base);
+        let messages = ticketing_testkit::read_topic(&p.kafka, &topic, 1, Duration::from_secs(10));
+        for m in messages.iter().rev() {
+            let mut record = FutureRecord::to(&topic).payload(m.payload().unwrap_or_default());
+            if let Some(key) = m.key() {
+                record = record.key(key);
+            }
+            producer.send(record, Duration::from_secs(10)).await.map_err(|(e, _)| e).expect("republish");
+            replayed += 1;
+        }
+    }
+    assert!(replayed >= 15, "only {replayed} events replayed");
+    tokio::time::sleep(Duration::from_secs(5)).await;
+
+    let after = snapshot(&p, &event).await;
+    // Booking's processed_events grows by nothing: every replay is a known event id.
+    assert_eq!(after, before, "a redelivered event changed something");
+    assert_eq!(wait_for_emails(&p.smtp, &buyer.email, emails).await.len(), emails, "no email twice");
+    assert_eq!(p.booking(&buyer, &kept.id).await.status(), BookingStatus::Confirmed);
+    assert_eq!(p.booking(&buyer, &cancelled.id).await.status(), BookingStatus::Refunded);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poison_message_goes_to_the_dead_letter_topic_and_the_saga_goes_on() {
+    use rdkafka::producer::FutureRecord;
+
+    let p = Platform::start(Options::default()).await;
+    let organizer = p.user(Role::Organizer).await;
+    let buyer = p.user(Role::User).await;
+    let event = p.event(&organizer, 10, 4, 5_000).await;
+
+    let topic = p.kafka.topic("payment.events");
+    let producer = ticketing_platform::kafka::producer(&p.kafka).expect("producer");
+    let record = FutureRecord::to(&topic).key("poison").payload(&b"\x08\x96\x01 not an envelope"[..]);
+    producer.send(record, Duration::from_secs(10)).await.map_err(|(e, _)| e).expect("publish poison");
+
+    let confirmed = purchase(&p, &buyer, &event, 3).await;
+    assert_eq!(confirmed.status(), BookingStatus::Confirmed, "the consumer kept going");
+    let dlq = format!("{topic}{}", ticketing_platform::kafka::DLQ_SUFFIX);
+    let dead = ticketing_testkit::read_topic(&p.kafka, &dlq, 1, Duration::from_secs(60));
+    assert!(!dead.is_empty(), "the poison message reached {dlq}");
+}
