@@ -5,6 +5,7 @@
 //! and a fresh topic namespace. Servers come from `DATABASE_URL`, `REDIS_URL`
 //! and `KAFKA_BROKERS`, with loopback defaults.
 
+pub mod broker;
 mod issuer;
 pub mod smtp;
 

@@ -31,11 +31,13 @@ const BOOKING_SECRET: &str = "booking-test-secret-of-at-least-32-chars";
 pub struct Options {
     /// Inventory's hold TTL.
     pub hold_ttl: Duration,
+    /// A broker of the test's own, instead of the shared one.
+    pub brokers: Option<&'static str>,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Self { hold_ttl: Duration::from_secs(600) }
+        Self { hold_ttl: Duration::from_secs(600), brokers: None }
     }
 }
 
@@ -88,6 +90,9 @@ impl Platform {
         let mut kafka = ticketing_testkit::kafka_config();
         kafka.consumer_retry_backoff = Duration::from_millis(50);
         kafka.outbox_poll_interval = Duration::from_millis(50);
+        if let Some(brokers) = options.brokers {
+            kafka.brokers = brokers.into();
+        }
         let smtp = SmtpSink::start().await;
         let (mut services, mut dbs, mut redises) = (Vec::new(), HashMap::new(), Vec::new());
 
@@ -235,6 +240,11 @@ impl Platform {
     /// An event on sale now: `ga` general-admission tickets and a row of `seats` seats,
     /// each at `price` minor units of EUR; returns once inventory has its stock.
     pub async fn event(&self, organizer: &User, ga: u32, seats: u32, price: i64) -> Event {
+        self.event_with_limit(organizer, ga, seats, price, 6).await
+    }
+
+    /// [`Platform::event`] with a per-user limit of `limit` tickets.
+    pub async fn event_with_limit(&self, organizer: &User, ga: u32, seats: u32, price: i64, limit: u32) -> Event {
         let mut catalog = self.catalog.clone();
         let venue = catalog::CreateVenueRequest {
             name: "Arena".into(),
@@ -270,7 +280,7 @@ impl Platform {
             time_zone: "Europe/Berlin".into(),
             sale_starts_at: at(Duration::from_secs(60), false),
             sale_ends_at: at(Duration::from_secs(86400), true),
-            per_user_limit: Some(6),
+            per_user_limit: Some(limit),
             organizer_id: String::new(),
         };
         let event = catalog.create_event(authed(create, organizer)).await.expect("event").into_inner();

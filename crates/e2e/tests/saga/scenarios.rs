@@ -90,7 +90,7 @@ async fn a_declined_card_cancels_the_booking_and_frees_the_seats() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unpaid_booking_expires_with_its_hold_and_the_seats_return() {
-    let p = Platform::start(Options { hold_ttl: Duration::from_secs(2) }).await;
+    let p = Platform::start(Options { hold_ttl: Duration::from_secs(2), ..Options::default() }).await;
     let organizer = p.user(Role::Organizer).await;
     let buyer = p.user(Role::User).await;
     let event = p.event(&organizer, 10, 4, 5_000).await;
@@ -106,7 +106,7 @@ async fn an_unpaid_booking_expires_with_its_hold_and_the_seats_return() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_payment_that_lands_after_expiry_is_refunded_and_sells_nothing() {
-    let p = Platform::start(Options { hold_ttl: Duration::from_secs(3) }).await;
+    let p = Platform::start(Options { hold_ttl: Duration::from_secs(3), ..Options::default() }).await;
     let organizer = p.user(Role::Organizer).await;
     let buyer = p.user(Role::User).await;
     let event = p.event(&organizer, 10, 4, 5_000).await;
@@ -316,4 +316,73 @@ async fn a_poison_message_goes_to_the_dead_letter_topic_and_the_saga_goes_on() {
     let dlq = format!("{topic}{}", ticketing_platform::kafka::DLQ_SUFFIX);
     let dead = ticketing_testkit::read_topic(&p.kafka, &dlq, 1, Duration::from_secs(60));
     assert!(!dead.is_empty(), "the poison message reached {dlq}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn purchases_complete_through_a_broker_outage_with_nothing_lost_or_applied_twice() {
+    use futures::StreamExt as _;
+    const PURCHASES: usize = 200;
+    const BUYERS: usize = 10;
+
+    let mut broker = tokio::task::spawn_blocking(ticketing_testkit::broker::PrivateBroker::start).await.unwrap();
+    let address: &'static str = Box::leak(broker.address.clone().into_boxed_str());
+    let p = Platform::start(Options { brokers: Some(address), ..Options::default() }).await;
+    let organizer = p.user(Role::Organizer).await;
+    let mut buyers = Vec::new();
+    for _ in 0..BUYERS {
+        buyers.push(p.user(Role::User).await);
+    }
+    let event = p.event_with_limit(&organizer, PURCHASES as u32, 1, 2_500, (PURCHASES / BUYERS) as u32).await;
+
+    // The broker goes away a few seconds into the run and comes back later, storage intact.
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let done_at_outage = done.clone();
+    let outage = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        broker.stop();
+        let before = done_at_outage.load(std::sync::atomic::Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let broker = tokio::task::spawn_blocking(move || {
+            broker.resume();
+            broker
+        })
+        .await
+        .unwrap();
+        (broker, before)
+    });
+    let purchases = futures::stream::iter(0..PURCHASES)
+        .map(|i| {
+            let (p, buyer, event, done) = (&p, &buyers[i % BUYERS], &event, &done);
+            async move {
+                let hold = p.hold(buyer, event, ga(event, 1)).await;
+                let created = p.book(buyer, &hold).await;
+                p.pay(buyer, &created, "tok_visa", &format!("pay-{i}")).await.expect("charge");
+                let id = p.wait_status(buyer, &created.id, BookingStatus::Confirmed).await.id;
+                done.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                id
+            }
+        })
+        .buffer_unordered(20)
+        .collect::<Vec<String>>()
+        .await;
+    let (_broker, done_before_outage) = outage.await.unwrap();
+    assert!(done_before_outage < PURCHASES, "the outage came after the run ({done_before_outage} done)");
+    assert_eq!(purchases.len(), PURCHASES, "every purchase completed");
+
+    assert_eq!(counts_of(&p.counts(&event).await, &event.ga), (0, 0, PURCHASES as u32), "every ticket sold once");
+    let paid = count(&p, "payment", "SELECT count(*) FROM payments WHERE status = 'succeeded'").await;
+    assert_eq!(paid, PURCHASES as i64, "one payment per booking");
+    assert_eq!(count(&p, "payment", "SELECT count(*) FROM simulated_charges").await, PURCHASES as i64);
+    let confirmed = count(&p, "booking", "SELECT count(*) FROM bookings WHERE status = 'confirmed'").await;
+    assert_eq!(confirmed, PURCHASES as i64);
+    // No event lost: every confirmation reached notification, and each was applied once.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let tickets = "SELECT count(*) FROM deliveries WHERE template = 'booking_confirmed'";
+    while count(&p, "notification", tickets).await < PURCHASES as i64 {
+        assert!(std::time::Instant::now() < deadline, "tickets emails missing");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(count(&p, "notification", tickets).await, PURCHASES as i64, "one tickets email per booking");
+    let issued = count(&p, "notification", "SELECT count(*) FROM tickets").await;
+    assert_eq!(issued, PURCHASES as i64, "one ticket per line item, never two");
 }

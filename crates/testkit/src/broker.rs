@@ -1,0 +1,75 @@
+//! A private Kafka-compatible broker (tansu, as `scripts/infra.sh` installs it) for
+//! tests that stop and restart the broker: the shared one must stay up for the
+//! other tests. Storage is SQLite in a temporary directory, so topics, messages and
+//! committed offsets survive a restart.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rdkafka::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer as _};
+
+/// A tansu process of the test's own.
+pub struct PrivateBroker {
+    /// `127.0.0.1:<port>`, for `kafka.brokers`.
+    pub address: String,
+    dir: PathBuf,
+    child: Option<Child>,
+}
+
+fn tansu() -> PathBuf {
+    let home = PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cargo/bin/tansu");
+    if home.exists() { home } else { PathBuf::from("tansu") }
+}
+
+impl PrivateBroker {
+    /// Starts a broker on a free loopback port and waits until it answers.
+    pub fn start() -> Self {
+        let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port();
+        let dir = std::env::temp_dir().join(format!("tansu-{}", crate::unique()));
+        std::fs::create_dir_all(&dir).expect("broker directory");
+        let mut broker = Self { address: format!("127.0.0.1:{port}"), dir, child: None };
+        broker.resume();
+        broker
+    }
+
+    /// Starts the broker again on the same port and storage; waits until it answers.
+    pub fn resume(&mut self) {
+        assert!(self.child.is_none(), "the broker is running");
+        let url = format!("tcp://{}", self.address);
+        let log = std::fs::File::create(self.dir.join("tansu.log")).expect("broker log");
+        let child = Command::new(tansu())
+            .current_dir(&self.dir)
+            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
+            .args(["--storage-engine", "sqlite://tansu.db"])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start tansu (bash scripts/infra.sh installs it)");
+        self.child = Some(child);
+        let consumer: BaseConsumer =
+            ClientConfig::new().set("bootstrap.servers", &self.address).create().expect("a metadata client");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while consumer.fetch_metadata(None, Duration::from_secs(1)).is_err() {
+            assert!(Instant::now() < deadline, "the private broker at {} never answered", self.address);
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Stops the broker, as an outage would (SIGKILL: no goodbye to the clients).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for PrivateBroker {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
