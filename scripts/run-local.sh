@@ -9,7 +9,11 @@
 #
 # Demo data: identity creates a bootstrap admin, admin@ticketing.local, whose password
 # is generated once into .local/demo-admin-password and printed (set
-# TICKETING_IDENTITY__BOOTSTRAP_ADMIN_PASSWORD to choose it).
+# TICKETING_IDENTITY__BOOTSTRAP_ADMIN_PASSWORD to choose it). Booking's client secret
+# (for its service tokens) is generated once into .local/booking-client-secret.
+#
+# Email: notification sends to 127.0.0.1:2525, where a debugging SMTP server
+# (aiosmtpd, installed into .local/venv) prints every message to .local/logs/mail.log.
 #
 # Other TICKETING_* variables in your environment reach every service, e.g.
 # TICKETING_TELEMETRY__LOG_FILTER=debug. Ports and database names are set here.
@@ -64,6 +68,29 @@ else
   ADMIN_PASSWORD=$(<"$pwfile")
 fi
 
+secret_file=$STATE_DIR/booking-client-secret
+if [[ ! -s $secret_file ]]; then
+  (umask 077 && printf 'booking-%s%s%s%s\n' "$(random_token)" "$(random_token)" "$(random_token)" "$(random_token)" >"$secret_file")
+fi
+BOOKING_SECRET=$(<"$secret_file")
+
+# The mail sink: a debugging SMTP server on 127.0.0.1:2525.
+MAIL_PID=
+start_mail_sink() {
+  local venv=$STATE_DIR/venv
+  [[ -x $venv/bin/python ]] || python3 -m venv "$venv"
+  if ! "$venv/bin/python" -c 'import aiosmtpd' 2>/dev/null; then
+    say "installing aiosmtpd into $venv (the local mail sink)"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check 'aiosmtpd==1.4.6' ||
+      { warn "could not install aiosmtpd; emails will wait in notification's delivery log"; return 0; }
+  fi
+  port_free 2525 || { say "something already listens on 127.0.0.1:2525; using it as the mail server"; return 0; }
+  : >"$LOG_DIR/mail.log"
+  setsid "$venv/bin/python" -m aiosmtpd -n -l 127.0.0.1:2525 -c aiosmtpd.handlers.Debugging \
+    >>"$LOG_DIR/mail.log" 2>&1 </dev/null &
+  MAIL_PID=$!
+}
+
 # svc_env SERVICE -> fills ENV with the service's settings.
 svc_env() {
   local svc=$1 grpc=${GRPC_PORT[$1]}
@@ -80,7 +107,11 @@ svc_env() {
     ENV+=(
       "TICKETING_IDENTITY__BOOTSTRAP_ADMIN_EMAIL=$ADMIN_EMAIL"
       "TICKETING_IDENTITY__BOOTSTRAP_ADMIN_PASSWORD=$ADMIN_PASSWORD"
+      "TICKETING_IDENTITY__SERVICE_CLIENTS__BOOKING=$BOOKING_SECRET"
     )
+  fi
+  if [[ $svc == booking ]]; then
+    ENV+=("TICKETING_AUTH__CLIENT_ID=booking" "TICKETING_AUTH__CLIENT_SECRET=$BOOKING_SECRET")
   fi
 }
 
@@ -98,6 +129,7 @@ declare -A PID=()
 stop_all() {
   local svc pids=()
   for svc in "${!PID[@]}"; do pids+=("${PID[$svc]}"); done
+  if [[ -n $MAIL_PID ]]; then kill "$MAIL_PID" 2>/dev/null || true; fi
   ((${#pids[@]})) || return 0
   say "stopping the services (SIGTERM)"
   stop_pids "$SHUTDOWN_TIMEOUT" "${pids[@]}"
@@ -115,6 +147,7 @@ stop_all() {
 }
 trap 'stop_all' EXIT
 trap 'echo; exit 0' INT TERM
+start_mail_sink
 
 for svc in "${SERVICES[@]}"; do
   svc_env "$svc"
@@ -155,10 +188,12 @@ cat <<EOF
   Demo admin:    $ADMIN_EMAIL / $ADMIN_PASSWORD
   Logs:          $LOG_DIR/<service>.log      pids: $PID_DIR/
 
-  identity (gRPC :$identity_grpc), catalog, inventory and payment (simulated provider,
-  test cards such as tok_visa and tok_decline) serve their gRPC APIs; booking,
-  notification and the gateway are skeletons that serve health and metrics until their
-  issues land (the gateway's REST API and Swagger UI come with it).
+  Mail:          every email lands in $LOG_DIR/mail.log (SMTP 127.0.0.1:2525)
+
+  identity, catalog, inventory, booking, payment (simulated provider, test cards such
+  as tok_visa and tok_decline) and notification serve their gRPC APIs; the gateway is
+  a skeleton serving health and metrics until its issue lands (the REST API and
+  Swagger UI come with it).
 
 Press Ctrl-C to stop everything.
 EOF
