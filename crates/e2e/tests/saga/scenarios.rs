@@ -386,3 +386,87 @@ async fn purchases_complete_through_a_broker_outage_with_nothing_lost_or_applied
     let issued = count(&p, "notification", "SELECT count(*) FROM tickets").await;
     assert_eq!(issued, PURCHASES as i64, "one ticket per line item, never two");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelling_the_event_refunds_paid_bookings_and_cancels_unpaid_ones() {
+    let p = Platform::start(Options::default()).await;
+    let organizer = p.user(Role::Organizer).await;
+    let buyer = p.user(Role::User).await;
+    let event = p.event(&organizer, 10, 4, 5_000).await;
+    let paid = purchase(&p, &buyer, &event, 0).await;
+    let hold = p.hold(&buyer, &event, seats(&event, &[1])).await;
+    let unpaid = p.book(&buyer, &hold).await;
+
+    let cancel =
+        ticketing_proto::catalog::v1::CancelEventRequest { event_id: event.id.clone(), reason: "storm".into() };
+    p.catalog.clone().cancel_event(authed(cancel, &organizer)).await.expect("cancel the event");
+
+    p.wait_status(&buyer, &unpaid.id, BookingStatus::Cancelled).await;
+    let refunded = p.wait_status(&buyer, &paid.id, BookingStatus::Refunded).await;
+    assert!(refunded.cancellation_reason.contains("event was cancelled"), "{}", refunded.cancellation_reason);
+    let request = payment::GetPaymentRequest {
+        lookup: Some(payment::get_payment_request::Lookup::PaymentId(paid.payment_id.clone())),
+    };
+    let money = p.payment.clone().get_payment(authed(request, &buyer)).await.expect("payment").into_inner();
+    assert_eq!(money.status(), payment::PaymentStatus::Refunded);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn buyers_page_through_their_bookings_and_organizers_through_their_events() {
+    let p = Platform::start(Options::default()).await;
+    let organizer = p.user(Role::Organizer).await;
+    let other_organizer = p.user(Role::Organizer).await;
+    let buyer = p.user(Role::User).await;
+    let stranger = p.user(Role::User).await;
+    let event = p.event(&organizer, 10, 4, 5_000).await;
+    let mut made = Vec::new();
+    for _ in 0..5 {
+        let hold = p.hold(&buyer, &event, ga(&event, 1)).await;
+        made.push(p.book(&buyer, &hold).await.id);
+    }
+    made.reverse(); // newest first
+
+    let page = |cursor: String| booking::ListMyBookingsRequest {
+        statuses: vec![],
+        page: Some(ticketing_proto::common::v1::PageRequest { limit: 2, cursor }),
+    };
+    let (mut seen, mut cursor) = (Vec::new(), String::new());
+    loop {
+        let answer = p.booking.clone().list_my_bookings(authed(page(cursor), &buyer)).await.unwrap().into_inner();
+        seen.extend(answer.bookings.iter().map(|b| b.id.clone()));
+        cursor = answer.page.unwrap_or_default().next_cursor;
+        if cursor.is_empty() {
+            break;
+        }
+    }
+    assert_eq!(seen, made, "every booking once, newest first");
+    let theirs = p.booking.clone().list_my_bookings(authed(page(String::new()), &stranger)).await.unwrap();
+    assert!(theirs.into_inner().bookings.is_empty(), "a buyer sees only their own");
+    let garbage = p.booking.clone().list_my_bookings(authed(page("not-a-cursor".into()), &buyer)).await;
+    assert_eq!(garbage.unwrap_err().code(), Code::InvalidArgument);
+
+    let of_event = |who: &User| {
+        let request = booking::ListEventBookingsRequest { event_id: event.id.clone(), ..Default::default() };
+        let mut client = p.booking.clone();
+        let request = authed(request, who);
+        async move { client.list_event_bookings(request).await.map(tonic::Response::into_inner) }
+    };
+    // Booking learns the organizer from EventPublished, asynchronously.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let listed = loop {
+        match of_event(&organizer).await {
+            Ok(answer) => break answer,
+            Err(s) if s.code() == Code::PermissionDenied && std::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(s) => panic!("the organizer cannot list their event: {s:?}"),
+        }
+    };
+    assert_eq!(listed.bookings.len(), 5);
+    assert_eq!(of_event(&other_organizer).await.unwrap_err().code(), Code::PermissionDenied);
+    assert_eq!(of_event(&buyer).await.unwrap_err().code(), Code::PermissionDenied);
+    let get = booking::GetBookingRequest { booking_id: made[0].clone() };
+    assert!(p.booking.clone().get_booking(authed(get.clone(), &organizer)).await.is_ok(), "the organizer sees it");
+    let hidden = p.booking.clone().get_booking(authed(get, &stranger)).await.unwrap_err();
+    assert_eq!(hidden.code(), Code::NotFound, "a stranger does not");
+}
