@@ -41,7 +41,8 @@ booking:
   database: true
   redis: false
   kafka: true
-  peers: [inventory, catalog, payment]
+  # identity: service tokens (client credentials) for the saga's own calls.
+  peers: [identity, inventory, catalog]
 payment:
   grpcPort: 50055
   adminPort: 51055

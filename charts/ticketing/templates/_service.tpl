@@ -349,6 +349,11 @@ OTEL_EXPORTER_OTLP_ENDPOINT: {{ . | quote }}
 OTEL_SERVICE_NAME: {{ $.name | quote }}
 {{- end }}
 TICKETING_AUTH__JWKS_URL: {{ include "ticketing.jwksUrl" $root | quote }}
+TICKETING_AUTH__IDENTITY_URL: {{ printf "http://%s.%s.svc:%v" (include "ticketing.component" (dict "root" $root "name" "identity")) $root.Release.Namespace .topology.identity.grpcPort | quote }}
+{{- if eq .name "booking" }}
+TICKETING_BOOKING__INVENTORY_URL: {{ printf "http://%s.%s.svc:%v" (include "ticketing.component" (dict "root" $root "name" "inventory")) $root.Release.Namespace .topology.inventory.grpcPort | quote }}
+TICKETING_BOOKING__CATALOG_URL: {{ printf "http://%s.%s.svc:%v" (include "ticketing.component" (dict "root" $root "name" "catalog")) $root.Release.Namespace .topology.catalog.grpcPort | quote }}
+{{- end }}
 TICKETING_AUTH__ISSUER: {{ $c.auth.issuer | quote }}
 TICKETING_AUTH__AUDIENCE: {{ $c.auth.audience | quote }}
 {{- if $facts.database }}
@@ -411,7 +416,20 @@ env:
         key: kafka-sasl-password
         optional: true
   {{- end }}
+  {{- if eq .name "booking" }}
+  # Booking's client credentials at identity, for the saga's service tokens.
+  - name: TICKETING_AUTH__CLIENT_SECRET
+    valueFrom:
+      secretKeyRef:
+        name: {{ $secret }}
+        key: client-secret
+  {{- end }}
   {{- if eq .name "identity" }}
+  - name: TICKETING_IDENTITY__SERVICE_CLIENTS__BOOKING
+    valueFrom:
+      secretKeyRef:
+        name: {{ $secret }}
+        key: service-client-booking
   - name: TICKETING_IDENTITY__BOOTSTRAP_ADMIN_PASSWORD
     valueFrom:
       secretKeyRef:
