@@ -52,7 +52,9 @@ for svc in "${SERVICES[@]}"; do
 done
 
 for svc in "${SERVICES[@]}"; do
-  for port in "${GRPC_PORT[$svc]}" $((GRPC_PORT[$svc] + 1000)); do
+  ports=("${GRPC_PORT[$svc]}" $((GRPC_PORT[$svc] + 1000)))
+  if [[ $svc == gateway ]]; then ports+=(8080); fi
+  for port in "${ports[@]}"; do
     port_free "$port" ||
       die "port $port ($svc) is in use: $(ss -Htlnp "sport = :$port" 2>/dev/null | head -n1 | tr -s ' ')"
   done
@@ -110,6 +112,7 @@ svc_env() {
       "TICKETING_IDENTITY__SERVICE_CLIENTS__BOOKING=$BOOKING_SECRET"
     )
   fi
+  if [[ $svc == gateway ]]; then ENV+=("TICKETING_GATEWAY__HTTP_ADDR=127.0.0.1:8080"); fi
   if [[ $svc == booking ]]; then
     ENV+=("TICKETING_AUTH__CLIENT_ID=booking" "TICKETING_AUTH__CLIENT_SECRET=$BOOKING_SECRET")
   fi
@@ -190,10 +193,13 @@ cat <<EOF
 
   Mail:          every email lands in $LOG_DIR/mail.log (SMTP 127.0.0.1:2525)
 
-  identity, catalog, inventory, booking, payment (simulated provider, test cards such
-  as tok_visa and tok_decline) and notification serve their gRPC APIs; the gateway is
-  a skeleton serving health and metrics until its issue lands (the REST API and
-  Swagger UI come with it).
+  Public API:    http://127.0.0.1:8080/v1/events   (the gateway)
+  Swagger UI:    http://127.0.0.1:8080/docs         OpenAPI: http://127.0.0.1:8080/openapi.json
+
+  Try:  curl -s -X POST http://127.0.0.1:8080/v1/auth/login -H 'content-type: application/json' \
+          -d '{"email":"$ADMIN_EMAIL","password":"$ADMIN_PASSWORD"}'
+
+  Payments use the simulated provider (test cards such as tok_visa and tok_decline).
 
 Press Ctrl-C to stop everything.
 EOF

@@ -19,7 +19,6 @@ pub mod peers;
 pub mod readiness;
 pub mod redis;
 pub mod shutdown;
-pub mod skeleton;
 pub mod status;
 pub mod telemetry;
 

@@ -1,6 +1,9 @@
-//! The gateway service binary (skeleton until its issue lands).
+//! The gateway binary.
+
+use ticketing_gateway::config::Config;
 
 fn main() -> std::process::ExitCode {
-    let deps = ticketing_platform::skeleton::Dependencies { postgres: false, redis: true };
-    ticketing_platform::skeleton::main("gateway", 50050, deps)
+    ticketing_platform::cli::main("gateway", Config::default(), None, |config| async {
+        ticketing_gateway::startup::build(config).await?.running.run_until_stopped().await
+    })
 }

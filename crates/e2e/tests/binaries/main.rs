@@ -31,12 +31,17 @@ fn free_port() -> u16 {
 
 #[test]
 fn a_bad_config_value_exits_78_naming_the_key() {
-    let cases = [
-        ("TICKETING_SERVER__GRPC_ADDR", "not-an-address", "server.grpc_addr"),
-        ("TICKETING_SERVER__SHUTDOWN_GRACE", "soon", "server.shutdown_grace"),
-        ("TICKETING_DATABASE__MAX_CONNECTIONS", "0", "database.max_connections"),
-    ];
     for service in SERVICES {
+        // A key every binary reads, and one of its own sections.
+        let own = match service {
+            "gateway" => ("TICKETING_GATEWAY__BACKEND_TIMEOUT", "0s", "gateway.backend_timeout"),
+            _ => ("TICKETING_DATABASE__MAX_CONNECTIONS", "0", "database.max_connections"),
+        };
+        let cases = [
+            ("TICKETING_SERVER__GRPC_ADDR", "not-an-address", "server.grpc_addr"),
+            ("TICKETING_SERVER__SHUTDOWN_GRACE", "soon", "server.shutdown_grace"),
+            own,
+        ];
         for (var, value, key) in cases {
             let output = Command::new(binary(service)).env(var, value).stdin(Stdio::null()).output().unwrap();
             let stderr = String::from_utf8_lossy(&output.stderr);
@@ -76,6 +81,8 @@ impl Process {
             .env("TICKETING_SERVER__DRAIN_DELAY", "1500ms")
             .env("TICKETING_SERVER__SHUTDOWN_GRACE", format!("{}s", GRACE.as_secs()))
             .env("TICKETING_SERVER__READINESS_INTERVAL", "100ms")
+            // The gateway's public API; other services ignore the key.
+            .env("TICKETING_GATEWAY__HTTP_ADDR", "127.0.0.1:0")
             .env("TICKETING_DATABASE__URL", &db.config.url)
             .env("TICKETING_REDIS__URL", &redis.config.url)
             .env("TICKETING_REDIS__KEY_PREFIX", &redis.config.key_prefix)

@@ -3,5 +3,6 @@
 //! server: hold → booking → payment → confirmation → tickets, and every way it can
 //! go wrong.
 
+mod gateway;
 mod platform;
 mod scenarios;

@@ -66,6 +66,8 @@ pub struct Platform {
     pub payment: PaymentClient<Channel>,
     pub notification: NotificationClient<Channel>,
     pub smtp: SmtpSink,
+    /// The gateway's public base URL, e.g. `http://127.0.0.1:1234`.
+    pub http: String,
     pub kafka: ticketing_platform::config::KafkaConfig,
     pub admin: User,
     // Fields drop in order: services stop before their databases go.
@@ -192,6 +194,23 @@ impl Platform {
         services.push(notification);
         dbs.insert("notification", db);
 
+        let mut config = ticketing_gateway::config::Config {
+            server: ticketing_testkit::server_config(),
+            auth: auth.clone(),
+            ..Default::default()
+        };
+        let g = &mut config.gateway;
+        g.http_addr = "127.0.0.1:0".parse().unwrap();
+        g.identity_url = auth.identity_url.clone();
+        g.catalog_url = format!("http://{}", services[1].grpc_addr);
+        g.inventory_url = format!("http://{}", services[2].grpc_addr);
+        g.booking_url = format!("http://{}", services[3].grpc_addr);
+        g.payment_url = format!("http://{}", services[4].grpc_addr);
+        g.notification_url = format!("http://{}", services[5].grpc_addr);
+        let gateway = ticketing_gateway::startup::build(config).await.expect("gateway");
+        let http = format!("http://{}", gateway.http_addr);
+        services.push(Spawned::start(gateway.running));
+
         let login = identity::LoginRequest { email: ADMIN_EMAIL.into(), password: ADMIN_PASSWORD.into() };
         let pair = identity_client.clone().login(login).await.expect("admin login").into_inner();
         let me = identity_client
@@ -214,6 +233,7 @@ impl Platform {
             payment: payment_client,
             notification: notification_client,
             smtp,
+            http,
             kafka,
             admin,
             _services: services,

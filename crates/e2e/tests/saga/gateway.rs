@@ -1,0 +1,351 @@
+//! The public REST API, spoken over HTTP only: the buying flow, problem documents
+//! for bad input, headers, and the OpenAPI document.
+
+use std::time::{Duration, Instant};
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use ticketing_proto::identity::v1::Role;
+
+use crate::platform::{Options, Platform};
+
+struct Http {
+    base: String,
+    client: reqwest::Client,
+}
+
+impl Http {
+    fn new(p: &Platform) -> Self {
+        Self { base: p.http.clone(), client: reqwest::Client::new() }
+    }
+
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+        key: Option<&str>,
+    ) -> (StatusCode, reqwest::header::HeaderMap, Value) {
+        let mut request = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(key) = key {
+            request = request.header("Idempotency-Key", key);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("the gateway answers");
+        let (status, headers) = (response.status(), response.headers().clone());
+        let text = response.text().await.unwrap_or_default();
+        (status, headers, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    async fn ok(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+        key: Option<&str>,
+    ) -> Value {
+        let (status, _, value) = self.call(method.clone(), path, token, body, key).await;
+        assert!(status.is_success(), "{method} {path}: {status} {value}");
+        value
+    }
+}
+
+/// Registers and logs in through the gateway; returns the access token.
+async fn account(http: &Http, email: &str) -> String {
+    let password = "a-long-enough-passphrase";
+    let body = json!({"email": email, "password": password, "display_name": "Fan"});
+    let user = http.ok(Method::POST, "/v1/auth/register", None, Some(body), None).await;
+    assert_eq!(user["email"], email);
+    let tokens =
+        http.ok(Method::POST, "/v1/auth/login", None, Some(json!({"email": email, "password": password})), None).await;
+    assert_eq!(tokens["token_type"], "Bearer");
+    tokens["access_token"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_buyer_buys_seats_through_the_rest_api() {
+    let p = Platform::start(Options::default()).await;
+    let organizer = p.user(Role::Organizer).await;
+    let event = p.event(&organizer, 10, 4, 6_000).await;
+    let http = Http::new(&p);
+    let token = account(&http, &format!("fan-{}@example.com", ticketing_testkit::unique())).await;
+
+    let me = http.ok(Method::GET, "/v1/me", Some(&token), None, None).await;
+    assert_eq!(me["role"], "user");
+    let listed = http.ok(Method::GET, "/v1/events?q=eras&limit=5", None, None, None).await;
+    assert!(listed["items"].as_array().unwrap().iter().any(|e| e["id"] == event.id.as_str()), "{listed}");
+    let detail = http.ok(Method::GET, &format!("/v1/events/{}", event.id), None, None, None).await;
+    assert_eq!(detail["categories"].as_array().unwrap().len(), 2);
+
+    let body = json!({"seat_ids": [event.seats[0], event.seats[1]]});
+    let path = format!("/v1/events/{}/holds", event.id);
+    let (status, _, hold) = http.call(Method::POST, &path, Some(&token), Some(body.clone()), Some("hold-1")).await;
+    assert_eq!(status, StatusCode::CREATED, "{hold}");
+    let again = http.ok(Method::POST, &path, Some(&token), Some(body), Some("hold-1")).await;
+    assert_eq!(again["id"], hold["id"], "an idempotent replay returns the first hold");
+    let availability =
+        http.ok(Method::GET, &format!("/v1/events/{}/availability?seats=true", event.id), None, None, None).await;
+    let held = availability["seats"].as_array().unwrap().iter().filter(|s| s["state"] == "held").count();
+    assert_eq!(held, 2);
+
+    let (status, _, booking) = http
+        .call(Method::POST, "/v1/bookings", Some(&token), Some(json!({"hold_id": hold["id"]})), Some("book-1"))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{booking}");
+    assert_eq!(booking["total"], json!({"currency": "EUR", "minor_units": 12_000}));
+    let id = booking["id"].as_str().unwrap().to_owned();
+    let paid = http
+        .ok(
+            Method::POST,
+            &format!("/v1/bookings/{id}/payment"),
+            Some(&token),
+            Some(json!({"card_token": "tok_visa"})),
+            Some("pay-1"),
+        )
+        .await;
+    assert_eq!(paid["status"], "succeeded", "{paid}");
+
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let current = http.ok(Method::GET, &format!("/v1/bookings/{id}"), Some(&token), None, None).await;
+        if current["status"] == "confirmed" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never confirmed: {current}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let mine = http.ok(Method::GET, "/v1/bookings?status=confirmed", Some(&token), None, None).await;
+    assert_eq!(mine["items"].as_array().unwrap().len(), 1);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let tickets = http.ok(Method::GET, &format!("/v1/bookings/{id}/tickets"), Some(&token), None, None).await;
+        if tickets.as_array().is_some_and(|t| t.len() == 2) {
+            assert!(tickets[0]["code"].as_str().unwrap().split('.').count() == 3);
+            break;
+        }
+        assert!(Instant::now() < deadline, "no tickets: {tickets}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// A bad request: name, method, path, token, body, expected status and problem kind.
+type Case<'a> = (&'a str, Method, String, Option<&'a str>, Option<Value>, StatusCode, &'a str);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_requests_get_problem_documents_never_server_errors() {
+    let p = Platform::start(Options::default()).await;
+    let http = Http::new(&p);
+    let token = account(&http, &format!("fan-{}@example.com", ticketing_testkit::unique())).await;
+    let event = uuid::Uuid::new_v4();
+    let huge = "x".repeat(2 << 20);
+    let cases: Vec<Case> = vec![
+        ("unknown route", Method::GET, "/v1/nothing".into(), None, None, StatusCode::NOT_FOUND, "not-found"),
+        (
+            "wrong method",
+            Method::DELETE,
+            "/v1/events".into(),
+            None,
+            None,
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method-not-allowed",
+        ),
+        ("no token", Method::GET, "/v1/me".into(), None, None, StatusCode::UNAUTHORIZED, "unauthenticated"),
+        (
+            "garbage token",
+            Method::GET,
+            "/v1/me".into(),
+            Some("not.a.jwt"),
+            None,
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+        ),
+        (
+            "bad uuid",
+            Method::GET,
+            "/v1/events/not-a-uuid".into(),
+            None,
+            None,
+            StatusCode::BAD_REQUEST,
+            "validation-error",
+        ),
+        (
+            "bad date",
+            Method::GET,
+            "/v1/events?from=yesterday".into(),
+            None,
+            None,
+            StatusCode::BAD_REQUEST,
+            "validation-error",
+        ),
+        (
+            "bad cursor",
+            Method::GET,
+            "/v1/events?cursor=%%%".into(),
+            None,
+            None,
+            StatusCode::BAD_REQUEST,
+            "validation-error",
+        ),
+        (
+            "unknown query",
+            Method::GET,
+            "/v1/events?sort=asc".into(),
+            None,
+            None,
+            StatusCode::BAD_REQUEST,
+            "invalid-query",
+        ),
+        (
+            "wrong type",
+            Method::GET,
+            "/v1/events?limit=many".into(),
+            None,
+            None,
+            StatusCode::BAD_REQUEST,
+            "invalid-query",
+        ),
+        ("unknown event", Method::GET, format!("/v1/events/{event}"), None, None, StatusCode::NOT_FOUND, "not-found"),
+        (
+            "unknown field",
+            Method::POST,
+            "/v1/auth/login".into(),
+            None,
+            Some(json!({"email": "a@b.c", "password": "x", "admin": true})),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid-body",
+        ),
+        (
+            "field of the wrong type",
+            Method::POST,
+            "/v1/auth/login".into(),
+            None,
+            Some(json!({"email": 7, "password": "x"})),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid-body",
+        ),
+        (
+            "bad email",
+            Method::POST,
+            "/v1/auth/register".into(),
+            None,
+            Some(json!({"email": "nope", "password": "a-long-enough-passphrase"})),
+            StatusCode::BAD_REQUEST,
+            "validation-error",
+        ),
+        (
+            "oversized body",
+            Method::POST,
+            "/v1/auth/login".into(),
+            None,
+            Some(json!({"email": huge, "password": "x"})),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload-too-large",
+        ),
+        (
+            "empty hold",
+            Method::POST,
+            format!("/v1/events/{event}/holds"),
+            Some(&token),
+            Some(json!({})),
+            StatusCode::BAD_REQUEST,
+            "validation-error",
+        ),
+        (
+            "bad hold id",
+            Method::POST,
+            "/v1/bookings".into(),
+            Some(&token),
+            Some(json!({"hold_id": "short"})),
+            StatusCode::BAD_REQUEST,
+            "validation-error",
+        ),
+        (
+            "bad booking status",
+            Method::GET,
+            "/v1/bookings?status=paid".into(),
+            Some(&token),
+            None,
+            StatusCode::BAD_REQUEST,
+            "validation-error",
+        ),
+        (
+            "bad booking cursor",
+            Method::GET,
+            "/v1/bookings?cursor=abc".into(),
+            Some(&token),
+            None,
+            StatusCode::BAD_REQUEST,
+            "validation-error",
+        ),
+    ];
+    for (name, method, path, token, body, status, kind) in cases {
+        let (got, headers, problem) = http.call(method, &path, token, body, None).await;
+        assert_eq!(got, status, "{name}: {problem}");
+        assert_eq!(headers[reqwest::header::CONTENT_TYPE], "application/problem+json", "{name}");
+        assert_eq!(problem["type"], format!("https://ticketing.dev/problems/{kind}"), "{name}: {problem}");
+        assert_eq!(problem["status"], status.as_u16(), "{name}");
+    }
+
+    // Malformed JSON and a missing content type, which json() cannot send.
+    let raw = |body: &'static str, content_type: &'static str| {
+        http.client.post(format!("{}/v1/auth/login", http.base)).header("content-type", content_type).body(body).send()
+    };
+    assert_eq!(raw("{\"email\":", "application/json").await.unwrap().status(), StatusCode::BAD_REQUEST);
+    assert_eq!(raw("email=a", "text/plain").await.unwrap().status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_route_is_in_the_openapi_document_and_responses_carry_security_headers() {
+    let p = Platform::start(Options::default()).await;
+    let http = Http::new(&p);
+    let (status, headers, doc) = http.call(Method::GET, "/openapi.json", None, None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"), "{}", doc["openapi"]);
+    let paths = doc["paths"].as_object().unwrap();
+    for (path, methods) in [
+        ("/v1/auth/register", &["post"][..]),
+        ("/v1/auth/login", &["post"]),
+        ("/v1/auth/refresh", &["post"]),
+        ("/v1/auth/logout", &["post"]),
+        ("/v1/me", &["get", "patch"]),
+        ("/.well-known/jwks.json", &["get"]),
+        ("/v1/events", &["get"]),
+        ("/v1/events/{id}", &["get"]),
+        ("/v1/events/{id}/availability", &["get"]),
+        ("/v1/events/{id}/holds", &["post"]),
+        ("/v1/holds/{id}", &["delete"]),
+        ("/v1/bookings", &["get", "post"]),
+        ("/v1/bookings/{id}", &["get"]),
+        ("/v1/bookings/{id}/payment", &["post"]),
+        ("/v1/bookings/{id}/cancel", &["post"]),
+        ("/v1/bookings/{id}/tickets", &["get"]),
+    ] {
+        for method in methods {
+            assert!(
+                paths.get(path).and_then(|p| p.get(*method)).is_some(),
+                "{method} {path} missing from /openapi.json"
+            );
+        }
+    }
+    assert_eq!(headers["x-content-type-options"], "nosniff");
+    assert_eq!(headers["x-frame-options"], "DENY");
+    assert!(headers["strict-transport-security"].to_str().unwrap().starts_with("max-age="));
+    assert!(!headers["x-request-id"].is_empty(), "a request id is made up when the client sends none");
+
+    let echoed =
+        http.client.get(format!("{}/v1/events", http.base)).header("x-request-id", "trace-me-42").send().await.unwrap();
+    assert_eq!(echoed.headers()["x-request-id"], "trace-me-42");
+    let docs = http.client.get(format!("{}/docs/", http.base)).send().await.unwrap();
+    assert_eq!(docs.status(), StatusCode::OK);
+    assert!(docs.headers()["content-security-policy"].to_str().unwrap().contains("script-src 'self'"));
+    assert!(docs.text().await.unwrap().contains("swagger"), "Swagger UI is served by the gateway itself");
+    let jwks = http.ok(Method::GET, "/.well-known/jwks.json", None, None, None).await;
+    assert!(!jwks["keys"].as_array().unwrap().is_empty());
+}

@@ -1,0 +1,106 @@
+//! Request extractors whose failures are problem documents, never plain-text 4xx
+//! or 5xx: JSON bodies, the caller's token, idempotency keys and ids in paths.
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use serde::de::DeserializeOwned;
+use ticketing_platform::auth::{AuthError, Principal, Role};
+
+use crate::problem::Problem;
+use crate::state::AppState;
+
+/// A JSON body; unknown fields, wrong types and malformed JSON are 4xx problems.
+pub struct Json<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
+    type Rejection = Problem;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Problem> {
+        match axum::Json::<T>::from_request(request, state).await {
+            Ok(axum::Json(value)) => Ok(Self(value)),
+            Err(rejection) => Err(match rejection {
+                JsonRejection::JsonDataError(e) => Problem::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid-body",
+                    "The body does not match the schema",
+                    e.body_text(),
+                ),
+                JsonRejection::JsonSyntaxError(e) => {
+                    Problem::new(StatusCode::BAD_REQUEST, "malformed-json", "Malformed JSON", e.body_text())
+                }
+                JsonRejection::MissingJsonContentType(_) => Problem::new(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "unsupported-media-type",
+                    "Expected application/json",
+                    "send the body as application/json",
+                ),
+                JsonRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                    Problem::new(StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large", "Body too large", e.body_text())
+                }
+                other => Problem::new(StatusCode::BAD_REQUEST, "bad-request", "Unreadable request", other.body_text()),
+            }),
+        }
+    }
+}
+
+/// The authenticated caller: their principal and the token to forward.
+pub struct Caller(pub Principal);
+
+impl Caller {
+    /// Refuses callers without `role` (admins always pass).
+    pub fn require(&self, role: Role) -> Result<(), Problem> {
+        if self.0.roles.iter().any(|r| *r == role || *r == Role::Admin) {
+            Ok(())
+        } else {
+            Err(Problem::forbidden(format!("requires the {} role", role.as_str())))
+        }
+    }
+
+    /// `message` as a gRPC request carrying the caller's token.
+    pub fn request<T>(&self, message: T) -> tonic::Request<T> {
+        ticketing_platform::auth::with_bearer(tonic::Request::new(message), &self.0.token)
+    }
+}
+
+fn bearer(parts: &Parts) -> Option<&str> {
+    parts.headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?.strip_prefix("Bearer ")
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Problem> {
+        let token =
+            bearer(parts).ok_or_else(|| Problem::unauthenticated("send Authorization: Bearer <access token>"))?;
+        match state.verifier.verify(token).await {
+            Ok(principal) => Ok(Self(principal)),
+            Err(AuthError::KeysUnavailable(e)) => {
+                Err(Problem::unavailable(format!("cannot verify tokens now: {e}"), std::time::Duration::from_secs(2)))
+            }
+            Err(e) => Err(Problem::unauthenticated(e.to_string())),
+        }
+    }
+}
+
+/// The `Idempotency-Key` header, or empty when absent.
+pub struct IdempotencyKey(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Problem> {
+        let Some(value) = parts.headers.get("idempotency-key") else { return Ok(Self(String::new())) };
+        let key = value.to_str().map_err(|_| Problem::field("Idempotency-Key", "must be visible ASCII"))?;
+        if key.is_empty() || key.len() > ticketing_platform::idempotency::MAX_KEY_LEN {
+            return Err(Problem::field("Idempotency-Key", "must be 1 to 255 characters"));
+        }
+        Ok(Self(key.to_owned()))
+    }
+}
+
+/// Parses an id from the path; a malformed one is a 400 naming the parameter.
+pub fn id(name: &str, raw: &str) -> Result<uuid::Uuid, Problem> {
+    uuid::Uuid::parse_str(raw).map_err(|_| Problem::field(name, "must be a UUID"))
+}

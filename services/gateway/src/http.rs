@@ -1,0 +1,101 @@
+//! The public HTTP server: the API routes, `/openapi.json`, Swagger UI at `/docs`,
+//! and the layers every request passes (request ids, security headers, CORS, body
+//! limit, load shedding, RED metrics).
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::error_handling::HandleErrorLayer;
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::response::IntoResponse;
+use tower::ServiceBuilder;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::config::GatewaySettings;
+use crate::problem::Problem;
+use crate::state::AppState;
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+/// The API answers JSON only: nothing may be framed, run or loaded from it.
+const API_CSP: &str = "default-src 'none'; frame-ancestors 'none'";
+/// Swagger UI's own assets, served from here (vendored), never from a CDN.
+const DOCS_CSP: &str = "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; script-src 'self'; frame-ancestors 'none'";
+
+/// The whole public router, with its state applied.
+pub fn router(state: AppState, settings: &GatewaySettings, metrics: ticketing_platform::metrics::Metrics) -> Router {
+    let (api, openapi) = crate::routes::api().split_for_parts();
+    let docs = Router::new()
+        .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi))
+        .layer(SetResponseHeaderLayer::overriding(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(DOCS_CSP)));
+    let api = api
+        .fallback(|| async { Problem::not_found("no such route") })
+        .method_not_allowed_fallback(|| async {
+            Problem::new(StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed", "Method not allowed", "")
+        })
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(API_CSP),
+        ))
+        .with_state(state.clone());
+
+    let retry_after = state.retry_after;
+    let shed = ServiceBuilder::new()
+        .layer(HandleErrorLayer::new(move |_: tower::BoxError| async move {
+            Problem::unavailable("the gateway is at capacity; retry shortly", retry_after)
+        }))
+        .load_shed()
+        .concurrency_limit(settings.max_concurrency);
+
+    Router::new()
+        .merge(docs)
+        .merge(api)
+        .layer(axum::middleware::from_fn_with_state(metrics, ticketing_platform::metrics::http_metrics))
+        .layer(shed)
+        // Enforced by the body extractors, which answer 413 as a problem document.
+        .layer(axum::extract::DefaultBodyLimit::max(settings.max_body_bytes))
+        .layer(cors(&settings.cors_origins))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=63072000; includeSubDomains"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
+        .layer(SetResponseHeaderLayer::overriding(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
+        .layer(axum::middleware::from_fn(log_request))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+}
+
+fn cors(origins: &[String]) -> CorsLayer {
+    if origins.is_empty() {
+        return CorsLayer::new();
+    }
+    let allow = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
+    };
+    CorsLayer::new()
+        .allow_origin(allow)
+        .allow_methods([Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, HeaderName::from_static("idempotency-key")])
+        .expose_headers([REQUEST_ID, header::RETRY_AFTER])
+        .max_age(Duration::from_secs(600))
+}
+
+/// Logs each request with its request id (debug: an on-sale is millions of lines).
+async fn log_request(request: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    let started = std::time::Instant::now();
+    let id = request.headers().get(&REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    let (method, path) = (request.method().clone(), request.uri().path().to_owned());
+    let response = next.run(request).await;
+    let status = response.status().as_u16();
+    if status >= 500 {
+        tracing::warn!(request_id = id, %method, path, status, elapsed_ms = started.elapsed().as_millis() as u64, "request");
+    } else {
+        tracing::debug!(request_id = id, %method, path, status, elapsed_ms = started.elapsed().as_millis() as u64, "request");
+    }
+    response.into_response()
+}

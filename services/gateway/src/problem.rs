@@ -1,0 +1,193 @@
+//! Every error the gateway answers: RFC 9457 `application/problem+json`, with a
+//! stable `type` per kind of problem and, for bad input, one entry per bad field.
+
+use std::time::Duration;
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use tonic::Code;
+use utoipa::ToSchema;
+
+/// Base of every problem `type` URI; the last segment names the kind.
+pub const TYPE_BASE: &str = "https://ticketing.dev/problems/";
+
+/// One bad field of a request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct FieldError {
+    /// The field, e.g. `email` or `page.cursor`.
+    pub field: String,
+    /// What is wrong with it.
+    pub detail: String,
+}
+
+/// An RFC 9457 problem document.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Problem {
+    /// A URI naming the kind of problem, stable across releases.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// A short summary of the kind.
+    pub title: String,
+    /// The HTTP status.
+    pub status: u16,
+    /// What went wrong this time.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub detail: String,
+    /// The bad fields, for validation problems.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
+    /// Seconds to wait before retrying (also in `Retry-After`).
+    #[serde(skip)]
+    pub retry_after: Option<Duration>,
+}
+
+impl Problem {
+    /// A problem of kind `slug` with `status`.
+    pub fn new(status: StatusCode, slug: &str, title: &str, detail: impl Into<String>) -> Self {
+        Self {
+            kind: format!("{TYPE_BASE}{slug}"),
+            title: title.to_owned(),
+            status: status.as_u16(),
+            detail: detail.into(),
+            errors: Vec::new(),
+            retry_after: None,
+        }
+    }
+
+    /// 400 for a request whose fields are wrong, listing each.
+    pub fn invalid(errors: Vec<FieldError>) -> Self {
+        let detail = errors.iter().map(|e| format!("{}: {}", e.field, e.detail)).collect::<Vec<_>>().join("; ");
+        Self { errors, ..Self::new(StatusCode::BAD_REQUEST, "validation-error", "Invalid request", detail) }
+    }
+
+    /// 400 for one bad field.
+    pub fn field(field: &str, detail: impl Into<String>) -> Self {
+        Self::invalid(vec![FieldError { field: field.to_owned(), detail: detail.into() }])
+    }
+
+    /// 401: no or a bad bearer token.
+    pub fn unauthenticated(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthenticated", "Authentication required", detail)
+    }
+
+    /// 403: the caller's role does not allow this.
+    pub fn forbidden(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", "Not allowed", detail)
+    }
+
+    /// 404 for an unknown path or resource.
+    pub fn not_found(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not-found", "Not found", detail)
+    }
+
+    /// 503 with `Retry-After`.
+    pub fn unavailable(detail: impl Into<String>, retry_after: Duration) -> Self {
+        Self {
+            retry_after: Some(retry_after),
+            ..Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Temporarily unavailable", detail)
+        }
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let body = serde_json::to_vec(&self).unwrap_or_default();
+        let mut response = (status, body).into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        if let Some(after) = self.retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(after.as_secs().max(1)));
+        }
+        response
+    }
+}
+
+/// A backend's status, as the public API says it.
+impl From<tonic::Status> for Problem {
+    fn from(status: tonic::Status) -> Self {
+        let details = tonic_types::StatusExt::get_error_details(&status);
+        let message = status.message().to_owned();
+        let retry_after = details.retry_info().and_then(|r| r.retry_delay).unwrap_or(Duration::from_secs(1));
+        match status.code() {
+            Code::InvalidArgument => {
+                let errors: Vec<FieldError> = details
+                    .bad_request()
+                    .map(|b| {
+                        b.field_violations
+                            .iter()
+                            .map(|v| FieldError { field: v.field.clone(), detail: v.description.clone() })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                if errors.iter().any(|e| e.field == "idempotency_key") {
+                    return Self {
+                        errors,
+                        ..Self::new(
+                            StatusCode::UNPROCESSABLE_ENTITY,
+                            "idempotency-key-reused",
+                            "Idempotency key reused",
+                            message,
+                        )
+                    };
+                }
+                Self { errors, ..Self::new(StatusCode::BAD_REQUEST, "validation-error", "Invalid request", message) }
+            }
+            Code::Unauthenticated => Self::unauthenticated(message),
+            Code::PermissionDenied => Self::forbidden(message),
+            Code::NotFound => Self::not_found(message),
+            Code::AlreadyExists => Self::new(StatusCode::CONFLICT, "already-exists", "Already exists", message),
+            Code::FailedPrecondition => Self::new(StatusCode::CONFLICT, "conflict", "Not possible now", message),
+            Code::Aborted => Self {
+                retry_after: Some(retry_after),
+                ..Self::new(StatusCode::CONFLICT, "in-progress", "Request in progress", message)
+            },
+            Code::ResourceExhausted => Self {
+                retry_after: Some(retry_after),
+                ..Self::new(StatusCode::TOO_MANY_REQUESTS, "rate-limited", "Too many requests", message)
+            },
+            Code::Unavailable => Self::unavailable(message, retry_after),
+            Code::DeadlineExceeded | Code::Cancelled => Self {
+                retry_after: Some(retry_after),
+                ..Self::new(StatusCode::GATEWAY_TIMEOUT, "timeout", "A backend did not answer in time", message)
+            },
+            _ => {
+                tracing::error!(code = ?status.code(), message, "backend failed");
+                Self::new(StatusCode::BAD_GATEWAY, "backend-error", "A backend failed", "")
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn field_violations_become_errors_and_key_reuse_is_422() {
+        let status = ticketing_platform::status::invalid_argument(
+            "bad",
+            &[ticketing_platform::status::FieldViolation::new("email", "is required")],
+        );
+        let problem = Problem::from(status);
+        assert_eq!((problem.status, problem.kind.as_str()), (400, "https://ticketing.dev/problems/validation-error"));
+        assert_eq!(problem.errors, [FieldError { field: "email".into(), detail: "is required".into() }]);
+
+        let reused = ticketing_platform::status::invalid_argument(
+            "reused",
+            &[ticketing_platform::status::FieldViolation::new("idempotency_key", "was used")],
+        );
+        assert_eq!(Problem::from(reused).status, 422);
+    }
+
+    #[test]
+    fn unknown_backend_failures_are_502_without_their_message() {
+        let problem = Problem::from(tonic::Status::internal("stack trace"));
+        assert_eq!(problem.status, 502);
+        assert!(problem.detail.is_empty());
+        let response = Problem::unavailable("busy", Duration::from_secs(3)).into_response();
+        assert_eq!(response.headers()[header::RETRY_AFTER], "3");
+        assert_eq!(response.headers()[header::CONTENT_TYPE], "application/problem+json");
+    }
+}

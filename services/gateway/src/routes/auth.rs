@@ -1,0 +1,171 @@
+//! Accounts and tokens, over identity.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use ticketing_proto::identity::v1 as pb;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::instant;
+use crate::extract::{Caller, Json};
+use crate::problem::Problem;
+use crate::state::AppState;
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(register))
+        .routes(routes!(login))
+        .routes(routes!(refresh))
+        .routes(routes!(logout))
+        .routes(routes!(me, update_me))
+        .routes(routes!(jwks))
+}
+
+/// An account.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct User {
+    pub id: String,
+    pub email: String,
+    pub display_name: String,
+    /// `user`, `organizer` or `admin`.
+    pub role: String,
+    pub created_at: Option<DateTime<Utc>>,
+}
+
+impl From<pb::User> for User {
+    fn from(u: pb::User) -> Self {
+        let role = match u.role() {
+            pb::Role::Organizer => "organizer",
+            pb::Role::Admin => "admin",
+            _ => "user",
+        };
+        Self {
+            id: u.id,
+            email: u.email,
+            display_name: u.display_name,
+            role: role.into(),
+            created_at: instant(u.created_at),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterBody {
+    pub email: String,
+    /// At least 12 characters.
+    pub password: String,
+    #[serde(default)]
+    pub display_name: String,
+}
+
+/// Creates an account with the `user` role.
+#[utoipa::path(post, path = "/v1/auth/register", tag = "auth", request_body = RegisterBody,
+    responses((status = 201, body = User), (status = 400, body = Problem), (status = 409, body = Problem)))]
+async fn register(
+    State(s): State<AppState>,
+    Json(b): Json<RegisterBody>,
+) -> Result<(StatusCode, axum::Json<User>), Problem> {
+    let request = pb::RegisterRequest { email: b.email, password: b.password, display_name: b.display_name };
+    let user = s.backends.identity.clone().register(request).await?.into_inner().user.unwrap_or_default();
+    Ok((StatusCode::CREATED, axum::Json(user.into())))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginBody {
+    pub email: String,
+    pub password: String,
+}
+
+/// An access token (JWT, short-lived) and a refresh token (opaque, rotated on use).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Tokens {
+    pub access_token: String,
+    pub access_token_expires_at: Option<DateTime<Utc>>,
+    pub refresh_token: String,
+    pub refresh_token_expires_at: Option<DateTime<Utc>>,
+    /// Always `Bearer`.
+    pub token_type: String,
+}
+
+impl From<pb::TokenPair> for Tokens {
+    fn from(t: pb::TokenPair) -> Self {
+        Self {
+            access_token: t.access_token,
+            access_token_expires_at: instant(t.access_token_expires_at),
+            refresh_token: t.refresh_token,
+            refresh_token_expires_at: instant(t.refresh_token_expires_at),
+            token_type: "Bearer".into(),
+        }
+    }
+}
+
+/// Exchanges email and password for tokens.
+#[utoipa::path(post, path = "/v1/auth/login", tag = "auth", request_body = LoginBody,
+    responses((status = 200, body = Tokens), (status = 401, body = Problem), (status = 429, body = Problem)))]
+async fn login(State(s): State<AppState>, Json(b): Json<LoginBody>) -> Result<axum::Json<Tokens>, Problem> {
+    let pair = s.backends.identity.clone().login(pb::LoginRequest { email: b.email, password: b.password }).await?;
+    Ok(axum::Json(pair.into_inner().into()))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshBody {
+    pub refresh_token: String,
+}
+
+/// Rotates a refresh token; presenting an already rotated one revokes the whole login.
+#[utoipa::path(post, path = "/v1/auth/refresh", tag = "auth", request_body = RefreshBody,
+    responses((status = 200, body = Tokens), (status = 401, body = Problem)))]
+async fn refresh(State(s): State<AppState>, Json(b): Json<RefreshBody>) -> Result<axum::Json<Tokens>, Problem> {
+    let pair = s.backends.identity.clone().refresh(pb::RefreshRequest { refresh_token: b.refresh_token }).await?;
+    Ok(axum::Json(pair.into_inner().into()))
+}
+
+/// Revokes the refresh token's whole login.
+#[utoipa::path(post, path = "/v1/auth/logout", tag = "auth", request_body = RefreshBody,
+    responses((status = 204), (status = 401, body = Problem)))]
+async fn logout(State(s): State<AppState>, Json(b): Json<RefreshBody>) -> Result<StatusCode, Problem> {
+    s.backends.identity.clone().logout(pb::LogoutRequest { refresh_token: b.refresh_token }).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The caller's account.
+#[utoipa::path(get, path = "/v1/me", tag = "auth", security(("bearer" = [])),
+    responses((status = 200, body = User), (status = 401, body = Problem)))]
+async fn me(State(s): State<AppState>, caller: Caller) -> Result<axum::Json<User>, Problem> {
+    let user = s.backends.identity.clone().get_me(caller.request(pb::GetMeRequest {})).await?;
+    Ok(axum::Json(user.into_inner().into()))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateMeBody {
+    pub display_name: Option<String>,
+}
+
+/// Updates the caller's profile.
+#[utoipa::path(patch, path = "/v1/me", tag = "auth", security(("bearer" = [])), request_body = UpdateMeBody,
+    responses((status = 200, body = User), (status = 400, body = Problem), (status = 401, body = Problem)))]
+async fn update_me(
+    State(s): State<AppState>,
+    caller: Caller,
+    Json(b): Json<UpdateMeBody>,
+) -> Result<axum::Json<User>, Problem> {
+    let request = caller.request(pb::UpdateMeRequest { display_name: b.display_name });
+    Ok(axum::Json(s.backends.identity.clone().update_me(request).await?.into_inner().into()))
+}
+
+/// The public keys that verify access tokens (RFC 7517).
+#[utoipa::path(get, path = "/.well-known/jwks.json", tag = "auth",
+    responses((status = 200, description = "A JWKS document", content_type = "application/json")))]
+async fn jwks(State(s): State<AppState>) -> Result<axum::response::Response, Problem> {
+    let document = s.backends.identity.clone().get_jwks(pb::GetJwksRequest {}).await?.into_inner().jwks_json;
+    Ok(([(axum::http::header::CONTENT_TYPE, "application/json")], document).into_response())
+}
+
+use axum::response::IntoResponse as _;

@@ -1,0 +1,328 @@
+//! Bookings, their payment, cancellation and tickets, over booking, payment and
+//! notification.
+
+use std::time::Duration;
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use ticketing_proto::booking::v1 as pb;
+use ticketing_proto::notification::v1 as notification;
+use ticketing_proto::payment::v1 as payment;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::events::query;
+use super::{Money, Page, instant, non_empty};
+use crate::extract::{Caller, IdempotencyKey, Json, id};
+use crate::problem::Problem;
+use crate::state::AppState;
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create, list))
+        .routes(routes!(get))
+        .routes(routes!(pay))
+        .routes(routes!(cancel))
+        .routes(routes!(tickets))
+}
+
+/// How long a keyed payment is retried while payment has not heard of the booking yet.
+const PAYMENT_RETRY_BUDGET: Duration = Duration::from_secs(3);
+
+const STATUSES: [(&str, pb::BookingStatus); 6] = [
+    ("pending_payment", pb::BookingStatus::PendingPayment),
+    ("confirmed", pb::BookingStatus::Confirmed),
+    ("cancelled", pb::BookingStatus::Cancelled),
+    ("expired", pb::BookingStatus::Expired),
+    ("refund_pending", pb::BookingStatus::RefundPending),
+    ("refunded", pb::BookingStatus::Refunded),
+];
+
+/// One ticket of a booking.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LineItem {
+    pub id: String,
+    pub category_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seat_id: Option<String>,
+    pub label: String,
+    pub unit_price: Option<Money>,
+}
+
+/// A booking.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Booking {
+    pub id: String,
+    pub event_id: String,
+    pub hold_id: String,
+    /// `pending_payment`, `confirmed`, `cancelled`, `expired`, `refund_pending` or `refunded`.
+    pub status: String,
+    pub line_items: Vec<LineItem>,
+    pub total: Option<Money>,
+    pub expires_at: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payment_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cancellation_reason: Option<String>,
+    pub created_at: Option<DateTime<Utc>>,
+}
+
+impl From<pb::BookingDetails> for Booking {
+    fn from(b: pb::BookingDetails) -> Self {
+        let status = STATUSES.iter().find(|(_, s)| *s as i32 == b.status).map_or("unknown", |(name, _)| name);
+        Self {
+            id: b.id,
+            event_id: b.event_id,
+            hold_id: b.hold_id,
+            status: status.into(),
+            line_items: b
+                .line_items
+                .into_iter()
+                .map(|i| LineItem {
+                    id: i.id,
+                    category_id: i.category_id,
+                    seat_id: i.seat_id,
+                    label: i.label,
+                    unit_price: i.unit_price.map(Into::into),
+                })
+                .collect(),
+            total: b.total.map(Into::into),
+            expires_at: instant(b.expires_at),
+            payment_id: non_empty(b.payment_id),
+            cancellation_reason: non_empty(b.cancellation_reason),
+            created_at: instant(b.created_at),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateBody {
+    /// The caller's active hold.
+    pub hold_id: String,
+}
+
+/// Books the caller's hold, priced from the catalog; it expires with the hold unless paid.
+#[utoipa::path(post, path = "/v1/bookings", tag = "bookings", security(("bearer" = [])),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe")),
+    request_body = CreateBody,
+    responses((status = 201, body = Booking), (status = 400, body = Problem), (status = 401, body = Problem),
+              (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+async fn create(
+    State(s): State<AppState>,
+    caller: Caller,
+    IdempotencyKey(key): IdempotencyKey,
+    Json(b): Json<CreateBody>,
+) -> Result<(StatusCode, axum::Json<Booking>), Problem> {
+    let request = caller.request(pb::CreateBookingRequest { hold_id: b.hold_id, idempotency_key: key });
+    let booking = s.backends.booking.clone().create_booking(request).await?.into_inner();
+    Ok((StatusCode::CREATED, axum::Json(booking.into())))
+}
+
+/// Parameters of `GET /v1/bookings`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    /// Only bookings in this status.
+    pub status: Option<String>,
+    pub cursor: Option<String>,
+    /// 1 to 100 (default 20).
+    pub limit: Option<u32>,
+}
+
+/// The caller's bookings, newest first.
+#[utoipa::path(get, path = "/v1/bookings", tag = "bookings", security(("bearer" = [])), params(ListQuery),
+    responses((status = 200, body = Page<Booking>), (status = 400, body = Problem), (status = 401, body = Problem)))]
+async fn list(
+    State(s): State<AppState>,
+    caller: Caller,
+    q: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<axum::Json<Page<Booking>>, Problem> {
+    let q = query(q)?;
+    let statuses = match q.status.as_deref() {
+        None => vec![],
+        Some(name) => match STATUSES.iter().find(|(n, _)| *n == name) {
+            Some((_, status)) => vec![*status as i32],
+            None => return Err(Problem::field("status", "is not a booking status")),
+        },
+    };
+    let page =
+        ticketing_proto::common::v1::PageRequest { limit: q.limit.unwrap_or(0), cursor: q.cursor.unwrap_or_default() };
+    let request = caller.request(pb::ListMyBookingsRequest { statuses, page: Some(page) });
+    let found = s.backends.booking.clone().list_my_bookings(request).await?.into_inner();
+    Ok(axum::Json(Page {
+        items: found.bookings.into_iter().map(Into::into).collect(),
+        next_cursor: found.page.and_then(|p| non_empty(p.next_cursor)),
+    }))
+}
+
+/// One booking: its buyer, the event's organizer or an admin.
+#[utoipa::path(get, path = "/v1/bookings/{id}", tag = "bookings", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Booking id")),
+    responses((status = 200, body = Booking), (status = 400, body = Problem), (status = 401, body = Problem),
+              (status = 404, body = Problem)))]
+async fn get(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(booking): Path<String>,
+) -> Result<axum::Json<Booking>, Problem> {
+    id("id", &booking)?;
+    let request = caller.request(pb::GetBookingRequest { booking_id: booking });
+    Ok(axum::Json(s.backends.booking.clone().get_booking(request).await?.into_inner().into()))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PayBody {
+    /// The payment provider's card token, e.g. `tok_visa` with the simulated provider.
+    pub card_token: String,
+}
+
+/// A payment.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Payment {
+    pub id: String,
+    pub booking_id: String,
+    pub amount: Option<Money>,
+    /// `pending`, `succeeded`, `failed`, `unknown` (being reconciled), `refunded` or `partially_refunded`.
+    pub status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure_code: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure_message: Option<String>,
+}
+
+impl From<payment::PaymentDetails> for Payment {
+    fn from(p: payment::PaymentDetails) -> Self {
+        let status = match p.status() {
+            payment::PaymentStatus::Pending => "pending",
+            payment::PaymentStatus::Succeeded => "succeeded",
+            payment::PaymentStatus::Failed => "failed",
+            payment::PaymentStatus::Unknown => "unknown",
+            payment::PaymentStatus::Refunded => "refunded",
+            payment::PaymentStatus::PartiallyRefunded => "partially_refunded",
+            payment::PaymentStatus::Unspecified => "unspecified",
+        };
+        Self {
+            id: p.id,
+            booking_id: p.booking_id,
+            amount: p.amount.map(Into::into),
+            status: status.into(),
+            failure_code: non_empty(p.failure_code),
+            failure_message: non_empty(p.failure_message),
+        }
+    }
+}
+
+/// Pays the booking's total. A booking is charged at most once; retry with the same
+/// `Idempotency-Key` to get the first answer.
+#[utoipa::path(post, path = "/v1/bookings/{id}/payment", tag = "bookings", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Booking id"),
+           ("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe")),
+    request_body = PayBody,
+    responses((status = 200, body = Payment), (status = 400, body = Problem), (status = 401, body = Problem),
+              (status = 404, body = Problem), (status = 409, body = Problem), (status = 503, body = Problem)))]
+async fn pay(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(booking): Path<String>,
+    IdempotencyKey(key): IdempotencyKey,
+    Json(b): Json<PayBody>,
+) -> Result<axum::Json<Payment>, Problem> {
+    id("id", &booking)?;
+    let lookup = caller.request(pb::GetBookingRequest { booking_id: booking.clone() });
+    let total = s.backends.booking.clone().get_booking(lookup).await?.into_inner().total;
+    let request =
+        payment::ChargeRequest { booking_id: booking, amount: total, card_token: b.card_token, idempotency_key: key };
+    // Payment learns bookings from booking's events and says UNAVAILABLE until it has;
+    // with a key the call is idempotent, so the gateway may retry it for a moment.
+    let keyed = !request.idempotency_key.is_empty();
+    let deadline = tokio::time::Instant::now() + PAYMENT_RETRY_BUDGET;
+    loop {
+        match s.backends.payment.clone().charge(caller.request(request.clone())).await {
+            Err(status)
+                if keyed && status.code() == tonic::Code::Unavailable && tokio::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            result => return Ok(axum::Json(result?.into_inner().into())),
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CancelBody {
+    /// Kept with the booking.
+    #[serde(default)]
+    pub reason: String,
+}
+
+/// Cancels a booking: unpaid ones end at once; paid ones are refunded and their seats released.
+#[utoipa::path(post, path = "/v1/bookings/{id}/cancel", tag = "bookings", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Booking id"),
+           ("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe")),
+    request_body = CancelBody,
+    responses((status = 200, body = Booking), (status = 400, body = Problem), (status = 401, body = Problem),
+              (status = 404, body = Problem), (status = 409, body = Problem)))]
+async fn cancel(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(booking): Path<String>,
+    IdempotencyKey(key): IdempotencyKey,
+    Json(b): Json<CancelBody>,
+) -> Result<axum::Json<Booking>, Problem> {
+    id("id", &booking)?;
+    let request =
+        caller.request(pb::CancelBookingRequest { booking_id: booking, idempotency_key: key, reason: b.reason });
+    Ok(axum::Json(s.backends.booking.clone().cancel_booking(request).await?.into_inner().into()))
+}
+
+/// A signed ticket.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Ticket {
+    pub id: String,
+    pub event_id: String,
+    pub seat_label: String,
+    /// What the QR code encodes: `<kid>.<payload>.<signature>`.
+    pub code: String,
+    /// `issued`, `scanned` or `revoked`.
+    pub status: String,
+}
+
+/// The tickets of a confirmed booking.
+#[utoipa::path(get, path = "/v1/bookings/{id}/tickets", tag = "bookings", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Booking id")),
+    responses((status = 200, body = Vec<Ticket>), (status = 400, body = Problem), (status = 401, body = Problem),
+              (status = 404, body = Problem)))]
+async fn tickets(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(booking): Path<String>,
+) -> Result<axum::Json<Vec<Ticket>>, Problem> {
+    id("id", &booking)?;
+    let request = caller.request(notification::ListTicketsRequest { booking_id: booking });
+    let found = s.backends.notification.clone().list_tickets(request).await?.into_inner();
+    Ok(axum::Json(
+        found
+            .tickets
+            .into_iter()
+            .map(|t| Ticket {
+                status: match t.status() {
+                    notification::TicketStatus::Issued => "issued",
+                    notification::TicketStatus::Scanned => "scanned",
+                    notification::TicketStatus::Revoked => "revoked",
+                    notification::TicketStatus::Unspecified => "unknown",
+                }
+                .into(),
+                id: t.id,
+                event_id: t.event_id,
+                seat_label: t.seat_label,
+                code: t.code,
+            })
+            .collect(),
+    ))
+}

@@ -1,0 +1,139 @@
+//! Holding tickets, over inventory.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use ticketing_proto::inventory::v1 as pb;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::{instant, non_empty};
+use crate::extract::{Caller, IdempotencyKey, Json, id};
+use crate::problem::Problem;
+use crate::state::AppState;
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(hold)).routes(routes!(release))
+}
+
+/// What to hold: a quantity of a general-admission category, exact seats, or the
+/// best available seats of a seated category.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HoldBody {
+    /// GA or best-available: the category.
+    pub category_id: Option<String>,
+    /// GA or best-available: how many tickets.
+    pub quantity: Option<u32>,
+    /// Reserved seating: these seats.
+    pub seat_ids: Option<Vec<String>>,
+    /// Pick the best free seats of `category_id`.
+    #[serde(default)]
+    pub best_available: bool,
+    /// With `best_available`: only adjacent seats in one row.
+    #[serde(default)]
+    pub require_adjacent: bool,
+}
+
+/// One line of a hold.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HoldLine {
+    pub category_id: String,
+    pub quantity: u32,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub seat_ids: Vec<String>,
+}
+
+/// Tickets held for the caller until `expires_at`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Hold {
+    pub id: String,
+    pub event_id: String,
+    /// `active`, `confirmed`, `released`, `expired` or `restocked`.
+    pub status: String,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub lines: Vec<HoldLine>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub booking_id: Option<String>,
+}
+
+impl From<pb::HoldDetails> for Hold {
+    fn from(h: pb::HoldDetails) -> Self {
+        let status = match h.status() {
+            pb::HoldStatus::Active => "active",
+            pb::HoldStatus::Confirmed => "confirmed",
+            pb::HoldStatus::Released => "released",
+            pb::HoldStatus::Expired => "expired",
+            pb::HoldStatus::Restocked => "restocked",
+            pb::HoldStatus::Unspecified => "unknown",
+        };
+        Self {
+            id: h.hold_id,
+            event_id: h.event_id,
+            status: status.into(),
+            expires_at: instant(h.expires_at),
+            lines: h
+                .lines
+                .into_iter()
+                .map(|l| HoldLine { category_id: l.category_id, quantity: l.quantity, seat_ids: l.seat_ids })
+                .collect(),
+            booking_id: non_empty(h.booking_id),
+        }
+    }
+}
+
+fn selection(b: HoldBody) -> Result<pb::hold_request::Selection, Problem> {
+    use pb::hold_request::Selection;
+    match (b.category_id, b.quantity, b.seat_ids) {
+        (None, None, Some(seat_ids)) if !b.best_available => Ok(Selection::Seats(pb::SeatSelection { seat_ids })),
+        (Some(category_id), Some(quantity), None) if b.best_available => {
+            Ok(Selection::BestAvailable(pb::BestAvailableSelection {
+                category_id,
+                quantity,
+                require_adjacent: b.require_adjacent,
+            }))
+        }
+        (Some(category_id), Some(quantity), None) => {
+            Ok(Selection::GeneralAdmission(pb::GeneralAdmissionSelection { category_id, quantity }))
+        }
+        _ => Err(Problem::field(
+            "body",
+            "send either category_id and quantity (with best_available for seats), or seat_ids",
+        )),
+    }
+}
+
+/// Holds tickets for the caller. With an `Idempotency-Key`, a retry returns the first hold.
+#[utoipa::path(post, path = "/v1/events/{id}/holds", tag = "holds", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Event id"),
+           ("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe")),
+    request_body = HoldBody,
+    responses((status = 201, body = Hold), (status = 400, body = Problem), (status = 401, body = Problem),
+              (status = 409, body = Problem, description = "Sold out, over the limit or not on sale")))]
+async fn hold(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(event): Path<String>,
+    IdempotencyKey(key): IdempotencyKey,
+    Json(body): Json<HoldBody>,
+) -> Result<(StatusCode, axum::Json<Hold>), Problem> {
+    id("id", &event)?;
+    let request = pb::HoldRequest { event_id: event, selection: Some(selection(body)?), idempotency_key: key };
+    let held = s.backends.inventory.clone().hold(caller.request(request)).await?.into_inner();
+    Ok((StatusCode::CREATED, axum::Json(held.into())))
+}
+
+/// Releases the caller's hold; releasing twice is fine.
+#[utoipa::path(delete, path = "/v1/holds/{id}", tag = "holds", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Hold id (64 hex digits)")),
+    responses((status = 200, body = Hold), (status = 401, body = Problem), (status = 404, body = Problem)))]
+async fn release(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(hold): Path<String>,
+) -> Result<axum::Json<Hold>, Problem> {
+    let request = caller.request(pb::ReleaseRequest { hold_id: hold });
+    Ok(axum::Json(s.backends.inventory.clone().release(request).await?.into_inner().into()))
+}
