@@ -354,6 +354,10 @@ TICKETING_AUTH__IDENTITY_URL: {{ printf "http://%s.%s.svc:%v" (include "ticketin
 TICKETING_BOOKING__INVENTORY_URL: {{ printf "http://%s.%s.svc:%v" (include "ticketing.component" (dict "root" $root "name" "inventory")) $root.Release.Namespace .topology.inventory.grpcPort | quote }}
 TICKETING_BOOKING__CATALOG_URL: {{ printf "http://%s.%s.svc:%v" (include "ticketing.component" (dict "root" $root "name" "catalog")) $root.Release.Namespace .topology.catalog.grpcPort | quote }}
 {{- end }}
+{{- if .discovery }}
+# Balance gRPC calls over the peers' ready pods (their EndpointSlices, in this namespace).
+TICKETING_DISCOVERY__ENABLED: "true"
+{{- end }}
 TICKETING_AUTH__ISSUER: {{ $c.auth.issuer | quote }}
 TICKETING_AUTH__AUDIENCE: {{ $c.auth.audience | quote }}
 {{- if $facts.database }}

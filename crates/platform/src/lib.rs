@@ -10,6 +10,7 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod db;
+pub mod discovery;
 pub mod events;
 pub mod idempotency;
 pub mod kafka;

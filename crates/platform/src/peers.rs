@@ -15,13 +15,19 @@ use crate::config::AuthConfig;
 
 /// A channel to `url` that connects on first use and reconnects by itself, so a
 /// peer that is down at start only fails the calls made while it is down.
+/// Channels that balance over a peer's pods in a cluster are made by
+/// [`crate::discovery::Discovery::channel`].
 pub fn channel(url: &str, timeout: Duration) -> anyhow::Result<Channel> {
-    let endpoint = Endpoint::from_shared(url.to_owned())
+    Ok(endpoint(url, timeout)?.connect_lazy())
+}
+
+/// The settings of every peer connection: `url`, a 2 s connect timeout, `timeout` per call.
+pub fn endpoint(url: &str, timeout: Duration) -> anyhow::Result<Endpoint> {
+    Ok(Endpoint::from_shared(url.to_owned())
         .with_context(|| format!("peer address {url}"))?
         .connect_timeout(Duration::from_secs(2))
         .timeout(timeout)
-        .tcp_nodelay(true);
-    Ok(endpoint.connect_lazy())
+        .tcp_nodelay(true))
 }
 
 /// This workload's `service` tokens, fetched from identity and reused until half

@@ -5,7 +5,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use ticketing_platform::cli::ServiceConfig;
 use ticketing_platform::config::{
-    AuthConfig, ConfigIssue, DatabaseConfig, Environment, KafkaConfig, ServerConfig, TelemetryConfig, Validate,
+    AuthConfig, ConfigIssue, DatabaseConfig, DiscoveryConfig, Environment, KafkaConfig, ServerConfig, TelemetryConfig,
+    Validate,
 };
 
 /// Booking's gRPC port; its admin port is this plus 1000.
@@ -30,6 +31,8 @@ pub struct Config {
     pub auth: AuthConfig,
     /// Booking's own settings.
     pub booking: BookingSettings,
+    /// How inventory's and catalog's pods are found.
+    pub discovery: DiscoveryConfig,
 }
 
 /// Settings only booking has.
@@ -64,6 +67,7 @@ impl Default for Config {
             kafka: KafkaConfig::default(),
             auth,
             booking: BookingSettings::default(),
+            discovery: DiscoveryConfig::default(),
         }
     }
 }
@@ -86,6 +90,7 @@ impl Validate for Config {
         self.database.validate(issues);
         self.kafka.validate(issues);
         self.auth.validate(issues);
+        self.discovery.validate(issues);
         if self.server.environment == Environment::Production && self.auth.client_secret == DEVELOPMENT_SECRET {
             issues.push(ConfigIssue::new("auth.client_secret", "the development secret is refused in production"));
         }

@@ -4,10 +4,11 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use ticketing_platform::auth::Verifier;
+use ticketing_platform::discovery::Discovery;
 use ticketing_platform::idempotency::IdempotencyKeys;
 use ticketing_platform::kafka::consumer::Consumer;
 use ticketing_platform::kafka::outbox::Relay;
-use ticketing_platform::peers::{ServiceTokens, channel};
+use ticketing_platform::peers::ServiceTokens;
 use ticketing_platform::{App, Running, db, kafka, readiness};
 use ticketing_proto::booking::v1::booking_server::BookingServer;
 use tonic::server::NamedService as _;
@@ -31,9 +32,10 @@ pub async fn build(config: Config) -> anyhow::Result<Running> {
 
     let settings = &config.booking;
     let tokens = ServiceTokens::from_config(&config.auth)?.context("auth.client_id is required")?;
+    let discovery = Discovery::from_config(&config.discovery);
     let peers = Peers::new(
-        channel(&settings.inventory_url, settings.peer_timeout)?,
-        channel(&settings.catalog_url, settings.peer_timeout)?,
+        discovery.channel(&settings.inventory_url, settings.peer_timeout)?,
+        discovery.channel(&settings.catalog_url, settings.peer_timeout)?,
         tokens,
     );
     let mut app = App::new("booking", config.server.clone());

@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use ticketing_platform::cli::ServiceConfig;
-use ticketing_platform::config::{AuthConfig, ConfigIssue, RedisConfig, ServerConfig, TelemetryConfig, Validate};
+use ticketing_platform::config::{
+    AuthConfig, ConfigIssue, DiscoveryConfig, RedisConfig, ServerConfig, TelemetryConfig, Validate,
+};
 
 /// The gateway's gRPC port (health only); its admin port is this plus 1000.
 pub const GRPC_PORT: u16 = 50050;
@@ -24,6 +26,8 @@ pub struct Config {
     pub auth: AuthConfig,
     /// The gateway's own settings.
     pub gateway: GatewaySettings,
+    /// How the services' pods are found.
+    pub discovery: DiscoveryConfig,
 }
 
 /// Settings only the gateway has.
@@ -63,6 +67,7 @@ impl Default for Config {
             redis: RedisConfig::default(),
             auth: AuthConfig::default(),
             gateway: GatewaySettings::default(),
+            discovery: DiscoveryConfig::default(),
         }
     }
 }
@@ -105,6 +110,7 @@ impl Validate for Config {
         self.telemetry.validate(issues);
         self.redis.validate(issues);
         self.auth.validate(issues);
+        self.discovery.validate(issues);
         let g = &self.gateway;
         for (key, url) in g.backends() {
             if !(url.starts_with("http://") || url.starts_with("https://")) {

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use ticketing_platform::auth::Verifier;
+use ticketing_platform::discovery::Discovery;
 use ticketing_platform::{App, Running};
 
 use crate::config::Config;
@@ -29,7 +30,7 @@ pub async fn build(config: Config) -> anyhow::Result<Gateway> {
     let mut app = App::new("gateway", config.server.clone());
     let state = AppState {
         verifier: Verifier::from_config(&config.auth),
-        backends: Backends::new(settings)?,
+        backends: Backends::new(settings, &Discovery::from_config(&config.discovery))?,
         retry_after: Duration::from_secs(1),
     };
     let router = crate::http::router(state, settings, app.metrics().clone());

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use ticketing_platform::auth::Verifier;
-use ticketing_platform::peers::channel;
+use ticketing_platform::discovery::Discovery;
 use ticketing_proto::booking::v1::booking_client::BookingClient;
 use ticketing_proto::catalog::v1::catalog_client::CatalogClient;
 use ticketing_proto::identity::v1::identity_client::IdentityClient;
@@ -26,9 +26,9 @@ pub struct Backends {
 }
 
 impl Backends {
-    /// Clients for the configured addresses.
-    pub fn new(settings: &GatewaySettings) -> anyhow::Result<Self> {
-        let at = |url: &str| channel(url, settings.backend_timeout);
+    /// Clients for the configured addresses, balanced over their pods in a cluster.
+    pub fn new(settings: &GatewaySettings, discovery: &Discovery) -> anyhow::Result<Self> {
+        let at = |url: &str| discovery.channel(url, settings.backend_timeout);
         // A stadium's seat map is far above tonic's 4 MiB default.
         const LARGE: usize = 64 << 20;
         Ok(Self {

@@ -7,6 +7,7 @@
 mod app;
 mod auth;
 mod consumer;
+mod discovery;
 mod idempotency;
 mod outbox;
 mod support;
