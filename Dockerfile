@@ -8,17 +8,20 @@
 #   planner  computes the dependency recipe from the manifests
 #   builder  builds the dependencies of the whole workspace (one cached layer shared by all
 #            seven images, since SERVICE is declared after it), then the one binary
-#   runtime  distroless/cc (glibc, libgcc, libstdc++, CA certificates, tzdata; no shell),
+#   runtime  distroless/cc (glibc, libssl3, libgcc, libstdc++, CA certificates, tzdata; no shell),
 #            non-root UID 65532, the binary and nothing else
 #
-# Native dependencies, so nothing is needed at run time beyond glibc:
+# Native dependencies, so nothing is needed at run time beyond glibc and libssl3:
 #   - rdkafka builds its bundled librdkafka (mklove ./configure + make, C and C++); its zlib
 #     comes from libz-sys, built from source and linked statically (LIBZ_SYS_STATIC=1),
 #     because distroless/cc has no libz.so;
 #   - protobuf code is generated in crates/proto/build.rs by protox: no protoc;
-#   - Postgres and Redis clients are pure Rust, and no crate uses OpenSSL today. perl and
-#     cmake are installed anyway so the rdkafka `ssl-vendored`/`cmake-build` features (TLS
-#     to managed Kafka) build without touching this file.
+#   - librdkafka links the system's OpenSSL (rdkafka's `ssl` feature: SSL/SASL_SSL to
+#     managed Kafka), so the builder has libssl-dev and the runtime uses the libssl3 that
+#     distroless/cc carries (same Debian release, see DEBIAN_SUITE); `ssl-vendored` would
+#     build OpenSSL from source instead, minutes longer (ADR 0016);
+#   - Postgres and Redis speak TLS through rustls (pure Rust, ring) and the CA store.
+#   perl and cmake stay for rdkafka's `ssl-vendored`/`cmake-build` features.
 
 ARG RUST_VERSION=1.95
 # The builder's Debian release; the runtime below (distroless cc-debian12) must carry the
@@ -27,7 +30,7 @@ ARG DEBIAN_SUITE=bookworm
 
 FROM rust:${RUST_VERSION}-slim-${DEBIAN_SUITE} AS chef
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends g++ make perl pkg-config cmake \
+    && apt-get install -y --no-install-recommends g++ make perl pkg-config cmake libssl-dev \
     && rm -rf /var/lib/apt/lists/*
 RUN cargo install cargo-chef --version 0.1.78 --locked
 WORKDIR /src

@@ -4,7 +4,9 @@
 #     machine's own commands when they are local and down);
 #   - the Kafka-compatible broker tansu is installed and answers Kafka requests at
 #     $KAFKA_BROKERS (started in the background when local and down);
-#   - promtool is installed.
+#   - promtool is installed;
+#   - the build and test packages are installed: libssl-dev and pkg-config (rdkafka's `ssl`
+#     feature links the system's OpenSSL), openssl (the TLS tests make their certificates).
 # It exports nothing; it prints the environment the tests use.
 #
 # Environment:
@@ -229,6 +231,26 @@ ensure_promtool() {
   say "promtool: $(promtool --version 2>&1 | head -n1)"
 }
 
+# --- build and test packages ---------------------------------------------------
+
+# librdkafka is built with the system's OpenSSL (SSL/SASL_SSL to managed Kafka, ADR 0016);
+# the TLS tests make a throwaway CA with the openssl command.
+ensure_packages() {
+  local missing=() pkg
+  for pkg in libssl-dev pkg-config openssl; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
+  done
+  if ((${#missing[@]} == 0)); then
+    say "packages: libssl-dev $(dpkg-query -W -f='${Version}' libssl-dev), pkg-config, openssl"
+    return
+  fi
+  say "installing ${missing[*]} (Debian)"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null ||
+    die "apt-get install ${missing[*]} failed"
+}
+
+ensure_packages
 ensure_postgres
 ensure_redis
 ensure_tansu

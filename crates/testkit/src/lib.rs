@@ -126,7 +126,7 @@ pub struct TestRedis {
 impl TestRedis {
     /// A fresh `test:<unique>:` prefix.
     pub fn new() -> Self {
-        Self { config: RedisConfig { url: redis_url(), key_prefix: format!("test:{}:", unique()) } }
+        Self { config: RedisConfig { url: redis_url(), key_prefix: format!("test:{}:", unique()), ca_file: None } }
     }
 
     /// Every key under the prefix.

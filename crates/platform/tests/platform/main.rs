@@ -11,3 +11,4 @@ mod discovery;
 mod idempotency;
 mod outbox;
 mod support;
+mod tls;
