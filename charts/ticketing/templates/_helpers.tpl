@@ -110,9 +110,11 @@ app.kubernetes.io/instance: {{ .root.Release.Name }}
 app.kubernetes.io/component: server
 {{- end }}
 
+{{/* commonLabels already carry app.kubernetes.io/instance: the rest of the selector labels. */}}
 {{- define "ticketing.labels" -}}
 {{ include "ticketing.commonLabels" .root }}
-{{ include "ticketing.selectorLabels" . }}
+app.kubernetes.io/name: {{ .name }}
+app.kubernetes.io/component: server
 {{- end }}
 
 {{/* The image of one service: <registry>/<service>[:tag][@digest]. Args: (dict "root" $ "name" "identity" "svc" $svc). */}}

@@ -3,6 +3,7 @@
 //! The binaries must be built first (`cargo build --bins`; `scripts/test.sh` does it).
 
 mod flow;
+mod manifests;
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};

@@ -1,0 +1,322 @@
+//! The Helm chart against the binaries: every values file is rendered with helm and loaded
+//! into k8s-openapi types, and each Deployment's probes, ports, resources and security
+//! context, each service's HPA and PDB, the migration Jobs and skaffold's artifacts are
+//! checked against what the service crates really serve and need.
+//!
+//! helm is the one `scripts/check-deploy.sh` installs (`.local/deploy/bin/helm`, or
+//! `$STATE_DIR/deploy/bin/helm`), else `$HELM`, else `helm` on the PATH; without any of them
+//! the test fails and says how to get it. Rendering here (about a second) rather than
+//! reading `.local/rendered/` means the checked manifests are never older than the chart.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{ConfigMap, Container, Probe, Service};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use serde::Deserialize as _;
+use serde::de::DeserializeOwned;
+use ticketing_platform::cli::ServiceConfig;
+
+use crate::SERVICES;
+
+const RELEASE: &str = "ticketing";
+/// Values files for a developer's cluster, where one replica and no HPA are expected.
+const DEVELOPMENT: &[&str] = &["values-minikube.yaml"];
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+}
+
+/// What a binary serves and needs, from its crate.
+struct Facts {
+    grpc: u16,
+    admin: u16,
+    http: Option<u16>,
+    database: bool,
+}
+
+fn facts(service: &str) -> Facts {
+    fn of(grpc: u16, config: impl ServiceConfig) -> Facts {
+        Facts { grpc, admin: grpc + 1000, http: None, database: config.database().is_some() }
+    }
+    match service {
+        "gateway" => {
+            let config = ticketing_gateway::config::Config::default();
+            let http = Some(config.gateway.http_addr.port());
+            Facts { http, ..of(ticketing_gateway::config::GRPC_PORT, config) }
+        }
+        "identity" => of(ticketing_identity::config::GRPC_PORT, ticketing_identity::config::Config::default()),
+        "catalog" => of(ticketing_catalog::config::GRPC_PORT, ticketing_catalog::config::Config::default()),
+        "inventory" => of(ticketing_inventory::config::GRPC_PORT, ticketing_inventory::config::Config::default()),
+        "booking" => of(ticketing_booking::config::GRPC_PORT, ticketing_booking::config::Config::default()),
+        "payment" => of(ticketing_payment::config::GRPC_PORT, ticketing_payment::config::Config::default()),
+        "notification" => {
+            of(ticketing_notification::config::GRPC_PORT, ticketing_notification::config::Config::default())
+        }
+        other => panic!("no facts for service {other}: add it here"),
+    }
+}
+
+fn helm() -> PathBuf {
+    let state = std::env::var_os("STATE_DIR").map_or_else(|| root().join(".local"), PathBuf::from);
+    let installed = state.join("deploy/bin/helm");
+    if installed.exists() {
+        return installed;
+    }
+    if let Some(helm) = std::env::var_os("HELM") {
+        return helm.into();
+    }
+    let on_path = Command::new("helm").arg("version").output().is_ok_and(|o| o.status.success());
+    assert!(
+        on_path,
+        "helm not found: run scripts/check-deploy.sh once (it installs helm under .local/deploy/bin), or set HELM"
+    );
+    "helm".into()
+}
+
+/// The objects of one rendered values file, by kind and name.
+#[derive(Default)]
+struct Manifests {
+    objects: BTreeMap<(String, String), serde_yaml::Value>,
+}
+
+impl Manifests {
+    fn render(helm: &Path, values: &Path) -> Self {
+        let home = std::env::temp_dir().join(format!("helm-home-{}", ticketing_testkit::unique()));
+        let out = Command::new(helm)
+            .args(["template", RELEASE, "charts/ticketing", "--namespace", "ticketing", "-f"])
+            .arg(values)
+            .current_dir(root())
+            .env("HOME", &home)
+            .env("XDG_CACHE_HOME", home.join("cache"))
+            .output()
+            .expect("run helm");
+        let _ = std::fs::remove_dir_all(&home);
+        assert!(
+            out.status.success(),
+            "helm template -f {}: {}",
+            values.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut manifests = Self::default();
+        for document in serde_yaml::Deserializer::from_slice(&out.stdout) {
+            let value = serde_yaml::Value::deserialize(document).expect("rendered YAML parses");
+            let (Some(kind), Some(name)) = (value["kind"].as_str(), value["metadata"]["name"].as_str()) else {
+                continue;
+            };
+            manifests.objects.insert((kind.to_owned(), name.to_owned()), value.clone());
+        }
+        assert!(!manifests.objects.is_empty(), "{} rendered nothing", values.display());
+        manifests
+    }
+
+    fn get<T: DeserializeOwned>(&self, kind: &str, name: &str) -> Option<T> {
+        let value = self.objects.get(&(kind.to_owned(), name.to_owned()))?;
+        Some(serde_yaml::from_value(value.clone()).unwrap_or_else(|e| panic!("{kind} {name} as k8s-openapi: {e}")))
+    }
+
+    fn all<T: DeserializeOwned>(&self, kind: &str) -> Vec<T> {
+        let names: Vec<&String> = self.objects.keys().filter(|(k, _)| k == kind).map(|(_, n)| n).collect();
+        names.into_iter().map(|n| self.get(kind, n).unwrap()).collect()
+    }
+}
+
+/// The port a probe checks, and how: `grpc`, or the HTTP path.
+fn probe_target(probe: &Probe, container: &Container) -> (u16, String) {
+    let named = |port: &IntOrString| match port {
+        IntOrString::Int(p) => u16::try_from(*p).unwrap(),
+        IntOrString::String(name) => {
+            let ports = container.ports.as_deref().unwrap_or_default();
+            let port = ports.iter().find(|p| p.name.as_deref() == Some(name)).expect("a named probe port exists");
+            u16::try_from(port.container_port).unwrap()
+        }
+    };
+    if let Some(grpc) = &probe.grpc {
+        (u16::try_from(grpc.port).unwrap(), "grpc".into())
+    } else if let Some(http) = &probe.http_get {
+        (named(&http.port), http.path.clone().unwrap_or_default())
+    } else {
+        panic!("probe without grpc or httpGet: {probe:?}")
+    }
+}
+
+fn port_of(addr: &str) -> u16 {
+    addr.rsplit(':').next().and_then(|p| p.parse().ok()).unwrap_or_else(|| panic!("no port in {addr}"))
+}
+
+fn check_service(m: &Manifests, file: &str, service: &str) {
+    let facts = facts(service);
+    let name = format!("{RELEASE}-{service}");
+    let at = format!("{file}: {service}");
+    let deployment: Deployment = m.get("Deployment", &name).unwrap_or_else(|| panic!("{at}: no Deployment {name}"));
+    let pod = deployment.spec.as_ref().unwrap().template.spec.as_ref().unwrap();
+    let container = pod.containers.iter().find(|c| c.name == service).unwrap_or_else(|| panic!("{at}: no container"));
+    assert_eq!(container.command.as_deref(), Some(&[format!("/usr/local/bin/{service}")][..]), "{at}: command");
+
+    // The ports the binary binds: its defaults, and what the ConfigMap tells it.
+    let config: ConfigMap = m.get("ConfigMap", &name).unwrap_or_else(|| panic!("{at}: no ConfigMap"));
+    let env = config.data.unwrap_or_default();
+    assert_eq!(port_of(&env["TICKETING_SERVER__GRPC_ADDR"]), facts.grpc, "{at}: gRPC address in the ConfigMap");
+    assert_eq!(port_of(&env["TICKETING_SERVER__ADMIN_ADDR"]), facts.admin, "{at}: admin address in the ConfigMap");
+    let declared: BTreeMap<String, u16> = container
+        .ports
+        .iter()
+        .flatten()
+        .map(|p| (p.name.clone().unwrap_or_default(), u16::try_from(p.container_port).unwrap()))
+        .collect();
+    let mut served = BTreeMap::from([("grpc".to_owned(), facts.grpc), ("admin".to_owned(), facts.admin)]);
+    if let Some(http) = facts.http {
+        served.insert("http".into(), http);
+    }
+    assert_eq!(declared, served, "{at}: container ports");
+
+    let probe = |which: &str, probe: &Option<Probe>| {
+        let probe = probe.as_ref().unwrap_or_else(|| panic!("{at}: no {which} probe"));
+        probe_target(probe, container)
+    };
+    let health = (facts.admin, "/healthz".to_owned());
+    assert_eq!(probe("startup", &container.startup_probe), health, "{at}: startup probe");
+    assert_eq!(probe("liveness", &container.liveness_probe), health, "{at}: liveness probe");
+    let readiness = probe("readiness", &container.readiness_probe);
+    assert!(
+        readiness == (facts.grpc, "grpc".into()) || readiness == (facts.admin, "/readyz".into()),
+        "{at}: readiness probe {readiness:?} is neither gRPC health on {} nor /readyz on {}",
+        facts.grpc,
+        facts.admin
+    );
+
+    let resources = container.resources.as_ref().unwrap_or_else(|| panic!("{at}: no resources"));
+    for (what, list) in [("requests", &resources.requests), ("limits", &resources.limits)] {
+        let list = list.as_ref().unwrap_or_else(|| panic!("{at}: no resource {what}"));
+        assert!(list.contains_key("cpu") && list.contains_key("memory"), "{at}: {what} need cpu and memory");
+    }
+
+    let pod_security = pod.security_context.clone().unwrap_or_else(|| panic!("{at}: no pod security context"));
+    let security = container.security_context.clone().unwrap_or_else(|| panic!("{at}: no security context"));
+    assert!(security.run_as_non_root.or(pod_security.run_as_non_root) == Some(true), "{at}: runAsNonRoot");
+    assert!(security.run_as_user.or(pod_security.run_as_user).is_some_and(|u| u > 0), "{at}: a numeric non-root UID");
+    assert_eq!(security.read_only_root_filesystem, Some(true), "{at}: readOnlyRootFilesystem");
+    assert_eq!(security.allow_privilege_escalation, Some(false), "{at}: allowPrivilegeEscalation");
+    let dropped = security.capabilities.and_then(|c| c.drop).unwrap_or_default();
+    assert!(dropped.iter().any(|c| c == "ALL"), "{at}: capabilities drop ALL");
+    assert!(security.seccomp_profile.or(pod_security.seccomp_profile).is_some(), "{at}: a seccomp profile");
+
+    let kube_service: Service = m.get("Service", &name).unwrap_or_else(|| panic!("{at}: no Service"));
+    let ports: BTreeMap<String, u16> = kube_service
+        .spec
+        .and_then(|s| s.ports)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|p| (p.name.unwrap_or_default(), u16::try_from(p.port).unwrap()))
+        .collect();
+    assert_eq!(ports, served, "{at}: Service ports");
+
+    let hpa: Option<HorizontalPodAutoscaler> = m.get("HorizontalPodAutoscaler", &name);
+    if DEVELOPMENT.contains(&file) {
+        assert!(hpa.is_some() || deployment.spec.as_ref().unwrap().replicas.is_some(), "{at}: replicas or an HPA");
+    } else {
+        let hpa = hpa.unwrap_or_else(|| panic!("{at}: no HPA"));
+        let spec = hpa.spec.unwrap();
+        assert_eq!(
+            (spec.scale_target_ref.kind.as_str(), spec.scale_target_ref.name.as_str()),
+            ("Deployment", name.as_str())
+        );
+        assert!(spec.max_replicas > spec.min_replicas.unwrap_or(1), "{at}: the HPA can scale");
+    }
+    let pdb: PodDisruptionBudget = m.get("PodDisruptionBudget", &name).unwrap_or_else(|| panic!("{at}: no PDB"));
+    let selector = pdb.spec.and_then(|s| s.selector).and_then(|s| s.match_labels).unwrap_or_default();
+    let pod_labels = deployment.spec.unwrap().template.metadata.and_then(|m| m.labels).unwrap_or_default();
+    assert!(
+        !selector.is_empty() && selector.iter().all(|(k, v)| pod_labels.get(k) == Some(v)),
+        "{at}: PDB selects the pods"
+    );
+}
+
+/// One migration Job per service with a database, as a pre-install/pre-upgrade hook.
+fn check_migrations(m: &Manifests, file: &str) {
+    let mut migrated = BTreeSet::new();
+    for job in m.all::<Job>("Job") {
+        let name = job.metadata.name.clone().unwrap_or_default();
+        let hook = job.metadata.annotations.as_ref().and_then(|a| a.get("helm.sh/hook")).cloned().unwrap_or_default();
+        assert!(hook.contains("pre-install") && hook.contains("pre-upgrade"), "{file}: Job {name} hook is {hook:?}");
+        let pod = job.spec.unwrap().template.spec.unwrap();
+        for container in pod.containers {
+            let command = [container.command.unwrap_or_default(), container.args.unwrap_or_default()].concat();
+            if let [binary, migrate] = command.as_slice()
+                && migrate == "migrate"
+                && let Some(service) = binary.strip_prefix("/usr/local/bin/")
+            {
+                migrated.insert(service.to_owned());
+            }
+        }
+    }
+    let databases: BTreeSet<String> = SERVICES.iter().filter(|s| facts(s).database).map(|s| (*s).to_owned()).collect();
+    assert_eq!(migrated, databases, "{file}: `<service> migrate` Jobs = the services with a database");
+}
+
+#[test]
+fn the_chart_runs_the_binaries_as_they_are() {
+    let root = root();
+    let helm = helm();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(root.join("charts/ticketing"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_str().is_some_and(|n| n.starts_with("values") && n.ends_with(".yaml")))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 4, "values.yaml and the minikube, GKE and EKS files: {files:?}");
+    for path in files {
+        let file = path.file_name().unwrap().to_str().unwrap().to_owned();
+        let m = Manifests::render(&helm, &path);
+        let deployments: BTreeSet<String> =
+            m.all::<Deployment>("Deployment").into_iter().filter_map(|d| d.metadata.name).collect();
+        let expected: BTreeSet<String> = SERVICES.iter().map(|s| format!("{RELEASE}-{s}")).collect();
+        assert_eq!(deployments, expected, "{file}: one Deployment per service");
+        for service in SERVICES {
+            check_service(&m, &file, service);
+        }
+        check_migrations(&m, &file);
+    }
+}
+
+#[test]
+fn skaffold_builds_every_service_binary_the_chart_deploys() {
+    let root = root();
+    let crates: BTreeSet<String> = std::fs::read_dir(root.join("services"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("Cargo.toml").exists() && p.join("src/main.rs").exists())
+        .map(|p| p.file_name().unwrap().to_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(crates, SERVICES.iter().map(|s| (*s).to_owned()).collect(), "service crates with a binary");
+
+    let skaffold: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(root.join("skaffold.yaml")).unwrap()).unwrap();
+    let values: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(root.join("charts/ticketing/values.yaml")).unwrap()).unwrap();
+    let chart: BTreeSet<String> =
+        values["services"].as_mapping().unwrap().keys().map(|k| k.as_str().unwrap().to_owned()).collect();
+    let mut built = BTreeSet::new();
+    for artifact in skaffold["build"]["artifacts"].as_sequence().expect("skaffold build.artifacts") {
+        let image = artifact["image"].as_str().unwrap();
+        let docker = &artifact["docker"];
+        let service =
+            docker["buildArgs"]["SERVICE"].as_str().unwrap_or_else(|| panic!("{image}: no SERVICE build arg"));
+        assert_eq!(image, service, "artifact {image} builds SERVICE={service}");
+        assert_eq!(docker["dockerfile"].as_str().unwrap_or("Dockerfile"), "Dockerfile", "{image}: from the Dockerfile");
+        let manifest = std::fs::read_to_string(root.join("services").join(service).join("Cargo.toml")).unwrap();
+        assert!(
+            manifest.contains(&format!("name = \"ticketing-{service}\"")),
+            "{service}: the crate ticketing-{service}"
+        );
+        assert!(chart.contains(service), "{service}: no services.{service} in the chart's values.yaml");
+        built.insert(service.to_owned());
+    }
+    assert_eq!(built, crates, "skaffold artifacts = service binaries");
+    assert_eq!(chart, crates, "chart entries = service binaries");
+}
