@@ -239,6 +239,18 @@ async fn a_hold_ends_exactly_once_and_its_events_say_how() {
 
     // Each ended hold is announced exactly once, with the outcome it had.
     let topic = app.kafka.topic("inventory.events");
+    // Read only once everything is relayed: tansu's SQLite storage can starve a produce
+    // while a consumer long-polls the same partition, and the read would then wait for
+    // itself.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let left: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox").fetch_one(&app.db.pool).await.unwrap();
+        if left == 0 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{left} announcements never relayed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let messages = ticketing_testkit::read_topic(&app.kafka, &topic, 4, Duration::from_secs(60));
     let mut seen: HashMap<(String, String), usize> = HashMap::new();
     for m in &messages {
