@@ -220,10 +220,24 @@ spec:
           volumeMounts:
             - name: tmp
               mountPath: /tmp
+            {{- if and $facts.redis $root.Values.config.redis.caFromSecret }}
+            - name: redis-ca
+              mountPath: /etc/ticketing/redis-ca
+              readOnly: true
+            {{- end }}
       volumes:
         - name: tmp
           emptyDir:
             sizeLimit: 16Mi
+        {{- if and $facts.redis $root.Values.config.redis.caFromSecret }}
+        # The Redis server's CA (Memorystore's is private), from the Secret's redis-ca.pem.
+        - name: redis-ca
+          secret:
+            secretName: {{ include "ticketing.secretName" . }}
+            items:
+              - key: redis-ca.pem
+                path: ca.pem
+        {{- end }}
 ---
 apiVersion: v1
 kind: Service
@@ -367,6 +381,9 @@ TICKETING_DATABASE__ACQUIRE_TIMEOUT: {{ $c.database.acquireTimeout | quote }}
 {{- end }}
 {{- if $facts.redis }}
 TICKETING_REDIS__KEY_PREFIX: {{ $c.redis.keyPrefix | quote }}
+{{- if $c.redis.caFromSecret }}
+TICKETING_REDIS__CA_FILE: /etc/ticketing/redis-ca/ca.pem
+{{- end }}
 {{- end }}
 {{- if $facts.kafka }}
 TICKETING_KAFKA__BROKERS: {{ $c.kafka.brokers | quote }}

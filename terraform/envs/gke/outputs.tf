@@ -18,6 +18,11 @@ output "redis_host" {
   value       = module.platform.redis_host
 }
 
+output "redis_ca_certificate" {
+  description = "Memorystore's server CA, for the Secrets' redis-ca.pem (the chart sets config.redis.caFromSecret on GKE)."
+  value       = module.platform.redis_ca_certificate
+}
+
 output "kafka_bootstrap" {
   description = "Managed Kafka's bootstrap address."
   value       = module.platform.kafka_bootstrap
