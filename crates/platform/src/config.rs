@@ -397,20 +397,23 @@ impl Default for AuthConfig {
     }
 }
 
+/// Pushes an issue about `key` unless `url` is an http(s) URL (peer and JWKS addresses).
+pub fn check_http_url(key: &str, url: &str, issues: &mut Vec<ConfigIssue>) {
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        issues.push(ConfigIssue::new(key, "must be an http(s) URL"));
+    }
+}
+
 impl Validate for AuthConfig {
     fn validate(&self, issues: &mut Vec<ConfigIssue>) {
-        if !(self.jwks_url.starts_with("http://") || self.jwks_url.starts_with("https://")) {
-            issues.push(ConfigIssue::new("auth.jwks_url", "must be an http(s) URL"));
-        }
+        check_http_url("auth.jwks_url", &self.jwks_url, issues);
         if self.issuer.is_empty() {
             issues.push(ConfigIssue::new("auth.issuer", "must not be empty"));
         }
         if self.audience.is_empty() {
             issues.push(ConfigIssue::new("auth.audience", "must not be empty"));
         }
-        if !(self.identity_url.starts_with("http://") || self.identity_url.starts_with("https://")) {
-            issues.push(ConfigIssue::new("auth.identity_url", "must be an http(s) URL"));
-        }
+        check_http_url("auth.identity_url", &self.identity_url, issues);
         if self.client_id.is_empty() != self.client_secret.is_empty() {
             issues.push(ConfigIssue::new("auth.client_secret", "auth.client_id and auth.client_secret go together"));
         }

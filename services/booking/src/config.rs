@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use ticketing_platform::cli::ServiceConfig;
 use ticketing_platform::config::{
     AuthConfig, ConfigIssue, DatabaseConfig, DiscoveryConfig, Environment, KafkaConfig, ServerConfig, TelemetryConfig,
-    Validate,
+    Validate, check_http_url,
 };
 
 /// Booking's gRPC port; its admin port is this plus 1000.
@@ -98,11 +98,8 @@ impl Validate for Config {
             issues.push(ConfigIssue::new("auth.client_id", "booking needs client credentials to confirm sales"));
         }
         let b = &self.booking;
-        for (key, url) in [("booking.inventory_url", &b.inventory_url), ("booking.catalog_url", &b.catalog_url)] {
-            if !(url.starts_with("http://") || url.starts_with("https://")) {
-                issues.push(ConfigIssue::new(key, "must be an http(s) URL"));
-            }
-        }
+        check_http_url("booking.inventory_url", &b.inventory_url, issues);
+        check_http_url("booking.catalog_url", &b.catalog_url, issues);
         if b.peer_timeout < Duration::from_millis(10) || b.peer_timeout > Duration::from_secs(60) {
             issues.push(ConfigIssue::new("booking.peer_timeout", "must be between 10ms and 60s"));
         }

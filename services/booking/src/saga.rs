@@ -5,7 +5,7 @@
 
 use sqlx::PgConnection;
 use ticketing_platform::events::{PayloadError, payload};
-use ticketing_platform::kafka::consumer::{HandleError, Handler};
+use ticketing_platform::kafka::consumer::{HandleError, Handler, required_id};
 use ticketing_proto::events::v1 as ev;
 use ticketing_proto::events::v1::Envelope;
 
@@ -30,10 +30,6 @@ impl Saga {
     }
 }
 
-fn id(raw: &str) -> Result<uuid::Uuid, HandleError> {
-    raw.parse().map_err(|_| HandleError::Permanent(anyhow::anyhow!("{raw:?} is not a UUID")))
-}
-
 fn decoded<M: prost::Message + prost::Name + Default>(event: &Envelope) -> Result<M, HandleError> {
     payload(event).map_err(|e: PayloadError| HandleError::Permanent(e.into()))
 }
@@ -47,11 +43,16 @@ impl Handler for Saga {
         let b = &self.bookings;
         let applied = if is::<ev::PaymentSucceeded>(event) {
             let paid: ev::PaymentSucceeded = decoded(event)?;
-            b.payment_succeeded(tx, id(&paid.booking_id)?, id(&paid.payment_id)?).await
+            b.payment_succeeded(
+                tx,
+                required_id("booking_id", &paid.booking_id)?,
+                required_id("payment_id", &paid.payment_id)?,
+            )
+            .await
         } else if is::<ev::PaymentFailed>(event) {
             let failed: ev::PaymentFailed = decoded(event)?;
             let detail = format!("payment failed: {}", failed.failure_code);
-            b.payment_failed(tx, id(&failed.booking_id)?, &detail).await
+            b.payment_failed(tx, required_id("booking_id", &failed.booking_id)?, &detail).await
         } else if is::<ev::RefundSucceeded>(event) {
             b.refund_succeeded(tx, &decoded(event)?).await
         } else if is::<ev::HoldExpired>(event) {
@@ -60,10 +61,20 @@ impl Handler for Saga {
             b.hold_ended(tx, &decoded::<ev::HoldReleased>(event)?.hold_id, false).await
         } else if is::<ev::EventPublished>(event) {
             let published: ev::EventPublished = decoded(event)?;
-            b.event_published(tx, id(&published.event_id)?, id(&published.organizer_id)?).await
+            b.event_published(
+                tx,
+                required_id("event_id", &published.event_id)?,
+                required_id("organizer_id", &published.organizer_id)?,
+            )
+            .await
         } else if is::<ev::EventCancelled>(event) {
             let cancelled: ev::EventCancelled = decoded(event)?;
-            b.event_cancelled(tx, id(&cancelled.event_id)?, id(&cancelled.organizer_id)?).await
+            b.event_cancelled(
+                tx,
+                required_id("event_id", &cancelled.event_id)?,
+                required_id("organizer_id", &cancelled.organizer_id)?,
+            )
+            .await
         } else {
             // Other events on these topics do not concern bookings.
             Ok(())

@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use ticketing_platform::cli::ServiceConfig;
 use ticketing_platform::config::{
-    AuthConfig, ConfigIssue, DiscoveryConfig, RedisConfig, ServerConfig, TelemetryConfig, Validate,
+    AuthConfig, ConfigIssue, DiscoveryConfig, RedisConfig, ServerConfig, TelemetryConfig, Validate, check_http_url,
 };
 
 /// The gateway's gRPC port (health only); its admin port is this plus 1000.
@@ -113,9 +113,7 @@ impl Validate for Config {
         self.discovery.validate(issues);
         let g = &self.gateway;
         for (key, url) in g.backends() {
-            if !(url.starts_with("http://") || url.starts_with("https://")) {
-                issues.push(ConfigIssue::new(key, "must be an http(s) URL"));
-            }
+            check_http_url(key, url, issues);
         }
         if g.http_addr == self.server.grpc_addr || g.http_addr == self.server.admin_addr {
             issues.push(ConfigIssue::new("gateway.http_addr", "must differ from the gRPC and admin addresses"));

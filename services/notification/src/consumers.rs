@@ -16,12 +16,12 @@
 //! `processed_events` row, and every write is idempotent besides, so redelivered,
 //! replayed and reordered events change nothing twice and log no second email.
 
-use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use prost::Name as _;
 use serde_json::json;
 use sqlx::PgConnection;
 use ticketing_platform::events::payload;
+use ticketing_platform::kafka::consumer::required_id as id;
 use ticketing_platform::kafka::consumer::{HandleError, Handler};
 use ticketing_proto::events::v1 as ev;
 use ticketing_proto::events::v1::Envelope;
@@ -326,11 +326,6 @@ fn cancellation_reason(reason: ev::BookingCancellationReason) -> &'static str {
 
 fn timestamp(t: &prost_types::Timestamp) -> Option<DateTime<Utc>> {
     DateTime::from_timestamp(t.seconds, u32::try_from(t.nanos).ok()?)
-}
-
-/// A required id; a malformed one can never be processed, so it goes to the DLQ.
-fn id(field: &str, value: &str) -> Result<Uuid, HandleError> {
-    value.parse().with_context(|| format!("{field} {value:?} is not a UUID")).map_err(HandleError::Permanent)
 }
 
 /// An id that may be empty.

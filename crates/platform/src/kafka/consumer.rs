@@ -34,6 +34,12 @@ pub enum HandleError {
     Permanent(anyhow::Error),
 }
 
+/// A required id in an event; a malformed one can never be processed, so it is
+/// [`HandleError::Permanent`] and the message goes to the DLQ.
+pub fn required_id(field: &str, value: &str) -> Result<uuid::Uuid, HandleError> {
+    value.parse().with_context(|| format!("{field} {value:?} is not a UUID")).map_err(HandleError::Permanent)
+}
+
 /// Processes one event inside the transaction that marks it processed.
 pub trait Handler: Send + Sync + 'static {
     /// Handles `event`. Writes through `tx` commit atomically with the dedupe record.
