@@ -16,7 +16,10 @@ struct Http {
 
 impl Http {
     fn new(p: &Platform) -> Self {
-        Self { base: p.http.clone(), client: reqwest::Client::new() }
+        // No pooled connections: after a 413 the server closes the connection while the
+        // client may still be writing, and a reused connection would then fail the next call.
+        let client = reqwest::Client::builder().pool_max_idle_per_host(0).build().expect("an HTTP client");
+        Self { base: p.http.clone(), client }
     }
 
     async fn call(
