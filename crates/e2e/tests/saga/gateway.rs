@@ -7,70 +7,8 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use ticketing_proto::identity::v1::Role;
 
+use crate::http::{Http, account};
 use crate::platform::{Options, Platform};
-
-struct Http {
-    base: String,
-    client: reqwest::Client,
-}
-
-impl Http {
-    fn new(p: &Platform) -> Self {
-        // No pooled connections: after a 413 the server closes the connection while the
-        // client may still be writing, and a reused connection would then fail the next call.
-        let client = reqwest::Client::builder().pool_max_idle_per_host(0).build().expect("an HTTP client");
-        Self { base: p.http.clone(), client }
-    }
-
-    async fn call(
-        &self,
-        method: Method,
-        path: &str,
-        token: Option<&str>,
-        body: Option<Value>,
-        key: Option<&str>,
-    ) -> (StatusCode, reqwest::header::HeaderMap, Value) {
-        let mut request = self.client.request(method, format!("{}{path}", self.base));
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        if let Some(key) = key {
-            request = request.header("Idempotency-Key", key);
-        }
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.expect("the gateway answers");
-        let (status, headers) = (response.status(), response.headers().clone());
-        let text = response.text().await.unwrap_or_default();
-        (status, headers, serde_json::from_str(&text).unwrap_or(Value::String(text)))
-    }
-
-    async fn ok(
-        &self,
-        method: Method,
-        path: &str,
-        token: Option<&str>,
-        body: Option<Value>,
-        key: Option<&str>,
-    ) -> Value {
-        let (status, _, value) = self.call(method.clone(), path, token, body, key).await;
-        assert!(status.is_success(), "{method} {path}: {status} {value}");
-        value
-    }
-}
-
-/// Registers and logs in through the gateway; returns the access token.
-async fn account(http: &Http, email: &str) -> String {
-    let password = "a-long-enough-passphrase";
-    let body = json!({"email": email, "password": password, "display_name": "Fan"});
-    let user = http.ok(Method::POST, "/v1/auth/register", None, Some(body), None).await;
-    assert_eq!(user["email"], email);
-    let tokens =
-        http.ok(Method::POST, "/v1/auth/login", None, Some(json!({"email": email, "password": password})), None).await;
-    assert_eq!(tokens["token_type"], "Bearer");
-    tokens["access_token"].as_str().unwrap().to_owned()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_buyer_buys_seats_through_the_rest_api() {

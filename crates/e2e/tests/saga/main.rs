@@ -4,5 +4,6 @@
 //! go wrong.
 
 mod gateway;
+mod http;
 mod platform;
 mod scenarios;
