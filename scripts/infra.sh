@@ -5,6 +5,8 @@
 #   - the Kafka-compatible broker tansu is installed and answers Kafka requests at
 #     $KAFKA_BROKERS (started in the background when local and down);
 #   - promtool is installed;
+#   - the gateway's API checks have their tools: chromium (headless screenshot of the Swagger
+#     UI) and openapi-spec-validator (PyPI, in $STATE_DIR/venv);
 #   - the build and test packages are installed: libssl-dev and pkg-config (rdkafka's `ssl`
 #     feature links the system's OpenSSL), openssl (the TLS tests make their certificates).
 # It exports nothing; it prints the environment the tests use.
@@ -21,6 +23,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 TANSU_VERSION=0.6.0
 KAFKA_PYTHON_VERSION=2.2.15
+OPENAPI_SPEC_VALIDATOR_VERSION=0.9.0
 BROKER_WAIT=${BROKER_WAIT:-60}
 
 # Runs a root-only command, through sudo when we are not root.
@@ -154,6 +157,19 @@ ensure_probe_venv() {
   rm -rf "$venv"
 }
 
+# The e2e gateway test validates /openapi.json with it (crates/e2e/tests/saga/gateway.rs).
+ensure_spec_validator() {
+  local venv="$STATE_DIR/venv"
+  if [[ -x $venv/bin/openapi-spec-validator ]]; then
+    return
+  fi
+  [[ -x $venv/bin/pip ]] || python3 -m venv "$venv" >/dev/null || die "python3 -m venv failed"
+  say "installing openapi-spec-validator $OPENAPI_SPEC_VALIDATOR_VERSION into $venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check \
+    "openapi-spec-validator==$OPENAPI_SPEC_VALIDATOR_VERSION" >/dev/null ||
+    die "pip install openapi-spec-validator failed"
+}
+
 broker_probe() {
   "$(kafka_python)" "$ROOT/scripts/kafka_tool.py" probe --brokers "$KAFKA_BROKERS" --timeout "$1"
 }
@@ -234,14 +250,15 @@ ensure_promtool() {
 # --- build and test packages ---------------------------------------------------
 
 # librdkafka is built with the system's OpenSSL (SSL/SASL_SSL to managed Kafka, ADR 0016);
-# the TLS tests make a throwaway CA with the openssl command.
+# the TLS tests make a throwaway CA with the openssl command; the gateway test screenshots
+# the Swagger UI with headless chromium.
 ensure_packages() {
   local missing=() pkg
-  for pkg in libssl-dev pkg-config openssl; do
+  for pkg in libssl-dev pkg-config openssl chromium; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
   done
   if ((${#missing[@]} == 0)); then
-    say "packages: libssl-dev $(dpkg-query -W -f='${Version}' libssl-dev), pkg-config, openssl"
+    say "packages: libssl-dev $(dpkg-query -W -f='${Version}' libssl-dev), pkg-config, openssl, chromium"
     return
   fi
   say "installing ${missing[*]} (Debian)"
@@ -255,6 +272,7 @@ ensure_postgres
 ensure_redis
 ensure_tansu
 ensure_probe_venv
+ensure_spec_validator
 ensure_broker
 ensure_promtool
 

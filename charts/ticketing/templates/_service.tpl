@@ -336,6 +336,10 @@ spec:
   endpoints:
     - port: admin
       path: /metrics
+      # Every metric carries service="<service>" (docs/observability.md); without this the
+      # target's own `service` label (the Kubernetes Service, <release>-<service>) would win
+      # and rename it exported_service, and the rules and dashboards would match nothing.
+      honorLabels: true
       interval: {{ $root.Values.serviceMonitor.interval }}
       scrapeTimeout: {{ $root.Values.serviceMonitor.scrapeTimeout }}
 {{- end }}
@@ -436,6 +440,14 @@ env:
         name: {{ $secret }}
         key: kafka-sasl-password
         optional: true
+  {{- end }}
+  {{- if eq .name "gateway" }}
+  # The key every replica signs and checks the waiting room's admission passes with.
+  - name: TICKETING_GATEWAY__WAITING_ROOM__PASS_SECRET
+    valueFrom:
+      secretKeyRef:
+        name: {{ $secret }}
+        key: pass-secret
   {{- end }}
   {{- if eq .name "booking" }}
   # Booking's client credentials at identity, for the saga's service tokens.

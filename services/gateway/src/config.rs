@@ -6,7 +6,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use ticketing_platform::cli::ServiceConfig;
 use ticketing_platform::config::{
-    AuthConfig, ConfigIssue, DiscoveryConfig, RedisConfig, ServerConfig, TelemetryConfig, Validate, check_http_url,
+    AuthConfig, ConfigIssue, DiscoveryConfig, Environment, RedisConfig, ServerConfig, TelemetryConfig, Validate,
+    check_http_url,
 };
 
 /// The gateway's gRPC port (health only); its admin port is this plus 1000.
@@ -53,10 +54,190 @@ pub struct GatewaySettings {
     pub backend_timeout: Duration,
     /// Largest accepted request body.
     pub max_body_bytes: usize,
+    /// Largest seat map `PUT /v1/venues/{id}/seatmap` accepts: a stadium's is several MiB.
+    pub max_seat_map_bytes: usize,
     /// Origins allowed by CORS (`*` for any); empty disables CORS.
     pub cors_origins: Vec<String>,
     /// Requests served at once; beyond it the gateway sheds load with 503 at once.
     pub max_concurrency: usize,
+    /// Per-IP, per-user and login rate limits, shared by every replica through Redis.
+    pub rate_limits: RateLimits,
+    /// When a backend's calls fail fast instead of piling up on it.
+    pub circuit_breaker: BreakerSettings,
+    /// Admission passes of events in on-sale mode.
+    pub waiting_room: WaitingRoomSettings,
+}
+
+/// The admission-pass key used by default, for local runs; refused in production.
+pub const DEVELOPMENT_PASS_SECRET: &str = "gateway-development-pass-secret-change-me-00";
+
+/// `gateway.waiting_room`: the queue's settings per event live in catalog; these are the gateway's.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WaitingRoomSettings {
+    /// HS256 key signing admission passes, at least 32 bytes; every replica needs the same.
+    pub pass_secret: String,
+    /// How long a pass is valid after it is first handed out.
+    #[serde(with = "humantime_serde")]
+    pub pass_ttl: Duration,
+    /// How long an event's waiting-room setting is cached per replica before catalog is asked again.
+    #[serde(with = "humantime_serde")]
+    pub event_cache_ttl: Duration,
+    /// Events whose setting a replica caches at most.
+    pub event_cache_size: u64,
+}
+
+impl Default for WaitingRoomSettings {
+    fn default() -> Self {
+        Self {
+            pass_secret: DEVELOPMENT_PASS_SECRET.into(),
+            pass_ttl: Duration::from_secs(600),
+            event_cache_ttl: Duration::from_secs(5),
+            event_cache_size: 10_000,
+        }
+    }
+}
+
+impl WaitingRoomSettings {
+    fn validate(&self, environment: Environment, issues: &mut Vec<ConfigIssue>) {
+        if self.pass_secret.len() < 32 {
+            issues.push(ConfigIssue::new("gateway.waiting_room.pass_secret", "must be at least 32 bytes"));
+        }
+        if environment == Environment::Production && self.pass_secret == DEVELOPMENT_PASS_SECRET {
+            issues.push(ConfigIssue::new(
+                "gateway.waiting_room.pass_secret",
+                "the development secret is refused in production",
+            ));
+        }
+        if self.pass_ttl < Duration::from_secs(1) || self.pass_ttl > Duration::from_secs(3600) {
+            issues.push(ConfigIssue::new("gateway.waiting_room.pass_ttl", "must be between 1s and 1h"));
+        }
+        if self.event_cache_ttl > Duration::from_secs(60) {
+            issues.push(ConfigIssue::new("gateway.waiting_room.event_cache_ttl", "must be at most 1m"));
+        }
+        if !(1..=10_000_000).contains(&self.event_cache_size) {
+            issues.push(ConfigIssue::new("gateway.waiting_room.event_cache_size", "must be between 1 and 10,000,000"));
+        }
+    }
+}
+
+/// A GCRA limit: a sustained rate and the burst allowed on top of it.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limit {
+    /// Requests per second, sustained (fractions allowed: `0.2` is 12 a minute).
+    pub per_second: f64,
+    /// Requests allowed at once after a quiet spell.
+    pub burst: u32,
+}
+
+/// `gateway.rate_limits`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RateLimits {
+    /// Off: no limit is checked and Redis is not used for them.
+    pub enabled: bool,
+    /// Every caller, per client IP.
+    pub ip: Limit,
+    /// Authenticated callers, per user (on top of their IP's limit).
+    pub user: Limit,
+    /// `POST /v1/auth/login`, per client IP and per email (on top of the IP limit).
+    pub login: Limit,
+    /// Proxies in front of the gateway that append to `X-Forwarded-For`; 0 trusts no
+    /// header and limits the socket's peer address.
+    pub trusted_proxy_hops: usize,
+    /// How long a limit check may wait for Redis before the request goes through unchecked.
+    #[serde(with = "humantime_serde")]
+    pub redis_timeout: Duration,
+}
+
+/// `gateway.circuit_breaker`: one breaker per backend.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BreakerSettings {
+    /// Failed calls in a row that open the breaker.
+    pub consecutive_failures: u32,
+    /// Share of failed calls in one `window` that opens it, once `min_calls` were made.
+    pub failure_ratio: f64,
+    /// Calls a window needs before its ratio counts.
+    pub min_calls: u32,
+    /// Length of the window the ratio is measured over.
+    #[serde(with = "humantime_serde")]
+    pub window: Duration,
+    /// How long an open breaker fails calls before it lets one trial call through.
+    #[serde(with = "humantime_serde")]
+    pub cool_down: Duration,
+}
+
+impl Default for RateLimits {
+    /// Generous: a venue's Wi-Fi or a carrier's NAT puts many buyers behind one IP.
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            ip: Limit { per_second: 100.0, burst: 400 },
+            user: Limit { per_second: 20.0, burst: 100 },
+            login: Limit { per_second: 1.0, burst: 20 },
+            trusted_proxy_hops: 0,
+            redis_timeout: Duration::from_millis(100),
+        }
+    }
+}
+
+impl Default for BreakerSettings {
+    fn default() -> Self {
+        Self {
+            consecutive_failures: 5,
+            failure_ratio: 0.5,
+            min_calls: 20,
+            window: Duration::from_secs(10),
+            cool_down: Duration::from_secs(5),
+        }
+    }
+}
+
+impl Limit {
+    fn validate(&self, key: &str, issues: &mut Vec<ConfigIssue>) {
+        if !(self.per_second.is_finite() && self.per_second >= 0.001 && self.per_second <= 1_000_000.0) {
+            issues.push(ConfigIssue::new(format!("{key}.per_second"), "must be between 0.001 and 1,000,000"));
+        }
+        if self.burst == 0 || self.burst > 1_000_000 {
+            issues.push(ConfigIssue::new(format!("{key}.burst"), "must be between 1 and 1,000,000"));
+        }
+    }
+}
+
+impl Validate for RateLimits {
+    fn validate(&self, issues: &mut Vec<ConfigIssue>) {
+        self.ip.validate("gateway.rate_limits.ip", issues);
+        self.user.validate("gateway.rate_limits.user", issues);
+        self.login.validate("gateway.rate_limits.login", issues);
+        if self.trusted_proxy_hops > 10 {
+            issues.push(ConfigIssue::new("gateway.rate_limits.trusted_proxy_hops", "must be at most 10"));
+        }
+        if self.redis_timeout < Duration::from_millis(1) || self.redis_timeout > Duration::from_secs(1) {
+            issues.push(ConfigIssue::new("gateway.rate_limits.redis_timeout", "must be between 1ms and 1s"));
+        }
+    }
+}
+
+impl Validate for BreakerSettings {
+    fn validate(&self, issues: &mut Vec<ConfigIssue>) {
+        if self.consecutive_failures == 0 || self.consecutive_failures > 1000 {
+            issues.push(ConfigIssue::new("gateway.circuit_breaker.consecutive_failures", "must be between 1 and 1000"));
+        }
+        if !(self.failure_ratio > 0.0 && self.failure_ratio <= 1.0) {
+            issues.push(ConfigIssue::new("gateway.circuit_breaker.failure_ratio", "must be above 0 and at most 1"));
+        }
+        if self.min_calls == 0 {
+            issues.push(ConfigIssue::new("gateway.circuit_breaker.min_calls", "must be at least 1"));
+        }
+        if self.window < Duration::from_millis(100) || self.window > Duration::from_secs(600) {
+            issues.push(ConfigIssue::new("gateway.circuit_breaker.window", "must be between 100ms and 10m"));
+        }
+        if self.cool_down < Duration::from_millis(10) || self.cool_down > Duration::from_secs(600) {
+            issues.push(ConfigIssue::new("gateway.circuit_breaker.cool_down", "must be between 10ms and 10m"));
+        }
+    }
 }
 
 impl Default for Config {
@@ -84,8 +265,12 @@ impl Default for GatewaySettings {
             notification_url: "http://127.0.0.1:50056".into(),
             backend_timeout: Duration::from_secs(5),
             max_body_bytes: 1 << 20,
+            max_seat_map_bytes: 16 << 20,
             cors_origins: Vec::new(),
             max_concurrency: 2048,
+            rate_limits: RateLimits::default(),
+            circuit_breaker: BreakerSettings::default(),
+            waiting_room: WaitingRoomSettings::default(),
         }
     }
 }
@@ -124,9 +309,18 @@ impl Validate for Config {
         if g.max_body_bytes < 1024 || g.max_body_bytes > 64 << 20 {
             issues.push(ConfigIssue::new("gateway.max_body_bytes", "must be between 1 KiB and 64 MiB"));
         }
+        if g.max_seat_map_bytes < g.max_body_bytes || g.max_seat_map_bytes > 64 << 20 {
+            issues.push(ConfigIssue::new(
+                "gateway.max_seat_map_bytes",
+                "must be between gateway.max_body_bytes and 64 MiB",
+            ));
+        }
         if g.max_concurrency == 0 || g.max_concurrency > 1_000_000 {
             issues.push(ConfigIssue::new("gateway.max_concurrency", "must be between 1 and 1,000,000"));
         }
+        g.rate_limits.validate(issues);
+        g.circuit_breaker.validate(issues);
+        g.waiting_room.validate(self.server.environment, issues);
         for origin in &g.cors_origins {
             if origin != "*" && !(origin.starts_with("http://") || origin.starts_with("https://")) {
                 issues.push(ConfigIssue::new("gateway.cors_origins", format!("{origin:?} is not an origin")));
@@ -142,5 +336,38 @@ impl ServiceConfig for Config {
 
     fn database(&self) -> Option<&ticketing_platform::config::DatabaseConfig> {
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn issues(config: &Config) -> Vec<String> {
+        let mut issues = Vec::new();
+        config.validate(&mut issues);
+        issues.into_iter().map(|i| i.key).collect()
+    }
+
+    #[test]
+    fn the_pass_secret_must_be_long_and_not_the_development_one_in_production() {
+        let mut config = Config::default();
+        assert!(issues(&config).is_empty(), "{:?}", issues(&config));
+        config.server.environment = Environment::Production;
+        assert_eq!(issues(&config), ["gateway.waiting_room.pass_secret"]);
+        config.gateway.waiting_room.pass_secret = "x".repeat(31);
+        assert_eq!(issues(&config), ["gateway.waiting_room.pass_secret"]);
+        config.gateway.waiting_room.pass_secret = "x".repeat(32);
+        assert!(issues(&config).is_empty());
+        config.gateway.waiting_room.pass_ttl = Duration::ZERO;
+        config.gateway.waiting_room.event_cache_size = 0;
+        assert_eq!(issues(&config), ["gateway.waiting_room.pass_ttl", "gateway.waiting_room.event_cache_size"]);
+    }
+
+    #[test]
+    fn the_seat_map_limit_is_at_least_the_body_limit() {
+        let mut config = Config::default();
+        config.gateway.max_seat_map_bytes = config.gateway.max_body_bytes - 1;
+        assert_eq!(issues(&config), ["gateway.max_seat_map_bytes"]);
     }
 }

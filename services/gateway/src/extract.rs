@@ -36,12 +36,32 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
                     "Expected application/json",
                     "send the body as application/json",
                 ),
-                JsonRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-                    Problem::new(StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large", "Body too large", e.body_text())
-                }
-                other => Problem::new(StatusCode::BAD_REQUEST, "bad-request", "Unreadable request", other.body_text()),
+                other => unreadable(other.status(), other.body_text()),
             }),
         }
+    }
+}
+
+/// The body's exact bytes, for webhooks whose signature covers them.
+pub struct RawBody(pub axum::body::Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for RawBody {
+    type Rejection = Problem;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Problem> {
+        axum::body::Bytes::from_request(request, state)
+            .await
+            .map(Self)
+            .map_err(|rejection| unreadable(rejection.status(), rejection.body_text()))
+    }
+}
+
+/// A body that could not be read: too large (413), or cut off or otherwise broken (400).
+fn unreadable(status: StatusCode, detail: String) -> Problem {
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        Problem::new(status, "payload-too-large", "Body too large", detail)
+    } else {
+        Problem::new(StatusCode::BAD_REQUEST, "bad-request", "Unreadable request", detail)
     }
 }
 

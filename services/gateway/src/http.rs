@@ -16,6 +16,7 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use crate::config::GatewaySettings;
 use crate::problem::Problem;
+use crate::ratelimit::RateLimiter;
 use crate::state::AppState;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -25,8 +26,13 @@ const API_CSP: &str = "default-src 'none'; frame-ancestors 'none'";
 const DOCS_CSP: &str = "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; script-src 'self'; frame-ancestors 'none'";
 
 /// The whole public router, with its state applied.
-pub fn router(state: AppState, settings: &GatewaySettings, metrics: ticketing_platform::metrics::Metrics) -> Router {
-    let (api, openapi) = crate::routes::api().split_for_parts();
+pub fn router(
+    state: AppState,
+    settings: &GatewaySettings,
+    metrics: ticketing_platform::metrics::Metrics,
+    limiter: Option<RateLimiter>,
+) -> Router {
+    let (api, openapi) = crate::routes::api(settings).split_for_parts();
     let docs = Router::new()
         .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi))
         .layer(SetResponseHeaderLayer::overriding(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(DOCS_CSP)));
@@ -49,9 +55,12 @@ pub fn router(state: AppState, settings: &GatewaySettings, metrics: ticketing_pl
         .load_shed()
         .concurrency_limit(settings.max_concurrency);
 
-    Router::new()
-        .merge(docs)
-        .merge(api)
+    let mut routes = Router::new().merge(docs).merge(api);
+    // Inside the metrics, so refusals show in them; inside the shedding, which is cheaper.
+    if let Some(limiter) = limiter {
+        routes = routes.layer(axum::middleware::from_fn_with_state(limiter, crate::ratelimit::limit));
+    }
+    routes
         .layer(axum::middleware::from_fn_with_state(metrics, ticketing_platform::metrics::http_metrics))
         .layer(shed)
         // Enforced by the body extractors, which answer 413 as a problem document.

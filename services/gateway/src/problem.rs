@@ -21,6 +21,11 @@ pub struct FieldError {
     pub detail: String,
 }
 
+/// A URL in a problem, boxed: it is rare, and problems travel in every `Result`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct Url(pub String);
+
 /// An RFC 9457 problem document.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Problem {
@@ -28,7 +33,7 @@ pub struct Problem {
     #[serde(rename = "type")]
     pub kind: String,
     /// A short summary of the kind.
-    pub title: String,
+    pub title: &'static str,
     /// The HTTP status.
     pub status: u16,
     /// What went wrong this time.
@@ -37,6 +42,10 @@ pub struct Problem {
     /// The bad fields, for validation problems.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldError>,
+    /// The event's waiting-room queue to join, when a hold needs an admission pass.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub queue_url: Option<Box<Url>>,
     /// Seconds to wait before retrying (also in `Retry-After`).
     #[serde(skip)]
     pub retry_after: Option<Duration>,
@@ -44,13 +53,14 @@ pub struct Problem {
 
 impl Problem {
     /// A problem of kind `slug` with `status`.
-    pub fn new(status: StatusCode, slug: &str, title: &str, detail: impl Into<String>) -> Self {
+    pub fn new(status: StatusCode, slug: &str, title: &'static str, detail: impl Into<String>) -> Self {
         Self {
             kind: format!("{TYPE_BASE}{slug}"),
-            title: title.to_owned(),
+            title,
             status: status.as_u16(),
             detail: detail.into(),
             errors: Vec::new(),
+            queue_url: None,
             retry_after: None,
         }
     }
@@ -79,6 +89,14 @@ impl Problem {
     /// 404 for an unknown path or resource.
     pub fn not_found(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, "not-found", "Not found", detail)
+    }
+
+    /// 429 with `Retry-After`.
+    pub fn rate_limited(detail: impl Into<String>, retry_after: Duration) -> Self {
+        Self {
+            retry_after: Some(retry_after),
+            ..Self::new(StatusCode::TOO_MANY_REQUESTS, "rate-limited", "Too many requests", detail)
+        }
     }
 
     /// 503 with `Retry-After`.
@@ -143,10 +161,7 @@ impl From<tonic::Status> for Problem {
                 retry_after: Some(retry_after),
                 ..Self::new(StatusCode::CONFLICT, "in-progress", "Request in progress", message)
             },
-            Code::ResourceExhausted => Self {
-                retry_after: Some(retry_after),
-                ..Self::new(StatusCode::TOO_MANY_REQUESTS, "rate-limited", "Too many requests", message)
-            },
+            Code::ResourceExhausted => Self::rate_limited(message, retry_after),
             Code::Unavailable => Self::unavailable(message, retry_after),
             Code::DeadlineExceeded | Code::Cancelled => Self {
                 retry_after: Some(retry_after),

@@ -7,10 +7,13 @@ use std::time::Duration;
 use anyhow::Context as _;
 use ticketing_platform::auth::Verifier;
 use ticketing_platform::discovery::Discovery;
+use ticketing_platform::redis::LazyConnection;
 use ticketing_platform::{App, Running};
 
 use crate::config::Config;
+use crate::ratelimit::RateLimiter;
 use crate::state::{AppState, Backends};
+use crate::waiting_room::WaitingRoom;
 
 /// The running gateway and where its public API listens.
 pub struct Gateway {
@@ -28,15 +31,28 @@ pub async fn build(config: Config) -> anyhow::Result<Gateway> {
         .with_context(|| format!("binding the public HTTP API on {}", settings.http_addr))?;
     let http_addr = listener.local_addr()?;
     let mut app = App::new("gateway", config.server.clone());
+    // One connection, made in the background: the gateway serves while Redis is down.
+    let redis = LazyConnection::connect(&config.redis, "gateway");
     let state = AppState {
         verifier: Verifier::from_config(&config.auth),
-        backends: Backends::new(settings, &Discovery::from_config(&config.discovery))?,
+        backends: Backends::new(settings, &Discovery::from_config(&config.discovery), app.metrics())?,
         retry_after: Duration::from_secs(1),
+        waiting_room: WaitingRoom::new(redis.clone(), &config.redis.key_prefix, &settings.waiting_room),
     };
-    let router = crate::http::router(state, settings, app.metrics().clone());
+    let limits = settings.rate_limits;
+    let limiter = limits
+        .enabled
+        .then(|| {
+            let verifier = state.verifier.clone();
+            let prefix = &config.redis.key_prefix;
+            RateLimiter::new(limits, redis, prefix, verifier, settings.max_body_bytes, app.metrics())
+        })
+        .transpose()?;
+    let router = crate::http::router(state, settings, app.metrics().clone(), limiter);
     let stop = app.stop_token();
     app.spawn("http", async move {
-        axum::serve(listener, router)
+        // The peer's address is the client's IP for rate limits (unless proxies are trusted).
+        axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(stop.cancelled_owned())
             .await
             .context("public HTTP server failed")

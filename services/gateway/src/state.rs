@@ -13,33 +13,62 @@ use ticketing_proto::payment::v1::payment_client::PaymentClient;
 use tonic::transport::Channel;
 
 use crate::config::GatewaySettings;
+use crate::resilience::{Guard, Guarded};
+
+/// A backend's channel behind its circuit breaker, retrying calls safe to repeat.
+pub type Backend = Guarded<Channel>;
 
 /// The six services, each behind a lazily connected channel with a per-call deadline.
 #[derive(Clone)]
 pub struct Backends {
-    pub identity: IdentityClient<Channel>,
-    pub catalog: CatalogClient<Channel>,
-    pub inventory: InventoryClient<Channel>,
-    pub booking: BookingClient<Channel>,
-    pub payment: PaymentClient<Channel>,
-    pub notification: NotificationClient<Channel>,
+    pub identity: IdentityClient<Backend>,
+    pub catalog: CatalogClient<Backend>,
+    pub inventory: InventoryClient<Backend>,
+    pub booking: BookingClient<Backend>,
+    pub payment: PaymentClient<Backend>,
+    pub notification: NotificationClient<Backend>,
 }
 
 impl Backends {
-    /// Clients for the configured addresses, balanced over their pods in a cluster.
-    pub fn new(settings: &GatewaySettings, discovery: &Discovery) -> anyhow::Result<Self> {
-        let at = |url: &str| discovery.channel(url, settings.backend_timeout);
+    /// Clients for the configured addresses, balanced over their pods in a cluster, each
+    /// behind a breaker whose state `metrics` shows as `gateway_circuit_breaker_state`.
+    pub fn new(
+        settings: &GatewaySettings,
+        discovery: &Discovery,
+        metrics: &ticketing_platform::metrics::Metrics,
+    ) -> anyhow::Result<Self> {
+        let states = metrics.register(&prometheus::IntGaugeVec::new(
+            prometheus::Opts::new(
+                "gateway_circuit_breaker_state",
+                "Each backend's circuit breaker: 0 closed, 1 half-open, 2 open.",
+            ),
+            &["backend"],
+        )?);
+        let retries = metrics.register(&prometheus::IntCounterVec::new(
+            prometheus::Opts::new("gateway_backend_retries_total", "Backend calls repeated after UNAVAILABLE."),
+            &["backend"],
+        )?);
+        let at = |name: &'static str, url: &str| -> anyhow::Result<Backend> {
+            let guard = Guard::new(
+                name,
+                settings.circuit_breaker,
+                settings.backend_timeout,
+                states.with_label_values(&[name]),
+                retries.with_label_values(&[name]),
+            );
+            Ok(Guarded::new(discovery.channel(url, settings.backend_timeout)?, guard))
+        };
         // A stadium's seat map is far above tonic's 4 MiB default.
         const LARGE: usize = 64 << 20;
         Ok(Self {
-            identity: IdentityClient::new(at(&settings.identity_url)?),
-            catalog: CatalogClient::new(at(&settings.catalog_url)?)
+            identity: IdentityClient::new(at("identity", &settings.identity_url)?),
+            catalog: CatalogClient::new(at("catalog", &settings.catalog_url)?)
                 .max_decoding_message_size(LARGE)
                 .max_encoding_message_size(LARGE),
-            inventory: InventoryClient::new(at(&settings.inventory_url)?).max_decoding_message_size(LARGE),
-            booking: BookingClient::new(at(&settings.booking_url)?),
-            payment: PaymentClient::new(at(&settings.payment_url)?),
-            notification: NotificationClient::new(at(&settings.notification_url)?),
+            inventory: InventoryClient::new(at("inventory", &settings.inventory_url)?).max_decoding_message_size(LARGE),
+            booking: BookingClient::new(at("booking", &settings.booking_url)?),
+            payment: PaymentClient::new(at("payment", &settings.payment_url)?),
+            notification: NotificationClient::new(at("notification", &settings.notification_url)?),
         })
     }
 }
@@ -53,4 +82,6 @@ pub struct AppState {
     pub backends: Backends,
     /// How long a client should wait before retrying a shed request.
     pub retry_after: Duration,
+    /// Queues and admission passes of events in on-sale mode.
+    pub waiting_room: crate::waiting_room::WaitingRoom,
 }

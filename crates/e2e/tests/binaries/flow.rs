@@ -100,6 +100,7 @@ async fn a_published_event_becomes_stock_buyers_can_hold_and_buy() {
                 sale_ends_at: at(Duration::from_secs(86400), true),
                 per_user_limit: Some(4),
                 organizer_id: String::new(),
+                waiting_room: None,
             },
         ))
         .await

@@ -5,5 +5,8 @@
 
 mod gateway;
 mod http;
+mod limits;
 mod platform;
+mod rbac;
 mod scenarios;
+mod waiting_room;

@@ -33,11 +33,43 @@ pub struct Options {
     pub hold_ttl: Duration,
     /// A broker of the test's own, instead of the shared one.
     pub brokers: Option<&'static str>,
+    /// Payment's Stripe-shaped `processor` provider with this webhook secret, instead of the
+    /// simulated one. Its API address refuses connections, so charges end UNKNOWN until a
+    /// signed webhook settles them.
+    pub processor_webhook_secret: Option<&'static str>,
+    /// How long the gateway's admission passes last.
+    pub pass_ttl: Duration,
+    /// Last word on the gateway's settings (rate limits, concurrency, breakers, a dead
+    /// backend address), applied after the harness filled them in.
+    pub gateway: fn(&mut ticketing_gateway::config::GatewaySettings),
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Self { hold_ttl: Duration::from_secs(600), brokers: None }
+        Self {
+            hold_ttl: Duration::from_secs(600),
+            brokers: None,
+            processor_webhook_secret: None,
+            pass_ttl: Duration::from_secs(600),
+            gateway: |_| {},
+        }
+    }
+}
+
+/// The sale of an event [`Platform::event_with`] creates.
+#[derive(Debug, Clone, Copy)]
+pub struct Sale {
+    /// Tickets per user.
+    pub limit: u32,
+    /// When the sale opens, from now; `None` opened it a minute ago.
+    pub opens_in: Option<Duration>,
+    /// Buyers the gateway's waiting room admits per minute; `None` for no waiting room.
+    pub waiting_room: Option<u32>,
+}
+
+impl Default for Sale {
+    fn default() -> Self {
+        Self { limit: 6, opens_in: None, waiting_room: None }
     }
 }
 
@@ -68,6 +100,8 @@ pub struct Platform {
     pub smtp: SmtpSink,
     /// The gateway's public base URL, e.g. `http://127.0.0.1:1234`.
     pub http: String,
+    /// The gateway's admin base URL (`/metrics`).
+    pub gateway_admin: String,
     pub kafka: ticketing_platform::config::KafkaConfig,
     pub admin: User,
     // Fields drop in order: services stop before their databases go.
@@ -171,6 +205,12 @@ impl Platform {
         config.payment.client_deadline = Duration::from_secs(1);
         config.payment.retry_backoff = Duration::from_millis(20);
         config.payment.reconcile_interval = Duration::from_millis(100);
+        if let Some(secret) = options.processor_webhook_secret {
+            config.payment.provider = ticketing_payment::config::ProviderKind::Processor;
+            config.payment.processor.base_url = "http://127.0.0.1:9".into();
+            config.payment.processor.api_key = "sk_test_e2e".into();
+            config.payment.processor.webhook_secret = secret.into();
+        }
         let payment = Spawned::start(ticketing_payment::startup::build(config).await.expect("payment"));
         let payment_client = PaymentClient::new(payment.channel().await);
         services.push(payment);
@@ -199,7 +239,13 @@ impl Platform {
             auth: auth.clone(),
             ..Default::default()
         };
+        let redis = TestRedis::new();
+        config.redis = redis.config.clone();
+        redises.push(redis);
         let g = &mut config.gateway;
+        // Short, so a test that moves a sale's opening sees it soon.
+        g.waiting_room.event_cache_ttl = Duration::from_millis(200);
+        g.waiting_room.pass_ttl = options.pass_ttl;
         g.http_addr = "127.0.0.1:0".parse().unwrap();
         g.identity_url = auth.identity_url.clone();
         g.catalog_url = format!("http://{}", services[1].grpc_addr);
@@ -207,9 +253,12 @@ impl Platform {
         g.booking_url = format!("http://{}", services[3].grpc_addr);
         g.payment_url = format!("http://{}", services[4].grpc_addr);
         g.notification_url = format!("http://{}", services[5].grpc_addr);
+        (options.gateway)(&mut config.gateway);
         let gateway = ticketing_gateway::startup::build(config).await.expect("gateway");
         let http = format!("http://{}", gateway.http_addr);
-        services.push(Spawned::start(gateway.running));
+        let gateway = Spawned::start(gateway.running);
+        let gateway_admin = gateway.admin_url();
+        services.push(gateway);
 
         let login = identity::LoginRequest { email: ADMIN_EMAIL.into(), password: ADMIN_PASSWORD.into() };
         let pair = identity_client.clone().login(login).await.expect("admin login").into_inner();
@@ -234,6 +283,7 @@ impl Platform {
             notification: notification_client,
             smtp,
             http,
+            gateway_admin,
             kafka,
             admin,
             _services: services,
@@ -265,6 +315,12 @@ impl Platform {
 
     /// [`Platform::event`] with a per-user limit of `limit` tickets.
     pub async fn event_with_limit(&self, organizer: &User, ga: u32, seats: u32, price: i64, limit: u32) -> Event {
+        self.event_with(organizer, ga, seats, price, Sale { limit, ..Sale::default() }).await
+    }
+
+    /// [`Platform::event`] with `sale`'s limit, opening and waiting room; published, and on sale
+    /// once it opens.
+    pub async fn event_with(&self, organizer: &User, ga: u32, seats: u32, price: i64, sale: Sale) -> Event {
         let mut catalog = self.catalog.clone();
         let venue = catalog::CreateVenueRequest {
             name: "Arena".into(),
@@ -298,10 +354,13 @@ impl Platform {
             starts_at: at(Duration::from_secs(30 * 86400), true),
             ends_at: at(Duration::from_secs(30 * 86400 + 10800), true),
             time_zone: "Europe/Berlin".into(),
-            sale_starts_at: at(Duration::from_secs(60), false),
+            sale_starts_at: sale.opens_in.map_or_else(|| at(Duration::from_secs(60), false), |d| at(d, true)),
             sale_ends_at: at(Duration::from_secs(86400), true),
-            per_user_limit: Some(limit),
+            per_user_limit: Some(sale.limit),
             organizer_id: String::new(),
+            waiting_room: sale
+                .waiting_room
+                .map(|admission_per_minute| catalog::WaitingRoom { enabled: true, admission_per_minute }),
         };
         let event = catalog.create_event(authed(create, organizer)).await.expect("event").into_inner();
         let money = Some(Money { currency: "EUR".into(), minor_units: price });

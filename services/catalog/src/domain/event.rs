@@ -12,6 +12,8 @@ use super::{CatalogError, Violations, text};
 pub const DEFAULT_PER_USER_LIMIT: u32 = 6;
 /// Highest per-user limit accepted.
 pub const MAX_PER_USER_LIMIT: u32 = 100;
+/// Highest waiting-room admission rate accepted, per minute.
+pub const MAX_ADMISSION_PER_MINUTE: u32 = 1_000_000;
 const NAME_MAX: usize = 200;
 const DESCRIPTION_MAX: usize = 10_000;
 const REASON_MAX: usize = 1_000;
@@ -150,6 +152,8 @@ pub struct EventDetails {
     pub sale_ends_at: Option<DateTime<Utc>>,
     /// Tickets per user across holds and bookings.
     pub per_user_limit: u32,
+    /// Buyers the gateway's waiting room admits per minute; `None` means no waiting room.
+    pub waiting_room: Option<u32>,
 }
 
 /// A stored event.
@@ -200,6 +204,28 @@ pub struct EventInput {
     pub sale_ends_at: Option<DateTime<Utc>>,
     /// Absent means [`DEFAULT_PER_USER_LIMIT`].
     pub per_user_limit: Option<u32>,
+    /// Absent means no waiting room.
+    pub waiting_room: Option<WaitingRoomInput>,
+}
+
+/// A waiting-room setting as received.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct WaitingRoomInput {
+    /// On-sale mode: holds need an admission pass.
+    pub enabled: bool,
+    /// Buyers admitted per minute; ignored when disabled.
+    pub admission_per_minute: u32,
+}
+
+impl WaitingRoomInput {
+    /// The admission rate, or `None` when disabled.
+    fn validate(self) -> Result<Option<u32>, String> {
+        match self {
+            Self { enabled: false, .. } => Ok(None),
+            Self { admission_per_minute: rate @ 1..=MAX_ADMISSION_PER_MINUTE, .. } => Ok(Some(rate)),
+            _ => Err(format!("admission_per_minute must be between 1 and {MAX_ADMISSION_PER_MINUTE} when enabled")),
+        }
+    }
 }
 
 /// A validated CreateEvent request.
@@ -230,6 +256,7 @@ impl EventInput {
         let sale_ends_at = v.check("sale_ends_at", self.sale_ends_at.map(instant).transpose());
         let per_user_limit =
             v.check("per_user_limit", per_user_limit(self.per_user_limit.unwrap_or(DEFAULT_PER_USER_LIMIT)));
+        let waiting_room = v.check("waiting_room", self.waiting_room.unwrap_or_default().validate());
         let (
             Some(organizer_id),
             Some(venue_id),
@@ -241,6 +268,7 @@ impl EventInput {
             Some(sale_starts_at),
             Some(sale_ends_at),
             Some(per_user_limit),
+            Some(waiting_room),
         ) = (
             organizer_id,
             venue_id,
@@ -252,6 +280,7 @@ impl EventInput {
             sale_starts_at,
             sale_ends_at,
             per_user_limit,
+            waiting_room,
         )
         else {
             return Err(v.into_error());
@@ -266,6 +295,7 @@ impl EventInput {
             sale_starts_at,
             sale_ends_at,
             per_user_limit,
+            waiting_room,
         };
         check_schedule(&details, &mut v);
         v.finish()?;
@@ -294,11 +324,14 @@ pub struct EventPatch {
     pub sale_ends_at: Option<DateTime<Utc>>,
     /// New per-user limit.
     pub per_user_limit: Option<u32>,
+    /// New waiting-room setting (not once ON_SALE).
+    pub waiting_room: Option<WaitingRoomInput>,
 }
 
 impl Event {
     /// The details after `patch`, validated against the fields and the status: once published
-    /// the venue is frozen, and once ON_SALE the sale start is (the sale has begun).
+    /// the venue is frozen, and once ON_SALE the sale start and the waiting room are (the sale
+    /// has begun; the gateway's queue was shuffled and admits at the rate since then).
     pub fn patched(&self, patch: EventPatch) -> Result<EventDetails, CatalogError> {
         self.status.apply(Action::Update)?;
         let mut v = Violations::default();
@@ -331,6 +364,9 @@ impl Event {
         if let Some(limit) = patch.per_user_limit {
             set("per_user_limit", per_user_limit(limit).map(|x| next.per_user_limit = x));
         }
+        if let Some(room) = patch.waiting_room {
+            set("waiting_room", room.validate().map(|x| next.waiting_room = x));
+        }
         if v.is_empty() {
             check_schedule(&next, &mut v);
         }
@@ -353,6 +389,9 @@ impl Event {
         }
         if next.sale_starts_at != self.details.sale_starts_at && self.status == EventStatus::OnSale {
             return Err(CatalogError::Frozen { status: self.status, what: "sale_starts_at" });
+        }
+        if next.waiting_room != self.details.waiting_room && self.status == EventStatus::OnSale {
+            return Err(CatalogError::Frozen { status: self.status, what: "the waiting room" });
         }
         Ok(next)
     }
@@ -620,6 +659,32 @@ mod tests {
         assert_eq!(fields(error), ["name", "per_user_limit"]);
         let error = draft.patched(EventPatch { ends_at: Some(at(-5)), ..EventPatch::default() }).unwrap_err();
         assert!(fields(error).contains(&"ends_at".to_owned()));
+    }
+
+    #[test]
+    fn a_waiting_room_needs_a_rate_when_enabled_and_freezes_when_the_sale_starts() {
+        let room = |enabled, admission_per_minute| Some(WaitingRoomInput { enabled, admission_per_minute });
+        assert_eq!(input().validate().unwrap().details.waiting_room, None);
+        assert_eq!(
+            EventInput { waiting_room: room(false, 0), ..input() }.validate().unwrap().details.waiting_room,
+            None
+        );
+        let on = EventInput { waiting_room: room(true, 600), ..input() }.validate().unwrap();
+        assert_eq!(on.details.waiting_room, Some(600));
+        for rate in [0, MAX_ADMISSION_PER_MINUTE + 1] {
+            let error = EventInput { waiting_room: room(true, rate), ..input() }.validate().unwrap_err();
+            assert_eq!(fields(error), ["waiting_room"], "rate {rate}");
+        }
+        assert!(EventInput { waiting_room: room(true, MAX_ADMISSION_PER_MINUTE), ..input() }.validate().is_ok());
+
+        let published = event(EventStatus::Published);
+        let patched = published.patched(EventPatch { waiting_room: room(true, 60), ..EventPatch::default() }).unwrap();
+        assert_eq!(patched.waiting_room, Some(60));
+        let on_sale = event(EventStatus::OnSale);
+        let error = on_sale.patched(EventPatch { waiting_room: room(true, 60), ..EventPatch::default() }).unwrap_err();
+        assert!(matches!(error, CatalogError::Frozen { what: "the waiting room", .. }), "{error:?}");
+        let unchanged = on_sale.patched(EventPatch { waiting_room: room(false, 5), ..EventPatch::default() });
+        assert!(unchanged.is_ok(), "restating the setting is no change");
     }
 
     #[test]

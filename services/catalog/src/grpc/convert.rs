@@ -7,7 +7,7 @@ use tonic::{Request, Status};
 
 use crate::domain::access::Caller;
 use crate::domain::category::{Allocation, AllocationInput, Category, CategoryInput, PriceInput};
-use crate::domain::event::{Event, EventStatus};
+use crate::domain::event::{Event, EventStatus, WaitingRoomInput};
 use crate::domain::seat_map::{Area, Row, Seat, SeatMap, Section};
 use crate::domain::venue::Venue;
 use crate::domain::{CatalogError, FieldViolation};
@@ -170,6 +170,10 @@ impl From<Event> for pb::Event {
             created_at: Some(timestamp(event.created_at)),
             updated_at: Some(timestamp(event.updated_at)),
             published_at: event.published_at.map(timestamp),
+            waiting_room: Some(pb::WaitingRoom {
+                enabled: d.waiting_room.is_some(),
+                admission_per_minute: d.waiting_room.unwrap_or(0),
+            }),
         }
     }
 }
@@ -197,6 +201,11 @@ impl From<Category> for pb::Category {
             updated_at: Some(timestamp(category.updated_at)),
         }
     }
+}
+
+/// A waiting-room setting as received.
+pub fn waiting_room(room: pb::WaitingRoom) -> WaitingRoomInput {
+    WaitingRoomInput { enabled: room.enabled, admission_per_minute: room.admission_per_minute }
 }
 
 fn price(price: Option<ticketing_proto::common::v1::Money>) -> Option<PriceInput> {

@@ -100,6 +100,7 @@ impl CatalogApi for Api {
             sale_starts_at,
             sale_ends_at,
             per_user_limit: r.per_user_limit,
+            waiting_room: r.waiting_room.map(convert::waiting_room),
         };
         Ok(Response::new(self.catalog.create_event(&caller, input).await?.into()))
     }
@@ -123,6 +124,7 @@ impl CatalogApi for Api {
             sale_starts_at,
             sale_ends_at,
             per_user_limit: r.per_user_limit,
+            waiting_room: r.waiting_room.map(convert::waiting_room),
         };
         let event = self.catalog.update_event(&caller, &r.event_id, r.expected_version, patch).await?;
         Ok(Response::new(event.into()))

@@ -196,6 +196,7 @@ impl TestApp {
             sale_ends_at: Some(in_hours(24 * 29)),
             per_user_limit: None,
             organizer_id: String::new(),
+            waiting_room: None,
         }
     }
 

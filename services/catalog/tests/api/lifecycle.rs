@@ -215,3 +215,50 @@ async fn the_scheduler_starts_and_closes_sales_on_time() {
     let closed: ticketing_proto::events::v1::EventClosed = ticketing_platform::events::payload(&messages[2].1).unwrap();
     assert_eq!(closed.closed_by, "");
 }
+
+#[tokio::test]
+async fn the_waiting_room_is_stored_validated_and_frozen_once_on_sale() {
+    let app = spawn_app().await;
+    let venue = app.venue(Who::OrganizerA, "Stadium").await;
+    let room = |enabled, admission_per_minute| Some(pb::WaitingRoom { enabled, admission_per_minute });
+    let off = app.draft(Who::OrganizerA, &venue.id).await;
+    assert_eq!(off.waiting_room, room(false, 0), "absent means none");
+
+    let mut request = app.event_request(&venue.id, "Big Sale");
+    request.waiting_room = room(true, 0);
+    let error = app.client().create_event(app.req(Who::OrganizerA, request.clone())).await.unwrap_err();
+    assert_eq!(crate::helpers::bad_fields(&error), ["waiting_room"]);
+    request.waiting_room = room(true, 1_200);
+    let draft = app.client().create_event(app.req(Who::OrganizerA, request)).await.unwrap().into_inner();
+    assert_eq!(draft.waiting_room, room(true, 1_200));
+    app.ga_category(Who::OrganizerA, &draft.id, "Standing", 100).await;
+    app.publish(Who::OrganizerA, &draft.id).await.unwrap();
+
+    // Until the sale starts the organizer may retune it; the stored value is what GetEvent shows.
+    let bad = pb::UpdateEventRequest {
+        event_id: draft.id.clone(),
+        waiting_room: room(true, 1_000_001),
+        ..Default::default()
+    };
+    let error = app.client().update_event(app.req(Who::OrganizerA, bad)).await.unwrap_err();
+    assert_eq!(crate::helpers::bad_fields(&error), ["waiting_room"]);
+    let retune =
+        pb::UpdateEventRequest { event_id: draft.id.clone(), waiting_room: room(true, 60), ..Default::default() };
+    app.client().update_event(app.req(Who::OrganizerA, retune)).await.unwrap();
+    let renamed =
+        pb::UpdateEventRequest { event_id: draft.id.clone(), name: Some("Bigger Sale".into()), ..Default::default() };
+    let kept = app.client().update_event(app.req(Who::OrganizerA, renamed)).await.unwrap().into_inner();
+    assert_eq!(kept.waiting_room, room(true, 60), "an absent field leaves it as it is");
+    assert_eq!(app.get_event(Who::Anonymous, &draft.id).await.unwrap().waiting_room, room(true, 60));
+
+    app.client()
+        .start_sale(app.req(Who::OrganizerA, pb::StartSaleRequest { event_id: draft.id.clone() }))
+        .await
+        .unwrap();
+    let late =
+        pb::UpdateEventRequest { event_id: draft.id.clone(), waiting_room: room(false, 0), ..Default::default() };
+    let error = app.client().update_event(app.req(Who::OrganizerA, late)).await.unwrap_err();
+    assert_eq!(error.code(), Code::FailedPrecondition);
+    assert!(error.message().contains("waiting room"), "{error:?}");
+    assert_eq!(app.get_event(Who::Anonymous, &draft.id).await.unwrap().waiting_room, room(true, 60));
+}

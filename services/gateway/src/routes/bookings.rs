@@ -1,8 +1,6 @@
 //! Bookings, their payment, cancellation and tickets, over booking, payment and
 //! notification.
 
-use std::time::Duration;
-
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
@@ -18,6 +16,7 @@ use super::events::query;
 use super::{Money, Page, instant, non_empty};
 use crate::extract::{Caller, IdempotencyKey, Json, id};
 use crate::problem::Problem;
+use crate::resilience::keyed;
 use crate::state::AppState;
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -28,9 +27,6 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(cancel))
         .routes(routes!(tickets))
 }
-
-/// How long a keyed payment is retried while payment has not heard of the booking yet.
-const PAYMENT_RETRY_BUDGET: Duration = Duration::from_secs(3);
 
 const STATUSES: [(&str, pb::BookingStatus); 6] = [
     ("pending_payment", pb::BookingStatus::PendingPayment),
@@ -117,13 +113,14 @@ async fn create(
     IdempotencyKey(key): IdempotencyKey,
     Json(b): Json<CreateBody>,
 ) -> Result<(StatusCode, axum::Json<Booking>), Problem> {
-    let request = caller.request(pb::CreateBookingRequest { hold_id: b.hold_id, idempotency_key: key });
+    let request = keyed(caller.request(pb::CreateBookingRequest { hold_id: b.hold_id, idempotency_key: key }));
     let booking = s.backends.booking.clone().create_booking(request).await?.into_inner();
     Ok((StatusCode::CREATED, axum::Json(booking.into())))
 }
 
 /// Parameters of `GET /v1/bookings`.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     /// Only bookings in this status.
@@ -238,19 +235,9 @@ async fn pay(
     let request =
         payment::ChargeRequest { booking_id: booking, amount: total, card_token: b.card_token, idempotency_key: key };
     // Payment learns bookings from booking's events and says UNAVAILABLE until it has;
-    // with a key the call is idempotent, so the gateway may retry it for a moment.
-    let keyed = !request.idempotency_key.is_empty();
-    let deadline = tokio::time::Instant::now() + PAYMENT_RETRY_BUDGET;
-    loop {
-        match s.backends.payment.clone().charge(caller.request(request.clone())).await {
-            Err(status)
-                if keyed && status.code() == tonic::Code::Unavailable && tokio::time::Instant::now() < deadline =>
-            {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            result => return Ok(axum::Json(result?.into_inner().into())),
-        }
-    }
+    // with a key the call is idempotent, so the gateway retries it within its deadline.
+    let charged = s.backends.payment.clone().charge(keyed(caller.request(request))).await?;
+    Ok(axum::Json(charged.into_inner().into()))
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -277,7 +264,7 @@ async fn cancel(
 ) -> Result<axum::Json<Booking>, Problem> {
     id("id", &booking)?;
     let request =
-        caller.request(pb::CancelBookingRequest { booking_id: booking, idempotency_key: key, reason: b.reason });
+        keyed(caller.request(pb::CancelBookingRequest { booking_id: booking, idempotency_key: key, reason: b.reason }));
     Ok(axum::Json(s.backends.booking.clone().cancel_booking(request).await?.into_inner().into()))
 }
 
@@ -291,6 +278,28 @@ pub struct Ticket {
     pub code: String,
     /// `issued`, `scanned` or `revoked`.
     pub status: String,
+    /// The first scan at the gate.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scanned_at: Option<DateTime<Utc>>,
+}
+
+impl From<notification::Ticket> for Ticket {
+    fn from(t: notification::Ticket) -> Self {
+        let status = match t.status() {
+            notification::TicketStatus::Issued => "issued",
+            notification::TicketStatus::Scanned => "scanned",
+            notification::TicketStatus::Revoked => "revoked",
+            notification::TicketStatus::Unspecified => "unknown",
+        };
+        Self {
+            id: t.id,
+            event_id: t.event_id,
+            seat_label: t.seat_label,
+            code: t.code,
+            status: status.into(),
+            scanned_at: instant(t.scanned_at),
+        }
+    }
 }
 
 /// The tickets of a confirmed booking.
@@ -306,23 +315,5 @@ async fn tickets(
     id("id", &booking)?;
     let request = caller.request(notification::ListTicketsRequest { booking_id: booking });
     let found = s.backends.notification.clone().list_tickets(request).await?.into_inner();
-    Ok(axum::Json(
-        found
-            .tickets
-            .into_iter()
-            .map(|t| Ticket {
-                status: match t.status() {
-                    notification::TicketStatus::Issued => "issued",
-                    notification::TicketStatus::Scanned => "scanned",
-                    notification::TicketStatus::Revoked => "revoked",
-                    notification::TicketStatus::Unspecified => "unknown",
-                }
-                .into(),
-                id: t.id,
-                event_id: t.event_id,
-                seat_label: t.seat_label,
-                code: t.code,
-            })
-            .collect(),
-    ))
+    Ok(axum::Json(found.tickets.into_iter().map(Into::into).collect()))
 }

@@ -12,7 +12,9 @@ use utoipa_axum::routes;
 use super::{instant, non_empty};
 use crate::extract::{Caller, IdempotencyKey, Json, id};
 use crate::problem::Problem;
+use crate::resilience::keyed;
 use crate::state::AppState;
+use crate::waiting_room::AdmissionPass;
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(hold)).routes(routes!(release))
@@ -106,23 +108,33 @@ fn selection(b: HoldBody) -> Result<pb::hold_request::Selection, Problem> {
 }
 
 /// Holds tickets for the caller. With an `Idempotency-Key`, a retry returns the first hold.
+/// An event in on-sale mode (with a waiting room) needs the caller's admission pass, which a
+/// successful hold uses up; a failed hold gives it back.
 #[utoipa::path(post, path = "/v1/events/{id}/holds", tag = "holds", security(("bearer" = [])),
     params(("id" = String, Path, description = "Event id"),
-           ("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe")),
+           ("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe"),
+           ("Admission-Pass" = Option<String>, Header,
+            description = "The pass from the event's waiting room; required when the event has one")),
     request_body = HoldBody,
     responses((status = 201, body = Hold), (status = 400, body = Problem), (status = 401, body = Problem),
-              (status = 409, body = Problem, description = "Sold out, over the limit or not on sale")))]
+              (status = 403, body = Problem,
+               description = "No, an invalid or an expired admission pass (`queue_url` says where to queue)"),
+              (status = 409, body = Problem, description = "Sold out, over the limit, not on sale, or the pass was used")))]
 async fn hold(
     State(s): State<AppState>,
     caller: Caller,
     Path(event): Path<String>,
     IdempotencyKey(key): IdempotencyKey,
+    AdmissionPass(pass): AdmissionPass,
     Json(body): Json<HoldBody>,
 ) -> Result<(StatusCode, axum::Json<Hold>), Problem> {
-    id("id", &event)?;
-    let request = pb::HoldRequest { event_id: event, selection: Some(selection(body)?), idempotency_key: key };
-    let held = s.backends.inventory.clone().hold(caller.request(request)).await?.into_inner();
-    Ok((StatusCode::CREATED, axum::Json(held.into())))
+    let event_id = id("id", &event)?;
+    let selection = selection(body)?;
+    let admission = s.waiting_room.admit(&s.backends, caller.0.user_id, event_id, pass.as_deref(), &key).await?;
+    let request = pb::HoldRequest { event_id: event, selection: Some(selection), idempotency_key: key };
+    let held = s.backends.inventory.clone().hold(keyed(caller.request(request))).await;
+    s.waiting_room.settle(admission, held.is_ok()).await;
+    Ok((StatusCode::CREATED, axum::Json(held?.into_inner().into())))
 }
 
 /// Releases the caller's hold; releasing twice is fine.

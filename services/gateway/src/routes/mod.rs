@@ -2,10 +2,15 @@
 //! it is registered with (utoipa-axum), so the router and `/openapi.json` cannot
 //! drift apart.
 
+pub mod admin;
 pub mod auth;
 pub mod bookings;
+pub mod checkin;
 pub mod events;
 pub mod holds;
+pub mod queue;
+pub mod venues;
+pub mod webhooks;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -13,6 +18,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 
+use crate::config::GatewaySettings;
+use crate::problem::{FieldError, Problem};
 use crate::state::AppState;
 
 /// A price or amount: ISO 4217 currency and integer minor units (cents), never floats.
@@ -28,6 +35,45 @@ pub struct Money {
 impl From<ticketing_proto::common::v1::Money> for Money {
     fn from(m: ticketing_proto::common::v1::Money) -> Self {
         Self { currency: m.currency, minor_units: m.minor_units }
+    }
+}
+
+impl From<Money> for ticketing_proto::common::v1::Money {
+    fn from(m: Money) -> Self {
+        Self { currency: m.currency, minor_units: m.minor_units }
+    }
+}
+
+/// The bad fields of a request body, gathered so that one answer lists them all.
+#[derive(Debug, Default)]
+pub struct Fields(Vec<FieldError>);
+
+impl Fields {
+    /// Records a bad `field`.
+    pub fn bad(&mut self, field: impl Into<String>, detail: impl Into<String>) {
+        self.0.push(FieldError { field: field.into(), detail: detail.into() });
+    }
+
+    /// `raw` must be a UUID.
+    pub fn id(&mut self, field: &str, raw: &str) {
+        if uuid::Uuid::parse_str(raw).is_err() {
+            self.bad(field, "must be a UUID");
+        }
+    }
+
+    /// An amount: an ISO 4217 code and non-negative minor units.
+    pub fn money(&mut self, field: &str, money: &Money) {
+        if money.currency.len() != 3 || !money.currency.bytes().all(|b| b.is_ascii_uppercase()) {
+            self.bad(format!("{field}.currency"), "must be an ISO 4217 code such as EUR");
+        }
+        if money.minor_units < 0 {
+            self.bad(format!("{field}.minor_units"), "must not be negative");
+        }
+    }
+
+    /// 400 listing every bad field, if any.
+    pub fn check(self) -> Result<(), Problem> {
+        if self.0.is_empty() { Ok(()) } else { Err(Problem::invalid(self.0)) }
     }
 }
 
@@ -80,17 +126,27 @@ impl Modify for BearerAuth {
     tags(
         (name = "auth", description = "Accounts and tokens"),
         (name = "events", description = "Browsing events and availability"),
+        (name = "organizer", description = "Venues, seat maps, events and their sale, for organizers and admins"),
+        (name = "waiting room", description = "Queueing for sales in on-sale mode, and admission passes"),
         (name = "holds", description = "Holding tickets"),
-        (name = "bookings", description = "Bookings, payment, cancellation and tickets")
+        (name = "bookings", description = "Bookings, payment, cancellation and tickets"),
+        (name = "checkin", description = "Checking tickets in at the gate"),
+        (name = "webhooks", description = "Payment providers' webhooks, authenticated by their signature"),
+        (name = "admin", description = "Platform administration")
     )
 )]
 struct ApiDoc;
 
 /// The routes and their OpenAPI document.
-pub fn api() -> OpenApiRouter<AppState> {
+pub fn api(settings: &GatewaySettings) -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(auth::routes())
         .merge(events::routes())
+        .merge(queue::routes())
         .merge(holds::routes())
         .merge(bookings::routes())
+        .merge(venues::routes(settings.max_seat_map_bytes))
+        .merge(checkin::routes())
+        .merge(webhooks::routes())
+        .merge(admin::routes())
 }

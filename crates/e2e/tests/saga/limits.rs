@@ -1,0 +1,196 @@
+//! The gateway protecting itself and the platform: rate limits in Redis (login, per
+//! user), load shedding past its concurrency limit, and per-backend circuit breakers.
+
+use std::time::{Duration, Instant};
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::http::{Http, account};
+use crate::platform::{Options, Platform};
+
+const PASSWORD: &str = "a-long-enough-passphrase";
+
+fn assert_problem(status: StatusCode, headers: &reqwest::header::HeaderMap, body: &Value, code: u16, kind: &str) {
+    assert_eq!(status.as_u16(), code, "{body}");
+    assert_eq!(headers["content-type"], "application/problem+json");
+    assert_eq!(body["type"], format!("https://ticketing.dev/problems/{kind}"), "{body}");
+}
+
+/// `Retry-After` in seconds.
+fn retry_after(headers: &reqwest::header::HeaderMap) -> u64 {
+    headers["retry-after"].to_str().unwrap().parse().expect("Retry-After is whole seconds")
+}
+
+async fn register(http: &Http) -> String {
+    let email = format!("fan-{}@example.com", ticketing_testkit::unique());
+    let body = json!({"email": email, "password": PASSWORD});
+    http.ok(Method::POST, "/v1/auth/register", None, Some(body), None).await;
+    email
+}
+
+/// Logs in as `email`, through a trusted proxy that saw the client at `ip`.
+async fn login(http: &Http, email: &str, ip: &str) -> (StatusCode, reqwest::header::HeaderMap, Value) {
+    let response = http
+        .client
+        .post(format!("{}/v1/auth/login", http.base))
+        .header("X-Forwarded-For", format!("{ip}, 10.0.0.1"))
+        .json(&json!({"email": email, "password": PASSWORD}))
+        .send()
+        .await
+        .expect("the gateway answers");
+    let (status, headers) = (response.status(), response.headers().clone());
+    (status, headers, response.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_is_limited_per_ip_and_per_email_and_allowed_again_after_retry_after() {
+    let p = Platform::start(Options {
+        gateway: |g| {
+            g.rate_limits.login = ticketing_gateway::config::Limit { per_second: 0.5, burst: 2 };
+            // A load balancer in front: the client is the entry it appended.
+            g.rate_limits.trusted_proxy_hops = 2;
+        },
+        ..Options::default()
+    })
+    .await;
+    let http = Http::new(&p);
+    let (alice, bob) = (register(&http).await, register(&http).await);
+
+    let (status, headers, _) = login(&http, &alice, "198.51.100.1").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers["ratelimit-limit"], "2");
+    assert_eq!(headers["ratelimit-remaining"], "1");
+    assert_eq!(login(&http, &alice, "198.51.100.1").await.0, StatusCode::OK);
+    let (status, headers, body) = login(&http, &alice, "198.51.100.1").await;
+    assert_problem(status, &headers, &body, 429, "rate-limited");
+    let wait = retry_after(&headers);
+    assert!((1..=2).contains(&wait), "one login per 2 s: {wait}");
+    assert_eq!(headers["ratelimit-remaining"], "0");
+
+    // The email's limit follows it to other addresses; the address's limit covers other emails.
+    assert_eq!(login(&http, &alice, "198.51.100.2").await.0, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(login(&http, &bob, "198.51.100.1").await.0, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(login(&http, &bob, "198.51.100.3").await.0, StatusCode::OK, "another email from another address");
+
+    tokio::time::sleep(Duration::from_secs(wait)).await;
+    assert_eq!(login(&http, &alice, "198.51.100.3").await.0, StatusCode::OK, "allowed again after Retry-After");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_user_has_a_limit_of_their_own_and_bad_tokens_fall_back_to_the_ip_limit() {
+    let p = Platform::start(Options {
+        gateway: |g| g.rate_limits.user = ticketing_gateway::config::Limit { per_second: 1.0, burst: 3 },
+        ..Options::default()
+    })
+    .await;
+    let http = Http::new(&p);
+    let one = account(&http, &format!("one-{}@example.com", ticketing_testkit::unique())).await;
+    let two = account(&http, &format!("two-{}@example.com", ticketing_testkit::unique())).await;
+
+    for _ in 0..3 {
+        http.ok(Method::GET, "/v1/me", Some(&one), None, None).await;
+    }
+    let (status, headers, body) = http.call(Method::GET, "/v1/me", Some(&one), None, None).await;
+    assert_problem(status, &headers, &body, 429, "rate-limited");
+    assert_eq!(retry_after(&headers), 1);
+    assert_eq!(headers["ratelimit-limit"], "3", "the user's limit binds, not the IP's");
+
+    // Another user, and anonymous calls from the same address, are not held back.
+    for _ in 0..3 {
+        http.ok(Method::GET, "/v1/me", Some(&two), None, None).await;
+    }
+    http.ok(Method::GET, "/v1/events", None, None, None).await;
+    // An invalid token is limited by IP only, and still answered 401 by its route.
+    for _ in 0..5 {
+        let (status, headers, body) = http.call(Method::GET, "/v1/me", Some("not-a-token"), None, None).await;
+        assert_problem(status, &headers, &body, 401, "unauthenticated");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_capacity_the_gateway_sheds_load_at_once_instead_of_queueing() {
+    let p = Platform::start(Options {
+        gateway: |g| {
+            g.max_concurrency = 2;
+            g.rate_limits.enabled = false;
+        },
+        ..Options::default()
+    })
+    .await;
+    let http = Http::new(&p);
+    let email = register(&http).await;
+
+    // Logins hash a password: slow enough that a crowd of them exceeds two at a time.
+    let calls = (0..40).map(|_| {
+        let (client, url, email) = (http.client.clone(), format!("{}/v1/auth/login", http.base), email.clone());
+        tokio::spawn(async move {
+            let started = Instant::now();
+            let response = client.post(url).json(&json!({"email": email, "password": PASSWORD})).send().await.unwrap();
+            let (status, headers) = (response.status(), response.headers().clone());
+            let body: Value = response.json().await.unwrap();
+            (status, headers, body, started.elapsed())
+        })
+    });
+    let (mut served, mut shed) = (0, 0);
+    for call in calls.collect::<Vec<_>>() {
+        let (status, headers, body, elapsed) = call.await.unwrap();
+        match status {
+            StatusCode::OK => served += 1,
+            StatusCode::SERVICE_UNAVAILABLE => {
+                assert_problem(status, &headers, &body, 503, "unavailable");
+                assert!(retry_after(&headers) >= 1);
+                assert!(elapsed < Duration::from_secs(2), "shed at once, not queued: {elapsed:?}");
+                shed += 1;
+            }
+            other => panic!("only 200 or 503 expected, got {other}: {body}"),
+        }
+    }
+    assert!(served >= 2 && shed >= 1, "served {served}, shed {shed}");
+}
+
+async fn breaker_state(p: &Platform, backend: &str) -> String {
+    let metrics = reqwest::get(format!("{}/metrics", p.gateway_admin)).await.unwrap().text().await.unwrap();
+    let series = format!("gateway_circuit_breaker_state{{backend=\"{backend}\",service=\"gateway\"}} ");
+    let line = metrics.lines().find(|l| l.starts_with(&series)).unwrap_or_else(|| panic!("no {series}in {metrics}"));
+    line[series.len()..].to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_backend_opens_its_breaker_and_fails_fast_while_the_others_serve() {
+    let p = Platform::start(Options {
+        gateway: |g| {
+            // Nothing listens there: every call to catalog is refused.
+            g.catalog_url = "http://127.0.0.1:1".into();
+            g.circuit_breaker.consecutive_failures = 3;
+            g.circuit_breaker.cool_down = Duration::from_secs(60);
+        },
+        ..Options::default()
+    })
+    .await;
+    let http = Http::new(&p);
+    let token = account(&http, &format!("fan-{}@example.com", ticketing_testkit::unique())).await;
+    let event = format!("/v1/events/{}", uuid::Uuid::new_v4());
+    assert_eq!(breaker_state(&p, "catalog").await, "0");
+
+    // A read is retried, each attempt failing, until the breaker opens.
+    let (status, headers, body) = http.call(Method::GET, &event, None, None, None).await;
+    assert_problem(status, &headers, &body, 503, "unavailable");
+    assert_eq!(breaker_state(&p, "catalog").await, "2");
+
+    let started = Instant::now();
+    let (status, headers, body) = http.call(Method::GET, &event, None, None, None).await;
+    assert_problem(status, &headers, &body, 503, "unavailable");
+    assert!(started.elapsed() < Duration::from_secs(1), "failed fast: {:?}", started.elapsed());
+    assert!((1..=60).contains(&retry_after(&headers)), "{headers:?}");
+    assert!(body["detail"].as_str().unwrap().contains("catalog"), "{body}");
+
+    // The other backends are unaffected.
+    http.ok(Method::GET, "/v1/me", Some(&token), None, None).await;
+    http.ok(Method::GET, "/v1/bookings", Some(&token), None, None).await;
+    let (status, _, body) = http.call(Method::GET, &format!("{event}/availability"), None, None, None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "inventory answers: {body}");
+    for backend in ["identity", "inventory", "booking"] {
+        assert_eq!(breaker_state(&p, backend).await, "0", "{backend}");
+    }
+}

@@ -1,0 +1,407 @@
+//! Rate limits shared by every gateway replica: GCRA (the generic cell rate algorithm)
+//! in Redis, one Lua script and one round-trip per request, checking every limit that
+//! applies at once: per client IP for everyone, per user for a verified token, and per
+//! IP and per email on `POST /v1/auth/login`.
+//!
+//! GCRA keeps one number per key, the theoretical arrival time (TAT) of the next request
+//! at the sustained rate. A request is allowed when it does not arrive earlier than
+//! `TAT - burst × interval`; it then pushes the TAT one interval further. Keys expire
+//! when their TAT has passed, i.e. when they would allow a full burst anyway.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use sha2::Digest as _;
+use ticketing_platform::auth::Verifier;
+
+use ticketing_platform::redis::LazyConnection;
+
+use crate::config::{Limit, RateLimits};
+use crate::problem::Problem;
+
+/// Checks every limit and, when all allow the request, takes one from each. All times
+/// in microseconds of the Redis server's clock, so replicas' clocks do not matter.
+/// KEYS: one per limit. ARGV: per limit, its emission interval and burst tolerance.
+/// Returns {allowed, retry_after, remaining, reset, index (1-based) of the binding limit}.
+const GCRA: &str = r"
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
+local next_tats = {}
+local allowed, retry, remaining, reset, binding = 1, 0, -1, 0, 1
+for i, key in ipairs(KEYS) do
+  local interval = tonumber(ARGV[2 * i - 1])
+  local tolerance = tonumber(ARGV[2 * i])
+  local tat = math.max(tonumber(redis.call('GET', key) or now), now)
+  local next_tat = tat + interval
+  local allow_at = next_tat - tolerance
+  if now < allow_at then
+    if allowed == 1 or allow_at - now > retry then binding = i end
+    allowed = 0
+    retry = math.max(retry, allow_at - now)
+  else
+    next_tats[i] = next_tat
+    local left = math.floor((now - allow_at) / interval)
+    if allowed == 1 and (remaining < 0 or left < remaining) then
+      remaining, reset, binding = left, next_tat - now, i
+    end
+  end
+end
+if allowed == 0 then
+  return {0, math.ceil(retry), 0, math.ceil(retry), binding}
+end
+for i, key in ipairs(KEYS) do
+  redis.call('SET', key, next_tats[i], 'PX', math.ceil((next_tats[i] - now) / 1000))
+end
+return {1, 0, remaining, math.ceil(reset), binding}
+";
+
+/// Which limit a key belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Rule {
+    Ip,
+    User,
+    LoginIp,
+    LoginEmail,
+}
+
+impl Rule {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Ip => "ip",
+            Self::User => "user",
+            Self::LoginIp => "login-ip",
+            Self::LoginEmail => "login-email",
+        }
+    }
+}
+
+/// What the limits said about one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decision {
+    pub allowed: bool,
+    /// When a refused request may be sent again.
+    pub retry_after: Duration,
+    /// Requests left in the tightest limit's burst.
+    pub remaining: u64,
+    /// When the tightest limit is back to a full burst.
+    pub reset: Duration,
+    /// The tightest limit's burst.
+    pub limit: u32,
+}
+
+impl Decision {
+    /// From the script's reply, for the limits it was given.
+    fn from_reply(reply: [i64; 5], limits: &[Limit]) -> Self {
+        let [allowed, retry, remaining, reset, binding] = reply;
+        let micros = |us: i64| Duration::from_micros(u64::try_from(us).unwrap_or(0));
+        let index = usize::try_from(binding - 1).unwrap_or(0).min(limits.len().saturating_sub(1));
+        Self {
+            allowed: allowed == 1,
+            retry_after: micros(retry),
+            remaining: u64::try_from(remaining).unwrap_or(0),
+            reset: micros(reset),
+            limit: limits.get(index).map_or(0, |l| l.burst),
+        }
+    }
+
+    /// `RateLimit-Limit`, `-Remaining` and `-Reset` (seconds, rounded up), after the
+    /// IETF httpapi draft, so clients can pace themselves before they are refused.
+    fn headers(&self) -> [(HeaderName, HeaderValue); 3] {
+        [
+            (HeaderName::from_static("ratelimit-limit"), HeaderValue::from(self.limit)),
+            (HeaderName::from_static("ratelimit-remaining"), HeaderValue::from(self.remaining)),
+            (HeaderName::from_static("ratelimit-reset"), HeaderValue::from(ceil_secs(self.reset))),
+        ]
+    }
+}
+
+/// Whole seconds, rounded up: a client that waits `Retry-After` must not be refused again.
+fn ceil_secs(d: Duration) -> u64 {
+    d.as_secs() + u64::from(d.subsec_nanos() > 0)
+}
+
+/// `(emission interval, burst tolerance)` in microseconds.
+fn gcra_args(limit: Limit) -> (u64, u64) {
+    let interval = (1_000_000.0 / limit.per_second).round().max(1.0) as u64;
+    (interval, interval * u64::from(limit.burst))
+}
+
+/// The client's address: the socket's peer, or with `hops` trusted proxies in front, the
+/// address the outermost of them saw (the `hops`-th entry of `X-Forwarded-For` from
+/// the right). Entries further left were written by the client and prove nothing.
+pub fn client_ip(peer: Option<IpAddr>, headers: &HeaderMap, hops: usize) -> Option<IpAddr> {
+    if hops == 0 {
+        return peer;
+    }
+    let entries: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect();
+    // Fewer entries than proxies: each was written by a trusted proxy.
+    let Some(entry) = entries.get(entries.len().saturating_sub(hops)) else { return peer };
+    entry.parse::<IpAddr>().ok().or_else(|| entry.parse::<SocketAddr>().ok().map(|a| a.ip())).or(peer)
+}
+
+/// The limits, their Redis connection and script.
+#[derive(Clone)]
+pub struct RateLimiter {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    settings: RateLimits,
+    key_prefix: String,
+    /// Until Redis first answers, requests go through unchecked.
+    redis: LazyConnection,
+    script: redis::Script,
+    verifier: Verifier,
+    max_body_bytes: usize,
+    unchecked: prometheus::IntCounter,
+    failing: AtomicBool,
+}
+
+impl RateLimiter {
+    /// A limiter over `redis` (keys under `key_prefix`), counting requests let through
+    /// unchecked in `metrics`.
+    pub fn new(
+        settings: RateLimits,
+        redis: LazyConnection,
+        key_prefix: &str,
+        verifier: Verifier,
+        max_body_bytes: usize,
+        metrics: &ticketing_platform::metrics::Metrics,
+    ) -> anyhow::Result<Self> {
+        let unchecked = metrics.register(&prometheus::IntCounter::new(
+            "gateway_rate_limit_unchecked_total",
+            "Requests let through without a rate-limit check because Redis failed or was slow.",
+        )?);
+        Ok(Self {
+            inner: Arc::new(Inner {
+                settings,
+                key_prefix: key_prefix.to_owned(),
+                redis,
+                script: redis::Script::new(GCRA),
+                verifier,
+                max_body_bytes,
+                unchecked,
+                failing: AtomicBool::new(false),
+            }),
+        })
+    }
+
+    /// Checks `checks` in one round-trip; `None` when Redis could not answer in time.
+    async fn check(&self, checks: &[(Rule, Limit, String)]) -> Option<Decision> {
+        let inner = &self.inner;
+        let mut invocation = inner.script.prepare_invoke();
+        for (rule, limit, subject) in checks {
+            let (interval, tolerance) = gcra_args(*limit);
+            invocation.key(format!("{}ratelimit:{}:{subject}", inner.key_prefix, rule.name()));
+            invocation.arg(interval).arg(tolerance);
+        }
+        let reply = async {
+            let mut redis = inner.redis.get().ok_or("not connected yet")?.clone();
+            let reply = tokio::time::timeout(inner.settings.redis_timeout, invocation.invoke_async(&mut redis));
+            match reply.await {
+                Ok(reply) => reply.map_err(|e| e.to_string()),
+                Err(_) => Err(format!("no answer within {:?}", inner.settings.redis_timeout)),
+            }
+        };
+        match reply.await {
+            Ok(reply) => {
+                if inner.failing.swap(false, Ordering::Relaxed) {
+                    tracing::info!("rate limits: Redis answers again");
+                }
+                let limits: Vec<Limit> = checks.iter().map(|(_, limit, _)| *limit).collect();
+                Some(Decision::from_reply(reply, &limits))
+            }
+            Err(error) => {
+                // Fail open: during an on-sale, serving buyers without exact limits beats
+                // refusing everyone because Redis hiccuped; the concurrency limit still
+                // protects the gateway. Warn once per outage, count every request.
+                inner.unchecked.inc();
+                if !inner.failing.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(error, "rate limits: Redis failed; letting requests through unchecked");
+                }
+                None
+            }
+        }
+    }
+}
+
+/// The email a login is for, normalised and hashed (no addresses in Redis keys).
+fn login_email(body: &[u8]) -> Option<String> {
+    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let email = value.get("email")?.as_str()?.trim().to_lowercase();
+    (!email.is_empty()).then(|| hex(&sha2::Sha256::digest(email.as_bytes())[..16]))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Middleware: refuses a request over any of its limits with 429 and `Retry-After`.
+pub async fn limit(State(limiter): State<RateLimiter>, request: Request, next: Next) -> Response {
+    let inner = &limiter.inner;
+    let settings = inner.settings;
+    let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+    let ip = client_ip(peer, request.headers(), settings.trusted_proxy_hops)
+        .map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
+    let mut checks = vec![(Rule::Ip, settings.ip, ip.clone())];
+    let bearer = request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    if let Some(token) = bearer.and_then(|v| v.strip_prefix("Bearer ")) {
+        // A bad token gets only the IP limit here; the route answers its 401.
+        if let Ok(principal) = inner.verifier.verify(token).await {
+            checks.push((Rule::User, settings.user, principal.user_id.to_string()));
+        }
+    }
+    let mut request = request;
+    if request.method() == Method::POST && request.uri().path() == "/v1/auth/login" {
+        checks.push((Rule::LoginIp, settings.login, ip));
+        let (parts, body) = request.into_parts();
+        let Ok(bytes) = axum::body::to_bytes(body, inner.max_body_bytes).await else {
+            return Problem::new(StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large", "Body too large", "")
+                .into_response();
+        };
+        if let Some(email) = login_email(&bytes) {
+            checks.push((Rule::LoginEmail, settings.login, email));
+        }
+        request = Request::from_parts(parts, axum::body::Body::from(bytes));
+    }
+    let Some(decision) = limiter.check(&checks).await else { return next.run(request).await };
+    if !decision.allowed {
+        let retry_after = Duration::from_secs(ceil_secs(decision.retry_after).max(1));
+        let mut response = Problem::rate_limited("too many requests; slow down", retry_after).into_response();
+        response.headers_mut().extend(decision.headers());
+        return response;
+    }
+    let mut response = next.run(request).await;
+    response.headers_mut().extend(decision.headers());
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn xff(value: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert("x-forwarded-for", HeaderValue::from_str(value).unwrap());
+        headers
+    }
+
+    #[test]
+    fn the_client_ip_is_the_peer_unless_proxies_are_trusted() {
+        let peer: Option<IpAddr> = Some("10.0.0.9".parse().unwrap());
+        let spoofed = xff("1.2.3.4, 203.0.113.7");
+        assert_eq!(client_ip(peer, &spoofed, 0), peer, "the header is ignored without trusted hops");
+        assert_eq!(client_ip(peer, &spoofed, 1), Some("203.0.113.7".parse().unwrap()));
+        assert_eq!(client_ip(peer, &spoofed, 2), Some("1.2.3.4".parse().unwrap()));
+        assert_eq!(client_ip(peer, &xff("203.0.113.7"), 3), Some("203.0.113.7".parse().unwrap()));
+        assert_eq!(client_ip(peer, &HeaderMap::new(), 1), peer, "no header: the peer");
+        assert_eq!(client_ip(peer, &xff("1.2.3.4, garbage"), 1), peer, "an unreadable entry: the peer");
+        let mut two = xff("1.2.3.4");
+        two.append("x-forwarded-for", HeaderValue::from_static("[2001:db8::1]:443"));
+        assert_eq!(client_ip(peer, &two, 1), Some("2001:db8::1".parse().unwrap()), "headers join in order");
+    }
+
+    #[test]
+    fn gcra_arguments_and_rounding() {
+        assert_eq!(gcra_args(Limit { per_second: 10.0, burst: 5 }), (100_000, 500_000));
+        assert_eq!(gcra_args(Limit { per_second: 0.2, burst: 3 }), (5_000_000, 15_000_000));
+        assert_eq!(ceil_secs(Duration::from_millis(1)), 1);
+        assert_eq!(ceil_secs(Duration::from_millis(2000)), 2);
+        assert_eq!(ceil_secs(Duration::from_millis(2001)), 3);
+    }
+
+    #[test]
+    fn replies_name_the_binding_limit() {
+        let limits = [Limit { per_second: 100.0, burst: 200 }, Limit { per_second: 1.0, burst: 5 }];
+        let refused = Decision::from_reply([0, 1_500_000, 0, 1_500_000, 2], &limits);
+        assert_eq!(
+            refused,
+            Decision {
+                allowed: false,
+                retry_after: Duration::from_millis(1500),
+                remaining: 0,
+                reset: Duration::from_millis(1500),
+                limit: 5
+            }
+        );
+        let [_, remaining, reset] = refused.headers();
+        assert_eq!((remaining.1, reset.1), (HeaderValue::from(0), HeaderValue::from(2)));
+    }
+
+    #[test]
+    fn login_emails_are_normalised_and_hashed() {
+        let a = login_email(br#"{"email": " Fan@Example.com ", "password": "x"}"#).unwrap();
+        assert_eq!(Some(a.clone()), login_email(br#"{"email": "fan@example.com"}"#));
+        assert_eq!(a.len(), 32);
+        assert!(!a.contains('@'));
+        assert_eq!(login_email(b"not json"), None);
+        assert_eq!(login_email(br#"{"email": 7}"#), None);
+    }
+
+    fn limiter(redis: &ticketing_platform::config::RedisConfig) -> (RateLimiter, ticketing_platform::metrics::Metrics) {
+        let metrics = ticketing_platform::metrics::Metrics::new("test");
+        let verifier = Verifier::from_config(&ticketing_platform::config::AuthConfig::default());
+        let connection = LazyConnection::connect(redis, "rate limits");
+        let limiter = RateLimiter::new(RateLimits::default(), connection, &redis.key_prefix, verifier, 1024, &metrics);
+        (limiter.unwrap(), metrics)
+    }
+
+    /// The script's maths against a real Redis, with limits fast enough to watch.
+    #[tokio::test]
+    async fn the_script_allows_a_burst_then_the_rate() {
+        let redis = ticketing_testkit::TestRedis::new();
+        let limiter = limiter(&redis.config).0;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while limiter.inner.redis.get().is_none() {
+            assert!(tokio::time::Instant::now() < deadline, "never connected to Redis");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // 5 per second with a burst of 3: 3 at once, then one every 200 ms.
+        let tight = Limit { per_second: 5.0, burst: 3 };
+        // Slow refill, so the milliseconds between calls do not give any back.
+        let loose = Limit { per_second: 0.01, burst: 1000 };
+        let checks = [(Rule::Ip, loose, "a".to_owned()), (Rule::User, tight, "u".to_owned())];
+        let mut remaining = Vec::new();
+        for _ in 0..3 {
+            let d = limiter.check(&checks).await.unwrap();
+            assert!(d.allowed);
+            assert_eq!(d.limit, 3, "the tighter limit binds");
+            remaining.push(d.remaining);
+        }
+        assert_eq!(remaining, [2, 1, 0]);
+        let refused = limiter.check(&checks).await.unwrap();
+        assert!(!refused.allowed);
+        assert!(refused.retry_after > Duration::from_millis(100) && refused.retry_after <= Duration::from_millis(200));
+        // A refused request takes nothing, not even from the limits it passed.
+        let other = limiter.check(&[(Rule::Ip, loose, "a".to_owned())]).await.unwrap();
+        assert_eq!(other.remaining, 996, "the 4th call did not count against the IP");
+        tokio::time::sleep(refused.retry_after).await;
+        assert!(limiter.check(&checks).await.unwrap().allowed, "allowed again after Retry-After");
+        assert!(!limiter.check(&checks).await.unwrap().allowed, "but only one");
+        // Another subject has its own budget.
+        assert!(limiter.check(&[(Rule::User, tight, "v".to_owned())]).await.unwrap().allowed);
+        let keys = redis.keys();
+        assert_eq!(keys.len(), 3, "{keys:?}");
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_redis_lets_requests_through_and_counts_them() {
+        let mut config = ticketing_testkit::TestRedis::new().config.clone();
+        config.url = "redis://127.0.0.1:1".into();
+        let (limiter, metrics) = limiter(&config);
+        assert_eq!(limiter.check(&[(Rule::Ip, RateLimits::default().ip, "a".into())]).await, None);
+        assert!(metrics.render().contains("gateway_rate_limit_unchecked_total{service=\"test\"} 1"));
+    }
+}

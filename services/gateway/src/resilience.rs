@@ -1,0 +1,266 @@
+//! What wraps each backend's gRPC channel: a circuit breaker (see [`crate::breaker`]) and
+//! retries of calls that are safe to repeat, as a tower service under the generated
+//! clients, so handlers keep calling `s.backends.catalog.clone().get_event(..)`.
+//!
+//! Retried, on UNAVAILABLE only (the call did not happen, or the backend asked to come
+//! back), with jittered exponential backoff, never past the call's deadline:
+//! - reads: methods named `Get*` or `List*` (reads by the API's naming rule) and
+//!   inventory's `Availability`. `VerifyTicket` is not: it marks the ticket scanned, so
+//!   a retry after a lost answer would turn a valid first scan into "already scanned";
+//! - mutating calls marked with [`keyed`] that carry an idempotency key, which the
+//!   backend replays (Stripe semantics). Nothing else is ever retried.
+//!
+//! The breaker counts each attempt. Failures are transport errors, timeouts,
+//! DEADLINE_EXCEEDED and UNAVAILABLE, except an UNAVAILABLE carrying retry advice: that
+//! backend is up and says "not yet" (payment before it has heard of a booking).
+
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use backon::BackoffBuilder as _;
+use futures::future::BoxFuture;
+use http_body_util::BodyExt as _;
+use prometheus::{IntCounter, IntGauge};
+use tokio::time::Instant;
+use tonic::body::Body;
+use tonic::{Code, Status};
+use tower::ServiceExt as _;
+
+use crate::breaker::{Breaker, State};
+use crate::config::BreakerSettings;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Marks a request the backend deduplicates, so the gateway may repeat it.
+#[derive(Debug, Clone, Copy)]
+struct Repeatable;
+
+/// A request message with an `Idempotency-Key`.
+pub trait Keyed {
+    /// The key; empty when the client sent none.
+    fn idempotency_key(&self) -> &str;
+}
+
+macro_rules! keyed {
+    ($($message:ty),*) => {$(
+        impl Keyed for $message {
+            fn idempotency_key(&self) -> &str {
+                &self.idempotency_key
+            }
+        }
+    )*};
+}
+
+keyed!(
+    ticketing_proto::inventory::v1::HoldRequest,
+    ticketing_proto::booking::v1::CreateBookingRequest,
+    ticketing_proto::booking::v1::CancelBookingRequest,
+    ticketing_proto::payment::v1::ChargeRequest
+);
+
+/// `request`, retried like a read when it carries an idempotency key.
+pub fn keyed<T: Keyed>(mut request: tonic::Request<T>) -> tonic::Request<T> {
+    if !request.get_ref().idempotency_key().is_empty() {
+        request.extensions_mut().insert(Repeatable);
+    }
+    request
+}
+
+/// Reads are safe to repeat.
+fn is_read(path: &str) -> bool {
+    let method = path.rsplit('/').next().unwrap_or_default();
+    method.starts_with("Get") || method.starts_with("List") || method == "Availability"
+}
+
+/// One backend's breaker and its metrics, shared by every clone of its client.
+pub struct Guard {
+    name: &'static str,
+    breaker: Mutex<Breaker>,
+    state: IntGauge,
+    retries: IntCounter,
+    deadline: Duration,
+}
+
+impl Guard {
+    /// A closed breaker for `name`, reporting to `state` and `retries`.
+    pub fn new(
+        name: &'static str,
+        settings: BreakerSettings,
+        deadline: Duration,
+        state: IntGauge,
+        retries: IntCounter,
+    ) -> Arc<Self> {
+        state.set(State::Closed as i64);
+        let breaker = Mutex::new(Breaker::new(settings, std::time::Instant::now()));
+        Arc::new(Self { name, breaker, state, retries, deadline })
+    }
+
+    /// Runs `f` on the breaker and reports a change of state.
+    fn with_breaker<R>(&self, f: impl FnOnce(&mut Breaker, std::time::Instant) -> R) -> R {
+        let mut breaker = self.breaker.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let before = breaker.state();
+        let result = f(&mut breaker, std::time::Instant::now());
+        let after = breaker.state();
+        drop(breaker);
+        if after != before {
+            self.state.set(after as i64);
+            match after {
+                State::Open => tracing::warn!(backend = self.name, "circuit breaker opened: failing calls fast"),
+                State::HalfOpen => tracing::info!(backend = self.name, "circuit breaker half-open: trying one call"),
+                State::Closed => tracing::info!(backend = self.name, "circuit breaker closed: backend recovered"),
+            }
+        }
+        result
+    }
+}
+
+/// The outcome of one attempt.
+enum Attempt<B> {
+    /// A response, successful or not, that is final.
+    Done(Result<http::Response<B>, Status>),
+    /// UNAVAILABLE: worth repeating when the call is safe to repeat.
+    Unavailable(Result<http::Response<B>, Status>),
+}
+
+/// The channel `S` behind its backend's [`Guard`].
+#[derive(Clone)]
+pub struct Guarded<S> {
+    inner: S,
+    guard: Arc<Guard>,
+}
+
+impl<S> Guarded<S> {
+    pub fn new(inner: S, guard: Arc<Guard>) -> Self {
+        Self { inner, guard }
+    }
+}
+
+impl<S, B> tower::Service<http::Request<Body>> for Guarded<S>
+where
+    S: tower::Service<http::Request<Body>, Response = http::Response<B>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<BoxError> + Send,
+    B: Send + 'static,
+{
+    type Response = http::Response<B>;
+    type Error = BoxError;
+    type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        // Each call readies its own clone of the channel (a cheap handle to its buffer).
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<Body>) -> Self::Future {
+        let (inner, guard) = (self.inner.clone(), self.guard.clone());
+        Box::pin(async move { call(inner, &guard, request).await.map_err(|status| Box::new(status) as BoxError) })
+    }
+}
+
+async fn call<S, B>(mut inner: S, guard: &Guard, request: http::Request<Body>) -> Result<http::Response<B>, Status>
+where
+    S: tower::Service<http::Request<Body>, Response = http::Response<B>>,
+    S::Error: Into<BoxError>,
+{
+    let deadline = Instant::now() + guard.deadline;
+    let repeatable = is_read(request.uri().path()) || request.extensions().get::<Repeatable>().is_some();
+    if !repeatable {
+        let (Attempt::Done(result) | Attempt::Unavailable(result)) =
+            attempt(&mut inner, guard, request, deadline).await;
+        return result;
+    }
+    // A unary request's body is one small message: keep it to send again.
+    let (parts, body) = request.into_parts();
+    let body = body.collect().await.map_err(|e| Status::internal(format!("reading the request: {e}")))?.to_bytes();
+    let mut delays = backon::ExponentialBuilder::new()
+        .with_min_delay(Duration::from_millis(25))
+        .with_max_delay(Duration::from_millis(500))
+        .with_jitter()
+        .without_max_times()
+        .build();
+    loop {
+        let request = http::Request::from_parts(parts.clone(), Body::new(http_body_util::Full::new(body.clone())));
+        match attempt(&mut inner, guard, request, deadline).await {
+            Attempt::Done(result) => return result,
+            Attempt::Unavailable(result) => match delays.next() {
+                Some(delay) if Instant::now() + delay < deadline => {
+                    guard.retries.inc();
+                    tokio::time::sleep(delay).await;
+                }
+                _ => return result,
+            },
+        }
+    }
+}
+
+/// One call through the breaker, bounded by `deadline`.
+async fn attempt<S, B>(inner: &mut S, guard: &Guard, request: http::Request<Body>, deadline: Instant) -> Attempt<B>
+where
+    S: tower::Service<http::Request<Body>, Response = http::Response<B>>,
+    S::Error: Into<BoxError>,
+{
+    let permit = match guard.with_breaker(|b, now| b.acquire(now)) {
+        Ok(permit) => permit,
+        Err(wait) => {
+            // Whole seconds, rounded up: what `Retry-After` will say.
+            let after = Duration::from_secs(wait.as_secs() + u64::from(wait.subsec_nanos() > 0));
+            let message = format!("{} is failing; calls to it are paused", guard.name);
+            return Attempt::Done(Err(ticketing_platform::status::retry_after(Code::Unavailable, message, after)));
+        }
+    };
+    let call = async { inner.ready().await?.call(request).await };
+    let result = match tokio::time::timeout_at(deadline, call).await {
+        Ok(result) => result.map_err(|e| Status::from_error(e.into())),
+        Err(_) => Err(Status::deadline_exceeded(format!("{} did not answer in time", guard.name))),
+    };
+    // Unary errors are trailers-only responses: the status is in the headers.
+    let (code, failed) = match &result {
+        Err(status) => (status.code(), true),
+        Ok(response) => match Status::from_header_map(response.headers()) {
+            None => (Code::Ok, false),
+            Some(status) => {
+                let code = status.code();
+                let advised = tonic_types::StatusExt::get_error_details(&status).retry_info().is_some();
+                (code, code == Code::DeadlineExceeded || (code == Code::Unavailable && !advised))
+            }
+        },
+    };
+    guard.with_breaker(|b, now| b.record(permit, failed, now));
+    if code == Code::Unavailable { Attempt::Unavailable(result) } else { Attempt::Done(result) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_are_told_from_writes_by_method_name() {
+        for read in [
+            "/ticketing.catalog.v1.Catalog/GetEvent",
+            "/ticketing.catalog.v1.Catalog/ListEvents",
+            "/ticketing.inventory.v1.Inventory/Availability",
+            "/ticketing.identity.v1.Identity/GetJwks",
+        ] {
+            assert!(is_read(read), "{read}");
+        }
+        for write in [
+            "/ticketing.inventory.v1.Inventory/Hold",
+            "/ticketing.payment.v1.Payment/Charge",
+            "/ticketing.notification.v1.Notification/VerifyTicket",
+            "/ticketing.identity.v1.Identity/Login",
+        ] {
+            assert!(!is_read(write), "{write}");
+        }
+    }
+
+    #[test]
+    fn only_requests_with_a_key_are_marked_repeatable() {
+        let charge = |key: &str| ticketing_proto::payment::v1::ChargeRequest {
+            idempotency_key: key.into(),
+            ..Default::default()
+        };
+        assert!(keyed(tonic::Request::new(charge("k1"))).extensions().get::<Repeatable>().is_some());
+        assert!(keyed(tonic::Request::new(charge(""))).extensions().get::<Repeatable>().is_none());
+    }
+}
