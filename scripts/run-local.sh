@@ -5,18 +5,27 @@
 #   3. `<service> migrate` for every service that owns a database (ticketing_<service>);
 #   4. starts the seven services in the background (logs: .local/logs/<service>.log,
 #      pids: .local/pids/<service>.pid), waits for each /readyz and prints the URLs;
-#   5. stays in the foreground until Ctrl-C, then stops them all with SIGTERM.
+#   5. seeds the demo data (demo-seed, crates/demo), once: a later run finds it and only
+#      renews expired PENDING_PAYMENT bookings (DEMO_SEED=0 skips the step);
+#   6. stays in the foreground until Ctrl-C (or scripts/stop-local.sh), then stops them all
+#      with SIGTERM. Its own pid, the mail sink's and the broker's (when this run started it)
+#      are in .local/pids/ too, for scripts/stop-local.sh.
 #
 # Demo data: identity creates a bootstrap admin, admin@ticketing.local, whose password
 # is generated once into .local/demo-admin-password and printed (set
-# TICKETING_IDENTITY__BOOTSTRAP_ADMIN_PASSWORD to choose it). Booking's client secret
-# (for its service tokens) is generated once into .local/booking-client-secret.
+# TICKETING_IDENTITY__BOOTSTRAP_ADMIN_PASSWORD to choose it); demo-seed signs in with it and
+# creates the demo accounts (printed at the end), venues, events and bookings through the
+# services' gRPC APIs. Its EXPIRED bookings are held through a second inventory replica
+# with a short inventory.hold_ttl (DEMO_HOLD_TTL, default 20s), run only while seeding.
+# Booking's client secret (for its service tokens) is generated once into
+# .local/booking-client-secret.
 #
 # Email: notification sends to 127.0.0.1:2525, where a debugging SMTP server
 # (aiosmtpd, installed into .local/venv) prints every message to .local/logs/mail.log.
 #
 # Other TICKETING_* variables in your environment reach every service, e.g.
 # TICKETING_TELEMETRY__LOG_FILTER=debug. Ports and database names are set here.
+# PROFILE=release builds and runs optimized binaries (scripts/bench-gateway.sh does).
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -27,15 +36,28 @@ LOG_DIR=$STATE_DIR/logs
 PID_DIR=$STATE_DIR/pids
 BIN_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 [[ $BIN_DIR == /* ]] || BIN_DIR=$ROOT/$BIN_DIR
-BIN_DIR=$BIN_DIR/debug
+PROFILE=${PROFILE:-debug}
+case $PROFILE in
+  debug) BUILD_FLAGS=() ;;
+  release) BUILD_FLAGS=(--release) ;;
+  *) die "PROFILE must be debug or release, not '$PROFILE'" ;;
+esac
+BIN_DIR=$BIN_DIR/$PROFILE
 ADMIN_EMAIL=${TICKETING_IDENTITY__BOOTSTRAP_ADMIN_EMAIL:-admin@ticketing.local}
-
-bash "$ROOT/scripts/infra.sh"
-
-say "building the service binaries (cargo build --bins)"
-(cd "$ROOT" && cargo build --bins)
+DEMO_HOLD_TTL=${DEMO_HOLD_TTL:-20s}
 
 mkdir -p "$LOG_DIR" "$PID_DIR"
+# The broker is ours to stop (scripts/stop-local.sh) only when infra.sh starts it now.
+broker_was_up=0
+if (exec 3<>"/dev/tcp/$(url_host "tcp://${KAFKA_BROKERS%%,*}")/$(url_port "tcp://${KAFKA_BROKERS%%,*}" 9092)") 2>/dev/null; then
+  broker_was_up=1
+fi
+
+bash "$ROOT/scripts/infra.sh"
+if ((!broker_was_up)) && [[ -s $STATE_DIR/tansu.pid ]]; then cp "$STATE_DIR/tansu.pid" "$PID_DIR/broker.pid"; fi
+
+say "building the service binaries (cargo build --bins ${BUILD_FLAGS[*]})"
+(cd "$ROOT" && cargo build --bins "${BUILD_FLAGS[@]}")
 
 # A previous run that was killed hard may have left its services behind: stop those
 # (only processes whose pid file we wrote and that still run our binary).
@@ -91,6 +113,7 @@ start_mail_sink() {
   setsid "$venv/bin/python" -m aiosmtpd -n -l 127.0.0.1:2525 -c aiosmtpd.handlers.Debugging \
     >>"$LOG_DIR/mail.log" 2>&1 </dev/null &
   MAIL_PID=$!
+  echo "$MAIL_PID" >"$PID_DIR/mail.pid"
 }
 
 # svc_env SERVICE -> fills ENV with the service's settings.
@@ -133,10 +156,11 @@ stop_all() {
   local svc pids=()
   for svc in "${!PID[@]}"; do pids+=("${PID[$svc]}"); done
   if [[ -n $MAIL_PID ]]; then kill "$MAIL_PID" 2>/dev/null || true; fi
+  rm -f "$PID_DIR/mail.pid" "$PID_DIR/run-local.pid"
   ((${#pids[@]})) || return 0
   say "stopping the services (SIGTERM)"
   stop_pids "$SHUTDOWN_TIMEOUT" "${pids[@]}"
-  for svc in "${SERVICES[@]}"; do
+  for svc in "${SERVICES[@]}" inventory-seed; do
     [[ -n ${PID[$svc]:-} ]] || continue
     local pid=${PID[$svc]}
     case ${STOP_RC[$pid]} in
@@ -150,22 +174,46 @@ stop_all() {
 }
 trap 'stop_all' EXIT
 trap 'echo; exit 0' INT TERM
+echo $$ >"$PID_DIR/run-local.pid"
 start_mail_sink
 
-for svc in "${SERVICES[@]}"; do
+# Our ports lie in Linux's ephemeral range (32768-60999): an outgoing connection, or one
+# closed a moment ago (TIME-WAIT, up to 60 s), may hold one, and a listener cannot bind it
+# then. Wait until no socket uses the service's ports before starting it.
+wait_ports_idle() {
+  local port deadline=$((SECONDS + 90))
+  for port in "$@"; do
+    while [[ -n $(ss -Htan "sport = :$port" 2>/dev/null) ]]; do
+      ((SECONDS < deadline)) || return 0
+      sleep 1
+    done
+  done
+}
+start_svc() {
+  local svc=$1
+  wait_ports_idle "${GRPC_PORT[$svc]}" $((GRPC_PORT[$svc] + 1000))
   svc_env "$svc"
   : >"$LOG_DIR/$svc.log"
   # setsid: Ctrl-C reaches only this script, which then stops the services in order.
   env "${ENV[@]}" setsid "$BIN_DIR/$svc" >>"$LOG_DIR/$svc.log" 2>&1 </dev/null &
   PID[$svc]=$!
   echo "${PID[$svc]}" >"$PID_DIR/$svc.pid"
-done
+}
+for svc in "${SERVICES[@]}"; do start_svc "$svc"; done
 say "started the seven services; waiting for /readyz (up to ${READY_TIMEOUT}s each)"
 
 for svc in "${SERVICES[@]}"; do
   admin=$((GRPC_PORT[$svc] + 1000))
-  rc=0
+  rc=0 tries=0
   wait_http "http://127.0.0.1:$admin/readyz" "$READY_TIMEOUT" "${PID[$svc]}" || rc=$?
+  # A port taken between the wait and the bind: start again rather than give up.
+  while ((rc == 2 && tries < 5)) && grep -q 'Address already in use' "$LOG_DIR/$svc.log"; do
+    tries=$((tries + 1))
+    warn "$svc's port was taken by an outgoing connection; starting it again ($tries/5)"
+    start_svc "$svc"
+    rc=0
+    wait_http "http://127.0.0.1:$admin/readyz" "$READY_TIMEOUT" "${PID[$svc]}" || rc=$?
+  done
   if ((rc != 0)); then
     tail -n 20 "$LOG_DIR/$svc.log" >&2
     if ((rc == 2)); then die "$svc exited during start-up; see $LOG_DIR/$svc.log"; fi
@@ -174,6 +222,43 @@ for svc in "${SERVICES[@]}"; do
     die "$svc was not ready within ${READY_TIMEOUT}s; see $LOG_DIR/$svc.log"
   fi
 done
+
+# The demo data, through the services' gRPC APIs. The EXPIRED bookings need holds that expire
+# within the seed: a second inventory replica (same Redis, database and broker) hands out
+# holds with a short TTL, and runs only while seeding. A failed seed leaves the platform up.
+seed_demo() {
+  local port=$((GRPC_PORT[inventory] + 10)) rc=0 short=()
+  svc_env inventory
+  ENV+=(
+    "TICKETING_SERVER__GRPC_ADDR=127.0.0.1:$port"
+    "TICKETING_SERVER__ADMIN_ADDR=127.0.0.1:$((port + 1000))"
+    "TICKETING_INVENTORY__HOLD_TTL=$DEMO_HOLD_TTL"
+  )
+  if port_free "$port" && port_free $((port + 1000)); then
+    wait_ports_idle "$port" $((port + 1000))
+    : >"$LOG_DIR/inventory-seed.log"
+    env "${ENV[@]}" setsid "$BIN_DIR/inventory" >>"$LOG_DIR/inventory-seed.log" 2>&1 </dev/null &
+    PID[inventory-seed]=$!
+    echo "${PID[inventory-seed]}" >"$PID_DIR/inventory-seed.pid"
+    if wait_http "http://127.0.0.1:$((port + 1000))/readyz" "$READY_TIMEOUT" "${PID[inventory-seed]}"; then
+      short=(--short-hold-inventory-url "http://127.0.0.1:$port")
+    else
+      warn "the short-hold inventory replica did not start (see $LOG_DIR/inventory-seed.log); no EXPIRED bookings"
+    fi
+  else
+    warn "port $port or $((port + 1000)) is in use; no short-hold inventory replica, no EXPIRED bookings"
+  fi
+  say "seeding the demo data (log: $LOG_DIR/demo-seed.log)"
+  DEMO_ADMIN_EMAIL=$ADMIN_EMAIL DEMO_ADMIN_PASSWORD=$ADMIN_PASSWORD "$BIN_DIR/demo-seed" "${short[@]}" \
+    2>&1 | tee "$LOG_DIR/demo-seed.log" || rc=$?
+  ((rc == 0)) || warn "demo-seed failed (status $rc); see $LOG_DIR/demo-seed.log"
+  if [[ -n ${PID[inventory-seed]:-} ]]; then
+    stop_pids "$SHUTDOWN_TIMEOUT" "${PID[inventory-seed]}"
+    unset "PID[inventory-seed]"
+    rm -f "$PID_DIR/inventory-seed.pid"
+  fi
+}
+if [[ ${DEMO_SEED:-1} != 0 ]]; then seed_demo; fi
 
 cat <<EOF
 
@@ -188,7 +273,9 @@ identity_grpc=${GRPC_PORT[identity]}
 cat <<EOF
 
   JWKS:          http://127.0.0.1:$((identity_grpc + 1000))/.well-known/jwks.json
-  Demo admin:    $ADMIN_EMAIL / $ADMIN_PASSWORD
+  Bootstrap admin: $ADMIN_EMAIL / $ADMIN_PASSWORD
+  Demo logins (docs: README, "Demo data"):
+$("$BIN_DIR/demo-seed" --logins)
   Logs:          $LOG_DIR/<service>.log      pids: $PID_DIR/
 
   Mail:          every email lands in $LOG_DIR/mail.log (SMTP 127.0.0.1:2525)
@@ -201,7 +288,7 @@ cat <<EOF
 
   Payments use the simulated provider (test cards such as tok_visa and tok_decline).
 
-Press Ctrl-C to stop everything.
+Press Ctrl-C (or run scripts/stop-local.sh) to stop everything.
 EOF
 
 # Stay in the foreground; if a service dies on its own, say so and stop the rest.

@@ -1,0 +1,8 @@
+//! Demo data for a local run, made through the services' gRPC APIs exactly as clients
+//! would make it (no SQL): accounts, venues with seat maps (one a 52,000-seat stadium),
+//! past, on-sale and future events, and bookings driven into every state of the saga.
+//! [`api`] is shared with the load generator, which sets up its event the same way.
+
+pub mod api;
+pub mod plan;
+pub mod seed;
