@@ -27,8 +27,14 @@ pub fn router(metrics: Metrics, readiness: Readiness, extra: Router) -> Router {
 }
 
 async fn readyz(State(state): State<AdminState>) -> impl IntoResponse {
+    readiness_report(&state.readiness).await
+}
+
+/// The `/readyz` answer: 200 when every check passes and the service is not draining, else
+/// 503, with each check's result. The gateway serves it on its public port as well.
+pub async fn readiness_report(readiness: &Readiness) -> (StatusCode, axum::Json<serde_json::Value>) {
     // Checks run on every probe so the answer is current; they are cheap pings.
-    let report = state.readiness.run().await;
+    let report = readiness.run().await;
     let body = serde_json::json!({
         "ready": report.is_ready(),
         "draining": report.draining,

@@ -58,6 +58,11 @@ impl App {
         &self.metrics
     }
 
+    /// The service's readiness checks (what `/readyz` reports).
+    pub fn readiness(&self) -> &Readiness {
+        &self.readiness
+    }
+
     /// Cancelled when background work must stop (step 3 of shutdown).
     pub fn stop_token(&self) -> CancellationToken {
         self.stop.clone()

@@ -32,7 +32,9 @@ pub fn router(
     metrics: ticketing_platform::metrics::Metrics,
     limiter: Option<RateLimiter>,
 ) -> Router {
-    let (api, openapi) = crate::routes::api(settings).split_for_parts();
+    let (api, mut openapi) = crate::routes::api(settings).split_for_parts();
+    let (probes, probes_doc) = crate::routes::operations::routes().split_for_parts();
+    openapi.merge(probes_doc);
     let docs = Router::new()
         .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi))
         .layer(SetResponseHeaderLayer::overriding(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(DOCS_CSP)));
@@ -75,6 +77,8 @@ pub fn router(
         .layer(axum::middleware::from_fn(log_request))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        // After the layers: probes are neither limited nor shed.
+        .merge(probes.with_state(state))
 }
 
 fn cors(origins: &[String]) -> CorsLayer {

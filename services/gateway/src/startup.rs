@@ -38,6 +38,7 @@ pub async fn build(config: Config) -> anyhow::Result<Gateway> {
         backends: Backends::new(settings, &Discovery::from_config(&config.discovery), app.metrics())?,
         retry_after: Duration::from_secs(1),
         waiting_room: WaitingRoom::new(redis.clone(), &config.redis.key_prefix, &settings.waiting_room),
+        readiness: app.readiness().clone(),
     };
     let limits = settings.rate_limits;
     let limiter = limits

@@ -84,4 +84,6 @@ pub struct AppState {
     pub retry_after: Duration,
     /// Queues and admission passes of events in on-sale mode.
     pub waiting_room: crate::waiting_room::WaitingRoom,
+    /// What `/readyz` reports.
+    pub readiness: ticketing_platform::readiness::Readiness,
 }

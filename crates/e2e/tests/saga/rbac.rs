@@ -322,6 +322,8 @@ async fn rbac_every_route_lets_in_exactly_the_roles_the_matrix_says() {
         row(Method::GET, "/v1/me", "", SignedIn, &[200], Body::None),
         row(Method::PATCH, "/v1/me", "", SignedIn, &[200], json(json!({"display_name": "Matrix"}))),
         row(Method::GET, "/.well-known/jwks.json", "", Public, &[200], Body::None),
+        row(Method::GET, "/healthz", "", Public, &[200], Body::None),
+        row(Method::GET, "/readyz", "", Public, &[200], Body::None),
         row(Method::PUT, "/v1/admin/users/{id}/role", nobody, Admin, &[404], json(json!({"role": "user"}))),
         row(Method::GET, "/v1/events", "", Public, &[200], Body::None),
         row(Method::POST, "/v1/events", "", Owner, &[201], new_event),

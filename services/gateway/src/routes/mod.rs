@@ -8,6 +8,7 @@ pub mod bookings;
 pub mod checkin;
 pub mod events;
 pub mod holds;
+pub mod operations;
 pub mod queue;
 pub mod venues;
 pub mod webhooks;
@@ -132,7 +133,8 @@ impl Modify for BearerAuth {
         (name = "bookings", description = "Bookings, payment, cancellation and tickets"),
         (name = "checkin", description = "Checking tickets in at the gate"),
         (name = "webhooks", description = "Payment providers' webhooks, authenticated by their signature"),
-        (name = "admin", description = "Platform administration")
+        (name = "admin", description = "Platform administration"),
+        (name = "operations", description = "Liveness and readiness for load balancers")
     )
 )]
 struct ApiDoc;
