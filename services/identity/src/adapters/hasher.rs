@@ -1,5 +1,7 @@
 //! Argon2id password hashing, off the async threads.
 
+use std::sync::Arc;
+
 use anyhow::Context as _;
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
@@ -10,18 +12,24 @@ pub struct Hasher {
     /// A hash of a random password, verified against when the user does not exist,
     /// so unknown emails cost the same time as wrong passwords.
     dummy: String,
+    /// Each hash takes 19 MiB for its duration: one per core keeps the cores busy, and a
+    /// login storm at an on-sale queues here instead of growing memory without bound.
+    permits: Arc<tokio::sync::Semaphore>,
 }
 
 impl Hasher {
     /// Prepares the hasher (computes the dummy hash once).
     pub async fn new() -> anyhow::Result<Self> {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let permits = Arc::new(tokio::sync::Semaphore::new(cores));
         let secret: [u8; 16] = rand::random();
         let dummy = hash(hex(&secret)).await?;
-        Ok(Self { dummy })
+        Ok(Self { dummy, permits })
     }
 
     /// The PHC-format hash of `password`.
     pub async fn hash(&self, password: &str) -> anyhow::Result<String> {
+        let _permit = self.permits.acquire().await.context("hasher closed")?;
         hash(password.to_owned()).await
     }
 
@@ -30,6 +38,7 @@ impl Hasher {
         let known = stored.is_some();
         let stored = stored.unwrap_or(&self.dummy).to_owned();
         let password = password.to_owned();
+        let _permit = self.permits.acquire().await.context("hasher closed")?;
         let matches = tokio::task::spawn_blocking(move || {
             let parsed = PasswordHash::new(&stored).map_err(|e| anyhow::anyhow!("stored hash is malformed: {e}"))?;
             Ok::<_, anyhow::Error>(Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
