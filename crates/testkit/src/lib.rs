@@ -7,6 +7,7 @@
 
 pub mod broker;
 mod issuer;
+pub mod otlp;
 pub mod smtp;
 
 pub use issuer::TestIssuer;
@@ -84,7 +85,13 @@ impl TestDb {
         sqlx::query(&format!(r#"CREATE DATABASE "{name}""#)).execute(&mut admin).await.expect("create test database");
         admin.close().await.ok();
         let url = with_database(&database_url(), &name);
-        let pool = PgPool::connect(&url).await.expect("connect to the test database");
+        // Few connections: an end-to-end platform holds five test databases at once, and the
+        // shared server allows 100 clients in all.
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(4)
+            .connect(&url)
+            .await
+            .expect("connect to the test database");
         let mut config = DatabaseConfig::for_service("test");
         config.url = url;
         config.max_connections = 8;
