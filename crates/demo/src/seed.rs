@@ -272,15 +272,16 @@ async fn make(ctx: &Ctx, job: Job) -> anyhow::Result<booking::BookingDetails> {
     .await
     .context("hold")?
     .into_inner();
-    let create = booking::CreateBookingRequest { hold_id: hold.hold_id, idempotency_key: key.clone() };
-    let mut details = ctx
-        .api
-        .booking
-        .clone()
-        .create_booking(authed(create, &user.token))
-        .await
-        .context("create booking")?
-        .into_inner();
+    // Keyed, so a retry after UNAVAILABLE (booking's pool busy) cannot book twice; within
+    // the shortest hold TTL, so the hold is still there.
+    let mut details = retry(Duration::from_secs(10), &[Code::Unavailable], || {
+        let create = booking::CreateBookingRequest { hold_id: hold.hold_id.clone(), idempotency_key: key.clone() };
+        let mut booking = ctx.api.booking.clone();
+        async move { booking.create_booking(authed(create, &user.token)).await }
+    })
+    .await
+    .context("create booking")?
+    .into_inner();
 
     let card = match job.target {
         Target::PendingPayment | Target::Expired => return Ok(details),

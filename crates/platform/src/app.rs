@@ -41,11 +41,12 @@ pub struct App {
 impl App {
     /// A new service called `name` (also its metrics label).
     pub fn new(name: &'static str, server: ServerConfig) -> Self {
+        let metrics = Metrics::new(name);
         Self {
             name,
             server,
-            metrics: Metrics::new(name),
-            readiness: Readiness::default(),
+            readiness: Readiness::reporting_to(metrics.clone()),
+            metrics,
             stop: CancellationToken::new(),
             tasks: Vec::new(),
             admin_routes: axum::Router::new(),
@@ -56,6 +57,18 @@ impl App {
     /// The service's metrics registry.
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
+    }
+
+    /// Applies the metric settings of `telemetry` (sampling interval, per-event cap).
+    pub fn telemetry(&mut self, telemetry: &crate::config::TelemetryConfig) -> &mut Self {
+        self.metrics.configure(telemetry);
+        self
+    }
+
+    /// Samples `pool`'s `db_pool_*` metrics every `telemetry.metrics_interval` until shutdown.
+    pub fn watch_pool(&mut self, pool: &sqlx::PgPool) -> &mut Self {
+        let task = crate::db::watch(pool.clone(), self.metrics.clone(), self.stop.clone());
+        self.spawn("db-pool-metrics", task)
     }
 
     /// The service's readiness checks (what `/readyz` reports).

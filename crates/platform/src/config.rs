@@ -169,11 +169,22 @@ pub struct TelemetryConfig {
     pub log_filter: String,
     /// JSON logs (production) or human-readable ones (a developer's terminal).
     pub log_json: bool,
+    /// How often gauges of shared state (outbox backlog, consumer lag, pool, seats) are sampled.
+    #[serde(with = "humantime_serde")]
+    pub metrics_interval: Duration,
+    /// Most events with per-event series (`event_id` label) per process; see
+    /// `docs/observability.md`. Further events count under `event_id="_other"`.
+    pub max_event_series: usize,
 }
 
 impl Default for TelemetryConfig {
     fn default() -> Self {
-        Self { log_filter: "info".into(), log_json: true }
+        Self {
+            log_filter: "info".into(),
+            log_json: true,
+            metrics_interval: crate::metrics::DEFAULT_INTERVAL,
+            max_event_series: crate::metrics::DEFAULT_MAX_EVENT_SERIES,
+        }
     }
 }
 
@@ -181,6 +192,12 @@ impl Validate for TelemetryConfig {
     fn validate(&self, issues: &mut Vec<ConfigIssue>) {
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log_filter) {
             issues.push(ConfigIssue::new("telemetry.log_filter", e.to_string()));
+        }
+        if self.metrics_interval < Duration::from_millis(100) || self.metrics_interval > Duration::from_secs(300) {
+            issues.push(ConfigIssue::new("telemetry.metrics_interval", "must be between 100ms and 5m"));
+        }
+        if self.max_event_series > 10_000 {
+            issues.push(ConfigIssue::new("telemetry.max_event_series", "must be at most 10,000"));
         }
     }
 }

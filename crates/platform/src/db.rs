@@ -58,3 +58,33 @@ pub async fn migrate(config: &DatabaseConfig, migrator: &Migrator) -> anyhow::Re
     pool.close().await;
     Ok(())
 }
+
+/// Samples `db_pool_connections`, `db_pool_max_connections` and, by timing one acquire,
+/// `db_pool_acquire_duration_seconds` every `telemetry.metrics_interval` until `stop`.
+/// sqlx has no acquire hook, so the histogram is a sample of what callers wait, not every wait.
+pub async fn watch(
+    pool: PgPool,
+    metrics: crate::metrics::Metrics,
+    stop: tokio_util::sync::CancellationToken,
+) -> anyhow::Result<()> {
+    let gauges = metrics.pool_metrics().clone();
+    gauges.max.set(i64::from(pool.options().get_max_connections()));
+    loop {
+        sample_pool(&pool, &gauges).await;
+        tokio::select! {
+            () = stop.cancelled() => return Ok(()),
+            () = tokio::time::sleep(metrics.interval()) => {}
+        }
+    }
+}
+
+async fn sample_pool(pool: &PgPool, gauges: &crate::metrics::PoolMetrics) {
+    let started = std::time::Instant::now();
+    // A failed acquire (Postgres down) waited the acquire timeout: that is what callers see too.
+    let acquired = pool.acquire().await;
+    gauges.acquire.observe(started.elapsed().as_secs_f64());
+    drop(acquired);
+    let (size, idle) = (pool.size(), pool.num_idle() as u32);
+    gauges.idle.set(i64::from(idle));
+    gauges.in_use.set(i64::from(size.saturating_sub(idle)));
+}

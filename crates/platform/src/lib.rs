@@ -15,6 +15,7 @@ pub mod events;
 pub mod idempotency;
 pub mod kafka;
 pub mod metrics;
+pub mod money;
 pub mod page;
 pub mod peers;
 pub mod readiness;

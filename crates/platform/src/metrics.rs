@@ -4,16 +4,27 @@
 //! `traceparent`, so every handler runs inside a trace.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
-use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
+};
 use tracing::Instrument;
 
 /// Latency buckets from 250µs to 10s: the hold path is sub-millisecond, payments take seconds.
 pub const LATENCY_BUCKETS: &[f64] =
     &[0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+
+/// Default of `telemetry.metrics_interval`.
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(10);
+/// Default of `telemetry.max_event_series`.
+pub const DEFAULT_MAX_EVENT_SERIES: usize = 50;
+/// The `event_id` of counters of events beyond the cap.
+pub const OTHER_EVENT: &str = "_other";
 
 /// The service's registry and its request metrics.
 #[derive(Clone)]
@@ -25,6 +36,45 @@ pub struct Metrics {
     pub(crate) outbox_relayed: IntCounterVec,
     /// Consumed messages, by group, topic and outcome; shared by every consumer.
     pub(crate) consumed: IntCounterVec,
+    /// Outbox, Kafka, pool, Redis and dependency metrics, registered on first use.
+    plumbing: Arc<Plumbing>,
+    settings: Arc<Settings>,
+    /// The service's name: its `service` label, and `service.name` on its entry spans.
+    service: Arc<str>,
+}
+
+/// `telemetry.metrics_interval` and `telemetry.max_event_series`, set by [`Metrics::configure`].
+struct Settings {
+    interval_ms: AtomicU64,
+    max_event_series: AtomicUsize,
+}
+
+/// Shared plumbing metrics. Vectors without series are not exported, so the labelled ones
+/// are registered up front; the plain gauges of the outbox and the pool only once a service
+/// has an outbox or a pool, so a service without either does not report zeros.
+struct Plumbing {
+    outbox: std::sync::OnceLock<OutboxGauges>,
+    pool: std::sync::OnceLock<PoolMetrics>,
+    consumer_lag: IntGaugeVec,
+    dlq: IntGaugeVec,
+    redis: HistogramVec,
+    dependency_up: IntGaugeVec,
+}
+
+/// `outbox_pending_messages` and `outbox_oldest_pending_age_seconds`.
+#[derive(Clone)]
+pub(crate) struct OutboxGauges {
+    pub(crate) pending: IntGauge,
+    pub(crate) oldest_age: Gauge,
+}
+
+/// `db_pool_*`.
+#[derive(Clone)]
+pub(crate) struct PoolMetrics {
+    pub(crate) idle: IntGauge,
+    pub(crate) in_use: IntGauge,
+    pub(crate) max: IntGauge,
+    pub(crate) acquire: Histogram,
 }
 
 struct Red {
@@ -68,12 +118,138 @@ impl Metrics {
         for collector in [&outbox_relayed, &consumed] {
             registry.register(Box::new(collector.clone())).expect("registered once");
         }
-        Self { registry, grpc: Arc::new(grpc), http: Arc::new(http), outbox_relayed, consumed }
+        let gauge_vec = |name: &str, help: &str, labels: &[&str]| {
+            let vec = IntGaugeVec::new(Opts::new(name, help), labels).expect("static metric definition");
+            registry.register(Box::new(vec.clone())).expect("registered once");
+            vec
+        };
+        let consumer_lag = gauge_vec(
+            "kafka_consumer_lag_messages",
+            "High watermark minus the committed offset, for the partitions this replica owns.",
+            &["group", "topic", "partition"],
+        );
+        let dlq =
+            gauge_vec("kafka_dlq_messages", "Messages in a dead-letter topic (high minus low watermark).", &["topic"]);
+        let dependency_up = gauge_vec(
+            "platform_dependency_up",
+            "1 when the latest check of the dependency passed, else 0.",
+            &["dependency"],
+        );
+        let redis = HistogramVec::new(
+            HistogramOpts::new("redis_command_duration_seconds", "Time of one Redis script or command.")
+                .buckets(LATENCY_BUCKETS.to_vec()),
+            &["operation"],
+        )
+        .expect("static metric definition");
+        registry.register(Box::new(redis.clone())).expect("registered once");
+        let plumbing = Plumbing {
+            outbox: std::sync::OnceLock::new(),
+            pool: std::sync::OnceLock::new(),
+            consumer_lag,
+            dlq,
+            redis,
+            dependency_up,
+        };
+        let settings = Settings {
+            interval_ms: AtomicU64::new(DEFAULT_INTERVAL.as_millis() as u64),
+            max_event_series: AtomicUsize::new(DEFAULT_MAX_EVENT_SERIES),
+        };
+        Self {
+            registry,
+            grpc: Arc::new(grpc),
+            http: Arc::new(http),
+            outbox_relayed,
+            consumed,
+            plumbing: Arc::new(plumbing),
+            settings: Arc::new(settings),
+            service: service.into(),
+        }
+    }
+
+    /// Applies `telemetry.metrics_interval` and `telemetry.max_event_series`; call it before
+    /// starting the tasks that read them.
+    pub fn configure(&self, telemetry: &crate::config::TelemetryConfig) {
+        self.settings.interval_ms.store(telemetry.metrics_interval.as_millis().max(1) as u64, Ordering::Relaxed);
+        self.settings.max_event_series.store(telemetry.max_event_series, Ordering::Relaxed);
+    }
+
+    /// How often background tasks sample gauges of shared state (`telemetry.metrics_interval`).
+    pub fn interval(&self) -> Duration {
+        Duration::from_millis(self.settings.interval_ms.load(Ordering::Relaxed))
+    }
+
+    /// Most events with series of their own (`telemetry.max_event_series`).
+    pub fn max_event_series(&self) -> usize {
+        self.settings.max_event_series.load(Ordering::Relaxed)
+    }
+
+    /// The histogram of one Redis `operation`, resolved once by the caller for its hot path.
+    pub fn redis_timer(&self, operation: &str) -> Histogram {
+        self.plumbing.redis.with_label_values(&[operation])
+    }
+
+    /// Records whether `dependency` (`postgres`, `redis`, `kafka`) passed its latest check.
+    pub fn dependency_up(&self, dependency: &str, up: bool) {
+        self.plumbing.dependency_up.with_label_values(&[dependency]).set(i64::from(up));
+    }
+
+    pub(crate) fn consumer_lag(&self) -> &IntGaugeVec {
+        &self.plumbing.consumer_lag
+    }
+
+    pub(crate) fn dlq(&self) -> &IntGaugeVec {
+        &self.plumbing.dlq
+    }
+
+    pub(crate) fn outbox_gauges(&self) -> &OutboxGauges {
+        self.plumbing.outbox.get_or_init(|| {
+            let pending =
+                IntGauge::new("outbox_pending_messages", "Unpublished outbox rows.").expect("static metric definition");
+            let oldest_age = Gauge::new(
+                "outbox_oldest_pending_age_seconds",
+                "Age of the oldest unpublished outbox row; 0 when there is none.",
+            )
+            .expect("static metric definition");
+            self.register(&pending);
+            self.register(&oldest_age);
+            OutboxGauges { pending, oldest_age }
+        })
+    }
+
+    pub(crate) fn pool_metrics(&self) -> &PoolMetrics {
+        self.plumbing.pool.get_or_init(|| {
+            let connections = IntGaugeVec::new(
+                Opts::new("db_pool_connections", "Pooled Postgres connections, by state."),
+                &["state"],
+            )
+            .expect("static metric definition");
+            let max = IntGauge::new("db_pool_max_connections", "The pool's upper bound (database.max_connections).")
+                .expect("static metric definition");
+            let acquire = Histogram::with_opts(
+                HistogramOpts::new("db_pool_acquire_duration_seconds", "Time to get a pooled connection.")
+                    .buckets(LATENCY_BUCKETS.to_vec()),
+            )
+            .expect("static metric definition");
+            self.register(&connections);
+            self.register(&max);
+            self.register(&acquire);
+            PoolMetrics {
+                idle: connections.with_label_values(&["idle"]),
+                in_use: connections.with_label_values(&["in_use"]),
+                max,
+                acquire,
+            }
+        })
     }
 
     /// The registry, for services to register their own metrics.
     pub fn registry(&self) -> &Registry {
         &self.registry
+    }
+
+    /// The service's name (`service.name` of the spans where its work starts).
+    pub fn service(&self) -> &str {
+        &self.service
     }
 
     /// Registers a service-specific collector; panics on a duplicate name, which is a bug.
@@ -99,6 +275,91 @@ impl Metrics {
     /// A tower layer recording RED metrics and a span for every gRPC call.
     pub fn grpc_layer(&self) -> GrpcTelemetryLayer {
         GrpcTelemetryLayer { metrics: self.clone() }
+    }
+}
+
+/// Per-event metric handles under the label-cardinality rule of `docs/observability.md`:
+/// at most `cap` events have series of their own; the handles of any further event are
+/// those of `event_id="_other"`, so counters' totals stay right. An event unused for
+/// `retention` (an hour after its sale ended) gives its slot up and its series are removed.
+pub struct PerEvent<T> {
+    cap: usize,
+    retention: Duration,
+    entries: std::sync::Mutex<std::collections::HashMap<uuid::Uuid, (T, Instant)>>,
+    other: T,
+    make: Box<dyn Fn(&str) -> T + Send + Sync>,
+    forget: Box<dyn Fn(&T) + Send + Sync>,
+}
+
+/// How long an event's series outlive its last use.
+pub const EVENT_RETENTION: Duration = Duration::from_secs(3600);
+
+impl<T: Clone> PerEvent<T> {
+    /// Handles made by `make(event_id label)`; `forget` removes an event's series.
+    pub fn new(
+        cap: usize,
+        make: impl Fn(&str) -> T + Send + Sync + 'static,
+        forget: impl Fn(&T) + Send + Sync + 'static,
+    ) -> Self {
+        Self::with_retention(cap, EVENT_RETENTION, make, forget)
+    }
+
+    /// Like [`PerEvent::new`] with another retention (tests).
+    pub fn with_retention(
+        cap: usize,
+        retention: Duration,
+        make: impl Fn(&str) -> T + Send + Sync + 'static,
+        forget: impl Fn(&T) + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            cap,
+            retention,
+            entries: std::sync::Mutex::default(),
+            other: make(OTHER_EVENT),
+            make: Box::new(make),
+            forget: Box::new(forget),
+        }
+    }
+
+    /// The handles of `event`: its own while under the cap, else `_other`'s.
+    pub fn get(&self, event: uuid::Uuid) -> T {
+        let now = Instant::now();
+        let mut entries = self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((handles, used)) = entries.get_mut(&event) {
+            *used = now;
+            return handles.clone();
+        }
+        if entries.len() >= self.cap {
+            self.expire_locked(&mut entries, now);
+            if entries.len() >= self.cap {
+                return self.other.clone();
+            }
+        }
+        let handles = (self.make)(&event.to_string());
+        entries.insert(event, (handles.clone(), now));
+        handles
+    }
+
+    /// The events that have series of their own, with their handles.
+    pub fn events(&self) -> Vec<(uuid::Uuid, T)> {
+        let entries = self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        entries.iter().map(|(event, (handles, _))| (*event, handles.clone())).collect()
+    }
+
+    /// Removes the series of events unused for the retention.
+    pub fn expire(&self) {
+        let mut entries = self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.expire_locked(&mut entries, Instant::now());
+    }
+
+    fn expire_locked(&self, entries: &mut std::collections::HashMap<uuid::Uuid, (T, Instant)>, now: Instant) {
+        entries.retain(|_, (handles, used)| {
+            let keep = now.duration_since(*used) < self.retention;
+            if !keep {
+                (self.forget)(handles);
+            }
+            keep
+        });
     }
 }
 
@@ -157,25 +418,21 @@ where
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
         let started = Instant::now();
         let path = request.uri().path().to_owned();
-        let span =
-            tracing::info_span!("grpc.request", rpc.method = %path, rpc.grpc.status_code = tracing::field::Empty);
+        let span = tracing::info_span!(
+            "grpc.request",
+            otel.name = path.trim_start_matches('/'),
+            otel.kind = "server",
+            service.name = %self.metrics.service,
+            rpc.method = %path,
+            rpc.grpc.status_code = tracing::field::Empty,
+        );
         crate::telemetry::set_parent_from_headers(&span, request.headers());
         let metrics = self.metrics.clone();
         let future = self.inner.call(request);
         Box::pin(
             async move {
                 let result = future.await;
-                // Unary errors are trailers-only responses: the status is in the headers.
-                // A response without it started successfully.
-                let code = match &result {
-                    Ok(response) => response
-                        .headers()
-                        .get("grpc-status")
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(|v| v.parse::<i32>().ok())
-                        .map_or(tonic::Code::Ok, tonic::Code::from_i32),
-                    Err(_) => tonic::Code::Internal,
-                };
+                let code = crate::telemetry::response_code(&result, tonic::Code::Internal);
                 tracing::Span::current().record("rpc.grpc.status_code", code as i32);
                 // Unknown paths come from the client; keep them out of label values.
                 let method = if code == tonic::Code::Unimplemented { "<unknown>" } else { path.as_str() };
@@ -205,5 +462,39 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("http_server_request_duration_seconds_bucket"), "{text}");
+    }
+
+    #[test]
+    fn events_beyond_the_cap_count_as_other_and_idle_ones_free_their_slot() {
+        let metrics = Metrics::new("test");
+        let sold =
+            metrics.register(&IntCounterVec::new(Opts::new("test_sold_total", "Sold."), &["event_id"]).expect("valid"));
+        let (make, forget) = (sold.clone(), sold.clone());
+        let per_event = PerEvent::with_retention(
+            2,
+            Duration::from_millis(200),
+            move |event| (make.with_label_values(&[event]), event.to_owned()),
+            move |(_, event): &(prometheus::IntCounter, String)| {
+                let _ = forget.remove_label_values(&[event]);
+            },
+        );
+        let events: Vec<_> = (0..4).map(|_| uuid::Uuid::new_v4()).collect();
+        for event in &events {
+            per_event.get(*event).0.inc();
+        }
+        per_event.get(events[0]).0.inc();
+        let text = metrics.render();
+        assert!(text.contains(&format!(r#"test_sold_total{{event_id="{}",service="test"}} 2"#, events[0])), "{text}");
+        assert!(text.contains(&format!(r#"test_sold_total{{event_id="{}",service="test"}} 1"#, events[1])), "{text}");
+        assert!(text.contains(r#"test_sold_total{event_id="_other",service="test"} 2"#), "{text}");
+        assert!(!text.contains(&events[2].to_string()), "{text}");
+
+        // Once the first two have been idle for the retention, a new event takes a slot.
+        std::thread::sleep(Duration::from_millis(250));
+        per_event.get(events[3]).0.inc();
+        assert_eq!(per_event.events().len(), 1);
+        let text = metrics.render();
+        assert!(!text.contains(&events[0].to_string()), "{text}");
+        assert!(text.contains(&format!(r#"test_sold_total{{event_id="{}",service="test"}} 1"#, events[3])), "{text}");
     }
 }

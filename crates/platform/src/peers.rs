@@ -12,6 +12,7 @@ use tonic::Status;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::config::AuthConfig;
+use crate::telemetry::Traced;
 
 /// A channel to `url` that connects on first use and reconnects by itself, so a
 /// peer that is down at start only fails the calls made while it is down.
@@ -34,7 +35,7 @@ pub fn endpoint(url: &str, timeout: Duration) -> anyhow::Result<Endpoint> {
 /// their lifetime has passed.
 #[derive(Clone)]
 pub struct ServiceTokens {
-    client: identity::identity_client::IdentityClient<Channel>,
+    client: identity::identity_client::IdentityClient<Traced<Channel>>,
     credentials: identity::IssueServiceTokenRequest,
     cached: Arc<Mutex<Option<(String, Instant)>>>,
 }
@@ -45,8 +46,8 @@ impl ServiceTokens {
         if auth.client_id.is_empty() {
             return Ok(None);
         }
-        let client =
-            identity::identity_client::IdentityClient::new(channel(&auth.identity_url, Duration::from_secs(5))?);
+        let channel = Traced::new(channel(&auth.identity_url, Duration::from_secs(5))?);
+        let client = identity::identity_client::IdentityClient::new(channel);
         let credentials = identity::IssueServiceTokenRequest {
             client_id: auth.client_id.clone(),
             client_secret: auth.client_secret.clone(),

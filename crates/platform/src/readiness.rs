@@ -18,7 +18,11 @@ pub struct Readiness {
     checks: Vec<(&'static str, Check)>,
     ready: Arc<AtomicBool>,
     draining: Arc<AtomicBool>,
+    metrics: Option<crate::metrics::Metrics>,
 }
+
+/// Checks whose verdict is also `platform_dependency_up{dependency=<name>}`.
+const DEPENDENCIES: [&str; 3] = ["postgres", "redis", "kafka"];
 
 /// The outcome of one round of checks.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,6 +41,12 @@ impl Report {
 }
 
 impl Readiness {
+    /// Readiness that reports the checks named after a dependency (`postgres`, `redis`,
+    /// `kafka`) as `platform_dependency_up` in `metrics`.
+    pub fn reporting_to(metrics: crate::metrics::Metrics) -> Self {
+        Self { metrics: Some(metrics), ..Self::default() }
+    }
+
     /// Adds a named check.
     pub fn add(&mut self, name: &'static str, check: Check) {
         self.checks.push((name, check));
@@ -69,6 +79,11 @@ impl Readiness {
             (*name, failure)
         }))
         .await;
+        if let Some(metrics) = &self.metrics {
+            for (name, failure) in results.iter().filter(|(name, _)| DEPENDENCIES.contains(name)) {
+                metrics.dependency_up(name, failure.is_none());
+            }
+        }
         let report = Report { checks: results, draining: self.is_draining() };
         self.ready.store(report.is_ready(), Ordering::Release);
         report
@@ -110,6 +125,20 @@ mod tests {
         assert!(!report.is_ready());
         assert_eq!(report.checks[1], ("broken", Some("down".into())));
         assert!(!readiness.is_ready());
+    }
+
+    #[tokio::test]
+    async fn dependency_checks_are_reported_as_up_or_down() {
+        let metrics = crate::metrics::Metrics::new("test");
+        let mut readiness = Readiness::reporting_to(metrics.clone());
+        readiness.add("postgres", Arc::new(|| Box::pin(async { Ok(()) })));
+        readiness.add("redis", Arc::new(|| Box::pin(async { anyhow::bail!("down") })));
+        readiness.add("jwks", Arc::new(|| Box::pin(async { Ok(()) })));
+        readiness.run().await;
+        let text = metrics.render();
+        assert!(text.contains(r#"platform_dependency_up{dependency="postgres",service="test"} 1"#), "{text}");
+        assert!(text.contains(r#"platform_dependency_up{dependency="redis",service="test"} 0"#), "{text}");
+        assert!(!text.contains("jwks"), "{text}");
     }
 
     #[tokio::test]

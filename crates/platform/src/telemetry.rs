@@ -1,21 +1,33 @@
 //! Logs, traces and W3C trace-context propagation.
 //!
-//! Logs are JSON (or human-readable) with an `EnvFilter`. When
-//! `OTEL_EXPORTER_OTLP_ENDPOINT` is set, spans are also exported over OTLP/gRPC.
-//! `traceparent` travels in gRPC metadata and Kafka headers; the helpers here
-//! inject and extract it.
+//! Logs are JSON (or human-readable) with an `EnvFilter`; JSON lines logged inside a
+//! span carry its `trace_id` and `span_id`. Every span is an OpenTelemetry span, so
+//! trace ids exist, propagate and reach the logs whether or not they are exported;
+//! when `OTEL_EXPORTER_OTLP_ENDPOINT` is set they are also exported over OTLP/gRPC.
+//! `traceparent` travels in gRPC metadata ([`Traced`] on the client, the platform's
+//! server layer on the server) and Kafka headers; the helpers here inject and extract it.
 
+use std::task::{Context, Poll};
+
+use futures::future::BoxFuture;
 use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
-use opentelemetry::trace::TracerProvider as _;
+use opentelemetry::trace::{TraceId, TracerProvider as _};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use rdkafka::message::{BorrowedHeaders, Headers, OwnedHeaders};
+use tracing::Instrument as _;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::format::{FormatEvent, FormatFields, Writer};
+use tracing_subscriber::fmt::{FmtContext, MakeWriter};
 use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
-use tracing_subscriber::{EnvFilter, Layer};
 
 use crate::config::TelemetryConfig;
+
+/// The instrumentation scope of every span the services make.
+const SCOPE: &str = "ticketing";
 
 /// Keeps the trace exporter alive; dropping it flushes pending spans.
 #[must_use = "dropping the guard stops trace export"]
@@ -40,42 +52,114 @@ impl Drop for TelemetryGuard {
 pub fn init(service: &'static str, config: &TelemetryConfig) -> anyhow::Result<TelemetryGuard> {
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
     let filter = EnvFilter::try_from_default_env().or_else(|_| EnvFilter::try_new(&config.log_filter))?;
-    let fmt = if config.log_json {
-        tracing_subscriber::fmt::layer()
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
-            .with_span_list(false)
-            .boxed()
-    } else {
-        tracing_subscriber::fmt::layer().compact().boxed()
-    };
-
-    let provider = match std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT") {
-        Ok(endpoint) if !endpoint.is_empty() => Some(otlp_provider(service)?),
-        _ => None,
-    };
-    let otel = provider.as_ref().map(|p| tracing_opentelemetry::layer().with_tracer(p.tracer(service)));
-    if let Some(p) = &provider {
-        opentelemetry::global::set_tracer_provider(p.clone());
-    }
+    // The exporter reads OTEL_EXPORTER_OTLP_ENDPOINT (and _TIMEOUT, _HEADERS) itself.
+    let export = std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT").is_ok_and(|endpoint| !endpoint.is_empty());
+    let provider = tracer_provider(service, if export { Export::FromEnv } else { Export::Nowhere })?;
+    opentelemetry::global::set_tracer_provider(provider.clone());
 
     // `try_init` fails only when a subscriber is already installed.
-    let _ = tracing_subscriber::registry().with(filter).with(fmt).with(otel).try_init();
-    Ok(TelemetryGuard { provider })
+    let _ = subscriber(filter, config.log_json, &provider, std::io::stdout).try_init();
+    Ok(TelemetryGuard { provider: Some(provider) })
 }
 
-fn otlp_provider(service: &'static str) -> anyhow::Result<SdkTracerProvider> {
-    // The exporter reads OTEL_EXPORTER_OTLP_ENDPOINT (and _TIMEOUT, _HEADERS) itself.
-    let exporter = opentelemetry_otlp::SpanExporter::builder().with_tonic().build()?;
-    let resource = opentelemetry_sdk::Resource::builder().with_service_name(service).build();
-    Ok(SdkTracerProvider::builder().with_batch_exporter(exporter).with_resource(resource).build())
+/// Where a [`tracer_provider`] sends its spans.
+#[derive(Debug, Clone, Copy)]
+pub enum Export<'a> {
+    /// Nowhere: spans exist for their ids only, which propagate and reach the logs.
+    Nowhere,
+    /// Over OTLP/gRPC to `OTEL_EXPORTER_OTLP_ENDPOINT`.
+    FromEnv,
+    /// Over OTLP/gRPC to this endpoint (a test's collector).
+    To(&'a str),
 }
 
-/// The `traceparent` of the current span, or `None` outside any sampled trace.
+/// The tracer provider of `service`'s spans, with the resource `service.name=<service>`.
+/// Export runs in batches on a thread of its own; build the provider inside a Tokio
+/// runtime, which the gRPC exporter's connection lives on.
+pub fn tracer_provider(service: &str, export: Export<'_>) -> anyhow::Result<SdkTracerProvider> {
+    use opentelemetry_otlp::WithExportConfig as _;
+    let resource = opentelemetry_sdk::Resource::builder().with_service_name(service.to_owned()).build();
+    let provider = SdkTracerProvider::builder().with_resource(resource);
+    let exporter = opentelemetry_otlp::SpanExporter::builder().with_tonic();
+    let provider = match export {
+        Export::Nowhere => provider,
+        Export::FromEnv => provider.with_batch_exporter(exporter.build()?),
+        Export::To(endpoint) => provider.with_batch_exporter(exporter.with_endpoint(endpoint).build()?),
+    };
+    Ok(provider.build())
+}
+
+/// The subscriber every service runs: `filter`, then logs to `writer` (JSON lines with
+/// `trace_id` and `span_id`, or compact text) and spans to `provider`.
+/// [`init`] installs it globally; tests may scope it to their own threads.
+pub fn subscriber<W>(
+    filter: EnvFilter,
+    json: bool,
+    provider: &SdkTracerProvider,
+    writer: W,
+) -> impl tracing::Subscriber + Send + Sync + for<'a> LookupSpan<'a> + 'static
+where
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    let (json, compact) = if json {
+        let format =
+            tracing_subscriber::fmt::format().json().flatten_event(true).with_current_span(true).with_span_list(false);
+        let layer = tracing_subscriber::fmt::layer()
+            .fmt_fields(tracing_subscriber::fmt::format::JsonFields::new())
+            .event_format(WithTraceIds(format))
+            .with_writer(writer);
+        (Some(layer), None)
+    } else {
+        (None, Some(tracing_subscriber::fmt::layer().compact().with_writer(writer)))
+    };
+    let otel = tracing_opentelemetry::layer().with_tracer(provider.tracer(SCOPE)).with_threads(false);
+    tracing_subscriber::registry().with(filter).with(otel).with(json).with(compact)
+}
+
+/// Formats an event with the JSON format `F`, adding the `trace_id` and `span_id` of the
+/// span it happened in, so a log line leads to its trace.
+struct WithTraceIds<F>(F);
+
+impl<S, N, F> FormatEvent<S, N> for WithTraceIds<F>
+where
+    S: tracing::Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+    F: FormatEvent<S, N>,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        let ids = ctx.parent_span().and_then(|span| {
+            let extensions = span.extensions();
+            let data = extensions.get::<tracing_opentelemetry::OtelData>()?;
+            Some((data.trace_id()?, data.span_id()?))
+        });
+        let Some((trace_id, span_id)) = ids.filter(|(trace_id, _)| *trace_id != TraceId::INVALID) else {
+            return self.0.format_event(ctx, writer, event);
+        };
+        let mut line = String::new();
+        self.0.format_event(ctx, Writer::new(&mut line), event)?;
+        // One JSON object per line: add the ids before its closing brace.
+        match line.trim_end().strip_suffix('}') {
+            Some(object) => writeln!(writer, r#"{object},"trace_id":"{trace_id}","span_id":"{span_id}"}}"#),
+            None => writer.write_str(&line),
+        }
+    }
+}
+
+/// The `traceparent` of the current span, or `None` outside a trace.
 pub fn current_traceparent() -> Option<String> {
+    traceparent_of(&tracing::Span::current())
+}
+
+/// The `traceparent` naming `span` as the parent, or `None` when it is in no trace (it is
+/// disabled, or no subscriber makes OpenTelemetry spans).
+pub fn traceparent_of(span: &tracing::Span) -> Option<String> {
     let mut carrier = std::collections::HashMap::new();
-    TraceContextPropagator::new().inject_context(&tracing::Span::current().context(), &mut carrier);
+    TraceContextPropagator::new().inject_context(&span.context(), &mut carrier);
     carrier.remove("traceparent")
 }
 
@@ -119,6 +203,126 @@ pub fn extract_kafka(headers: Option<&BorrowedHeaders>) -> Option<String> {
         .map(|v| String::from_utf8_lossy(v).into_owned())
 }
 
+/// Writes `span`'s trace context into outgoing HTTP/gRPC headers.
+pub fn inject_headers(span: &tracing::Span, headers: &mut http::HeaderMap) {
+    TraceContextPropagator::new().inject_context(&span.context(), &mut HeaderInjector(headers));
+}
+
+/// Axum middleware: a server span per request, named for its route, that continues the
+/// caller's `traceparent` (so a client may make several calls one trace, as a purchase
+/// is) and carries `service` as `service.name`.
+pub async fn trace_http(
+    axum::extract::State(service): axum::extract::State<&'static str>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let method = request.method().as_str();
+    let route = request.extensions().get::<axum::extract::MatchedPath>().map_or("<unmatched>", |p| p.as_str());
+    let span = tracing::info_span!(
+        "http.request",
+        otel.name = %format_args!("{method} {route}"),
+        otel.kind = "server",
+        otel.status_code = tracing::field::Empty,
+        service.name = service,
+        http.request.method = method,
+        http.route = route,
+        url.path = request.uri().path(),
+        request_id = request.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or_default(),
+        http.response.status_code = tracing::field::Empty,
+    );
+    set_parent_from_headers(&span, request.headers());
+    let response = next.run(request).instrument(span.clone()).await;
+    let status = response.status();
+    span.record("http.response.status_code", status.as_u16());
+    if status.is_server_error() {
+        span.record("otel.status_code", "error");
+    }
+    response
+}
+
+/// A gRPC client's transport (a `Channel`, or a stack over one) that opens a client
+/// span per call and sends its context as `traceparent`, so the server's span is its
+/// child: `InventoryClient::new(Traced::new(channel))`.
+#[derive(Clone, Debug)]
+pub struct Traced<S> {
+    inner: S,
+}
+
+impl<S> Traced<S> {
+    /// Traces the calls made through `inner`.
+    pub fn new(inner: S) -> Self {
+        Self { inner }
+    }
+}
+
+impl<S, B, R> tower::Service<http::Request<B>> for Traced<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<R>>,
+    S::Future: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
+        let path = request.uri().path();
+        let span = tracing::info_span!(
+            "grpc.client",
+            otel.name = path.trim_start_matches('/'),
+            otel.kind = "client",
+            otel.status_code = tracing::field::Empty,
+            rpc.system = "grpc",
+            rpc.method = path,
+            rpc.grpc.status_code = tracing::field::Empty,
+        );
+        inject_headers(&span, request.headers_mut());
+        let future = self.inner.call(request);
+        let outcome = span.clone();
+        Box::pin(
+            async move {
+                let result = future.await;
+                let code = response_code(&result, tonic::Code::Unavailable);
+                outcome.record("rpc.grpc.status_code", code as i32);
+                if code != tonic::Code::Ok {
+                    outcome.record("otel.status_code", "error");
+                }
+                result
+            }
+            .instrument(span),
+        )
+    }
+}
+
+/// A unary call's gRPC status: unary errors are trailers-only responses, so the status is in
+/// the headers, and a response without it started successfully; `failed` when no response came.
+pub(crate) fn response_code<B, E>(result: &Result<http::Response<B>, E>, failed: tonic::Code) -> tonic::Code {
+    match result {
+        Ok(response) => response
+            .headers()
+            .get("grpc-status")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<i32>().ok())
+            .map_or(tonic::Code::Ok, tonic::Code::from_i32),
+        Err(_) => failed,
+    }
+}
+
+struct HeaderInjector<'a>(&'a mut http::HeaderMap);
+
+impl Injector for HeaderInjector<'_> {
+    fn set(&mut self, key: &str, value: String) {
+        if let (Ok(key), Ok(value)) =
+            (http::HeaderName::from_bytes(key.as_bytes()), http::HeaderValue::try_from(value.as_str()))
+        {
+            self.0.insert(key, value);
+        }
+    }
+}
+
 struct MetadataInjector<'a>(&'a mut tonic::metadata::MetadataMap);
 
 impl Injector for MetadataInjector<'_> {
@@ -147,6 +351,70 @@ impl Extractor for HeaderExtractor<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Log output kept in memory.
+    #[derive(Clone, Default)]
+    struct Buffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Buffer {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    const PARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+    #[test]
+    fn json_log_lines_carry_the_trace_and_span_ids() {
+        let provider = tracer_provider("test", Export::Nowhere).unwrap();
+        let buffer = Buffer::default();
+        let writer = buffer.clone();
+        let subscriber = subscriber(EnvFilter::new("info"), true, &provider, move || writer.clone());
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::info!("outside any span");
+            let span = tracing::info_span!("work", order = 7);
+            set_parent_from_traceparent(&span, PARENT);
+            let _entered = span.enter();
+            tracing::info!(seats = 2, "inside");
+        });
+        let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        assert!(lines[0].get("trace_id").is_none(), "{text}");
+        assert_eq!(lines[1]["message"], "inside");
+        assert_eq!(lines[1]["seats"], 2);
+        assert_eq!(lines[1]["span"]["order"], 7);
+        assert_eq!(lines[1]["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736", "{text}");
+        let span_id = lines[1]["span_id"].as_str().unwrap();
+        assert!(span_id.len() == 16 && span_id != "00f067aa0ba902b7", "the span's own id: {text}");
+    }
+
+    #[tokio::test]
+    async fn traced_clients_send_their_call_span_as_traceparent() {
+        let provider = tracer_provider("test", Export::Nowhere).unwrap();
+        let _default =
+            tracing::subscriber::set_default(subscriber(EnvFilter::new("info"), true, &provider, std::io::sink));
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(None));
+        let record = seen.clone();
+        let mut client = Traced::new(tower::service_fn(move |request: http::Request<()>| {
+            *record.lock().unwrap() = request.headers().get("traceparent").cloned();
+            async { Ok::<_, std::convert::Infallible>(http::Response::new(())) }
+        }));
+        let handler = tracing::info_span!("handler");
+        set_parent_from_traceparent(&handler, PARENT);
+        let call = http::Request::builder().uri("/ticketing.inventory.v1.Inventory/GetHold").body(()).unwrap();
+        tower::ServiceExt::oneshot(&mut client, call).instrument(handler).await.unwrap();
+
+        let sent = seen.lock().unwrap().clone().expect("a traceparent header");
+        let parts: Vec<&str> = sent.to_str().unwrap().split('-').collect();
+        assert_eq!(parts[1], "4bf92f3577b34da6a3ce929d0e0e4736", "the caller's trace");
+        assert_ne!(parts[2], "00f067aa0ba902b7", "the client span's own id, not the caller's");
+    }
 
     #[test]
     fn kafka_headers_round_trip_traceparent() {

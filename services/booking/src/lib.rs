@@ -7,6 +7,7 @@ pub mod config;
 pub mod domain;
 pub mod grpc;
 pub mod saga;
+pub mod sales_metrics;
 pub mod service;
 pub mod startup;
 

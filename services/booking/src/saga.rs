@@ -3,6 +3,7 @@
 //! id, in the handler's transaction); every step also tolerates replays and any
 //! order, because it looks at the booking's state before changing it.
 
+use chrono::DateTime;
 use sqlx::PgConnection;
 use ticketing_platform::events::{PayloadError, payload};
 use ticketing_platform::kafka::consumer::{HandleError, Handler, required_id};
@@ -47,6 +48,7 @@ impl Handler for Saga {
                 tx,
                 required_id("booking_id", &paid.booking_id)?,
                 required_id("payment_id", &paid.payment_id)?,
+                event.occurred_at.and_then(|t| DateTime::from_timestamp(t.seconds, t.nanos.max(0) as u32)),
             )
             .await
         } else if is::<ev::PaymentFailed>(event) {

@@ -33,6 +33,7 @@ pub struct Bookings {
     peers: Peers,
     topic: String,
     transitions: IntCounterVec,
+    sales: crate::sales_metrics::SalesMetrics,
 }
 
 /// A page of bookings and the cursor of the next one.
@@ -66,7 +67,7 @@ impl Bookings {
             )
             .expect("static metric definition"),
         );
-        Self { pool, peers, topic, transitions }
+        Self { pool, peers, topic, transitions, sales: crate::sales_metrics::SalesMetrics::new(metrics) }
     }
 
     /// Writes `booking`'s new state and `event` in the caller's transaction.
@@ -269,12 +270,14 @@ impl Bookings {
         self.save(tx, booking, &announce::refund_requested(booking, payment, reason, detail)).await
     }
 
-    /// `PaymentSucceeded`: sell the hold and confirm, or refund a payment that came too late.
+    /// `PaymentSucceeded` (which happened at `paid_at`): sell the hold and confirm, or refund
+    /// a payment that came too late.
     pub async fn payment_succeeded(
         &self,
         tx: &mut PgConnection,
         booking_id: uuid::Uuid,
         payment: uuid::Uuid,
+        paid_at: Option<DateTime<Utc>>,
     ) -> Result<()> {
         let Some(mut booking) = store::lock(tx, booking_id).await? else {
             return Err(BookingError::NotFound);
@@ -286,6 +289,8 @@ impl Bookings {
                     Ok(()) => {
                         booking.status = Status::Confirmed;
                         self.save(tx, &booking, &announce::confirmed(&booking)).await?;
+                        // The consumer commits right after the handler returns.
+                        self.sales.confirmed(&booking, paid_at);
                     }
                     // Expired, released or fenced off: the seats are gone, the money goes back.
                     Err(s) if matches!(s.code(), Code::FailedPrecondition | Code::NotFound | Code::Aborted) => {

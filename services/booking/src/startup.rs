@@ -39,6 +39,7 @@ pub async fn build(config: Config) -> anyhow::Result<Running> {
         tokens,
     );
     let mut app = App::new("booking", config.server.clone());
+    app.telemetry(&config.telemetry).watch_pool(&pool);
     let bookings = Bookings::new(pool.clone(), peers, topic, app.metrics());
     // A request owns its key for at most a few peer calls; after that a repeat may take over.
     let keys = IdempotencyKeys::new(pool.clone(), settings.peer_timeout * 4 + Duration::from_secs(30));

@@ -23,6 +23,7 @@ pub async fn build(config: Config) -> anyhow::Result<Running> {
     }
 
     let mut app = App::new("catalog", config.server.clone());
+    app.telemetry(&config.telemetry).watch_pool(&pool);
     app.authenticate_with(Verifier::from_config(&config.auth));
     app.check("postgres", readiness::postgres(pool.clone()));
 

@@ -75,6 +75,8 @@ pub fn router(
         .layer(SetResponseHeaderLayer::overriding(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
         .layer(SetResponseHeaderLayer::overriding(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
         .layer(axum::middleware::from_fn(log_request))
+        // Outside the request log, so its lines carry the trace id; inside the request id.
+        .layer(axum::middleware::from_fn_with_state("gateway", ticketing_platform::telemetry::trace_http))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
         // After the layers: probes are neither limited nor shed.

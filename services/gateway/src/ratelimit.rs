@@ -166,6 +166,8 @@ struct Inner {
     verifier: Verifier,
     max_body_bytes: usize,
     unchecked: prometheus::IntCounter,
+    /// `redis_command_duration_seconds{operation="rate_limit"}`.
+    timer: prometheus::Histogram,
     failing: AtomicBool,
 }
 
@@ -193,6 +195,7 @@ impl RateLimiter {
                 verifier,
                 max_body_bytes,
                 unchecked,
+                timer: metrics.redis_timer("rate_limit"),
                 failing: AtomicBool::new(false),
             }),
         })
@@ -210,6 +213,7 @@ impl RateLimiter {
         let reply = async {
             let mut redis = inner.redis.get().ok_or("not connected yet")?.clone();
             let reply = tokio::time::timeout(inner.settings.redis_timeout, invocation.invoke_async(&mut redis));
+            let _timer = inner.timer.start_timer();
             match reply.await {
                 Ok(reply) => reply.map_err(|e| e.to_string()),
                 Err(_) => Err(format!("no answer within {:?}", inner.settings.redis_timeout)),

@@ -31,15 +31,18 @@ pub async fn build(config: Config) -> anyhow::Result<Gateway> {
         .with_context(|| format!("binding the public HTTP API on {}", settings.http_addr))?;
     let http_addr = listener.local_addr()?;
     let mut app = App::new("gateway", config.server.clone());
+    app.telemetry(&config.telemetry);
     // One connection, made in the background: the gateway serves while Redis is down.
     let redis = LazyConnection::connect(&config.redis, "gateway");
     let state = AppState {
         verifier: Verifier::from_config(&config.auth),
         backends: Backends::new(settings, &Discovery::from_config(&config.discovery), app.metrics())?,
         retry_after: Duration::from_secs(1),
-        waiting_room: WaitingRoom::new(redis.clone(), &config.redis.key_prefix, &settings.waiting_room),
+        waiting_room: WaitingRoom::new(redis.clone(), &config.redis.key_prefix, &settings.waiting_room, app.metrics()),
         readiness: app.readiness().clone(),
     };
+    let (interval, stop) = (app.metrics().interval(), app.stop_token());
+    app.spawn("waiting-room-metrics", state.waiting_room.clone().watch(interval, stop));
     let limits = settings.rate_limits;
     let limiter = limits
         .enabled

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use ticketing_platform::auth::Verifier;
 use ticketing_platform::discovery::Discovery;
+use ticketing_platform::telemetry::Traced;
 use ticketing_proto::booking::v1::booking_client::BookingClient;
 use ticketing_proto::catalog::v1::catalog_client::CatalogClient;
 use ticketing_proto::identity::v1::identity_client::IdentityClient;
@@ -15,8 +16,9 @@ use tonic::transport::Channel;
 use crate::config::GatewaySettings;
 use crate::resilience::{Guard, Guarded};
 
-/// A backend's channel behind its circuit breaker, retrying calls safe to repeat.
-pub type Backend = Guarded<Channel>;
+/// A backend's channel behind its circuit breaker, retrying calls safe to repeat; each
+/// attempt is a client span whose context the backend continues.
+pub type Backend = Guarded<Traced<Channel>>;
 
 /// The six services, each behind a lazily connected channel with a per-call deadline.
 #[derive(Clone)]
@@ -56,7 +58,7 @@ impl Backends {
                 states.with_label_values(&[name]),
                 retries.with_label_values(&[name]),
             );
-            Ok(Guarded::new(discovery.channel(url, settings.backend_timeout)?, guard))
+            Ok(Guarded::new(Traced::new(discovery.channel(url, settings.backend_timeout)?), guard))
         };
         // A stadium's seat map is far above tonic's 4 MiB default.
         const LARGE: usize = 64 << 20;

@@ -31,11 +31,13 @@ const PASS_AUDIENCE: &str = "ticketing-holds";
 ///
 /// KEYS: 1 tickets (user → ticket), 2 owners (ticket → user), 3 early (set of tickets that
 /// joined before opening), 4 positions (ticket → position), 5 last (the last position given;
-/// exists once the queue opened), 6 passes (ticket → pass expiry, unix seconds).
+/// exists once the queue opened), 6 passes (ticket → pass expiry, unix seconds), 7 joined
+/// (ticket → when it joined, unix ms).
 /// ARGV: 1 user, 2 `join` or `look`, 3 ticket (a new one to join with, or the one to look up),
 /// 4 `1` once the sale opened, 5 shuffle seed, 6 expire-at (unix ms), 7 positions admitted now,
-/// 8 the pass expiry to hand out now.
-/// Returns {ticket, owner ('' if unknown), position (0 before opening), created, pass expiry or 0}.
+/// 8 the pass expiry to hand out now, 9 now (unix ms).
+/// Returns {ticket, owner ('' if unknown), position (0 before opening), created, pass expiry or 0,
+/// admitted now: 0 if not, else when the ticket joined (unix ms; -1 if unknown)}.
 const VISIT: &str = r"
 local changed = false
 if ARGV[4] == '1' and redis.call('EXISTS', KEYS[5]) == 0 then
@@ -63,6 +65,7 @@ if ARGV[2] == 'join' then
     created, changed = 1, true
     redis.call('HSET', KEYS[1], owner, ticket)
     redis.call('HSET', KEYS[2], ticket, owner)
+    redis.call('HSET', KEYS[7], ticket, ARGV[9])
     if redis.call('EXISTS', KEYS[5]) == 1 then
       redis.call('HSET', KEYS[4], ticket, redis.call('INCR', KEYS[5]))
     else
@@ -73,10 +76,11 @@ else
   owner = redis.call('HGET', KEYS[2], ticket) or ''
 end
 local position = tonumber(redis.call('HGET', KEYS[4], ticket) or 0)
-local pass = 0
+local pass, admitted = 0, 0
 if owner == ARGV[1] and position > 0 and position <= tonumber(ARGV[7]) then
   if redis.call('HSETNX', KEYS[6], ticket, ARGV[8]) == 1 then
     changed = true
+    admitted = tonumber(redis.call('HGET', KEYS[7], ticket) or -1)
   end
   pass = tonumber(redis.call('HGET', KEYS[6], ticket))
 end
@@ -85,7 +89,7 @@ if changed then
     redis.call('PEXPIREAT', key, ARGV[6])
   end
 end
-return {ticket, owner, position, created, pass}
+return {ticket, owner, position, created, pass, admitted}
 ";
 
 /// Marks a pass used until it expires. ARGV: 1 marker of this use (the idempotency key, `-`
@@ -278,6 +282,72 @@ pub struct WaitingRoom {
     sales: moka::future::Cache<Uuid, Sale>,
     visit: redis::Script,
     consume: redis::Script,
+    metrics: std::sync::Arc<RoomMetrics>,
+}
+
+/// One event's waiting-room counters (`event_id` capped by `telemetry.max_event_series`).
+#[derive(Clone)]
+pub struct EventRoom {
+    label: std::sync::Arc<str>,
+    joined: prometheus::IntCounter,
+    admitted: prometheus::IntCounter,
+    wait: prometheus::Histogram,
+}
+
+/// The waiting room's metrics; its length is sampled by [`WaitingRoom::watch`].
+struct RoomMetrics {
+    events: ticketing_platform::metrics::PerEvent<EventRoom>,
+    length: prometheus::IntGaugeVec,
+    redis: prometheus::Histogram,
+}
+
+/// Buckets of `gateway_waiting_room_wait_seconds`: 1 s to 1 h.
+const WAIT_BUCKETS: &[f64] = &[1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0, 3600.0];
+
+impl RoomMetrics {
+    fn new(metrics: &ticketing_platform::metrics::Metrics) -> Self {
+        use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts};
+        let counter = |name: &str, help: &str| {
+            metrics
+                .register(&IntCounterVec::new(Opts::new(name, help), &["event_id"]).expect("static metric definition"))
+        };
+        let joined = counter("gateway_waiting_room_joined_total", "Waiting-room tickets issued.");
+        let admitted = counter("gateway_waiting_room_admitted_total", "Admission passes issued.");
+        let wait = metrics.register(
+            &HistogramVec::new(
+                HistogramOpts::new("gateway_waiting_room_wait_seconds", "Time from joining the queue to admission.")
+                    .buckets(WAIT_BUCKETS.to_vec()),
+                &["event_id"],
+            )
+            .expect("static metric definition"),
+        );
+        let length = metrics.register(
+            &IntGaugeVec::new(
+                Opts::new("gateway_waiting_room_length", "Queue positions issued minus those admitted so far."),
+                &["event_id"],
+            )
+            .expect("static metric definition"),
+        );
+        let make = (joined.clone(), admitted.clone(), wait.clone());
+        let forget = (joined, admitted, wait, length.clone());
+        let events = ticketing_platform::metrics::PerEvent::new(
+            metrics.max_event_series(),
+            move |event| EventRoom {
+                label: event.into(),
+                joined: make.0.with_label_values(&[event]),
+                admitted: make.1.with_label_values(&[event]),
+                wait: make.2.with_label_values(&[event]),
+            },
+            move |room: &EventRoom| {
+                let label = [&*room.label];
+                let _ = forget.0.remove_label_values(&label);
+                let _ = forget.1.remove_label_values(&label);
+                let _ = forget.2.remove_label_values(&label);
+                let _ = forget.3.remove_label_values(&label);
+            },
+        );
+        Self { events, length, redis: metrics.redis_timer("waiting_room") }
+    }
 }
 
 /// Redis failing: the queue cannot be served, and letting everybody through would defeat it.
@@ -295,8 +365,13 @@ fn positive(d: chrono::TimeDelta) -> Duration {
 }
 
 impl WaitingRoom {
-    /// The waiting room over `redis`, its keys under `prefix`.
-    pub fn new(redis: LazyConnection, prefix: &str, settings: &WaitingRoomSettings) -> Self {
+    /// The waiting room over `redis`, its keys under `prefix`, its metrics in `metrics`.
+    pub fn new(
+        redis: LazyConnection,
+        prefix: &str,
+        settings: &WaitingRoomSettings,
+        metrics: &ticketing_platform::metrics::Metrics,
+    ) -> Self {
         Self {
             redis,
             prefix: prefix.to_owned(),
@@ -308,7 +383,44 @@ impl WaitingRoom {
                 .build(),
             visit: redis::Script::new(VISIT),
             consume: redis::Script::new(CONSUME),
+            metrics: std::sync::Arc::new(RoomMetrics::new(metrics)),
         }
+    }
+
+    /// Samples `gateway_waiting_room_length` of the events whose queue this replica served,
+    /// every `interval`, until `stop`. The queue is in Redis, so every replica reports the same.
+    pub async fn watch(self, interval: Duration, stop: tokio_util::sync::CancellationToken) -> anyhow::Result<()> {
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => return Ok(()),
+                () = tokio::time::sleep(interval) => {}
+            }
+            self.metrics.events.expire();
+            for (event, room) in self.metrics.events.events() {
+                match self.length(event).await {
+                    Ok(Some(length)) => self.metrics.length.with_label_values(&[&*room.label]).set(length),
+                    Ok(None) => {}
+                    Err(e) => tracing::debug!(error = %e, %event, "sampling the waiting room failed"),
+                }
+            }
+        }
+    }
+
+    /// Buyers in the queue of `event`: positions issued minus those admitted by now (before
+    /// opening, the early joiners); `None` when the event has no waiting room or is not cached.
+    async fn length(&self, event: Uuid) -> anyhow::Result<Option<i64>> {
+        let (Some(sale), Some(mut redis)) = (self.sales.get(&event).await, self.redis.get()) else { return Ok(None) };
+        let Some(rate) = sale.rate else { return Ok(None) };
+        let (last, early): (Option<u64>, u64) =
+            redis::pipe().get(self.key(event, "last")).scard(self.key(event, "early")).query_async(&mut redis).await?;
+        let now = Utc::now();
+        Ok(Some(match last {
+            Some(last) => {
+                let admitted_now = admitted(rate, positive(now - sale.opens_at));
+                i64::try_from(last.saturating_sub(admitted_now)).unwrap_or(i64::MAX)
+            }
+            None => i64::try_from(early).unwrap_or(i64::MAX),
+        }))
     }
 
     fn connection(&self) -> Result<redis::aio::ConnectionManager, Problem> {
@@ -373,8 +485,10 @@ impl WaitingRoom {
         let admitted_now = if opened { admitted(rate, positive(now - sale.opens_at)) } else { 0 };
         let pass_expiry = (now + self.pass_ttl).timestamp() as u64;
         let keep_until = unix_ms(sale.closes_at.max(now) + KEEP_AFTER_SALE);
-        let keys = ["tickets", "owners", "early", "positions", "last", "passes"].map(|name| self.key(event, name));
-        let (ticket, owner, position, created, pass): (String, String, u64, u8, u64) = self
+        let keys =
+            ["tickets", "owners", "early", "positions", "last", "passes", "joined"].map(|name| self.key(event, name));
+        let timer = self.metrics.redis.start_timer();
+        let (ticket, owner, position, created, pass, admitted_at): (String, String, u64, u8, u64, i64) = self
             .visit
             .key(&keys[..])
             .arg(user.to_string())
@@ -385,9 +499,23 @@ impl WaitingRoom {
             .arg(keep_until)
             .arg(admitted_now)
             .arg(pass_expiry)
+            .arg(unix_ms(now))
             .invoke_async(&mut self.connection()?)
             .await
             .map_err(unavailable)?;
+        drop(timer);
+        if created == 1 || admitted_at != 0 {
+            let room = self.metrics.events.get(event);
+            if created == 1 {
+                room.joined.inc();
+            }
+            if admitted_at != 0 {
+                room.admitted.inc();
+                if admitted_at > 0 {
+                    room.wait.observe((unix_ms(now) - admitted_at).max(0) as f64 / 1000.0);
+                }
+            }
+        }
         if owner.is_empty() {
             return Err(Problem::not_found("no such ticket in this event's queue"));
         }

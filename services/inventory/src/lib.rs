@@ -9,6 +9,7 @@ pub mod domain;
 pub mod grpc;
 pub mod service;
 pub mod startup;
+pub mod stock_metrics;
 
 use sqlx::migrate::Migrator;
 

@@ -44,6 +44,26 @@ pub struct Inventory {
     settings: InventorySettings,
     topic: String,
     holds: HoldCounters,
+    ended: EndedCounters,
+}
+
+/// `inventory_holds_ended_total` by outcome: every hold ends once (I5).
+#[derive(Clone)]
+struct EndedCounters {
+    confirmed: IntCounter,
+    released: IntCounter,
+    expired: IntCounter,
+}
+
+impl EndedCounters {
+    fn new(metrics: &ticketing_platform::metrics::Metrics) -> Self {
+        let vec = metrics.register(
+            &IntCounterVec::new(Opts::new("inventory_holds_ended_total", "Holds ended, by outcome."), &["outcome"])
+                .expect("static metric definition"),
+        );
+        let counter = |outcome: &str| vec.with_label_values(&[outcome]);
+        Self { confirmed: counter("confirmed"), released: counter("released"), expired: counter("expired") }
+    }
 }
 
 /// `inventory_holds_total` by result, resolved once: holds are the hot path.
@@ -115,7 +135,15 @@ impl Inventory {
                 .expect("static metric definition"),
             ),
         );
-        Self { pool, stock, coalescer, settings, topic, holds: HoldCounters::new(metrics) }
+        Self {
+            pool,
+            stock,
+            coalescer,
+            settings,
+            topic,
+            holds: HoldCounters::new(metrics),
+            ended: EndedCounters::new(metrics),
+        }
     }
 
     /// Holds `selection` of `event` for `user`, all or nothing.
@@ -221,7 +249,8 @@ impl Inventory {
         let hold = self.find(id).await?;
         authorize(caller, &hold)?;
         match self.stock.end(id, HoldStatus::Released, &caller.user_id.to_string(), false, stock::now_ms()).await? {
-            Ended::Now | Ended::Already(HoldStatus::Released | HoldStatus::Expired) => {}
+            Ended::Now => self.ended.released.inc(),
+            Ended::Already(HoldStatus::Released | HoldStatus::Expired) => {}
             Ended::Already(status) => return Err(InventoryError::Ended(status.as_str())),
             Ended::NeedsLedgerCheck => return Err(InventoryError::Ended("being confirmed")),
             Ended::Missing => return Err(InventoryError::Ended(hold.status.as_str())),
@@ -261,11 +290,16 @@ impl Inventory {
                     outbox::enqueue(&mut tx, &self.topic, &envelope).await?;
                 }
                 tx.commit().await.map_err(anyhow::Error::from)?;
+                if recorded {
+                    self.ended.confirmed.inc();
+                }
             }
             Err(refused) => {
                 drop(tx);
                 // The ledger said no: give the tickets back rather than leave them parked.
-                self.stock.end(id, HoldStatus::Released, "ledger", true, stock::now_ms()).await?;
+                if self.stock.end(id, HoldStatus::Released, "ledger", true, stock::now_ms()).await? == Ended::Now {
+                    self.ended.released.inc();
+                }
                 return Err(match refused {
                     Refused::StaleToken => InventoryError::StaleToken,
                     Refused::OtherBooking(_) => InventoryError::Ended("confirmed"),
@@ -373,6 +407,14 @@ impl Inventory {
     }
 
     async fn expire(&self, id: HoldId) -> anyhow::Result<bool> {
+        let expired = self.expire_once(id).await?;
+        if expired {
+            self.ended.expired.inc();
+        }
+        Ok(expired)
+    }
+
+    async fn expire_once(&self, id: HoldId) -> anyhow::Result<bool> {
         match self.stock.end(id, HoldStatus::Expired, "", false, stock::now_ms()).await? {
             Ended::Now => Ok(true),
             Ended::NeedsLedgerCheck => {

@@ -31,7 +31,8 @@ pub async fn build(config: Config) -> anyhow::Result<Running> {
     }
 
     let mut app = App::new("inventory", config.server.clone());
-    let stock = Stock::new(redis.clone(), &config.redis.key_prefix);
+    app.telemetry(&config.telemetry).watch_pool(&pool);
+    let stock = Stock::new(redis.clone(), &config.redis.key_prefix).instrumented(app.metrics());
     let inventory = Inventory::new(pool.clone(), stock.clone(), config.inventory.clone(), topic, app.metrics());
     app.authenticate_with(Verifier::from_config(&config.auth));
     app.check("postgres", readiness::postgres(pool.clone()));
@@ -40,6 +41,7 @@ pub async fn build(config: Config) -> anyhow::Result<Running> {
     let producer = kafka::producer(&config.kafka)?;
     let relay = Relay::new(pool.clone(), producer.clone(), &config.kafka, app.metrics());
     app.spawn("outbox-relay", relay.run(app.stop_token()));
+    crate::stock_metrics::spawn(&mut app, pool.clone(), stock.clone());
     let consumer = Consumer::new(
         GROUP,
         vec![catalog_topic],

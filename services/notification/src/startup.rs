@@ -34,6 +34,7 @@ pub async fn build(config: Config) -> anyhow::Result<Running> {
     }
 
     let mut app = App::new("notification", config.server.clone());
+    app.telemetry(&config.telemetry).watch_pool(&pool);
     let keys = TicketKeys::open(pool.clone()).await?;
     let mailer = Mailer::new(&config.notification.from, &config.notification.smtp)?;
     let notification = Notification::new(pool.clone(), keys.clone(), app.metrics());

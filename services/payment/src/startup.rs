@@ -49,6 +49,7 @@ pub async fn build(config: Config) -> anyhow::Result<Running> {
     };
 
     let mut app = App::new("payment", config.server.clone());
+    app.telemetry(&config.telemetry).watch_pool(&pool);
     let payments = Payments::new(pool.clone(), provider, settings.clone(), topic, app.metrics());
     // A started key is taken over only once its first request can no longer be running.
     let keys = IdempotencyKeys::new(pool.clone(), settings.longest_call() + Duration::from_secs(30));

@@ -82,6 +82,8 @@ impl Process {
             .env("TICKETING_SERVER__DRAIN_DELAY", "1500ms")
             .env("TICKETING_SERVER__SHUTDOWN_GRACE", format!("{}s", GRACE.as_secs()))
             .env("TICKETING_SERVER__READINESS_INTERVAL", "100ms")
+            // Samplers of gauges (pool, outbox, lag) report within the test's patience.
+            .env("TICKETING_TELEMETRY__METRICS_INTERVAL", "200ms")
             // The gateway's public API; other services ignore the key.
             .env("TICKETING_GATEWAY__HTTP_ADDR", "127.0.0.1:0")
             .env("TICKETING_DATABASE__URL", &db.config.url)
@@ -148,6 +150,56 @@ async fn status(client: &mut HealthClient<tonic::transport::Channel>) -> Option<
     ServingStatus::try_from(response.into_inner().status).ok()
 }
 
+/// Whether `exposition` has a sample of `name`: a family name, or a series selector's prefix
+/// such as `platform_dependency_up{dependency="kafka"`.
+fn has_metric(exposition: &str, name: &str) -> bool {
+    match name.split_once('{') {
+        None => exposition.lines().any(|l| l.starts_with(&format!("# TYPE {name} "))),
+        Some((family, labels)) => {
+            exposition.lines().any(|l| l.starts_with(&format!("{family}{{")) && l.contains(labels))
+        }
+    }
+}
+
+/// The metric families (docs/observability.md) each binary exports from the start.
+fn expected_metrics(service: &str) -> Vec<&'static str> {
+    let mut names = vec!["grpc_server_requests_total", "http_server_requests_total"];
+    if service != "gateway" {
+        names.extend([
+            "db_pool_connections",
+            "db_pool_max_connections",
+            "db_pool_acquire_duration_seconds",
+            r#"platform_dependency_up{dependency="postgres""#,
+            r#"platform_dependency_up{dependency="kafka""#,
+        ]);
+    }
+    if service != "gateway" && service != "notification" {
+        names.extend(["outbox_pending_messages", "outbox_oldest_pending_age_seconds"]);
+    }
+    match service {
+        "inventory" => names.extend([
+            "inventory_holds_ended_total",
+            r#"redis_command_duration_seconds_bucket{operation="hold""#,
+            r#"platform_dependency_up{dependency="redis""#,
+            "kafka_dlq_messages",
+        ]),
+        "booking" => names.extend([
+            "booking_payment_to_confirmed_seconds",
+            r#"booking_tickets_sold_total{event_id="_other""#,
+            "kafka_dlq_messages",
+        ]),
+        "gateway" => names.extend([
+            r#"gateway_waiting_room_joined_total{event_id="_other""#,
+            r#"gateway_waiting_room_admitted_total{event_id="_other""#,
+            "gateway_waiting_room_wait_seconds",
+            r#"redis_command_duration_seconds_bucket{operation="waiting_room""#,
+        ]),
+        "identity" => names.push(r#"platform_dependency_up{dependency="redis""#),
+        _ => {}
+    }
+    names
+}
+
 fn promtool_check(service: &str, exposition: &str) {
     use std::io::Write as _;
     let mut promtool = Command::new("promtool")
@@ -175,10 +227,19 @@ async fn lifecycle(service: &'static str) {
     assert_eq!(code, 200, "{service} /healthz: {body}");
     let (code, body) = process.get("/readyz").await;
     assert_eq!(code, 200, "{service} /readyz: {body}");
-    let (code, metrics) = process.get("/metrics").await;
-    assert_eq!(code, 200);
-    assert!(metrics.contains("grpc_server_requests_total"), "{service} has no gRPC RED metrics:\n{metrics}");
-    assert!(metrics.contains("http_server_requests_total"), "{service} has no HTTP RED metrics:\n{metrics}");
+    // Sampled gauges appear after the first sample: wait for every expected family.
+    let expected = expected_metrics(service);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let metrics = loop {
+        let (code, metrics) = process.get("/metrics").await;
+        assert_eq!(code, 200);
+        let missing: Vec<_> = expected.iter().filter(|name| !has_metric(&metrics, name)).collect();
+        if missing.is_empty() {
+            break metrics;
+        }
+        assert!(Instant::now() < deadline, "{service} does not export {missing:?}:\n{metrics}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
     promtool_check(service, &metrics);
 
     // A thread of its own waits for the exit, so the time measured is the process's,

@@ -9,4 +9,5 @@ mod limits;
 mod platform;
 mod rbac;
 mod scenarios;
+mod tracing;
 mod waiting_room;

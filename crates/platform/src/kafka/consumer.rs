@@ -80,6 +80,7 @@ pub struct Consumer<H> {
     handler: Arc<H>,
     config: KafkaConfig,
     outcomes: IntCounterVec,
+    metrics: Metrics,
 }
 
 impl<H: Handler> Consumer<H> {
@@ -101,6 +102,7 @@ impl<H: Handler> Consumer<H> {
             handler: Arc::new(handler),
             config: config.clone(),
             outcomes: metrics.consumed.clone(),
+            metrics: metrics.clone(),
         }
     }
 
@@ -114,6 +116,15 @@ impl<H: Handler> Consumer<H> {
             .context("creating the Kafka consumer")?;
         let topics: Vec<&str> = self.topics.iter().map(String::as_str).collect();
         consumer.subscribe(&topics).context("subscribing")?;
+        let consumer = Arc::new(consumer);
+        let lag = Lag {
+            consumer: consumer.clone(),
+            group: self.group.clone(),
+            dlqs: self.topics.iter().map(|t| format!("{t}{}", crate::kafka::DLQ_SUFFIX)).collect(),
+            metrics: self.metrics.clone(),
+        };
+        // Aborted when this loop returns, so a stopped consumer reports no lag.
+        let _lag = AbortOnDrop(tokio::spawn(lag.watch()));
         loop {
             let message = tokio::select! {
                 () = stop.cancelled() => return Ok(()),
@@ -146,7 +157,15 @@ impl<H: Handler> Consumer<H> {
             Ok(envelope) => envelope,
             Err(e) => return self.dead_letter(message, &e, stop).await,
         };
-        let span = tracing::info_span!("kafka.consume", messaging.destination = message.topic(), event.id = %envelope.id, event.type = %envelope.r#type);
+        let span = tracing::info_span!(
+            "kafka.consume",
+            otel.kind = "consumer",
+            service.name = %self.metrics.service(),
+            messaging.destination = message.topic(),
+            messaging.consumer.group.name = %self.group,
+            event.id = %envelope.id,
+            event.type = %envelope.r#type,
+        );
         let parent = crate::telemetry::extract_kafka(message.headers()).unwrap_or_else(|| envelope.traceparent.clone());
         crate::telemetry::set_parent_from_traceparent(&span, &parent);
 
@@ -239,6 +258,94 @@ impl<H: Handler> Consumer<H> {
             backoff = (backoff * 2).min(Duration::from_secs(30));
         }
     }
+}
+
+/// Aborts a background task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// How long one metadata, offset or watermark request of the lag sampler may take.
+const LAG_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Samples `kafka_consumer_lag_messages` of the partitions the replica owns and
+/// `kafka_dlq_messages` of the consumed topics' dead-letter topics.
+struct Lag {
+    consumer: Arc<StreamConsumer>,
+    group: String,
+    dlqs: Vec<String>,
+    metrics: Metrics,
+}
+
+/// One sample: lag per owned (topic, partition), messages per DLQ, and whether a broker answered.
+#[derive(Debug, Default)]
+struct LagSample {
+    lag: Vec<(String, i32, i64)>,
+    dlq: Vec<(String, i64)>,
+    reachable: bool,
+}
+
+impl Lag {
+    async fn watch(self) {
+        let mut owned: std::collections::HashSet<(String, i32)> = std::collections::HashSet::new();
+        loop {
+            let (consumer, dlqs) = (self.consumer.clone(), self.dlqs.clone());
+            let sample = tokio::task::spawn_blocking(move || sample_lag(&consumer, &dlqs)).await.unwrap_or_default();
+            self.metrics.dependency_up("kafka", sample.reachable);
+            let gauges = self.metrics.consumer_lag();
+            let now: std::collections::HashSet<(String, i32)> =
+                sample.lag.iter().map(|(topic, partition, _)| (topic.clone(), *partition)).collect();
+            // Partitions revoked since the last sample: another replica reports them now.
+            for (topic, partition) in owned.difference(&now) {
+                let _ = gauges.remove_label_values(&[&self.group, topic, &partition.to_string()]);
+            }
+            for (topic, partition, lag) in &sample.lag {
+                gauges.with_label_values(&[&self.group, topic, &partition.to_string()]).set(*lag);
+            }
+            owned = now;
+            for (topic, messages) in &sample.dlq {
+                self.metrics.dlq().with_label_values(&[topic]).set(*messages);
+            }
+            tokio::time::sleep(self.metrics.interval()).await;
+        }
+    }
+}
+
+/// Blocking: librdkafka's offset and watermark requests.
+fn sample_lag(consumer: &StreamConsumer, dlqs: &[String]) -> LagSample {
+    let mut sample = LagSample::default();
+    let Ok(metadata) = consumer.fetch_metadata(None, LAG_TIMEOUT) else { return sample };
+    sample.reachable = true;
+    if let Ok(assignment) = consumer.assignment()
+        && assignment.count() > 0
+        && let Ok(committed) = consumer.committed_offsets(assignment, LAG_TIMEOUT)
+    {
+        for element in committed.elements() {
+            let (topic, partition) = (element.topic(), element.partition());
+            let Ok((low, high)) = consumer.fetch_watermarks(topic, partition, LAG_TIMEOUT) else { continue };
+            // Nothing committed yet: everything still in the partition is unconsumed.
+            let from = match element.offset() {
+                rdkafka::Offset::Offset(offset) => offset.max(low),
+                _ => low,
+            };
+            sample.lag.push((topic.to_owned(), partition, (high - from).max(0)));
+        }
+    }
+    for dlq in dlqs {
+        let Some(topic) = metadata.topics().iter().find(|t| t.name() == dlq) else { continue };
+        let messages = topic
+            .partitions()
+            .iter()
+            .filter_map(|p| consumer.fetch_watermarks(dlq, p.id(), LAG_TIMEOUT).ok())
+            .map(|(low, high)| (high - low).max(0))
+            .sum();
+        sample.dlq.push((dlq.clone(), messages));
+    }
+    sample
 }
 
 fn decode(message: &BorrowedMessage<'_>) -> anyhow::Result<Envelope> {

@@ -39,6 +39,15 @@ pub fn producer(config: &KafkaConfig) -> anyhow::Result<FutureProducer> {
         .context("creating the Kafka producer")
 }
 
+/// How long a metadata request of the metric samplers may take.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Whether `client` gets metadata from a broker (`platform_dependency_up{dependency="kafka"}`).
+/// It blocks: call it on the blocking pool.
+pub(crate) fn reachable<C: rdkafka::ClientContext>(client: &rdkafka::client::Client<C>) -> bool {
+    client.fetch_metadata(None, PROBE_TIMEOUT).is_ok()
+}
+
 /// Creates `topics` if they do not exist yet (no-op when `kafka.create_topics` is off).
 pub async fn ensure_topics(config: &KafkaConfig, topics: &[String]) -> anyhow::Result<()> {
     ensure_topics_with(config, topics, &[]).await

@@ -13,7 +13,7 @@ use anyhow::Context as _;
 use prometheus::IntCounterVec;
 use prost::Message as _;
 use rdkafka::message::OwnedHeaders;
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
 use sqlx::{PgConnection, PgPool};
 use ticketing_proto::events::v1::Envelope;
 use tokio_util::sync::CancellationToken;
@@ -49,6 +49,7 @@ pub struct Relay {
     batch_size: i64,
     poll_interval: Duration,
     published: IntCounterVec,
+    metrics: Metrics,
 }
 
 #[derive(sqlx::FromRow)]
@@ -69,11 +70,56 @@ impl Relay {
             batch_size: config.outbox_batch_size,
             poll_interval: config.outbox_poll_interval,
             published: metrics.outbox_relayed.clone(),
+            metrics: metrics.clone(),
         }
     }
 
     /// Relays until `stop` is cancelled. Broker or database errors are logged and retried.
+    /// Beside it, samples the backlog and the broker connection every `telemetry.metrics_interval`,
+    /// in a loop of its own so a relay stuck on an unreachable broker still reports its backlog.
     pub async fn run(self, stop: CancellationToken) -> anyhow::Result<()> {
+        let backlog = async {
+            loop {
+                if let Err(e) = self.sample_backlog().await {
+                    tracing::debug!(error = format!("{e:#}"), "sampling the outbox backlog failed");
+                }
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    () = tokio::time::sleep(self.metrics.interval()) => {}
+                }
+            }
+        };
+        // Apart from the backlog: an unreachable broker makes the probe wait its timeout.
+        let broker = async {
+            loop {
+                let producer = self.producer.clone();
+                let up = tokio::task::spawn_blocking(move || crate::kafka::reachable(producer.client())).await;
+                self.metrics.dependency_up("kafka", up.unwrap_or(false));
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    () = tokio::time::sleep(self.metrics.interval()) => {}
+                }
+            }
+        };
+        let ((), (), result) = tokio::join!(backlog, broker, self.relay(&stop));
+        result
+    }
+
+    /// Sets `outbox_pending_messages` and `outbox_oldest_pending_age_seconds` from the table.
+    pub async fn sample_backlog(&self) -> anyhow::Result<()> {
+        let (pending, age): (i64, f64) = sqlx::query_as(
+            "SELECT count(*), COALESCE(EXTRACT(EPOCH FROM now() - min(created_at)), 0)::float8 FROM outbox",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .context("reading the outbox backlog")?;
+        let gauges = self.metrics.outbox_gauges();
+        gauges.pending.set(pending);
+        gauges.oldest_age.set(age.max(0.0));
+        Ok(())
+    }
+
+    async fn relay(&self, stop: &CancellationToken) -> anyhow::Result<()> {
         let mut backoff = self.poll_interval;
         loop {
             let wait = match self.publish_batch().await {
@@ -115,9 +161,20 @@ impl Relay {
         let deliveries: Vec<_> = rows
             .iter()
             .map(|row| {
-                let headers = crate::telemetry::inject_kafka(OwnedHeaders::new(), row.traceparent.as_deref());
+                // A producer span, child of the context that wrote the row; its context is the
+                // message's `traceparent`, so consumers' spans descend from it.
+                let span = tracing::info_span!(
+                    "kafka.publish",
+                    otel.kind = "producer",
+                    service.name = %self.metrics.service(),
+                    messaging.destination = %row.topic,
+                );
+                crate::telemetry::set_parent_from_traceparent(&span, row.traceparent.as_deref().unwrap_or_default());
+                // Without a tracing subscriber there is no span: pass the row's context on.
+                let traceparent = crate::telemetry::traceparent_of(&span).or_else(|| row.traceparent.clone());
+                let headers = crate::telemetry::inject_kafka(OwnedHeaders::new(), traceparent.as_deref());
                 let record = FutureRecord::to(&row.topic).key(&row.message_key).payload(&row.envelope).headers(headers);
-                self.producer.send(record, Duration::from_secs(5))
+                tracing::Instrument::instrument(self.producer.send(record, Duration::from_secs(5)), span)
             })
             .collect();
         let results = futures::future::join_all(deliveries).await;

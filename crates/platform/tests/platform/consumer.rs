@@ -305,3 +305,76 @@ async fn a_restarted_consumer_resumes_after_its_committed_offsets() {
     assert_eq!(h.seen_total().await, 4);
     assert_eq!(h.processed_events().await, 4);
 }
+
+/// Handles nothing until the test opens the gate.
+#[derive(Clone)]
+struct Gate(Arc<tokio::sync::Semaphore>);
+
+impl Handler for Gate {
+    async fn handle(&self, _: &mut PgConnection, _: &Envelope) -> Result<(), HandleError> {
+        self.0.acquire().await.expect("the gate is never closed").forget();
+        Ok(())
+    }
+}
+
+/// The sum of gauge `name`'s samples with `labels`, if any is exported.
+fn gauge(metrics: &Metrics, name: &str, labels: &[(&str, &str)]) -> Option<i64> {
+    let text = metrics.render();
+    let values: Vec<i64> = text
+        .lines()
+        .filter(|line| line.starts_with(&format!("{name}{{")))
+        .filter(|line| labels.iter().all(|(k, v)| line.contains(&format!("{k}=\"{v}\""))))
+        .filter_map(|line| line.rsplit(' ').next()?.parse().ok())
+        .collect();
+    (!values.is_empty()).then(|| values.iter().sum())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lag_counts_unconsumed_messages_and_the_dlq_its_messages() {
+    let h = Harness::new().await;
+    let metrics = Metrics::new("test");
+    let telemetry = ticketing_platform::config::TelemetryConfig {
+        metrics_interval: Duration::from_millis(100),
+        ..Default::default()
+    };
+    metrics.configure(&telemetry);
+    let gate = Gate(Arc::new(tokio::sync::Semaphore::new(0)));
+    let stop = CancellationToken::new();
+    let consumer = Consumer::new(
+        h.group.clone(),
+        vec![h.topic.clone()],
+        h.db.pool.clone(),
+        h.producer.clone(),
+        gate.clone(),
+        &h.config,
+        &metrics,
+    );
+    let task = tokio::spawn(consumer.run(stop.clone()));
+    for _ in 0..5 {
+        h.produce(&event("same-partition")).await;
+    }
+    let group = h.config.group(&h.group);
+    let lag =
+        |metrics: &Metrics| gauge(metrics, "kafka_consumer_lag_messages", &[("group", &group), ("topic", &h.topic)]);
+    // The first message is stuck in the handler: nothing is committed, all five are behind.
+    eventually("a lag of 5", WAIT, || async { (lag(&metrics) == Some(5)).then_some(()) }).await;
+    assert_eq!(gauge(&metrics, "kafka_dlq_messages", &[("topic", &h.dlq)]), Some(0), "{}", metrics.render());
+    assert!(metrics.render().contains(r#"platform_dependency_up{dependency="kafka",service="test"} 1"#));
+
+    gate.0.add_permits(100);
+    eventually("the lag to drain", WAIT, || async { (lag(&metrics) == Some(0)).then_some(()) }).await;
+
+    // A dead-lettered message shows in the DLQ gauge until triage removes it.
+    h.producer
+        .send(FutureRecord::to(&h.dlq).key("poison").payload("not an envelope"), Duration::from_secs(10))
+        .await
+        .map_err(|(e, _)| e)
+        .expect("produce to the DLQ");
+    eventually("one DLQ message", WAIT, || async {
+        (gauge(&metrics, "kafka_dlq_messages", &[("topic", &h.dlq)]) == Some(1)).then_some(())
+    })
+    .await;
+
+    stop.cancel();
+    tokio::time::timeout(Duration::from_secs(10), task).await.expect("stops").unwrap().unwrap();
+}

@@ -164,3 +164,56 @@ async fn relays_sharing_a_registry_are_all_counted() {
     assert_eq!(second.publish_batch().await.unwrap(), 3);
     assert_eq!(counter(&metrics, "outbox_relay_messages_total", &[("result", "published")]), 3);
 }
+
+/// The value of gauge `name` (first sample) in `metrics`, if exported.
+fn gauge(metrics: &Metrics, name: &str) -> Option<f64> {
+    metrics
+        .render()
+        .lines()
+        .find(|line| line.starts_with(&format!("{name}{{")))
+        .and_then(|line| line.rsplit(' ').next()?.parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_backlog_and_its_oldest_row_age_while_the_broker_is_unreachable() {
+    testkit::init_logging();
+    let (db, mut config, topic) = setup().await;
+    // Nothing listens there: every publish fails and the rows stay.
+    config.brokers = "127.0.0.1:1".into();
+    let mut tx = db.pool.begin().await.unwrap();
+    for n in 0..3 {
+        enqueue(&mut tx, &topic, &user_registered(n)).await.expect("enqueue");
+    }
+    tx.commit().await.unwrap();
+
+    let metrics = Metrics::new("test");
+    let telemetry = ticketing_platform::config::TelemetryConfig {
+        metrics_interval: Duration::from_millis(200),
+        ..Default::default()
+    };
+    metrics.configure(&telemetry);
+    let relay = Relay::new(db.pool.clone(), kafka::producer(&config).expect("producer"), &config, &metrics);
+    relay.sample_backlog().await.expect("sample");
+    assert_eq!(gauge(&metrics, "outbox_pending_messages"), Some(3.0), "{}", metrics.render());
+    let first = gauge(&metrics, "outbox_oldest_pending_age_seconds").expect("age exported");
+
+    let stop = CancellationToken::new();
+    let running = tokio::spawn(relay.run(stop.clone()));
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let later = gauge(&metrics, "outbox_oldest_pending_age_seconds").expect("age exported");
+    assert!(later >= first + 1.0, "the oldest row's age grows while it cannot be published: {first} then {later}");
+    assert_eq!(gauge(&metrics, "outbox_pending_messages"), Some(3.0));
+    eventually("the broker reported down", Duration::from_secs(10), || async {
+        metrics.render().contains(r#"platform_dependency_up{dependency="kafka",service="test"} 0"#).then_some(())
+    })
+    .await;
+    stop.cancel();
+    tokio::time::timeout(Duration::from_secs(40), running).await.expect("the relay stops").unwrap().unwrap();
+
+    // Once the rows are gone the age is 0, not the age of a row that no longer exists.
+    sqlx::query("DELETE FROM outbox").execute(&db.pool).await.unwrap();
+    let relay = Relay::new(db.pool.clone(), kafka::producer(&config).expect("producer"), &config, &metrics);
+    relay.sample_backlog().await.expect("sample");
+    assert_eq!(gauge(&metrics, "outbox_pending_messages"), Some(0.0));
+    assert_eq!(gauge(&metrics, "outbox_oldest_pending_age_seconds"), Some(0.0));
+}

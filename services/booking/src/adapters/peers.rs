@@ -3,6 +3,7 @@
 
 use ticketing_platform::auth::with_bearer;
 use ticketing_platform::peers::ServiceTokens;
+use ticketing_platform::telemetry::Traced;
 use ticketing_proto::catalog::v1 as catalog;
 use ticketing_proto::inventory::v1 as inventory;
 use tonic::Status;
@@ -11,17 +12,18 @@ use tonic::transport::Channel;
 /// Booking's peers.
 #[derive(Clone)]
 pub struct Peers {
-    inventory: inventory::inventory_client::InventoryClient<Channel>,
-    catalog: catalog::catalog_client::CatalogClient<Channel>,
+    inventory: inventory::inventory_client::InventoryClient<Traced<Channel>>,
+    catalog: catalog::catalog_client::CatalogClient<Traced<Channel>>,
     tokens: ServiceTokens,
 }
 
 impl Peers {
-    /// Peers over `inventory` and `catalog` channels, acting with `tokens` on booking's behalf.
+    /// Peers over `inventory` and `catalog` channels, acting with `tokens` on booking's behalf;
+    /// each call is a client span whose context the peer continues.
     pub fn new(inventory: Channel, catalog: Channel, tokens: ServiceTokens) -> Self {
         Self {
-            inventory: inventory::inventory_client::InventoryClient::new(inventory),
-            catalog: catalog::catalog_client::CatalogClient::new(catalog),
+            inventory: inventory::inventory_client::InventoryClient::new(Traced::new(inventory)),
+            catalog: catalog::catalog_client::CatalogClient::new(Traced::new(catalog)),
             tokens,
         }
     }

@@ -9,6 +9,7 @@ use std::sync::LazyLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
+use prometheus::{Histogram, HistogramOpts};
 use redis::aio::ConnectionManager;
 use redis::{AsyncCommands as _, Script};
 
@@ -113,6 +114,29 @@ pub struct Snapshot {
 pub struct Stock {
     redis: ConnectionManager,
     prefix: String,
+    timers: Timers,
+}
+
+/// `redis_command_duration_seconds` of each script, resolved once.
+#[derive(Clone)]
+struct Timers {
+    hold: Histogram,
+    release: Histogram,
+    expire: Histogram,
+    confirm: Histogram,
+    restock: Histogram,
+}
+
+impl Timers {
+    fn new(timer: impl Fn(&str) -> Histogram) -> Self {
+        Self {
+            hold: timer("hold"),
+            release: timer("release"),
+            expire: timer("expire"),
+            confirm: timer("confirm"),
+            restock: timer("restock"),
+        }
+    }
 }
 
 fn strings(values: Vec<redis::Value>) -> anyhow::Result<Vec<String>> {
@@ -158,7 +182,17 @@ pub struct HoldRequest {
 impl Stock {
     /// Stock under `prefix`.
     pub fn new(redis: ConnectionManager, prefix: &str) -> Self {
-        Self { redis, prefix: prefix.to_owned() }
+        // Unregistered histograms until `instrumented`: tests and benches need no registry.
+        let unregistered = |operation: &str| {
+            Histogram::with_opts(HistogramOpts::new("redis_command_duration_seconds", operation))
+                .expect("static metric definition")
+        };
+        Self { redis, prefix: prefix.to_owned(), timers: Timers::new(unregistered) }
+    }
+
+    /// Times the scripts in `metrics`' `redis_command_duration_seconds`.
+    pub fn instrumented(self, metrics: &ticketing_platform::metrics::Metrics) -> Self {
+        Self { timers: Timers::new(|operation| metrics.redis_timer(operation)), ..self }
     }
 
     fn base(&self, event: uuid::Uuid) -> String {
@@ -208,8 +242,10 @@ impl Stock {
                 }
             }
         }
+        let timer = self.timers.hold.start_timer();
         let replies: Vec<Vec<redis::Value>> =
             invocation.invoke_async(&mut self.redis.clone()).await.context("hold script")?;
+        timer.observe_duration();
         anyhow::ensure!(
             replies.len() == requests.len(),
             "hold script: {} replies for {}",
@@ -221,6 +257,8 @@ impl Stock {
 
     /// Ends a hold as released or expired at `now`; see `lua/end.lua`.
     pub async fn end(&self, id: HoldId, outcome: HoldStatus, by: &str, force: bool, now: u64) -> anyhow::Result<Ended> {
+        let timer = if outcome == HoldStatus::Expired { &self.timers.expire } else { &self.timers.release };
+        let _timer = timer.start_timer();
         let reply = strings(
             END.key(self.base(id.event))
                 .arg(id.hold.simple().to_string())
@@ -247,6 +285,7 @@ impl Stock {
         token: u64,
         grace: Duration,
     ) -> anyhow::Result<Result<Hold, Refusal>> {
+        let timer = self.timers.confirm.start_timer();
         let reply = strings(
             BEGIN_CONFIRM
                 .key(self.base(id.event))
@@ -258,6 +297,7 @@ impl Stock {
                 .await
                 .context("begin-confirm script")?,
         )?;
+        timer.observe_duration();
         if reply.first().map(String::as_str) != Some("OK") {
             return Ok(Err(refusal(&reply)));
         }
@@ -276,6 +316,7 @@ impl Stock {
 
     /// Turns the held tickets into sold ones. `Ok(false)` when the hold is gone from Redis.
     pub async fn finish_confirm(&self, id: HoldId, booking: &str) -> anyhow::Result<bool> {
+        let _timer = self.timers.confirm.start_timer();
         let reply = strings(
             FINISH_CONFIRM
                 .key(self.base(id.event))
@@ -291,6 +332,7 @@ impl Stock {
 
     /// Returns a confirmed hold's tickets to stock. `Ok(false)` when the hold is gone.
     pub async fn restock(&self, id: HoldId) -> anyhow::Result<bool> {
+        let _timer = self.timers.restock.start_timer();
         let reply = strings(
             RESTOCK
                 .key(self.base(id.event))

@@ -4,4 +4,5 @@ mod coalescing;
 mod contention;
 mod helpers;
 mod holds;
+mod metrics;
 mod properties;

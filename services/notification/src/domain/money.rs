@@ -2,12 +2,7 @@
 
 /// `"EUR 50.00"`: the ISO 4217 code and the amount with the currency's minor digits.
 pub fn format(currency: &str, minor_units: i64) -> String {
-    let digits = match currency {
-        "BIF" | "CLP" | "DJF" | "GNF" | "ISK" | "JPY" | "KMF" | "KRW" | "PYG" | "RWF" | "UGX" | "UYI" | "VND"
-        | "VUV" | "XAF" | "XOF" | "XPF" => 0,
-        "BHD" | "IQD" | "JOD" | "KWD" | "LYD" | "OMR" | "TND" => 3,
-        _ => 2,
-    };
+    let digits = ticketing_platform::money::minor_unit_digits(currency);
     let sign = if minor_units < 0 { "-" } else { "" };
     let units = minor_units.unsigned_abs();
     if digits == 0 {

@@ -29,11 +29,12 @@ impl Api {
 }
 
 /// Runs `work` on a task of its own, so a caller that hangs up mid-charge does not cut
-/// it short between the provider's answer and the commit that records it.
+/// it short between the provider's answer and the commit that records it. The task stays
+/// in the call's span, so the events it announces continue the caller's trace.
 async fn detached<T: Send + 'static>(
     work: impl Future<Output = Result<T, Status>> + Send + 'static,
 ) -> Result<T, Status> {
-    tokio::spawn(work).await.map_err(|e| {
+    tokio::spawn(tracing::Instrument::in_current_span(work)).await.map_err(|e| {
         tracing::error!(error = %e, "a payment task failed");
         Status::internal("the request failed")
     })?
