@@ -126,7 +126,9 @@ def overview():
                q(f'sum by (method, route) (rate(http_server_requests_total{{service="gateway"}}[{RI}]))',
                  "{{method}} {{route}}"), w=8),
             ts("5xx by route", "percentunit",
-               q(f'sum by (method, route) (rate(http_server_requests_total{{service="gateway",status=~"5.."}}[{RI}]))\n'
+               # `or 0 * all`: a route without 5xx shows 0, not "no data".
+               q(f'(sum by (method, route) (rate(http_server_requests_total{{service="gateway",status=~"5.."}}[{RI}]))\n'
+                 f'  or 0 * sum by (method, route) (rate(http_server_requests_total{{service="gateway"}}[{RI}])))\n'
                  f'  /\nsum by (method, route) (rate(http_server_requests_total{{service="gateway"}}[{RI}]))',
                  "{{method}} {{route}}"), w=8),
             ts("p99 latency by route", "s",

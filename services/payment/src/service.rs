@@ -272,7 +272,12 @@ impl Payments {
         topic: String,
         metrics: &ticketing_platform::metrics::Metrics,
     ) -> Self {
-        Self { pool, provider, settings, topic, metrics: PaymentMetrics::new(metrics) }
+        let metrics = PaymentMetrics::new(metrics);
+        // Series exist from the start, at zero: a dashboard shows "none yet", not "no data".
+        for result in ["processed", "duplicate", "refused"] {
+            metrics.webhooks.with_label_values(&[provider.name(), result]);
+        }
+        Self { pool, provider, settings, topic, metrics }
     }
 
     /// The provider adapter's name.

@@ -116,6 +116,13 @@ impl<H: Handler> Consumer<H> {
             .context("creating the Kafka consumer")?;
         let topics: Vec<&str> = self.topics.iter().map(String::as_str).collect();
         consumer.subscribe(&topics).context("subscribing")?;
+        // Every outcome's series exists from the start, at zero: dashboards and alerts on
+        // duplicates and dead letters see "none", not "no data".
+        for topic in &topics {
+            for outcome in [Outcome::Processed, Outcome::Duplicate, Outcome::DeadLettered] {
+                self.outcomes.with_label_values(&[self.group.as_str(), topic, outcome.label()]);
+            }
+        }
         let consumer = Arc::new(consumer);
         let lag = Lag {
             consumer: consumer.clone(),
