@@ -5,7 +5,10 @@
 # HTTP API and must return data. It catches metrics that were renamed or never exported.
 # Queries on kube-state-metrics (HPA, restarts) are skipped: they need a cluster.
 #
-# Usage: scripts/check-dashboards-live.sh      (the platform must be up: scripts/run-local.sh)
+# Usage: scripts/check-dashboards-live.sh            against the platform scripts/run-local.sh runs
+#        scripts/check-dashboards-live.sh --start    starts one of its own first, on fresh
+#                                                    databases (livecheck_*) and topics, and
+#                                                    stops it after
 # Environment: LOAD_SECONDS (default 60), PROM_PORT (default 9090), PROFILE (debug|release).
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
@@ -15,16 +18,41 @@ LOAD_SECONDS=${LOAD_SECONDS:-60}
 PROM_PORT=${PROM_PORT:-9090}
 PROFILE=${PROFILE:-debug}
 command -v prometheus >/dev/null || die "prometheus is not installed (Debian package prometheus)"
-curl -fsS --max-time 2 http://127.0.0.1:8080/readyz >/dev/null ||
-  die "the gateway does not answer on 127.0.0.1:8080; start the platform with scripts/run-local.sh"
 
 work=$(mktemp -d)
 prom_pid=''
+started=false
 cleanup() {
-  [[ -n $prom_pid ]] && kill "$prom_pid" 2>/dev/null && wait "$prom_pid" 2>/dev/null
+  if [[ -n $prom_pid ]]; then kill "$prom_pid" 2>/dev/null && wait "$prom_pid" 2>/dev/null; fi
+  if $started; then bash "$ROOT/scripts/stop-local.sh" --keep-broker >/dev/null 2>&1 || true; fi
   rm -rf "$work"
 }
 trap cleanup EXIT
+
+if [[ ${1:-} == --start ]]; then
+  # Databases of its own, made afresh: the demo seed signs in as a bootstrap admin whose
+  # password this checkout generates, which an older ticketing_identity would not know.
+  export DB_PREFIX=livecheck
+  # Topics and consumer groups of its own too (the broker is shared and keeps everything).
+  export TICKETING_KAFKA__TOPIC_NAMESPACE="livecheck-$(date +%s)"
+  for svc in identity catalog inventory booking payment notification; do
+    psql "$DATABASE_URL" -qc "DROP DATABASE IF EXISTS ${DB_PREFIX}_$svc WITH (FORCE)" >/dev/null
+  done
+  say "starting the platform (scripts/run-local.sh; log: $work/run-local.log)"
+  started=true
+  bash "$ROOT/scripts/run-local.sh" >"$work/run-local.log" 2>&1 &
+  deadline=$((SECONDS + 1200))
+  until grep -q "The platform is running" "$work/run-local.log"; do
+    if ((SECONDS > deadline)) || ! kill -0 $! 2>/dev/null; then
+      tail -n 40 "$work/run-local.log" >&2
+      die "the platform did not come up"
+    fi
+    sleep 2
+  done
+  grep -q "demo-seed failed" "$work/run-local.log" && { tail -n 40 "$work/run-local.log" >&2; die "the demo seed failed"; }
+fi
+curl -fsS --max-time 2 http://127.0.0.1:8080/readyz >/dev/null ||
+  die "the gateway does not answer on 127.0.0.1:8080; start the platform with scripts/run-local.sh"
 
 # The seven admin ports, labelled like the chart's ServiceMonitor (honorLabels: the
 # services' own `service` label stays).

@@ -2,7 +2,8 @@
 # Runs the whole platform on this machine, on loopback and the default ports:
 #   1. scripts/infra.sh (Postgres, Redis, the broker);
 #   2. cargo build --bins;
-#   3. `<service> migrate` for every service that owns a database (ticketing_<service>);
+#   3. `<service> migrate` for every service that owns a database (ticketing_<service>, or
+#      $DB_PREFIX_<service>: scripts/check-dashboards-live.sh runs a platform of its own);
 #   4. starts the seven services in the background (logs: .local/logs/<service>.log,
 #      pids: .local/pids/<service>.pid), waits for each /readyz and prints the URLs;
 #   5. seeds the demo data (demo-seed, crates/demo), once: a later run finds it and only
@@ -45,6 +46,7 @@ esac
 BIN_DIR=$BIN_DIR/$PROFILE
 ADMIN_EMAIL=${TICKETING_IDENTITY__BOOTSTRAP_ADMIN_EMAIL:-admin@ticketing.local}
 DEMO_HOLD_TTL=${DEMO_HOLD_TTL:-20s}
+DB_PREFIX=${DB_PREFIX:-ticketing}
 
 mkdir -p "$LOG_DIR" "$PID_DIR"
 # The broker is ours to stop (scripts/stop-local.sh) only when infra.sh starts it now.
@@ -125,7 +127,7 @@ svc_env() {
     "TICKETING_TELEMETRY__LOG_JSON=false"
     "TICKETING_AUTH__JWKS_URL=http://127.0.0.1:$((GRPC_PORT[identity] + 1000))/.well-known/jwks.json"
   )
-  if svc_has_db "$svc"; then ENV+=("TICKETING_DATABASE__URL=$(db_url "ticketing_$svc")"); fi
+  if svc_has_db "$svc"; then ENV+=("TICKETING_DATABASE__URL=$(db_url "${DB_PREFIX}_$svc")"); fi
   if svc_has_redis "$svc"; then ENV+=("TICKETING_REDIS__URL=$REDIS_URL"); fi
   if svc_has_kafka "$svc"; then ENV+=("TICKETING_KAFKA__BROKERS=$KAFKA_BROKERS"); fi
   if [[ $svc == identity ]]; then
@@ -144,7 +146,7 @@ svc_env() {
 for svc in "${SERVICES[@]}"; do
   svc_has_db "$svc" || continue
   svc_env "$svc"
-  say "migrating $svc (database ticketing_$svc)"
+  say "migrating $svc (database ${DB_PREFIX}_$svc)"
   env "${ENV[@]}" "$BIN_DIR/$svc" migrate >"$LOG_DIR/$svc.migrate.log" 2>&1 || {
     tail -n 20 "$LOG_DIR/$svc.migrate.log" >&2
     die "$svc migrate failed; see $LOG_DIR/$svc.migrate.log"
