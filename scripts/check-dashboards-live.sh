@@ -36,7 +36,7 @@ if [[ ${1:-} == --start ]]; then
   # Topics and consumer groups of its own too (the broker is shared and keeps everything).
   export TICKETING_KAFKA__TOPIC_NAMESPACE="livecheck-$(date +%s)"
   for svc in identity catalog inventory booking payment notification; do
-    psql "$DATABASE_URL" -qc "DROP DATABASE IF EXISTS ${DB_PREFIX}_$svc WITH (FORCE)" >/dev/null
+    PGOPTIONS="-c client_min_messages=warning" psql "$DATABASE_URL" -qc "DROP DATABASE IF EXISTS ${DB_PREFIX}_$svc WITH (FORCE)"
   done
   say "starting the platform (scripts/run-local.sh; log: $work/run-local.log)"
   started=true

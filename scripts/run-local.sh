@@ -235,6 +235,9 @@ seed_demo() {
     "TICKETING_SERVER__GRPC_ADDR=127.0.0.1:$port"
     "TICKETING_SERVER__ADMIN_ADDR=127.0.0.1:$((port + 1000))"
     "TICKETING_INVENTORY__HOLD_TTL=$DEMO_HOLD_TTL"
+    # Serves holds and relays the outbox only: a group member that leaves keeps its
+    # partitions on tansu 0.6, and the main inventory would miss a third of catalog.events.
+    "TICKETING_KAFKA__CONSUME=false"
   )
   if port_free "$port" && port_free $((port + 1000)); then
     wait_ports_idle "$port" $((port + 1000))

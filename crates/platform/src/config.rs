@@ -306,6 +306,10 @@ pub struct KafkaConfig {
     pub outbox_poll_interval: Duration,
     /// Rows the relay publishes per transaction.
     pub outbox_batch_size: i64,
+    /// Whether this process joins its consumer groups. Off for a replica that must only
+    /// serve calls and relay its outbox (run-local.sh's short-hold inventory): a member that
+    /// leaves is not always replaced in its partitions by every broker (tansu 0.6).
+    pub consume: bool,
     /// Attempts a consumer makes on one message before sending it to the DLQ.
     pub consumer_max_attempts: u32,
     /// First retry delay; doubles each attempt.
@@ -339,6 +343,7 @@ impl Default for KafkaConfig {
             properties: BTreeMap::new(),
             outbox_poll_interval: Duration::from_millis(200),
             outbox_batch_size: 100,
+            consume: true,
             consumer_max_attempts: 5,
             consumer_retry_backoff: Duration::from_millis(200),
         }

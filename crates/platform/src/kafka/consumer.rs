@@ -108,6 +108,11 @@ impl<H: Handler> Consumer<H> {
 
     /// Consumes until `stop` is cancelled. The message in hand is finished first.
     pub async fn run(self, stop: CancellationToken) -> anyhow::Result<()> {
+        if !self.config.consume {
+            tracing::info!(group = %self.group, "kafka.consume is off: not joining the group");
+            stop.cancelled().await;
+            return Ok(());
+        }
         let consumer: StreamConsumer = crate::kafka::client_config(&self.config)
             .set("group.id", &self.group)
             .set("enable.auto.commit", "false")
