@@ -8,7 +8,7 @@
 # Usage: scripts/check-dashboards-live.sh            against the platform scripts/run-local.sh runs
 #        scripts/check-dashboards-live.sh --start    starts one of its own first, on fresh
 #                                                    databases (livecheck_*) and topics, and
-#                                                    stops it after
+#                                                    stops it after (what .ci/run does)
 # Environment: LOAD_SECONDS (default 60), PROM_PORT (default 9090), PROFILE (debug|release).
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
