@@ -104,20 +104,8 @@ ensure_tools() {
   say "tools ready in $((SECONDS - started))s: $("$BIN/helm" version --short), kubectl $("$BIN/kubectl" version --client -o json | sed -n 's/.*"gitVersion": "\(.*\)".*/\1/p' | head -n1)"
 }
 
-
-# Runs one check, timing it: step NAME FUNCTION.
+# The failed checks' names (step, scripts/lib.sh).
 FAILED=()
-step() {
-  local name=$1 started=$SECONDS
-  shift
-  say "== $name"
-  if "$@"; then
-    say "   ok ($((SECONDS - started))s)"
-  else
-    warn "$name FAILED"
-    FAILED+=("$name")
-  fi
-}
 
 # helm runs with a throwaway HOME: no repositories, no cache, no plugins of the user's.
 helm_() { HOME="$TOOLS/helm-home" XDG_CACHE_HOME="$TOOLS/helm-home/cache" "$BIN/helm" "$@"; }

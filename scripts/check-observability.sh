@@ -40,17 +40,6 @@ fi
 "$PYTHON" -c 'import yaml' 2>/dev/null || die "$PYTHON has no PyYAML; run scripts/check-deploy.sh once (it builds a venv with it) or install python3-yaml"
 
 FAILED=()
-step() {
-  local name=$1 started=$SECONDS
-  shift
-  say "== $name"
-  if "$@"; then
-    say "   ok ($((SECONDS - started))s)"
-  else
-    warn "$name FAILED"
-    FAILED+=("$name")
-  fi
-}
 
 rules() {
   local log

@@ -153,6 +153,20 @@ stop_pids() {
 }
 
 # random_token -> 8 lowercase hex characters.
+# step NAME COMMAND...: runs a check, timing it; a failure is added to the caller's FAILED
+# array and the run goes on (the check scripts report every failure at the end).
+step() {
+  local name=$1 started=$SECONDS
+  shift
+  say "== $name"
+  if "$@"; then
+    say "   ok ($((SECONDS - started))s)"
+  else
+    warn "$name FAILED"
+    FAILED+=("$name")
+  fi
+}
+
 random_token() { od -An -N4 -tx1 /dev/urandom | tr -d ' \n'; }
 
 # Python with kafka-python, once scripts/infra.sh has made the venv; plain python3 otherwise.

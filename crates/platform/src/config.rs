@@ -21,6 +21,13 @@ pub const ENV_PREFIX: &str = "TICKETING_";
 pub trait Validate {
     /// Pushes one [`ConfigIssue`] per bad key into `issues`.
     fn validate(&self, issues: &mut Vec<ConfigIssue>);
+
+    /// The keys `validate` finds bad, in order (what config tests assert on).
+    fn issue_keys(&self) -> Vec<String> {
+        let mut issues = Vec::new();
+        self.validate(&mut issues);
+        issues.into_iter().map(|i| i.key).collect()
+    }
 }
 
 /// One bad key and what is wrong with it.

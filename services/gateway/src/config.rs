@@ -344,9 +344,7 @@ mod tests {
     use super::*;
 
     fn issues(config: &Config) -> Vec<String> {
-        let mut issues = Vec::new();
-        config.validate(&mut issues);
-        issues.into_iter().map(|i| i.key).collect()
+        config.issue_keys()
     }
 
     #[test]
