@@ -34,6 +34,22 @@ pub fn invalid_argument(message: &str, violations: &[FieldViolation]) -> Status 
     Status::with_error_details(Code::InvalidArgument, message, ErrorDetails::with_bad_request(details))
 }
 
+/// The `ErrorInfo.domain` of every refusal a service names with [`refused`].
+pub const REFUSAL_DOMAIN: &str = "ticketing.dev";
+
+/// `FAILED_PRECONDITION` naming why the request was refused in a google.rpc `ErrorInfo`
+/// (`reason` in SCREAMING_SNAKE_CASE, e.g. `SOLD_OUT`), so the gateway can answer 409 with
+/// a problem type of its own instead of one generic conflict.
+pub fn refused(reason: &str, message: impl Into<String>) -> Status {
+    let details = ErrorDetails::with_error_info(reason, REFUSAL_DOMAIN, std::collections::HashMap::new());
+    Status::with_error_details(Code::FailedPrecondition, message, details)
+}
+
+/// The reason a [`refused`] status names, if it names one.
+pub fn refusal_reason(status: &Status) -> Option<String> {
+    status.get_details_error_info().filter(|i| i.domain == REFUSAL_DOMAIN).map(|i| i.reason)
+}
+
 /// A status telling the caller when to retry.
 pub fn retry_after(code: Code, message: impl Into<String>, after: Duration) -> Status {
     Status::with_error_details(code, message, ErrorDetails::with_retry_info(Some(after)))
@@ -53,5 +69,9 @@ mod tests {
         assert_eq!(bad.field_violations[1].field, "password");
         let status = retry_after(Code::ResourceExhausted, "slow down", Duration::from_secs(3));
         assert_eq!(status.get_details_retry_info().unwrap().retry_delay, Some(Duration::from_secs(3)));
+        let status = refused("SOLD_OUT", "2 left");
+        assert_eq!((status.code(), status.message()), (Code::FailedPrecondition, "2 left"));
+        assert_eq!(refusal_reason(&status).as_deref(), Some("SOLD_OUT"));
+        assert_eq!(refusal_reason(&Status::failed_precondition("no details")), None);
     }
 }
