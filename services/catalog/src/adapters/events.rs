@@ -6,7 +6,7 @@ use sqlx::{PgConnection, PgExecutor, Postgres, QueryBuilder};
 use uuid::Uuid;
 
 use crate::domain::access::Drafts;
-use crate::domain::event::{Event, EventDetails, EventStatus};
+use crate::domain::event::{CancellationPolicy, Event, EventDetails, EventStatus};
 use crate::domain::search::EventSearch;
 
 #[derive(sqlx::FromRow)]
@@ -23,6 +23,7 @@ struct Row {
     sale_ends_at: Option<DateTime<Utc>>,
     per_user_limit: i32,
     admission_per_minute: Option<i32>,
+    buyer_cancellation_cutoff_minutes: Option<i32>,
     status: String,
     version: i64,
     cancellation_reason: String,
@@ -53,6 +54,12 @@ impl TryFrom<Row> for Event {
                     .map(u32::try_from)
                     .transpose()
                     .context("stored admission_per_minute")?,
+                cancellation: match row.buyer_cancellation_cutoff_minutes {
+                    Some(minutes) => CancellationPolicy::Until {
+                        minutes_before_start: minutes.try_into().context("stored cancellation cut-off")?,
+                    },
+                    None => CancellationPolicy::Never,
+                },
             },
             status: EventStatus::parse(&row.status).with_context(|| format!("stored status {:?}", row.status))?,
             version: row.version.try_into().context("stored version")?,
@@ -66,11 +73,21 @@ impl TryFrom<Row> for Event {
 }
 
 const COLUMNS: &str = "id, organizer_id, venue_id, name, description, starts_at, ends_at, time_zone, \
-                       sale_starts_at, sale_ends_at, per_user_limit, admission_per_minute, status, version, cancellation_reason, \
+                       sale_starts_at, sale_ends_at, per_user_limit, admission_per_minute, \
+                       buyer_cancellation_cutoff_minutes, status, version, cancellation_reason, \
                        created_at, updated_at, published_at";
 
 fn admission_per_minute(details: &EventDetails) -> anyhow::Result<Option<i32>> {
     details.waiting_room.map(i32::try_from).transpose().context("admission_per_minute")
+}
+
+fn cancellation_cutoff(details: &EventDetails) -> anyhow::Result<Option<i32>> {
+    match details.cancellation {
+        CancellationPolicy::Until { minutes_before_start } => {
+            Ok(Some(i32::try_from(minutes_before_start).context("cancellation cut-off")?))
+        }
+        CancellationPolicy::Never => Ok(None),
+    }
 }
 
 /// Inserts a DRAFT event (without categories).
@@ -82,8 +99,9 @@ pub async fn insert(
 ) -> anyhow::Result<Event> {
     let row: Row = sqlx::query_as(&format!(
         "INSERT INTO events (id, organizer_id, venue_id, venue_name, name, description, starts_at, ends_at, time_zone,
-                             sale_starts_at, sale_ends_at, per_user_limit, admission_per_minute, status)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 'draft') RETURNING {COLUMNS}"
+                             sale_starts_at, sale_ends_at, per_user_limit, admission_per_minute,
+                             buyer_cancellation_cutoff_minutes, status)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, 'draft') RETURNING {COLUMNS}"
     ))
     .bind(Uuid::now_v7())
     .bind(organizer_id)
@@ -98,6 +116,7 @@ pub async fn insert(
     .bind(details.sale_ends_at)
     .bind(i32::try_from(details.per_user_limit).context("per_user_limit")?)
     .bind(admission_per_minute(details)?)
+    .bind(cancellation_cutoff(details)?)
     .fetch_one(db)
     .await
     .context("inserting an event")?;
@@ -151,7 +170,8 @@ pub async fn update_details(
     let row: Row = sqlx::query_as(&format!(
         "UPDATE events SET venue_id = $2, venue_name = $3, name = $4, description = $5, starts_at = $6, ends_at = $7,
              time_zone = $8, sale_starts_at = $9, sale_ends_at = $10, per_user_limit = $11,
-             admission_per_minute = $12, version = version + 1, updated_at = now()
+             admission_per_minute = $12, buyer_cancellation_cutoff_minutes = $13, version = version + 1,
+             updated_at = now()
          WHERE id = $1 RETURNING {COLUMNS}"
     ))
     .bind(id)
@@ -166,6 +186,7 @@ pub async fn update_details(
     .bind(details.sale_ends_at)
     .bind(i32::try_from(details.per_user_limit).context("per_user_limit")?)
     .bind(admission_per_minute(details)?)
+    .bind(cancellation_cutoff(details)?)
     .fetch_one(conn)
     .await
     .context("updating an event")?;

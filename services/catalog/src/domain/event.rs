@@ -14,6 +14,8 @@ pub const DEFAULT_PER_USER_LIMIT: u32 = 6;
 pub const MAX_PER_USER_LIMIT: u32 = 100;
 /// Highest waiting-room admission rate accepted, per minute.
 pub const MAX_ADMISSION_PER_MINUTE: u32 = 1_000_000;
+/// Longest cancellation cut-off accepted: a year before the start, in minutes.
+pub const MAX_CANCELLATION_CUTOFF_MINUTES: u32 = 525_600;
 const NAME_MAX: usize = 200;
 const DESCRIPTION_MAX: usize = 10_000;
 const REASON_MAX: usize = 1_000;
@@ -154,6 +156,49 @@ pub struct EventDetails {
     pub per_user_limit: u32,
     /// Buyers the gateway's waiting room admits per minute; `None` means no waiting room.
     pub waiting_room: Option<u32>,
+    /// Until when buyers may cancel a paid booking.
+    pub cancellation: CancellationPolicy,
+}
+
+/// Until when buyers may cancel a paid booking themselves for a refund. Admins may
+/// always refund by hand; booking enforces the policy when a buyer cancels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CancellationPolicy {
+    /// Until this many minutes before the start (0: until the start).
+    Until {
+        /// Minutes before `starts_at`.
+        minutes_before_start: u32,
+    },
+    /// Never: all sales are final.
+    Never,
+}
+
+impl Default for CancellationPolicy {
+    /// Buyers may cancel until the event starts: never after they could have attended.
+    fn default() -> Self {
+        Self::Until { minutes_before_start: 0 }
+    }
+}
+
+/// A cancellation policy as received.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CancellationPolicyInput {
+    /// All sales final.
+    pub no_buyer_cancellation: bool,
+    /// Minutes before the start; ignored with `no_buyer_cancellation`.
+    pub cutoff_minutes: u32,
+}
+
+impl CancellationPolicyInput {
+    fn validate(self) -> Result<CancellationPolicy, String> {
+        match self {
+            Self { no_buyer_cancellation: true, .. } => Ok(CancellationPolicy::Never),
+            Self { cutoff_minutes: minutes @ 0..=MAX_CANCELLATION_CUTOFF_MINUTES, .. } => {
+                Ok(CancellationPolicy::Until { minutes_before_start: minutes })
+            }
+            _ => Err(format!("cutoff_minutes must be at most {MAX_CANCELLATION_CUTOFF_MINUTES} (a year)")),
+        }
+    }
 }
 
 /// A stored event.
@@ -206,6 +251,8 @@ pub struct EventInput {
     pub per_user_limit: Option<u32>,
     /// Absent means no waiting room.
     pub waiting_room: Option<WaitingRoomInput>,
+    /// Absent means buyers may cancel until the start.
+    pub cancellation_policy: Option<CancellationPolicyInput>,
 }
 
 /// A waiting-room setting as received.
@@ -257,6 +304,7 @@ impl EventInput {
         let per_user_limit =
             v.check("per_user_limit", per_user_limit(self.per_user_limit.unwrap_or(DEFAULT_PER_USER_LIMIT)));
         let waiting_room = v.check("waiting_room", self.waiting_room.unwrap_or_default().validate());
+        let cancellation = v.check("cancellation_policy", self.cancellation_policy.unwrap_or_default().validate());
         let (
             Some(organizer_id),
             Some(venue_id),
@@ -269,6 +317,7 @@ impl EventInput {
             Some(sale_ends_at),
             Some(per_user_limit),
             Some(waiting_room),
+            Some(cancellation),
         ) = (
             organizer_id,
             venue_id,
@@ -281,6 +330,7 @@ impl EventInput {
             sale_ends_at,
             per_user_limit,
             waiting_room,
+            cancellation,
         )
         else {
             return Err(v.into_error());
@@ -296,6 +346,7 @@ impl EventInput {
             sale_ends_at,
             per_user_limit,
             waiting_room,
+            cancellation,
         };
         check_schedule(&details, &mut v);
         v.finish()?;
@@ -326,12 +377,15 @@ pub struct EventPatch {
     pub per_user_limit: Option<u32>,
     /// New waiting-room setting (not once ON_SALE).
     pub waiting_room: Option<WaitingRoomInput>,
+    /// New cancellation policy (not once ON_SALE).
+    pub cancellation_policy: Option<CancellationPolicyInput>,
 }
 
 impl Event {
     /// The details after `patch`, validated against the fields and the status: once published
     /// the venue is frozen, and once ON_SALE the sale start and the waiting room are (the sale
-    /// has begun; the gateway's queue was shuffled and admits at the rate since then).
+    /// has begun; the gateway's queue was shuffled and admits at the rate since then), and so
+    /// is the cancellation policy (buyers keep the terms they bought under).
     pub fn patched(&self, patch: EventPatch) -> Result<EventDetails, CatalogError> {
         self.status.apply(Action::Update)?;
         let mut v = Violations::default();
@@ -367,6 +421,9 @@ impl Event {
         if let Some(room) = patch.waiting_room {
             set("waiting_room", room.validate().map(|x| next.waiting_room = x));
         }
+        if let Some(policy) = patch.cancellation_policy {
+            set("cancellation_policy", policy.validate().map(|x| next.cancellation = x));
+        }
         if v.is_empty() {
             check_schedule(&next, &mut v);
         }
@@ -392,6 +449,9 @@ impl Event {
         }
         if next.waiting_room != self.details.waiting_room && self.status == EventStatus::OnSale {
             return Err(CatalogError::Frozen { status: self.status, what: "the waiting room" });
+        }
+        if next.cancellation != self.details.cancellation && self.status == EventStatus::OnSale {
+            return Err(CatalogError::Frozen { status: self.status, what: "the cancellation policy" });
         }
         Ok(next)
     }
@@ -685,6 +745,30 @@ mod tests {
         assert!(matches!(error, CatalogError::Frozen { what: "the waiting room", .. }), "{error:?}");
         let unchanged = on_sale.patched(EventPatch { waiting_room: room(false, 5), ..EventPatch::default() });
         assert!(unchanged.is_ok(), "restating the setting is no change");
+    }
+
+    #[test]
+    fn buyers_may_cancel_until_the_start_unless_the_organizer_says_otherwise_and_the_terms_freeze_on_sale() {
+        let policy = |no_buyer_cancellation, cutoff_minutes| {
+            Some(CancellationPolicyInput { no_buyer_cancellation, cutoff_minutes })
+        };
+        let until = |minutes_before_start| CancellationPolicy::Until { minutes_before_start };
+        assert_eq!(input().validate().unwrap().details.cancellation, until(0));
+        let two_days = EventInput { cancellation_policy: policy(false, 2880), ..input() }.validate().unwrap();
+        assert_eq!(two_days.details.cancellation, until(2880));
+        let never = EventInput { cancellation_policy: policy(true, 0), ..input() }.validate().unwrap();
+        assert_eq!(never.details.cancellation, CancellationPolicy::Never);
+        let too_long = policy(false, MAX_CANCELLATION_CUTOFF_MINUTES + 1);
+        let error = EventInput { cancellation_policy: too_long, ..input() }.validate().unwrap_err();
+        assert_eq!(fields(error), ["cancellation_policy"]);
+
+        let published = event(EventStatus::Published);
+        let patch = EventPatch { cancellation_policy: policy(true, 0), ..EventPatch::default() };
+        assert_eq!(published.patched(patch.clone()).unwrap().cancellation, CancellationPolicy::Never);
+        let error = event(EventStatus::OnSale).patched(patch).unwrap_err();
+        assert!(matches!(error, CatalogError::Frozen { what: "the cancellation policy", .. }), "{error:?}");
+        let restated = EventPatch { cancellation_policy: policy(false, 0), ..EventPatch::default() };
+        assert!(event(EventStatus::OnSale).patched(restated).is_ok(), "restating the policy is no change");
     }
 
     #[test]

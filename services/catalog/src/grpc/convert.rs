@@ -7,7 +7,7 @@ use tonic::{Request, Status};
 
 use crate::domain::access::Caller;
 use crate::domain::category::{Allocation, AllocationInput, Category, CategoryInput, PriceInput};
-use crate::domain::event::{Event, EventStatus, WaitingRoomInput};
+use crate::domain::event::{CancellationPolicy, CancellationPolicyInput, Event, EventStatus, WaitingRoomInput};
 use crate::domain::seat_map::{Area, Row, Seat, SeatMap, Section};
 use crate::domain::venue::Venue;
 use crate::domain::{CatalogError, FieldViolation};
@@ -174,6 +174,12 @@ impl From<Event> for pb::Event {
                 enabled: d.waiting_room.is_some(),
                 admission_per_minute: d.waiting_room.unwrap_or(0),
             }),
+            cancellation_policy: Some(match d.cancellation {
+                CancellationPolicy::Until { minutes_before_start } => {
+                    pb::CancellationPolicy { no_buyer_cancellation: false, cutoff_minutes: minutes_before_start }
+                }
+                CancellationPolicy::Never => pb::CancellationPolicy { no_buyer_cancellation: true, cutoff_minutes: 0 },
+            }),
         }
     }
 }
@@ -206,6 +212,14 @@ impl From<Category> for pb::Category {
 /// A waiting-room setting as received.
 pub fn waiting_room(room: pb::WaitingRoom) -> WaitingRoomInput {
     WaitingRoomInput { enabled: room.enabled, admission_per_minute: room.admission_per_minute }
+}
+
+/// A cancellation policy as received.
+pub fn cancellation_policy(policy: pb::CancellationPolicy) -> CancellationPolicyInput {
+    CancellationPolicyInput {
+        no_buyer_cancellation: policy.no_buyer_cancellation,
+        cutoff_minutes: policy.cutoff_minutes,
+    }
 }
 
 fn price(price: Option<ticketing_proto::common::v1::Money>) -> Option<PriceInput> {

@@ -101,6 +101,7 @@ impl CatalogApi for Api {
             sale_ends_at,
             per_user_limit: r.per_user_limit,
             waiting_room: r.waiting_room.map(convert::waiting_room),
+            cancellation_policy: r.cancellation_policy.map(convert::cancellation_policy),
         };
         Ok(Response::new(self.catalog.create_event(&caller, input).await?.into()))
     }
@@ -125,6 +126,7 @@ impl CatalogApi for Api {
             sale_ends_at,
             per_user_limit: r.per_user_limit,
             waiting_room: r.waiting_room.map(convert::waiting_room),
+            cancellation_policy: r.cancellation_policy.map(convert::cancellation_policy),
         };
         let event = self.catalog.update_event(&caller, &r.event_id, r.expected_version, patch).await?;
         Ok(Response::new(event.into()))

@@ -197,6 +197,7 @@ impl TestApp {
             per_user_limit: None,
             organizer_id: String::new(),
             waiting_room: None,
+            cancellation_policy: None,
         }
     }
 

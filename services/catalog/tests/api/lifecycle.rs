@@ -262,3 +262,42 @@ async fn the_waiting_room_is_stored_validated_and_frozen_once_on_sale() {
     assert!(error.message().contains("waiting room"), "{error:?}");
     assert_eq!(app.get_event(Who::Anonymous, &draft.id).await.unwrap().waiting_room, room(true, 60));
 }
+
+#[tokio::test]
+async fn the_cancellation_policy_defaults_to_the_start_is_stored_and_freezes_when_the_sale_starts() {
+    let app = spawn_app().await;
+    let venue = app.venue(Who::OrganizerA, "Hall").await;
+    let policy =
+        |no_buyer_cancellation, cutoff_minutes| Some(pb::CancellationPolicy { no_buyer_cancellation, cutoff_minutes });
+
+    let default = app.draft(Who::OrganizerA, &venue.id).await;
+    assert_eq!(default.cancellation_policy, policy(false, 0), "absent means until the start");
+
+    let mut request = app.event_request(&venue.id, "Strict terms");
+    request.cancellation_policy = policy(false, 525_601);
+    let error = app.client().create_event(app.req(Who::OrganizerA, request.clone())).await.unwrap_err();
+    assert_eq!(crate::helpers::bad_fields(&error), ["cancellation_policy"]);
+    request.cancellation_policy = policy(false, 48 * 60);
+    let draft = app.client().create_event(app.req(Who::OrganizerA, request)).await.unwrap().into_inner();
+    assert_eq!(draft.cancellation_policy, policy(false, 2_880));
+    app.ga_category(Who::OrganizerA, &draft.id, "Standing", 100).await;
+    app.publish(Who::OrganizerA, &draft.id).await.unwrap();
+
+    let final_sale = pb::UpdateEventRequest {
+        event_id: draft.id.clone(),
+        cancellation_policy: policy(true, 0),
+        ..Default::default()
+    };
+    app.client().update_event(app.req(Who::OrganizerA, final_sale.clone())).await.unwrap();
+    assert_eq!(app.get_event(Who::Anonymous, &draft.id).await.unwrap().cancellation_policy, policy(true, 0));
+
+    app.client()
+        .start_sale(app.req(Who::OrganizerA, pb::StartSaleRequest { event_id: draft.id.clone() }))
+        .await
+        .unwrap();
+    let loosen = pb::UpdateEventRequest { cancellation_policy: policy(false, 0), ..final_sale };
+    let error = app.client().update_event(app.req(Who::OrganizerA, loosen)).await.unwrap_err();
+    assert_eq!(error.code(), Code::FailedPrecondition);
+    assert!(error.message().contains("cancellation policy"), "{error:?}");
+    assert_eq!(app.get_event(Who::Anonymous, &draft.id).await.unwrap().cancellation_policy, policy(true, 0));
+}
