@@ -81,6 +81,7 @@ enum Incoming {
     BookingConfirmed(ev::BookingConfirmed),
     BookingCancelled(ev::BookingCancelled),
     BookingExpired(ev::BookingExpired),
+    BookingRefundRequested(ev::BookingRefundRequested),
     BookingRefunded(ev::BookingRefunded),
     RefundSucceeded(ev::RefundSucceeded),
     /// Anything else on the topics (other event types are none of notification's business).
@@ -102,6 +103,8 @@ impl Incoming {
             payload(event).map(Self::BookingCancelled)
         } else if t == ev::BookingExpired::full_name() {
             payload(event).map(Self::BookingExpired)
+        } else if t == ev::BookingRefundRequested::full_name() {
+            payload(event).map(Self::BookingRefundRequested)
         } else if t == ev::BookingRefunded::full_name() {
             payload(event).map(Self::BookingRefunded)
         } else if t == ev::RefundSucceeded::full_name() {
@@ -145,6 +148,11 @@ impl Events {
             Incoming::BookingConfirmed(c) => self.issue_tickets(tx, event, c).await?,
             Incoming::BookingCancelled(c) => revoke(tx, &c.booking_id, &c.user_id, &c.event_id, "cancelled").await?,
             Incoming::BookingExpired(e) => revoke(tx, &e.booking_id, &e.user_id, &e.event_id, "expired").await?,
+            // Usually revoked already (booking revokes before it cancels a paid booking);
+            // an event's cancellation and a late payment are revoked here.
+            Incoming::BookingRefundRequested(r) => {
+                revoke(tx, &r.booking_id, &r.user_id, &r.event_id, "refund requested").await?
+            }
             Incoming::BookingRefunded(r) => revoke(tx, &r.booking_id, &r.user_id, &r.event_id, "refunded").await?,
             Incoming::RefundSucceeded(r) => {
                 let (booking, user) = (id("booking_id", &r.booking_id)?, id("user_id", &r.user_id)?);

@@ -22,6 +22,21 @@ pub enum Subject {
     Booking(Uuid),
 }
 
+/// A RevokeTickets request.
+#[derive(Debug, Clone, Copy)]
+pub struct Revocation<'a> {
+    /// The booking whose tickets go.
+    pub booking: Uuid,
+    /// Its buyer.
+    pub user: Uuid,
+    /// Its event, if known.
+    pub event: Option<Uuid>,
+    /// Why, for the record.
+    pub reason: &'a str,
+    /// Even if a ticket was scanned (an admin's refund).
+    pub force: bool,
+}
+
 /// The service's state and use cases.
 #[derive(Clone)]
 pub struct Notification {
@@ -127,6 +142,21 @@ impl Notification {
         } else {
             Verification::AlreadyScanned(ticket)
         })
+    }
+
+    /// Revokes a booking's tickets for booking (its service token) or an admin: refused
+    /// when a ticket was already scanned, unless `force`. Returns whether one had been.
+    pub async fn revoke(&self, caller: &Principal, revocation: &Revocation<'_>) -> Result<bool> {
+        if !caller.has_role(Role::Service) && !caller.has_role(Role::Admin) {
+            return Err(NotificationError::Forbidden("only the booking service or an admin may revoke tickets"));
+        }
+        let Revocation { booking, user, event, reason, force } = *revocation;
+        let mut tx = self.pool.begin().await?;
+        let attended = tickets::revoke(&mut tx, booking, user, event, reason, force)
+            .await?
+            .ok_or(NotificationError::TicketScanned)?;
+        tx.commit().await?;
+        Ok(attended)
     }
 
     /// The public ticket keys as a JWKS document.

@@ -3,6 +3,7 @@
 use sqlx::{PgConnection, PgExecutor};
 use uuid::Uuid;
 
+use super::projections;
 use crate::domain::Ticket;
 
 const COLUMNS: &str = "ticket_id, booking_id, user_id, event_id, category_id, seat_id, seat_label, code, issued_at,
@@ -60,6 +61,36 @@ pub async fn scan(db: impl PgExecutor<'_>, id: Uuid, gate: &str) -> sqlx::Result
     .bind(gate)
     .fetch_optional(db)
     .await
+}
+
+/// Revokes `booking` and its tickets (those issued later start revoked) unless one was
+/// already scanned; with `force`, even then. Decided against check-in: the booking's
+/// projection row is locked first (issuing tickets locks it too, so none appears
+/// meanwhile), then its tickets, which [`scan`] locks as it marks one, so whichever commits
+/// first wins. Repeating it returns the first decision. `Some(attended)`: revoked, and
+/// whether a ticket had been scanned; `None`: refused, nothing changed.
+pub async fn revoke(
+    tx: &mut PgConnection,
+    booking: Uuid,
+    user: Uuid,
+    event: Option<Uuid>,
+    reason: &str,
+    force: bool,
+) -> sqlx::Result<Option<bool>> {
+    projections::record_booking(tx, booking, user, event).await?;
+    let revoked = projections::booking_revoked(&mut *tx, booking).await?;
+    let attended: bool = sqlx::query_scalar(
+        "SELECT coalesce(bool_or(scanned_at IS NOT NULL), false)
+           FROM (SELECT scanned_at FROM tickets WHERE booking_id = $1 FOR UPDATE) AS locked",
+    )
+    .bind(booking)
+    .fetch_one(&mut *tx)
+    .await?;
+    if attended && !force && !revoked {
+        return Ok(None);
+    }
+    projections::revoke_booking(tx, booking, reason).await?;
+    Ok(Some(attended))
 }
 
 /// Appends one check to the audit log.

@@ -11,6 +11,10 @@ pub enum NotificationError {
     /// The caller may not see or do this.
     #[error("{0}")]
     Forbidden(&'static str),
+    /// A ticket of the booking was scanned at the gate: it can no longer be revoked
+    /// (without force).
+    #[error("a ticket of this booking was already scanned at the gate")]
+    TicketScanned,
     /// A dependency failed; the caller may retry.
     #[error("temporarily unavailable")]
     Unavailable(#[source] anyhow::Error),

@@ -7,7 +7,7 @@ use ticketing_proto::notification::v1 as pb;
 use ticketing_proto::notification::v1::notification_server::Notification as NotificationApi;
 use tonic::{Request, Response, Status};
 
-use crate::service::{Notification, Subject};
+use crate::service::{Notification, Revocation, Subject};
 
 /// Implements `ticketing.notification.v1.Notification`.
 #[derive(Clone)]
@@ -75,6 +75,33 @@ impl NotificationApi for Api {
         };
         let verification = self.notification.verify(&caller, &r.code, event, &r.gate_id).await?;
         Ok(Response::new(verification.into()))
+    }
+
+    async fn revoke_tickets(
+        &self,
+        request: Request<pb::RevokeTicketsRequest>,
+    ) -> Result<Response<pb::RevokeTicketsResponse>, Status> {
+        let caller = Principal::of(&request)?;
+        let r = request.into_inner();
+        let booking = r.booking_id.parse::<uuid::Uuid>();
+        let user = r.user_id.parse::<uuid::Uuid>();
+        let event = Some(r.event_id.as_str()).filter(|e| !e.is_empty()).map(str::parse::<uuid::Uuid>).transpose();
+        let mut violations = Vec::new();
+        for (field, bad) in [("booking_id", booking.is_err()), ("user_id", user.is_err()), ("event_id", event.is_err())]
+        {
+            if bad {
+                violations.push(convert::violation(field, "must be a UUID"));
+            }
+        }
+        if r.reason.chars().count() > 500 {
+            violations.push(convert::violation("reason", "must be at most 500 characters"));
+        }
+        let (Ok(booking), Ok(user), Ok(event), true) = (booking, user, event, violations.is_empty()) else {
+            return Err(convert::invalid_all(&violations));
+        };
+        let revocation = Revocation { booking, user, event, reason: &r.reason, force: r.force };
+        let attended = self.notification.revoke(&caller, &revocation).await?;
+        Ok(Response::new(pb::RevokeTicketsResponse { attended }))
     }
 
     async fn get_ticket_signing_keys(

@@ -143,6 +143,110 @@ async fn refunded_and_cancelled_bookings_revoke_their_tickets() {
 }
 
 #[tokio::test]
+async fn a_revocation_is_refused_once_a_ticket_was_scanned_unless_forced() {
+    let app = spawn_app().await;
+    let show = app.publish_show("Attended").await;
+    let (buyer, attended, tickets) = issued(&app, &show, 2).await;
+    let scanned = app.verify(show.organizer, &[Role::Organizer], &tickets[0].code, show.id).await;
+    assert_eq!(result(&scanned), pb::VerificationResult::Valid);
+
+    let refused = app.revoke(&[Role::Service], &attended, false).await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::FailedPrecondition);
+    assert_eq!(ticketing_platform::status::refusal_reason(&refused).as_deref(), Some("TICKET_SCANNED"));
+    let unscanned = app.verify(show.organizer, &[Role::Organizer], &tickets[1].code, show.id).await;
+    assert_eq!(result(&unscanned), pb::VerificationResult::Valid, "a refused revocation changed nothing");
+
+    // An admin's refund goes through, and says someone went in.
+    assert!(app.revoke(&[Role::Service], &attended, true).await.unwrap().attended);
+    assert!(app.revoke(&[Role::Service], &attended, false).await.unwrap().attended, "repeating keeps the decision");
+    let listed = app.tickets(buyer.id, &[Role::User], booking_id(&attended)).await.unwrap();
+    assert!(listed.iter().all(|t| t.status == pb::TicketStatus::Revoked as i32), "{listed:?}");
+
+    // A booking nobody went in on: revoked at once, and its tickets stop admitting.
+    let (_, unused, tickets) = issued(&app, &show, 1).await;
+    assert!(!app.revoke(&[Role::Service], &unused, false).await.unwrap().attended);
+    let late = app.verify(show.organizer, &[Role::Organizer], &tickets[0].code, show.id).await;
+    assert_eq!(result(&late), pb::VerificationResult::Revoked);
+}
+
+#[tokio::test]
+async fn tickets_of_a_booking_revoked_before_they_were_issued_are_issued_revoked() {
+    let app = spawn_app().await;
+    let show = app.publish_show("Early").await;
+    let buyer = Buyer::new("early");
+    app.publish(IDENTITY, &buyer.id.to_string(), &buyer.registered()).await;
+    let confirmed = show.confirmed(&buyer, 2);
+    assert!(!app.revoke(&[Role::Service], &confirmed, false).await.unwrap().attended);
+    app.publish(BOOKING, &confirmed.booking_id, &confirmed).await;
+    let tickets = app.wait_for_tickets(buyer.id, booking_id(&confirmed), 2).await;
+    assert!(tickets.iter().all(|t| t.status == pb::TicketStatus::Revoked as i32), "{tickets:?}");
+}
+
+#[tokio::test]
+async fn a_revocation_racing_a_scan_lets_exactly_one_win() {
+    let app = spawn_app().await;
+    let show = app.publish_show("Race").await;
+    for round in 0..20 {
+        let (_, confirmed, tickets) = issued(&app, &show, 1).await;
+        let (revoked, scanned) = tokio::join!(
+            app.revoke(&[Role::Service], &confirmed, false),
+            app.verify(show.organizer, &[Role::Organizer], &tickets[0].code, show.id),
+        );
+        let admitted = result(&scanned) == pb::VerificationResult::Valid;
+        match revoked {
+            Ok(r) => {
+                assert!(!admitted, "round {round}: revoked and admitted: {scanned:?}");
+                assert!(!r.attended);
+                assert_eq!(result(&scanned), pb::VerificationResult::Revoked, "round {round}");
+            }
+            Err(status) => {
+                assert!(admitted, "round {round}: refused without a scan: {status:?}");
+                assert_eq!(ticketing_platform::status::refusal_reason(&status).as_deref(), Some("TICKET_SCANNED"));
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn only_booking_or_an_admin_may_revoke_and_ids_are_checked() {
+    let app = spawn_app().await;
+    let show = app.publish_show("Guarded revocations").await;
+    let (_, confirmed, _) = issued(&app, &show, 1).await;
+    for roles in [&[Role::User][..], &[Role::Organizer]] {
+        let error = app.revoke(roles, &confirmed, false).await.unwrap_err();
+        assert_eq!(error.code(), tonic::Code::PermissionDenied, "{roles:?}");
+    }
+    assert!(app.revoke(&[Role::Admin], &confirmed, false).await.is_ok());
+    let bad = ev::BookingConfirmed { booking_id: "nope".into(), user_id: String::new(), ..confirmed };
+    let error = app.revoke(&[Role::Service], &bad, false).await.unwrap_err();
+    assert_eq!(error.code(), tonic::Code::InvalidArgument);
+    assert!(error.message().contains("booking_id: must be a UUID; user_id: must be a UUID"), "{error:?}");
+}
+
+#[tokio::test]
+async fn a_refund_request_revokes_the_tickets() {
+    let app = spawn_app().await;
+    let show = app.publish_show("Cancelled show").await;
+    let (buyer, confirmed, tickets) = issued(&app, &show, 1).await;
+    let requested = ev::BookingRefundRequested {
+        booking_id: confirmed.booking_id.clone(),
+        user_id: confirmed.user_id.clone(),
+        event_id: confirmed.event_id.clone(),
+        payment_id: confirmed.payment_id.clone(),
+        reason: ev::BookingCancellationReason::EventCancelled as i32,
+        ..Default::default()
+    };
+    app.publish(BOOKING, &confirmed.booking_id, &requested).await;
+    app.wait_until("the tickets to be revoked", || async {
+        let tickets = app.tickets(buyer.id, &[Role::User], booking_id(&confirmed)).await.unwrap();
+        tickets.iter().all(|t| t.status == pb::TicketStatus::Revoked as i32).then_some(())
+    })
+    .await;
+    let response = app.verify(show.organizer, &[Role::Organizer], &tickets[0].code, show.id).await;
+    assert_eq!(result(&response), pb::VerificationResult::Revoked);
+}
+
+#[tokio::test]
 async fn only_the_events_organizer_or_an_admin_may_verify() {
     let app = spawn_app().await;
     let show = app.publish_show("Guarded").await;

@@ -162,6 +162,24 @@ impl TestApp {
         self.client.clone().verify_ticket(self.authed(request, caller, roles)).await.map(tonic::Response::into_inner)
     }
 
+    /// RevokeTickets for the booking of `confirmed`, as `roles`.
+    pub async fn revoke(
+        &self,
+        roles: &[Role],
+        confirmed: &ev::BookingConfirmed,
+        force: bool,
+    ) -> Result<pb::RevokeTicketsResponse, tonic::Status> {
+        let request = pb::RevokeTicketsRequest {
+            booking_id: confirmed.booking_id.clone(),
+            user_id: confirmed.user_id.clone(),
+            event_id: confirmed.event_id.clone(),
+            reason: "cancelled".into(),
+            force,
+        };
+        let request = self.authed(request, Uuid::new_v4(), roles);
+        self.client.clone().revoke_tickets(request).await.map(tonic::Response::into_inner)
+    }
+
     pub async fn deliveries(
         &self,
         caller: Uuid,
