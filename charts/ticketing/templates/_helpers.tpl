@@ -41,8 +41,9 @@ booking:
   database: true
   redis: false
   kafka: true
-  # identity: service tokens (client credentials) for the saga's own calls.
-  peers: [identity, inventory, catalog]
+  # identity: service tokens (client credentials) for the saga's own calls; notification:
+  # revoking a cancelled booking's tickets before its seats go back on sale.
+  peers: [identity, inventory, catalog, notification]
 payment:
   grpcPort: 50055
   adminPort: 51055

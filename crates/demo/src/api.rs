@@ -11,7 +11,7 @@ use ticketing_proto::identity::v1 as identity;
 use tonic::transport::Channel;
 use tonic::{Code, Status};
 
-use crate::plan::{Allocation, EventPlan, Person, VenuePlan, When};
+use crate::plan::{Allocation, Cancellation, EventPlan, Person, VenuePlan, When};
 
 type IdentityClient = identity::identity_client::IdentityClient<Channel>;
 type CatalogClient = catalog::catalog_client::CatalogClient<Channel>;
@@ -163,6 +163,13 @@ impl Api {
             waiting_room: plan
                 .waiting_room
                 .map(|admission_per_minute| catalog::WaitingRoom { enabled: true, admission_per_minute }),
+            cancellation_policy: Some(match plan.cancellation {
+                Cancellation::UntilStart => catalog::CancellationPolicy::default(),
+                Cancellation::HoursBefore(hours) => {
+                    catalog::CancellationPolicy { no_buyer_cancellation: false, cutoff_minutes: hours * 60 }
+                }
+                Cancellation::Never => catalog::CancellationPolicy { no_buyer_cancellation: true, cutoff_minutes: 0 },
+            }),
         };
         let event = catalog.create_event(authed(create, owner)).await.context("create event")?.into_inner();
         let map = venue.seat_map.clone().unwrap_or_default();

@@ -188,6 +188,19 @@ pub struct EventPlan {
     pub categories: Vec<CategoryPlan>,
     /// The gateway's waiting room: buyers admitted per minute once the sale opens.
     pub waiting_room: Option<u32>,
+    /// Until when buyers may cancel (catalog's cancellation policy).
+    pub cancellation: Cancellation,
+}
+
+/// An event's cancellation policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cancellation {
+    /// Buyers may cancel until the event starts (the default).
+    UntilStart,
+    /// Until this many hours before the start.
+    HoursBefore(u32),
+    /// All sales final.
+    Never,
 }
 
 /// The stadium: 20 blocks of 50 rows of 52 seats (52,000 seats) and a standing pitch.
@@ -288,31 +301,40 @@ pub fn events() -> Vec<EventPlan> {
         per_user_limit,
         categories,
         waiting_room: None,
+        cancellation: Cancellation::UntilStart,
     };
     let past = |hours_ago| When::Past { hours_ago };
     let on_sale = |in_days| When::OnSale { in_days };
     let future = |in_days, sale_in_days: u64| When::Future { in_days, sale_in_minutes: sale_in_days * 24 * 60 };
     vec![
-        e(
-            "Summer Anthems Live",
-            "The stadium show of the year.",
-            STADIUM,
-            on_sale(45),
-            10,
-            vec![
-                c("Lower Tier", 89, Sections(lower)),
-                c("Upper Tier", 59, Sections(upper)),
-                c("Pitch Standing", 79, Ga(12_000)),
-            ],
-        ),
-        e(
-            "Cup Final Watch Party",
-            "The final on the big screens.",
-            STADIUM,
-            future(60, 14),
-            6,
-            vec![c("Pitch Standing", 25, Ga(12_000))],
-        ),
+        // Buyers may cancel until two days before the show.
+        EventPlan {
+            cancellation: Cancellation::HoursBefore(48),
+            ..e(
+                "Summer Anthems Live",
+                "The stadium show of the year.",
+                STADIUM,
+                on_sale(45),
+                10,
+                vec![
+                    c("Lower Tier", 89, Sections(lower)),
+                    c("Upper Tier", 59, Sections(upper)),
+                    c("Pitch Standing", 79, Ga(12_000)),
+                ],
+            )
+        },
+        // All sales final (the seed books nothing before its sale).
+        EventPlan {
+            cancellation: Cancellation::Never,
+            ..e(
+                "Cup Final Watch Party",
+                "The final on the big screens.",
+                STADIUM,
+                future(60, 14),
+                6,
+                vec![c("Pitch Standing", 25, Ga(12_000))],
+            )
+        },
         e(
             "Neon Nights: Synthwave",
             "Retro synths all night.",

@@ -13,7 +13,7 @@ use ticketing_proto::payment::v1 as payment;
 use tonic::Code;
 
 use crate::api::{Account, Api, CreatedEvent, Urls, authed, channel, retry};
-use crate::plan::{self, Allocation, Job, Target, When};
+use crate::plan::{self, Allocation, Cancellation, Job, Target, When};
 
 /// What to seed against.
 #[derive(Debug, Clone, clap::Args)]
@@ -50,6 +50,8 @@ pub struct Report {
 /// Everything a booking job needs.
 struct Ctx {
     api: Api,
+    /// The bootstrap admin's token: refunds of shows that already happened are an admin's.
+    admin: String,
     short_hold: Option<inventory::inventory_client::InventoryClient<tonic::transport::Channel>>,
     users: Vec<Account>,
     events: Vec<CreatedEvent>,
@@ -109,7 +111,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
     }
     // The expiring holds first: their clock runs while the rest are made.
     jobs.sort_by_key(|j| j.target != Target::Expired);
-    let ctx = Ctx { api: api.clone(), short_hold, users, events, plans };
+    let ctx = Ctx { api: api.clone(), admin: admin.clone(), short_hold, users, events, plans };
     let report = book(&ctx, jobs, options.concurrency).await;
 
     for (plan, event) in ctx.plans.iter().zip(&ctx.events) {
@@ -186,6 +188,7 @@ async fn top_up(
                 })
                 .collect(),
             waiting_room: None,
+            cancellation: Cancellation::UntilStart,
         })
         .collect();
     let events = on_sale
@@ -194,7 +197,7 @@ async fn top_up(
         .collect();
     let target = Target::PendingPayment;
     let jobs = plan::jobs(&plans, users.len(), vec![(target, target.count())]).map_err(|e| anyhow!(e))?;
-    let ctx = Ctx { api, short_hold: None, users, events, plans };
+    let ctx = Ctx { api, admin: admin.to_owned(), short_hold: None, users, events, plans };
     report = Report { skipped: true, ..book(&ctx, jobs, concurrency).await };
     Ok(report)
 }
@@ -305,13 +308,17 @@ async fn make(ctx: &Ctx, job: Job) -> anyhow::Result<booking::BookingDetails> {
     .context("charge")?;
     if matches!(job.target, Target::RefundPending | Target::Refunded) {
         wait_for(ctx, user, &details.id, booking::BookingStatus::Confirmed).await?;
+        // Buyers may not cancel once a show has started: an admin refunds those by hand.
+        let (token, reason) = match ctx.plans[job.event].when {
+            When::Past { .. } => (&ctx.admin, "Demo: refunded by hand after the show"),
+            _ => (&user.token, "Demo: plans changed"),
+        };
         let cancel = booking::CancelBookingRequest {
             booking_id: details.id.clone(),
             idempotency_key: key,
-            reason: "Demo: plans changed".into(),
+            reason: reason.into(),
         };
-        details =
-            ctx.api.booking.clone().cancel_booking(authed(cancel, &user.token)).await.context("cancel")?.into_inner();
+        details = ctx.api.booking.clone().cancel_booking(authed(cancel, token)).await.context("cancel")?.into_inner();
     }
     Ok(details)
 }

@@ -3,7 +3,10 @@
 use ticketing_proto::common::v1::Money;
 use ticketing_proto::events::v1 as ev;
 
-use crate::domain::Booking;
+use ticketing_platform::events::envelope;
+use ticketing_proto::events::v1::Envelope;
+
+use crate::domain::{Booking, Reason, Transition};
 
 fn money(currency: &str, minor_units: i64) -> Option<Money> {
     Some(Money { currency: currency.to_owned(), minor_units })
@@ -28,20 +31,46 @@ fn timestamp(at: chrono::DateTime<chrono::Utc>) -> Option<prost_types::Timestamp
 }
 
 /// A booking awaits payment.
-pub fn created(b: &Booking) -> ev::BookingCreated {
-    ev::BookingCreated {
-        booking_id: b.id.to_string(),
-        user_id: b.user_id.to_string(),
-        event_id: b.event_id.to_string(),
-        hold_id: b.hold_id.clone(),
-        line_items: lines(b),
-        total: money(&b.currency, b.total_minor),
-        expires_at: timestamp(b.expires_at),
+pub fn created(b: &Booking) -> Envelope {
+    envelope(
+        b.id.to_string(),
+        &ev::BookingCreated {
+            booking_id: b.id.to_string(),
+            user_id: b.user_id.to_string(),
+            event_id: b.event_id.to_string(),
+            hold_id: b.hold_id.clone(),
+            line_items: lines(b),
+            total: money(&b.currency, b.total_minor),
+            expires_at: timestamp(b.expires_at),
+        },
+    )
+}
+
+/// The event announcing `transition` of `b`, in its envelope (keyed by the booking).
+pub fn transition(b: &Booking, transition: &Transition) -> Envelope {
+    let key = b.id.to_string();
+    match transition {
+        Transition::Confirmed => envelope(key, &confirmed(b)),
+        Transition::Cancelled { reason, by } => envelope(key, &cancelled(b, *reason, *by)),
+        Transition::Expired => envelope(key, &expired(b)),
+        Transition::RefundRequested { payment, reason, detail, restock } => {
+            envelope(key, &refund_requested(b, *payment, *reason, detail, *restock))
+        }
+        Transition::Refunded { refund_id } => envelope(key, &refunded(b, refund_id)),
     }
 }
 
-/// A booking was paid and sold.
-pub fn confirmed(b: &Booking) -> ev::BookingConfirmed {
+fn reason(reason: Reason) -> ev::BookingCancellationReason {
+    match reason {
+        Reason::UserRequested => ev::BookingCancellationReason::UserRequested,
+        Reason::PaymentFailed => ev::BookingCancellationReason::PaymentFailed,
+        Reason::EventCancelled => ev::BookingCancellationReason::EventCancelled,
+        Reason::Admin => ev::BookingCancellationReason::Admin,
+        Reason::LatePayment => ev::BookingCancellationReason::LatePayment,
+    }
+}
+
+fn confirmed(b: &Booking) -> ev::BookingConfirmed {
     ev::BookingConfirmed {
         booking_id: b.id.to_string(),
         user_id: b.user_id.to_string(),
@@ -53,21 +82,19 @@ pub fn confirmed(b: &Booking) -> ev::BookingConfirmed {
     }
 }
 
-/// An unpaid booking was cancelled.
-pub fn cancelled(b: &Booking, reason: ev::BookingCancellationReason, by: Option<uuid::Uuid>) -> ev::BookingCancelled {
+fn cancelled(b: &Booking, why: Reason, by: Option<uuid::Uuid>) -> ev::BookingCancelled {
     ev::BookingCancelled {
         booking_id: b.id.to_string(),
         user_id: b.user_id.to_string(),
         event_id: b.event_id.to_string(),
         hold_id: b.hold_id.clone(),
-        reason: reason as i32,
+        reason: reason(why) as i32,
         reason_detail: b.cancellation_reason.clone(),
         cancelled_by: by.map(|u| u.to_string()).unwrap_or_default(),
     }
 }
 
-/// An unpaid booking's hold expired.
-pub fn expired(b: &Booking) -> ev::BookingExpired {
+fn expired(b: &Booking) -> ev::BookingExpired {
     ev::BookingExpired {
         booking_id: b.id.to_string(),
         user_id: b.user_id.to_string(),
@@ -78,11 +105,12 @@ pub fn expired(b: &Booking) -> ev::BookingExpired {
 
 /// Payment is asked to refund `payment` in full; the request id is derived from the
 /// booking and payment, so asking twice asks for one refund.
-pub fn refund_requested(
+fn refund_requested(
     b: &Booking,
     payment: uuid::Uuid,
-    reason: ev::BookingCancellationReason,
+    why: Reason,
     detail: &str,
+    restock: bool,
 ) -> ev::BookingRefundRequested {
     let request = uuid::Uuid::new_v5(&b.id, payment.as_bytes());
     ev::BookingRefundRequested {
@@ -91,21 +119,22 @@ pub fn refund_requested(
         event_id: b.event_id.to_string(),
         payment_id: payment.to_string(),
         amount: money(&b.currency, b.total_minor),
-        reason: reason as i32,
+        reason: reason(why) as i32,
         reason_detail: detail.to_owned(),
         refund_request_id: request.to_string(),
         line_items: lines(b),
+        hold_id: b.hold_id.clone(),
+        restock,
     }
 }
 
-/// A confirmed booking's refund succeeded.
-pub fn refunded(b: &Booking, refund_id: &str, amount: Option<Money>) -> ev::BookingRefunded {
+fn refunded(b: &Booking, refund_id: &str) -> ev::BookingRefunded {
     ev::BookingRefunded {
         booking_id: b.id.to_string(),
         user_id: b.user_id.to_string(),
         event_id: b.event_id.to_string(),
         payment_id: b.payment_id.map(|p| p.to_string()).unwrap_or_default(),
         refund_id: refund_id.to_owned(),
-        amount,
+        amount: money(&b.currency, b.total_minor),
     }
 }

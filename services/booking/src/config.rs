@@ -43,12 +43,19 @@ pub struct BookingSettings {
     pub inventory_url: String,
     /// Catalog's gRPC address.
     pub catalog_url: String,
+    /// Notification's gRPC address (revoking a cancelled booking's tickets).
+    pub notification_url: String,
     /// Deadline of each call to a peer.
     #[serde(with = "humantime_serde")]
     pub peer_timeout: Duration,
     /// How long idempotency keys are kept.
     #[serde(with = "humantime_serde")]
     pub idempotency_ttl: Duration,
+    /// How old a paid booking's unfinished cancellation must be before the sweeper
+    /// finishes it (its replica died or notification was down); longer than one
+    /// cancellation's peer calls.
+    #[serde(with = "humantime_serde")]
+    pub cancellation_sweep_after: Duration,
 }
 
 impl Default for Config {
@@ -77,8 +84,10 @@ impl Default for BookingSettings {
         Self {
             inventory_url: "http://127.0.0.1:50053".into(),
             catalog_url: "http://127.0.0.1:50052".into(),
+            notification_url: "http://127.0.0.1:50056".into(),
             peer_timeout: Duration::from_secs(3),
             idempotency_ttl: Duration::from_secs(24 * 3600),
+            cancellation_sweep_after: Duration::from_secs(30),
         }
     }
 }
@@ -100,8 +109,15 @@ impl Validate for Config {
         let b = &self.booking;
         check_http_url("booking.inventory_url", &b.inventory_url, issues);
         check_http_url("booking.catalog_url", &b.catalog_url, issues);
+        check_http_url("booking.notification_url", &b.notification_url, issues);
         if b.peer_timeout < Duration::from_millis(10) || b.peer_timeout > Duration::from_secs(60) {
             issues.push(ConfigIssue::new("booking.peer_timeout", "must be between 10ms and 60s"));
+        }
+        if b.cancellation_sweep_after < b.peer_timeout * 2 || b.cancellation_sweep_after > Duration::from_secs(3600) {
+            issues.push(ConfigIssue::new(
+                "booking.cancellation_sweep_after",
+                "must be at least twice booking.peer_timeout and at most 1h",
+            ));
         }
         if b.idempotency_ttl < Duration::from_secs(24 * 3600) {
             issues.push(ConfigIssue::new("booking.idempotency_ttl", "must be at least 24h (Stripe semantics)"));

@@ -36,6 +36,8 @@ impl From<BookingError> for Status {
             BookingError::HoldNotActive | BookingError::IllegalTransition { .. } => {
                 Status::failed_precondition(message)
             }
+            BookingError::CancellationClosed(_) => ticketing_platform::status::refused("CANCELLATION_CLOSED", message),
+            BookingError::TicketScanned => ticketing_platform::status::refused("TICKET_SCANNED", message),
             BookingError::AlreadyBooked(_) => Status::already_exists(message),
             BookingError::PermissionDenied => Status::permission_denied(message),
             BookingError::Unavailable(source) => {

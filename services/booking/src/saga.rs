@@ -1,5 +1,5 @@
 //! The saga's consumers: payment outcomes, ended holds and catalog changes move
-//! bookings along. Each event is applied once (the platform consumer dedupes on its
+//! bookings along, and booking's own refund requests return seats to stock once committed. Each event is applied once (the platform consumer dedupes on its
 //! id, in the handler's transaction); every step also tolerates replays and any
 //! order, because it looks at the booking's state before changing it.
 
@@ -17,7 +17,7 @@ use crate::service::Bookings;
 pub const GROUP: &str = "booking.saga";
 
 /// Base names of the topics the saga reads.
-pub const TOPICS: [&str; 3] = ["payment.events", "inventory.events", "catalog.events"];
+pub const TOPICS: [&str; 4] = ["payment.events", "inventory.events", "catalog.events", "booking.events"];
 
 /// The handler.
 pub struct Saga {
@@ -57,6 +57,8 @@ impl Handler for Saga {
             b.payment_failed(tx, required_id("booking_id", &failed.booking_id)?, &detail).await
         } else if is::<ev::RefundSucceeded>(event) {
             b.refund_succeeded(tx, &decoded(event)?).await
+        } else if is::<ev::BookingRefundRequested>(event) {
+            b.restock(&decoded(event)?).await
         } else if is::<ev::HoldExpired>(event) {
             b.hold_ended(tx, &decoded::<ev::HoldExpired>(event)?.hold_id, true).await
         } else if is::<ev::HoldReleased>(event) {

@@ -10,13 +10,14 @@ use ticketing_platform::auth::{Principal, Role};
 use ticketing_platform::kafka::outbox;
 use ticketing_platform::page::{TimeCursor, next_cursor, page_size};
 use ticketing_proto::events::v1 as ev;
-use ticketing_proto::events::v1::BookingCancellationReason as Reason;
 use tonic::Code;
 
 use crate::adapters::peers::Peers;
 use crate::adapters::store::{self, Owner};
 use crate::announce;
-use crate::domain::{Booking, BookingError, LineItem, Status};
+use crate::domain::{
+    Booking, BookingError, CancellationRequest, CancellationTerms, LineItem, Reason, Status, Transition,
+};
 
 /// Base name of the topic booking publishes on.
 pub const TOPIC: &str = "booking.events";
@@ -70,17 +71,20 @@ impl Bookings {
         Self { pool, peers, topic, transitions, sales: crate::sales_metrics::SalesMetrics::new(metrics) }
     }
 
-    /// Writes `booking`'s new state and `event` in the caller's transaction.
-    async fn save<M: prost::Message + prost::Name>(
+    /// Writes `booking` after `transition` (whose status it was in `before`) and the event
+    /// announcing it, in the caller's transaction.
+    async fn apply(
         &self,
         tx: &mut PgConnection,
         booking: &Booking,
-        event: &M,
+        before: Status,
+        transition: &Transition,
     ) -> anyhow::Result<()> {
         store::update(&mut *tx, booking).await?;
-        let envelope = ticketing_platform::events::envelope(booking.id.to_string(), event);
-        outbox::enqueue(tx, &self.topic, &envelope).await?;
-        self.transitions.with_label_values(&[booking.status.as_str()]).inc();
+        outbox::enqueue(tx, &self.topic, &announce::transition(booking, transition)).await?;
+        if booking.status != before {
+            self.transitions.with_label_values(&[booking.status.as_str()]).inc();
+        }
         Ok(())
     }
 
@@ -152,6 +156,7 @@ impl Bookings {
             payment_id: None,
             refund_requested_at: None,
             cancellation_reason: String::new(),
+            cancellation: None,
             line_items,
             created_at: now,
             updated_at: now,
@@ -160,8 +165,7 @@ impl Bookings {
         if let Err(existing) = store::insert(&mut tx, &booking).await? {
             return Err(BookingError::AlreadyBooked(existing));
         }
-        let envelope = ticketing_platform::events::envelope(booking.id.to_string(), &announce::created(&booking));
-        outbox::enqueue(&mut tx, &self.topic, &envelope).await?;
+        outbox::enqueue(&mut tx, &self.topic, &announce::created(&booking)).await?;
         tx.commit().await?;
         self.transitions.with_label_values(&[booking.status.as_str()]).inc();
         Ok(booking)
@@ -218,56 +222,135 @@ impl Bookings {
         self.page(Owner::Event(event), statuses, cursor, limit).await
     }
 
-    /// Cancels a booking for its buyer or an admin: an unpaid one is cancelled and its
-    /// hold released; a confirmed one returns its tickets to stock and is refunded.
+    /// Cancels a booking for its buyer or an admin. An unpaid one is cancelled and its hold
+    /// released. A paid one is refunded, in this order: the event's cancellation policy is
+    /// checked (buyers only; an admin refunds by hand and must say why), the request is
+    /// recorded, notification revokes the tickets (refused if one was scanned, unless an
+    /// admin asks), and only then does the booking become REFUND_PENDING, whose event asks
+    /// payment for the refund and, after commit, returns the seats to stock.
     pub async fn cancel(&self, caller: &Principal, id: &str, reason: &str) -> Result<Booking> {
         let id = parse_id("booking_id", id)?;
         if reason.chars().count() > 500 {
             return Err(BookingError::invalid("reason", "must be at most 500 characters"));
         }
+        let admin = caller.roles.contains(&Role::Admin);
         let mut tx = self.pool.begin().await?;
         let mut booking = store::lock(&mut tx, id).await?.ok_or(BookingError::NotFound)?;
-        let admin = caller.roles.contains(&Role::Admin);
         if booking.user_id != caller.user_id && !admin {
             return Err(BookingError::NotFound);
         }
-        let why = if admin && booking.user_id != caller.user_id { Reason::Admin } else { Reason::UserRequested };
+        // An admin acting on someone else's booking is refunding it by hand.
+        let by_admin = admin && booking.user_id != caller.user_id;
+        let before = booking.status;
         match booking.status {
             Status::PendingPayment => {
                 self.peers.release(&booking.hold_id).await.map_err(|s| anyhow::anyhow!("releasing the hold: {s}"))?;
-                booking.status = Status::Cancelled;
-                booking.cancellation_reason = reason.to_owned();
-                self.save(&mut tx, &booking, &announce::cancelled(&booking, why, Some(caller.user_id))).await?;
+                let why = if by_admin { Reason::Admin } else { Reason::UserRequested };
+                let transition = booking.cancel(why, Some(caller.user_id), reason)?;
+                self.apply(&mut tx, &booking, before, &transition).await?;
+                tx.commit().await?;
+                Ok(booking)
             }
             Status::Confirmed => {
-                self.peers
-                    .restock(&booking.hold_id, booking.id)
-                    .await
-                    .map_err(|s| anyhow::anyhow!("returning the tickets: {s}"))?;
-                self.request_refund(&mut tx, &mut booking, Status::RefundPending, why, reason).await?;
+                if by_admin && reason.trim().is_empty() {
+                    return Err(BookingError::invalid("reason", "an admin's refund must say why"));
+                }
+                if !admin {
+                    self.check_cancellation_policy(caller, &booking).await?;
+                }
+                let request = CancellationRequest {
+                    at: Utc::now(),
+                    by: caller.user_id,
+                    forced: admin,
+                    detail: reason.to_owned(),
+                };
+                booking.request_cancellation(request)?;
+                store::update(&mut *tx, &booking).await?;
+                tx.commit().await?;
+                self.finish_cancellation(id).await
             }
-            from => return Err(BookingError::IllegalTransition { from, action: "cancelled" }),
+            from => Err(BookingError::IllegalTransition { from, action: "cancelled" }),
+        }
+    }
+
+    /// Refuses a buyer's cancellation the event's policy no longer allows.
+    async fn check_cancellation_policy(&self, caller: &Principal, booking: &Booking) -> Result<()> {
+        let event =
+            self.peers.event(&caller.token, &booking.event_id.to_string()).await.map_err(|s| {
+                BookingError::Unavailable(anyhow::anyhow!("reading the event's cancellation policy: {s}"))
+            })?;
+        let policy = event.cancellation_policy.unwrap_or_default();
+        let terms = CancellationTerms {
+            starts_at: instant(event.starts_at.as_ref())?,
+            cutoff: (!policy.no_buyer_cancellation)
+                .then(|| chrono::Duration::minutes(i64::from(policy.cutoff_minutes))),
+        };
+        terms.check(Utc::now())
+    }
+
+    /// Carries out a paid booking's recorded cancellation: revokes its tickets, then moves it
+    /// to REFUND_PENDING (restocking its seats unless someone went in on a ticket). When
+    /// notification refuses because a ticket was scanned, the request is dropped. Safe to
+    /// repeat and to run on several replicas: every step is idempotent, and a booking that
+    /// moved on meanwhile (say, its event was cancelled) is left as it is.
+    pub async fn finish_cancellation(&self, id: uuid::Uuid) -> Result<Booking> {
+        let mut conn = self.pool.acquire().await?;
+        let seen = store::get(&mut conn, id).await?.ok_or(BookingError::NotFound)?;
+        drop(conn);
+        let Some(request) = seen.cancellation.clone() else { return Ok(seen) };
+        // No row lock across the call: a check-in does not wait for booking.
+        let revoked = self.peers.revoke_tickets(&seen, &request.detail, request.forced).await;
+
+        let mut tx = self.pool.begin().await?;
+        let mut booking = store::lock(&mut tx, id).await?.ok_or(BookingError::NotFound)?;
+        if booking.cancellation.as_ref() != Some(&request) {
+            return Ok(booking);
+        }
+        let before = booking.status;
+        match revoked {
+            Ok(attended) => {
+                let why = if request.by == booking.user_id { Reason::UserRequested } else { Reason::Admin };
+                let transition = booking.request_refund(why, &request.detail, !attended)?;
+                self.apply(&mut tx, &booking, before, &transition).await?;
+            }
+            Err(s) if ticketing_platform::status::refusal_reason(&s).as_deref() == Some("TICKET_SCANNED") => {
+                booking.abandon_cancellation();
+                store::update(&mut *tx, &booking).await?;
+                tx.commit().await?;
+                return Err(BookingError::TicketScanned);
+            }
+            Err(s) => return Err(BookingError::Unavailable(anyhow::anyhow!("revoking the tickets: {s}"))),
         }
         tx.commit().await?;
         Ok(booking)
     }
 
-    /// Moves `booking` to `status` and asks payment to refund its payment.
-    async fn request_refund(
-        &self,
-        tx: &mut PgConnection,
-        booking: &mut Booking,
-        status: Status,
-        reason: Reason,
-        detail: &str,
+    /// Finishes, until `stop`, the cancellations asked for more than `after` ago and still
+    /// under way (their replica died between the request and the revocation, or notification
+    /// was down), looking every third of `after`.
+    pub async fn sweep_cancellations(
+        self,
+        after: std::time::Duration,
+        stop: tokio_util::sync::CancellationToken,
     ) -> anyhow::Result<()> {
-        let payment = booking.payment_id.ok_or_else(|| anyhow::anyhow!("booking {} has no payment", booking.id))?;
-        booking.status = status;
-        booking.refund_requested_at = Some(Utc::now());
-        if booking.cancellation_reason.is_empty() {
-            booking.cancellation_reason = detail.to_owned();
+        let age = chrono::Duration::from_std(after)?;
+        loop {
+            match store::stalled_cancellations(&self.pool, Utc::now() - age, 50).await {
+                Ok(stalled) => {
+                    for id in stalled {
+                        match self.finish_cancellation(id).await {
+                            Ok(_) | Err(BookingError::TicketScanned) => {}
+                            Err(e) => tracing::warn!(booking = %id, error = %e, "finishing a cancellation failed"),
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(error = format!("{e:#}"), "looking for stalled cancellations failed"),
+            }
+            tokio::select! {
+                () = stop.cancelled() => return Ok(()),
+                () = tokio::time::sleep(after / 3) => {}
+            }
         }
-        self.save(tx, booking, &announce::refund_requested(booking, payment, reason, detail)).await
     }
 
     /// `PaymentSucceeded` (which happened at `paid_at`): sell the hold and confirm, or refund
@@ -282,30 +365,29 @@ impl Bookings {
         let Some(mut booking) = store::lock(tx, booking_id).await? else {
             return Err(BookingError::NotFound);
         };
+        let before = booking.status;
         match booking.status {
             Status::PendingPayment => {
-                booking.payment_id = Some(payment);
                 match self.peers.confirm(&booking.hold_id, booking.fencing_token, booking.id).await {
                     Ok(()) => {
-                        booking.status = Status::Confirmed;
-                        self.save(tx, &booking, &announce::confirmed(&booking)).await?;
+                        let transition = booking.confirm(payment)?;
+                        self.apply(tx, &booking, before, &transition).await?;
                         // The consumer commits right after the handler returns.
                         self.sales.confirmed(&booking, paid_at);
                     }
                     // Expired, released or fenced off: the seats are gone, the money goes back.
                     Err(s) if matches!(s.code(), Code::FailedPrecondition | Code::NotFound | Code::Aborted) => {
-                        booking.status = Status::Expired;
-                        self.save(tx, &booking, &announce::expired(&booking)).await?;
-                        let detail = "the payment arrived after the hold had ended";
-                        self.request_refund(tx, &mut booking, Status::Expired, Reason::LatePayment, detail).await?;
+                        let transition = booking.expire()?;
+                        self.apply(tx, &booking, before, &transition).await?;
+                        let transition = booking.refund_late_payment(payment)?;
+                        self.apply(tx, &booking, booking.status, &transition).await?;
                     }
                     Err(s) => return Err(BookingError::Unavailable(anyhow::anyhow!("confirming the hold: {s}"))),
                 }
             }
             Status::Cancelled | Status::Expired if booking.refund_requested_at.is_none() => {
-                booking.payment_id = Some(payment);
-                let (status, detail) = (booking.status, "the payment arrived after the booking had ended");
-                self.request_refund(tx, &mut booking, status, Reason::LatePayment, detail).await?;
+                let transition = booking.refund_late_payment(payment)?;
+                self.apply(tx, &booking, before, &transition).await?;
             }
             // Already confirmed, or already being refunded: a redelivery.
             _ => {}
@@ -320,9 +402,8 @@ impl Bookings {
         };
         if booking.status == Status::PendingPayment {
             self.peers.release(&booking.hold_id).await.map_err(|s| anyhow::anyhow!("releasing the hold: {s}"))?;
-            booking.status = Status::Cancelled;
-            booking.cancellation_reason = detail.to_owned();
-            self.save(tx, &booking, &announce::cancelled(&booking, Reason::PaymentFailed, None)).await?;
+            let transition = booking.cancel(Reason::PaymentFailed, None, detail)?;
+            self.apply(tx, &booking, Status::PendingPayment, &transition).await?;
         }
         Ok(())
     }
@@ -333,29 +414,28 @@ impl Bookings {
         if booking.status != Status::PendingPayment {
             return Ok(());
         }
-        if expired {
-            booking.status = Status::Expired;
-            self.save(tx, &booking, &announce::expired(&booking)).await?;
+        let transition = if expired {
+            booking.expire()?
         } else {
-            booking.status = Status::Cancelled;
-            booking.cancellation_reason = "the hold was released".into();
-            self.save(tx, &booking, &announce::cancelled(&booking, Reason::UserRequested, None)).await?;
-        }
+            booking.cancel(Reason::UserRequested, None, "the hold was released")?
+        };
+        self.apply(tx, &booking, Status::PendingPayment, &transition).await?;
         Ok(())
     }
 
-    /// `EventCancelled`: refund every confirmed booking, cancel the unpaid ones.
+    /// `EventCancelled`: refund every confirmed booking (nothing to restock: the event is
+    /// off; notification revokes their tickets on the refund request), cancel the unpaid ones.
     pub async fn event_cancelled(&self, tx: &mut PgConnection, event: uuid::Uuid, organizer: uuid::Uuid) -> Result<()> {
         store::cancel_event(&mut *tx, event, organizer).await?;
         let detail = "the event was cancelled";
         for mut booking in store::lock_of_event(tx, event, &[Status::Confirmed, Status::PendingPayment]).await? {
-            if booking.status == Status::Confirmed {
-                self.request_refund(tx, &mut booking, Status::RefundPending, Reason::EventCancelled, detail).await?;
+            let before = booking.status;
+            let transition = if before == Status::Confirmed {
+                booking.request_refund(Reason::EventCancelled, detail, false)?
             } else {
-                booking.status = Status::Cancelled;
-                booking.cancellation_reason = detail.into();
-                self.save(tx, &booking, &announce::cancelled(&booking, Reason::EventCancelled, None)).await?;
-            }
+                booking.cancel(Reason::EventCancelled, None, detail)?
+            };
+            self.apply(tx, &booking, before, &transition).await?;
         }
         Ok(())
     }
@@ -367,10 +447,23 @@ impl Bookings {
             return Err(BookingError::NotFound);
         };
         if booking.status == Status::RefundPending && refund.fully_refunded {
-            booking.status = Status::Refunded;
-            self.save(tx, &booking, &announce::refunded(&booking, &refund.refund_id, refund.amount.clone())).await?;
+            let transition = booking.refunded(&refund.refund_id)?;
+            self.apply(tx, &booking, Status::RefundPending, &transition).await?;
         }
         Ok(())
+    }
+
+    /// Our own `BookingRefundRequested`, after its commit: return the seats to stock when it
+    /// says so (its tickets are revoked by then). Idempotent at inventory.
+    pub async fn restock(&self, requested: &ev::BookingRefundRequested) -> Result<()> {
+        if !requested.restock {
+            return Ok(());
+        }
+        let booking = parse_id("booking_id", &requested.booking_id)?;
+        self.peers
+            .restock(&requested.hold_id, booking)
+            .await
+            .map_err(|s| BookingError::Unavailable(anyhow::anyhow!("returning the tickets to stock: {s}")))
     }
 
     /// `EventPublished`: remember who organizes the event.

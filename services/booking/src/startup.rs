@@ -36,6 +36,7 @@ pub async fn build(config: Config) -> anyhow::Result<Running> {
     let peers = Peers::new(
         discovery.channel(&settings.inventory_url, settings.peer_timeout)?,
         discovery.channel(&settings.catalog_url, settings.peer_timeout)?,
+        discovery.channel(&settings.notification_url, settings.peer_timeout)?,
         tokens,
     );
     let mut app = App::new("booking", config.server.clone());
@@ -52,6 +53,10 @@ pub async fn build(config: Config) -> anyhow::Result<Running> {
     let saga =
         Consumer::new(GROUP, consumed, pool, producer, Saga::new(bookings.clone()), &config.kafka, app.metrics());
     app.spawn("saga", saga.run(app.stop_token()));
+    app.spawn(
+        "cancellation-sweeper",
+        bookings.clone().sweep_cancellations(settings.cancellation_sweep_after, app.stop_token()),
+    );
     app.spawn("idempotency-purge", keys.clone().purge_until(settings.idempotency_ttl, app.stop_token()));
 
     let routes = tonic::service::Routes::new(BookingServer::new(Api::new(bookings, keys)));

@@ -101,6 +101,7 @@ async fn a_published_event_becomes_stock_buyers_can_hold_and_buy() {
                 per_user_limit: Some(4),
                 organizer_id: String::new(),
                 waiting_room: None,
+                cancellation_policy: None,
             },
         ))
         .await

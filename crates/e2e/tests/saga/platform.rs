@@ -65,11 +65,13 @@ pub struct Sale {
     pub opens_in: Option<Duration>,
     /// Buyers the gateway's waiting room admits per minute; `None` for no waiting room.
     pub waiting_room: Option<u32>,
+    /// The event's cancellation policy; `None` for the default (until the start).
+    pub cancellation: Option<catalog::CancellationPolicy>,
 }
 
 impl Default for Sale {
     fn default() -> Self {
-        Self { limit: 6, opens_in: None, waiting_room: None }
+        Self { limit: 6, opens_in: None, waiting_room: None, cancellation: None }
     }
 }
 
@@ -181,6 +183,25 @@ impl Platform {
         dbs.insert("inventory", db);
         redises.push(redis);
 
+        // Before booking, which revokes tickets through it; listed after payment below.
+        let db = TestDb::new(&ticketing_notification::migrator()).await;
+        let mut config = ticketing_notification::config::Config::default();
+        config.server = ticketing_testkit::server_config();
+        config.database = db.config.clone();
+        config.kafka = kafka.clone();
+        config.auth = auth.clone();
+        let n = &mut config.notification;
+        n.from = "Ticketing Test <tickets@ticketing.test>".into();
+        n.smtp.host = smtp.addr.ip().to_string();
+        n.smtp.port = smtp.addr.port();
+        n.dispatch_interval = Duration::from_millis(50);
+        n.retry_backoff = Duration::from_millis(200);
+        n.max_retry_backoff = Duration::from_secs(1);
+        let notification = Spawned::start(ticketing_notification::startup::build(config).await.expect("notification"));
+        let notification_url = format!("http://{}", notification.grpc_addr);
+        let notification_client = NotificationClient::new(notification.channel().await);
+        dbs.insert("notification", db);
+
         let db = TestDb::new(&ticketing_booking::migrator()).await;
         let mut config = ticketing_booking::config::Config::default();
         config.server = ticketing_testkit::server_config();
@@ -191,6 +212,7 @@ impl Platform {
         config.auth.client_secret = BOOKING_SECRET.into();
         config.booking.inventory_url = inventory_url;
         config.booking.catalog_url = catalog_url;
+        config.booking.notification_url = notification_url;
         let booking = Spawned::start(ticketing_booking::startup::build(config).await.expect("booking"));
         let booking_client = BookingClient::new(booking.channel().await);
         services.push(booking);
@@ -215,24 +237,7 @@ impl Platform {
         let payment_client = PaymentClient::new(payment.channel().await);
         services.push(payment);
         dbs.insert("payment", db);
-
-        let db = TestDb::new(&ticketing_notification::migrator()).await;
-        let mut config = ticketing_notification::config::Config::default();
-        config.server = ticketing_testkit::server_config();
-        config.database = db.config.clone();
-        config.kafka = kafka.clone();
-        config.auth = auth.clone();
-        let n = &mut config.notification;
-        n.from = "Ticketing Test <tickets@ticketing.test>".into();
-        n.smtp.host = smtp.addr.ip().to_string();
-        n.smtp.port = smtp.addr.port();
-        n.dispatch_interval = Duration::from_millis(50);
-        n.retry_backoff = Duration::from_millis(200);
-        n.max_retry_backoff = Duration::from_secs(1);
-        let notification = Spawned::start(ticketing_notification::startup::build(config).await.expect("notification"));
-        let notification_client = NotificationClient::new(notification.channel().await);
         services.push(notification);
-        dbs.insert("notification", db);
 
         let mut config = ticketing_gateway::config::Config {
             server: ticketing_testkit::server_config(),
@@ -361,6 +366,7 @@ impl Platform {
             waiting_room: sale
                 .waiting_room
                 .map(|admission_per_minute| catalog::WaitingRoom { enabled: true, admission_per_minute }),
+            cancellation_policy: sale.cancellation,
         };
         let event = catalog.create_event(authed(create, organizer)).await.expect("event").into_inner();
         let money = Some(Money { currency: "EUR".into(), minor_units: price });

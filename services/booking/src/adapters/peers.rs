@@ -1,29 +1,34 @@
-//! Inventory and catalog, as booking calls them: with the caller's token when acting
-//! for a buyer, with booking's own `service` token when the saga acts by itself.
+//! Inventory, catalog and notification, as booking calls them: with the caller's token
+//! when acting for a buyer, with booking's own `service` token when the saga acts by itself.
 
 use ticketing_platform::auth::with_bearer;
 use ticketing_platform::peers::ServiceTokens;
 use ticketing_platform::telemetry::Traced;
 use ticketing_proto::catalog::v1 as catalog;
 use ticketing_proto::inventory::v1 as inventory;
+use ticketing_proto::notification::v1 as notification;
 use tonic::Status;
 use tonic::transport::Channel;
+
+use crate::domain::Booking;
 
 /// Booking's peers.
 #[derive(Clone)]
 pub struct Peers {
     inventory: inventory::inventory_client::InventoryClient<Traced<Channel>>,
     catalog: catalog::catalog_client::CatalogClient<Traced<Channel>>,
+    notification: notification::notification_client::NotificationClient<Traced<Channel>>,
     tokens: ServiceTokens,
 }
 
 impl Peers {
-    /// Peers over `inventory` and `catalog` channels, acting with `tokens` on booking's behalf;
-    /// each call is a client span whose context the peer continues.
-    pub fn new(inventory: Channel, catalog: Channel, tokens: ServiceTokens) -> Self {
+    /// Peers over their channels, acting with `tokens` on booking's behalf; each call is a
+    /// client span whose context the peer continues.
+    pub fn new(inventory: Channel, catalog: Channel, notification: Channel, tokens: ServiceTokens) -> Self {
         Self {
             inventory: inventory::inventory_client::InventoryClient::new(Traced::new(inventory)),
             catalog: catalog::catalog_client::CatalogClient::new(Traced::new(catalog)),
+            notification: notification::notification_client::NotificationClient::new(Traced::new(notification)),
             tokens,
         }
     }
@@ -65,6 +70,20 @@ impl Peers {
         let message = inventory::ReleaseRequest { hold_id: hold_id.into() };
         self.inventory.clone().release(self.tokens.request(message).await?).await?;
         Ok(())
+    }
+
+    /// Revokes the booking's tickets at the gate (idempotent), unless one was scanned and
+    /// not `force`: then FAILED_PRECONDITION with reason `TICKET_SCANNED`. Returns whether
+    /// someone went in on one of them.
+    pub async fn revoke_tickets(&self, booking: &Booking, reason: &str, force: bool) -> Result<bool, Status> {
+        let message = notification::RevokeTicketsRequest {
+            booking_id: booking.id.to_string(),
+            user_id: booking.user_id.to_string(),
+            event_id: booking.event_id.to_string(),
+            reason: reason.into(),
+            force,
+        };
+        Ok(self.notification.clone().revoke_tickets(self.tokens.request(message).await?).await?.into_inner().attended)
     }
 
     /// Returns a sold hold's tickets to stock (idempotent).

@@ -6,10 +6,11 @@ use sqlx::{PgConnection, PgExecutor};
 use ticketing_platform::page::TimeCursor;
 use uuid::Uuid;
 
-use crate::domain::{Booking, LineItem, Status};
+use crate::domain::{Booking, CancellationRequest, LineItem, Status};
 
 const COLUMNS: &str = "id, user_id, event_id, hold_id, fencing_token, status, currency, total_minor, expires_at, \
-                       payment_id, refund_requested_at, cancellation_reason, created_at, updated_at";
+                       payment_id, refund_requested_at, cancellation_reason, cancel_requested_at, \
+                       cancel_requested_by, cancel_forced, cancel_detail, created_at, updated_at";
 
 #[derive(sqlx::FromRow)]
 struct Row {
@@ -25,6 +26,10 @@ struct Row {
     payment_id: Option<Uuid>,
     refund_requested_at: Option<DateTime<Utc>>,
     cancellation_reason: String,
+    cancel_requested_at: Option<DateTime<Utc>>,
+    cancel_requested_by: Option<Uuid>,
+    cancel_forced: bool,
+    cancel_detail: String,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
 }
@@ -44,6 +49,12 @@ impl Row {
             payment_id: self.payment_id,
             refund_requested_at: self.refund_requested_at,
             cancellation_reason: self.cancellation_reason,
+            cancellation: match (self.cancel_requested_at, self.cancel_requested_by) {
+                (Some(at), Some(by)) => {
+                    Some(CancellationRequest { at, by, forced: self.cancel_forced, detail: self.cancel_detail })
+                }
+                _ => None,
+            },
             line_items,
             created_at: self.created_at,
             updated_at: self.updated_at,
@@ -175,6 +186,7 @@ pub async fn lock_of_event(tx: &mut PgConnection, event: Uuid, statuses: &[Statu
 pub async fn update(db: impl PgExecutor<'_>, booking: &Booking) -> anyhow::Result<()> {
     sqlx::query(
         "UPDATE bookings SET status = $2, payment_id = $3, refund_requested_at = $4, cancellation_reason = $5,
+                cancel_requested_at = $6, cancel_requested_by = $7, cancel_forced = $8, cancel_detail = $9,
                 updated_at = now()
          WHERE id = $1",
     )
@@ -183,10 +195,32 @@ pub async fn update(db: impl PgExecutor<'_>, booking: &Booking) -> anyhow::Resul
     .bind(booking.payment_id)
     .bind(booking.refund_requested_at)
     .bind(&booking.cancellation_reason)
+    .bind(booking.cancellation.as_ref().map(|c| c.at))
+    .bind(booking.cancellation.as_ref().map(|c| c.by))
+    .bind(booking.cancellation.as_ref().is_some_and(|c| c.forced))
+    .bind(booking.cancellation.as_ref().map_or("", |c| c.detail.as_str()))
     .execute(db)
     .await
     .context("updating a booking")?;
     Ok(())
+}
+
+/// Paid bookings whose cancellation was asked for before `before` and is still under way
+/// (the replica that took it died, or notification was down), oldest first.
+pub async fn stalled_cancellations(
+    db: impl PgExecutor<'_>,
+    before: DateTime<Utc>,
+    limit: i64,
+) -> anyhow::Result<Vec<Uuid>> {
+    sqlx::query_scalar(
+        "SELECT id FROM bookings WHERE cancel_requested_at < $1 AND status = 'confirmed'
+         ORDER BY cancel_requested_at LIMIT $2",
+    )
+    .bind(before)
+    .bind(limit)
+    .fetch_all(db)
+    .await
+    .context("finding stalled cancellations")
 }
 
 /// Whose bookings a page lists.

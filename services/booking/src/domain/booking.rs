@@ -5,6 +5,8 @@ use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
 
+use super::BookingError;
+
 /// Where a booking is in its life.
 ///
 /// ```text
@@ -12,7 +14,8 @@ use chrono::{DateTime, Utc};
 /// CONFIRMED → REFUND_PENDING → REFUNDED
 /// ```
 /// A payment that lands on a CANCELLED or EXPIRED booking is refunded without
-/// changing its state (`refund_requested_at` records it).
+/// changing its state (`refund_requested_at` records it). A CONFIRMED booking being
+/// cancelled carries its [`CancellationRequest`] until its tickets are revoked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Status {
     /// Waiting for the buyer to pay, until the hold expires.
@@ -70,6 +73,68 @@ impl FromStr for Status {
     }
 }
 
+/// Why a booking ended early.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    /// Its buyer cancelled it.
+    UserRequested,
+    /// The charge failed.
+    PaymentFailed,
+    /// The event was cancelled.
+    EventCancelled,
+    /// An admin cancelled or refunded it.
+    Admin,
+    /// The payment came after the booking had ended.
+    LatePayment,
+}
+
+/// A paid booking's cancellation, asked for and not yet carried out: its tickets must
+/// leave the gate before it is refunded and its seats are sold again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CancellationRequest {
+    /// When it was asked for.
+    pub at: DateTime<Utc>,
+    /// Who asked: the buyer or an admin.
+    pub by: uuid::Uuid,
+    /// Revoke the tickets even if one was scanned (an admin's refund by hand).
+    pub forced: bool,
+    /// Why, in the asker's words.
+    pub detail: String,
+}
+
+/// What a state change did; `announce` turns each into the event it publishes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Transition {
+    /// PENDING_PAYMENT → CONFIRMED: sold.
+    Confirmed,
+    /// PENDING_PAYMENT → CANCELLED, by `by` (none when the system did it).
+    Cancelled {
+        /// Why.
+        reason: Reason,
+        /// Who.
+        by: Option<uuid::Uuid>,
+    },
+    /// PENDING_PAYMENT → EXPIRED.
+    Expired,
+    /// The payment must go back: CONFIRMED → REFUND_PENDING, or a late payment of a
+    /// CANCELLED or EXPIRED booking (whose state stays).
+    RefundRequested {
+        /// The payment to refund.
+        payment: uuid::Uuid,
+        /// Why.
+        reason: Reason,
+        /// In words.
+        detail: String,
+        /// Return the seats to stock (a cancellation nobody went in on).
+        restock: bool,
+    },
+    /// REFUND_PENDING → REFUNDED.
+    Refunded {
+        /// The refund's id at payment.
+        refund_id: String,
+    },
+}
+
 /// One ticket of a booking.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LineItem {
@@ -98,7 +163,8 @@ pub struct Booking {
     pub hold_id: String,
     /// The hold's fencing token, presented to inventory's Confirm.
     pub fencing_token: u64,
-    /// Where it is.
+    /// Where it is; changed only by the transition methods below, which check the state
+    /// machine and say what happened.
     pub status: Status,
     /// ISO 4217 code.
     pub currency: String,
@@ -112,12 +178,95 @@ pub struct Booking {
     pub refund_requested_at: Option<DateTime<Utc>>,
     /// Why it was cancelled.
     pub cancellation_reason: String,
+    /// A paid booking's cancellation under way.
+    pub cancellation: Option<CancellationRequest>,
     /// One per ticket.
     pub line_items: Vec<LineItem>,
     /// Created.
     pub created_at: DateTime<Utc>,
     /// Last changed.
     pub updated_at: DateTime<Utc>,
+}
+
+/// The status changes. Each checks that the booking may change so, changes it and says
+/// what happened; nothing else in the service assigns a status.
+impl Booking {
+    fn refused(&self, action: &'static str) -> BookingError {
+        BookingError::IllegalTransition { from: self.status, action }
+    }
+
+    fn become_(&mut self, to: Status, action: &'static str) -> Result<(), BookingError> {
+        if !self.status.may_become(to) {
+            return Err(self.refused(action));
+        }
+        self.status = to;
+        Ok(())
+    }
+
+    /// Paid by `payment` and sold.
+    pub fn confirm(&mut self, payment: uuid::Uuid) -> Result<Transition, BookingError> {
+        self.become_(Status::Confirmed, "confirmed")?;
+        self.payment_id = Some(payment);
+        Ok(Transition::Confirmed)
+    }
+
+    /// Its hold ran out before it was paid.
+    pub fn expire(&mut self) -> Result<Transition, BookingError> {
+        self.become_(Status::Expired, "expired")?;
+        Ok(Transition::Expired)
+    }
+
+    /// An unpaid booking ends: its payment failed, its hold was released or its buyer
+    /// changed their mind.
+    pub fn cancel(&mut self, reason: Reason, by: Option<uuid::Uuid>, detail: &str) -> Result<Transition, BookingError> {
+        self.become_(Status::Cancelled, "cancelled")?;
+        self.cancellation_reason = detail.to_owned();
+        Ok(Transition::Cancelled { reason, by })
+    }
+
+    /// Starts the cancellation of a paid booking; an earlier request under way stays.
+    pub fn request_cancellation(&mut self, request: CancellationRequest) -> Result<(), BookingError> {
+        if self.status != Status::Confirmed {
+            return Err(self.refused("cancelled"));
+        }
+        self.cancellation.get_or_insert(request);
+        Ok(())
+    }
+
+    /// The cancellation under way was refused (a ticket was scanned): still CONFIRMED.
+    pub fn abandon_cancellation(&mut self) {
+        self.cancellation = None;
+    }
+
+    /// A paid booking goes back: CONFIRMED → REFUND_PENDING, its seats restocked when
+    /// `restock` (its tickets are revoked and nobody went in on them).
+    pub fn request_refund(&mut self, reason: Reason, detail: &str, restock: bool) -> Result<Transition, BookingError> {
+        let payment = self.payment_id.ok_or_else(|| self.refused("refunded without a payment"))?;
+        self.become_(Status::RefundPending, "refunded")?;
+        self.cancellation = None;
+        self.refund_requested_at = Some(Utc::now());
+        if self.cancellation_reason.is_empty() {
+            self.cancellation_reason = detail.to_owned();
+        }
+        Ok(Transition::RefundRequested { payment, reason, detail: detail.to_owned(), restock })
+    }
+
+    /// A payment that came after the booking ended goes back, once; the state stays.
+    pub fn refund_late_payment(&mut self, payment: uuid::Uuid) -> Result<Transition, BookingError> {
+        if !matches!(self.status, Status::Cancelled | Status::Expired) || self.refund_requested_at.is_some() {
+            return Err(self.refused("refunded as a late payment"));
+        }
+        self.payment_id = Some(payment);
+        self.refund_requested_at = Some(Utc::now());
+        let detail = "the payment arrived after the booking had ended".to_owned();
+        Ok(Transition::RefundRequested { payment, reason: Reason::LatePayment, detail, restock: false })
+    }
+
+    /// Its refund went through in full.
+    pub fn refunded(&mut self, refund_id: &str) -> Result<Transition, BookingError> {
+        self.become_(Status::Refunded, "marked refunded")?;
+        Ok(Transition::Refunded { refund_id: refund_id.to_owned() })
+    }
 }
 
 #[cfg(test)]
@@ -150,5 +299,155 @@ mod tests {
             assert_eq!(status.as_str().parse::<Status>(), Ok(status));
         }
         assert!("paid".parse::<Status>().is_err());
+    }
+
+    fn pending() -> Booking {
+        let now = Utc::now();
+        Booking {
+            id: uuid::Uuid::now_v7(),
+            user_id: uuid::Uuid::now_v7(),
+            event_id: uuid::Uuid::now_v7(),
+            hold_id: "ab".repeat(32),
+            fencing_token: 7,
+            status: Status::PendingPayment,
+            currency: "EUR".into(),
+            total_minor: 10_000,
+            expires_at: now,
+            payment_id: None,
+            refund_requested_at: None,
+            cancellation_reason: String::new(),
+            cancellation: None,
+            line_items: Vec::new(),
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    /// What the saga and the API may ask of a booking, in any order and any number of times.
+    #[derive(Debug, Clone)]
+    enum Op {
+        Confirm,
+        Expire,
+        Cancel,
+        RequestCancellation { forced: bool },
+        AbandonCancellation,
+        RequestRefund { restock: bool },
+        RefundLatePayment,
+        Refunded,
+    }
+
+    fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+        use proptest::prelude::*;
+        prop_oneof![
+            Just(Op::Confirm),
+            Just(Op::Expire),
+            Just(Op::Cancel),
+            any::<bool>().prop_map(|forced| Op::RequestCancellation { forced }),
+            Just(Op::AbandonCancellation),
+            any::<bool>().prop_map(|restock| Op::RequestRefund { restock }),
+            Just(Op::RefundLatePayment),
+            Just(Op::Refunded),
+        ]
+    }
+
+    fn apply(booking: &mut Booking, op: &Op, payment: uuid::Uuid) -> Option<Result<Transition, BookingError>> {
+        Some(match op {
+            Op::Confirm => booking.confirm(payment),
+            Op::Expire => booking.expire(),
+            Op::Cancel => booking.cancel(Reason::UserRequested, None, "changed my mind"),
+            Op::RequestCancellation { forced } => {
+                let request =
+                    CancellationRequest { at: Utc::now(), by: booking.user_id, forced: *forced, detail: "ill".into() };
+                return booking.request_cancellation(request).err().map(Err);
+            }
+            Op::AbandonCancellation => {
+                booking.abandon_cancellation();
+                return None;
+            }
+            Op::RequestRefund { restock } => booking.request_refund(Reason::UserRequested, "ill", *restock),
+            Op::RefundLatePayment => booking.refund_late_payment(payment),
+            Op::Refunded => booking.refunded("re_1"),
+        })
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2_000))]
+
+        /// Whatever the order of requests and events, a booking only moves along the
+        /// documented edges, says exactly what it did, changes nothing when it refuses, asks
+        /// for its money back at most once, and never restocks a late payment.
+        #[test]
+        fn any_sequence_of_requests_keeps_the_state_machine_honest(ops in proptest::collection::vec(op(), 1..24)) {
+            let payment = uuid::Uuid::now_v7();
+            let mut booking = pending();
+            let mut refunds = 0;
+            for op in &ops {
+                let before = booking.clone();
+                let Some(result) = apply(&mut booking, op, payment) else {
+                    proptest::prop_assert_eq!(booking.status, before.status);
+                    continue;
+                };
+                let transition = match result {
+                    Ok(t) => t,
+                    Err(error) => {
+                        proptest::prop_assert!(
+                            matches!(error, BookingError::IllegalTransition { .. }), "{:?}", error
+                        );
+                        proptest::prop_assert_eq!(&booking, &before, "a refusal changed the booking");
+                        continue;
+                    }
+                };
+                let (from, to) = (before.status, booking.status);
+                proptest::prop_assert!(from == to || from.may_become(to), "{} → {}", from, to);
+                match &transition {
+                    Transition::Confirmed => {
+                        proptest::prop_assert_eq!(to, Status::Confirmed);
+                        proptest::prop_assert_eq!(booking.payment_id, Some(payment));
+                    }
+                    Transition::Cancelled { .. } => proptest::prop_assert_eq!(to, Status::Cancelled),
+                    Transition::Expired => proptest::prop_assert_eq!(to, Status::Expired),
+                    Transition::Refunded { .. } => proptest::prop_assert_eq!(to, Status::Refunded),
+                    Transition::RefundRequested { payment: refunded, reason, restock, .. } => {
+                        refunds += 1;
+                        proptest::prop_assert_eq!(*refunded, payment);
+                        proptest::prop_assert!(booking.refund_requested_at.is_some());
+                        if *reason == Reason::LatePayment {
+                            proptest::prop_assert!(!restock, "a late payment sold nothing to restock");
+                            proptest::prop_assert_eq!(to, from, "a late refund leaves the state");
+                        } else {
+                            proptest::prop_assert_eq!((from, to), (Status::Confirmed, Status::RefundPending));
+                        }
+                    }
+                }
+                proptest::prop_assert!(
+                    booking.cancellation.is_none() || booking.status == Status::Confirmed,
+                    "a cancellation request outlived CONFIRMED"
+                );
+            }
+            proptest::prop_assert!(refunds <= 1, "{} refunds requested", refunds);
+            proptest::prop_assert_eq!(booking.refund_requested_at.is_some(), refunds == 1);
+        }
+    }
+
+    #[test]
+    fn every_state_is_reachable_and_the_final_ones_stay() {
+        let payment = uuid::Uuid::now_v7();
+        let mut refunded = pending();
+        refunded.confirm(payment).unwrap();
+        let request = CancellationRequest { at: Utc::now(), by: refunded.user_id, forced: false, detail: "x".into() };
+        refunded.request_cancellation(request).unwrap();
+        assert_eq!(refunded.status, Status::Confirmed, "asking is not yet cancelling");
+        refunded.request_refund(Reason::UserRequested, "x", true).unwrap();
+        assert_eq!((refunded.status, refunded.cancellation.is_none()), (Status::RefundPending, true));
+        refunded.refunded("re_1").unwrap();
+        let mut expired = pending();
+        expired.expire().unwrap();
+        let mut cancelled = pending();
+        cancelled.cancel(Reason::PaymentFailed, None, "declined").unwrap();
+        for mut done in [refunded, expired, cancelled] {
+            let status = done.status;
+            assert!(done.confirm(payment).is_err() && done.expire().is_err() && done.refunded("r").is_err());
+            assert_eq!(done.status, status);
+        }
     }
 }

@@ -33,6 +33,12 @@ pub enum BookingError {
         /// What was asked, e.g. "cancelled".
         action: &'static str,
     },
+    /// The event's cancellation policy no longer lets its buyers cancel.
+    #[error("{0}")]
+    CancellationClosed(String),
+    /// A ticket of the booking was scanned at the gate: it can no longer be cancelled.
+    #[error("a ticket of this booking was already scanned at the gate; it can no longer be cancelled")]
+    TicketScanned,
     /// A peer or the database failed; worth retrying.
     #[error("temporarily unavailable")]
     Unavailable(#[source] anyhow::Error),

@@ -2,6 +2,8 @@
 
 pub mod booking;
 pub mod error;
+pub mod policy;
 
-pub use booking::{Booking, LineItem, Status};
+pub use booking::{Booking, CancellationRequest, LineItem, Reason, Status, Transition};
 pub use error::BookingError;
+pub use policy::CancellationTerms;
