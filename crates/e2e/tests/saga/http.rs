@@ -1,5 +1,7 @@
 //! Speaking HTTP to the gateway, as clients do.
 
+use std::time::{Duration, Instant};
+
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -66,4 +68,53 @@ pub async fn account(http: &Http, email: &str) -> String {
         http.ok(Method::POST, "/v1/auth/login", None, Some(json!({"email": email, "password": password})), None).await;
     assert_eq!(tokens["token_type"], "Bearer");
     tokens["access_token"].as_str().unwrap().to_owned()
+}
+
+/// A string field of `value`.
+pub fn path_of(value: &Value, field: &str) -> String {
+    value[field].as_str().unwrap_or_else(|| panic!("no {field} in {value}")).to_owned()
+}
+
+/// Polls `GET path` until `done` holds for the answer.
+pub async fn wait_for(http: &Http, path: &str, token: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (status, _, value) = http.call(Method::GET, path, Some(token), None, None).await;
+        if status.is_success() && done(&value) {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "GET {path} never got there: {status} {value}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Holds `selection` of `event` (retrying while inventory has no stock yet), books it and
+/// pays with `tok_visa`; returns the booking id and the payment.
+pub async fn buy(http: &Http, token: &str, event: &str, selection: Value) -> (String, Value) {
+    buy_with(http, token, event, selection, "tok_visa").await
+}
+
+/// [`buy`], paying with `card`.
+pub async fn buy_with(http: &Http, token: &str, event: &str, selection: Value, card: &str) -> (String, Value) {
+    let path = format!("/v1/events/{event}/holds");
+    let key = format!("hold-{}", ticketing_testkit::unique());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let hold = loop {
+        let (status, _, hold) = http.call(Method::POST, &path, Some(token), Some(selection.clone()), Some(&key)).await;
+        match status {
+            StatusCode::CREATED => break hold,
+            // Inventory learns of the event through Kafka, and holds wait for the sale window.
+            StatusCode::NOT_FOUND | StatusCode::CONFLICT if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            _ => panic!("hold: {status} {hold}"),
+        }
+    };
+    let body = json!({"hold_id": hold["id"]});
+    let (status, _, booking) = http.call(Method::POST, "/v1/bookings", Some(token), Some(body), None).await;
+    assert_eq!(status, StatusCode::CREATED, "{booking}");
+    let id = path_of(&booking, "id");
+    let pay = json!({"card_token": card});
+    let paid = http.ok(Method::POST, &format!("/v1/bookings/{id}/payment"), Some(token), Some(pay), Some(&id)).await;
+    (id, paid)
 }

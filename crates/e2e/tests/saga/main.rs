@@ -8,6 +8,7 @@ mod http;
 mod limits;
 mod platform;
 mod rbac;
+mod refunds;
 mod scenarios;
 mod tracing;
 mod waiting_room;

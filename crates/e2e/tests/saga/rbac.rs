@@ -12,7 +12,7 @@ use sha2::Sha256;
 use ticketing_proto::identity::v1 as identity;
 use ticketing_proto::identity::v1::Role;
 
-use crate::http::{Http, account};
+use crate::http::{Http, account, buy, path_of, wait_for};
 use crate::platform::{Options, Platform};
 
 const PASSWORD: &str = "a-long-enough-passphrase";
@@ -24,49 +24,6 @@ const DEFAULT_BODY_LIMIT: usize = 1 << 20;
 fn rfc3339(offset: Duration, future: bool) -> String {
     let now = SystemTime::now();
     prost_types::Timestamp::from(if future { now + offset } else { now - offset }).to_string()
-}
-
-fn path_of(value: &Value, field: &str) -> String {
-    value[field].as_str().unwrap_or_else(|| panic!("no {field} in {value}")).to_owned()
-}
-
-/// Polls `GET path` until `done` holds for the answer.
-async fn wait_for(http: &Http, path: &str, token: &str, done: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let (status, _, value) = http.call(Method::GET, path, Some(token), None, None).await;
-        if status.is_success() && done(&value) {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "GET {path} never got there: {status} {value}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-/// Holds `selection` of `event` (retrying while inventory has no stock yet), books it and
-/// pays with `tok_visa`; returns the booking id and the payment.
-async fn buy(http: &Http, token: &str, event: &str, selection: Value) -> (String, Value) {
-    let path = format!("/v1/events/{event}/holds");
-    let key = format!("hold-{}", ticketing_testkit::unique());
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let hold = loop {
-        let (status, _, hold) = http.call(Method::POST, &path, Some(token), Some(selection.clone()), Some(&key)).await;
-        match status {
-            StatusCode::CREATED => break hold,
-            // Inventory learns of the event through Kafka, and holds wait for the sale window.
-            StatusCode::NOT_FOUND | StatusCode::CONFLICT if Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-            _ => panic!("hold: {status} {hold}"),
-        }
-    };
-    let body = json!({"hold_id": hold["id"]});
-    let (status, _, booking) = http.call(Method::POST, "/v1/bookings", Some(token), Some(body), None).await;
-    assert_eq!(status, StatusCode::CREATED, "{booking}");
-    let id = path_of(&booking, "id");
-    let pay = json!({"card_token": "tok_visa"});
-    let paid = http.ok(Method::POST, &format!("/v1/bookings/{id}/payment"), Some(token), Some(pay), Some(&id)).await;
-    (id, paid)
 }
 
 /// `sections` × `rows` × `seats` seats with stadium-length labels, and one standing area.

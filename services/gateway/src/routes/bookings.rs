@@ -243,18 +243,25 @@ async fn pay(
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CancelBody {
-    /// Kept with the booking.
+    /// Kept with the booking (at most 500 characters); required when an admin refunds someone
+    /// else's booking by hand.
     #[serde(default)]
     pub reason: String,
 }
 
-/// Cancels a booking: unpaid ones end at once; paid ones are refunded and their seats released.
+/// Cancels a booking. Unpaid ones end at once. Paid ones: their tickets are revoked first
+/// (from then on they no longer admit), then the booking is refunded and its seats go back
+/// on sale. Buyers may cancel within the event's cancellation policy (by default, until the
+/// event starts) and not once one of the booking's tickets was scanned; admins may refund any
+/// booking by hand, with a reason.
 #[utoipa::path(post, path = "/v1/bookings/{id}/cancel", tag = "bookings", security(("bearer" = [])),
     params(("id" = String, Path, description = "Booking id"),
            ("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe")),
     request_body = CancelBody,
     responses((status = 200, body = Booking), (status = 400, body = Problem), (status = 401, body = Problem),
-              (status = 404, body = Problem), (status = 409, body = Problem)))]
+              (status = 404, body = Problem),
+              (status = 409, body = Problem, description = "Not cancellable in its state; `cancellation-closed`: \
+               past the event's cancellation cut-off; `ticket-scanned`: a ticket was already used at the gate")))]
 async fn cancel(
     State(s): State<AppState>,
     caller: Caller,

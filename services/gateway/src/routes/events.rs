@@ -63,6 +63,28 @@ pub struct Event {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cancellation_reason: Option<String>,
     pub waiting_room: WaitingRoom,
+    pub cancellation_policy: CancellationPolicy,
+}
+
+/// When buyers may cancel a paid booking themselves for a refund (admins may always refund
+/// by hand, with a reason). The default lets buyers cancel until the event starts; never after.
+/// Changeable until the sale starts, so buyers keep the terms they bought under.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CancellationPolicy {
+    /// All sales final: buyers may not cancel at all.
+    #[serde(default)]
+    pub no_buyer_cancellation: bool,
+    /// Buyers may cancel until this many minutes before `starts_at` (0: until the start; at
+    /// most 525,600, a year).
+    #[serde(default)]
+    pub cutoff_minutes: u32,
+}
+
+impl From<CancellationPolicy> for pb::CancellationPolicy {
+    fn from(c: CancellationPolicy) -> Self {
+        Self { no_buyer_cancellation: c.no_buyer_cancellation, cutoff_minutes: c.cutoff_minutes }
+    }
 }
 
 /// A sale's waiting room ("on-sale mode"): buyers queue at `POST /v1/events/{id}/queue` and
@@ -130,6 +152,9 @@ impl From<pb::Event> for Event {
             waiting_room: e.waiting_room.map_or_else(WaitingRoom::default, |w| WaitingRoom {
                 enabled: w.enabled,
                 admission_per_minute: w.admission_per_minute,
+            }),
+            cancellation_policy: e.cancellation_policy.map_or_else(CancellationPolicy::default, |c| {
+                CancellationPolicy { no_buyer_cancellation: c.no_buyer_cancellation, cutoff_minutes: c.cutoff_minutes }
             }),
         }
     }
@@ -325,6 +350,8 @@ pub struct CreateEventBody {
     pub organizer_id: Option<String>,
     /// Absent: no waiting room.
     pub waiting_room: Option<WaitingRoom>,
+    /// Absent: buyers may cancel until the event starts.
+    pub cancellation_policy: Option<CancellationPolicy>,
 }
 
 /// Creates a draft event. Organizers at their own venues; admins anywhere, for anyone.
@@ -356,6 +383,7 @@ async fn create_event(
         per_user_limit: b.per_user_limit,
         organizer_id: b.organizer_id.unwrap_or_default(),
         waiting_room: b.waiting_room.map(Into::into),
+        cancellation_policy: b.cancellation_policy.map(Into::into),
     };
     let event = s.backends.catalog.clone().create_event(caller.request(request)).await?.into_inner();
     Ok((StatusCode::CREATED, axum::Json(event.into())))
@@ -380,6 +408,8 @@ pub struct UpdateEventBody {
     pub per_user_limit: Option<u32>,
     /// Replaces the setting; not once on sale.
     pub waiting_room: Option<WaitingRoom>,
+    /// Replaces the policy; not once on sale.
+    pub cancellation_policy: Option<CancellationPolicy>,
 }
 
 /// Changes an event. Drafts change freely; once published the venue and categories are
@@ -417,6 +447,7 @@ async fn update_event(
         sale_ends_at: b.sale_ends_at.map(timestamp),
         per_user_limit: b.per_user_limit,
         waiting_room: b.waiting_room.map(Into::into),
+        cancellation_policy: b.cancellation_policy.map(Into::into),
     };
     Ok(axum::Json(s.backends.catalog.clone().update_event(caller.request(request)).await?.into_inner().into()))
 }
