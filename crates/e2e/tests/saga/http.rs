@@ -1,5 +1,7 @@
 //! Speaking HTTP to the gateway, as clients do.
 
+use std::time::{Duration, Instant};
+
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -53,6 +55,19 @@ impl Http {
         let (status, _, value) = self.call(method.clone(), path, token, body, key).await;
         assert!(status.is_success(), "{method} {path}: {status} {value}");
         value
+    }
+
+    /// Polls `GET path` until `done` holds for the answer.
+    pub async fn wait_for(&self, path: &str, token: &str, done: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let (status, _, value) = self.call(Method::GET, path, Some(token), None, None).await;
+            if status.is_success() && done(&value) {
+                return value;
+            }
+            assert!(Instant::now() < deadline, "GET {path} never got there: {status} {value}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 }
 
