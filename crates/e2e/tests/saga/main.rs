@@ -9,5 +9,6 @@ mod limits;
 mod platform;
 mod rbac;
 mod scenarios;
+mod seams;
 mod tracing;
 mod waiting_room;
