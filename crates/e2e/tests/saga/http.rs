@@ -56,6 +56,19 @@ impl Http {
         assert!(status.is_success(), "{method} {path}: {status} {value}");
         value
     }
+
+    /// Polls `GET path` until `done` holds for the answer.
+    pub async fn wait_for(&self, path: &str, token: &str, done: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let (status, _, value) = self.call(Method::GET, path, Some(token), None, None).await;
+            if status.is_success() && done(&value) {
+                return value;
+            }
+            assert!(Instant::now() < deadline, "GET {path} never got there: {status} {value}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
 }
 
 /// Registers and logs in through the gateway; returns the access token.
@@ -73,19 +86,6 @@ pub async fn account(http: &Http, email: &str) -> String {
 /// A string field of `value`.
 pub fn path_of(value: &Value, field: &str) -> String {
     value[field].as_str().unwrap_or_else(|| panic!("no {field} in {value}")).to_owned()
-}
-
-/// Polls `GET path` until `done` holds for the answer.
-pub async fn wait_for(http: &Http, path: &str, token: &str, done: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let (status, _, value) = http.call(Method::GET, path, Some(token), None, None).await;
-        if status.is_success() && done(&value) {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "GET {path} never got there: {status} {value}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 /// Holds `selection` of `event` (retrying while inventory has no stock yet), books it and

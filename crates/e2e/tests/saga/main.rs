@@ -10,5 +10,6 @@ mod platform;
 mod rbac;
 mod refunds;
 mod scenarios;
+mod seams;
 mod tracing;
 mod waiting_room;

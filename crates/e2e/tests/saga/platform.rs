@@ -110,7 +110,8 @@ pub struct Platform {
     _services: Vec<Spawned>,
     /// Each service's database, by service name.
     pub dbs: HashMap<&'static str, TestDb>,
-    _redis: Vec<TestRedis>,
+    /// Each Redis-using service's key prefix, by service name.
+    pub redis: HashMap<&'static str, TestRedis>,
 }
 
 pub fn authed<T>(message: T, user: &User) -> tonic::Request<T> {
@@ -132,7 +133,7 @@ impl Platform {
             kafka.brokers = brokers.into();
         }
         let smtp = SmtpSink::start().await;
-        let (mut services, mut dbs, mut redises) = (Vec::new(), HashMap::new(), Vec::new());
+        let (mut services, mut dbs, mut redises) = (Vec::new(), HashMap::new(), HashMap::new());
 
         // identity first: every other service verifies its tokens.
         let db = TestDb::new(&ticketing_identity::migrator()).await;
@@ -152,7 +153,7 @@ impl Platform {
         let identity_client = IdentityClient::new(identity.channel().await);
         services.push(identity);
         dbs.insert("identity", db);
-        redises.push(redis);
+        redises.insert("identity", redis);
 
         let db = TestDb::new(&ticketing_catalog::migrator()).await;
         let mut config = ticketing_catalog::config::Config::default();
@@ -181,7 +182,7 @@ impl Platform {
         let inventory_client = InventoryClient::new(inventory.channel().await);
         services.push(inventory);
         dbs.insert("inventory", db);
-        redises.push(redis);
+        redises.insert("inventory", redis);
 
         // Before booking, which revokes tickets through it; listed after payment below.
         let db = TestDb::new(&ticketing_notification::migrator()).await;
@@ -246,7 +247,7 @@ impl Platform {
         };
         let redis = TestRedis::new();
         config.redis = redis.config.clone();
-        redises.push(redis);
+        redises.insert("gateway", redis);
         let g = &mut config.gateway;
         // Short, so a test that moves a sale's opening sees it soon.
         g.waiting_room.event_cache_ttl = Duration::from_millis(200);
@@ -293,7 +294,7 @@ impl Platform {
             admin,
             _services: services,
             dbs,
-            _redis: redises,
+            redis: redises,
         }
     }
 

@@ -12,7 +12,7 @@ use sha2::Sha256;
 use ticketing_proto::identity::v1 as identity;
 use ticketing_proto::identity::v1::Role;
 
-use crate::http::{Http, account, buy, path_of, wait_for};
+use crate::http::{Http, account, buy, path_of};
 use crate::platform::{Options, Platform};
 
 const PASSWORD: &str = "a-long-enough-passphrase";
@@ -149,7 +149,7 @@ async fn rbac_an_organizer_builds_and_sells_an_event_through_the_rest_api() {
     assert!(SystemTime::now() >= sale_start, "a hold was taken before the sale window opened");
     assert_eq!(paid["status"], "succeeded", "{paid}");
     assert_eq!(paid["amount"], json!({"currency": "EUR", "minor_units": 16_000}));
-    wait_for(&http, &format!("/v1/bookings/{booking}"), &buyer, |b| b["status"] == "confirmed").await;
+    http.wait_for(&format!("/v1/bookings/{booking}"), &buyer, |b| b["status"] == "confirmed").await;
     let (_, paid) = buy(&http, &buyer, &id, json!({"category_id": standing["id"], "quantity": 2})).await;
     assert_eq!(paid["amount"], json!({"currency": "EUR", "minor_units": 10_000}));
     let availability = http.ok(Method::GET, &format!("{event_path}/availability"), None, None, None).await;
@@ -380,7 +380,7 @@ async fn rbac_a_ticket_checks_in_once_and_forgeries_are_refused() {
     let (booking, paid) = buy(&http, &buyer, &event.id, json!({"category_id": event.ga, "quantity": 2})).await;
     assert_eq!(paid["status"], "succeeded", "{paid}");
     let tickets_path = format!("/v1/bookings/{booking}/tickets");
-    let tickets = wait_for(&http, &tickets_path, &buyer, |t| t.as_array().is_some_and(|t| t.len() == 2)).await;
+    let tickets = http.wait_for(&tickets_path, &buyer, |t| t.as_array().is_some_and(|t| t.len() == 2)).await;
     let (first, second) = (path_of(&tickets[0], "code"), path_of(&tickets[1], "code"));
     let scan = |code: &str| json!({"code": code, "event_id": event.id, "gate_id": "north-1"});
 
@@ -484,7 +484,7 @@ async fn rbac_a_signed_webhook_settles_a_payment_once_and_forgeries_are_refused(
     let (status, receipt) = post(body.clone(), Some(signature.clone())).await;
     assert_eq!(status, StatusCode::OK, "{receipt}");
     assert_eq!(receipt, json!({"provider_event_id": provider_event, "duplicate": false}));
-    wait_for(&http, &format!("/v1/bookings/{booking}"), &buyer, |b| b["status"] == "confirmed").await;
+    http.wait_for(&format!("/v1/bookings/{booking}"), &buyer, |b| b["status"] == "confirmed").await;
 
     // The provider retries: acknowledged again, done once.
     let (status, receipt) = post(body.clone(), Some(signature)).await;

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use ticketing_proto::catalog::v1::CancellationPolicy;
 use ticketing_proto::identity::v1::Role;
 
-use crate::http::{Http, account, buy_with, path_of, wait_for};
+use crate::http::{Http, account, buy_with, path_of};
 use crate::platform::{Event, Options, Platform, Sale};
 
 const PROBLEMS: &str = "https://ticketing.dev/problems/";
@@ -18,11 +18,12 @@ const PROBLEMS: &str = "https://ticketing.dev/problems/";
 async fn confirmed(http: &Http, token: &str, event: &Event, selection: Value, tickets: usize) -> (String, Vec<String>) {
     let (booking, paid) = buy_with(http, token, &event.id, selection, "tok_visa").await;
     assert_eq!(paid["status"], "succeeded", "{paid}");
-    wait_for(http, &format!("/v1/bookings/{booking}"), token, |b| b["status"] == "confirmed").await;
-    let issued = wait_for(http, &format!("/v1/bookings/{booking}/tickets"), token, |t| {
-        t.as_array().is_some_and(|t| t.len() == tickets)
-    })
-    .await;
+    http.wait_for(&format!("/v1/bookings/{booking}"), token, |b| b["status"] == "confirmed").await;
+    let issued = http
+        .wait_for(&format!("/v1/bookings/{booking}/tickets"), token, |t| {
+            t.as_array().is_some_and(|t| t.len() == tickets)
+        })
+        .await;
     let codes = issued.as_array().unwrap().iter().map(|t| path_of(t, "code")).collect();
     (booking, codes)
 }
@@ -100,7 +101,7 @@ async fn buyers_cancel_only_within_the_events_policy_and_admins_refund_by_hand_w
         assert_eq!(status, StatusCode::OK, "{refunded}");
         assert_eq!(refunded["status"], "refund_pending");
         assert_eq!(ticket_states(&http, &buyer, &booking).await, ["revoked"]);
-        wait_for(&http, &format!("/v1/bookings/{booking}"), &buyer, |b| b["status"] == "refunded").await;
+        http.wait_for(&format!("/v1/bookings/{booking}"), &buyer, |b| b["status"] == "refunded").await;
     }
 
     let (booking, _) = confirmed(&http, &buyer, &open, ga(&open), 1).await;
