@@ -106,7 +106,11 @@ pub struct CreateBody {
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe")),
     request_body = CreateBody,
     responses((status = 201, body = Booking), (status = 400, body = Problem), (status = 401, body = Problem),
-              (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+              (status = 404, body = Problem),
+              (status = 409, body = Problem,
+               description = "`already-exists` (the hold backs another booking), `conflict` (the hold is no longer \
+                              active), or `in-progress`"),
+              (status = 422, body = Problem)))]
 async fn create(
     State(s): State<AppState>,
     caller: Caller,
@@ -254,7 +258,11 @@ pub struct CancelBody {
            ("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe")),
     request_body = CancelBody,
     responses((status = 200, body = Booking), (status = 400, body = Problem), (status = 401, body = Problem),
-              (status = 404, body = Problem), (status = 409, body = Problem)))]
+              (status = 404, body = Problem),
+              (status = 409, body = Problem,
+               description = "`cancellation-closed` (the event's cancellation cut-off has passed), `ticket-scanned` \
+                              (a ticket of the booking was used at the gate), `conflict` (not from this status), \
+                              or `in-progress`")))]
 async fn cancel(
     State(s): State<AppState>,
     caller: Caller,

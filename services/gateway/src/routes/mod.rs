@@ -6,6 +6,7 @@ pub mod admin;
 pub mod auth;
 pub mod bookings;
 pub mod checkin;
+pub mod contract;
 pub mod events;
 pub mod holds;
 pub mod operations;
@@ -139,9 +140,10 @@ impl Modify for BearerAuth {
 )]
 struct ApiDoc;
 
-/// The routes and their OpenAPI document.
-pub fn api(settings: &GatewaySettings) -> OpenApiRouter<AppState> {
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+/// The routes and their OpenAPI document, completed with what every operation can answer
+/// ([`contract::Contract`]).
+pub fn api(settings: &GatewaySettings) -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
+    let (router, mut openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(auth::routes())
         .merge(events::routes())
         .merge(queue::routes())
@@ -151,4 +153,7 @@ pub fn api(settings: &GatewaySettings) -> OpenApiRouter<AppState> {
         .merge(checkin::routes())
         .merge(webhooks::routes())
         .merge(admin::routes())
+        .split_for_parts();
+    contract::Contract.modify(&mut openapi);
+    (router, openapi)
 }
