@@ -13,7 +13,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::events::query;
-use super::{Money, Page, instant, non_empty};
+use super::{Money, Page, instant, non_empty, page};
 use crate::extract::{Caller, IdempotencyKey, Json, id};
 use crate::problem::Problem;
 use crate::resilience::keyed;
@@ -131,6 +131,7 @@ pub struct ListQuery {
     pub status: Option<String>,
     pub cursor: Option<String>,
     /// 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
 }
 
@@ -150,9 +151,7 @@ async fn list(
             None => return Err(Problem::field("status", "is not a booking status")),
         },
     };
-    let page =
-        ticketing_proto::common::v1::PageRequest { limit: q.limit.unwrap_or(0), cursor: q.cursor.unwrap_or_default() };
-    let request = caller.request(pb::ListMyBookingsRequest { statuses, page: Some(page) });
+    let request = caller.request(pb::ListMyBookingsRequest { statuses, page: Some(page(q.cursor, q.limit)?) });
     let found = s.backends.booking.clone().list_my_bookings(request).await?.into_inner();
     Ok(axum::Json(Page {
         items: found.bookings.into_iter().map(Into::into).collect(),
@@ -314,7 +313,7 @@ impl From<notification::Ticket> for Ticket {
 #[utoipa::path(get, path = "/v1/bookings/{id}/tickets", tag = "bookings", security(("bearer" = [])),
     params(("id" = String, Path, description = "Booking id")),
     responses((status = 200, body = Vec<Ticket>), (status = 400, body = Problem), (status = 401, body = Problem),
-              (status = 404, body = Problem)))]
+              (status = 403, body = Problem, description = "Another buyer's booking"), (status = 404, body = Problem)))]
 async fn tickets(
     State(s): State<AppState>,
     caller: Caller,
