@@ -21,36 +21,14 @@ command -v prometheus >/dev/null || die "prometheus is not installed (Debian pac
 
 work=$(mktemp -d)
 prom_pid=''
-started=false
 cleanup() {
   if [[ -n $prom_pid ]]; then kill "$prom_pid" 2>/dev/null && wait "$prom_pid" 2>/dev/null; fi
-  if $started; then bash "$ROOT/scripts/stop-local.sh" --keep-broker >/dev/null 2>&1 || true; fi
+  stop_platform
   rm -rf "$work"
 }
 trap cleanup EXIT
 
-if [[ ${1:-} == --start ]]; then
-  # Databases of its own, made afresh: the demo seed signs in as a bootstrap admin whose
-  # password this checkout generates, which an older ticketing_identity would not know.
-  export DB_PREFIX=livecheck
-  # Topics and consumer groups of its own too (the broker is shared and keeps everything).
-  export TICKETING_KAFKA__TOPIC_NAMESPACE="livecheck-$(date +%s)"
-  for svc in identity catalog inventory booking payment notification; do
-    PGOPTIONS="-c client_min_messages=warning" psql "$DATABASE_URL" -qc "DROP DATABASE IF EXISTS ${DB_PREFIX}_$svc WITH (FORCE)"
-  done
-  say "starting the platform (scripts/run-local.sh; log: $work/run-local.log)"
-  started=true
-  bash "$ROOT/scripts/run-local.sh" >"$work/run-local.log" 2>&1 &
-  deadline=$((SECONDS + 1200))
-  until grep -q "The platform is running" "$work/run-local.log"; do
-    if ((SECONDS > deadline)) || ! kill -0 $! 2>/dev/null; then
-      tail -n 40 "$work/run-local.log" >&2
-      die "the platform did not come up"
-    fi
-    sleep 2
-  done
-  grep -q "demo-seed failed" "$work/run-local.log" && { tail -n 40 "$work/run-local.log" >&2; die "the demo seed failed"; }
-fi
+if [[ ${1:-} == --start ]]; then start_platform livecheck "$work/run-local.log"; fi
 curl -fsS --max-time 2 http://127.0.0.1:8080/readyz >/dev/null ||
   die "the gateway does not answer on 127.0.0.1:8080; start the platform with scripts/run-local.sh"
 

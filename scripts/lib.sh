@@ -152,7 +152,6 @@ stop_pids() {
   done
 }
 
-# random_token -> 8 lowercase hex characters.
 # step NAME COMMAND...: runs a check, timing it; a failure is added to the caller's FAILED
 # array and the run goes on (the check scripts report every failure at the end).
 step() {
@@ -167,7 +166,45 @@ step() {
   fi
 }
 
+# random_token -> 8 lowercase hex characters.
 random_token() { od -An -N4 -tx1 /dev/urandom | tr -d ' \n'; }
+
+# start_platform PREFIX LOG: runs scripts/run-local.sh in the background, on loopback and the
+# default ports, for a check that needs a platform of its own: fresh databases (PREFIX_*, made
+# afresh: the demo seed signs in as a bootstrap admin whose password this checkout generates,
+# which an older database would not know), topics and consumer groups of its own (the broker
+# is shared and keeps everything), and the demo data. Returns once it runs; stop_platform
+# (call it from an EXIT trap) stops it. Other TICKETING_* variables reach every service.
+PLATFORM_PID=''
+start_platform() {
+  local prefix=$1 log=$2 svc deadline
+  export DB_PREFIX=$prefix
+  export TICKETING_KAFKA__TOPIC_NAMESPACE="$prefix-$(date +%s)"
+  for svc in identity catalog inventory booking payment notification; do
+    PGOPTIONS="-c client_min_messages=warning" psql "$DATABASE_URL" -qc "DROP DATABASE IF EXISTS ${prefix}_$svc WITH (FORCE)"
+  done
+  say "starting the platform (scripts/run-local.sh; log: $log)"
+  bash "$ROOT/scripts/run-local.sh" >"$log" 2>&1 &
+  PLATFORM_PID=$!
+  deadline=$((SECONDS + 1200))
+  until grep -q "The platform is running" "$log"; do
+    if ((SECONDS > deadline)) || ! kill -0 "$PLATFORM_PID" 2>/dev/null; then
+      tail -n 40 "$log" >&2
+      die "the platform did not come up"
+    fi
+    sleep 2
+  done
+  if grep -q "demo-seed failed" "$log"; then
+    tail -n 40 "$log" >&2
+    die "the demo seed failed"
+  fi
+}
+
+# stop_platform: stops what start_platform started, if anything.
+stop_platform() {
+  if [[ -n $PLATFORM_PID ]]; then bash "$ROOT/scripts/stop-local.sh" --keep-broker >/dev/null 2>&1 || true; fi
+  PLATFORM_PID=''
+}
 
 # Python with kafka-python, once scripts/infra.sh has made the venv; plain python3 otherwise.
 kafka_python() {

@@ -219,10 +219,25 @@ impl Api {
     }
 }
 
-/// Retries `call` while it fails with one of `transient` codes, for at most `within`: the
+/// A service that is up but not ready for the call yet.
+pub fn unavailable(s: &Status) -> bool {
+    s.code() == Code::Unavailable
+}
+
+/// A hold refused because inventory has not stocked the event yet (NOT_FOUND) or its sale
+/// has not opened yet; sold out and over the limit are final.
+pub fn not_on_sale_yet(s: &Status) -> bool {
+    match s.code() {
+        Code::NotFound | Code::Unavailable => true,
+        Code::FailedPrecondition => ticketing_platform::status::refusal_reason(s).as_deref() == Some("NOT_ON_SALE"),
+        _ => false,
+    }
+}
+
+/// Retries `call` while it fails in a way `transient` accepts, for at most `within`: the
 /// saga's consumers make a new event, booking or payment known to the next service a
 /// moment after the call that created it returns.
-pub async fn retry<T, F, Fut>(within: Duration, transient: &[Code], mut call: F) -> Result<T, Status>
+pub async fn retry<T, F, Fut>(within: Duration, transient: fn(&Status) -> bool, mut call: F) -> Result<T, Status>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, Status>>,
@@ -231,7 +246,7 @@ where
     let mut pause = Duration::from_millis(50);
     loop {
         match call().await {
-            Err(s) if transient.contains(&s.code()) && Instant::now() + pause < deadline => {
+            Err(s) if transient(&s) && Instant::now() + pause < deadline => {
                 tokio::time::sleep(pause).await;
                 pause = (pause * 2).min(Duration::from_secs(1));
             }

@@ -10,9 +10,8 @@ use ticketing_proto::catalog::v1 as catalog;
 use ticketing_proto::common::v1::PageRequest;
 use ticketing_proto::inventory::v1 as inventory;
 use ticketing_proto::payment::v1 as payment;
-use tonic::Code;
 
-use crate::api::{Account, Api, CreatedEvent, Urls, authed, channel, retry};
+use crate::api::{Account, Api, CreatedEvent, Urls, authed, channel, not_on_sale_yet, retry, unavailable};
 use crate::plan::{self, Allocation, Cancellation, Job, Target, When};
 
 /// What to seed against.
@@ -66,7 +65,7 @@ const STOCKED: Duration = Duration::from_secs(120);
 pub async fn run(options: &Options) -> anyhow::Result<Report> {
     let api = Api::connect(&options.urls)?;
     let password = options.admin_password.as_deref().context("the bootstrap admin's password is required")?;
-    let admin = retry(Duration::from_secs(60), &[Code::Unavailable], || {
+    let admin = retry(Duration::from_secs(60), unavailable, || {
         let api = api.clone();
         async move { api.login(&options.admin_email, password).await }
     })
@@ -263,7 +262,7 @@ async fn make(ctx: &Ctx, job: Job) -> anyhow::Result<booking::BookingDetails> {
     };
     let key = uuid::Uuid::new_v4().to_string();
     // NOT_FOUND until inventory has the event's stock, FAILED_PRECONDITION until it is on sale.
-    let hold = retry(STOCKED, &[Code::NotFound, Code::FailedPrecondition, Code::Unavailable], || {
+    let hold = retry(STOCKED, not_on_sale_yet, || {
         let request = inventory::HoldRequest {
             event_id: event.id.clone(),
             selection: Some(selection.clone()),
@@ -277,7 +276,7 @@ async fn make(ctx: &Ctx, job: Job) -> anyhow::Result<booking::BookingDetails> {
     .into_inner();
     // Keyed, so a retry after UNAVAILABLE (booking's pool busy) cannot book twice; within
     // the shortest hold TTL, so the hold is still there.
-    let mut details = retry(Duration::from_secs(10), &[Code::Unavailable], || {
+    let mut details = retry(Duration::from_secs(10), unavailable, || {
         let create = booking::CreateBookingRequest { hold_id: hold.hold_id.clone(), idempotency_key: key.clone() };
         let mut booking = ctx.api.booking.clone();
         async move { booking.create_booking(authed(create, &user.token)).await }
@@ -294,7 +293,7 @@ async fn make(ctx: &Ctx, job: Job) -> anyhow::Result<booking::BookingDetails> {
         Target::Refunded => "tok_mastercard",
     };
     // UNAVAILABLE until payment has heard of the booking.
-    retry(SETTLE, &[Code::Unavailable], || {
+    retry(SETTLE, unavailable, || {
         let request = payment::ChargeRequest {
             booking_id: details.id.clone(),
             amount: details.total.clone(),

@@ -18,11 +18,10 @@ use anyhow::{Context as _, bail};
 use clap::{Parser, ValueEnum};
 use futures::{StreamExt as _, TryStreamExt as _};
 use hdrhistogram::Histogram;
-use ticketing_demo::api::{Account, Api, Urls, authed, channel, retry};
+use ticketing_demo::api::{Account, Api, Urls, authed, channel, not_on_sale_yet, retry};
 use ticketing_demo::plan::{Allocation, CategoryPlan, EventPlan, Person, VenuePlan, When};
 use ticketing_proto::identity::v1::Role;
 use ticketing_proto::inventory::v1 as inventory;
-use tonic::Code;
 
 #[derive(Parser)]
 #[command(about = "Hold-path load: N clients looping hold → release, through the gateway and straight to inventory")]
@@ -218,7 +217,7 @@ async fn set_up(cli: &Cli) -> anyhow::Result<Setup> {
 
     // Ready once inventory has the stock and the sale has started: one hold goes through.
     let probe = &users[0];
-    let hold = retry(Duration::from_secs(120), &[Code::NotFound, Code::FailedPrecondition, Code::Unavailable], || {
+    let hold = retry(Duration::from_secs(120), not_on_sale_yet, || {
         let mut inventory = api.inventory.clone();
         let request = hold_request(&event.id, &category);
         async move { inventory.hold(authed(request, &probe.token)).await }

@@ -60,6 +60,13 @@ struct StoredKey {
     stale: bool,
 }
 
+/// `INVALID_ARGUMENT` on `idempotency_key`: the key was used for a different request
+/// (Stripe semantics; the gateway answers 422 `idempotency-key-reused`).
+pub fn key_reused() -> Status {
+    let violation = FieldViolation::new("idempotency_key", "was already used for a different request");
+    invalid_argument("idempotency key reused", &[violation])
+}
+
 fn transient(code: Code) -> bool {
     matches!(
         code,
@@ -145,8 +152,7 @@ impl IdempotencyKeys {
             return Err(Status::aborted("the idempotency key changed hands; retry"));
         };
         if stored != fingerprint {
-            let violation = FieldViolation::new("idempotency_key", "was already used for a different request");
-            return Err(invalid_argument("idempotency key reused", &[violation]));
+            return Err(key_reused());
         }
         if state == "completed" {
             let code = Code::from(code.unwrap_or(Code::Unknown as i32));

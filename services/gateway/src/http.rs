@@ -32,7 +32,7 @@ pub fn router(
     metrics: ticketing_platform::metrics::Metrics,
     limiter: Option<RateLimiter>,
 ) -> Router {
-    let (api, mut openapi) = crate::routes::api(settings).split_for_parts();
+    let (api, mut openapi) = crate::routes::api(settings);
     let (probes, probes_doc) = crate::routes::operations::routes().split_for_parts();
     openapi.merge(probes_doc);
     let docs = Router::new()

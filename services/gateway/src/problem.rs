@@ -12,6 +12,64 @@ use utoipa::ToSchema;
 /// Base of every problem `type` URI; the last segment names the kind.
 pub const TYPE_BASE: &str = "https://ticketing.dev/problems/";
 
+/// A refusal a backend names with `platform::status::refused`: a 409 with a problem type of
+/// its own (the reason in kebab-case), so that clients can tell sold out from over the
+/// limit, and neither from a rate limit (I8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Refusal {
+    /// The backend's `ErrorInfo.reason`, e.g. `SOLD_OUT`.
+    pub reason: &'static str,
+    /// The problem's title.
+    pub title: &'static str,
+    /// When it happens, for the API document.
+    pub meaning: &'static str,
+}
+
+impl Refusal {
+    /// The problem type's last segment: `SOLD_OUT` is `sold-out`.
+    pub fn slug(&self) -> String {
+        self.reason.to_ascii_lowercase().replace('_', "-")
+    }
+}
+
+/// Every refusal reason the gateway names; any other is the generic 409 `conflict`.
+pub const REFUSALS: [Refusal; 9] = [
+    Refusal { reason: "SOLD_OUT", title: "Sold out", meaning: "not enough tickets are left; nothing was held" },
+    Refusal { reason: "SEAT_TAKEN", title: "Seat taken", meaning: "a chosen seat is held or sold; nothing was held" },
+    Refusal {
+        reason: "NO_ADJACENT_SEATS",
+        title: "No adjacent seats",
+        meaning: "no row has that many adjacent free seats; nothing was held",
+    },
+    Refusal {
+        reason: "LIMIT_EXCEEDED",
+        title: "Over the ticket limit",
+        meaning: "the event's per-buyer limit, counting holds and bookings, would be exceeded",
+    },
+    Refusal { reason: "NOT_ON_SALE", title: "Not on sale", meaning: "outside the sale window, or the sale is over" },
+    Refusal { reason: "HOLD_EXPIRED", title: "Hold expired", meaning: "the hold expired before it was booked" },
+    Refusal {
+        reason: "HOLD_ENDED",
+        title: "Hold already ended",
+        meaning: "the hold was confirmed, released or expired and cannot change any more",
+    },
+    Refusal {
+        reason: "CANCELLATION_CLOSED",
+        title: "Cancellation closed",
+        meaning: "the event's cancellation cut-off has passed",
+    },
+    Refusal {
+        reason: "TICKET_SCANNED",
+        title: "Ticket already used",
+        meaning: "a ticket of the booking was scanned at the gate, so it can no longer be cancelled",
+    },
+];
+
+/// The refusal named `reason`.
+pub fn refusal(reason: &str) -> Option<&'static Refusal> {
+    REFUSALS.iter().find(|r| r.reason == reason)
+}
+
 /// One bad field of a request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct FieldError {
@@ -156,11 +214,18 @@ impl From<tonic::Status> for Problem {
             Code::PermissionDenied => Self::forbidden(message),
             Code::NotFound => Self::not_found(message),
             Code::AlreadyExists => Self::new(StatusCode::CONFLICT, "already-exists", "Already exists", message),
-            Code::FailedPrecondition => Self::new(StatusCode::CONFLICT, "conflict", "Not possible now", message),
+            Code::FailedPrecondition => {
+                match ticketing_platform::status::refusal_reason(&status).and_then(|r| refusal(&r)) {
+                    Some(r) => Self::new(StatusCode::CONFLICT, &r.slug(), r.title, message),
+                    None => Self::new(StatusCode::CONFLICT, "conflict", "Not possible now", message),
+                }
+            }
             Code::Aborted => Self {
                 retry_after: Some(retry_after),
                 ..Self::new(StatusCode::CONFLICT, "in-progress", "Request in progress", message)
             },
+            // Only identity's login throttling sends it, a limiter like the gateway's own;
+            // refusals (sold out, over the limit) are FAILED_PRECONDITION above (I8).
             Code::ResourceExhausted => Self::rate_limited(message, retry_after),
             Code::Unavailable => Self::unavailable(message, retry_after),
             Code::DeadlineExceeded | Code::Cancelled => Self {
@@ -194,6 +259,42 @@ mod tests {
             &[ticketing_platform::status::FieldViolation::new("idempotency_key", "was used")],
         );
         assert_eq!(Problem::from(reused).status, 422);
+    }
+
+    #[test]
+    fn named_refusals_are_409s_of_their_own_type_without_retry_after() {
+        for (reason, kind, title) in [
+            ("SOLD_OUT", "sold-out", "Sold out"),
+            ("SEAT_TAKEN", "seat-taken", "Seat taken"),
+            ("NO_ADJACENT_SEATS", "no-adjacent-seats", "No adjacent seats"),
+            ("LIMIT_EXCEEDED", "limit-exceeded", "Over the ticket limit"),
+            ("CANCELLATION_CLOSED", "cancellation-closed", "Cancellation closed"),
+            ("TICKET_SCANNED", "ticket-scanned", "Ticket already used"),
+        ] {
+            let problem = Problem::from(ticketing_platform::status::refused(reason, "4 left"));
+            assert_eq!((problem.status, problem.kind.as_str()), (409, format!("{TYPE_BASE}{kind}").as_str()));
+            assert_eq!((problem.title, problem.detail.as_str()), (title, "4 left"));
+            let response = problem.into_response();
+            assert!(response.headers().get(header::RETRY_AFTER).is_none(), "{reason}: not a rate limit");
+        }
+        let unknown = Problem::from(ticketing_platform::status::refused("SOMETHING_NEW", "no"));
+        assert_eq!((unknown.status, unknown.kind.as_str()), (409, "https://ticketing.dev/problems/conflict"));
+        let plain = Problem::from(tonic::Status::failed_precondition("stale version"));
+        assert_eq!(plain.kind, "https://ticketing.dev/problems/conflict");
+        let slugs: std::collections::HashSet<String> = REFUSALS.iter().map(Refusal::slug).collect();
+        assert_eq!(slugs.len(), REFUSALS.len(), "one type per reason");
+    }
+
+    #[test]
+    fn only_a_limiter_is_a_rate_limit() {
+        let throttled = ticketing_platform::status::retry_after(
+            Code::ResourceExhausted,
+            "too many attempts",
+            Duration::from_secs(7),
+        );
+        let response = Problem::from(throttled).into_response();
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "7");
     }
 
     #[test]

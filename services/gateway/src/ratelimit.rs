@@ -288,7 +288,11 @@ pub async fn limit(State(limiter): State<RateLimiter>, request: Request, next: N
         return response;
     }
     let mut response = next.run(request).await;
-    response.headers_mut().extend(decision.headers());
+    // The quota rides on answers, not on refusals: a 409 sold out with `RateLimit-*` headers
+    // reads as a rate limit to some clients, and only the limiter's 429 is one (I8).
+    if response.status().is_success() {
+        response.headers_mut().extend(decision.headers());
+    }
     response
 }
 

@@ -1,13 +1,16 @@
 //! The gateway protecting itself and the platform: rate limits in Redis (login, per
-//! user), load shedding past its concurrency limit, and per-backend circuit breakers.
+//! user), load shedding past its concurrency limit, and per-backend circuit breakers; and
+//! refusals of the business (sold out, over the limit) that are conflicts, never 429s (I8).
 
 use std::time::{Duration, Instant};
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
+use ticketing_proto::identity::v1::Role;
+
 use crate::http::{Http, account};
-use crate::platform::{Options, Platform};
+use crate::platform::{Options, Platform, Sale};
 
 const PASSWORD: &str = "a-long-enough-passphrase";
 
@@ -106,6 +109,81 @@ async fn each_user_has_a_limit_of_their_own_and_bad_tokens_fall_back_to_the_ip_l
         let (status, headers, body) = http.call(Method::GET, "/v1/me", Some("not-a-token"), None, None).await;
         assert_problem(status, &headers, &body, 401, "unauthenticated");
     }
+}
+
+/// A 409 refusal with its own problem type and nothing of a rate limit about it.
+fn assert_refusal(status: StatusCode, headers: &reqwest::header::HeaderMap, body: &Value, kind: &str) {
+    assert_problem(status, headers, body, 409, kind);
+    for header in ["retry-after", "ratelimit-limit", "ratelimit-remaining", "ratelimit-reset"] {
+        assert!(!headers.contains_key(header), "{kind} carries {header}: {headers:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_are_409s_of_their_own_type_and_only_the_limiter_answers_429() {
+    let p = Platform::start(Options {
+        gateway: |g| g.rate_limits.user = ticketing_gateway::config::Limit { per_second: 0.1, burst: 25 },
+        ..Options::default()
+    })
+    .await;
+    let organizer = p.user(Role::Organizer).await;
+    // Three standing tickets, one row of four seats, four tickets per buyer.
+    let event = p.event_with_limit(&organizer, 3, 4, 5_000, 4).await;
+    let later = p
+        .event_with(&organizer, 3, 1, 5_000, Sale { opens_in: Some(Duration::from_secs(3600)), ..Sale::default() })
+        .await;
+    let http = Http::new(&p);
+    let alice = account(&http, &format!("alice-{}@example.com", ticketing_testkit::unique())).await;
+    let bob = account(&http, &format!("bob-{}@example.com", ticketing_testkit::unique())).await;
+    let holds = format!("/v1/events/{}/holds", event.id);
+    let hold = |token: &str, body: Value, key: Option<&str>| {
+        let (token, key, holds) = (token.to_owned(), key.map(str::to_owned), holds.clone());
+        let http = &http;
+        async move { http.call(Method::POST, &holds, Some(&token), Some(body), key.as_deref()).await }
+    };
+
+    // Alice takes the second seat: the row has no three adjacent free seats left.
+    let (status, _, _) = hold(&alice, json!({"seat_ids": [event.seats[1]]}), None).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, headers, body) = hold(&bob, json!({"seat_ids": [event.seats[1]]}), None).await;
+    assert_refusal(status, &headers, &body, "seat-taken");
+    let adjacent =
+        json!({"category_id": event.seated, "quantity": 3, "best_available": true, "require_adjacent": true});
+    let (status, headers, body) = hold(&bob, adjacent, None).await;
+    assert_refusal(status, &headers, &body, "no-adjacent-seats");
+    let (status, headers, body) = hold(&bob, json!({"category_id": event.ga, "quantity": 4}), None).await;
+    assert_refusal(status, &headers, &body, "sold-out");
+    assert!(body["detail"].as_str().unwrap().contains("3 left"), "{body}");
+    // Alice's seat and three standing tickets make her limit of four; one more is over it.
+    let (status, _, body) = hold(&alice, json!({"category_id": event.ga, "quantity": 3}), None).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (status, headers, body) = hold(&alice, json!({"seat_ids": [event.seats[3]]}), None).await;
+    assert_refusal(status, &headers, &body, "limit-exceeded");
+    let path = format!("/v1/events/{}/holds", later.id);
+    let (status, headers, body) =
+        http.call(Method::POST, &path, Some(&bob), Some(json!({"category_id": later.ga, "quantity": 1})), None).await;
+    assert_refusal(status, &headers, &body, "not-on-sale");
+
+    // A replay with the same key and body gets the first hold; a different body is a 422.
+    let seat = json!({"seat_ids": [event.seats[3]]});
+    let (status, _, first) = hold(&bob, seat.clone(), Some("bob-hold-1")).await;
+    assert_eq!(status, StatusCode::CREATED, "{first}");
+    let (status, _, again) = hold(&bob, seat, Some("bob-hold-1")).await;
+    assert_eq!((status, &again["id"]), (StatusCode::CREATED, &first["id"]), "{again}");
+    let (status, headers, body) = hold(&bob, json!({"seat_ids": [event.seats[2]]}), Some("bob-hold-1")).await;
+    assert_problem(status, &headers, &body, 422, "idempotency-key-reused");
+
+    // Only the limiter says 429: Bob's 25-request burst runs out.
+    let mut calls = 0;
+    let (status, headers, body) = loop {
+        let answer = http.call(Method::GET, "/v1/me", Some(&bob), None, None).await;
+        calls += 1;
+        if answer.0 != StatusCode::OK || calls > 30 {
+            break answer;
+        }
+    };
+    assert_problem(status, &headers, &body, 429, "rate-limited");
+    assert!(retry_after(&headers) >= 1 && headers.contains_key("ratelimit-limit"), "{headers:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -13,7 +13,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::events::query;
-use super::{Money, Page, instant, non_empty};
+use super::{Money, Page, instant, non_empty, page};
 use crate::extract::{Caller, IdempotencyKey, Json, id};
 use crate::problem::Problem;
 use crate::resilience::keyed;
@@ -106,7 +106,11 @@ pub struct CreateBody {
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe")),
     request_body = CreateBody,
     responses((status = 201, body = Booking), (status = 400, body = Problem), (status = 401, body = Problem),
-              (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+              (status = 404, body = Problem),
+              (status = 409, body = Problem,
+               description = "`already-exists` (the hold backs another booking), `conflict` (the hold is no longer \
+                              active), or `in-progress`"),
+              (status = 422, body = Problem)))]
 async fn create(
     State(s): State<AppState>,
     caller: Caller,
@@ -127,6 +131,7 @@ pub struct ListQuery {
     pub status: Option<String>,
     pub cursor: Option<String>,
     /// 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
 }
 
@@ -146,9 +151,7 @@ async fn list(
             None => return Err(Problem::field("status", "is not a booking status")),
         },
     };
-    let page =
-        ticketing_proto::common::v1::PageRequest { limit: q.limit.unwrap_or(0), cursor: q.cursor.unwrap_or_default() };
-    let request = caller.request(pb::ListMyBookingsRequest { statuses, page: Some(page) });
+    let request = caller.request(pb::ListMyBookingsRequest { statuses, page: Some(page(q.cursor, q.limit)?) });
     let found = s.backends.booking.clone().list_my_bookings(request).await?.into_inner();
     Ok(axum::Json(Page {
         items: found.bookings.into_iter().map(Into::into).collect(),
@@ -260,8 +263,10 @@ pub struct CancelBody {
     request_body = CancelBody,
     responses((status = 200, body = Booking), (status = 400, body = Problem), (status = 401, body = Problem),
               (status = 404, body = Problem),
-              (status = 409, body = Problem, description = "Not cancellable in its state; `cancellation-closed`: \
-               past the event's cancellation cut-off; `ticket-scanned`: a ticket was already used at the gate")))]
+              (status = 409, body = Problem,
+               description = "`cancellation-closed` (the event's cancellation cut-off has passed), `ticket-scanned` \
+                              (a ticket of the booking was used at the gate), `conflict` (not from this status), \
+                              or `in-progress`")))]
 async fn cancel(
     State(s): State<AppState>,
     caller: Caller,
@@ -313,7 +318,7 @@ impl From<notification::Ticket> for Ticket {
 #[utoipa::path(get, path = "/v1/bookings/{id}/tickets", tag = "bookings", security(("bearer" = [])),
     params(("id" = String, Path, description = "Booking id")),
     responses((status = 200, body = Vec<Ticket>), (status = 400, body = Problem), (status = 401, body = Problem),
-              (status = 404, body = Problem)))]
+              (status = 403, body = Problem, description = "Another buyer's booking"), (status = 404, body = Problem)))]
 async fn tickets(
     State(s): State<AppState>,
     caller: Caller,

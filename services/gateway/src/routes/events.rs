@@ -11,7 +11,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{Fields, Money, Page, instant, non_empty, timestamp};
+use super::{Fields, Money, Page, instant, non_empty, page, timestamp};
 use crate::extract::{Caller, Json, id};
 use crate::problem::{FieldError, Problem};
 use crate::state::AppState;
@@ -176,6 +176,7 @@ pub struct EventQuery {
     /// From a previous page's `next_cursor`.
     pub cursor: Option<String>,
     /// Page size, 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
 }
 
@@ -221,10 +222,7 @@ async fn list_events(
         starts_from,
         starts_before,
         venue_id: q.venue.unwrap_or_default(),
-        page: Some(ticketing_proto::common::v1::PageRequest {
-            limit: q.limit.unwrap_or(0),
-            cursor: q.cursor.unwrap_or_default(),
-        }),
+        page: Some(page(q.cursor, q.limit)?),
         ..Default::default()
     };
     let found = s.backends.catalog.clone().list_events(request).await?.into_inner();

@@ -119,7 +119,13 @@ fn selection(b: HoldBody) -> Result<pb::hold_request::Selection, Problem> {
     responses((status = 201, body = Hold), (status = 400, body = Problem), (status = 401, body = Problem),
               (status = 403, body = Problem,
                description = "No, an invalid or an expired admission pass (`queue_url` says where to queue)"),
-              (status = 409, body = Problem, description = "Sold out, over the limit, not on sale, or the pass was used")))]
+              (status = 409, body = Problem,
+               description = "Refused, each with its own type and no `Retry-After` (retrying does not help): \
+                              `sold-out` (not enough tickets left), `seat-taken` (a chosen seat is held or sold), \
+                              `no-adjacent-seats` (no row has that many adjacent free seats), `limit-exceeded` \
+                              (over the event's per-buyer limit, counting holds and bookings), `not-on-sale` \
+                              (outside the sale window), `admission-pass-used`; or `in-progress` (a request \
+                              with this `Idempotency-Key` is still running). Nothing was held.")))]
 async fn hold(
     State(s): State<AppState>,
     caller: Caller,
@@ -140,7 +146,10 @@ async fn hold(
 /// Releases the caller's hold; releasing twice is fine.
 #[utoipa::path(delete, path = "/v1/holds/{id}", tag = "holds", security(("bearer" = [])),
     params(("id" = String, Path, description = "Hold id (64 hex digits)")),
-    responses((status = 200, body = Hold), (status = 401, body = Problem), (status = 404, body = Problem)))]
+    responses((status = 200, body = Hold), (status = 400, body = Problem, description = "A malformed hold id"),
+              (status = 401, body = Problem), (status = 403, body = Problem, description = "Another buyer's hold"),
+              (status = 404, body = Problem),
+              (status = 409, body = Problem, description = "`hold-ended`: the hold was confirmed (booked and paid)")))]
 async fn release(
     State(s): State<AppState>,
     caller: Caller,

@@ -6,6 +6,7 @@ pub mod admin;
 pub mod auth;
 pub mod bookings;
 pub mod checkin;
+pub mod contract;
 pub mod events;
 pub mod holds;
 pub mod operations;
@@ -88,6 +89,18 @@ pub struct Page<T> {
     pub next_cursor: Option<String>,
 }
 
+/// Most items a page may ask for.
+pub const MAX_PAGE: u32 = 100;
+
+/// A listing's page: its cursor and a `limit` of 1 to [`MAX_PAGE`] items (absent: the
+/// service's default).
+pub fn page(cursor: Option<String>, limit: Option<u32>) -> Result<ticketing_proto::common::v1::PageRequest, Problem> {
+    if limit.is_some_and(|l| !(1..=MAX_PAGE).contains(&l)) {
+        return Err(Problem::field("limit", format!("must be 1 to {MAX_PAGE}")));
+    }
+    Ok(ticketing_proto::common::v1::PageRequest { limit: limit.unwrap_or(0), cursor: cursor.unwrap_or_default() })
+}
+
 /// A protobuf timestamp as an RFC 3339 instant.
 pub fn instant(t: Option<prost_types::Timestamp>) -> Option<DateTime<Utc>> {
     t.and_then(|t| DateTime::from_timestamp(t.seconds, t.nanos.max(0) as u32))
@@ -139,9 +152,10 @@ impl Modify for BearerAuth {
 )]
 struct ApiDoc;
 
-/// The routes and their OpenAPI document.
-pub fn api(settings: &GatewaySettings) -> OpenApiRouter<AppState> {
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+/// The routes and their OpenAPI document, completed with what every operation can answer
+/// ([`contract::Contract`]).
+pub fn api(settings: &GatewaySettings) -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
+    let (router, mut openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(auth::routes())
         .merge(events::routes())
         .merge(queue::routes())
@@ -151,4 +165,25 @@ pub fn api(settings: &GatewaySettings) -> OpenApiRouter<AppState> {
         .merge(checkin::routes())
         .merge(webhooks::routes())
         .merge(admin::routes())
+        .split_for_parts();
+    contract::Contract.modify(&mut openapi);
+    (router, openapi)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_page_asks_for_1_to_100_items_or_the_default() {
+        assert_eq!(page(None, None).unwrap().limit, 0, "the service's default");
+        assert_eq!(
+            page(Some("c".into()), Some(100)).unwrap(),
+            ticketing_proto::common::v1::PageRequest { limit: 100, cursor: "c".into() }
+        );
+        for limit in [0, 101, u32::MAX] {
+            let problem = page(None, Some(limit)).unwrap_err();
+            assert_eq!((problem.status, problem.errors[0].field.as_str()), (400, "limit"), "{limit}");
+        }
+    }
 }

@@ -12,17 +12,20 @@ use crate::domain::{Hold, HoldId, HoldStatus, InventoryError, Selection};
 impl From<InventoryError> for Status {
     fn from(e: InventoryError) -> Self {
         let message = e.to_string();
+        // Refusals name their reason (the gateway answers each with a 409 of its own type):
+        // none is a rate limit, so a client never retries a sold-out event in a loop.
+        let refused = |reason| ticketing_platform::status::refused(reason, message.clone());
         match e {
             InventoryError::Invalid(violations) => ticketing_platform::status::invalid_argument(&message, &violations),
             InventoryError::EventNotFound | InventoryError::HoldNotFound => Status::not_found(message),
-            InventoryError::NotOnSale
-            | InventoryError::LimitExceeded { .. }
-            | InventoryError::Expired
-            | InventoryError::Ended(_) => Status::failed_precondition(message),
-            InventoryError::SoldOut { .. } | InventoryError::SeatTaken(_) | InventoryError::NoAdjacentSeats(_) => {
-                Status::resource_exhausted(message)
-            }
-            InventoryError::IdempotencyMismatch => Status::already_exists(message),
+            InventoryError::NotOnSale => refused("NOT_ON_SALE"),
+            InventoryError::LimitExceeded { .. } => refused("LIMIT_EXCEEDED"),
+            InventoryError::SoldOut { .. } => refused("SOLD_OUT"),
+            InventoryError::SeatTaken(_) => refused("SEAT_TAKEN"),
+            InventoryError::NoAdjacentSeats(_) => refused("NO_ADJACENT_SEATS"),
+            InventoryError::Expired => refused("HOLD_EXPIRED"),
+            InventoryError::Ended(_) => refused("HOLD_ENDED"),
+            InventoryError::IdempotencyMismatch => ticketing_platform::idempotency::key_reused(),
             InventoryError::StaleToken | InventoryError::LedgerConflict(_) => Status::aborted(message),
             InventoryError::Forbidden => Status::permission_denied(message),
             InventoryError::Unavailable(source) => {
@@ -117,5 +120,42 @@ pub fn seat_state(state: SeatState) -> pb::SeatState {
         SeatState::Available => pb::SeatState::Available,
         SeatState::Held => pb::SeatState::Held,
         SeatState::Sold => pb::SeatState::Sold,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use ticketing_platform::status::refusal_reason;
+    use tonic::Code;
+
+    use super::*;
+
+    #[test]
+    fn every_refusal_a_buyer_can_meet_is_a_named_failed_precondition() {
+        let refusals = [
+            (InventoryError::NotOnSale, "NOT_ON_SALE"),
+            (InventoryError::LimitExceeded { remaining: 1 }, "LIMIT_EXCEEDED"),
+            (InventoryError::SoldOut { available: 2 }, "SOLD_OUT"),
+            (InventoryError::SeatTaken("s1".into()), "SEAT_TAKEN"),
+            (InventoryError::NoAdjacentSeats(3), "NO_ADJACENT_SEATS"),
+            (InventoryError::Expired, "HOLD_EXPIRED"),
+            (InventoryError::Ended("confirmed"), "HOLD_ENDED"),
+        ];
+        for (error, reason) in refusals {
+            let message = error.to_string();
+            let status = Status::from(error);
+            assert_eq!(status.code(), Code::FailedPrecondition, "{reason}: never a rate limit");
+            assert_eq!(refusal_reason(&status).as_deref(), Some(reason));
+            assert_eq!(status.message(), message, "the message still says what is left");
+        }
+    }
+
+    #[test]
+    fn a_reused_idempotency_key_is_a_bad_idempotency_key_field() {
+        let status = Status::from(InventoryError::IdempotencyMismatch);
+        assert_eq!(status.code(), Code::InvalidArgument);
+        let bad = tonic_types::StatusExt::get_details_bad_request(&status).expect("field violations");
+        assert_eq!(bad.field_violations[0].field, "idempotency_key");
+        assert_eq!(Status::from(InventoryError::StaleToken).code(), Code::Aborted, "other codes stay");
     }
 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use prost::Message as _;
 use rdkafka::Message as _;
+use ticketing_platform::status::refusal_reason;
 use ticketing_proto::events::v1 as ev;
 use ticketing_proto::inventory::v1 as pb;
 use tonic::Code;
@@ -33,10 +34,10 @@ async fn general_admission_holds_count_down_and_refuse_cleanly_when_short() {
     assert_eq!(counts(&app.availability(fixture.event).await.unwrap(), fixture.ga), (4, 6, 0));
 
     let short = app.hold(bob, fixture.event, ga(fixture.ga, 5)).await.unwrap_err();
-    assert_eq!(short.code(), Code::ResourceExhausted);
+    assert_eq!((short.code(), refusal_reason(&short).as_deref()), (Code::FailedPrecondition, Some("SOLD_OUT")));
     assert!(short.message().contains("4 left"), "the error says what is left: {}", short.message());
     let over = app.hold(alice, fixture.event, ga(fixture.ga, 1)).await.unwrap_err();
-    assert_eq!(over.code(), Code::FailedPrecondition, "alice reached her limit of 6: {over:?}");
+    assert_eq!(refusal_reason(&over).as_deref(), Some("LIMIT_EXCEEDED"), "alice reached her limit of 6: {over:?}");
     assert_eq!(counts(&app.availability(fixture.event).await.unwrap(), fixture.ga), (4, 6, 0), "refusals hold nothing");
 }
 
@@ -50,7 +51,7 @@ async fn seats_are_all_or_nothing_and_best_available_keeps_groups_together() {
     // Alice takes the middle of row 0, so row 0 has no 3 adjacent seats left.
     app.hold(alice, fixture.event, seats(&[fixture.seat(1), fixture.seat(2)])).await.unwrap();
     let taken = app.hold(bob, fixture.event, seats(&[fixture.seat(0), fixture.seat(2)])).await.unwrap_err();
-    assert_eq!(taken.code(), Code::ResourceExhausted);
+    assert_eq!((taken.code(), refusal_reason(&taken).as_deref()), (Code::FailedPrecondition, Some("SEAT_TAKEN")));
     let a = app.availability(fixture.event).await.unwrap();
     let seat0 = a.seats.iter().find(|s| s.seat_id == fixture.seat(0).to_string()).unwrap();
     assert_eq!(seat0.state, pb::SeatState::Available as i32, "nothing was held for bob");
@@ -64,7 +65,7 @@ async fn seats_are_all_or_nothing_and_best_available_keeps_groups_together() {
     let four = app.hold(carol, fixture.event, best(fixture.seated, 4, true)).await.unwrap();
     assert!(four.lines[0].seat_ids.iter().all(|s| fixture.seats[8..].iter().any(|(id, _, _)| id.to_string() == *s)));
     let none = app.hold(uuid::Uuid::new_v4(), fixture.event, best(fixture.seated, 3, true)).await.unwrap_err();
-    assert_eq!(none.code(), Code::ResourceExhausted, "{none:?}");
+    assert_eq!(refusal_reason(&none).as_deref(), Some("NO_ADJACENT_SEATS"), "{none:?}");
     // Without the adjacency requirement the best remaining seats are split.
     let split = app.hold(uuid::Uuid::new_v4(), fixture.event, best(fixture.seated, 3, false)).await.unwrap();
     assert_eq!(split.lines[0].quantity, 3);
@@ -77,7 +78,7 @@ async fn holds_outside_the_sale_window_are_refused() {
     let now = std::time::SystemTime::now();
     app.stock(&fixture, &fixture.published((now + Duration::from_secs(3600), now + Duration::from_secs(7200)))).await;
     let status = app.hold(uuid::Uuid::new_v4(), fixture.event, ga(fixture.ga, 1)).await.unwrap_err();
-    assert_eq!(status.code(), Code::FailedPrecondition);
+    assert_eq!((status.code(), refusal_reason(&status).as_deref()), (Code::FailedPrecondition, Some("NOT_ON_SALE")));
     assert!(status.message().contains("not on sale"));
 }
 
@@ -175,7 +176,7 @@ async fn an_idempotency_key_replays_the_first_hold_and_refuses_a_different_reque
     assert_eq!(again.hold_id, first.hold_id);
     assert_eq!(counts(&app.availability(fixture.event).await.unwrap(), fixture.ga), (8, 2, 0), "held once");
     let different = app.client.clone().hold(app.as_user(user, request(3))).await.unwrap_err();
-    assert_eq!(different.code(), Code::AlreadyExists);
+    assert_eq!(different.code(), Code::InvalidArgument, "the gateway's 422 idempotency-key-reused: {different:?}");
 }
 
 #[tokio::test]
