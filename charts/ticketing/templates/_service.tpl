@@ -19,6 +19,7 @@ ticketing.service renders every object of one service. Args (dict):
 {{- if ge (int $sd.drainDelaySeconds) (int $sd.graceSeconds) }}
 {{- fail "shutdown.drainDelaySeconds must be shorter than shutdown.graceSeconds (the binary refuses it otherwise)" }}
 {{- end }}
+{{- include "ticketing.payment.check" . }}
 {{- $hasDigest := include "ticketing.imageHasDigest" . }}
 {{- $skips := list "CKV_K8S_35=the binaries read configuration from TICKETING_* environment variables only; the Secret is referenced key by key, never copied into the manifest" }}
 {{- if .discovery }}
@@ -400,6 +401,12 @@ TICKETING_KAFKA__TOPIC_REPLICATION: {{ $c.kafka.topicReplication | quote }}
 TICKETING_KAFKA__PROPERTIES__{{ $key | upper }}: {{ $value | toString | quote }}
 {{- end }}
 {{- end }}
+{{- if eq .name "payment" }}
+TICKETING_PAYMENT__PROVIDER: {{ .svc.provider | quote }}
+{{- if eq .svc.provider "processor" }}
+TICKETING_PAYMENT__PROCESSOR__BASE_URL: {{ .svc.processor.baseUrl | quote }}
+{{- end }}
+{{- end }}
 {{- if and (eq .name "identity") .svc.bootstrapAdminEmail }}
 TICKETING_IDENTITY__BOOTSTRAP_ADMIN_EMAIL: {{ .svc.bootstrapAdminEmail | quote }}
 {{- end }}
@@ -412,7 +419,7 @@ TICKETING_IDENTITY__BOOTSTRAP_ADMIN_EMAIL: {{ .svc.bootstrapAdminEmail | quote }
 {{- define "ticketing.service.secretEnv" -}}
 {{- $secret := include "ticketing.secretName" . }}
 {{- $facts := .facts }}
-{{- if or $facts.database $facts.redis $facts.kafka (eq .name "identity") }}
+{{- if or $facts.database $facts.redis $facts.kafka (eq .name "identity") (eq .name "payment") }}
 env:
   {{- if $facts.database }}
   - name: TICKETING_DATABASE__URL
@@ -458,6 +465,21 @@ env:
         name: {{ $secret }}
         key: client-secret
   {{- end }}
+  {{- if and (eq .name "payment") (eq .svc.provider "processor") }}
+  {{- $processor := .svc.processor }}
+  {{- $processorSecret := default $secret $processor.existingSecret }}
+  # The processor's credentials (I9: never in the ConfigMap).
+  - name: TICKETING_PAYMENT__PROCESSOR__API_KEY
+    valueFrom:
+      secretKeyRef:
+        name: {{ $processorSecret }}
+        key: {{ $processor.apiKeyKey }}
+  - name: TICKETING_PAYMENT__PROCESSOR__WEBHOOK_SECRET
+    valueFrom:
+      secretKeyRef:
+        name: {{ $processorSecret }}
+        key: {{ $processor.webhookSecretKey }}
+  {{- end }}
   {{- if eq .name "identity" }}
   - name: TICKETING_IDENTITY__SERVICE_CLIENTS__BOOKING
     valueFrom:
@@ -471,6 +493,29 @@ env:
         key: bootstrap-admin-password
         optional: true
   {{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+ticketing.payment.check fails the render that would break I9 (money is real in
+production): the simulated provider in production, a non-https processor in production,
+or the provider and the processor's settings in a service's env, which lands in its
+ConfigMap (for the secrets) or overrides the chart's own variables (for the rest).
+*/}}
+{{- define "ticketing.payment.check" -}}
+{{- $production := eq .root.Values.config.environment "production" }}
+{{- range $key := list "TICKETING_PAYMENT__PROVIDER" "TICKETING_PAYMENT__PROCESSOR__BASE_URL" "TICKETING_PAYMENT__PROCESSOR__API_KEY" "TICKETING_PAYMENT__PROCESSOR__WEBHOOK_SECRET" }}
+{{- if hasKey $.svc.env $key }}
+{{- fail (printf "services.%s.env (or defaults.env) sets %s: set the payment provider and processor through services.payment.provider and services.payment.processor (baseUrl; existingSecret, apiKeyKey and webhookSecretKey name the Secret and its keys). env lands in a ConfigMap, where the processor's secrets must never be, and would bypass the production check (I9)." $.name $key) }}
+{{- end }}
+{{- end }}
+{{- if eq .name "payment" }}
+{{- if and $production (ne .svc.provider "processor") }}
+{{- fail (printf "services.payment.provider is %q with config.environment production: the simulated provider takes no real money and is refused in production (I9). Set services.payment.provider: processor, services.payment.processor.baseUrl and a Secret with the processor's keys (docs/deploy.md)." .svc.provider) }}
+{{- end }}
+{{- if and $production (eq .svc.provider "processor") .svc.processor.baseUrl (not (hasPrefix "https://" .svc.processor.baseUrl)) }}
+{{- fail (printf "services.payment.processor.baseUrl %q must be https with config.environment production." .svc.processor.baseUrl) }}
+{{- end }}
 {{- end }}
 {{- end }}
 

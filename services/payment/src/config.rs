@@ -225,22 +225,67 @@ impl PaymentSettings {
         if p.webhook_tolerance < Duration::from_secs(1) || p.webhook_tolerance > Duration::from_secs(3600) {
             issue("processor.webhook_tolerance", "must be between 1s and 1h");
         }
+        let production = environment == Environment::Production;
+        // I9: money is real in production.
+        if self.provider == ProviderKind::Simulated && production {
+            issue(
+                "provider",
+                "the simulated provider takes no real money and is refused in production; \
+                 set payment.provider = \"processor\" with payment.processor.*",
+            );
+        }
         if self.provider == ProviderKind::Processor {
-            let https = p.base_url.starts_with("https://");
-            if !(https || p.base_url.starts_with("http://")) || reqwest::Url::parse(&p.base_url).is_err() {
-                issue("processor.base_url", "must be an http(s) URL");
-            } else if environment == Environment::Production && !https {
-                issue("processor.base_url", "must be https in production");
+            p.validate(production, issues);
+        }
+    }
+}
+
+/// Longest API key or webhook secret accepted: far above any processor's, far below a
+/// header limit.
+const MAX_CREDENTIAL_LEN: usize = 1024;
+/// Shortest API key accepted in production; real processors' keys are much longer.
+const MIN_PRODUCTION_API_KEY_LEN: usize = 16;
+/// Shortest webhook secret accepted: an HMAC key that can be guessed proves nothing.
+const MIN_WEBHOOK_SECRET_LEN: usize = 16;
+
+impl ProcessorSettings {
+    /// The processor's settings, checked once `payment.provider = "processor"`.
+    fn validate(&self, production: bool, issues: &mut Vec<ConfigIssue>) {
+        let mut issue = |key: &str, message: &str| {
+            issues.push(ConfigIssue::new(format!("payment.processor.{key}"), message));
+        };
+        match reqwest::Url::parse(&self.base_url) {
+            Ok(url) if !matches!(url.scheme(), "http" | "https") || !url.has_host() => {
+                issue("base_url", "must be an http(s) URL");
             }
-            if p.api_key.trim().is_empty() {
-                issue("processor.api_key", "is required with payment.provider = \"processor\"");
+            // It sits in a ConfigMap: credentials belong in api_key, from a Secret.
+            Ok(url) if !url.username().is_empty() || url.password().is_some() => {
+                issue("base_url", "must not carry credentials; the key goes in payment.processor.api_key");
             }
-            if p.webhook_secret.len() < 16 {
-                issue(
-                    "processor.webhook_secret",
-                    "must be at least 16 characters with payment.provider = \"processor\"",
-                );
+            Ok(url) if url.query().is_some() || url.fragment().is_some() => {
+                issue("base_url", "must have no query or fragment: request paths are appended to it");
             }
+            Ok(url) if production && url.scheme() != "https" => issue("base_url", "must be https in production"),
+            Ok(_) => {}
+            Err(_) => issue("base_url", "must be an http(s) URL"),
+        }
+        let required = "is required with payment.provider = \"processor\"";
+        // A trailing newline (a Secret made from a file) or a space would break the
+        // Authorization header on every call, or never match a signature.
+        let clean = |s: &str| s.chars().all(|c| c.is_ascii_graphic());
+        let key = &self.api_key;
+        if key.is_empty() {
+            issue("api_key", required);
+        } else if !clean(key) || key.len() > MAX_CREDENTIAL_LEN {
+            issue("api_key", "must be at most 1024 printable ASCII characters, with no spaces or newlines");
+        } else if production && key.len() < MIN_PRODUCTION_API_KEY_LEN {
+            issue("api_key", "must be at least 16 characters in production");
+        }
+        let secret = &self.webhook_secret;
+        if secret.is_empty() {
+            issue("webhook_secret", required);
+        } else if !clean(secret) || !(MIN_WEBHOOK_SECRET_LEN..=MAX_CREDENTIAL_LEN).contains(&secret.len()) {
+            issue("webhook_secret", "must be 16 to 1024 printable ASCII characters, with no spaces or newlines");
         }
     }
 }
@@ -259,15 +304,9 @@ impl ServiceConfig for Config {
 mod tests {
     use super::*;
 
-    fn keys(config: &Config) -> Vec<String> {
-        let mut issues = Vec::new();
-        config.validate(&mut issues);
-        issues.into_iter().map(|i| i.key).collect()
-    }
-
     #[test]
     fn defaults_are_valid() {
-        assert!(keys(&Config::default()).is_empty(), "{:?}", keys(&Config::default()));
+        assert!(Config::default().issue_keys().is_empty(), "{:?}", Config::default().issue_keys());
     }
 
     #[test]
@@ -275,16 +314,70 @@ mod tests {
         let mut config = Config::default();
         config.payment.provider = ProviderKind::Processor;
         assert_eq!(
-            keys(&config),
+            config.issue_keys(),
             ["payment.processor.base_url", "payment.processor.api_key", "payment.processor.webhook_secret"]
         );
         config.payment.processor.base_url = "http://127.0.0.1:9".into();
-        config.payment.processor.api_key = "sk_test".into();
+        config.payment.processor.api_key = "sk_live_0123456789abcdef".into();
         config.payment.processor.webhook_secret = "whsec_0123456789abcdef".into();
-        assert!(keys(&config).is_empty());
+        assert!(config.issue_keys().is_empty());
         config.server.environment = Environment::Production;
-        assert_eq!(keys(&config), ["payment.processor.base_url"], "production wants https");
+        assert_eq!(config.issue_keys(), ["payment.processor.base_url"], "production wants https");
         assert!(!format!("{config:?}").contains("whsec_"), "secrets are redacted");
+    }
+
+    /// A production config paying through the processor, as the chart renders it.
+    fn production() -> Config {
+        let mut config = Config::default();
+        config.server.environment = Environment::Production;
+        config.payment.provider = ProviderKind::Processor;
+        config.payment.processor.base_url = "https://api.processor.example/".into();
+        config.payment.processor.api_key = "sk_live_0123456789abcdef".into();
+        config.payment.processor.webhook_secret = "whsec_0123456789abcdef".into();
+        config
+    }
+
+    #[test]
+    fn production_refuses_the_simulated_provider() {
+        assert!(production().issue_keys().is_empty(), "{:?}", production().issue_keys());
+        let mut config = production();
+        config.payment.provider = ProviderKind::Simulated;
+        let mut issues = Vec::new();
+        config.validate(&mut issues);
+        assert_eq!(issues.iter().map(|i| i.key.as_str()).collect::<Vec<_>>(), ["payment.provider"]);
+        assert!(issues[0].message.contains("refused in production"), "{}", issues[0].message);
+        config.server.environment = Environment::Development;
+        assert!(config.issue_keys().is_empty(), "development keeps its test cards");
+    }
+
+    #[test]
+    fn the_processor_settings_must_be_sound() {
+        type Spoil = fn(&mut ProcessorSettings);
+        let cases: [(&str, Spoil); 9] = [
+            ("base_url", |p| p.base_url = "ftp://api.processor.example".into()),
+            ("base_url", |p| p.base_url = "https://sk_live_key:@api.processor.example".into()),
+            ("base_url", |p| p.base_url = "https://api.processor.example/?key=sk_live".into()),
+            ("base_url", |p| p.base_url = "https://".into()),
+            ("api_key", |p| p.api_key = "sk_live_0123456789abcdef\n".into()),
+            ("api_key", |p| p.api_key = "sk_live".into()),
+            ("api_key", |p| p.api_key = "k".repeat(1025)),
+            ("webhook_secret", |p| p.webhook_secret = " whsec_0123456789abcdef".into()),
+            ("webhook_secret", |p| p.webhook_secret = "w".repeat(1025)),
+        ];
+        for (key, spoil) in cases {
+            let mut config = production();
+            spoil(&mut config.payment.processor);
+            assert_eq!(
+                config.issue_keys(),
+                [format!("payment.processor.{key}")],
+                "{:?}",
+                config.payment.processor.base_url
+            );
+        }
+        let mut config = production();
+        config.server.environment = Environment::Development;
+        config.payment.processor.api_key = "sk_test".into();
+        assert!(config.issue_keys().is_empty(), "a short test key is fine outside production");
     }
 
     #[test]
@@ -293,7 +386,7 @@ mod tests {
         config.payment.client_deadline = Duration::from_secs(30);
         config.payment.retries = 3;
         config.payment.simulated.slow_delay = Duration::from_secs(60);
-        assert_eq!(keys(&config), ["payment.pending_timeout"]);
+        assert_eq!(config.issue_keys(), ["payment.pending_timeout"]);
         assert_eq!(config.payment.longest_call(), Duration::from_millis(120_000 + 200 + 400 + 800));
     }
 
@@ -301,11 +394,11 @@ mod tests {
     fn the_slow_card_must_be_slower_than_the_deadline() {
         let mut config = Config::default();
         config.payment.simulated.slow_delay = config.payment.client_deadline;
-        assert_eq!(keys(&config), ["payment.simulated.slow_delay"]);
+        assert_eq!(config.issue_keys(), ["payment.simulated.slow_delay"]);
         config.payment.idempotency_ttl = Duration::from_secs(3600);
         config.payment.reconcile_interval = Duration::ZERO;
         assert_eq!(
-            keys(&config),
+            config.issue_keys(),
             ["payment.reconcile_interval", "payment.idempotency_ttl", "payment.simulated.slow_delay"]
         );
     }

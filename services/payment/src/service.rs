@@ -9,9 +9,10 @@
 //!    every resubmission, so it charges at most once per payment;
 //! 3. a call that times out leaves the payment UNKNOWN: only the provider's own record
 //!    (a lookup by key, or a webhook) settles it;
-//! 4. every state change is a conditional update committed with its event, so whoever
-//!    settles a payment first (the call, the reconciler in any replica, a webhook)
-//!    publishes, and nobody else does.
+//! 4. every state change is the domain's (`Payment::apply`, `Refund::apply`) on a row
+//!    locked in the transaction that commits its event, so whoever settles a payment
+//!    first (the call, the reconciler in any replica, a webhook) publishes, and nobody
+//!    else does.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -29,7 +30,9 @@ use ticketing_proto::events::v1::Envelope;
 use crate::adapters::store::{self, BookingFact, Lease, NewPayment, NewRefund, Recorded};
 use crate::config::PaymentSettings;
 use crate::domain::payment::refund_amount;
-use crate::domain::{Money, Outcome, Payment, PaymentError, PaymentStatus, Refund, RefundStatus};
+use crate::domain::{
+    Applied, ChargeAction, Money, Outcome, Payment, PaymentError, PaymentStatus, Refund, RefundStatus,
+};
 use crate::ports::{ChargeAttempt, Provider, ProviderError, RefundAttempt, WebhookError, WebhookSubject};
 
 /// Base name of the topic payment publishes on.
@@ -330,9 +333,8 @@ impl Payments {
                 if let Called::Exhausted(e) = &called {
                     tracing::warn!(payment = %payment.id, error = %e, "provider errors outlasted the retries");
                 }
-                let marked = store::mark_unknown(&self.pool, payment.id, self.settings.reconcile_interval).await?;
-                let marked = marked.context("a payment vanished")?;
-                if marked.status == PaymentStatus::Unknown && payment.status != PaymentStatus::Unknown {
+                let (marked, applied) = self.mark_unknown(payment.id).await?;
+                if applied != Applied::Unchanged {
                     self.metrics.charges.with_label_values(&[self.provider.name(), "unknown"]).inc();
                 }
                 return Ok(marked);
@@ -409,12 +411,29 @@ impl Payments {
         id: uuid::Uuid,
         outcome: &Outcome,
     ) -> anyhow::Result<Option<Payment>> {
-        let Some(settled) = store::resolve_payment(&mut *tx, id, outcome).await? else { return Ok(None) };
+        let Some(mut payment) = store::lock_payment(&mut *tx, id).await? else { return Ok(None) };
+        if payment.apply(&ChargeAction::Answered(outcome.clone()))? == Applied::Unchanged {
+            return Ok(None);
+        }
+        let settled = store::save_payment(&mut *tx, &payment, None).await?;
         if let Some(event) = payment_event(&settled) {
             outbox::enqueue(&mut *tx, &self.topic, &event).await?;
         }
         tracing::info!(payment = %settled.id, booking = %settled.booking_id, status = settled.status.as_str(), "payment settled");
         Ok(Some(settled))
+    }
+
+    /// Marks a pending payment UNKNOWN (the provider left it open), for the reconciler to
+    /// look at after `payment.reconcile_interval`. Returns the payment as it now stands.
+    async fn mark_unknown(&self, id: uuid::Uuid) -> Result<(Payment, Applied<PaymentStatus>)> {
+        let mut tx = self.pool.begin().await.context("starting a transaction")?;
+        let mut payment = store::lock_payment(&mut tx, id).await?.context("a payment vanished")?;
+        let applied = payment.apply(&ChargeAction::Unanswered)?;
+        if applied != Applied::Unchanged {
+            payment = store::save_payment(&mut tx, &payment, Some(self.settings.reconcile_interval)).await?;
+        }
+        tx.commit().await.context("committing an unknown payment")?;
+        Ok((payment, applied))
     }
 
     fn count_charge(&self, p: &Payment) {
@@ -529,7 +548,17 @@ impl Payments {
         id: uuid::Uuid,
         outcome: &Outcome,
     ) -> anyhow::Result<Option<(Refund, Payment)>> {
-        let Some((refund, payment)) = store::resolve_refund(&mut *tx, id, outcome).await? else { return Ok(None) };
+        let Some(mut refund) = store::lock_refund(&mut *tx, id).await? else { return Ok(None) };
+        if refund.apply(outcome) == Applied::Unchanged {
+            return Ok(None);
+        }
+        let refund = store::save_refund(&mut *tx, &refund).await?;
+        let mut payment =
+            store::lock_payment(&mut *tx, refund.payment_id).await?.context("a refund's payment vanished")?;
+        if refund.status == RefundStatus::Succeeded {
+            payment.apply(&ChargeAction::Refunded(refund.amount.minor_units))?;
+            payment = store::save_payment(&mut *tx, &payment, None).await?;
+        }
         if let Some(event) = refund_event(&refund, &payment) {
             outbox::enqueue(&mut *tx, &self.topic, &event).await?;
         }
@@ -689,7 +718,7 @@ impl Payments {
             Called::Answered(Some(Outcome::Processing { .. })) => {
                 // Accepted, not finished: a stale pending one is unknown now; look again later.
                 if payment.status == PaymentStatus::Pending {
-                    store::mark_unknown(&self.pool, payment.id, self.settings.reconcile_interval).await?;
+                    self.mark_unknown(payment.id).await?;
                 }
                 Ok("processing")
             }

@@ -52,6 +52,37 @@ fn a_bad_config_value_exits_78_naming_the_key() {
     }
 }
 
+/// Production refuses what only development may run (I9: money is real in production):
+/// each binary exits 78 naming the key, and says why.
+#[test]
+fn production_refuses_development_settings_with_exit_78() {
+    let processor = [
+        ("TICKETING_PAYMENT__PROVIDER", "processor"),
+        ("TICKETING_PAYMENT__PROCESSOR__BASE_URL", "https://api.processor.example"),
+        ("TICKETING_PAYMENT__PROCESSOR__WEBHOOK_SECRET", "whsec_0123456789abcdef"),
+    ];
+    // (service, extra environment, the key named, why)
+    type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str, &'a str);
+    let cases: [Case; 4] = [
+        ("payment", &[], "payment.provider", "simulated provider"),
+        ("payment", &processor, "payment.processor.api_key", "is required"),
+        ("booking", &[], "auth.client_secret", "development secret is refused in production"),
+        ("gateway", &[], "gateway.waiting_room.pass_secret", "development secret is refused in production"),
+    ];
+    for (service, env, key, why) in cases {
+        let output = Command::new(binary(service))
+            .env("TICKETING_SERVER__ENVIRONMENT", "production")
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(78), "{service} in production with {env:?}: {stderr}");
+        assert!(stderr.contains(&format!("`{key}`: ")), "{service} should name {key}: {stderr}");
+        assert!(stderr.contains(why), "{service} should say why ({why}): {stderr}");
+    }
+}
+
 /// One running binary with its own database, Redis prefix and topic namespace.
 pub(crate) struct Process {
     service: &'static str,

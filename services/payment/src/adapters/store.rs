@@ -1,9 +1,10 @@
 //! Payment's Postgres tables: the booking projection, payments, refunds and the
 //! webhook events already processed.
 //!
-//! Every change to a payment or refund is a conditional update (`WHERE status = …`),
-//! so racing writers (the Charge call, the reconciler in any replica, a webhook) agree:
-//! exactly one of them moves it, and only that one publishes the event.
+//! Payments and refunds change only as the domain decides (`Payment::apply`,
+//! `Refund::apply`) on a row locked in the caller's transaction, so racing writers (the
+//! Charge call, the reconciler in any replica, a webhook) queue up: exactly one of them
+//! moves it, and only that one publishes the event.
 
 use std::time::Duration;
 
@@ -11,7 +12,7 @@ use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
 
-use crate::domain::{Booking, BookingStatus, Money, Outcome, Payment, PaymentStatus, Refund, RefundStatus};
+use crate::domain::{Booking, BookingStatus, Money, Payment, PaymentStatus, Refund, RefundStatus};
 
 /// The partial unique index that allows one live charge per booking.
 const ONE_LIVE_PER_BOOKING: &str = "payments_one_live_per_booking";
@@ -298,55 +299,37 @@ pub async fn latest_payment(pool: &PgPool, booking_id: uuid::Uuid) -> anyhow::Re
     payment(row)
 }
 
-/// Moves an open (pending or unknown) payment to the outcome's state. `None` when it
-/// was not open any more (someone else resolved it) or the outcome is not final.
-pub async fn resolve_payment(
-    conn: &mut PgConnection,
-    id: uuid::Uuid,
-    outcome: &Outcome,
-) -> anyhow::Result<Option<Payment>> {
-    let (status, reference, code, message) = match outcome {
-        Outcome::Succeeded { reference } => (PaymentStatus::Succeeded, reference, "", ""),
-        Outcome::Failed { reference, code, message } => {
-            (PaymentStatus::Failed, reference, code.as_str(), message.as_str())
-        }
-        Outcome::Processing { .. } => return Ok(None),
-    };
-    let row = sqlx::query_as(&format!(
-        "UPDATE payments SET status = $2, provider_reference = $3, failure_code = $4, failure_message = $5,
-                updated_at = now()
-         WHERE id = $1 AND status IN ('pending', 'unknown')
-         RETURNING {PAYMENT_COLUMNS}"
-    ))
-    .bind(id)
-    .bind(status.as_str())
-    .bind(reference)
-    .bind(code)
-    .bind(message)
-    .fetch_optional(conn)
-    .await
-    .context("resolving a payment")?;
+/// Locks a payment for a change inside the caller's transaction.
+pub async fn lock_payment(conn: &mut PgConnection, id: uuid::Uuid) -> anyhow::Result<Option<Payment>> {
+    let row = sqlx::query_as(&format!("SELECT {PAYMENT_COLUMNS} FROM payments WHERE id = $1 FOR UPDATE"))
+        .bind(id)
+        .fetch_optional(conn)
+        .await
+        .context("locking a payment")?;
     payment(row)
 }
 
-/// Marks a pending payment UNKNOWN (the provider did not answer), for the reconciler
-/// to look at after `recheck`. Returns the payment as it now stands.
-pub async fn mark_unknown(pool: &PgPool, id: uuid::Uuid, recheck: Duration) -> anyhow::Result<Option<Payment>> {
+/// Stores what `Payment::apply` made of a locked payment; `recheck` also schedules the
+/// reconciler's next look. Returns it as stored.
+pub async fn save_payment(conn: &mut PgConnection, p: &Payment, recheck: Option<Duration>) -> anyhow::Result<Payment> {
     let row = sqlx::query_as(&format!(
-        "UPDATE payments SET status = 'unknown', next_check_at = now() + make_interval(secs => $2), updated_at = now()
-         WHERE id = $1 AND status = 'pending'
+        "UPDATE payments SET status = $2, refunded_minor = $3, provider_reference = $4, failure_code = $5,
+                failure_message = $6, next_check_at = COALESCE(now() + make_interval(secs => $7), next_check_at),
+                updated_at = now()
+         WHERE id = $1
          RETURNING {PAYMENT_COLUMNS}"
     ))
-    .bind(id)
-    .bind(seconds(recheck))
-    .fetch_optional(pool)
+    .bind(p.id)
+    .bind(p.status.as_str())
+    .bind(p.refunded_minor)
+    .bind(&p.provider_reference)
+    .bind(&p.failure_code)
+    .bind(&p.failure_message)
+    .bind(recheck.map(seconds))
+    .fetch_optional(conn)
     .await
-    .context("marking a payment unknown")?;
-    match payment(row)? {
-        Some(marked) => Ok(Some(marked)),
-        // Resolved meanwhile (by a webhook or the reconciler).
-        None => payment_by_id(&mut *pool.acquire().await.context("acquiring a connection")?, id).await,
-    }
+    .context("storing a payment")?;
+    payment(row)?.context("a locked payment vanished")
 }
 
 /// How long a claimed row is left alone: the call itself, then a doubling wait.
@@ -538,58 +521,33 @@ pub async fn refund_by_id(conn: &mut PgConnection, id: uuid::Uuid) -> anyhow::Re
     refund(row)
 }
 
-/// Moves a pending refund to the outcome's state; a success also adds it to the
-/// payment's refunded amount and status. `None` when it was not pending any more or
-/// the outcome is not final.
-pub async fn resolve_refund(
-    conn: &mut PgConnection,
-    id: uuid::Uuid,
-    outcome: &Outcome,
-) -> anyhow::Result<Option<(Refund, Payment)>> {
-    let (status, reference, code, message) = match outcome {
-        Outcome::Succeeded { reference } => (RefundStatus::Succeeded, reference, "", ""),
-        Outcome::Failed { reference, code, message } => {
-            (RefundStatus::Failed, reference, code.as_str(), message.as_str())
-        }
-        Outcome::Processing { .. } => return Ok(None),
-    };
+/// Locks a refund for a change inside the caller's transaction.
+pub async fn lock_refund(conn: &mut PgConnection, id: uuid::Uuid) -> anyhow::Result<Option<Refund>> {
+    let row = sqlx::query_as(&format!("SELECT {REFUND_COLUMNS} FROM refunds WHERE id = $1 FOR UPDATE"))
+        .bind(id)
+        .fetch_optional(conn)
+        .await
+        .context("locking a refund")?;
+    refund(row)
+}
+
+/// Stores what `Refund::apply` made of a locked refund. Returns it as stored.
+pub async fn save_refund(conn: &mut PgConnection, r: &Refund) -> anyhow::Result<Refund> {
     let row = sqlx::query_as(&format!(
         "UPDATE refunds SET status = $2, provider_reference = $3, failure_code = $4, failure_message = $5,
                 updated_at = now()
-         WHERE id = $1 AND status = 'pending'
+         WHERE id = $1
          RETURNING {REFUND_COLUMNS}"
     ))
-    .bind(id)
-    .bind(status.as_str())
-    .bind(reference)
-    .bind(code)
-    .bind(message)
-    .fetch_optional(&mut *conn)
+    .bind(r.id)
+    .bind(r.status.as_str())
+    .bind(&r.provider_reference)
+    .bind(&r.failure_code)
+    .bind(&r.failure_message)
+    .fetch_optional(conn)
     .await
-    .context("resolving a refund")?;
-    let Some(refund) = refund(row)? else { return Ok(None) };
-    let row = if status == RefundStatus::Succeeded {
-        sqlx::query_as(&format!(
-            "UPDATE payments SET refunded_minor = refunded_minor + $2,
-                    status = CASE WHEN refunded_minor + $2 >= amount_minor THEN 'refunded' ELSE 'partially_refunded' END,
-                    updated_at = now()
-             WHERE id = $1
-             RETURNING {PAYMENT_COLUMNS}"
-        ))
-        .bind(refund.payment_id)
-        .bind(refund.amount.minor_units)
-        .fetch_optional(&mut *conn)
-        .await
-        .context("adding a refund to its payment")?
-    } else {
-        sqlx::query_as(&format!("SELECT {PAYMENT_COLUMNS} FROM payments WHERE id = $1"))
-            .bind(refund.payment_id)
-            .fetch_optional(&mut *conn)
-            .await
-            .context("reading a refund's payment")?
-    };
-    let payment = payment(row)?.context("a refund's payment vanished")?;
-    Ok(Some((refund, payment)))
+    .context("storing a refund")?;
+    refund(row)?.context("a locked refund vanished")
 }
 
 /// Claims up to `limit` pending refunds of `provider` due for submission or

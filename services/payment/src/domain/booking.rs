@@ -139,3 +139,33 @@ mod tests {
         assert!(matches!(late, Err(PaymentError::BookingNotPayable(_))));
     }
 }
+
+/// The projection under `booking.events` delivered in any order, with duplicates.
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::BookingStatus::{self, *};
+
+    fn status() -> impl Strategy<Value = BookingStatus> {
+        prop_oneof![Just(PendingPayment), Just(Confirmed), Just(Cancelled), Just(Expired), Just(Refunded)]
+    }
+
+    proptest! {
+        #[test]
+        fn any_order_ends_at_the_furthest_state_and_replays_change_nothing(
+            events in proptest::collection::vec(status(), 1..30),
+        ) {
+            let last = events[1..].iter().fold(events[0], |s, &next| s.advance(next));
+            let furthest = events.iter().map(|s| s.rank()).max().unwrap();
+            prop_assert_eq!(last.rank(), furthest, "{:?}", events);
+            if furthest == Cancelled.rank() {
+                // The first ending of an unpaid booking stays.
+                let first = events.iter().find(|s| s.rank() == furthest).unwrap();
+                prop_assert_eq!(last, *first);
+            }
+            let again = events.iter().fold(last, |s, &next| s.advance(next));
+            prop_assert_eq!(again, last, "delivering everything again changes nothing");
+        }
+    }
+}

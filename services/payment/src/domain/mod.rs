@@ -9,4 +9,4 @@ pub mod payment;
 pub use booking::{Booking, BookingStatus};
 pub use error::PaymentError;
 pub use money::Money;
-pub use payment::{Outcome, Payment, PaymentStatus, Refund, RefundStatus};
+pub use payment::{Applied, ChargeAction, Outcome, Payment, PaymentStatus, Refund, RefundStatus};
