@@ -19,7 +19,7 @@ use clap::{Parser, ValueEnum};
 use futures::{StreamExt as _, TryStreamExt as _};
 use hdrhistogram::Histogram;
 use ticketing_demo::api::{Account, Api, Urls, authed, channel, not_on_sale_yet, retry};
-use ticketing_demo::plan::{Allocation, CategoryPlan, EventPlan, Person, VenuePlan, When};
+use ticketing_demo::plan::{Allocation, Cancellation, CategoryPlan, EventPlan, Person, VenuePlan, When};
 use ticketing_proto::identity::v1::Role;
 use ticketing_proto::inventory::v1 as inventory;
 
@@ -210,6 +210,7 @@ async fn set_up(cli: &Cli) -> anyhow::Result<Setup> {
             allocation: Allocation::GeneralAdmission(capacity),
         }],
         waiting_room: None,
+        cancellation: Cancellation::UntilStart,
     };
     let venue = api.venue(&organizer.token, &venue).await?;
     let event = api.event(&organizer.token, &venue, &plan, SystemTime::now()).await?;
