@@ -156,19 +156,22 @@ async fn a_cancellation_racing_a_check_in_lets_exactly_one_win() {
     let p = Platform::start(Options::default()).await;
     let http = Http::new(&p);
     let organizer = p.user(Role::Organizer).await;
-    let event = p.event(&organizer, 20, 1, 5_000).await;
+    let event = p.event_with_limit(&organizer, 20, 1, 5_000, 20).await;
     let buyer = account(&http, &format!("fan-{}@example.com", ticketing_testkit::unique())).await;
     // Notification learns the event's organizer through Kafka: let a first scan through.
     let (_, codes) = confirmed(&http, &buyer, &event, json!({"category_id": event.ga, "quantity": 1}), 1).await;
     check_in(&http, &organizer.token, &event, &codes[0]).await;
-    for round in 0..8 {
+    for round in 0..8u64 {
         let (booking, codes) =
             confirmed(&http, &buyer, &event, json!({"category_id": event.ga, "quantity": 1}), 1).await;
         let scan = json!({"code": codes[0], "event_id": event.id, "gate_id": "north-1"});
-        let ((cancelled, problem), (_, _, answer)) = tokio::join!(
-            cancel(&http, &buyer, &booking, "race"),
-            http.call(Method::POST, "/v1/checkin", Some(&organizer.token), Some(scan), None),
-        );
+        // A scan is one call and a cancellation several: stagger the scan so that either
+        // may get to the tickets first.
+        let lag = Duration::from_millis(3 * round);
+        let ((cancelled, problem), (_, _, answer)) = tokio::join!(cancel(&http, &buyer, &booking, "race"), async {
+            tokio::time::sleep(lag).await;
+            http.call(Method::POST, "/v1/checkin", Some(&organizer.token), Some(scan), None).await
+        });
         let state = http.ok(Method::GET, &format!("/v1/bookings/{booking}"), Some(&buyer), None, None).await;
         let tickets = ticket_states(&http, &buyer, &booking).await;
         if answer["admit"] == true {

@@ -466,11 +466,11 @@ impl<'p> Run<'p> {
                         taken.store(true, Ordering::SeqCst);
                         return Some((buyer, hold));
                     }
-                    // 409 is the truth (I8), but inventory's refusals reach clients as 429
-                    // until issue 12's fifth defect is fixed; the limiter is off here.
-                    assert!(
-                        matches!(status, StatusCode::CONFLICT | StatusCode::TOO_MANY_REQUESTS),
-                        "a hold of seats {seats:?}: {status} {hold}"
+                    // A taken seat is a conflict of its own type, never a rate limit (I8).
+                    assert_eq!(
+                        (status, &hold["type"]),
+                        (StatusCode::CONFLICT, &serde_json::json!("https://ticketing.dev/problems/seat-taken")),
+                        "a hold of seats {seats:?}: {hold}"
                     );
                     if taken.load(Ordering::SeqCst) {
                         return None;
