@@ -184,3 +184,33 @@ async fn a_cancellation_racing_a_check_in_lets_exactly_one_win() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancellation_left_half_done_by_a_dead_replica_is_finished_by_the_sweeper() {
+    let p = Platform::start(Options::default()).await;
+    let http = Http::new(&p);
+    let organizer = p.user(Role::Organizer).await;
+    let event = p.event(&organizer, 1, 2, 5_000).await;
+    let buyer = account(&http, &format!("fan-{}@example.com", ticketing_testkit::unique())).await;
+    let (booking, _) = confirmed(&http, &buyer, &event, json!({"seat_ids": [event.seats[0]]}), 1).await;
+
+    // What a replica leaves when it dies right after recording the request: the booking
+    // still CONFIRMED, its tickets still valid, the request older than the sweeper's age.
+    let recorded = sqlx::query(
+        "UPDATE bookings SET cancel_requested_at = now() - interval '1 hour', cancel_requested_by = user_id,
+                             cancel_detail = 'replica died' WHERE id = $1::uuid AND status = 'confirmed'",
+    )
+    .bind(&booking)
+    .execute(&p.dbs["booking"].pool)
+    .await
+    .expect("record a cancellation request");
+    assert_eq!(recorded.rows_affected(), 1);
+
+    http.wait_for(&format!("/v1/bookings/{booking}"), &buyer, |b| b["status"] == "refund_pending").await;
+    assert_eq!(ticket_states(&http, &buyer, &booking).await, ["revoked"]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while seat_state(&http, &event, 0).await != "available" {
+        assert!(Instant::now() < deadline, "the seat never came back on sale");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
