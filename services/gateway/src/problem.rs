@@ -228,9 +228,11 @@ impl From<tonic::Status> for Problem {
             // refusals (sold out, over the limit) are FAILED_PRECONDITION above (I8).
             Code::ResourceExhausted => Self::rate_limited(message, retry_after),
             Code::Unavailable => Self::unavailable(message, retry_after),
+            // Sent by a backend that is up but ran out of time itself; a backend that does not
+            // answer at all is UNAVAILABLE by then (`resilience::unreachable`).
             Code::DeadlineExceeded | Code::Cancelled => Self {
                 retry_after: Some(retry_after),
-                ..Self::new(StatusCode::GATEWAY_TIMEOUT, "timeout", "A backend did not answer in time", message)
+                ..Self::new(StatusCode::GATEWAY_TIMEOUT, "timeout", "A backend ran out of time", message)
             },
             _ => {
                 tracing::error!(code = ?status.code(), message, "backend failed");

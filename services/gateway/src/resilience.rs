@@ -2,17 +2,19 @@
 //! retries of calls that are safe to repeat, as a tower service under the generated
 //! clients, so handlers keep calling `s.backends.catalog.clone().get_event(..)`.
 //!
-//! Retried, on UNAVAILABLE only (the call did not happen, or the backend asked to come
-//! back), with jittered exponential backoff, never past the call's deadline:
+//! Retried, on UNAVAILABLE only (the backend did not answer, or asked to come back), with jittered exponential backoff, never past the call's deadline:
 //! - reads: methods named `Get*` or `List*` (reads by the API's naming rule) and
 //!   inventory's `Availability`. `VerifyTicket` is not: it marks the ticket scanned, so
 //!   a retry after a lost answer would turn a valid first scan into "already scanned";
 //! - mutating calls marked with [`keyed`] that carry an idempotency key, which the
 //!   backend replays (Stripe semantics). Nothing else is ever retried.
 //!
-//! The breaker counts each attempt. Failures are transport errors, timeouts,
-//! DEADLINE_EXCEEDED and UNAVAILABLE, except an UNAVAILABLE carrying retry advice: that
-//! backend is up and says "not yet" (payment before it has heard of a booking).
+//! A call the backend never answered (refused, reset, closed under it by a restart, or past
+//! the deadline) is UNAVAILABLE whatever tonic called it (`unreachable`).
+//!
+//! The breaker counts each attempt. Failures are those calls, DEADLINE_EXCEEDED and
+//! UNAVAILABLE, except an UNAVAILABLE carrying retry advice: that backend is up and says
+//! "not yet" (payment before it has heard of a booking).
 
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
@@ -211,8 +213,8 @@ where
     };
     let call = async { inner.ready().await?.call(request).await };
     let result = match tokio::time::timeout_at(deadline, call).await {
-        Ok(result) => result.map_err(|e| Status::from_error(e.into())),
-        Err(_) => Err(Status::deadline_exceeded(format!("{} did not answer in time", guard.name))),
+        Ok(result) => result.map_err(|e| unreachable(guard.name, &Status::from_error(e.into()))),
+        Err(_) => Err(Status::unavailable(format!("{} did not answer in time", guard.name))),
     };
     // Unary errors are trailers-only responses: the status is in the headers.
     let (code, failed) = match &result {
@@ -228,6 +230,18 @@ where
     };
     guard.with_breaker(|b, now| b.record(permit, failed, now));
     if code == Code::Unavailable { Attempt::Unavailable(result) } else { Attempt::Done(result) }
+}
+
+/// A call that got no answer from the backend: refused, reset or closed under it, or no
+/// answer before the deadline. tonic reports these as UNAVAILABLE, UNKNOWN ("transport
+/// error", "connection reset"), CANCELLED (a connection that closed with the call on it, or
+/// the channel's own timeout) or INTERNAL (an HTTP/2 error), depending on when the backend
+/// died; they are one fact for a client, "not now, try again", so all are UNAVAILABLE (503
+/// with `Retry-After`, and retried when the call is safe to repeat). A stopped process and a
+/// slow one look alike from here, so a missed deadline is one too; only a backend that
+/// answers DEADLINE_EXCEEDED itself is a 504.
+fn unreachable(backend: &str, cause: &Status) -> Status {
+    Status::unavailable(format!("{backend} is unreachable ({:?}: {})", cause.code(), cause.message()))
 }
 
 #[cfg(test)]
@@ -251,6 +265,45 @@ mod tests {
             "/ticketing.identity.v1.Identity/Login",
         ] {
             assert!(!is_read(write), "{write}");
+        }
+    }
+
+    /// A backend that fails every call the way a channel does when the backend dies: `error`.
+    async fn through_dying_backend(
+        path: &str,
+        error: fn() -> BoxError,
+    ) -> (Result<http::Response<Body>, Status>, usize) {
+        let attempts = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = attempts.clone();
+        let inner = tower::service_fn(move |_: http::Request<Body>| {
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            std::future::ready(Err::<http::Response<Body>, BoxError>(error()))
+        });
+        let settings = BreakerSettings { consecutive_failures: 1000, ..BreakerSettings::default() };
+        let gauge = IntGauge::new("state", "state").unwrap();
+        let retries = IntCounter::new("retries", "retries").unwrap();
+        let guard = Guard::new("catalog", settings, Duration::from_millis(300), gauge, retries);
+        let request = http::Request::builder().uri(path).body(Body::empty()).unwrap();
+        let result = call(inner, &guard, request).await;
+        (result, attempts.load(std::sync::atomic::Ordering::SeqCst))
+    }
+
+    #[tokio::test]
+    async fn a_backend_that_dies_under_a_call_is_unavailable_and_reads_are_retried() {
+        let reset: fn() -> BoxError = || Box::new(std::io::Error::from(std::io::ErrorKind::ConnectionReset));
+        let closed: fn() -> BoxError = || Box::new(tonic::TimeoutExpired(()));
+        let refused: fn() -> BoxError = || Box::new(Status::unavailable("tcp connect error"));
+        for (what, error) in [("reset", reset), ("closed or timed out", closed), ("refused", refused)] {
+            // Without the mapping, tonic calls these UNKNOWN, CANCELLED and UNAVAILABLE.
+            let (result, attempts) = through_dying_backend("/ticketing.catalog.v1.Catalog/GetEvent", error).await;
+            let status = result.expect_err(what);
+            assert_eq!(status.code(), Code::Unavailable, "{what}: {status:?}");
+            assert!(status.message().starts_with("catalog is unreachable"), "{what}: {status:?}");
+            assert!(attempts > 1, "{what}: a read is retried within its deadline, tried {attempts}");
+
+            let (result, attempts) = through_dying_backend("/ticketing.identity.v1.Identity/Login", error).await;
+            assert_eq!(result.expect_err(what).code(), Code::Unavailable, "{what}");
+            assert_eq!(attempts, 1, "{what}: an unkeyed write is never repeated");
         }
     }
 

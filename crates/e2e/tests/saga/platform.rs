@@ -21,6 +21,8 @@ use ticketing_testkit::smtp::SmtpSink;
 use ticketing_testkit::{Spawned, TestDb, TestRedis};
 use tonic::transport::Channel;
 
+use crate::proxy::Proxy;
+
 const ADMIN_EMAIL: &str = "root@ticketing.test";
 const ADMIN_PASSWORD: &str = "bootstrap-admin-passphrase";
 const PASSWORD: &str = "a-long-enough-passphrase";
@@ -42,6 +44,9 @@ pub struct Options {
     /// Last word on the gateway's settings (rate limits, concurrency, breakers, a dead
     /// backend address), applied after the harness filled them in.
     pub gateway: fn(&mut ticketing_gateway::config::GatewaySettings),
+    /// A backend (`"catalog"`, `"booking"`…) the gateway reaches through a [`Proxy`] the
+    /// test can kill, stop and restart ([`Platform::proxy`]).
+    pub proxied: Option<&'static str>,
 }
 
 impl Default for Options {
@@ -52,6 +57,7 @@ impl Default for Options {
             processor_webhook_secret: None,
             pass_ttl: Duration::from_secs(600),
             gateway: |_| {},
+            proxied: None,
         }
     }
 }
@@ -104,6 +110,8 @@ pub struct Platform {
     pub http: String,
     /// The gateway's admin base URL (`/metrics`).
     pub gateway_admin: String,
+    /// What stands between the gateway and [`Options::proxied`].
+    pub proxy: Option<Proxy>,
     pub kafka: ticketing_platform::config::KafkaConfig,
     pub admin: User,
     // Fields drop in order: services stop before their databases go.
@@ -260,6 +268,25 @@ impl Platform {
         g.payment_url = format!("http://{}", services[4].grpc_addr);
         g.notification_url = format!("http://{}", services[5].grpc_addr);
         (options.gateway)(&mut config.gateway);
+        let proxy = match options.proxied {
+            Some(backend) => {
+                let g = &mut config.gateway;
+                let url = match backend {
+                    "identity" => &mut g.identity_url,
+                    "catalog" => &mut g.catalog_url,
+                    "inventory" => &mut g.inventory_url,
+                    "booking" => &mut g.booking_url,
+                    "payment" => &mut g.payment_url,
+                    "notification" => &mut g.notification_url,
+                    other => panic!("no backend {other}"),
+                };
+                let upstream = url.trim_start_matches("http://").parse().expect("a backend's address");
+                let proxy = Proxy::start(upstream).await;
+                *url = format!("http://{}", proxy.addr);
+                Some(proxy)
+            }
+            None => None,
+        };
         let gateway = ticketing_gateway::startup::build(config).await.expect("gateway");
         let http = format!("http://{}", gateway.http_addr);
         let gateway = Spawned::start(gateway.running);
@@ -290,6 +317,7 @@ impl Platform {
             smtp,
             http,
             gateway_admin,
+            proxy,
             kafka,
             admin,
             _services: services,

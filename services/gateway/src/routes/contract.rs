@@ -74,8 +74,12 @@ fn implied(operation: &Operation) -> Vec<(&'static str, &'static str)> {
     statuses.extend([
         ("429", "Too many requests from this client or user (`rate-limited`); retry after `Retry-After`"),
         ("502", "A backend failed (`backend-error`)"),
-        ("503", "Overloaded or a backend is unavailable (`unavailable`); retry after `Retry-After`"),
-        ("504", "A backend did not answer in time (`timeout`)"),
+        (
+            "503",
+            "Overloaded, or a backend is unavailable, restarting or did not answer in time (`unavailable`); retry \
+             after `Retry-After`",
+        ),
+        ("504", "A backend answered that its own work ran out of time (`timeout`); retry after `Retry-After`"),
     ]);
     statuses
 }
