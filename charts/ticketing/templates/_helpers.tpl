@@ -42,8 +42,9 @@ booking:
   redis: false
   kafka: true
   # identity: service tokens (client credentials) for the saga's own calls; notification:
-  # revoking a cancelled booking's tickets before its seats go back on sale.
-  peers: [identity, inventory, catalog, notification]
+  # revoking a cancelled booking's tickets before its seats go back on sale; payment: the
+  # reconciler asking what became of a payment whose event is late.
+  peers: [identity, inventory, catalog, notification, payment]
 payment:
   grpcPort: 50055
   adminPort: 51055

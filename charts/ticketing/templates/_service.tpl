@@ -373,6 +373,7 @@ TICKETING_AUTH__IDENTITY_URL: {{ printf "http://%s.%s.svc:%v" (include "ticketin
 TICKETING_BOOKING__INVENTORY_URL: {{ printf "http://%s.%s.svc:%v" (include "ticketing.component" (dict "root" $root "name" "inventory")) $root.Release.Namespace .topology.inventory.grpcPort | quote }}
 TICKETING_BOOKING__CATALOG_URL: {{ printf "http://%s.%s.svc:%v" (include "ticketing.component" (dict "root" $root "name" "catalog")) $root.Release.Namespace .topology.catalog.grpcPort | quote }}
 TICKETING_BOOKING__NOTIFICATION_URL: {{ printf "http://%s.%s.svc:%v" (include "ticketing.component" (dict "root" $root "name" "notification")) $root.Release.Namespace .topology.notification.grpcPort | quote }}
+TICKETING_BOOKING__PAYMENT_URL: {{ printf "http://%s.%s.svc:%v" (include "ticketing.component" (dict "root" $root "name" "payment")) $root.Release.Namespace .topology.payment.grpcPort | quote }}
 {{- end }}
 {{- if .discovery }}
 # Balance gRPC calls over the peers' ready pods (their EndpointSlices, in this namespace).

@@ -112,7 +112,7 @@ fn refund_requested(
     detail: &str,
     restock: bool,
 ) -> ev::BookingRefundRequested {
-    let request = uuid::Uuid::new_v5(&b.id, payment.as_bytes());
+    let request = b.refund_request_id(payment);
     ev::BookingRefundRequested {
         booking_id: b.id.to_string(),
         user_id: b.user_id.to_string(),

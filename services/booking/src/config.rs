@@ -45,6 +45,8 @@ pub struct BookingSettings {
     pub catalog_url: String,
     /// Notification's gRPC address (revoking a cancelled booking's tickets).
     pub notification_url: String,
+    /// Payment's gRPC address (the reconciler asks it what became of a booking's payment).
+    pub payment_url: String,
     /// Deadline of each call to a peer.
     #[serde(with = "humantime_serde")]
     pub peer_timeout: Duration,
@@ -56,6 +58,11 @@ pub struct BookingSettings {
     /// cancellation's peer calls.
     #[serde(with = "humantime_serde")]
     pub cancellation_sweep_after: Duration,
+    /// How long a booking may wait for another service's event (a payment's outcome, a
+    /// restock, a refund) before the reconciler asks that service itself; far longer than a
+    /// saga step takes when its consumers keep up.
+    #[serde(with = "humantime_serde")]
+    pub reconcile_after: Duration,
 }
 
 impl Default for Config {
@@ -85,9 +92,11 @@ impl Default for BookingSettings {
             inventory_url: "http://127.0.0.1:50053".into(),
             catalog_url: "http://127.0.0.1:50052".into(),
             notification_url: "http://127.0.0.1:50056".into(),
+            payment_url: "http://127.0.0.1:50055".into(),
             peer_timeout: Duration::from_secs(3),
             idempotency_ttl: Duration::from_secs(24 * 3600),
             cancellation_sweep_after: Duration::from_secs(30),
+            reconcile_after: Duration::from_secs(30),
         }
     }
 }
@@ -110,12 +119,19 @@ impl Validate for Config {
         check_http_url("booking.inventory_url", &b.inventory_url, issues);
         check_http_url("booking.catalog_url", &b.catalog_url, issues);
         check_http_url("booking.notification_url", &b.notification_url, issues);
+        check_http_url("booking.payment_url", &b.payment_url, issues);
         if b.peer_timeout < Duration::from_millis(10) || b.peer_timeout > Duration::from_secs(60) {
             issues.push(ConfigIssue::new("booking.peer_timeout", "must be between 10ms and 60s"));
         }
         if b.cancellation_sweep_after < b.peer_timeout * 2 || b.cancellation_sweep_after > Duration::from_secs(3600) {
             issues.push(ConfigIssue::new(
                 "booking.cancellation_sweep_after",
+                "must be at least twice booking.peer_timeout and at most 1h",
+            ));
+        }
+        if b.reconcile_after < b.peer_timeout * 2 || b.reconcile_after > Duration::from_secs(3600) {
+            issues.push(ConfigIssue::new(
+                "booking.reconcile_after",
                 "must be at least twice booking.peer_timeout and at most 1h",
             ));
         }
@@ -132,5 +148,26 @@ impl ServiceConfig for Config {
 
     fn database(&self) -> Option<&DatabaseConfig> {
         Some(&self.database)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_defaults_are_valid() {
+        assert_eq!(Config::default().issue_keys(), Vec::<String>::new());
+    }
+
+    #[test]
+    fn the_reconciler_waits_longer_than_a_step_and_at_most_an_hour() {
+        let mut config = Config::default();
+        config.booking.payment_url = "payment:50055".into();
+        config.booking.reconcile_after = config.booking.peer_timeout;
+        assert_eq!(config.issue_keys(), ["booking.payment_url", "booking.reconcile_after"]);
+        config.booking.payment_url = "http://payment:50055".into();
+        config.booking.reconcile_after = Duration::from_secs(2 * 3600);
+        assert_eq!(config.issue_keys(), ["booking.reconcile_after"]);
     }
 }

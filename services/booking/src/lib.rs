@@ -6,6 +6,7 @@ pub mod announce;
 pub mod config;
 pub mod domain;
 pub mod grpc;
+pub mod reconciler;
 pub mod saga;
 pub mod sales_metrics;
 pub mod service;

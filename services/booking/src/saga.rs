@@ -1,7 +1,9 @@
 //! The saga's consumers: payment outcomes, ended holds and catalog changes move
-//! bookings along, and booking's own refund requests return seats to stock once committed. Each event is applied once (the platform consumer dedupes on its
-//! id, in the handler's transaction); every step also tolerates replays and any
-//! order, because it looks at the booking's state before changing it.
+//! bookings along, and booking's own refund requests return seats to stock once
+//! committed. Each event is applied once (the platform consumer dedupes on its id, in the
+//! handler's transaction); every step also tolerates replays and any order, because it
+//! looks at the booking's state before changing it. When an event is late, the
+//! [`reconciler`](crate::reconciler) takes the same steps.
 
 use chrono::DateTime;
 use sqlx::PgConnection;
@@ -58,7 +60,7 @@ impl Handler for Saga {
         } else if is::<ev::RefundSucceeded>(event) {
             b.refund_succeeded(tx, &decoded(event)?).await
         } else if is::<ev::BookingRefundRequested>(event) {
-            b.restock(&decoded(event)?).await
+            b.restock_requested(tx, &decoded(event)?).await
         } else if is::<ev::HoldExpired>(event) {
             b.hold_ended(tx, &decoded::<ev::HoldExpired>(event)?.hold_id, true).await
         } else if is::<ev::HoldReleased>(event) {

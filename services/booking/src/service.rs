@@ -30,11 +30,13 @@ type Result<T> = std::result::Result<T, BookingError>;
 /// The booking service's state and use cases.
 #[derive(Clone)]
 pub struct Bookings {
-    pool: PgPool,
-    peers: Peers,
+    pub(crate) pool: PgPool,
+    pub(crate) peers: Peers,
     topic: String,
     transitions: IntCounterVec,
     sales: crate::sales_metrics::SalesMetrics,
+    /// How long a booking waits on another service's event before the reconciler looks.
+    pub(crate) reconcile_after: std::time::Duration,
 }
 
 /// A page of bookings and the cursor of the next one.
@@ -59,8 +61,15 @@ fn instant(t: Option<&prost_types::Timestamp>) -> Result<DateTime<Utc>> {
 }
 
 impl Bookings {
-    /// Assembles the service.
-    pub fn new(pool: PgPool, peers: Peers, topic: String, metrics: &ticketing_platform::metrics::Metrics) -> Self {
+    /// Assembles the service; bookings waiting on another service's event are left to it for
+    /// `reconcile_after` before the reconciler asks.
+    pub fn new(
+        pool: PgPool,
+        peers: Peers,
+        topic: String,
+        reconcile_after: std::time::Duration,
+        metrics: &ticketing_platform::metrics::Metrics,
+    ) -> Self {
         let transitions = metrics.register(
             &IntCounterVec::new(
                 Opts::new("booking_transitions_total", "Booking state changes, by the state entered."),
@@ -68,7 +77,20 @@ impl Bookings {
             )
             .expect("static metric definition"),
         );
-        Self { pool, peers, topic, transitions, sales: crate::sales_metrics::SalesMetrics::new(metrics) }
+        let sales = crate::sales_metrics::SalesMetrics::new(metrics);
+        Self { pool, peers, topic, transitions, sales, reconcile_after }
+    }
+
+    /// When the reconciler should look at `booking`, as it now stands: `reconcile_after` from
+    /// now when it waits on another service, never otherwise.
+    fn next_look(&self, booking: &Booking) -> Option<DateTime<Utc>> {
+        let after = chrono::Duration::from_std(self.reconcile_after).unwrap_or(chrono::Duration::MAX);
+        booking.awaiting().map(|_| Utc::now() + after)
+    }
+
+    /// Writes `booking` back, with its next reconciliation.
+    pub(crate) async fn save(&self, db: &mut PgConnection, booking: &Booking) -> anyhow::Result<()> {
+        store::update(db, booking, self.next_look(booking)).await
     }
 
     /// Writes `booking` after `transition` (whose status it was in `before`) and the event
@@ -80,7 +102,7 @@ impl Bookings {
         before: Status,
         transition: &Transition,
     ) -> anyhow::Result<()> {
-        store::update(&mut *tx, booking).await?;
+        self.save(&mut *tx, booking).await?;
         outbox::enqueue(tx, &self.topic, &announce::transition(booking, transition)).await?;
         if booking.status != before {
             self.transitions.with_label_values(&[booking.status.as_str()]).inc();
@@ -157,12 +179,13 @@ impl Bookings {
             refund_requested_at: None,
             cancellation_reason: String::new(),
             cancellation: None,
+            restock_due: false,
             line_items,
             created_at: now,
             updated_at: now,
         };
         let mut tx = self.pool.begin().await?;
-        if let Err(existing) = store::insert(&mut tx, &booking).await? {
+        if let Err(existing) = store::insert(&mut tx, &booking, self.next_look(&booking)).await? {
             return Err(BookingError::AlreadyBooked(existing));
         }
         outbox::enqueue(&mut tx, &self.topic, &announce::created(&booking)).await?;
@@ -265,7 +288,7 @@ impl Bookings {
                     detail: reason.to_owned(),
                 };
                 booking.request_cancellation(request)?;
-                store::update(&mut *tx, &booking).await?;
+                self.save(&mut tx, &booking).await?;
                 tx.commit().await?;
                 self.finish_cancellation(id).await
             }
@@ -315,7 +338,7 @@ impl Bookings {
             }
             Err(s) if ticketing_platform::status::refusal_reason(&s).as_deref() == Some("TICKET_SCANNED") => {
                 booking.abandon_cancellation();
-                store::update(&mut *tx, &booking).await?;
+                self.save(&mut tx, &booking).await?;
                 tx.commit().await?;
                 return Err(BookingError::TicketScanned);
             }
@@ -454,16 +477,46 @@ impl Bookings {
     }
 
     /// Our own `BookingRefundRequested`, after its commit: return the seats to stock when it
-    /// says so (its tickets are revoked by then). Idempotent at inventory.
-    pub async fn restock(&self, requested: &ev::BookingRefundRequested) -> Result<()> {
+    /// says so (its tickets are revoked by then). The event is the request itself, whatever
+    /// the booking recorded.
+    pub async fn restock_requested(&self, tx: &mut PgConnection, requested: &ev::BookingRefundRequested) -> Result<()> {
         if !requested.restock {
             return Ok(());
         }
-        let booking = parse_id("booking_id", &requested.booking_id)?;
-        self.peers
-            .restock(&requested.hold_id, booking)
-            .await
-            .map_err(|s| BookingError::Unavailable(anyhow::anyhow!("returning the tickets to stock: {s}")))
+        let booking_id = parse_id("booking_id", &requested.booking_id)?;
+        self.return_seats(&requested.hold_id, booking_id).await?;
+        let Some(mut booking) = store::lock(tx, booking_id).await? else { return Err(BookingError::NotFound) };
+        if booking.restock_due {
+            booking.restocked();
+            self.save(tx, &booking).await?;
+        }
+        Ok(())
+    }
+
+    /// Returns a cancelled booking's seats to stock if that is still due (its refund request
+    /// was not consumed in time).
+    pub async fn restock(&self, tx: &mut PgConnection, booking_id: uuid::Uuid) -> Result<()> {
+        let Some(mut booking) = store::lock(tx, booking_id).await? else { return Err(BookingError::NotFound) };
+        if !booking.restock_due {
+            return Ok(());
+        }
+        self.return_seats(&booking.hold_id, booking.id).await?;
+        booking.restocked();
+        self.save(tx, &booking).await?;
+        Ok(())
+    }
+
+    /// Inventory's `Restock`, idempotent there. A hold inventory has no sale of has nothing to
+    /// take back: asking again would not change that.
+    async fn return_seats(&self, hold_id: &str, booking: uuid::Uuid) -> Result<()> {
+        match self.peers.restock(hold_id, booking).await {
+            Ok(()) => Ok(()),
+            Err(s) if s.code() == Code::NotFound => {
+                tracing::warn!(%booking, hold = hold_id, "inventory has no sale of the hold to restock");
+                Ok(())
+            }
+            Err(s) => Err(BookingError::Unavailable(anyhow::anyhow!("returning the tickets to stock: {s}"))),
+        }
     }
 
     /// `EventPublished`: remember who organizes the event.

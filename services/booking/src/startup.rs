@@ -13,9 +13,10 @@ use ticketing_platform::{App, Running, db, kafka, readiness};
 use ticketing_proto::booking::v1::booking_server::BookingServer;
 use tonic::server::NamedService as _;
 
-use crate::adapters::peers::Peers;
+use crate::adapters::peers::{Channels, Peers};
 use crate::config::Config;
 use crate::grpc::Api;
+use crate::reconciler::Reconciler;
 use crate::saga::{GROUP, Saga, TOPICS};
 use crate::service::{Bookings, TOPIC};
 
@@ -33,15 +34,16 @@ pub async fn build(config: Config) -> anyhow::Result<Running> {
     let settings = &config.booking;
     let tokens = ServiceTokens::from_config(&config.auth)?.context("auth.client_id is required")?;
     let discovery = Discovery::from_config(&config.discovery);
-    let peers = Peers::new(
-        discovery.channel(&settings.inventory_url, settings.peer_timeout)?,
-        discovery.channel(&settings.catalog_url, settings.peer_timeout)?,
-        discovery.channel(&settings.notification_url, settings.peer_timeout)?,
-        tokens,
-    );
+    let channels = Channels {
+        inventory: discovery.channel(&settings.inventory_url, settings.peer_timeout)?,
+        catalog: discovery.channel(&settings.catalog_url, settings.peer_timeout)?,
+        notification: discovery.channel(&settings.notification_url, settings.peer_timeout)?,
+        payment: discovery.channel(&settings.payment_url, settings.peer_timeout)?,
+    };
+    let peers = Peers::new(channels, tokens);
     let mut app = App::new("booking", config.server.clone());
     app.telemetry(&config.telemetry).watch_pool(&pool);
-    let bookings = Bookings::new(pool.clone(), peers, topic, app.metrics());
+    let bookings = Bookings::new(pool.clone(), peers, topic, settings.reconcile_after, app.metrics());
     // A request owns its key for at most a few peer calls; after that a repeat may take over.
     let keys = IdempotencyKeys::new(pool.clone(), settings.peer_timeout * 4 + Duration::from_secs(30));
     app.authenticate_with(Verifier::from_config(&config.auth));
@@ -57,6 +59,7 @@ pub async fn build(config: Config) -> anyhow::Result<Running> {
         "cancellation-sweeper",
         bookings.clone().sweep_cancellations(settings.cancellation_sweep_after, app.stop_token()),
     );
+    app.spawn("reconciler", Reconciler::new(bookings.clone(), app.metrics()).run(app.stop_token()));
     app.spawn("idempotency-purge", keys.clone().purge_until(settings.idempotency_ttl, app.stop_token()));
 
     let routes = tonic::service::Routes::new(BookingServer::new(Api::new(bookings, keys)));

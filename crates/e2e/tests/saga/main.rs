@@ -9,6 +9,7 @@ mod limits;
 mod platform;
 mod proxy;
 mod rbac;
+mod reconciler;
 mod refunds;
 mod restarts;
 mod scenarios;

@@ -47,6 +47,8 @@ pub struct Options {
     /// A backend (`"catalog"`, `"booking"`…) the gateway reaches through a [`Proxy`] the
     /// test can kill, stop and restart ([`Platform::proxy`]).
     pub proxied: Option<&'static str>,
+    /// Last word on booking's settings (its reconciler, whether it consumes).
+    pub booking: fn(&mut ticketing_booking::config::Config),
 }
 
 impl Default for Options {
@@ -58,6 +60,7 @@ impl Default for Options {
             pass_ttl: Duration::from_secs(600),
             gateway: |_| {},
             proxied: None,
+            booking: |_| {},
         }
     }
 }
@@ -110,6 +113,8 @@ pub struct Platform {
     pub http: String,
     /// The gateway's admin base URL (`/metrics`).
     pub gateway_admin: String,
+    /// Booking's admin base URL (`/metrics`).
+    pub booking_admin: String,
     /// What stands between the gateway and [`Options::proxied`].
     pub proxy: Option<Proxy>,
     pub kafka: ticketing_platform::config::KafkaConfig,
@@ -211,22 +216,7 @@ impl Platform {
         let notification_client = NotificationClient::new(notification.channel().await);
         dbs.insert("notification", db);
 
-        let db = TestDb::new(&ticketing_booking::migrator()).await;
-        let mut config = ticketing_booking::config::Config::default();
-        config.server = ticketing_testkit::server_config();
-        config.database = db.config.clone();
-        config.kafka = kafka.clone();
-        config.auth = auth.clone();
-        config.auth.client_id = "booking".into();
-        config.auth.client_secret = BOOKING_SECRET.into();
-        config.booking.inventory_url = inventory_url;
-        config.booking.catalog_url = catalog_url;
-        config.booking.notification_url = notification_url;
-        let booking = Spawned::start(ticketing_booking::startup::build(config).await.expect("booking"));
-        let booking_client = BookingClient::new(booking.channel().await);
-        services.push(booking);
-        dbs.insert("booking", db);
-
+        // Before booking, whose reconciler asks it about payments; listed after booking below.
         let db = TestDb::new(&ticketing_payment::migrator()).await;
         let mut config = ticketing_payment::config::Config::default();
         config.server = ticketing_testkit::server_config();
@@ -244,8 +234,28 @@ impl Platform {
         }
         let payment = Spawned::start(ticketing_payment::startup::build(config).await.expect("payment"));
         let payment_client = PaymentClient::new(payment.channel().await);
-        services.push(payment);
+        let payment_addr = payment.grpc_addr;
         dbs.insert("payment", db);
+
+        let db = TestDb::new(&ticketing_booking::migrator()).await;
+        let mut config = ticketing_booking::config::Config::default();
+        config.server = ticketing_testkit::server_config();
+        config.database = db.config.clone();
+        config.kafka = kafka.clone();
+        config.auth = auth.clone();
+        config.auth.client_id = "booking".into();
+        config.auth.client_secret = BOOKING_SECRET.into();
+        config.booking.inventory_url = inventory_url;
+        config.booking.catalog_url = catalog_url;
+        config.booking.notification_url = notification_url;
+        config.booking.payment_url = format!("http://{payment_addr}");
+        (options.booking)(&mut config);
+        let booking = Spawned::start(ticketing_booking::startup::build(config).await.expect("booking"));
+        let booking_client = BookingClient::new(booking.channel().await);
+        let booking_admin = booking.admin_url();
+        services.push(booking);
+        dbs.insert("booking", db);
+        services.push(payment);
         services.push(notification);
 
         let mut config = ticketing_gateway::config::Config {
@@ -317,6 +327,7 @@ impl Platform {
             smtp,
             http,
             gateway_admin,
+            booking_admin,
             proxy,
             kafka,
             admin,

@@ -14,7 +14,7 @@ use tonic::Code;
 
 use crate::platform::{Event, Options, Platform, User, authed};
 
-fn seats(event: &Event, indexes: &[usize]) -> Selection {
+pub(crate) fn seats(event: &Event, indexes: &[usize]) -> Selection {
     Selection::Seats(inventory::SeatSelection { seat_ids: indexes.iter().map(|&i| event.seats[i].clone()).collect() })
 }
 
@@ -28,7 +28,7 @@ async fn verify(p: &Platform, organizer: &User, event: &Event, code: &str) -> no
     p.notification.clone().verify_ticket(authed(request, organizer)).await.expect("verify").into_inner()
 }
 
-fn counts_of(counts: &[(String, u32, u32, u32)], category: &str) -> (u32, u32, u32) {
+pub(crate) fn counts_of(counts: &[(String, u32, u32, u32)], category: &str) -> (u32, u32, u32) {
     counts.iter().find(|c| c.0 == category).map(|c| (c.1, c.2, c.3)).expect("category counts")
 }
 

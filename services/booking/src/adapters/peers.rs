@@ -1,5 +1,6 @@
-//! Inventory, catalog and notification, as booking calls them: with the caller's token
-//! when acting for a buyer, with booking's own `service` token when the saga acts by itself.
+//! Inventory, catalog, notification and payment, as booking calls them: with the caller's
+//! token when acting for a buyer, with booking's own `service` token when the saga acts by
+//! itself.
 
 use ticketing_platform::auth::with_bearer;
 use ticketing_platform::peers::ServiceTokens;
@@ -7,8 +8,9 @@ use ticketing_platform::telemetry::Traced;
 use ticketing_proto::catalog::v1 as catalog;
 use ticketing_proto::inventory::v1 as inventory;
 use ticketing_proto::notification::v1 as notification;
-use tonic::Status;
+use ticketing_proto::payment::v1 as payment;
 use tonic::transport::Channel;
+use tonic::{Code, Status};
 
 use crate::domain::Booking;
 
@@ -18,17 +20,33 @@ pub struct Peers {
     inventory: inventory::inventory_client::InventoryClient<Traced<Channel>>,
     catalog: catalog::catalog_client::CatalogClient<Traced<Channel>>,
     notification: notification::notification_client::NotificationClient<Traced<Channel>>,
+    payment: payment::payment_client::PaymentClient<Traced<Channel>>,
     tokens: ServiceTokens,
+}
+
+/// Booking's peers' channels.
+pub struct Channels {
+    /// Inventory's.
+    pub inventory: Channel,
+    /// Catalog's.
+    pub catalog: Channel,
+    /// Notification's.
+    pub notification: Channel,
+    /// Payment's.
+    pub payment: Channel,
 }
 
 impl Peers {
     /// Peers over their channels, acting with `tokens` on booking's behalf; each call is a
     /// client span whose context the peer continues.
-    pub fn new(inventory: Channel, catalog: Channel, notification: Channel, tokens: ServiceTokens) -> Self {
+    pub fn new(channels: Channels, tokens: ServiceTokens) -> Self {
         Self {
-            inventory: inventory::inventory_client::InventoryClient::new(Traced::new(inventory)),
-            catalog: catalog::catalog_client::CatalogClient::new(Traced::new(catalog)),
-            notification: notification::notification_client::NotificationClient::new(Traced::new(notification)),
+            inventory: inventory::inventory_client::InventoryClient::new(Traced::new(channels.inventory)),
+            catalog: catalog::catalog_client::CatalogClient::new(Traced::new(channels.catalog)),
+            notification: notification::notification_client::NotificationClient::new(Traced::new(
+                channels.notification,
+            )),
+            payment: payment::payment_client::PaymentClient::new(Traced::new(channels.payment)),
             tokens,
         }
     }
@@ -36,6 +54,12 @@ impl Peers {
     /// The hold, as its holder (`token`) sees it.
     pub async fn hold(&self, token: &str, hold_id: &str) -> Result<inventory::HoldDetails, Status> {
         let request = with_bearer(tonic::Request::new(inventory::GetHoldRequest { hold_id: hold_id.into() }), token);
+        Ok(self.inventory.clone().get_hold(request).await?.into_inner())
+    }
+
+    /// The hold, as booking sees it with its `service` token.
+    pub async fn hold_as_service(&self, hold_id: &str) -> Result<inventory::HoldDetails, Status> {
+        let request = self.tokens.request(inventory::GetHoldRequest { hold_id: hold_id.into() }).await?;
         Ok(self.inventory.clone().get_hold(request).await?.into_inner())
     }
 
@@ -84,6 +108,48 @@ impl Peers {
             force,
         };
         Ok(self.notification.clone().revoke_tickets(self.tokens.request(message).await?).await?.into_inner().attended)
+    }
+
+    /// The booking's latest payment, if it has one.
+    pub async fn payment_of(&self, booking: uuid::Uuid) -> Result<Option<payment::PaymentDetails>, Status> {
+        let lookup = payment::get_payment_request::Lookup::BookingId(booking.to_string());
+        self.get_payment(lookup).await
+    }
+
+    /// A payment by its id, if payment knows it.
+    pub async fn payment(&self, id: uuid::Uuid) -> Result<Option<payment::PaymentDetails>, Status> {
+        self.get_payment(payment::get_payment_request::Lookup::PaymentId(id.to_string())).await
+    }
+
+    async fn get_payment(
+        &self,
+        lookup: payment::get_payment_request::Lookup,
+    ) -> Result<Option<payment::PaymentDetails>, Status> {
+        let request = self.tokens.request(payment::GetPaymentRequest { lookup: Some(lookup) }).await?;
+        match self.payment.clone().get_payment(request).await {
+            Ok(details) => Ok(Some(details.into_inner())),
+            Err(s) if s.code() == Code::NotFound => Ok(None),
+            Err(s) => Err(s),
+        }
+    }
+
+    /// Asks payment to refund `payment` in full under `request_id`, the id the booking's
+    /// `BookingRefundRequested` carries, so that payment records one refund however it hears
+    /// of it. The answer is the refund as it was first recorded.
+    pub async fn refund(
+        &self,
+        payment: uuid::Uuid,
+        amount: ticketing_proto::common::v1::Money,
+        request_id: uuid::Uuid,
+        reason: &str,
+    ) -> Result<payment::RefundDetails, Status> {
+        let message = payment::RefundRequest {
+            payment_id: payment.to_string(),
+            amount: Some(amount),
+            idempotency_key: request_id.to_string(),
+            reason: reason.into(),
+        };
+        Ok(self.payment.clone().refund(self.tokens.request(message).await?).await?.into_inner())
     }
 
     /// Returns a sold hold's tickets to stock (idempotent).

@@ -10,7 +10,7 @@ use crate::domain::{Booking, CancellationRequest, LineItem, Status};
 
 const COLUMNS: &str = "id, user_id, event_id, hold_id, fencing_token, status, currency, total_minor, expires_at, \
                        payment_id, refund_requested_at, cancellation_reason, cancel_requested_at, \
-                       cancel_requested_by, cancel_forced, cancel_detail, created_at, updated_at";
+                       cancel_requested_by, cancel_forced, cancel_detail, restock_due, created_at, updated_at";
 
 #[derive(sqlx::FromRow)]
 struct Row {
@@ -30,6 +30,7 @@ struct Row {
     cancel_requested_by: Option<Uuid>,
     cancel_forced: bool,
     cancel_detail: String,
+    restock_due: bool,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
 }
@@ -55,6 +56,7 @@ impl Row {
                 }
                 _ => None,
             },
+            restock_due: self.restock_due,
             line_items,
             created_at: self.created_at,
             updated_at: self.updated_at,
@@ -62,11 +64,17 @@ impl Row {
     }
 }
 
-/// Stores a new booking; `Err(id)` when its hold already backs booking `id`.
-pub async fn insert(tx: &mut PgConnection, booking: &Booking) -> anyhow::Result<Result<(), Uuid>> {
+/// Stores a new booking, for the reconciler to look at `reconcile_at`; `Err(id)` when its
+/// hold already backs booking `id`.
+pub async fn insert(
+    tx: &mut PgConnection,
+    booking: &Booking,
+    reconcile_at: Option<DateTime<Utc>>,
+) -> anyhow::Result<Result<(), Uuid>> {
     let inserted: Option<Uuid> = sqlx::query_scalar(
-        "INSERT INTO bookings (id, user_id, event_id, hold_id, fencing_token, status, currency, total_minor, expires_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+        "INSERT INTO bookings (id, user_id, event_id, hold_id, fencing_token, status, currency, total_minor, expires_at,
+                               reconcile_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
          ON CONFLICT (hold_id) DO NOTHING RETURNING id",
     )
     .bind(booking.id)
@@ -78,6 +86,7 @@ pub async fn insert(tx: &mut PgConnection, booking: &Booking) -> anyhow::Result<
     .bind(&booking.currency)
     .bind(booking.total_minor)
     .bind(booking.expires_at)
+    .bind(reconcile_at)
     .fetch_optional(&mut *tx)
     .await
     .context("inserting a booking")?;
@@ -182,12 +191,16 @@ pub async fn lock_of_event(tx: &mut PgConnection, event: Uuid, statuses: &[Statu
     with_items(tx, rows).await
 }
 
-/// Writes a booking's mutable fields back.
-pub async fn update(db: impl PgExecutor<'_>, booking: &Booking) -> anyhow::Result<()> {
+/// Writes a booking's mutable fields back, for the reconciler to look at `reconcile_at`.
+pub async fn update(
+    db: impl PgExecutor<'_>,
+    booking: &Booking,
+    reconcile_at: Option<DateTime<Utc>>,
+) -> anyhow::Result<()> {
     sqlx::query(
         "UPDATE bookings SET status = $2, payment_id = $3, refund_requested_at = $4, cancellation_reason = $5,
                 cancel_requested_at = $6, cancel_requested_by = $7, cancel_forced = $8, cancel_detail = $9,
-                updated_at = now()
+                restock_due = $10, reconcile_at = $11, updated_at = now()
          WHERE id = $1",
     )
     .bind(booking.id)
@@ -199,6 +212,8 @@ pub async fn update(db: impl PgExecutor<'_>, booking: &Booking) -> anyhow::Resul
     .bind(booking.cancellation.as_ref().map(|c| c.by))
     .bind(booking.cancellation.as_ref().is_some_and(|c| c.forced))
     .bind(booking.cancellation.as_ref().map_or("", |c| c.detail.as_str()))
+    .bind(booking.restock_due)
+    .bind(reconcile_at)
     .execute(db)
     .await
     .context("updating a booking")?;
@@ -221,6 +236,41 @@ pub async fn stalled_cancellations(
     .fetch_all(db)
     .await
     .context("finding stalled cancellations")
+}
+
+/// Claims up to `limit` bookings whose reconciliation is due, oldest first, and puts their
+/// next look `lease` ahead: a replica that dies while looking leaves them to the next. Rows a
+/// saga step holds are skipped; that step reschedules them.
+pub async fn claim_due(db: impl PgExecutor<'_>, lease: std::time::Duration, limit: i64) -> anyhow::Result<Vec<Uuid>> {
+    sqlx::query_scalar(
+        "UPDATE bookings SET reconcile_at = now() + $1
+         WHERE id IN (SELECT id FROM bookings WHERE reconcile_at <= now()
+                      ORDER BY reconcile_at LIMIT $2 FOR UPDATE SKIP LOCKED)
+         RETURNING id",
+    )
+    .bind(lease)
+    .bind(limit)
+    .fetch_all(db)
+    .await
+    .context("claiming bookings to reconcile")
+}
+
+/// When the reconciler next looks at a booking (`None` for never), as it decided from the
+/// booking last written at `seen`; a booking written since keeps the schedule that write set.
+pub async fn reschedule(
+    db: impl PgExecutor<'_>,
+    id: Uuid,
+    at: Option<DateTime<Utc>>,
+    seen: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    sqlx::query("UPDATE bookings SET reconcile_at = $2 WHERE id = $1 AND updated_at = $3")
+        .bind(id)
+        .bind(at)
+        .bind(seen)
+        .execute(db)
+        .await
+        .context("rescheduling a reconciliation")?;
+    Ok(())
 }
 
 /// Whose bookings a page lists.

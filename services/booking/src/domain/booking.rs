@@ -135,6 +135,20 @@ pub enum Transition {
     },
 }
 
+/// What a booking waits for from another service, which its event should have brought
+/// and the reconciler asks for when it is late.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Awaited {
+    /// An unpaid booking: payment's outcome (`PaymentSucceeded` / `PaymentFailed`).
+    Payment,
+    /// An ended booking nobody paid for yet: a payment that may still land and must go back.
+    LatePayment,
+    /// Inventory returning a cancelled booking's seats to stock.
+    Restock,
+    /// Payment refunding what was asked (`BookingRefundRequested` → `RefundSucceeded`).
+    Refund,
+}
+
 /// One ticket of a booking.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LineItem {
@@ -180,6 +194,8 @@ pub struct Booking {
     pub cancellation_reason: String,
     /// A paid booking's cancellation under way.
     pub cancellation: Option<CancellationRequest>,
+    /// Its seats are to go back to stock, and inventory has not confirmed it yet.
+    pub restock_due: bool,
     /// One per ticket.
     pub line_items: Vec<LineItem>,
     /// Created.
@@ -244,6 +260,7 @@ impl Booking {
         let payment = self.payment_id.ok_or_else(|| self.refused("refunded without a payment"))?;
         self.become_(Status::RefundPending, "refunded")?;
         self.cancellation = None;
+        self.restock_due = restock;
         self.refund_requested_at = Some(Utc::now());
         if self.cancellation_reason.is_empty() {
             self.cancellation_reason = detail.to_owned();
@@ -266,6 +283,29 @@ impl Booking {
     pub fn refunded(&mut self, refund_id: &str) -> Result<Transition, BookingError> {
         self.become_(Status::Refunded, "marked refunded")?;
         Ok(Transition::Refunded { refund_id: refund_id.to_owned() })
+    }
+
+    /// Inventory has its seats back (or had nothing to take back).
+    pub fn restocked(&mut self) {
+        self.restock_due = false;
+    }
+
+    /// The id of the refund of `payment` asked for this booking: the same however often it
+    /// is asked, so payment refunds once.
+    pub fn refund_request_id(&self, payment: uuid::Uuid) -> uuid::Uuid {
+        uuid::Uuid::new_v5(&self.id, payment.as_bytes())
+    }
+
+    /// What it still waits for from another service, if anything: the seats before the
+    /// money, since a refund may fail and leave the booking where it is.
+    pub fn awaiting(&self) -> Option<Awaited> {
+        match self.status {
+            Status::PendingPayment => Some(Awaited::Payment),
+            _ if self.restock_due => Some(Awaited::Restock),
+            Status::Cancelled | Status::Expired if self.refund_requested_at.is_none() => Some(Awaited::LatePayment),
+            Status::Cancelled | Status::Expired | Status::RefundPending => Some(Awaited::Refund),
+            Status::Confirmed | Status::Refunded => None,
+        }
     }
 }
 
@@ -317,6 +357,7 @@ mod tests {
             refund_requested_at: None,
             cancellation_reason: String::new(),
             cancellation: None,
+            restock_due: false,
             line_items: Vec::new(),
             created_at: now,
             updated_at: now,
@@ -334,6 +375,7 @@ mod tests {
         RequestRefund { restock: bool },
         RefundLatePayment,
         Refunded,
+        Restocked,
     }
 
     fn op() -> impl proptest::strategy::Strategy<Value = Op> {
@@ -347,6 +389,7 @@ mod tests {
             any::<bool>().prop_map(|restock| Op::RequestRefund { restock }),
             Just(Op::RefundLatePayment),
             Just(Op::Refunded),
+            Just(Op::Restocked),
         ]
     }
 
@@ -362,6 +405,10 @@ mod tests {
             }
             Op::AbandonCancellation => {
                 booking.abandon_cancellation();
+                return None;
+            }
+            Op::Restocked => {
+                booking.restocked();
                 return None;
             }
             Op::RequestRefund { restock } => booking.request_refund(Reason::UserRequested, "ill", *restock),
@@ -385,6 +432,7 @@ mod tests {
                 let before = booking.clone();
                 let Some(result) = apply(&mut booking, op, payment) else {
                     proptest::prop_assert_eq!(booking.status, before.status);
+                    proptest::prop_assert!(!booking.restock_due || before.restock_due, "only a refund asks for seats back");
                     continue;
                 };
                 let transition = match result {
@@ -423,10 +471,37 @@ mod tests {
                     booking.cancellation.is_none() || booking.status == Status::Confirmed,
                     "a cancellation request outlived CONFIRMED"
                 );
+                // The reconciler looks at every booking still waiting on another service, and
+                // at nothing that is settled.
+                let settled = matches!(booking.status, Status::Confirmed | Status::Refunded) && !booking.restock_due;
+                proptest::prop_assert_eq!(booking.awaiting().is_none(), settled, "{:?}", booking.awaiting());
             }
             proptest::prop_assert!(refunds <= 1, "{} refunds requested", refunds);
             proptest::prop_assert_eq!(booking.refund_requested_at.is_some(), refunds == 1);
         }
+    }
+
+    #[test]
+    fn a_booking_waits_for_its_payment_then_its_seats_then_its_refund() {
+        let payment = uuid::Uuid::now_v7();
+        let mut booking = pending();
+        assert_eq!(booking.awaiting(), Some(Awaited::Payment));
+        booking.confirm(payment).unwrap();
+        assert_eq!(booking.awaiting(), None);
+        booking.request_refund(Reason::UserRequested, "ill", true).unwrap();
+        assert_eq!(booking.awaiting(), Some(Awaited::Restock), "the seats first");
+        booking.restocked();
+        assert_eq!(booking.awaiting(), Some(Awaited::Refund));
+        booking.refunded("re_1").unwrap();
+        assert_eq!(booking.awaiting(), None);
+
+        let mut expired = pending();
+        expired.expire().unwrap();
+        assert_eq!(expired.awaiting(), Some(Awaited::LatePayment), "a payment may still land");
+        expired.refund_late_payment(payment).unwrap();
+        assert_eq!(expired.awaiting(), Some(Awaited::Refund));
+        assert_eq!(expired.refund_request_id(payment), expired.refund_request_id(payment));
+        assert_ne!(expired.refund_request_id(payment), booking.refund_request_id(payment));
     }
 
     #[test]

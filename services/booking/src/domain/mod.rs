@@ -4,6 +4,6 @@ pub mod booking;
 pub mod error;
 pub mod policy;
 
-pub use booking::{Booking, CancellationRequest, LineItem, Reason, Status, Transition};
+pub use booking::{Awaited, Booking, CancellationRequest, LineItem, Reason, Status, Transition};
 pub use error::BookingError;
 pub use policy::CancellationTerms;
