@@ -1,18 +1,22 @@
 //! The saga's second line: with booking's consumers off (as when its consumer group stalls),
 //! every step that waits on an event still happens, through booking's reconciler asking
 //! payment and inventory itself: a paid booking is confirmed and its tickets sent, a
-//! declined one cancelled with its seats freed, a cancelled one restocked and refunded.
+//! declined one cancelled with its seats freed, a cancelled one restocked and refunded, an
+//! unpaid one expired. And when the late events come after all, nothing happens twice.
 
 use std::time::{Duration, Instant};
 
+use prost::{Message as _, Name as _};
 use ticketing_proto::booking::v1 as booking;
 use ticketing_proto::booking::v1::BookingStatus;
+use ticketing_proto::events::v1 as ev;
+use ticketing_proto::events::v1::Envelope;
 use ticketing_proto::identity::v1::Role;
 use ticketing_proto::payment::v1::PaymentStatus;
 use ticketing_testkit::smtp::wait_for_emails;
 
 use crate::platform::{Event, Options, Platform, authed};
-use crate::scenarios::{counts_of, seats};
+use crate::scenarios::{count, counts_of, ga, seats};
 
 /// Payment, inventory and booking's own events never reach booking; its reconciler looks
 /// after 2 s.
@@ -94,4 +98,90 @@ async fn without_its_consumers_an_unpaid_booking_still_expires_with_its_hold() {
     wait_counts(&p, &event, (4, 0, 0)).await;
     p.wait_status(&buyer, &unpaid.id, BookingStatus::Expired).await;
     assert_eq!(reconciled(&p, "hold_expired").await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn payments_stuck_in_a_broker_outage_confirm_through_the_reconciler_and_their_late_events_change_nothing() {
+    const PAID: usize = 8;
+    let mut broker = tokio::task::spawn_blocking(ticketing_testkit::broker::PrivateBroker::start).await.unwrap();
+    let address: &'static str = Box::leak(broker.address.clone().into_boxed_str());
+    let booking: fn(&mut ticketing_booking::config::Config) = |c| {
+        c.booking.peer_timeout = Duration::from_secs(1);
+        c.booking.reconcile_after = Duration::from_secs(2);
+    };
+    let p = Platform::start(Options { brokers: Some(address), booking, ..Options::default() }).await;
+    let organizer = p.user(Role::Organizer).await;
+    let buyer = p.user(Role::User).await;
+    let event = p.event_with_limit(&organizer, PAID as u32, 1, 2_500, PAID as u32).await;
+    let mut bookings = Vec::new();
+    for _ in 0..PAID {
+        let hold = p.hold(&buyer, &event, ga(&event, 1)).await;
+        bookings.push(p.book(&buyer, &hold).await);
+    }
+    // Payment must know the bookings to charge them; then the broker goes.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while count(&p, "payment", "SELECT count(*) FROM bookings").await < PAID as i64 {
+        assert!(Instant::now() < deadline, "payment never heard of the bookings");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    broker.stop();
+
+    // Their PaymentSucceeded wait in payment's outbox; booking learns from payment itself.
+    for (i, created) in bookings.iter().enumerate() {
+        let charge = p.pay(&buyer, created, "tok_visa", &format!("pay-{i}")).await.expect("charge");
+        assert_eq!(charge.status(), PaymentStatus::Succeeded);
+    }
+    for created in &bookings {
+        p.wait_status(&buyer, &created.id, BookingStatus::Confirmed).await;
+    }
+    assert_eq!(reconciled(&p, "payment_succeeded").await, PAID as u64);
+    assert_eq!(counts_of(&p.counts(&event).await, &event.ga), (0, 0, PAID as u32), "sold once each");
+
+    // The broker is back: the late events reach booking and change nothing.
+    let _broker = tokio::task::spawn_blocking(move || {
+        broker.resume();
+        broker
+    })
+    .await
+    .unwrap();
+    let topic = p.kafka.topic("payment.events");
+    let late: Vec<uuid::Uuid> = ticketing_testkit::read_topic(&p.kafka, &topic, PAID, Duration::from_secs(60))
+        .iter()
+        .filter_map(|m| Envelope::decode(rdkafka::Message::payload(m)?).ok())
+        .filter(|e| e.r#type == ev::PaymentSucceeded::full_name())
+        .map(|e| e.id.parse().expect("a UUID event id"))
+        .collect();
+    assert_eq!(late.len(), PAID, "one PaymentSucceeded per charge");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let consumed: i64 = sqlx::query_scalar("SELECT count(*) FROM processed_events WHERE event_id = ANY($1)")
+            .bind(&late)
+            .fetch_one(&p.dbs["booking"].pool)
+            .await
+            .expect("booking's processed events");
+        if consumed == PAID as i64 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "booking consumed {consumed} of the late events");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let emails = "SELECT count(*) FROM deliveries WHERE template = 'booking_confirmed'";
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while count(&p, "notification", emails).await < PAID as i64 {
+        assert!(Instant::now() < deadline, "tickets emails missing");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let announced =
+        ticketing_testkit::read_topic(&p.kafka, &p.kafka.topic("booking.events"), 2 * PAID, Duration::from_secs(60))
+            .iter()
+            .filter_map(|m| Envelope::decode(rdkafka::Message::payload(m)?).ok())
+            .filter(|e| e.r#type == ev::BookingConfirmed::full_name())
+            .count();
+    assert_eq!(announced, PAID, "one BookingConfirmed per booking");
+    assert_eq!(count(&p, "notification", emails).await, PAID as i64, "one tickets email per booking");
+    assert_eq!(count(&p, "notification", "SELECT count(*) FROM tickets").await, PAID as i64, "never two tickets");
+    assert_eq!(count(&p, "booking", "SELECT count(*) FROM bookings WHERE status = 'confirmed'").await, PAID as i64);
+    assert_eq!(count(&p, "payment", "SELECT count(*) FROM simulated_charges").await, PAID as i64, "charged once");
+    assert_eq!(reconciled(&p, "payment_succeeded").await, PAID as u64, "the late events did it again nowhere");
+    assert_eq!(counts_of(&p.counts(&event).await, &event.ga), (0, 0, PAID as u32));
 }

@@ -18,7 +18,7 @@ pub(crate) fn seats(event: &Event, indexes: &[usize]) -> Selection {
     Selection::Seats(inventory::SeatSelection { seat_ids: indexes.iter().map(|&i| event.seats[i].clone()).collect() })
 }
 
-fn ga(event: &Event, quantity: u32) -> Selection {
+pub(crate) fn ga(event: &Event, quantity: u32) -> Selection {
     Selection::GeneralAdmission(inventory::GeneralAdmissionSelection { category_id: event.ga.clone(), quantity })
 }
 
@@ -186,7 +186,7 @@ async fn purchase(p: &Platform, buyer: &User, event: &Event, seat: usize) -> boo
     p.wait_status(buyer, &created.id, BookingStatus::Confirmed).await
 }
 
-async fn count(p: &Platform, service: &str, sql: &str) -> i64 {
+pub(crate) async fn count(p: &Platform, service: &str, sql: &str) -> i64 {
     sqlx::query_scalar(sql).fetch_one(&p.dbs[service].pool).await.expect(sql)
 }
 
