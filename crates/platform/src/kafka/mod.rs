@@ -40,7 +40,7 @@ pub fn producer(config: &KafkaConfig) -> anyhow::Result<FutureProducer> {
 }
 
 /// How long a metadata request of the metric samplers may take.
-const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+pub(crate) const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Whether `client` gets metadata from a broker (`platform_dependency_up{dependency="kafka"}`).
 /// It blocks: call it on the blocking pool.
