@@ -343,6 +343,10 @@ pub struct KafkaConfig {
     /// across its restarts (the local platform's service name, a StatefulSet's pod name);
     /// empty: dynamic membership.
     pub group_instance_id: String,
+    /// How long the producer keeps trying to deliver a message (`message.timeout.ms`); zero
+    /// for "until it is delivered" (what tansu needs: see ADR 0019).
+    #[serde(with = "humantime_serde")]
+    pub producer_message_timeout: Duration,
 }
 
 impl KafkaConfig {
@@ -393,6 +397,7 @@ impl Default for KafkaConfig {
             consumer_max_poll_interval: Duration::from_secs(300),
             consumer_stall_timeout: Duration::from_secs(60),
             group_instance_id: String::new(),
+            producer_message_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -448,6 +453,9 @@ impl Validate for KafkaConfig {
         let id = &self.group_instance_id;
         if id.len() > 249 || !id.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)) {
             issues.push(ConfigIssue::new("kafka.group_instance_id", "may hold only [A-Za-z0-9._-], at most 249"));
+        }
+        if !self.producer_message_timeout.is_zero() && self.producer_message_timeout < Duration::from_secs(1) {
+            issues.push(ConfigIssue::new("kafka.producer_message_timeout", "must be zero (never) or at least 1s"));
         }
     }
 }
@@ -633,6 +641,14 @@ mod tests {
             ["kafka.consumer_session_timeout"]
         );
         assert_eq!(kafka(|k| k.group_instance_id = "booking 0".into()), ["kafka.group_instance_id"]);
+    }
+
+    #[test]
+    fn a_producer_gives_up_after_a_second_at_least_or_never() {
+        let mut kafka = KafkaConfig { producer_message_timeout: Duration::from_millis(10), ..KafkaConfig::default() };
+        assert_eq!(kafka.issue_keys(), ["kafka.producer_message_timeout"]);
+        kafka.producer_message_timeout = Duration::ZERO;
+        assert_eq!(kafka.issue_keys(), Vec::<String>::new());
     }
 
     #[test]

@@ -338,7 +338,12 @@ impl<H: Handler> Consumer<H> {
             if let Some(payload) = message.payload() {
                 record = record.payload(payload);
             }
-            match self.producer.send(record, Duration::from_secs(5)).await {
+            // The producer may be told to never give up on a message (kafka.producer_message_timeout).
+            let sent = tokio::select! {
+                () = stop.cancelled() => return None,
+                sent = self.producer.send(record, Duration::from_secs(5)) => sent,
+            };
+            match sent {
                 Ok(_) => return Some(Outcome::DeadLettered),
                 Err((e, _)) => tracing::warn!(topic = %dlq, error = %e, "DLQ publish failed; retrying"),
             }
