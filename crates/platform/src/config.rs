@@ -313,9 +313,9 @@ pub struct KafkaConfig {
     pub outbox_poll_interval: Duration,
     /// Rows the relay publishes per transaction.
     pub outbox_batch_size: i64,
-    /// Whether this process joins its consumer groups. Off for a replica that must only
-    /// serve calls and relay its outbox (run-local.sh's short-hold inventory): a member that
-    /// leaves is not always replaced in its partitions by every broker (tansu 0.6).
+    /// Whether this process consumes at all. Off for a replica that must only serve calls
+    /// and relay its outbox (run-local.sh's short-hold inventory, beside a replica that
+    /// consumes every partition: `assign_all_partitions`).
     pub consume: bool,
     /// Attempts a consumer makes on one message before sending it to the DLQ.
     pub consumer_max_attempts: u32,
@@ -337,6 +337,11 @@ pub struct KafkaConfig {
     /// unready, `kafka_consumer_stalled` goes to 1 and the member rejoins its group afresh.
     #[serde(with = "humantime_serde")]
     pub consumer_stall_timeout: Duration,
+    /// Consume every partition of the topics without joining the consumer group (offsets are
+    /// still committed under the group's id), so no group coordinator is involved. Only for a
+    /// single replica of the service, on a broker whose coordinator cannot be trusted (tansu
+    /// 0.6, ADR 0019): two replicas would both consume everything.
+    pub assign_all_partitions: bool,
     /// Static group membership (`group.instance.id`): a restarted process with the same id
     /// takes its old member's place and partitions at once, instead of joining as a new member
     /// beside a dead one until the session times out. It must be unique per replica and stable
@@ -396,6 +401,7 @@ impl Default for KafkaConfig {
             consumer_session_timeout: Duration::from_secs(45),
             consumer_max_poll_interval: Duration::from_secs(300),
             consumer_stall_timeout: Duration::from_secs(60),
+            assign_all_partitions: false,
             group_instance_id: String::new(),
             producer_message_timeout: Duration::from_secs(30),
         }
@@ -442,7 +448,7 @@ impl Validate for KafkaConfig {
                 ),
             ));
         }
-        if self.consumer_stall_timeout <= self.consumer_session_timeout {
+        if self.consumer_stall_timeout <= self.consumer_session_timeout && !self.assign_all_partitions {
             // Shorter, a restarted member would be taken for stalled while the coordinator
             // still waits for its dead predecessor's session to end.
             issues.push(ConfigIssue::new(
@@ -636,6 +642,14 @@ mod tests {
             ["kafka.consumer_max_poll_interval"]
         );
         assert_eq!(kafka(|k| k.consumer_stall_timeout = Duration::from_secs(45)), ["kafka.consumer_stall_timeout"]);
+        // Outside the group there is no session to wait for.
+        assert_eq!(
+            kafka(|k| {
+                k.consumer_stall_timeout = Duration::from_secs(20);
+                k.assign_all_partitions = true;
+            }),
+            Vec::<String>::new()
+        );
         assert_eq!(
             kafka(|k| k.consumer_session_timeout = Duration::from_millis(500)),
             ["kafka.consumer_session_timeout"]

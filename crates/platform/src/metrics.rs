@@ -167,7 +167,7 @@ impl Metrics {
         );
         let consumer_assigned = gauge_vec(
             "kafka_consumer_assigned_partitions",
-            "Partitions assigned to this replica's member of the group.",
+            "Partitions assigned to this replica's member of the group (all of them with kafka.assign_all_partitions).",
             &["group"],
         );
         let consumer_stalled = gauge_vec(

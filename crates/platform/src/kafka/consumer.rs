@@ -99,8 +99,17 @@ pub struct Consumer<H> {
 enum End {
     /// `stop` was cancelled.
     Stopped,
-    /// The watchdog found the member stalled: it leaves the group and joins again.
-    Rejoin,
+    /// The watchdog asks for a new member.
+    Renew(Renewal),
+}
+
+/// Why the watchdog asks for a new member.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Renewal {
+    /// The member is stalled: it leaves the group and joins again as a new member.
+    Stalled,
+    /// With `kafka.assign_all_partitions`, partitions appeared that the member does not consume.
+    NewPartitions,
 }
 
 impl<H: Handler> Consumer<H> {
@@ -144,8 +153,8 @@ impl<H: Handler> Consumer<H> {
             }
         }
         let (member_tx, member_rx) = watch::channel(None);
-        // One pending request is enough: the member it is about is gone once it is read.
-        let (rejoin_tx, mut rejoin) = mpsc::channel(1);
+        // One pending request is enough: the member it renews is gone once it is read.
+        let (renew_tx, mut renew) = mpsc::channel(1);
         let watchdog = Watchdog {
             member: member_rx,
             group: self.group.clone(),
@@ -154,16 +163,17 @@ impl<H: Handler> Consumer<H> {
             metrics: self.metrics.clone(),
             gauges: self.gauges.clone(),
             busy: Arc::new(AtomicBool::new(false)),
-            rejoin: rejoin_tx,
+            renew: renew_tx,
             stall_timeout: self.config.consumer_stall_timeout,
+            assign_all: self.config.assign_all_partitions,
         };
         let busy = watchdog.busy.clone();
         // Aborted when this loop returns, so a stopped consumer reports no lag.
         let _watchdog = AbortOnDrop(tokio::spawn(watchdog.watch()));
         loop {
-            let member = self.join()?;
+            let member = self.join().await?;
             member_tx.send_replace(Some(member.clone()));
-            let end = self.consume(&member, &stop, &mut rejoin, &busy).await;
+            let end = self.consume(&member, &stop, &mut renew, &busy).await;
             member_tx.send_replace(None);
             // Closing leaves the group (a dynamic member does) and blocks until the broker
             // answers or gives up: off the runtime's threads.
@@ -173,8 +183,10 @@ impl<H: Handler> Consumer<H> {
                     let _ = closed.await;
                     return Ok(());
                 }
-                End::Rejoin => {
-                    self.gauges.rejoins.inc();
+                End::Renew(renewal) => {
+                    if renewal == Renewal::Stalled {
+                        self.gauges.rejoins.inc();
+                    }
                     // A close that hangs on an unanswering broker must not keep the new member out.
                     let _ = tokio::time::timeout(self.config.consumer_session_timeout, closed).await;
                 }
@@ -182,8 +194,9 @@ impl<H: Handler> Consumer<H> {
         }
     }
 
-    /// A new member of the group, subscribed to the topics.
-    fn join(&self) -> anyhow::Result<Arc<StreamConsumer>> {
+    /// A new member of the group, subscribed to the topics; with `kafka.assign_all_partitions`,
+    /// a consumer of every partition they have now, outside the group.
+    async fn join(&self) -> anyhow::Result<Arc<StreamConsumer>> {
         let config = &self.config;
         let millis = |d: Duration| d.as_millis().to_string();
         let mut client = crate::kafka::client_config(config);
@@ -197,10 +210,28 @@ impl<H: Handler> Consumer<H> {
         if !config.group_instance_id.is_empty() {
             client.set("group.instance.id", &config.group_instance_id);
         }
-        let consumer: StreamConsumer = client.create().context("creating the Kafka consumer")?;
-        let topics: Vec<&str> = self.topics.iter().map(String::as_str).collect();
-        consumer.subscribe(&topics).context("subscribing")?;
-        Ok(Arc::new(consumer))
+        let consumer: Arc<StreamConsumer> = Arc::new(client.create().context("creating the Kafka consumer")?);
+        if config.assign_all_partitions {
+            // Topics that do not exist yet, or a broker that does not answer now: the watchdog
+            // calls for a new member once their partitions show.
+            let (member, topics) = (consumer.clone(), self.topics.clone());
+            tokio::task::spawn_blocking(move || {
+                let mut all = TopicPartitionList::new();
+                for (topic, partitions) in partition_counts(&member, &topics).unwrap_or_default() {
+                    for partition in 0..partitions {
+                        all.add_partition_offset(&topic, partition, Offset::Stored)?;
+                    }
+                }
+                member.assign(&all)
+            })
+            .await
+            .context("assigning partitions")?
+            .context("assigning partitions")?;
+        } else {
+            let topics: Vec<&str> = self.topics.iter().map(String::as_str).collect();
+            consumer.subscribe(&topics).context("subscribing")?;
+        }
+        Ok(consumer)
     }
 
     /// Feeds `consumer`'s messages to the handler until `stop` or the watchdog's request
@@ -209,13 +240,13 @@ impl<H: Handler> Consumer<H> {
         &self,
         consumer: &StreamConsumer,
         stop: &CancellationToken,
-        rejoin: &mut mpsc::Receiver<()>,
+        renew: &mut mpsc::Receiver<Renewal>,
         busy: &AtomicBool,
     ) -> End {
         loop {
             let message = tokio::select! {
                 () = stop.cancelled() => return End::Stopped,
-                Some(()) = rejoin.recv() => return End::Rejoin,
+                Some(renewal) = renew.recv() => return End::Renew(renewal),
                 message = consumer.recv() => message,
             };
             let message = match message {
@@ -381,8 +412,10 @@ struct Watchdog {
     /// Set while the member handles a message: a partition waiting on it is not stalled.
     busy: Arc<AtomicBool>,
     /// Asks the consume loop for a new member.
-    rejoin: mpsc::Sender<()>,
+    renew: mpsc::Sender<Renewal>,
     stall_timeout: Duration,
+    /// `kafka.assign_all_partitions`: partitions the member does not own are new ones.
+    assign_all: bool,
 }
 
 impl Watchdog {
@@ -408,7 +441,7 @@ impl Watchdog {
                         tracing::warn!(group = %self.group, reason = %reason, "consumer stalled: rejoining the group");
                         next_rejoin = now + backoff;
                         backoff = (backoff * 2).min(self.stall_timeout * 8);
-                        let _ = self.rejoin.try_send(());
+                        let _ = self.renew.try_send(Renewal::Stalled);
                     }
                     Some(_) => {}
                     None => {
@@ -435,6 +468,11 @@ impl Watchdog {
             // The offsets could not be read this time: the next sample judges.
             return self.gauges.stall();
         };
+        if self.assign_all && partitions.iter().any(|p| !p.owned) {
+            tracing::info!(group = %self.group, "new partitions: consuming them with a new member");
+            let _ = self.renew.try_send(Renewal::NewPartitions);
+            return self.gauges.stall();
+        }
         let stuck = progress.observe(partitions, now, self.stall_timeout);
         verdict(&stuck, sample.assigned, self.busy.load(Ordering::Acquire))
     }

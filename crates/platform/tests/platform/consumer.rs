@@ -559,3 +559,32 @@ async fn a_group_member_whose_session_ended_on_a_frozen_broker_never_stops_silen
     assert!(outcome == "processed" || outcome.contains("unconsumed for"), "{outcome}");
     running.stop().await;
 }
+
+/// Outside a group (`kafka.assign_all_partitions`, the local platform's setting on tansu)
+/// there is no session to lose: after the same freeze the consumer goes on by itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consumer_outside_the_group_goes_on_after_a_frozen_broker() {
+    let broker = PrivateBroker::start_async().await;
+    let mut h = Harness::on(&broker).await;
+    h.config.assign_all_partitions = true;
+    let running = h.start();
+    h.produce(&event("before")).await;
+    running.wait_for("processed", 1).await;
+    freeze_past_the_timeouts(&broker, &running).await;
+
+    let after = event("after");
+    h.produce(&after).await;
+    let thawed = std::time::Instant::now();
+    running.wait_for("processed", 2).await;
+    eprintln!("processed {:?} after the broker came back", thawed.elapsed());
+    assert_eq!(gauge(&running.metrics, "kafka_consumer_stalled", &[]), Some(0));
+    assert_eq!(counter(&running.metrics, "kafka_consumer_rejoins_total", &[]), 0);
+    running.stop().await;
+    assert_eq!(h.recorder.attempts(&after.id), 1);
+    // Offsets were committed under the group's id, outside any group membership.
+    let restarted = h.start();
+    h.produce(&event("later")).await;
+    restarted.wait_for("processed", 1).await;
+    assert_eq!(restarted.outcomes("duplicate"), 0, "resumed after its committed offsets");
+    restarted.stop().await;
+}
