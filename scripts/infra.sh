@@ -193,6 +193,11 @@ ensure_broker() {
     local old
     old=$(<"$pidfile")
     if [[ $old =~ ^[0-9]+$ ]] && [[ $(cat "/proc/$old/comm" 2>/dev/null) == tansu ]]; then
+      # A panic since it started (its log is appended to): tansu 0.6 keeps listening after
+      # its storage task died, and answers nothing for good (docs/adr/0019-*.md).
+      if tac "$log" 2>/dev/null | sed '/^=== .*tansu broker starting/q' | grep -q 'panicked'; then
+        die "tansu (pid $old) panicked and will not answer again; see $log (stop it with: kill $old, then run this again)"
+      fi
       say "tansu (pid $old) is running but not answering yet; waiting up to ${BROKER_WAIT}s"
       answer=$(broker_probe "$BROKER_WAIT") ||
         die "tansu (pid $old) does not answer Kafka requests; see $log (stop it with: kill $old)"

@@ -276,6 +276,18 @@ def kafka():
                  q("max by (topic) (kafka_dlq_messages)", "{{topic}}", instant=True)),
             ts("Kafka reachable (worst replica)", "short",
                q('min by (service) (platform_dependency_up{dependency="kafka"})', "{{service}}"), max_=1),
+            row("Group membership"),
+            ts("Stalled consumers", "short",
+               q("max by (service, group) (kafka_consumer_stalled)", "{{group}}"), max_=1, w=8,
+               desc="1 while a partition has kept unconsumed messages with no progress past "
+                    "kafka.consumer_stall_timeout on a replica that owns it or owns nothing: that replica is "
+                    "unready and rejoins its group. KafkaConsumerStalled pages after 2 minutes."),
+            ts("Assigned partitions", "short",
+               q("sum by (group) (kafka_consumer_assigned_partitions)", "{{group}}"), w=8,
+               desc="Partitions assigned to the group's members, summed over replicas: fewer than the topics' "
+                    "partitions while messages wait means some are consumed by no one."),
+            ts("Rejoins (1h)", "short",
+               q("sum by (group) (increase(kafka_consumer_rejoins_total[1h]))", "{{group}}"), w=8),
         ],
     }
 

@@ -129,7 +129,18 @@ svc_env() {
   )
   if svc_has_db "$svc"; then ENV+=("TICKETING_DATABASE__URL=$(db_url "${DB_PREFIX}_$svc")"); fi
   if svc_has_redis "$svc"; then ENV+=("TICKETING_REDIS__URL=$REDIS_URL"); fi
-  if svc_has_kafka "$svc"; then ENV+=("TICKETING_KAFKA__BROKERS=$KAFKA_BROKERS"); fi
+  if svc_has_kafka "$svc"; then
+    # One replica per service, on tansu, whose group coordinator loses groups after a member
+    # dies or a session times out, and whose storage breaks when a producer's message times
+    # out (docs/adr/0019-consumers-that-always-come-back.md): consume every partition outside
+    # the group, never give up on a message, and call a consumer stalled after 20s.
+    ENV+=(
+      "TICKETING_KAFKA__BROKERS=$KAFKA_BROKERS"
+      "TICKETING_KAFKA__ASSIGN_ALL_PARTITIONS=true"
+      "TICKETING_KAFKA__PRODUCER_MESSAGE_TIMEOUT=0s"
+      "TICKETING_KAFKA__CONSUMER_STALL_TIMEOUT=20s"
+    )
+  fi
   if [[ $svc == identity ]]; then
     ENV+=(
       "TICKETING_IDENTITY__BOOTSTRAP_ADMIN_EMAIL=$ADMIN_EMAIL"
@@ -235,8 +246,7 @@ seed_demo() {
     "TICKETING_SERVER__GRPC_ADDR=127.0.0.1:$port"
     "TICKETING_SERVER__ADMIN_ADDR=127.0.0.1:$((port + 1000))"
     "TICKETING_INVENTORY__HOLD_TTL=$DEMO_HOLD_TTL"
-    # Serves holds and relays the outbox only: a group member that leaves keeps its
-    # partitions on tansu 0.6, and the main inventory would miss a third of catalog.events.
+    # Serves holds and relays the outbox only: the main inventory consumes every partition.
     "TICKETING_KAFKA__CONSUME=false"
   )
   if port_free "$port" && port_free $((port + 1000)); then

@@ -111,8 +111,13 @@ impl App {
     }
 
     /// Binds both ports. `services` names the gRPC services whose health is reported
-    /// (the empty name, for the whole server, is always reported).
-    pub async fn bind(self, routes: Routes, services: &[&'static str]) -> anyhow::Result<Running> {
+    /// (the empty name, for the whole server, is always reported). A service with Kafka
+    /// consumers (made with this app's metrics before this call) gets the readiness check
+    /// `kafka-consumers`, which fails while one of them is stalled.
+    pub async fn bind(mut self, routes: Routes, services: &[&'static str]) -> anyhow::Result<Running> {
+        if !self.metrics.consumer_stalls().is_empty() {
+            self.readiness.add("kafka-consumers", crate::readiness::kafka_consumers(self.metrics.clone()));
+        }
         let grpc = TcpListener::bind(self.server.grpc_addr)
             .await
             .with_context(|| format!("binding gRPC on {}", self.server.grpc_addr))?;

@@ -56,6 +56,11 @@ struct Plumbing {
     outbox: std::sync::OnceLock<OutboxGauges>,
     pool: std::sync::OnceLock<PoolMetrics>,
     consumer_lag: IntGaugeVec,
+    consumer_assigned: IntGaugeVec,
+    consumer_stalled: IntGaugeVec,
+    consumer_rejoins: IntCounterVec,
+    /// Every consumer group of the service, whose stall readiness reads.
+    consumer_stalls: std::sync::Mutex<Vec<(String, ConsumerGauges)>>,
     dlq: IntGaugeVec,
     redis: HistogramVec,
     dependency_up: IntGaugeVec,
@@ -66,6 +71,30 @@ struct Plumbing {
 pub(crate) struct OutboxGauges {
     pub(crate) pending: IntGauge,
     pub(crate) oldest_age: Gauge,
+}
+
+/// The watchdog's view of one consumer group: `kafka_consumer_assigned_partitions`,
+/// `kafka_consumer_stalled`, `kafka_consumer_rejoins_total`, and why the member is stalled
+/// (`None`: it is not), which the service's readiness check reads.
+#[derive(Clone)]
+pub(crate) struct ConsumerGauges {
+    pub(crate) assigned: IntGauge,
+    stalled: IntGauge,
+    pub(crate) rejoins: prometheus::IntCounter,
+    stall: Arc<std::sync::Mutex<Option<String>>>,
+}
+
+impl ConsumerGauges {
+    /// Records whether the member is stalled, and why.
+    pub(crate) fn set_stall(&self, reason: Option<String>) {
+        self.stalled.set(i64::from(reason.is_some()));
+        *self.stall.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = reason;
+    }
+
+    /// Why the member is stalled, if it is.
+    pub(crate) fn stall(&self) -> Option<String> {
+        self.stall.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
 }
 
 /// `db_pool_*`.
@@ -115,7 +144,15 @@ impl Metrics {
             &["group", "topic", "outcome"],
         )
         .expect("static metric definition");
-        for collector in [&outbox_relayed, &consumed] {
+        let consumer_rejoins = IntCounterVec::new(
+            Opts::new(
+                "kafka_consumer_rejoins_total",
+                "Times a stalled member left its group and joined it again as a new member.",
+            ),
+            &["group"],
+        )
+        .expect("static metric definition");
+        for collector in [&outbox_relayed, &consumed, &consumer_rejoins] {
             registry.register(Box::new(collector.clone())).expect("registered once");
         }
         let gauge_vec = |name: &str, help: &str, labels: &[&str]| {
@@ -127,6 +164,17 @@ impl Metrics {
             "kafka_consumer_lag_messages",
             "High watermark minus the committed offset, for the partitions this replica owns.",
             &["group", "topic", "partition"],
+        );
+        let consumer_assigned = gauge_vec(
+            "kafka_consumer_assigned_partitions",
+            "Partitions assigned to this replica's member of the group (all of them with kafka.assign_all_partitions).",
+            &["group"],
+        );
+        let consumer_stalled = gauge_vec(
+            "kafka_consumer_stalled",
+            "1 while a partition has had unconsumed messages and no progress for kafka.consumer_stall_timeout \
+             and this replica's member owns it or owns nothing, else 0.",
+            &["group"],
         );
         let dlq =
             gauge_vec("kafka_dlq_messages", "Messages in a dead-letter topic (high minus low watermark).", &["topic"]);
@@ -146,6 +194,10 @@ impl Metrics {
             outbox: std::sync::OnceLock::new(),
             pool: std::sync::OnceLock::new(),
             consumer_lag,
+            consumer_assigned,
+            consumer_stalled,
+            consumer_rejoins,
+            consumer_stalls: std::sync::Mutex::default(),
             dlq,
             redis,
             dependency_up,
@@ -195,6 +247,29 @@ impl Metrics {
 
     pub(crate) fn consumer_lag(&self) -> &IntGaugeVec {
         &self.plumbing.consumer_lag
+    }
+
+    /// The gauges of consumer group `group`, at zero, on the list [`Metrics::consumer_stalls`] reads.
+    pub(crate) fn consumer(&self, group: &str) -> ConsumerGauges {
+        let gauges = ConsumerGauges {
+            assigned: self.plumbing.consumer_assigned.with_label_values(&[group]),
+            stalled: self.plumbing.consumer_stalled.with_label_values(&[group]),
+            rejoins: self.plumbing.consumer_rejoins.with_label_values(&[group]),
+            stall: Arc::default(),
+        };
+        gauges.set_stall(None);
+        self.plumbing
+            .consumer_stalls
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push((group.to_owned(), gauges.clone()));
+        gauges
+    }
+
+    /// The service's consumer groups, each with why it is stalled (`None`: it is not).
+    pub fn consumer_stalls(&self) -> Vec<(String, Option<String>)> {
+        let stalls = self.plumbing.consumer_stalls.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        stalls.iter().map(|(group, gauges)| (group.clone(), gauges.stall())).collect()
     }
 
     pub(crate) fn dlq(&self) -> &IntGaugeVec {

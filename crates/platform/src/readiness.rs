@@ -112,6 +112,22 @@ pub fn redis(conn: redis::aio::ConnectionManager) -> Check {
     })
 }
 
+/// A check that fails while one of the service's consumer groups is stalled: a partition has
+/// had unconsumed messages and no progress for `kafka.consumer_stall_timeout` (see
+/// [`crate::kafka::consumer`]). [`crate::App::bind`] adds it when the service has consumers.
+pub fn kafka_consumers(metrics: crate::metrics::Metrics) -> Check {
+    Arc::new(move || {
+        let stalled: Vec<String> = metrics
+            .consumer_stalls()
+            .into_iter()
+            .filter_map(|(group, reason)| Some(format!("{group}: {}", reason?)))
+            .collect();
+        Box::pin(
+            async move { if stalled.is_empty() { Ok(()) } else { anyhow::bail!("stalled: {}", stalled.join("; ")) } },
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

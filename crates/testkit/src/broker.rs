@@ -35,6 +35,21 @@ impl PrivateBroker {
         broker
     }
 
+    /// [`PrivateBroker::start`], off the async runtime's threads.
+    pub async fn start_async() -> Self {
+        tokio::task::spawn_blocking(Self::start).await.expect("starting the private broker")
+    }
+
+    /// [`PrivateBroker::resume`], off the async runtime's threads.
+    pub async fn resumed(mut self) -> Self {
+        tokio::task::spawn_blocking(move || {
+            self.resume();
+            self
+        })
+        .await
+        .expect("resuming the private broker")
+    }
+
     /// Starts the broker again on the same port and storage; waits until it answers.
     pub fn resume(&mut self) {
         assert!(self.child.is_none(), "the broker is running");
@@ -56,6 +71,23 @@ impl PrivateBroker {
             assert!(Instant::now() < deadline, "the private broker at {} never answered", self.address);
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+
+    /// Freezes the broker (SIGSTOP), as a stalled node or a partition would: its sockets stay
+    /// open but nothing answers, so clients see timeouts rather than refused connections.
+    pub fn freeze(&self) {
+        self.signal("STOP");
+    }
+
+    /// Lets a frozen broker go on (SIGCONT).
+    pub fn thaw(&self) {
+        self.signal("CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let child = self.child.as_ref().expect("the broker is running");
+        let status = Command::new("kill").arg(format!("-{signal}")).arg(child.id().to_string()).status();
+        assert!(status.is_ok_and(|s| s.success()), "kill -{signal} {}", child.id());
     }
 
     /// Stops the broker, as an outage would (SIGKILL: no goodbye to the clients).

@@ -171,6 +171,9 @@ pub fn kafka_config() -> KafkaConfig {
         topic_partitions: 1,
         outbox_poll_interval: Duration::from_millis(50),
         consumer_retry_backoff: Duration::from_millis(20),
+        // tansu 0.6 loses its storage for good when an idempotent producer bumps its epoch
+        // after a message timed out (ADR 0019): the shared broker must never see one.
+        producer_message_timeout: Duration::ZERO,
         ..KafkaConfig::default()
     }
 }

@@ -28,19 +28,19 @@ pub fn client_config(config: &KafkaConfig) -> ClientConfig {
 }
 
 /// An idempotent producer: `enable.idempotence=true`, `acks=all`, so retries never duplicate
-/// or reorder within a partition.
+/// or reorder within a partition. It gives up on a message after `kafka.producer_message_timeout`.
 pub fn producer(config: &KafkaConfig) -> anyhow::Result<FutureProducer> {
     client_config(config)
         .set("enable.idempotence", "true")
         .set("acks", "all")
-        .set("message.timeout.ms", "30000")
+        .set("message.timeout.ms", config.producer_message_timeout.as_millis().to_string())
         .set("linger.ms", "5")
         .create()
         .context("creating the Kafka producer")
 }
 
 /// How long a metadata request of the metric samplers may take.
-const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+pub(crate) const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Whether `client` gets metadata from a broker (`platform_dependency_up{dependency="kafka"}`).
 /// It blocks: call it on the blocking pool.

@@ -122,7 +122,13 @@ impl Relay {
     async fn relay(&self, stop: &CancellationToken) -> anyhow::Result<()> {
         let mut backoff = self.poll_interval;
         loop {
-            let wait = match self.publish_batch().await {
+            // Cancelled mid-batch, the transaction rolls back: the rows stay, and whatever the
+            // producer still delivers is published again later (consumers dedupe).
+            let published = tokio::select! {
+                () = stop.cancelled() => return Ok(()),
+                published = self.publish_batch() => published,
+            };
+            let wait = match published {
                 Ok(n) if n as i64 >= self.batch_size => Duration::ZERO,
                 Ok(_) => {
                     backoff = self.poll_interval;

@@ -60,7 +60,7 @@ async fn wait_for_health(client: &mut HealthClient<tonic::transport::Channel>, w
     .await;
 }
 
-async fn get_json(url: &str) -> (u16, serde_json::Value) {
+pub async fn get_json(url: &str) -> (u16, serde_json::Value) {
     let response = reqwest::get(url).await.expect("admin server answers");
     let status = response.status().as_u16();
     (status, response.json().await.expect("a JSON body"))

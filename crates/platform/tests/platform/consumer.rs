@@ -1,4 +1,5 @@
-//! The at-least-once consumer: dedupe, retries, dead-lettering and offset commits.
+//! The at-least-once consumer: dedupe, retries, dead-lettering and offset commits, and
+//! coming back after faults of the broker and of the group (ADR 0019).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -8,12 +9,14 @@ use prost::Message as _;
 use rdkafka::Message as _;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use sqlx::PgConnection;
-use ticketing_platform::config::KafkaConfig;
+use ticketing_platform::App;
+use ticketing_platform::config::{KafkaConfig, TelemetryConfig};
 use ticketing_platform::events::envelope;
 use ticketing_platform::kafka::consumer::{Consumer, HandleError, Handler};
 use ticketing_platform::kafka::{self, DLQ_SUFFIX};
 use ticketing_platform::metrics::Metrics;
 use ticketing_proto::events::v1::{Envelope, UserRegistered};
+use ticketing_testkit::broker::PrivateBroker;
 use ticketing_testkit::{self as testkit, TestDb};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -21,6 +24,10 @@ use tokio_util::sync::CancellationToken;
 use crate::support::{counter, eventually, header, read_topic};
 
 const WAIT: Duration = Duration::from_secs(30);
+/// The group timeouts of the fault tests: the coordinator evicts a silent member after
+/// `SESSION_TIMEOUT`; the watchdog calls a member stalled after `STALL_TIMEOUT`.
+const SESSION_TIMEOUT: Duration = Duration::from_secs(3);
+const STALL_TIMEOUT: Duration = Duration::from_secs(6);
 
 /// How the handler treats an event, chosen by the event's aggregate id.
 const FAIL_TWICE: &str = "fail-twice";
@@ -75,6 +82,7 @@ struct Harness {
     group: String,
     producer: FutureProducer,
     recorder: Recorder,
+    telemetry: TelemetryConfig,
 }
 
 /// A consumer running in a task.
@@ -109,32 +117,55 @@ impl Running {
 
 impl Harness {
     async fn new() -> Self {
+        Self::with(testkit::kafka_config(), TelemetryConfig::default()).await
+    }
+
+    /// On `broker`, with group timeouts of seconds and a watchdog sampling often, so faults
+    /// of the broker and of the group play out within a test.
+    async fn on(broker: &PrivateBroker) -> Self {
+        let config = KafkaConfig {
+            brokers: broker.address.clone(),
+            consumer_session_timeout: SESSION_TIMEOUT,
+            consumer_stall_timeout: STALL_TIMEOUT,
+            ..testkit::kafka_config()
+        };
+        Self::with(config, TelemetryConfig { metrics_interval: Duration::from_millis(200), ..Default::default() }).await
+    }
+
+    async fn with(config: KafkaConfig, telemetry: TelemetryConfig) -> Self {
         testkit::init_logging();
         let db = TestDb::new(&ticketing_platform::db::migrator(None)).await;
         sqlx::query("CREATE TABLE seen (event_id uuid NOT NULL, n int NOT NULL)").execute(&db.pool).await.unwrap();
-        let config = testkit::kafka_config();
         let topic = config.topic("identity.events");
         let dlq = format!("{topic}{DLQ_SUFFIX}");
         kafka::ensure_topics(&config, &[topic.clone(), dlq.clone()]).await.expect("create topics");
         let producer = kafka::producer(&config).expect("producer");
         let group = format!("test-consumer-{}", testkit::unique());
-        Self { db, config, topic, dlq, group, producer, recorder: Recorder::default() }
+        Self { db, config, topic, dlq, group, producer, recorder: Recorder::default(), telemetry }
     }
 
     fn start(&self) -> Running {
+        self.start_with(&self.config)
+    }
+
+    fn start_with(&self, config: &KafkaConfig) -> Running {
         let metrics = Metrics::new("test");
+        metrics.configure(&self.telemetry);
         let stop = CancellationToken::new();
-        let consumer = Consumer::new(
+        let task = tokio::spawn(self.consumer(config, &metrics).run(stop.clone()));
+        Running { metrics, stop, task }
+    }
+
+    fn consumer(&self, config: &KafkaConfig, metrics: &Metrics) -> Consumer<Recorder> {
+        Consumer::new(
             self.group.clone(),
             vec![self.topic.clone()],
             self.db.pool.clone(),
             self.producer.clone(),
             self.recorder.clone(),
-            &self.config,
-            &metrics,
-        );
-        let task = tokio::spawn(consumer.run(stop.clone()));
-        Running { metrics, stop, task }
+            config,
+            metrics,
+        )
     }
 
     async fn produce_bytes(&self, key: &str, payload: &[u8]) {
@@ -377,4 +408,183 @@ async fn lag_counts_unconsumed_messages_and_the_dlq_its_messages() {
 
     stop.cancel();
     tokio::time::timeout(Duration::from_secs(10), task).await.expect("stops").unwrap().unwrap();
+}
+
+/// The successor of a member that died without leaving (a killed process; here a static
+/// member, which never says goodbye) joins while the dead one still leads the group. tansu
+/// 0.6 then ends the rebalance with no partition assigned to anyone, and the group stays
+/// "stable" that way for good (ADR 0019). The watchdog finds the successor stalled: the
+/// service turns unready, the member rejoins afresh, the waiting message is processed and
+/// the service is ready again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_successor_of_a_member_that_died_without_leaving_takes_over() {
+    let broker = PrivateBroker::start_async().await;
+    let h = Harness::on(&broker).await;
+    let first = event("before");
+    h.produce(&first).await;
+    // tansu holds each join and sync of a static member for 3s and counts them against the
+    // session, which the first member sets for the whole group: 10s leaves it room.
+    let dead = h.start_with(&KafkaConfig {
+        group_instance_id: "dead".into(),
+        consumer_session_timeout: Duration::from_secs(10),
+        consumer_stall_timeout: Duration::from_secs(12),
+        ..h.config.clone()
+    });
+    dead.wait_for("processed", 1).await;
+    dead.stop().await;
+    // The successor starts a few seconds later, as a killed process restarted would: the
+    // dead member's session then ends while the successor's goes on.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+
+    let mut app = App::new("test", crate::app::server_config());
+    app.telemetry(&h.telemetry);
+    let consumer = h.consumer(&h.config, app.metrics());
+    app.spawn("consumer", consumer.run(app.stop_token()));
+    let metrics = app.metrics().clone();
+    let running = app.bind(tonic::service::Routes::default(), &[]).await.expect("bind");
+    let (readyz, shutdown) = (format!("http://{}/readyz", running.admin_addr()), running.shutdown_handle());
+    let served = tokio::spawn(running.run_until_stopped());
+    let waiting = event("after");
+    h.produce(&waiting).await;
+    let started = std::time::Instant::now();
+
+    let reason = eventually("readiness off: the successor is stalled", WAIT, || async {
+        let (status, body) = crate::app::get_json(&readyz).await;
+        let check = body["checks"].as_array()?.iter().find(|c| c["name"] == "kafka-consumers")?.clone();
+        (status == 503 && check["ok"] == false).then(|| check["error"].to_string())
+    })
+    .await;
+    assert!(reason.contains("no partition is assigned"), "{reason}");
+    eventually("the waiting message processed", WAIT, || async {
+        (counter(&metrics, "kafka_consumer_messages_total", &[("outcome", "processed")]) == 1).then_some(())
+    })
+    .await;
+    let recovered = started.elapsed();
+    eventually("readiness back on", WAIT, || async { (crate::app::get_json(&readyz).await.0 == 200).then_some(()) })
+        .await;
+    assert!(counter(&metrics, "kafka_consumer_rejoins_total", &[]) >= 1, "{}", metrics.render());
+    assert_eq!(gauge(&metrics, "kafka_consumer_stalled", &[]), Some(0));
+    assert_eq!(gauge(&metrics, "kafka_consumer_assigned_partitions", &[]), Some(1), "{}", metrics.render());
+    assert_eq!(h.recorder.attempts(&waiting.id), 1);
+    assert_eq!(h.processed_events().await, 2);
+    eprintln!("the successor processed the waiting message {recovered:?} after it was produced");
+
+    shutdown.shutdown();
+    tokio::time::timeout(Duration::from_secs(10), served).await.expect("stops").unwrap().unwrap();
+}
+
+/// The broker dies (SIGKILL) and comes back on the same storage mid-stream: every message
+/// produced before, during and after is processed exactly once, and the member resumes by
+/// itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_restart_mid_stream_loses_nothing_and_the_consumer_resumes() {
+    const MESSAGES: usize = 30;
+    let mut broker = PrivateBroker::start_async().await;
+    let h = Harness::on(&broker).await;
+    let running = h.start();
+    let events: Vec<Envelope> = (0..MESSAGES).map(|n| event(&format!("user-{n}"))).collect();
+    for env in &events[..10] {
+        h.produce(env).await;
+    }
+    running.wait_for("processed", 10).await;
+
+    broker.stop();
+    // Produced while the broker is down: the producer holds them until it is back.
+    let (producer, topic, later) = (h.producer.clone(), h.topic.clone(), events[10..].to_vec());
+    let producing = tokio::spawn(async move {
+        for env in &later {
+            let payload = env.encode_to_vec();
+            let record = FutureRecord::to(&topic).key(&env.aggregate_id).payload(&payload);
+            producer.send(record, Duration::from_secs(60)).await.map_err(|(e, _)| e).expect("produce");
+        }
+    });
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let broker = broker.resumed().await;
+    tokio::time::timeout(WAIT, producing).await.expect("produced once the broker is back").unwrap();
+
+    running.wait_for("processed", MESSAGES as u64).await;
+    assert_eq!(gauge(&running.metrics, "kafka_consumer_stalled", &[]), Some(0));
+    running.stop().await;
+    for env in &events {
+        assert_eq!(h.seen(&env.id).await.len(), 1, "event {} applied once", env.aggregate_id);
+    }
+    assert_eq!(h.seen_total().await, MESSAGES as i64);
+    assert_eq!(h.processed_events().await, MESSAGES as i64);
+    drop(broker);
+}
+
+/// Freezes `broker` (SIGSTOP) past the session and the stall timeouts while `running`
+/// consumes, asserting that a frozen broker is never taken for a stalled member (it is the
+/// broker's outage, which `platform_dependency_up` reports), then thaws it.
+async fn freeze_past_the_timeouts(broker: &PrivateBroker, running: &Running) {
+    eventually("the watchdog's first sample", WAIT, || async {
+        (gauge(&running.metrics, "kafka_consumer_assigned_partitions", &[]) == Some(1)).then_some(())
+    })
+    .await;
+    broker.freeze();
+    let frozen = std::time::Instant::now();
+    while frozen.elapsed() < STALL_TIMEOUT + SESSION_TIMEOUT {
+        assert_eq!(gauge(&running.metrics, "kafka_consumer_stalled", &[]), Some(0), "a frozen broker is no stall");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let up = gauge(&running.metrics, "platform_dependency_up", &[("dependency", "kafka")]);
+    assert_eq!(up, Some(0), "the frozen broker was noticed");
+    broker.thaw();
+}
+
+/// The broker freezes for longer than the session timeout, so the member's session ends on
+/// both sides. tansu 0.6 may then never complete a rebalance of the group again (it keeps a
+/// leader that is no member any more; ADR 0019), so what must hold is that the consumer
+/// does not stop silently: once the broker answers, the message sent then is processed or,
+/// within the stall timeout, the service is unready with the stall reported.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_member_whose_session_ended_on_a_frozen_broker_never_stops_silently() {
+    let broker = PrivateBroker::start_async().await;
+    let h = Harness::on(&broker).await;
+    let running = h.start();
+    h.produce(&event("before")).await;
+    running.wait_for("processed", 1).await;
+    freeze_past_the_timeouts(&broker, &running).await;
+
+    h.produce(&event("after")).await;
+    let readiness = ticketing_platform::readiness::kafka_consumers(running.metrics.clone());
+    let outcome = eventually("the message processed or the stall reported", WAIT, || async {
+        if running.outcomes("processed") == 2 {
+            return Some("processed".to_owned());
+        }
+        readiness().await.err().map(|e| format!("{e:#}"))
+    })
+    .await;
+    eprintln!("after the broker came back: {outcome}");
+    assert!(outcome == "processed" || outcome.contains("unconsumed for"), "{outcome}");
+    running.stop().await;
+}
+
+/// Outside a group (`kafka.assign_all_partitions`, the local platform's setting on tansu)
+/// there is no session to lose: after the same freeze the consumer goes on by itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consumer_outside_the_group_goes_on_after_a_frozen_broker() {
+    let broker = PrivateBroker::start_async().await;
+    let mut h = Harness::on(&broker).await;
+    h.config.assign_all_partitions = true;
+    let running = h.start();
+    h.produce(&event("before")).await;
+    running.wait_for("processed", 1).await;
+    freeze_past_the_timeouts(&broker, &running).await;
+
+    let after = event("after");
+    h.produce(&after).await;
+    let thawed = std::time::Instant::now();
+    running.wait_for("processed", 2).await;
+    eprintln!("processed {:?} after the broker came back", thawed.elapsed());
+    assert_eq!(gauge(&running.metrics, "kafka_consumer_stalled", &[]), Some(0));
+    assert_eq!(counter(&running.metrics, "kafka_consumer_rejoins_total", &[]), 0);
+    running.stop().await;
+    assert_eq!(h.recorder.attempts(&after.id), 1);
+    // Offsets were committed under the group's id, outside any group membership.
+    let restarted = h.start();
+    h.produce(&event("later")).await;
+    restarted.wait_for("processed", 1).await;
+    assert_eq!(restarted.outcomes("duplicate"), 0, "resumed after its committed offsets");
+    restarted.stop().await;
 }
