@@ -361,7 +361,7 @@ mod tests {
     fn limiter(redis: &ticketing_platform::config::RedisConfig) -> (RateLimiter, ticketing_platform::metrics::Metrics) {
         let metrics = ticketing_platform::metrics::Metrics::new("test");
         let verifier = Verifier::from_config(&ticketing_platform::config::AuthConfig::default());
-        let connection = LazyConnection::connect(redis, "rate limits");
+        let connection = LazyConnection::connect(redis).unwrap();
         // A loaded CI machine can take longer than the production 100 ms; the maths is under test.
         let settings = RateLimits { redis_timeout: Duration::from_secs(5), ..RateLimits::default() };
         let limiter = RateLimiter::new(settings, connection, &redis.key_prefix, verifier, 1024, &metrics);
