@@ -1,5 +1,6 @@
-//! Delivery guarantees: at most once per event whatever the broker redelivers, retries
-//! while the SMTP server is down, bounded attempts, and poison messages to the DLQ.
+//! Delivery guarantees: at most once per event whatever the broker redelivers, and
+//! across a short Postgres outage mid-send; retries while the SMTP server is down,
+//! bounded attempts, and poison messages to the DLQ.
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -249,5 +250,37 @@ async fn a_delivery_claimed_by_a_replica_that_died_is_sent_once_its_lease_ends()
     let sent_at = sent.sent_at.unwrap();
     let sent_at = chrono::DateTime::from_timestamp(sent_at.seconds, sent_at.nanos as u32).unwrap();
     assert!(sent_at >= lease_end, "sent at {sent_at}, while another replica's claim held until {lease_end}");
+    assert_eq!(wait_for_emails(&app.smtp, &buyer.email, 1).await.len(), 1);
+}
+
+#[tokio::test]
+async fn an_email_sent_while_postgres_goes_away_is_recorded_once_it_returns_and_not_sent_again() {
+    let app = spawn_app().await;
+    let buyer = Buyer::new("pgoutage");
+    let accepting = app.smtp.hold_acceptance().await;
+    let envelope = app.publish(IDENTITY, &buyer.id.to_string(), &buyer.registered()).await;
+    app.wait_until("the email mid-send", || async { (!app.smtp.messages().is_empty()).then_some(()) }).await;
+
+    // Postgres goes away between the server's acceptance and the record of SENT, for 3 s.
+    app.allow_database_connections(false).await;
+    drop(accepting);
+    app.wait_until("the send's outcome", || async {
+        let (_, metrics) = app.admin_get("/metrics").await;
+        metrics
+            .lines()
+            .any(|l| l.starts_with("notification_emails_total{") && l.contains(r#"result="sent""#))
+            .then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    app.allow_database_connections(true).await;
+
+    let sent = app
+        .wait_until("SENT", || async {
+            let deliveries = app.deliveries_of(&envelope).await;
+            deliveries.into_iter().find(|d| d.status == pb::DeliveryStatus::Sent as i32)
+        })
+        .await;
+    assert_eq!(sent.attempts, 1, "recorded by the attempt that sent it");
     assert_eq!(wait_for_emails(&app.smtp, &buyer.email, 1).await.len(), 1);
 }
