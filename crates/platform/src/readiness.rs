@@ -102,7 +102,7 @@ pub fn postgres(pool: sqlx::PgPool) -> Check {
 }
 
 /// A check that sends `PING` to Redis.
-pub fn redis(conn: redis::aio::ConnectionManager) -> Check {
+pub fn redis(conn: crate::redis::Connection) -> Check {
     Arc::new(move || {
         let mut conn = conn.clone();
         Box::pin(async move {

@@ -8,6 +8,8 @@
 pub mod broker;
 mod issuer;
 pub mod otlp;
+pub mod process;
+pub mod redis_server;
 pub mod smtp;
 
 pub use issuer::TestIssuer;
@@ -42,6 +44,22 @@ pub fn kafka_brokers() -> String {
 /// A short unique token for names.
 pub fn unique() -> String {
     uuid::Uuid::new_v4().simple().to_string()[..16].to_owned()
+}
+
+/// Polls `probe` every 20 ms until it yields `Some`, panicking with `what` after `timeout`.
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(value) = probe().await {
+            return value;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// Logs to the test output when `TEST_LOG` is set (e.g. `TEST_LOG=debug`).
@@ -97,6 +115,11 @@ impl TestDb {
         config.max_connections = 8;
         config.migrate_on_start = false;
         Self { pool, config, name }
+    }
+
+    /// The database's name, e.g. for `pg_stat_activity.datname`.
+    pub fn name(&self) -> &str {
+        &self.name
     }
 }
 
@@ -248,6 +271,16 @@ impl Spawned {
     /// The admin base URL, e.g. `http://127.0.0.1:1234`.
     pub fn admin_url(&self) -> String {
         format!("http://{}", self.admin_addr)
+    }
+
+    /// Waits until `/readyz` says `ready` (or not), for up to 10 s.
+    pub async fn wait_ready(&self, ready: bool) {
+        let url = format!("{}/readyz", self.admin_url());
+        eventually(&format!("ready: {ready}"), Duration::from_secs(10), || async {
+            let response = reqwest::get(&url).await;
+            (response.is_ok_and(|r| r.status().is_success()) == ready).then_some(())
+        })
+        .await;
     }
 
     /// Shuts down and waits for the service's result.

@@ -25,6 +25,8 @@ pub struct Received {
 #[derive(Default)]
 struct Inbox {
     messages: Mutex<Vec<Received>>,
+    /// Read before each acceptance is acknowledged; [`SmtpSink::hold_acceptance`] writes it.
+    acknowledging: Arc<tokio::sync::RwLock<()>>,
 }
 
 /// The sink.
@@ -68,6 +70,12 @@ impl SmtpSink {
             }
         };
         *self.server.lock().unwrap() = Some(tokio::spawn(serve(listener, self.inbox.clone())));
+    }
+
+    /// Until the guard is dropped, messages are still received and recorded, but the
+    /// server's acceptance (the `250` after DATA) waits: the client is mid-send.
+    pub async fn hold_acceptance(&self) -> tokio::sync::OwnedRwLockWriteGuard<()> {
+        self.inbox.acknowledging.clone().write_owned().await
     }
 
     /// Every message accepted so far.
@@ -140,6 +148,7 @@ async fn session(stream: TcpStream, inbox: Arc<Inbox>) -> std::io::Result<()> {
                 }
                 let message = Received { from: from.clone(), to: std::mem::take(&mut to), data };
                 inbox.messages.lock().unwrap().push(message);
+                let _acknowledging = inbox.acknowledging.read().await;
                 b"250 2.0.0 queued\r\n"
             }
             "RSET" => {

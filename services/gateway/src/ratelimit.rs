@@ -361,11 +361,18 @@ mod tests {
     fn limiter(redis: &ticketing_platform::config::RedisConfig) -> (RateLimiter, ticketing_platform::metrics::Metrics) {
         let metrics = ticketing_platform::metrics::Metrics::new("test");
         let verifier = Verifier::from_config(&ticketing_platform::config::AuthConfig::default());
-        let connection = LazyConnection::connect(redis, "rate limits");
+        let connection = LazyConnection::connect(redis).unwrap();
         // A loaded CI machine can take longer than the production 100 ms; the maths is under test.
         let settings = RateLimits { redis_timeout: Duration::from_secs(5), ..RateLimits::default() };
         let limiter = RateLimiter::new(settings, connection, &redis.key_prefix, verifier, 1024, &metrics);
         (limiter.unwrap(), metrics)
+    }
+
+    async fn connected(limiter: &RateLimiter) {
+        ticketing_testkit::eventually("a Redis connection", Duration::from_secs(10), || async {
+            limiter.inner.redis.get()
+        })
+        .await;
     }
 
     /// The script's maths against a real Redis, with limits fast enough to watch.
@@ -373,11 +380,7 @@ mod tests {
     async fn the_script_allows_a_burst_then_the_rate() {
         let redis = ticketing_testkit::TestRedis::new();
         let limiter = limiter(&redis.config).0;
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        while limiter.inner.redis.get().is_none() {
-            assert!(tokio::time::Instant::now() < deadline, "never connected to Redis");
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        connected(&limiter).await;
         // 5 per second with a burst of 3: 3 at once, then one every 200 ms.
         let tight = Limit { per_second: 5.0, burst: 3 };
         // Slow refill, so the milliseconds between calls do not give any back.
@@ -413,5 +416,31 @@ mod tests {
         let (limiter, metrics) = limiter(&config);
         assert_eq!(limiter.check(&[(Rule::Ip, RateLimits::default().ip, "a".into())]).await, None);
         assert!(metrics.render().contains("gateway_rate_limit_unchecked_total{service=\"test\"} 1"));
+    }
+
+    #[tokio::test]
+    async fn limits_apply_again_soon_after_redis_restarts() {
+        let mut server = ticketing_testkit::redis_server::PrivateRedis::start();
+        let config = ticketing_platform::config::RedisConfig {
+            url: server.url.clone(),
+            key_prefix: "test:".into(),
+            ca_file: None,
+        };
+        let (limiter, metrics) = limiter(&config);
+        connected(&limiter).await;
+        let once = [(Rule::Ip, Limit { per_second: 0.01, burst: 1 }, "a".to_owned())];
+        assert!(limiter.check(&once).await.expect("checked").allowed);
+
+        server.kill();
+        let unchecked = tokio::time::timeout(Duration::from_secs(3), limiter.check(&once)).await;
+        assert_eq!(unchecked.expect("no wait for Redis"), None, "let through unchecked");
+        assert!(metrics.render().contains("gateway_rate_limit_unchecked_total{service=\"test\"} 1"));
+
+        server.resume();
+        let decision = ticketing_testkit::eventually("a checked request", Duration::from_secs(5), || async {
+            limiter.check(&once).await
+        })
+        .await;
+        assert!(!decision.allowed, "the burst spent before the restart is still spent");
     }
 }

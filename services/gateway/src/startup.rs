@@ -33,7 +33,7 @@ pub async fn build(config: Config) -> anyhow::Result<Gateway> {
     let mut app = App::new("gateway", config.server.clone());
     app.telemetry(&config.telemetry);
     // One connection, made in the background: the gateway serves while Redis is down.
-    let redis = LazyConnection::connect(&config.redis, "gateway");
+    let redis = LazyConnection::connect(&config.redis)?;
     let state = AppState {
         verifier: Verifier::from_config(&config.auth),
         backends: Backends::new(settings, &Discovery::from_config(&config.discovery), app.metrics())?,

@@ -423,7 +423,7 @@ impl WaitingRoom {
         }))
     }
 
-    fn connection(&self) -> Result<redis::aio::ConnectionManager, Problem> {
+    fn connection(&self) -> Result<ticketing_platform::redis::Connection, Problem> {
         self.redis.get().ok_or_else(|| unavailable("not connected to Redis yet"))
     }
 

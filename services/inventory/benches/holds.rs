@@ -135,7 +135,7 @@ struct RedisStats {
 }
 
 impl RedisStats {
-    async fn read(conn: &mut redis::aio::ConnectionManager) -> anyhow::Result<Self> {
+    async fn read(conn: &mut ticketing_platform::redis::Connection) -> anyhow::Result<Self> {
         let info: String = redis::cmd("INFO").arg("all").query_async(conn).await?;
         let mut stats = Self::default();
         for line in info.lines() {
@@ -382,7 +382,7 @@ async fn grpc_holds(
 /// passes for a GA hold of 1, hold and user ids randomized. Returns the figures, how
 /// many calls were made (warm-up included) and Redis's counters over the measured run.
 async fn redis_benchmark(
-    mut conn: redis::aio::ConnectionManager,
+    mut conn: ticketing_platform::redis::Connection,
     base: &str,
     category: uuid::Uuid,
     settings: &ticketing_inventory::config::InventorySettings,

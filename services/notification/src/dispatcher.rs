@@ -3,16 +3,25 @@
 //! doubling delay) or FAILED. Every replica runs one; SKIP LOCKED and the lease keep
 //! them off each other's rows.
 //!
-//! A replica that dies after the server accepted a message but before recording it
-//! leaves the row claimed; when the lease ends it is sent again, with the same
-//! Message-ID (derived from the delivery id), so the duplicate is recognisable. That
-//! window, one SMTP round trip plus one UPDATE, is the only way an email goes twice.
+//! An outcome that cannot be recorded (Postgres restarting, failing over, refusing
+//! connections) is kept in memory and recorded again, backing off up to a second, for up
+//! to `send_lease` after the attempt began: past the end of the claim. While the claim
+//! lasts no other replica takes the row, and this one claims nothing new until its batch
+//! is recorded. A send starts only while half the lease is left, so it ends (bounded by
+//! that half) within the claim.
+//!
+//! An email therefore goes twice only if the server accepted it and the row was claimed
+//! again before SENT was recorded: this replica died or was stopped and the lease ran
+//! out, or Postgres was away past the end of the claim and a claim came first (another
+//! replica's, or any after the retries gave up). The second copy has the same
+//! Message-ID (derived from the delivery id), so it is recognisable.
 
 use std::time::Duration;
 
 use futures::StreamExt as _;
 use prometheus::{IntCounterVec, Opts};
 use sqlx::PgPool;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
@@ -22,6 +31,28 @@ use crate::adapters::render::Renderer;
 use crate::config::NotificationSettings;
 use crate::domain::delivery::AfterFailure;
 use crate::domain::{RetryPolicy, Template};
+
+/// The first and the longest pause between attempts to record an outcome.
+const RECORD_BACKOFF: (Duration, Duration) = (Duration::from_millis(100), Duration::from_secs(1));
+
+/// What an attempt came to, to be recorded.
+enum Outcome {
+    /// The server accepted the message.
+    Sent,
+    /// It did not: try again after `retry_in`, or never.
+    Failed { error: String, retry_in: Option<Duration> },
+}
+
+impl Outcome {
+    /// The `result` label of `notification_emails_total`.
+    fn result(&self) -> &'static str {
+        match self {
+            Self::Sent => "sent",
+            Self::Failed { retry_in: Some(_), .. } => "retry",
+            Self::Failed { retry_in: None, .. } => "failed",
+        }
+    }
+}
 
 /// The delivery loop of one replica.
 pub struct Dispatcher {
@@ -60,14 +91,17 @@ impl Dispatcher {
     pub async fn run(self, stop: CancellationToken) -> anyhow::Result<()> {
         let mut failures = 0u32;
         loop {
+            // Before the claim: the lease, counted from here, ends no later than the row's.
+            let claimed_at = Instant::now();
             let wait = match deliveries::claim(&self.pool, self.settings.dispatch_batch_size, self.settings.send_lease)
                 .await
             {
                 Ok(claimed) => {
                     failures = 0;
                     let full = claimed.len() == self.settings.dispatch_batch_size as usize;
+                    let start_by = claimed_at + self.settings.send_lease / 2;
                     futures::stream::iter(claimed)
-                        .for_each_concurrent(self.settings.dispatch_concurrency, |d| self.deliver(d))
+                        .for_each_concurrent(self.settings.dispatch_concurrency, |d| self.deliver(d, start_by))
                         .await;
                     if full { Duration::ZERO } else { self.settings.dispatch_interval }
                 }
@@ -84,32 +118,79 @@ impl Dispatcher {
         }
     }
 
-    async fn deliver(&self, delivery: Claimed) {
+    async fn deliver(&self, delivery: Claimed, start_by: Instant) {
         let span = tracing::info_span!("notification.deliver", delivery.id = %delivery.id,
             delivery.template = %delivery.template, delivery.attempt = delivery.attempts);
-        self.deliver_in_span(delivery).instrument(span).await;
+        self.deliver_in_span(delivery, start_by).instrument(span).await;
     }
 
-    async fn deliver_in_span(&self, delivery: Claimed) {
-        let outcome = self.send(&delivery).await;
-        let attempts = u32::try_from(delivery.attempts).unwrap_or(u32::MAX);
-        let (result, recorded) = match &outcome {
-            Ok(()) => ("sent", deliveries::mark_sent(&self.pool, &delivery).await),
-            Err(e) => match self.policy.after_failure(attempts, e.permanent) {
-                AfterFailure::RetryIn(delay) => {
-                    tracing::warn!(error = %e.message, retry_in = ?delay, "sending an email failed; will retry");
-                    ("retry", deliveries::mark_failed(&self.pool, &delivery, &e.message, Some(delay)).await)
+    async fn deliver_in_span(&self, delivery: Claimed, start_by: Instant) {
+        if Instant::now() > start_by {
+            // Sends earlier in the batch took long: this one might outlast the claim and
+            // race another replica's. The row is claimed again when the lease ends.
+            tracing::warn!("too little of the claim is left to send; leaving it to the next claim");
+            return;
+        }
+        let attempted_at = Instant::now();
+        let outcome = match self.send(&delivery).await {
+            Ok(()) => Outcome::Sent,
+            Err(e) => {
+                let attempts = u32::try_from(delivery.attempts).unwrap_or(u32::MAX);
+                match self.policy.after_failure(attempts, e.permanent) {
+                    AfterFailure::RetryIn(delay) => {
+                        tracing::warn!(error = %e.message, retry_in = ?delay, "sending an email failed; will retry");
+                        Outcome::Failed { error: e.message, retry_in: Some(delay) }
+                    }
+                    AfterFailure::GiveUp => {
+                        tracing::error!(error = %e.message, permanent = e.permanent, "sending an email failed; giving up");
+                        Outcome::Failed { error: e.message, retry_in: None }
+                    }
                 }
-                AfterFailure::GiveUp => {
-                    tracing::error!(error = %e.message, permanent = e.permanent, "sending an email failed; giving up");
-                    ("failed", deliveries::mark_failed(&self.pool, &delivery, &e.message, None).await)
-                }
-            },
+            }
         };
-        self.emails.with_label_values(&[delivery.template.as_str(), result]).inc();
-        if let Err(e) = recorded {
-            // The claim's lease runs out and the delivery is attempted again.
-            tracing::error!(error = format!("{e:#}"), result, "recording a delivery outcome failed");
+        self.emails.with_label_values(&[delivery.template.as_str(), outcome.result()]).inc();
+        self.record(&delivery, &outcome, attempted_at + self.settings.send_lease).await;
+    }
+
+    /// Records `outcome` under the delivery's claim, trying again until `deadline` while
+    /// Postgres cannot take it.
+    async fn record(&self, delivery: &Claimed, outcome: &Outcome, deadline: Instant) {
+        let mut backoff = RECORD_BACKOFF.0;
+        loop {
+            let recorded = match outcome {
+                Outcome::Sent => deliveries::mark_sent(&self.pool, delivery).await,
+                Outcome::Failed { error, retry_in } => {
+                    deliveries::mark_failed(&self.pool, delivery, error, *retry_in).await
+                }
+            };
+            let e = match recorded {
+                Ok(true) => return,
+                Ok(false) => {
+                    tracing::error!(
+                        result = outcome.result(),
+                        "the delivery was claimed again before its outcome was recorded; if it was sent, it goes twice"
+                    );
+                    return;
+                }
+                Err(e) => e,
+            };
+            if Instant::now() + backoff > deadline {
+                tracing::error!(
+                    error = format!("{e:#}"),
+                    result = outcome.result(),
+                    "recording a delivery outcome failed; giving up, so it is attempted again after its lease"
+                );
+                return;
+            }
+            if backoff == RECORD_BACKOFF.0 {
+                tracing::warn!(
+                    error = format!("{e:#}"),
+                    result = outcome.result(),
+                    "recording a delivery outcome failed; retrying"
+                );
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(RECORD_BACKOFF.1);
         }
     }
 

@@ -10,5 +10,6 @@ mod consumer;
 mod discovery;
 mod idempotency;
 mod outbox;
+mod redis;
 mod support;
 mod tls;

@@ -7,22 +7,7 @@ use rdkafka::message::{Headers as _, OwnedMessage};
 use ticketing_platform::config::KafkaConfig;
 use ticketing_platform::metrics::Metrics;
 use ticketing_testkit as testkit;
-
-/// Polls `probe` every 20 ms until it yields `Some`, panicking with `what` after `timeout`.
-pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut probe: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        if let Some(value) = probe().await {
-            return value;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
+pub use ticketing_testkit::eventually;
 
 /// [`testkit::read_topic`] off the async runtime (it blocks).
 pub async fn read_topic(config: &KafkaConfig, topic: &str, min: usize, timeout: Duration) -> Vec<OwnedMessage> {

@@ -11,8 +11,8 @@ use std::time::Duration;
 use anyhow::Context as _;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use redis::aio::ConnectionManager;
 use sha2::{Digest, Sha256};
+use ticketing_platform::redis::Connection;
 
 /// A freshly issued refresh token.
 #[derive(Debug, Clone)]
@@ -44,7 +44,7 @@ pub enum Rotation {
 /// The refresh-token store.
 #[derive(Clone)]
 pub struct RefreshTokens {
-    redis: ConnectionManager,
+    redis: Connection,
     prefix: String,
     ttl: Duration,
 }
@@ -84,7 +84,7 @@ return 0
 
 impl RefreshTokens {
     /// A store under `prefix` whose families live `ttl`.
-    pub fn new(redis: ConnectionManager, prefix: &str, ttl: Duration) -> Self {
+    pub fn new(redis: Connection, prefix: &str, ttl: Duration) -> Self {
         Self { redis, prefix: prefix.to_owned(), ttl }
     }
 

@@ -4,8 +4,8 @@ use std::sync::LazyLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
-use redis::aio::ConnectionManager;
 use sha2::{Digest, Sha256};
+use ticketing_platform::redis::Connection;
 
 use crate::domain::throttle::LoginPolicy;
 
@@ -53,7 +53,7 @@ return 0
 /// The throttle store.
 #[derive(Clone)]
 pub struct LoginThrottle {
-    redis: ConnectionManager,
+    redis: Connection,
     prefix: String,
     policy: LoginPolicy,
     penalties: Vec<i64>,
@@ -61,7 +61,7 @@ pub struct LoginThrottle {
 
 impl LoginThrottle {
     /// A store under `prefix` applying `policy`.
-    pub fn new(redis: ConnectionManager, prefix: &str, policy: LoginPolicy) -> Self {
+    pub fn new(redis: Connection, prefix: &str, policy: LoginPolicy) -> Self {
         let penalties = policy.account_penalty_table();
         Self { redis, prefix: prefix.to_owned(), policy, penalties }
     }

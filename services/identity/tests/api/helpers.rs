@@ -84,6 +84,11 @@ impl TestApp {
         self.login(ADMIN_EMAIL, ADMIN_PASSWORD).await.expect("admin login")
     }
 
+    pub async fn refresh(&self, token: &str) -> Result<pb::TokenPair, tonic::Status> {
+        let request = pb::RefreshRequest { refresh_token: token.into() };
+        self.client.clone().refresh(request).await.map(tonic::Response::into_inner)
+    }
+
     pub async fn me(&self, token: &str) -> Result<pb::User, tonic::Status> {
         self.client.clone().get_me(authed(pb::GetMeRequest {}, token)).await.map(tonic::Response::into_inner)
     }

@@ -3,5 +3,6 @@
 mod accounts;
 mod events;
 mod helpers;
+mod redis_outage;
 mod roles;
 mod tokens;

@@ -9,14 +9,6 @@ use tonic::Code;
 
 use crate::helpers::{TestApp, authed, spawn_app};
 
-async fn refresh(app: &TestApp, token: &str) -> Result<pb::TokenPair, tonic::Status> {
-    app.client
-        .clone()
-        .refresh(pb::RefreshRequest { refresh_token: token.into() })
-        .await
-        .map(tonic::Response::into_inner)
-}
-
 fn verifier(app: &TestApp) -> Verifier {
     let mut auth = app.config.auth.clone();
     auth.jwks_url = format!("{}/.well-known/jwks.json", app.service.admin_url());
@@ -41,28 +33,28 @@ fn claims(app: &TestApp, sub: &str, exp_offset: i64) -> Claims {
 async fn refresh_rotates_and_reuse_revokes_the_family() {
     let app = spawn_app().await;
     let (user, first) = app.user_session().await;
-    let second = refresh(&app, &first.refresh_token).await.expect("first rotation");
+    let second = app.refresh(&first.refresh_token).await.expect("first rotation");
     assert_ne!(second.refresh_token, first.refresh_token);
     assert_eq!(app.me(&second.access_token).await.unwrap().id, user.id);
-    let third = refresh(&app, &second.refresh_token).await.expect("second rotation");
+    let third = app.refresh(&second.refresh_token).await.expect("second rotation");
 
     // Replaying a rotated token is theft or a bug: the whole login is revoked.
-    let reuse = refresh(&app, &first.refresh_token).await.unwrap_err();
+    let reuse = app.refresh(&first.refresh_token).await.unwrap_err();
     assert_eq!(reuse.code(), Code::Unauthenticated);
     assert!(reuse.message().contains("reuse"), "{reuse:?}");
-    let revoked = refresh(&app, &third.refresh_token).await.unwrap_err();
+    let revoked = app.refresh(&third.refresh_token).await.unwrap_err();
     assert_eq!(revoked.code(), Code::Unauthenticated);
 
     // Another login of the same user is a separate family and still works.
     let (_, other) = app.user_session().await;
-    refresh(&app, &other.refresh_token).await.expect("unrelated family");
+    app.refresh(&other.refresh_token).await.expect("unrelated family");
 }
 
 #[tokio::test]
 async fn garbage_refresh_tokens_are_refused() {
     let app = spawn_app().await;
     for token in ["", "nonsense", "0123456789abcdef0123456789abcdef.tooshort"] {
-        let status = refresh(&app, token).await.unwrap_err();
+        let status = app.refresh(token).await.unwrap_err();
         assert_eq!(status.code(), Code::Unauthenticated, "{token:?}");
     }
 }
@@ -71,13 +63,13 @@ async fn garbage_refresh_tokens_are_refused() {
 async fn logout_revokes_the_family() {
     let app = spawn_app().await;
     let (_, tokens) = app.user_session().await;
-    let rotated = refresh(&app, &tokens.refresh_token).await.unwrap();
+    let rotated = app.refresh(&tokens.refresh_token).await.unwrap();
     app.client
         .clone()
         .logout(pb::LogoutRequest { refresh_token: rotated.refresh_token.clone() })
         .await
         .expect("logout");
-    assert_eq!(refresh(&app, &rotated.refresh_token).await.unwrap_err().code(), Code::Unauthenticated);
+    assert_eq!(app.refresh(&rotated.refresh_token).await.unwrap_err().code(), Code::Unauthenticated);
     // Logging out twice is fine.
     app.client.clone().logout(pb::LogoutRequest { refresh_token: rotated.refresh_token }).await.expect("idempotent");
     assert!(app.redis.keys().iter().all(|k| !k.contains(":rt:")), "family keys are gone: {:?}", app.redis.keys());

@@ -10,8 +10,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
 use prometheus::{Histogram, HistogramOpts};
-use redis::aio::ConnectionManager;
 use redis::{AsyncCommands as _, Script};
+use ticketing_platform::redis::Connection;
 
 use crate::domain::hold::seat_lines;
 use crate::domain::{Hold, HoldId, HoldLine, HoldStatus, Selection};
@@ -112,7 +112,7 @@ pub struct Snapshot {
 /// The Redis side of inventory.
 #[derive(Clone)]
 pub struct Stock {
-    redis: ConnectionManager,
+    redis: Connection,
     prefix: String,
     timers: Timers,
 }
@@ -181,7 +181,7 @@ pub struct HoldRequest {
 
 impl Stock {
     /// Stock under `prefix`.
-    pub fn new(redis: ConnectionManager, prefix: &str) -> Self {
+    pub fn new(redis: Connection, prefix: &str) -> Self {
         // Unregistered histograms until `instrumented`: tests and benches need no registry.
         let unregistered = |operation: &str| {
             Histogram::with_opts(HistogramOpts::new("redis_command_duration_seconds", operation))

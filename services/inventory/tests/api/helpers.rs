@@ -20,8 +20,8 @@ pub struct TestApp {
     pub db: TestDb,
     pub redis: TestRedis,
     pub kafka: KafkaConfig,
-    /// Kept so the service runs until the test ends.
-    _service: Spawned,
+    /// Runs until the test ends.
+    pub service: Spawned,
 }
 
 pub async fn spawn_with(customize: impl FnOnce(&mut Config)) -> TestApp {
@@ -41,7 +41,7 @@ pub async fn spawn_with(customize: impl FnOnce(&mut Config)) -> TestApp {
     let running = ticketing_inventory::startup::build(config).await.expect("inventory starts");
     let service = Spawned::start(running);
     let client = InventoryClient::new(service.channel().await);
-    TestApp { client, issuer, db, redis, kafka, _service: service }
+    TestApp { client, issuer, db, redis, kafka, service }
 }
 
 pub async fn spawn_app() -> TestApp {

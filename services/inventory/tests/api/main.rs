@@ -6,3 +6,4 @@ mod helpers;
 mod holds;
 mod metrics;
 mod properties;
+mod redis_outage;

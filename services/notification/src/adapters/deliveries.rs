@@ -88,9 +88,10 @@ pub async fn claim(pool: &PgPool, limit: u32, lease: Duration) -> anyhow::Result
     .context("claiming due deliveries")
 }
 
-/// Records that the server accepted the claimed delivery.
-pub async fn mark_sent(pool: &PgPool, delivery: &Claimed) -> anyhow::Result<()> {
-    sqlx::query(
+/// Records that the server accepted the claimed delivery; `false` when the row is no
+/// longer under this claim.
+pub async fn mark_sent(pool: &PgPool, delivery: &Claimed) -> anyhow::Result<bool> {
+    let updated = sqlx::query(
         "UPDATE deliveries SET status = 'sent', sent_at = now(), claim = NULL, claimed_until = NULL
           WHERE id = $1 AND claim = $2",
     )
@@ -99,18 +100,19 @@ pub async fn mark_sent(pool: &PgPool, delivery: &Claimed) -> anyhow::Result<()> 
     .execute(pool)
     .await
     .context("recording a sent delivery")?;
-    Ok(())
+    Ok(updated.rows_affected() == 1)
 }
 
-/// Records a failed attempt: `retry_in` schedules the next one, `None` gives up.
+/// Records a failed attempt: `retry_in` schedules the next one, `None` gives up. `false`
+/// when the row is no longer under this claim.
 pub async fn mark_failed(
     pool: &PgPool,
     delivery: &Claimed,
     error: &str,
     retry_in: Option<Duration>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<bool> {
     let status = if retry_in.is_some() { DeliveryStatus::Retrying } else { DeliveryStatus::Failed };
-    sqlx::query(
+    let updated = sqlx::query(
         "UPDATE deliveries
             SET status = $3, last_error = $4, next_attempt_at = now() + coalesce($5, interval '0'),
                 claim = NULL, claimed_until = NULL
@@ -124,7 +126,7 @@ pub async fn mark_failed(
     .execute(pool)
     .await
     .context("recording a failed delivery")?;
-    Ok(())
+    Ok(updated.rows_affected() == 1)
 }
 
 #[derive(sqlx::FromRow)]

@@ -1,11 +1,14 @@
-//! Delivery guarantees: at most once per event whatever the broker redelivers, retries
-//! while the SMTP server is down, bounded attempts, and poison messages to the DLQ.
+//! Delivery guarantees: at most once per event whatever the broker redelivers, and
+//! across a short Postgres outage mid-send; retries while the SMTP server is down,
+//! bounded attempts, and poison messages to the DLQ.
 
 use std::collections::HashSet;
 use std::time::Duration;
 
 use rdkafka::Message as _;
 use rdkafka::message::Headers as _;
+use ticketing_notification::adapters::deliveries::{self, NewDelivery};
+use ticketing_notification::domain::Template;
 use ticketing_platform::auth::Role;
 use ticketing_proto::events::v1 as ev;
 use ticketing_proto::notification::v1 as pb;
@@ -250,4 +253,93 @@ async fn a_delivery_claimed_by_a_replica_that_died_is_sent_once_its_lease_ends()
     let sent_at = chrono::DateTime::from_timestamp(sent_at.seconds, sent_at.nanos as u32).unwrap();
     assert!(sent_at >= lease_end, "sent at {sent_at}, while another replica's claim held until {lease_end}");
     assert_eq!(wait_for_emails(&app.smtp, &buyer.email, 1).await.len(), 1);
+}
+
+#[tokio::test]
+async fn an_email_sent_while_postgres_goes_away_is_recorded_once_it_returns_and_not_sent_again() {
+    let app = spawn_app().await;
+    let buyer = Buyer::new("pgoutage");
+    let accepting = app.smtp.hold_acceptance().await;
+    let envelope = app.publish(IDENTITY, &buyer.id.to_string(), &buyer.registered()).await;
+    app.wait_until("the email mid-send", || async { (!app.smtp.messages().is_empty()).then_some(()) }).await;
+
+    // Postgres goes away between the server's acceptance and the record of SENT, for 3 s.
+    app.allow_database_connections(false).await;
+    drop(accepting);
+    app.wait_until("the send's outcome", || async {
+        let (_, metrics) = app.admin_get("/metrics").await;
+        metrics
+            .lines()
+            .any(|l| l.starts_with("notification_emails_total{") && l.contains(r#"result="sent""#))
+            .then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    app.allow_database_connections(true).await;
+
+    let sent = app
+        .wait_until("SENT", || async {
+            let deliveries = app.deliveries_of(&envelope).await;
+            deliveries.into_iter().find(|d| d.status == pb::DeliveryStatus::Sent as i32)
+        })
+        .await;
+    assert_eq!(sent.attempts, 1, "recorded by the attempt that sent it");
+    assert_eq!(wait_for_emails(&app.smtp, &buyer.email, 1).await.len(), 1);
+}
+
+/// A delivery's status, attempts and send time, straight from the log.
+async fn logged(app: &TestApp, source: uuid::Uuid) -> (String, i32, Option<chrono::DateTime<chrono::Utc>>) {
+    sqlx::query_as("SELECT status, attempts, sent_at FROM deliveries WHERE source_event_id = $1")
+        .bind(source)
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_send_that_could_outlast_its_claim_is_left_to_the_next_claim() {
+    // One send at a time, each bounded by half the 10 s lease; lettre would wait longer.
+    let app = spawn_with(|c| {
+        c.notification.dispatch_concurrency = 1;
+        c.notification.smtp.timeout = Duration::from_secs(8);
+    })
+    .await;
+    let accepting = app.smtp.hold_acceptance().await;
+    // Committed together, so one claim takes both.
+    let (first, second) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
+    let mut tx = app.db.pool.begin().await.unwrap();
+    for source in [first, second] {
+        let recipient = format!("{source}@example.com");
+        let delivery = NewDelivery {
+            source_event_id: source,
+            template: Template::Welcome,
+            recipient: &recipient,
+            user_id: None,
+            booking_id: None,
+            context: serde_json::json!({ "name": "Lease", "email": recipient }),
+        };
+        assert!(deliveries::enqueue(&mut tx, &delivery).await.unwrap());
+    }
+    tx.commit().await.unwrap();
+    let lease_end: chrono::DateTime<chrono::Utc> = app
+        .wait_until("the claim", || async {
+            sqlx::query_scalar("SELECT claimed_until FROM deliveries WHERE source_event_id = $1")
+                .bind(second)
+                .fetch_one(&app.db.pool)
+                .await
+                .unwrap()
+        })
+        .await;
+
+    // The first send outlasts half the lease: the second, next in line, must not start.
+    app.wait_until("the first send to time out", || async {
+        (logged(&app, first).await.0 == "retrying").then_some(())
+    })
+    .await;
+    drop(accepting);
+    let (_, attempts, sent_at) = app
+        .wait_until("the second sent", || async { Some(logged(&app, second).await).filter(|s| s.0 == "sent") })
+        .await;
+    assert_eq!(attempts, 2, "claimed twice, attempted once");
+    assert!(sent_at.unwrap() >= lease_end, "sent at {sent_at:?}, within the claim that ended at {lease_end}");
 }

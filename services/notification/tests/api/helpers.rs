@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use prost::Message as _;
 use rdkafka::producer::{FutureProducer, FutureRecord};
+use sqlx::Connection as _;
 use ticketing_notification::config::Config;
 use ticketing_platform::auth::Role;
 use ticketing_platform::config::KafkaConfig;
@@ -216,6 +217,22 @@ impl TestApp {
     pub async fn admin_get(&self, path: &str) -> (u16, String) {
         let response = reqwest::get(format!("{}{path}", self.service.admin_url())).await.expect("admin GET");
         (response.status().as_u16(), response.text().await.unwrap())
+    }
+
+    /// Opens or shuts the service's database, as Postgres coming back or going away would:
+    /// shut, it refuses new connections and drops those it has.
+    pub async fn allow_database_connections(&self, allowed: bool) {
+        let mut admin =
+            sqlx::PgConnection::connect(&ticketing_testkit::database_url()).await.expect("admin connection");
+        let alter = format!(r#"ALTER DATABASE "{}" ALLOW_CONNECTIONS {allowed}"#, self.db.name());
+        sqlx::query(&alter).execute(&mut admin).await.expect("ALTER DATABASE");
+        if !allowed {
+            sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1")
+                .bind(self.db.name())
+                .execute(&mut admin)
+                .await
+                .expect("terminate the database's connections");
+        }
     }
 
     /// Rows in a table matching a condition, straight from the database.
