@@ -8,6 +8,8 @@
 pub mod broker;
 mod issuer;
 pub mod otlp;
+pub mod process;
+pub mod redis_server;
 pub mod smtp;
 
 pub use issuer::TestIssuer;
@@ -97,6 +99,11 @@ impl TestDb {
         config.max_connections = 8;
         config.migrate_on_start = false;
         Self { pool, config, name }
+    }
+
+    /// The database's name, e.g. for `pg_stat_activity.datname`.
+    pub fn name(&self) -> &str {
+        &self.name
     }
 }
 

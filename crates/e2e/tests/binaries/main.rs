@@ -5,11 +5,11 @@
 mod flow;
 mod manifests;
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use ticketing_platform::config::KafkaConfig;
+use ticketing_testkit::process::{Restartable, Spec, binary, free_port};
 use ticketing_testkit::{TestDb, TestRedis};
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -17,18 +17,6 @@ use tonic_health::pb::health_client::HealthClient;
 
 const SERVICES: [&str; 7] = ["gateway", "identity", "catalog", "inventory", "booking", "payment", "notification"];
 const GRACE: Duration = Duration::from_secs(10);
-
-fn binary(service: &str) -> PathBuf {
-    // target/<profile>/deps/binaries-<hash> → target/<profile>/<service>
-    let exe = std::env::current_exe().expect("test binary path");
-    let path = exe.parent().and_then(|deps| deps.parent()).expect("target dir").join(service);
-    assert!(path.exists(), "{} is missing: run `cargo build --bins` first (scripts/test.sh does)", path.display());
-    path
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
 
 #[test]
 fn a_bad_config_value_exits_78_naming_the_key() {
@@ -86,10 +74,9 @@ fn production_refuses_development_settings_with_exit_78() {
 /// One running binary with its own database, Redis prefix and topic namespace.
 pub(crate) struct Process {
     service: &'static str,
-    child: Option<Child>,
+    process: Restartable,
     grpc: u16,
     admin: u16,
-    log: PathBuf,
     _db: TestDb,
     _redis: TestRedis,
 }
@@ -106,34 +93,26 @@ impl Process {
         let redis = TestRedis::new();
         let (grpc, admin) = (free_port(), free_port());
         let log = std::env::temp_dir().join(format!("e2e-{service}-{}.log", ticketing_testkit::unique()));
-        let stderr = std::fs::File::create(&log).expect("create the service log");
-        let child = Command::new(binary(service))
-            .env("TICKETING_SERVER__GRPC_ADDR", format!("127.0.0.1:{grpc}"))
-            .env("TICKETING_SERVER__ADMIN_ADDR", format!("127.0.0.1:{admin}"))
-            .env("TICKETING_SERVER__DRAIN_DELAY", "1500ms")
-            .env("TICKETING_SERVER__SHUTDOWN_GRACE", format!("{}s", GRACE.as_secs()))
-            .env("TICKETING_SERVER__READINESS_INTERVAL", "100ms")
-            // Samplers of gauges (pool, outbox, lag) report within the test's patience.
-            .env("TICKETING_TELEMETRY__METRICS_INTERVAL", "200ms")
-            // The gateway's public API; other services ignore the key.
-            .env("TICKETING_GATEWAY__HTTP_ADDR", "127.0.0.1:0")
-            .env("TICKETING_DATABASE__URL", &db.config.url)
-            .env("TICKETING_REDIS__URL", &redis.config.url)
-            .env("TICKETING_REDIS__KEY_PREFIX", &redis.config.key_prefix)
-            .env("TICKETING_KAFKA__BROKERS", &kafka.brokers)
-            .env("TICKETING_KAFKA__TOPIC_NAMESPACE", &kafka.topic_namespace)
-            .envs(env.iter().map(|(k, v)| (k, v)))
-            .stdin(Stdio::null())
-            .stdout(stderr.try_clone().expect("share the log file"))
-            .stderr(stderr)
-            .spawn()
-            .unwrap_or_else(|e| panic!("starting {service}: {e}"));
-        Self { service, child: Some(child), grpc, admin, log, _db: db, _redis: redis }
+        let mut spec = Spec::new(binary(service));
+        spec.env = ticketing_testkit::process::service_env(grpc, admin, Some(&db.config), &redis.config, kafka);
+        spec.env.extend(
+            [
+                ("TICKETING_SERVER__DRAIN_DELAY", "1500ms".to_owned()),
+                ("TICKETING_SERVER__SHUTDOWN_GRACE", format!("{}s", GRACE.as_secs())),
+                // The gateway's public API; other services ignore the key.
+                ("TICKETING_GATEWAY__HTTP_ADDR", "127.0.0.1:0".to_owned()),
+            ]
+            .into_iter()
+            .chain(env.iter().cloned())
+            .map(|(k, v)| (k.to_owned(), v)),
+        );
+        let process = Restartable::start(spec, log);
+        Self { service, process, grpc, admin, _db: db, _redis: redis }
     }
 
     /// The service's log, for failure messages.
     fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        self.process.output()
     }
 
     async fn health(&self) -> Option<HealthClient<tonic::transport::Channel>> {
@@ -153,8 +132,7 @@ impl Process {
             {
                 return client;
             }
-            let child = self.child.as_mut().expect("running");
-            assert!(child.try_wait().unwrap().is_none(), "{} exited before serving", self.service);
+            assert!(self.process.exited().is_none(), "{} exited before serving:\n{}", self.service, self.log());
             assert!(Instant::now() < deadline, "{} never became SERVING", self.service);
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -168,11 +146,8 @@ impl Process {
 
 impl Drop for Process {
     fn drop(&mut self) {
-        if let Some(child) = self.child.as_mut() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        let _ = std::fs::remove_file(&self.log);
+        self.process.kill();
+        let _ = std::fs::remove_file(self.process.log_path());
     }
 }
 
@@ -275,7 +250,7 @@ async fn lifecycle(service: &'static str) {
 
     // A thread of its own waits for the exit, so the time measured is the process's,
     // not this test's scheduling.
-    let mut child = process.child.take().expect("running");
+    let mut child = process.process.take_child().expect("running");
     let signalled = Instant::now();
     let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     assert!(killed.success());
