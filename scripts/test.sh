@@ -2,7 +2,8 @@
 # Runs the whole suite the way CI does:
 #   1. scripts/infra.sh           Postgres, Redis, the broker and promtool are ready;
 #   2. cargo build --bins         the e2e tests (crates/e2e) run the real binaries: bad config,
-#                                 health, /metrics through promtool, SIGTERM drain;
+#                                 health, /metrics through promtool, SIGTERM drain, and the
+#                                 fault suite (kills, freezes, restarts under load);
 #   3. cargo nextest run --workspace --no-fail-fast   (cargo test when nextest is missing).
 # The test runner goes last so its summary ends the output.
 #

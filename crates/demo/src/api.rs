@@ -5,17 +5,19 @@ use std::future::Future;
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context as _, bail};
+use futures::{StreamExt as _, TryStreamExt as _};
 use ticketing_proto::catalog::v1 as catalog;
 use ticketing_proto::common::v1::Money;
 use ticketing_proto::identity::v1 as identity;
+use ticketing_proto::inventory::v1 as inventory;
 use tonic::transport::Channel;
 use tonic::{Code, Status};
 
-use crate::plan::{Allocation, Cancellation, EventPlan, Person, VenuePlan, When};
+use crate::plan::{Allocation, Cancellation, CategoryPlan, EventPlan, Person, VenuePlan, When};
 
 type IdentityClient = identity::identity_client::IdentityClient<Channel>;
 type CatalogClient = catalog::catalog_client::CatalogClient<Channel>;
-type InventoryClient = ticketing_proto::inventory::v1::inventory_client::InventoryClient<Channel>;
+type InventoryClient = inventory::inventory_client::InventoryClient<Channel>;
 type BookingClient = ticketing_proto::booking::v1::booking_client::BookingClient<Channel>;
 type PaymentClient = ticketing_proto::payment::v1::payment_client::PaymentClient<Channel>;
 
@@ -62,6 +64,13 @@ pub struct Account {
 pub struct CreatedEvent {
     pub id: String,
     pub categories: Vec<String>,
+}
+
+/// A general-admission event on sale now, made by [`Api::ga_sale`].
+#[derive(Debug, Clone)]
+pub struct GaSale {
+    pub event: String,
+    pub category: String,
 }
 
 /// `message` with the caller's bearer token.
@@ -115,6 +124,20 @@ impl Api {
             token = self.login(&person.email, person.password).await.context("login")?;
         }
         Ok(Account { id: me.id, email: person.email.clone(), token })
+    }
+
+    /// [`Api::account`] for each of `people`, `concurrency` at a time (registration hashes a
+    /// password: a few at once keep identity responsive).
+    pub async fn accounts(
+        &self,
+        admin: &str,
+        people: impl IntoIterator<Item = Person>,
+        concurrency: usize,
+    ) -> anyhow::Result<Vec<Account>> {
+        futures::stream::iter(people.into_iter().map(|person| async move { self.account(admin, &person).await }))
+            .buffered(concurrency)
+            .try_collect()
+            .await
     }
 
     /// Creates the venue and imports its seat map in one call; returns the venue with seat ids.
@@ -216,6 +239,70 @@ impl Api {
             }
         }
         Ok(CreatedEvent { id: event.id, categories })
+    }
+
+    /// A general-admission event of `organizer`'s, on sale now at a venue of its own, with
+    /// `capacity` tickets at EUR 10 and at most `per_user_limit` per buyer; returns once
+    /// inventory sells it (a hold by `buyer` is granted, then released), so load can start.
+    pub async fn ga_sale(
+        &self,
+        organizer: &Account,
+        buyer: &Account,
+        name: &str,
+        capacity: u32,
+        per_user_limit: u32,
+    ) -> anyhow::Result<GaSale> {
+        let venue = VenuePlan {
+            name: format!("{name} Hall"),
+            address: "1 Benchmark Way".into(),
+            city: "Berlin".into(),
+            country_code: "DE",
+            time_zone: "Europe/Berlin",
+            organizer: 0,
+            sections: vec![],
+            ga_areas: vec![("Floor".into(), capacity)],
+        };
+        let plan = EventPlan {
+            name: name.into(),
+            description: "Made for a load run.".into(),
+            venue: 0,
+            when: When::OnSale { in_days: 30 },
+            per_user_limit,
+            categories: vec![CategoryPlan {
+                name: "Floor",
+                price_cents: 1000,
+                allocation: Allocation::GeneralAdmission(capacity),
+            }],
+            waiting_room: None,
+            cancellation: Cancellation::UntilStart,
+        };
+        let venue = self.venue(&organizer.token, &venue).await?;
+        let event = self.event(&organizer.token, &venue, &plan, SystemTime::now()).await?;
+        let sale = GaSale { event: event.id, category: event.categories[0].clone() };
+        // Ready once inventory has the stock and the sale has started.
+        let hold = retry(Duration::from_secs(120), not_on_sale_yet, || {
+            let mut inventory = self.inventory.clone();
+            let request = ga_hold(&sale.event, &sale.category, 1);
+            async move { inventory.hold(authed(request, &buyer.token)).await }
+        })
+        .await
+        .context("the event never went on sale")?
+        .into_inner();
+        let release = inventory::ReleaseRequest { hold_id: hold.hold_id };
+        self.inventory.clone().release(authed(release, &buyer.token)).await.context("release the probe hold")?;
+        Ok(sale)
+    }
+}
+
+/// A hold of `quantity` general-admission tickets of `category`.
+pub fn ga_hold(event: &str, category: &str, quantity: u32) -> inventory::HoldRequest {
+    inventory::HoldRequest {
+        event_id: event.into(),
+        selection: Some(inventory::hold_request::Selection::GeneralAdmission(inventory::GeneralAdmissionSelection {
+            category_id: category.into(),
+            quantity,
+        })),
+        idempotency_key: String::new(),
     }
 }
 

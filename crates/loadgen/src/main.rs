@@ -16,10 +16,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context as _, bail};
 use clap::{Parser, ValueEnum};
-use futures::{StreamExt as _, TryStreamExt as _};
 use hdrhistogram::Histogram;
-use ticketing_demo::api::{Account, Api, Urls, authed, channel, not_on_sale_yet, retry};
-use ticketing_demo::plan::{Allocation, Cancellation, CategoryPlan, EventPlan, Person, VenuePlan, When};
+use ticketing_demo::api::{Account, Api, Urls, authed, channel, ga_hold};
+use ticketing_demo::plan::Person;
 use ticketing_proto::identity::v1::Role;
 use ticketing_proto::inventory::v1 as inventory;
 
@@ -178,67 +177,11 @@ async fn set_up(cli: &Cli) -> anyhow::Result<Setup> {
         password: PASSWORD,
     };
     let organizer = api.account(&admin, &person("organizer".into(), Role::Organizer)).await?;
-    let users: Vec<Account> = futures::stream::iter((0..cli.users).map(|n| {
-        let api = api.clone();
-        let (admin, person) = (admin.clone(), person(format!("buyer{n:04}"), Role::User));
-        async move { api.account(&admin, &person).await }
-    }))
-    .buffer_unordered(16)
-    .try_collect()
-    .await?;
-
-    let capacity = 1_000_000;
-    let venue = VenuePlan {
-        name: "Load Test Hall".into(),
-        address: "1 Benchmark Way".into(),
-        city: "Berlin".into(),
-        country_code: "DE",
-        time_zone: "Europe/Berlin",
-        organizer: 0,
-        sections: vec![],
-        ga_areas: vec![("Floor".into(), capacity)],
-    };
-    let plan = EventPlan {
-        name: format!("Load test {}", humantime::format_rfc3339_seconds(SystemTime::now())),
-        description: "Made by loadgen.".into(),
-        venue: 0,
-        when: When::OnSale { in_days: 30 },
-        per_user_limit: PER_USER_LIMIT,
-        categories: vec![CategoryPlan {
-            name: "Floor",
-            price_cents: 1000,
-            allocation: Allocation::GeneralAdmission(capacity),
-        }],
-        waiting_room: None,
-        cancellation: Cancellation::UntilStart,
-    };
-    let venue = api.venue(&organizer.token, &venue).await?;
-    let event = api.event(&organizer.token, &venue, &plan, SystemTime::now()).await?;
-    let category = event.categories[0].clone();
-
-    // Ready once inventory has the stock and the sale has started: one hold goes through.
-    let probe = &users[0];
-    let hold = retry(Duration::from_secs(120), not_on_sale_yet, || {
-        let mut inventory = api.inventory.clone();
-        let request = hold_request(&event.id, &category);
-        async move { inventory.hold(authed(request, &probe.token)).await }
-    })
-    .await
-    .context("the event never went on sale")?
-    .into_inner();
-    api.inventory.clone().release(authed(inventory::ReleaseRequest { hold_id: hold.hold_id }, &probe.token)).await?;
-    Ok(Setup { event: event.id, category, users })
-}
-
-fn hold_request(event: &str, category: &str) -> inventory::HoldRequest {
-    inventory::HoldRequest {
-        event_id: event.into(),
-        selection: Some(inventory::hold_request::Selection::GeneralAdmission(inventory::GeneralAdmissionSelection {
-            category_id: category.into(),
-            quantity: 1,
-        })),
-        idempotency_key: String::new(),
-    }
+    let buyers = (0..cli.users).map(|n| person(format!("buyer{n:04}"), Role::User));
+    let users = api.accounts(&admin, buyers, 16).await?;
+    let name = format!("Load test {}", humantime::format_rfc3339_seconds(SystemTime::now()));
+    let sale = api.ga_sale(&organizer, &users[0], &name, 1_000_000, PER_USER_LIMIT).await?;
+    Ok(Setup { event: sale.event, category: sale.category, users })
 }
 
 /// Runs `--clients` clients made by `client` for the warm-up plus `duration`; merges their
@@ -326,7 +269,7 @@ async fn direct_client(
     while Instant::now() < window.until {
         let started = Instant::now();
         let measured = started >= window.from;
-        let answer = inventory.hold(authed(hold_request(&setup.event, &setup.category), token)).await;
+        let answer = inventory.hold(authed(ga_hold(&setup.event, &setup.category, 1), token)).await;
         let elapsed = started.elapsed();
         let hold = match answer {
             Ok(h) => h.into_inner(),
