@@ -44,6 +44,16 @@ pub fn service_env(
         ("TICKETING_REDIS__KEY_PREFIX", redis.key_prefix.clone()),
         ("TICKETING_KAFKA__BROKERS", kafka.brokers.clone()),
         ("TICKETING_KAFKA__TOPIC_NAMESPACE", kafka.topic_namespace.clone()),
+        // How the local platform talks to tansu (ADR 0019), as `kafka` says.
+        ("TICKETING_KAFKA__ASSIGN_ALL_PARTITIONS", kafka.assign_all_partitions.to_string()),
+        (
+            "TICKETING_KAFKA__PRODUCER_MESSAGE_TIMEOUT",
+            humantime::format_duration(kafka.producer_message_timeout).to_string(),
+        ),
+        (
+            "TICKETING_KAFKA__CONSUMER_STALL_TIMEOUT",
+            humantime::format_duration(kafka.consumer_stall_timeout).to_string(),
+        ),
     ]
     .into_iter()
     .chain(database.map(|db| ("TICKETING_DATABASE__URL", db.url.clone())))

@@ -101,6 +101,11 @@ impl Platform {
         let kafka = KafkaConfig {
             brokers: broker.address.clone(),
             topic_namespace: format!("f{}", ticketing_testkit::unique()),
+            // The local platform's settings for tansu (run-local.sh, ADR 0019): its group
+            // coordinator can strand a restarted member, and a timed-out produce kills its storage.
+            assign_all_partitions: true,
+            producer_message_timeout: Duration::ZERO,
+            consumer_stall_timeout: Duration::from_secs(20),
             ..KafkaConfig::default()
         };
         let redis_config = RedisConfig { url: redis.url.clone(), key_prefix: "faults:".into(), ca_file: None };
