@@ -42,7 +42,7 @@ pub async fn build(config: Config) -> anyhow::Result<Gateway> {
         readiness: app.readiness().clone(),
     };
     let (interval, stop) = (app.metrics().interval(), app.stop_token());
-    app.spawn("waiting-room-metrics", state.waiting_room.clone().watch(interval, stop));
+    app.spawn("waiting-room-metrics", state.waiting_room.clone().watch(state.backends.clone(), interval, stop));
     let limits = settings.rate_limits;
     let limiter = limits
         .enabled

@@ -389,7 +389,12 @@ impl WaitingRoom {
 
     /// Samples `gateway_waiting_room_length` of the events whose queue this replica served,
     /// every `interval`, until `stop`. The queue is in Redis, so every replica reports the same.
-    pub async fn watch(self, interval: Duration, stop: tokio_util::sync::CancellationToken) -> anyhow::Result<()> {
+    pub async fn watch(
+        self,
+        backends: Backends,
+        interval: Duration,
+        stop: tokio_util::sync::CancellationToken,
+    ) -> anyhow::Result<()> {
         loop {
             tokio::select! {
                 () = stop.cancelled() => return Ok(()),
@@ -397,7 +402,7 @@ impl WaitingRoom {
             }
             self.metrics.events.expire();
             for (event, room) in self.metrics.events.events() {
-                match self.length(event).await {
+                match self.length(&backends, event).await {
                     Ok(Some(length)) => self.metrics.length.with_label_values(&[&*room.label]).set(length),
                     Ok(None) => {}
                     Err(e) => tracing::debug!(error = %e, %event, "sampling the waiting room failed"),
@@ -407,10 +412,11 @@ impl WaitingRoom {
     }
 
     /// Buyers in the queue of `event`: positions issued minus those admitted by now (before
-    /// opening, the early joiners); `None` when the event has no waiting room or is not cached.
-    async fn length(&self, event: Uuid) -> anyhow::Result<Option<i64>> {
-        let (Some(sale), Some(mut redis)) = (self.sales.get(&event).await, self.redis.get()) else { return Ok(None) };
-        let Some(rate) = sale.rate else { return Ok(None) };
+    /// opening, the early joiners); `None` when the event has no waiting room. The sale comes
+    /// from catalog when the cache has let it go: the gauge must not depend on a recent visit.
+    async fn length(&self, backends: &Backends, event: Uuid) -> anyhow::Result<Option<i64>> {
+        let sale = self.sale(backends, event).await.map_err(|p| anyhow::anyhow!("{}", p.detail))?;
+        let (Some(rate), Some(mut redis)) = (sale.rate, self.redis.get()) else { return Ok(None) };
         let (last, early): (Option<u64>, u64) =
             redis::pipe().get(self.key(event, "last")).scard(self.key(event, "early")).query_async(&mut redis).await?;
         let now = Utc::now();
