@@ -77,6 +77,13 @@ impl Fault {
         }
     }
 
+    /// Emails that may arrive twice: those a SIGKILLed notification was sending, at most
+    /// `notification.dispatch_concurrency` (4) of them, the crash window of at-least-once
+    /// delivery over SMTP. Any other fault must send no email twice.
+    fn in_flight_resends(self) -> usize {
+        if matches!(self, Fault::Kill("notification")) { 4 } else { 0 }
+    }
+
     async fn inject(self, p: &mut Platform) -> Outage {
         let began = Instant::now();
         let note = match self {
@@ -206,10 +213,11 @@ async fn run(name: &str, fault: Fault) {
         first_time(deadline, async || Facts::gather(&p).await.is_ok_and(|f| f.unconfirmed(&backlog).is_empty()))
     );
     // Then everything settles: every promise holds at once.
+    let resends = fault.in_flight_resends();
     let mut facts = None;
     let settled = first_time(deadline, async || match Facts::gather(&p).await {
         Ok(f) => {
-            let done = f.violations(&seen.accepted).is_empty();
+            let done = f.violations(&seen.accepted, resends).is_empty();
             facts = Some(f);
             done
         }
@@ -242,10 +250,13 @@ async fn run(name: &str, fault: Fault) {
     if let Some(f) = &facts {
         report.push(format!("  outcome: {}", f.figures()));
     }
+    let signals = p.signals().await;
+    report
+        .push(format!("  alert signals: {}", if signals.is_empty() { "none".to_owned() } else { signals.join("; ") }));
 
     let mut broken = facts.map_or_else(
         || vec!["the databases could not be read after the fault".to_owned()],
-        |f| f.violations(&seen.accepted),
+        |f| f.violations(&seen.accepted, resends),
     );
     let unready = readiness.unready_at_end();
     if !unready.is_empty() {

@@ -283,3 +283,39 @@ fn tail(text: &str, lines: usize) -> String {
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
 }
+
+/// The series behind the saga's alerts (docs/observability.md): what an SRE's Prometheus
+/// would have seen of the fault.
+const SIGNALS: [&str; 5] = [
+    "booking_reconciled_total",
+    "kafka_consumer_rejoins_total",
+    "kafka_consumer_stalled",
+    "kafka_dlq_messages",
+    "kafka_consumer_messages_total{",
+];
+
+impl Platform {
+    /// The non-zero samples of [`SIGNALS`] on every service's `/metrics` (dead-lettered
+    /// messages only, of the consumed ones), as `service: series value`. A restarted service
+    /// counts from its restart.
+    pub async fn signals(&self) -> Vec<String> {
+        let client = reqwest::Client::builder().timeout(Duration::from_secs(2)).build().expect("an HTTP client");
+        let mut found = Vec::new();
+        for service in self.services.values() {
+            let url = format!("http://127.0.0.1:{}/metrics", service.admin);
+            let Ok(text) = async { client.get(&url).send().await?.text().await }.await else {
+                found.push(format!("{}: /metrics did not answer", service.name));
+                continue;
+            };
+            found.extend(
+                text.lines()
+                    .filter(|line| SIGNALS.iter().any(|s| line.starts_with(s)))
+                    .filter(|line| !line.starts_with("kafka_consumer_messages_total") || line.contains("dead_lettered"))
+                    .filter_map(|line| line.rsplit_once(' '))
+                    .filter(|(_, value)| value.parse::<f64>().is_ok_and(|v| v != 0.0))
+                    .map(|(series, value)| format!("{}: {series} {value}", service.name)),
+            );
+        }
+        found
+    }
+}
