@@ -8,8 +8,9 @@
 #      pids: .local/pids/<service>.pid), waits for each /readyz and prints the URLs;
 #   5. seeds the demo data (demo-seed, crates/demo), once: a later run finds it and only
 #      renews expired PENDING_PAYMENT bookings (DEMO_SEED=0 skips the step);
-#   6. stays in the foreground until Ctrl-C (or scripts/stop-local.sh), then stops them all
-#      with SIGTERM. Its own pid, the mail sink's and the broker's (when this run started it)
+#   6. stays in the foreground until Ctrl-C (or scripts/stop-local.sh), starting again any
+#      service that exits on its own (as Kubernetes restarts a container), then stops them
+#      all with SIGTERM. Its own pid, the mail sink's and the broker's (when this run started it)
 #      are in .local/pids/ too, for scripts/stop-local.sh.
 #
 # Demo data: identity creates a bootstrap admin, admin@ticketing.local, whose password
@@ -202,14 +203,23 @@ wait_ports_idle() {
     done
   done
 }
+declare -A STARTED_AT
+# start_svc SVC [restart]: a restart keeps the log and does not wait for the ports: the
+# sockets the dead process left in TIME-WAIT do not stop a listener binding (SO_REUSEADDR),
+# and a port still taken only makes the service exit and be started again.
 start_svc() {
   local svc=$1
-  wait_ports_idle "${GRPC_PORT[$svc]}" $((GRPC_PORT[$svc] + 1000))
+  if [[ ${2:-} == restart ]]; then
+    printf '\n=== %s: run-local: started again after it exited\n' "$(date -Is)" >>"$LOG_DIR/$svc.log"
+  else
+    wait_ports_idle "${GRPC_PORT[$svc]}" $((GRPC_PORT[$svc] + 1000))
+    : >"$LOG_DIR/$svc.log"
+  fi
   svc_env "$svc"
-  : >"$LOG_DIR/$svc.log"
   # setsid: Ctrl-C reaches only this script, which then stops the services in order.
   env "${ENV[@]}" setsid "$BIN_DIR/$svc" >>"$LOG_DIR/$svc.log" 2>&1 </dev/null &
   PID[$svc]=$!
+  STARTED_AT[$svc]=$SECONDS
   echo "${PID[$svc]}" >"$PID_DIR/$svc.pid"
 }
 for svc in "${SERVICES[@]}"; do start_svc "$svc"; done
@@ -306,18 +316,32 @@ $("$BIN_DIR/demo-seed" --logins)
 Press Ctrl-C (or run scripts/stop-local.sh) to stop everything.
 EOF
 
-# Stay in the foreground; if a service dies on its own, say so and stop the rest.
+# Stay in the foreground. A service that exits on its own (a crash, an OOM kill, `kill -9`
+# by hand) is started again with the same command line and environment, as Kubernetes
+# restarts a container (restartPolicy: Always): after 1 s, doubling up to 30 s while it
+# keeps exiting within a minute of its start (CrashLoopBackOff), back to 1 s once it ran
+# longer. The platform must come back from that without losing a purchase (issue 13).
+declare -A BACKOFF RESTART_AT
 while true; do
   for svc in "${SERVICES[@]}"; do
-    pid=${PID[$svc]}
-    if ! alive "$pid"; then
-      code=0
-      wait "$pid" 2>/dev/null || code=$?
-      unset "PID[$svc]"
-      rm -f "$PID_DIR/$svc.pid"
-      tail -n 20 "$LOG_DIR/$svc.log" >&2
-      die "$svc exited on its own (status $code); see $LOG_DIR/$svc.log"
+    if [[ -n ${RESTART_AT[$svc]:-} ]]; then
+      if ((SECONDS >= RESTART_AT[$svc])); then
+        unset "RESTART_AT[$svc]"
+        start_svc "$svc" restart
+        say "$svc started again (pid ${PID[$svc]})"
+      fi
+      continue
     fi
+    pid=${PID[$svc]}
+    alive "$pid" && continue
+    code=0
+    wait "$pid" 2>/dev/null || code=$?
+    if ((SECONDS - STARTED_AT[$svc] >= 60)); then BACKOFF[$svc]=1; fi
+    delay=${BACKOFF[$svc]:-1}
+    BACKOFF[$svc]=$((delay * 2 > 30 ? 30 : delay * 2))
+    RESTART_AT[$svc]=$((SECONDS + delay))
+    tail -n 5 "$LOG_DIR/$svc.log" >&2
+    warn "$svc exited on its own (status $code); starting it again in ${delay}s (log: $LOG_DIR/$svc.log)"
   done
   sleep 1
 done
