@@ -165,6 +165,10 @@ async fn top_up(
     if pending > 100 {
         return Ok(report);
     }
+    let on_sale = with_room_for(&api, on_sale, Target::PendingPayment.count()).await?;
+    if on_sale.is_empty() {
+        return Ok(report);
+    }
     // Enough of each event to place the bookings: the kind of each category and the limit.
     let plans: Vec<plan::EventPlan> = on_sale
         .iter()
@@ -199,6 +203,43 @@ async fn top_up(
     let ctx = Ctx { api, admin: admin.to_owned(), short_hold: None, users, events, plans };
     report = Report { skipped: true, ..book(&ctx, jobs, concurrency).await };
     Ok(report)
+}
+
+/// The events of `on_sale` whose every category can still take its share of `bookings`
+/// bookings of up to two tickets each: confirmed sales, a buyer's walkthrough or a load
+/// test sell the demo events out over time, and a seed run again must not ask a sold-out
+/// category for a hold (issue 14). Dropping an event gives the others more bookings, so
+/// it repeats until every event left has room.
+async fn with_room_for(
+    api: &Api,
+    on_sale: Vec<catalog::Event>,
+    bookings: usize,
+) -> anyhow::Result<Vec<catalog::Event>> {
+    let mut least = Vec::with_capacity(on_sale.len());
+    for event in &on_sale {
+        let request = inventory::AvailabilityRequest { event_id: event.id.clone(), ..Default::default() };
+        let answer = api.inventory.clone().availability(request).await?.into_inner();
+        least.push(answer.categories.iter().map(|c| c.available as usize).min().unwrap_or(0));
+    }
+    let mut keep: Vec<bool> = vec![true; on_sale.len()];
+    loop {
+        let events = keep.iter().filter(|k| **k).count().max(1);
+        let mut dropped = false;
+        for (i, event) in on_sale.iter().enumerate() {
+            if !keep[i] {
+                continue;
+            }
+            let needed = 2 * bookings.div_ceil(events).div_ceil(event.categories.len().max(1));
+            if least[i] < needed {
+                keep[i] = false;
+                dropped = true;
+            }
+        }
+        if !dropped {
+            break;
+        }
+    }
+    Ok(on_sale.into_iter().zip(keep).filter_map(|(event, keep)| keep.then_some(event)).collect())
 }
 
 /// Makes the bookings, then waits for each to reach its state.
