@@ -11,6 +11,9 @@ use anyhow::Context as _;
 use argon2::password_hash::{Output, ParamsString, PasswordHash, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
 
+/// The most working areas (19 MiB each), so hashes at once, per process.
+const MAX_AREAS: usize = 8;
+
 /// Hashes and verifies passwords with Argon2id (the crate's OWASP-aligned defaults).
 #[derive(Clone)]
 pub struct Hasher {
@@ -27,7 +30,9 @@ pub struct Hasher {
 impl Hasher {
     /// Prepares the hasher: a working area per core, and the dummy hash.
     pub async fn new() -> anyhow::Result<Self> {
-        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        // The cores the container may use (std reads the cgroup quota), at most MAX_AREAS: a
+        // pod without a CPU limit on a large node must not commit gigabytes up front.
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get()).min(MAX_AREAS);
         let blocks = Params::default().block_count();
         let areas = (0..cores).map(|_| vec![Block::default(); blocks]).collect();
         let mut hasher = Self {
