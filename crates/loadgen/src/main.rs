@@ -8,6 +8,10 @@
 //! Set-up, through the services' gRPC APIs: an organizer, `--users` buyers shared by the
 //! clients (registration hashes a password, so there are far fewer than clients), and an
 //! on-sale event with ample capacity and the largest per-user limit.
+//!
+//! `--target logins` measures instead a login burst: `--logins` sign-ins of those buyers
+//! straight to identity's gRPC, `--clients` at once (scripts/bench-memory.sh uses it: each
+//! login hashes with Argon2id in 19 MiB).
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
@@ -46,6 +50,9 @@ struct Cli {
     /// What to measure.
     #[arg(long, value_enum, default_value_t = Target::Both)]
     target: Target,
+    /// With `--target logins`: how many sign-ins.
+    #[arg(long, default_value_t = 500)]
+    logins: usize,
     #[command(flatten)]
     urls: Urls,
     /// An admin, who makes the load generator's organizer.
@@ -61,6 +68,8 @@ enum Target {
     Direct,
     /// The direct baseline and the gateway, and their ratio.
     Both,
+    /// A burst of `--logins` sign-ins straight to identity, no holds.
+    Logins,
 }
 
 /// The most tickets one user may hold (the catalog's ceiling); each client holds one at a time.
@@ -119,6 +128,9 @@ async fn main() -> anyhow::Result<()> {
         bail!("--users must be at least --clients / {PER_USER_LIMIT} (the per-user limit)");
     }
     let setup = Arc::new(set_up(&cli).await?);
+    if cli.target == Target::Logins {
+        return logins(&cli, &setup).await;
+    }
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
@@ -182,6 +194,34 @@ async fn set_up(cli: &Cli) -> anyhow::Result<Setup> {
     let name = format!("Load test {}", humantime::format_rfc3339_seconds(SystemTime::now()));
     let sale = api.ga_sale(&organizer, &users[0], &name, 1_000_000, PER_USER_LIMIT).await?;
     Ok(Setup { event: sale.event, category: sale.category, users })
+}
+
+/// `--logins` sign-ins of the set-up's buyers, `--clients` at once, straight to identity.
+async fn logins(cli: &Cli, setup: &Setup) -> anyhow::Result<()> {
+    use futures::StreamExt as _;
+    let api = Api::connect(&cli.urls)?;
+    let started = Instant::now();
+    let mut outcomes: BTreeMap<String, u64> = BTreeMap::new();
+    let mut answers = futures::stream::iter((0..cli.logins).map(|n| {
+        let (api, user) = (&api, &setup.users[n % setup.users.len()]);
+        async move { api.login(&user.email, PASSWORD).await }
+    }))
+    .buffer_unordered(cli.clients);
+    while let Some(answer) = answers.next().await {
+        let outcome = answer.map_or_else(|s| format!("{:?}", s.code()), |_| "OK".to_owned());
+        *outcomes.entry(outcome).or_default() += 1;
+    }
+    let elapsed = started.elapsed();
+    let outcomes: Vec<String> = outcomes.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+    writeln!(
+        std::io::stdout().lock(),
+        "logins: {} in {elapsed:.1?} ({:.1}/s), {} at once; outcomes: {}",
+        cli.logins,
+        cli.logins as f64 / elapsed.as_secs_f64(),
+        cli.clients,
+        outcomes.join(", ")
+    )?;
+    Ok(())
 }
 
 /// Runs `--clients` clients made by `client` for the warm-up plus `duration`; merges their
