@@ -78,10 +78,14 @@ impl Fault {
     }
 
     /// Emails that may arrive twice: those a SIGKILLed notification was sending, at most
-    /// `notification.dispatch_concurrency` (4) of them, the crash window of at-least-once
-    /// delivery over SMTP. Any other fault must send no email twice.
+    /// `notification.dispatch_concurrency` (the suite keeps the default) of them, the crash
+    /// window of at-least-once delivery over SMTP. Any other fault must send no email twice.
     fn in_flight_resends(self) -> usize {
-        if matches!(self, Fault::Kill("notification")) { 4 } else { 0 }
+        if matches!(self, Fault::Kill("notification")) {
+            ticketing_notification::config::NotificationSettings::default().dispatch_concurrency
+        } else {
+            0
+        }
     }
 
     async fn inject(self, p: &mut Platform) -> Outage {
