@@ -221,25 +221,29 @@ async fn with_room_for(
         let answer = api.inventory.clone().availability(request).await?.into_inner();
         least.push(answer.categories.iter().map(|c| c.available as usize).min().unwrap_or(0));
     }
-    let mut keep: Vec<bool> = vec![true; on_sale.len()];
+    let categories: Vec<usize> = on_sale.iter().map(|e| e.categories.len()).collect();
+    let keep = with_room(&least, &categories, bookings);
+    Ok(on_sale.into_iter().zip(keep).filter_map(|(event, keep)| keep.then_some(event)).collect())
+}
+
+/// Which events to keep, given each one's `least` available tickets in any category and its
+/// number of `categories`: those that can take their share of `bookings`.
+fn with_room(least: &[usize], categories: &[usize], bookings: usize) -> Vec<bool> {
+    let mut keep = vec![true; least.len()];
     loop {
         let events = keep.iter().filter(|k| **k).count().max(1);
         let mut dropped = false;
-        for (i, event) in on_sale.iter().enumerate() {
-            if !keep[i] {
-                continue;
-            }
-            let needed = 2 * bookings.div_ceil(events).div_ceil(event.categories.len().max(1));
-            if least[i] < needed {
-                keep[i] = false;
+        for (i, kept) in keep.iter_mut().enumerate() {
+            let needed = 2 * bookings.div_ceil(events).div_ceil(categories[i].max(1));
+            if *kept && least[i] < needed {
+                *kept = false;
                 dropped = true;
             }
         }
         if !dropped {
-            break;
+            return keep;
         }
     }
-    Ok(on_sale.into_iter().zip(keep).filter_map(|(event, keep)| keep.then_some(event)).collect())
 }
 
 /// Makes the bookings, then waits for each to reach its state.
@@ -383,5 +387,28 @@ async fn wait_for(ctx: &Ctx, user: &Account, id: &str, want: booking::BookingSta
             bail!("booking {id} is {:?}, not {want:?}", b.status());
         }
         tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_room;
+
+    #[test]
+    fn a_sold_out_event_gets_no_renewed_bookings() {
+        assert_eq!(with_room(&[1000, 0, 500], &[1, 1, 2], 120), [true, false, true]);
+    }
+
+    #[test]
+    fn dropping_an_event_raises_the_others_share_until_every_one_left_has_room() {
+        // 120 bookings over 3 events need 80 tickets each; over the 2 left, 120 each.
+        assert_eq!(with_room(&[1000, 0, 85], &[1, 1, 1], 120), [true, false, false]);
+        assert_eq!(with_room(&[1000, 0, 120], &[1, 1, 1], 120), [true, false, true]);
+    }
+
+    #[test]
+    fn with_every_event_sold_out_nothing_is_renewed() {
+        assert_eq!(with_room(&[0, 3], &[2, 1], 120), [false, false]);
+        assert!(with_room(&[], &[], 120).is_empty());
     }
 }
