@@ -115,7 +115,7 @@ impl Bookings {
         if hold_id.len() != 64 || !hold_id.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(BookingError::invalid("hold_id", "must be a hold id (64 hex digits)"));
         }
-        let hold = self.peers.hold(&caller.token, hold_id).await.map_err(peer_error)?;
+        let hold = self.peers.claim_hold(&caller.token, hold_id).await.map_err(peer_error)?;
         if hold.user_id != caller.user_id.to_string() {
             return Err(BookingError::HoldNotFound);
         }

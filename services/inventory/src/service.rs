@@ -356,10 +356,16 @@ impl Inventory {
         Ok(sale)
     }
 
-    /// A hold, for its owner, a service or an admin.
-    pub async fn get(&self, caller: &Principal, id: HoldId) -> Result<Hold> {
+    /// A hold, for its owner, a service or an admin. With `claim` (a booking is about to be
+    /// made of it) its end is announced from then on; the hold is read again after the claim,
+    /// so a hold that ended in between is returned ended, and nothing is booked of it.
+    pub async fn get(&self, caller: &Principal, id: HoldId, claim: bool) -> Result<Hold> {
         let hold = self.find(id).await?;
         authorize(caller, &hold)?;
+        if claim && matches!(hold.status, HoldStatus::Active | HoldStatus::Confirming) {
+            self.stock.claim(id).await?;
+            return self.find(id).await;
+        }
         Ok(hold)
     }
 

@@ -51,15 +51,17 @@ impl Peers {
         }
     }
 
-    /// The hold, as its holder (`token`) sees it.
-    pub async fn hold(&self, token: &str, hold_id: &str) -> Result<inventory::HoldDetails, Status> {
-        let request = with_bearer(tonic::Request::new(inventory::GetHoldRequest { hold_id: hold_id.into() }), token);
+    /// The hold, as its holder (`token`) sees it, claimed for a booking: from now on inventory
+    /// announces its end, which the saga needs to end an unpaid booking.
+    pub async fn claim_hold(&self, token: &str, hold_id: &str) -> Result<inventory::HoldDetails, Status> {
+        let message = inventory::GetHoldRequest { hold_id: hold_id.into(), claim: true };
+        let request = with_bearer(tonic::Request::new(message), token);
         Ok(self.inventory.clone().get_hold(request).await?.into_inner())
     }
 
     /// The hold, as booking sees it with its `service` token.
     pub async fn hold_as_service(&self, hold_id: &str) -> Result<inventory::HoldDetails, Status> {
-        let request = self.tokens.request(inventory::GetHoldRequest { hold_id: hold_id.into() }).await?;
+        let request = self.tokens.request(inventory::GetHoldRequest { hold_id: hold_id.into(), claim: false }).await?;
         Ok(self.inventory.clone().get_hold(request).await?.into_inner())
     }
 

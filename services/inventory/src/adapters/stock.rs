@@ -21,6 +21,7 @@ static END: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/en
 static BEGIN_CONFIRM: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/begin_confirm.lua")));
 static FINISH_CONFIRM: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/finish_confirm.lua")));
 static RESTOCK: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/restock.lua")));
+static CLAIM: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/claim.lua")));
 
 /// Milliseconds since the epoch.
 pub fn now_ms() -> u64 {
@@ -343,6 +344,16 @@ impl Stock {
                 .context("restock script")?,
         )?;
         Ok(reply.first().map(String::as_str) == Some("OK"))
+    }
+
+    /// Marks a live hold as claimed for a booking, so that `end` announces its end; see
+    /// `lua/claim.lua`. A hold that already ended is left alone.
+    pub async fn claim(&self, id: HoldId) -> anyhow::Result<()> {
+        CLAIM
+            .key(format!("{}:hold:{}", self.base(id.event), id.hold.simple()))
+            .invoke_async::<()>(&mut self.redis.clone())
+            .await
+            .context("claim script")
     }
 
     /// The hold, if Redis has it.

@@ -56,7 +56,7 @@ impl InventoryApi for Api {
     async fn get_hold(&self, request: Request<pb::GetHoldRequest>) -> Result<Response<pb::HoldDetails>, Status> {
         let caller = Principal::of(&request)?;
         let id = convert::hold_id(&request.get_ref().hold_id)?;
-        Ok(Response::new(self.inventory.get(&caller, id).await?.into()))
+        Ok(Response::new(self.inventory.get(&caller, id, request.get_ref().claim).await?.into()))
     }
 
     async fn availability(

@@ -186,7 +186,16 @@ async fn a_hold_ends_exactly_once_and_its_events_say_how() {
     app.stock(&fixture, &fixture.on_sale_now()).await;
     let (alice, mallory) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
 
+    // Only the ends of holds claimed for a booking are announced: nobody else consumes them.
+    let claim = |hold: &pb::HoldDetails| {
+        let (mut client, get) = (app.client.clone(), pb::GetHoldRequest { hold_id: hold.hold_id.clone(), claim: true });
+        let request = app.as_user(alice, get);
+        async move { client.get_hold(request).await }
+    };
+    let unclaimed = app.hold(alice, fixture.event, ga(fixture.ga, 1)).await.unwrap();
+    app.release(alice, &unclaimed.hold_id).await.unwrap();
     let released = app.hold(alice, fixture.event, ga(fixture.ga, 2)).await.unwrap();
+    assert_eq!(claim(&released).await.unwrap().into_inner().status, pb::HoldStatus::Active as i32);
     assert_eq!(app.release(mallory, &released.hold_id).await.unwrap_err().code(), Code::PermissionDenied);
     assert_eq!(app.release(alice, &released.hold_id).await.unwrap().status, pb::HoldStatus::Released as i32);
     assert_eq!(
@@ -222,10 +231,11 @@ async fn a_hold_ends_exactly_once_and_its_events_say_how() {
     assert_eq!(app.release(alice, &sold.hold_id).await.unwrap_err().code(), Code::FailedPrecondition);
 
     let expired = app.hold(alice, fixture.event, ga(fixture.ga, 1)).await.unwrap();
+    claim(&expired).await.unwrap();
     tokio::time::sleep(Duration::from_millis(700)).await;
     let too_late = app.confirm(&expired, "booking-3").await.unwrap_err();
     assert_eq!(too_late.code(), Code::FailedPrecondition, "{too_late:?}");
-    let get = pb::GetHoldRequest { hold_id: expired.hold_id.clone() };
+    let get = pb::GetHoldRequest { hold_id: expired.hold_id.clone(), claim: false };
     let read = app.client.clone().get_hold(app.as_user(alice, get)).await.unwrap().into_inner();
     assert_eq!(read.status, pb::HoldStatus::Expired as i32);
 
@@ -238,7 +248,11 @@ async fn a_hold_ends_exactly_once_and_its_events_say_how() {
     assert_eq!(counts(&a, fixture.seated), (6, 0, 0));
     app.check_invariants(&fixture, &[]).await;
 
-    // Each ended hold is announced exactly once, with the outcome it had.
+    // A claim of an ended hold claims nothing: the caller sees it ended.
+    assert_eq!(claim(&unclaimed).await.unwrap().into_inner().status, pb::HoldStatus::Released as i32);
+
+    // Each ended hold claimed for a booking is announced exactly once, with the outcome it
+    // had; the unclaimed one is not.
     let topic = app.kafka.topic("inventory.events");
     // Read only once everything is relayed: tansu's SQLite storage can starve a produce
     // while a consumer long-polls the same partition, and the read would then wait for

@@ -1,7 +1,8 @@
 -- First step of Confirm: checks the fencing token and that the hold is live, then
 -- parks it in 'confirming' so expiry cannot end it while the ledger is written.
 -- The expiry index keeps it, a grace period later, so a crash mid-confirm is
--- finished (or undone) by the reaper.
+-- finished (or undone) by the reaper. A confirm is for a booking, so the hold
+-- counts as claimed (claim.lua): if it is undone, its end is announced.
 --
 -- KEYS[1]  the event's key base
 -- ARGV     hold_id, fencing_token, now_ms, grace_ms
@@ -16,7 +17,7 @@ if h[8] ~= token then return {'ERR', 'STALE_TOKEN'} end
 local status = h[1]
 if status == 'active' then
   if tonumber(h[3]) <= now then return {'ERR', 'EXPIRED'} end
-  redis.call('HSET', hold_key, 'status', 'confirming')
+  redis.call('HSET', hold_key, 'status', 'confirming', 'claimed', '1')
   redis.call('ZADD', b .. ':expiry', tonumber(h[3]) + grace, hold)
   status = 'confirming'
 elseif status ~= 'confirming' and status ~= 'confirmed' then

@@ -1,5 +1,7 @@
 -- Ends an active hold (release or expiry) and returns its tickets to stock.
--- Idempotent: a hold that already ended is left alone.
+-- Idempotent: a hold that already ended is left alone. Only the end of a hold
+-- claimed for a booking (claim.lua) is spooled for announcement: the booking
+-- saga is the one consumer of HoldReleased / HoldExpired (ADR 0021).
 --
 -- KEYS[1]  the event's key base
 -- ARGV     hold_id, now_ms, outcome ('released' | 'expired'), force (1: also end a
@@ -10,7 +12,7 @@
 local b = KEYS[1]
 local hold, now, outcome, force, by = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4] == '1', ARGV[5]
 local hold_key = b .. ':hold:' .. hold
-local h = redis.call('HMGET', hold_key, 'status', 'user', 'exp', 'ga', 'seats', 'seatcats', 'qty')
+local h = redis.call('HMGET', hold_key, 'status', 'user', 'exp', 'ga', 'seats', 'seatcats', 'qty', 'claimed')
 if not h[1] then return {'ERR', 'NO_HOLD'} end
 local status = h[1]
 if status == 'confirming' and not force then return {'CHECK'} end
@@ -39,5 +41,5 @@ end
 redis.call('DECRBY', b .. ':user:' .. h[2], tonumber(h[7]))
 redis.call('HSET', hold_key, 'status', outcome, 'ended', now, 'by', by)
 redis.call('ZREM', b .. ':expiry', hold)
-redis.call('RPUSH', b .. ':spool', outcome .. ':' .. hold)
+if h[8] then redis.call('RPUSH', b .. ':spool', outcome .. ':' .. hold) end
 return {'OK', outcome}
