@@ -341,9 +341,8 @@ impl Metrics {
     }
 
     /// Records one HTTP request on a matched route.
-    pub fn observe_http(&self, method: &str, route: &str, status: u16, started: Instant) {
-        let status = status.to_string();
-        self.http.requests.with_label_values(&[method, route, &status]).inc();
+    pub fn observe_http(&self, method: &str, route: &str, status: http::StatusCode, started: Instant) {
+        self.http.requests.with_label_values(&[method, route, status.as_str()]).inc();
         self.http.duration.with_label_values(&[method, route]).observe(started.elapsed().as_secs_f64());
     }
 
@@ -445,13 +444,12 @@ pub async fn http_metrics(
     next: axum::middleware::Next,
 ) -> axum::response::Response {
     let started = Instant::now();
-    let method = request.method().as_str().to_owned();
-    let route = request
-        .extensions()
-        .get::<axum::extract::MatchedPath>()
-        .map_or_else(|| "<unmatched>".to_owned(), |p| p.as_str().to_owned());
+    // Clones of shared handles, not copies: this runs for every request.
+    let method = request.method().clone();
+    let route = request.extensions().get::<axum::extract::MatchedPath>().cloned();
     let response = next.run(request).await;
-    metrics.observe_http(&method, &route, response.status().as_u16(), started);
+    let route = route.as_ref().map_or("<unmatched>", axum::extract::MatchedPath::as_str);
+    metrics.observe_http(method.as_str(), route, response.status(), started);
     response
 }
 
@@ -492,13 +490,15 @@ where
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
         let started = Instant::now();
-        let path = request.uri().path().to_owned();
+        // A clone of the request's shared bytes, not a copy: this runs for every call.
+        let uri = request.uri().clone();
+        let path = uri.path();
         let span = tracing::info_span!(
             "grpc.request",
             otel.name = path.trim_start_matches('/'),
             otel.kind = "server",
             service.name = %self.metrics.service,
-            rpc.method = %path,
+            rpc.method = path,
             rpc.grpc.status_code = tracing::field::Empty,
         );
         crate::telemetry::set_parent_from_headers(&span, request.headers());
@@ -510,9 +510,8 @@ where
                 let code = crate::telemetry::response_code(&result, tonic::Code::Internal);
                 tracing::Span::current().record("rpc.grpc.status_code", code as i32);
                 // Unknown paths come from the client; keep them out of label values.
-                let method = if code == tonic::Code::Unimplemented { "<unknown>" } else { path.as_str() };
-                let code_label = format!("{code:?}");
-                metrics.grpc.requests.with_label_values(&[method, &code_label]).inc();
+                let method = if code == tonic::Code::Unimplemented { "<unknown>" } else { uri.path() };
+                metrics.grpc.requests.with_label_values(&[method, code_name(code)]).inc();
                 metrics.grpc.duration.with_label_values(&[method]).observe(started.elapsed().as_secs_f64());
                 result
             }
@@ -521,14 +520,46 @@ where
     }
 }
 
+/// The `code` label: the status code's name, as `{code:?}` spells it, without formatting.
+fn code_name(code: tonic::Code) -> &'static str {
+    use tonic::Code as C;
+    match code {
+        C::Ok => "Ok",
+        C::Cancelled => "Cancelled",
+        C::Unknown => "Unknown",
+        C::InvalidArgument => "InvalidArgument",
+        C::DeadlineExceeded => "DeadlineExceeded",
+        C::NotFound => "NotFound",
+        C::AlreadyExists => "AlreadyExists",
+        C::PermissionDenied => "PermissionDenied",
+        C::ResourceExhausted => "ResourceExhausted",
+        C::FailedPrecondition => "FailedPrecondition",
+        C::Aborted => "Aborted",
+        C::OutOfRange => "OutOfRange",
+        C::Unimplemented => "Unimplemented",
+        C::Internal => "Internal",
+        C::Unavailable => "Unavailable",
+        C::DataLoss => "DataLoss",
+        C::Unauthenticated => "Unauthenticated",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
+    fn code_labels_are_the_codes_names() {
+        for i in 0..=16 {
+            let code = tonic::Code::from_i32(i);
+            assert_eq!(code_name(code), format!("{code:?}"));
+        }
+    }
+
+    #[test]
     fn exposition_names_follow_conventions() {
         let metrics = Metrics::new("test");
-        metrics.observe_http("GET", "/v1/events", 200, Instant::now());
+        metrics.observe_http("GET", "/v1/events", http::StatusCode::OK, Instant::now());
         let text = metrics.render();
         assert!(
             text.contains(
