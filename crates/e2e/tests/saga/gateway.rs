@@ -289,6 +289,13 @@ async fn every_route_is_in_the_openapi_document_and_responses_carry_security_hea
     assert!(docs.text().await.unwrap().contains("swagger"), "Swagger UI is served by the gateway itself");
     let jwks = http.ok(Method::GET, "/.well-known/jwks.json", None, None, None).await;
     assert!(!jwks["keys"].as_array().unwrap().is_empty());
+
+    // HTTP/2 without TLS (h2c), as a TLS-terminating load balancer or a client speaks it.
+    let h2 = reqwest::Client::builder().http2_prior_knowledge().build().unwrap();
+    let over_h2 = h2.get(format!("{}/v1/events", http.base)).send().await.expect("the gateway speaks h2c");
+    assert_eq!(over_h2.version(), reqwest::Version::HTTP_2);
+    assert_eq!(over_h2.status(), StatusCode::OK);
+    assert_eq!(over_h2.headers()["x-content-type-options"], "nosniff");
 }
 
 /// A tool scripts/infra.sh installs: `$env` when set, else `default`.
