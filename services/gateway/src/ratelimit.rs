@@ -23,6 +23,7 @@ use ticketing_platform::auth::Verifier;
 use ticketing_platform::redis::LazyConnection;
 
 use crate::config::{Limit, RateLimits};
+use crate::extract::Verified;
 use crate::problem::Problem;
 
 /// Checks every limit and, when all allow the request, takes one from each. All times
@@ -260,14 +261,18 @@ pub async fn limit(State(limiter): State<RateLimiter>, request: Request, next: N
     let ip = client_ip(peer, request.headers(), settings.trusted_proxy_hops)
         .map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
     let mut checks = vec![(Rule::Ip, settings.ip, ip.clone())];
-    let bearer = request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-    if let Some(token) = bearer.and_then(|v| v.strip_prefix("Bearer ")) {
-        // A bad token gets only the IP limit here; the route answers its 401.
-        if let Ok(principal) = inner.verifier.verify(token).await {
-            checks.push((Rule::User, settings.user, principal.user_id.to_string()));
-        }
-    }
     let mut request = request;
+    let bearer = request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    // A bad token gets only the IP limit here; the route answers its 401.
+    let verified = match bearer.and_then(|v| v.strip_prefix("Bearer ")) {
+        Some(token) => inner.verifier.verify(token).await.ok(),
+        None => None,
+    };
+    if let Some(principal) = verified {
+        checks.push((Rule::User, settings.user, principal.user_id.to_string()));
+        // The route's `Caller` takes it from here rather than look the token up again.
+        request.extensions_mut().insert(Verified(principal));
+    }
     if request.method() == Method::POST && request.uri().path() == "/v1/auth/login" {
         checks.push((Rule::LoginIp, settings.login, ip));
         let (parts, body) = request.into_parts();

@@ -12,7 +12,7 @@ use ticketing_platform::{App, Running};
 
 use crate::config::Config;
 use crate::ratelimit::RateLimiter;
-use crate::state::{AppState, Backends};
+use crate::state::{AppState, Backends, Shared};
 use crate::waiting_room::WaitingRoom;
 
 /// The running gateway and where its public API listens.
@@ -34,13 +34,13 @@ pub async fn build(config: Config) -> anyhow::Result<Gateway> {
     app.telemetry(&config.telemetry);
     // One connection, made in the background: the gateway serves while Redis is down.
     let redis = LazyConnection::connect(&config.redis)?;
-    let state = AppState {
+    let state = AppState::new(Shared {
         verifier: Verifier::from_config(&config.auth),
         backends: Backends::new(settings, &Discovery::from_config(&config.discovery), app.metrics())?,
         retry_after: Duration::from_secs(1),
         waiting_room: WaitingRoom::new(redis.clone(), &config.redis.key_prefix, &settings.waiting_room, app.metrics()),
         readiness: app.readiness().clone(),
-    };
+    });
     let (interval, stop) = (app.metrics().interval(), app.stop_token());
     app.spawn("waiting-room-metrics", state.waiting_room.clone().watch(state.backends.clone(), interval, stop));
     let limits = settings.rate_limits;

@@ -1,5 +1,6 @@
 //! What every handler shares: the token verifier and one client per backend.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use ticketing_platform::auth::Verifier;
@@ -75,9 +76,26 @@ impl Backends {
     }
 }
 
-/// Shared by all handlers.
+/// Shared by all handlers. Axum clones the state for every request, so it is one `Arc`.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl AppState {
+    pub fn new(shared: Shared) -> Self {
+        Self(Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// What [`AppState`] holds.
+pub struct Shared {
     /// Verifies bearer tokens against identity's JWKS.
     pub verifier: Verifier,
     /// The services.
