@@ -56,8 +56,7 @@ else
   say "starting the platform (PROFILE=$PROFILE; log: $log)"
   (
     export DEMO_SEED=0
-    export TICKETING_GATEWAY__RATE_LIMITS__IP__PER_SECOND=1000000 TICKETING_GATEWAY__RATE_LIMITS__IP__BURST=1000000
-    export TICKETING_GATEWAY__RATE_LIMITS__USER__PER_SECOND=1000000 TICKETING_GATEWAY__RATE_LIMITS__USER__BURST=1000000
+    raise_rate_limits
     if [[ $RATE_LIMITS == off ]]; then export TICKETING_GATEWAY__RATE_LIMITS__ENABLED=false; fi
     export TICKETING_TELEMETRY__LOG_FILTER=${TICKETING_TELEMETRY__LOG_FILTER:-warn}
     exec setsid bash "$ROOT/scripts/run-local.sh" >"$log" 2>&1 </dev/null

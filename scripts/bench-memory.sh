@@ -7,7 +7,8 @@
 #
 # Usage: scripts/bench-memory.sh            against the platform scripts/run-local.sh runs
 #        scripts/bench-memory.sh --start    starts one of its own first (fresh benchmem_*
-#                                           databases and topics), and stops it after
+#                                           databases and topics, the gateway's rate limits
+#                                           raised), and stops it after
 # Environment: LOGINS (default 500), LOGIN_CLIENTS (50), HOLD_CLIENTS (1000), HOLD_USERS
 # (150), HOLD_SECONDS (30), SETTLE (15), PROFILE (release|debug; default release).
 set -euo pipefail
@@ -30,7 +31,11 @@ cleanup() {
 }
 trap cleanup EXIT
 
-if [[ ${1:-} == --start ]]; then start_platform benchmem "$work/run-local.log"; fi
+# The hold run measures holds, not 429s: as in scripts/bench-gateway.sh, the limits are raised.
+if [[ ${1:-} == --start ]]; then
+  raise_rate_limits
+  start_platform benchmem "$work/run-local.log"
+fi
 curl -fsS --max-time 2 http://127.0.0.1:8080/readyz >/dev/null ||
   die "the gateway does not answer on 127.0.0.1:8080; start the platform with scripts/run-local.sh"
 loadgen=$ROOT/target/$PROFILE/loadgen
