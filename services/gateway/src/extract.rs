@@ -88,8 +88,9 @@ impl Caller {
 #[derive(Clone)]
 pub struct Verified(pub Principal);
 
-fn bearer(parts: &Parts) -> Option<&str> {
-    parts.headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?.strip_prefix("Bearer ")
+/// The bearer token of `Authorization`, if there is one.
+pub fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
+    headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?.strip_prefix("Bearer ")
 }
 
 impl FromRequestParts<AppState> for Caller {
@@ -99,8 +100,8 @@ impl FromRequestParts<AppState> for Caller {
         if let Some(Verified(principal)) = parts.extensions.remove::<Verified>() {
             return Ok(Self(principal));
         }
-        let token =
-            bearer(parts).ok_or_else(|| Problem::unauthenticated("send Authorization: Bearer <access token>"))?;
+        let token = bearer(&parts.headers)
+            .ok_or_else(|| Problem::unauthenticated("send Authorization: Bearer <access token>"))?;
         match state.verifier.verify(token).await {
             Ok(principal) => Ok(Self(principal)),
             Err(AuthError::KeysUnavailable(e)) => {

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use sha2::Digest as _;
@@ -23,7 +23,7 @@ use ticketing_platform::auth::Verifier;
 use ticketing_platform::redis::LazyConnection;
 
 use crate::config::{Limit, RateLimits};
-use crate::extract::Verified;
+use crate::extract::{Verified, bearer};
 use crate::problem::Problem;
 
 /// Checks every limit and, when all allow the request, takes one from each. All times
@@ -254,17 +254,15 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 /// Middleware: refuses a request over any of its limits with 429 and `Retry-After`.
-pub async fn limit(State(limiter): State<RateLimiter>, request: Request, next: Next) -> Response {
+pub async fn limit(State(limiter): State<RateLimiter>, mut request: Request, next: Next) -> Response {
     let inner = &limiter.inner;
     let settings = inner.settings;
     let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
     let ip = client_ip(peer, request.headers(), settings.trusted_proxy_hops)
         .map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
     let mut checks = vec![(Rule::Ip, settings.ip, ip.clone())];
-    let mut request = request;
-    let bearer = request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
     // A bad token gets only the IP limit here; the route answers its 401.
-    let verified = match bearer.and_then(|v| v.strip_prefix("Bearer ")) {
+    let verified = match bearer(request.headers()) {
         Some(token) => inner.verifier.verify(token).await.ok(),
         None => None,
     };
