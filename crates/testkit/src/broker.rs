@@ -3,7 +3,6 @@
 //! other tests. Storage is SQLite in a temporary directory, so topics, messages and
 //! committed offsets survive a restart.
 
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -27,7 +26,7 @@ fn tansu() -> PathBuf {
 impl PrivateBroker {
     /// Starts a broker on a free loopback port and waits until it answers.
     pub fn start() -> Self {
-        let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port();
+        let port = crate::process::free_port();
         let dir = std::env::temp_dir().join(format!("tansu-{}", crate::unique()));
         std::fs::create_dir_all(&dir).expect("broker directory");
         let mut broker = Self { address: format!("127.0.0.1:{port}"), dir, child: None };

@@ -19,8 +19,50 @@ pub fn binary(name: &str) -> PathBuf {
     path
 }
 
-/// A loopback port nothing listens on right now.
+/// A loopback port nothing listens on, for a process the test starts to bind.
+///
+/// Port 0 would hand out a port from the kernel's ephemeral range, and between the test
+/// choosing it and the child binding it any outgoing connection on the machine may take it
+/// as its source port, for as long as that connection lives (a CI run failed so). So the
+/// port comes from below that range, which outgoing connections never use, and is claimed
+/// with a file under the temporary directory, so that tests running at once, in this
+/// process or another, never draw the same one. Claims older than an hour are stale.
 pub fn free_port() -> u16 {
+    const STALE: std::time::Duration = std::time::Duration::from_secs(3600);
+    let (low, high) = (10_000u16, ephemeral_floor());
+    if high <= low {
+        return any_port();
+    }
+    let claims = std::env::temp_dir().join("ticketing-test-ports");
+    std::fs::create_dir_all(&claims).expect("the port claims' directory");
+    for _ in 0..10_000 {
+        let port = rand::random_range(low..high);
+        let claim = claims.join(port.to_string());
+        let stale = std::fs::metadata(&claim)
+            .and_then(|m| m.modified())
+            .is_ok_and(|at| at.elapsed().unwrap_or_default() > STALE);
+        if stale {
+            let _ = std::fs::remove_file(&claim);
+        }
+        if OpenOptions::new().write(true).create_new(true).open(&claim).is_ok()
+            && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
+        {
+            return port;
+        }
+    }
+    panic!("no free port below {high} after 10,000 draws");
+}
+
+/// The first port of the kernel's ephemeral range (Linux), or 0 where it cannot be read.
+fn ephemeral_floor() -> u16 {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Any port the kernel says is free right now.
+fn any_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port()
 }
 

@@ -35,7 +35,8 @@ pub struct Service {
 
 impl Service {
     /// Waits until the service is ready; starts it again when it exited because its port was
-    /// taken (an outgoing connection may hold a port from the ephemeral range for a moment).
+    /// taken (`free_port` claims ports no test and no outgoing connection takes, but a program
+    /// outside the suite may still bind one between the claim and the service's bind).
     pub async fn wait_ready(&mut self, timeout: Duration) -> Duration {
         let started = Instant::now();
         let mut rebinds = 0;
