@@ -172,17 +172,21 @@ random_token() { od -An -N4 -tx1 /dev/urandom | tr -d ' \n'; }
 # start_platform PREFIX LOG: runs scripts/run-local.sh in the background, on loopback and the
 # default ports, for a check that needs a platform of its own: fresh databases (PREFIX_*, made
 # afresh: the demo seed signs in as a bootstrap admin whose password this checkout generates,
-# which an older database would not know), topics and consumer groups of its own (the broker
-# is shared and keeps everything), and the demo data. Returns once it runs; stop_platform
-# (call it from an EXIT trap) stops it. Other TICKETING_* variables reach every service.
+# which an older database would not know), Redis keys under PREFIX: (emptied with them: hot
+# state must not outlive the databases it mirrors, nor mix with another platform's), topics and
+# consumer groups of its own (the broker is shared and keeps everything), and the demo data.
+# Returns once it runs; stop_platform (call it from an EXIT trap) stops it. Other TICKETING_*
+# variables reach every service.
 PLATFORM_PID=''
 start_platform() {
   local prefix=$1 log=$2 svc deadline
   export DB_PREFIX=$prefix
   export TICKETING_KAFKA__TOPIC_NAMESPACE="$prefix-$(date +%s)"
+  export TICKETING_REDIS__KEY_PREFIX="$prefix:"
   for svc in identity catalog inventory booking payment notification; do
     PGOPTIONS="-c client_min_messages=warning" psql "$DATABASE_URL" -qc "DROP DATABASE IF EXISTS ${prefix}_$svc WITH (FORCE)"
   done
+  redis-cli -u "$REDIS_URL" --scan --pattern "$prefix:*" | xargs -r -n 1000 redis-cli -u "$REDIS_URL" unlink >/dev/null
   say "starting the platform (scripts/run-local.sh; log: $log)"
   bash "$ROOT/scripts/run-local.sh" >"$log" 2>&1 &
   PLATFORM_PID=$!
