@@ -149,6 +149,10 @@ pub struct RateLimits {
     /// How long a limit check may wait for Redis before the request goes through unchecked.
     #[serde(with = "humantime_serde")]
     pub redis_timeout: Duration,
+    /// Most concurrent requests whose limits one Redis script call checks; 1 sends each alone.
+    pub batch_size: usize,
+    /// Most of those script calls outstanding at once.
+    pub batches_in_flight: usize,
 }
 
 /// `gateway.circuit_breaker`: one breaker per backend.
@@ -179,6 +183,8 @@ impl Default for RateLimits {
             login: Limit { per_second: 1.0, burst: 20 },
             trusted_proxy_hops: 0,
             redis_timeout: Duration::from_millis(100),
+            batch_size: 64,
+            batches_in_flight: 2,
         }
     }
 }
@@ -216,6 +222,12 @@ impl Validate for RateLimits {
         }
         if self.redis_timeout < Duration::from_millis(1) || self.redis_timeout > Duration::from_secs(1) {
             issues.push(ConfigIssue::new("gateway.rate_limits.redis_timeout", "must be between 1ms and 1s"));
+        }
+        if !(1..=1000).contains(&self.batch_size) {
+            issues.push(ConfigIssue::new("gateway.rate_limits.batch_size", "must be between 1 and 1000"));
+        }
+        if !(1..=64).contains(&self.batches_in_flight) {
+            issues.push(ConfigIssue::new("gateway.rate_limits.batches_in_flight", "must be between 1 and 64"));
         }
     }
 }

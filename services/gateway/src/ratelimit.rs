@@ -1,7 +1,9 @@
 //! Rate limits shared by every gateway replica: GCRA (the generic cell rate algorithm)
-//! in Redis, one Lua script and one round-trip per request, checking every limit that
-//! applies at once: per client IP for everyone, per user for a verified token, and per
-//! IP and per email on `POST /v1/auth/login`.
+//! in Redis, one Lua script checking every limit that applies to a request at once: per
+//! client IP for everyone, per user for a verified token, and per IP and per email on
+//! `POST /v1/auth/login`. Concurrent requests' checks are coalesced into one script call
+//! (`ticketing_platform::coalesce`), which takes each request in turn: the decisions are
+//! exactly those of one call per request, for a fraction of the round trips.
 //!
 //! GCRA keeps one number per key, the theoretical arrival time (TAT) of the next request
 //! at the sustained rate. A request is allowed when it does not arrive earlier than
@@ -19,47 +21,59 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use sha2::Digest as _;
 use ticketing_platform::auth::Verifier;
-
+use ticketing_platform::coalesce::{Batching, Coalescer};
 use ticketing_platform::redis::LazyConnection;
 
 use crate::config::{Limit, RateLimits};
 use crate::extract::{Verified, bearer};
 use crate::problem::Problem;
 
-/// Checks every limit and, when all allow the request, takes one from each. All times
-/// in microseconds of the Redis server's clock, so replicas' clocks do not matter.
-/// KEYS: one per limit. ARGV: per limit, its emission interval and burst tolerance.
-/// Returns {allowed, retry_after, remaining, reset, index (1-based) of the binding limit}.
+/// Checks a batch of requests in order. For each, checks every limit and, when all allow
+/// it, takes one from each: a later request in the batch sees what an earlier one took.
+/// All times in microseconds of the Redis server's clock, so replicas' clocks do not matter.
+/// KEYS: each request's keys, one per limit, request after request. ARGV: per request, its
+/// number of limits n, then per limit its emission interval and burst tolerance.
+/// Returns per request {allowed, retry_after, remaining, reset, index (1-based) of the
+/// binding limit}, flattened.
 const GCRA: &str = r"
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
-local next_tats = {}
-local allowed, retry, remaining, reset, binding = 1, 0, -1, 0, 1
-for i, key in ipairs(KEYS) do
-  local interval = tonumber(ARGV[2 * i - 1])
-  local tolerance = tonumber(ARGV[2 * i])
-  local tat = math.max(tonumber(redis.call('GET', key) or now), now)
-  local next_tat = tat + interval
-  local allow_at = next_tat - tolerance
-  if now < allow_at then
-    if allowed == 1 or allow_at - now > retry then binding = i end
-    allowed = 0
-    retry = math.max(retry, allow_at - now)
-  else
-    next_tats[i] = next_tat
-    local left = math.floor((now - allow_at) / interval)
-    if allowed == 1 and (remaining < 0 or left < remaining) then
-      remaining, reset, binding = left, next_tat - now, i
+local out = {}
+local k, a = 0, 1
+while a <= #ARGV do
+  local n = tonumber(ARGV[a])
+  local next_tats = {}
+  local allowed, retry, remaining, reset, binding = 1, 0, -1, 0, 1
+  for i = 1, n do
+    local key = KEYS[k + i]
+    local interval = tonumber(ARGV[a + 2 * i - 1])
+    local tolerance = tonumber(ARGV[a + 2 * i])
+    local tat = math.max(tonumber(redis.call('GET', key) or now), now)
+    local next_tat = tat + interval
+    local allow_at = next_tat - tolerance
+    if now < allow_at then
+      if allowed == 1 or allow_at - now > retry then binding = i end
+      allowed = 0
+      retry = math.max(retry, allow_at - now)
+    else
+      next_tats[i] = next_tat
+      local left = math.floor((now - allow_at) / interval)
+      if allowed == 1 and (remaining < 0 or left < remaining) then
+        remaining, reset, binding = left, next_tat - now, i
+      end
     end
   end
+  if allowed == 0 then
+    for _, v in ipairs({0, math.ceil(retry), 0, math.ceil(retry), binding}) do out[#out + 1] = v end
+  else
+    for i = 1, n do
+      redis.call('SET', KEYS[k + i], next_tats[i], 'PX', math.ceil((next_tats[i] - now) / 1000))
+    end
+    for _, v in ipairs({1, 0, remaining, math.ceil(reset), binding}) do out[#out + 1] = v end
+  end
+  k, a = k + n, a + 1 + 2 * n
 end
-if allowed == 0 then
-  return {0, math.ceil(retry), 0, math.ceil(retry), binding}
-end
-for i, key in ipairs(KEYS) do
-  redis.call('SET', key, next_tats[i], 'PX', math.ceil((next_tats[i] - now) / 1000))
-end
-return {1, 0, remaining, math.ceil(reset), binding}
+return out
 ";
 
 /// Which limit a key belongs to.
@@ -152,7 +166,18 @@ pub fn client_ip(peer: Option<IpAddr>, headers: &HeaderMap, hops: usize) -> Opti
     entry.parse::<IpAddr>().ok().or_else(|| entry.parse::<SocketAddr>().ok().map(|a| a.ip())).or(peer)
 }
 
-/// The limits, their Redis connection and script.
+/// One limit of one request, as the script takes it.
+#[derive(Debug)]
+struct Check {
+    key: String,
+    interval: u64,
+    tolerance: u64,
+}
+
+/// The script's reply for one request (see [`GCRA`]), or why there is none.
+type Reply = Result<[i64; 5], String>;
+
+/// The limits, and the coalescer in front of their script.
 #[derive(Clone)]
 pub struct RateLimiter {
     inner: Arc<Inner>,
@@ -161,20 +186,55 @@ pub struct RateLimiter {
 struct Inner {
     settings: RateLimits,
     key_prefix: String,
-    /// Until Redis first answers, requests go through unchecked.
-    redis: LazyConnection,
-    script: redis::Script,
+    scripts: Coalescer<Vec<Check>, Reply>,
     verifier: Verifier,
     max_body_bytes: usize,
     unchecked: prometheus::IntCounter,
-    /// `redis_command_duration_seconds{operation="rate_limit"}`.
-    timer: prometheus::Histogram,
     failing: AtomicBool,
+}
+
+/// What a batch needs to call the script.
+struct Script {
+    /// Until Redis first answers, requests go through unchecked.
+    redis: LazyConnection,
+    script: redis::Script,
+    timeout: Duration,
+    /// `redis_command_duration_seconds{operation="rate_limit"}`, per script call.
+    timer: prometheus::Histogram,
+}
+
+impl Script {
+    /// One script call for `batch`; a reply per request, in order.
+    async fn run(&self, batch: Vec<Vec<Check>>) -> Vec<Reply> {
+        let mut invocation = self.script.prepare_invoke();
+        for checks in &batch {
+            invocation.arg(checks.len());
+            for check in checks {
+                invocation.key(&check.key).arg(check.interval).arg(check.tolerance);
+            }
+        }
+        let reply: Result<Vec<i64>, String> = async {
+            let mut redis = self.redis.get().ok_or("not connected yet")?;
+            let _timer = self.timer.start_timer();
+            match tokio::time::timeout(self.timeout, invocation.invoke_async(&mut redis)).await {
+                Ok(reply) => reply.map_err(|e| e.to_string()),
+                Err(_) => Err(format!("no answer within {:?}", self.timeout)),
+            }
+        }
+        .await;
+        match reply {
+            Ok(flat) if flat.len() == 5 * batch.len() => {
+                flat.chunks_exact(5).map(|r| Ok([r[0], r[1], r[2], r[3], r[4]])).collect()
+            }
+            Ok(flat) => vec![Err(format!("{} numbers for {} requests", flat.len(), batch.len())); batch.len()],
+            Err(error) => vec![Err(error); batch.len()],
+        }
+    }
 }
 
 impl RateLimiter {
     /// A limiter over `redis` (keys under `key_prefix`), counting requests let through
-    /// unchecked in `metrics`.
+    /// unchecked in `metrics`. Needs a Tokio runtime (it starts the coalescer's task).
     pub fn new(
         settings: RateLimits,
         redis: LazyConnection,
@@ -187,40 +247,55 @@ impl RateLimiter {
             "gateway_rate_limit_unchecked_total",
             "Requests let through without a rate-limit check because Redis failed or was slow.",
         )?);
+        let sizes = metrics.register(&prometheus::Histogram::with_opts(
+            prometheus::HistogramOpts::new(
+                "gateway_rate_limit_batch_size",
+                "Requests whose rate limits one Redis script call checked.",
+            )
+            .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0]),
+        )?);
+        let script = Arc::new(Script {
+            redis,
+            script: redis::Script::new(GCRA),
+            timeout: settings.redis_timeout,
+            timer: metrics.redis_timer("rate_limit"),
+        });
+        let batching = Batching { max_batch: settings.batch_size, in_flight: settings.batches_in_flight };
+        let scripts = Coalescer::start("rate-limit", batching, sizes, move |batch| {
+            let script = script.clone();
+            async move { script.run(batch).await }
+        });
         Ok(Self {
             inner: Arc::new(Inner {
                 settings,
                 key_prefix: key_prefix.to_owned(),
-                redis,
-                script: redis::Script::new(GCRA),
+                scripts,
                 verifier,
                 max_body_bytes,
                 unchecked,
-                timer: metrics.redis_timer("rate_limit"),
                 failing: AtomicBool::new(false),
             }),
         })
     }
 
-    /// Checks `checks` in one round-trip; `None` when Redis could not answer in time.
+    /// Checks `checks` together; `None` when Redis could not answer in time.
     async fn check(&self, checks: &[(Rule, Limit, String)]) -> Option<Decision> {
         let inner = &self.inner;
-        let mut invocation = inner.script.prepare_invoke();
-        for (rule, limit, subject) in checks {
-            let (interval, tolerance) = gcra_args(*limit);
-            invocation.key(format!("{}ratelimit:{}:{subject}", inner.key_prefix, rule.name()));
-            invocation.arg(interval).arg(tolerance);
-        }
-        let reply = async {
-            let mut redis = inner.redis.get().ok_or("not connected yet")?.clone();
-            let reply = tokio::time::timeout(inner.settings.redis_timeout, invocation.invoke_async(&mut redis));
-            let _timer = inner.timer.start_timer();
-            match reply.await {
-                Ok(reply) => reply.map_err(|e| e.to_string()),
-                Err(_) => Err(format!("no answer within {:?}", inner.settings.redis_timeout)),
-            }
+        let keys = checks
+            .iter()
+            .map(|(rule, limit, subject)| {
+                let (interval, tolerance) = gcra_args(*limit);
+                Check { key: format!("{}ratelimit:{}:{subject}", inner.key_prefix, rule.name()), interval, tolerance }
+            })
+            .collect();
+        let timeout = inner.settings.redis_timeout;
+        // The batch's own call has this timeout too; this one also bounds the wait for a batch.
+        let reply = match tokio::time::timeout(timeout, inner.scripts.call(keys)).await {
+            Ok(Ok(reply)) => reply,
+            Ok(Err(stopped)) => Err(stopped.to_string()),
+            Err(_) => Err(format!("no answer within {timeout:?}")),
         };
-        match reply.await {
+        match reply {
             Ok(reply) => {
                 if inner.failing.swap(false, Ordering::Relaxed) {
                     tracing::info!("rate limits: Redis answers again");
@@ -361,29 +436,37 @@ mod tests {
         assert_eq!(login_email(br#"{"email": 7}"#), None);
     }
 
-    fn limiter(redis: &ticketing_platform::config::RedisConfig) -> (RateLimiter, ticketing_platform::metrics::Metrics) {
+    struct Limiter {
+        limiter: RateLimiter,
+        metrics: ticketing_platform::metrics::Metrics,
+        connection: LazyConnection,
+    }
+
+    fn limiter(redis: &ticketing_platform::config::RedisConfig) -> Limiter {
         let metrics = ticketing_platform::metrics::Metrics::new("test");
         let verifier = Verifier::from_config(&ticketing_platform::config::AuthConfig::default());
         let connection = LazyConnection::connect(redis).unwrap();
         // A loaded CI machine can take longer than the production 100 ms; the maths is under test.
         let settings = RateLimits { redis_timeout: Duration::from_secs(5), ..RateLimits::default() };
-        let limiter = RateLimiter::new(settings, connection, &redis.key_prefix, verifier, 1024, &metrics);
-        (limiter.unwrap(), metrics)
+        let limiter = RateLimiter::new(settings, connection.clone(), &redis.key_prefix, verifier, 1024, &metrics);
+        Limiter { limiter: limiter.unwrap(), metrics, connection }
     }
 
-    async fn connected(limiter: &RateLimiter) {
-        ticketing_testkit::eventually("a Redis connection", Duration::from_secs(10), || async {
-            limiter.inner.redis.get()
-        })
-        .await;
+    impl Limiter {
+        async fn connected(self) -> Self {
+            ticketing_testkit::eventually("a Redis connection", Duration::from_secs(10), || async {
+                self.connection.get()
+            })
+            .await;
+            self
+        }
     }
 
     /// The script's maths against a real Redis, with limits fast enough to watch.
     #[tokio::test]
     async fn the_script_allows_a_burst_then_the_rate() {
         let redis = ticketing_testkit::TestRedis::new();
-        let limiter = limiter(&redis.config).0;
-        connected(&limiter).await;
+        let limiter = limiter(&redis.config).connected().await.limiter;
         // 5 per second with a burst of 3: 3 at once, then one every 200 ms.
         let tight = Limit { per_second: 5.0, burst: 3 };
         // Slow refill, so the milliseconds between calls do not give any back.
@@ -412,11 +495,38 @@ mod tests {
         assert_eq!(keys.len(), 3, "{keys:?}");
     }
 
+    /// Checks coalesced into one script call are taken in turn, as if each had its own.
+    #[tokio::test]
+    async fn concurrent_checks_share_script_calls_and_decide_exactly() {
+        let redis = ticketing_testkit::TestRedis::new();
+        let Limiter { limiter, metrics, .. } = limiter(&redis.config).connected().await;
+        let tight = Limit { per_second: 0.01, burst: 3 };
+        let loose = Limit { per_second: 0.01, burst: 1000 };
+        let checks: Vec<_> = (0..40)
+            .map(|n| [(Rule::Ip, loose, format!("ip{}", n % 4)), (Rule::User, tight, format!("user{}", n % 2))])
+            .collect();
+        let decisions = futures::future::join_all(checks.iter().map(|c| limiter.check(c))).await;
+        let allowed: Vec<usize> =
+            (0..2).map(|user| decisions.iter().skip(user).step_by(2).filter(|d| d.unwrap().allowed).count()).collect();
+        assert_eq!(allowed, [3, 3], "each user's burst of 3, however the checks were batched");
+        let text = metrics.render();
+        let value = |name: &str| -> f64 {
+            let line = text.lines().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("{name} in {text}"));
+            line.rsplit(' ').next().unwrap().parse().unwrap()
+        };
+        assert_eq!(value("gateway_rate_limit_batch_size_sum"), 40.0);
+        assert!(value("gateway_rate_limit_batch_size_count") < 40.0, "concurrent checks were batched");
+        // A refused check took nothing from its IP: 40 checks, 6 allowed, 6 taken from the IPs.
+        let left = limiter.check(&[(Rule::Ip, loose, "ip0".to_owned())]).await.unwrap();
+        let taken_from_ip0 = decisions.iter().step_by(4).filter(|d| d.unwrap().allowed).count() as u64;
+        assert_eq!(left.remaining, 1000 - taken_from_ip0 - 1);
+    }
+
     #[tokio::test]
     async fn an_unreachable_redis_lets_requests_through_and_counts_them() {
         let mut config = ticketing_testkit::TestRedis::new().config.clone();
         config.url = "redis://127.0.0.1:1".into();
-        let (limiter, metrics) = limiter(&config);
+        let Limiter { limiter, metrics, .. } = limiter(&config);
         assert_eq!(limiter.check(&[(Rule::Ip, RateLimits::default().ip, "a".into())]).await, None);
         assert!(metrics.render().contains("gateway_rate_limit_unchecked_total{service=\"test\"} 1"));
     }
@@ -429,8 +539,7 @@ mod tests {
             key_prefix: "test:".into(),
             ca_file: None,
         };
-        let (limiter, metrics) = limiter(&config);
-        connected(&limiter).await;
+        let Limiter { limiter, metrics, .. } = limiter(&config).connected().await;
         let once = [(Rule::Ip, Limit { per_second: 0.01, burst: 1 }, "a".to_owned())];
         assert!(limiter.check(&once).await.expect("checked").allowed);
 

@@ -122,8 +122,10 @@ impl Inventory {
         let coalescer = Coalescer::start(
             stock.clone(),
             Batching {
-                max_batch: settings.hold_batch_size,
-                in_flight: settings.hold_batches_in_flight,
+                batches: ticketing_platform::coalesce::Batching {
+                    max_batch: settings.hold_batch_size,
+                    in_flight: settings.hold_batches_in_flight,
+                },
                 ttl: settings.hold_ttl,
                 idempotency_ttl: settings.idempotency_ttl,
             },
