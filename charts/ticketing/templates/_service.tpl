@@ -363,6 +363,7 @@ TICKETING_SERVER__SHUTDOWN_GRACE: "{{ $sd.graceSeconds }}s"
 TICKETING_SERVER__ENVIRONMENT: {{ $c.environment | quote }}
 TICKETING_TELEMETRY__LOG_JSON: {{ $c.telemetry.logJson | quote }}
 TICKETING_TELEMETRY__LOG_FILTER: {{ $c.telemetry.logFilter | quote }}
+TICKETING_TELEMETRY__TRACE_SAMPLE_RATIO: {{ $c.telemetry.traceSampleRatio | quote }}
 {{- with $c.telemetry.otlpEndpoint }}
 OTEL_EXPORTER_OTLP_ENDPOINT: {{ . | quote }}
 OTEL_SERVICE_NAME: {{ $.name | quote }}

@@ -182,6 +182,9 @@ pub struct TelemetryConfig {
     /// Most events with per-event series (`event_id` label) per process; see
     /// `docs/observability.md`. Further events count under `event_id="_other"`.
     pub max_event_series: usize,
+    /// Share of the traces that start in this service that are recorded (0 to 1); a trace
+    /// that arrives keeps its caller's decision.
+    pub trace_sample_ratio: f64,
 }
 
 impl Default for TelemetryConfig {
@@ -191,6 +194,7 @@ impl Default for TelemetryConfig {
             log_json: true,
             metrics_interval: crate::metrics::DEFAULT_INTERVAL,
             max_event_series: crate::metrics::DEFAULT_MAX_EVENT_SERIES,
+            trace_sample_ratio: 1.0,
         }
     }
 }
@@ -205,6 +209,9 @@ impl Validate for TelemetryConfig {
         }
         if self.max_event_series > 10_000 {
             issues.push(ConfigIssue::new("telemetry.max_event_series", "must be at most 10,000"));
+        }
+        if !(0.0..=1.0).contains(&self.trace_sample_ratio) {
+            issues.push(ConfigIssue::new("telemetry.trace_sample_ratio", "must be between 0 and 1"));
         }
     }
 }

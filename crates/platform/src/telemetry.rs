@@ -54,7 +54,8 @@ pub fn init(service: &'static str, config: &TelemetryConfig) -> anyhow::Result<T
     let filter = EnvFilter::try_from_default_env().or_else(|_| EnvFilter::try_new(&config.log_filter))?;
     // The exporter reads OTEL_EXPORTER_OTLP_ENDPOINT (and _TIMEOUT, _HEADERS) itself.
     let export = std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT").is_ok_and(|endpoint| !endpoint.is_empty());
-    let provider = tracer_provider(service, if export { Export::FromEnv } else { Export::Nowhere })?;
+    let export = if export { Export::FromEnv } else { Export::Nowhere };
+    let provider = tracer_provider(service, export, config.trace_sample_ratio)?;
     opentelemetry::global::set_tracer_provider(provider.clone());
 
     // `try_init` fails only when a subscriber is already installed.
@@ -74,12 +75,17 @@ pub enum Export<'a> {
 }
 
 /// The tracer provider of `service`'s spans, with the resource `service.name=<service>`.
-/// Export runs in batches on a thread of its own; build the provider inside a Tokio
-/// runtime, which the gRPC exporter's connection lives on.
-pub fn tracer_provider(service: &str, export: Export<'_>) -> anyhow::Result<SdkTracerProvider> {
+/// A trace that starts here is recorded with probability `sample_ratio` (by its trace id,
+/// so every service keeps or drops the same traces); one that arrives keeps its parent's
+/// decision. Unsampled spans still carry ids for propagation and logs, but are neither
+/// recorded nor exported. Export runs in batches on a thread of its own; build the
+/// provider inside a Tokio runtime, which the gRPC exporter's connection lives on.
+pub fn tracer_provider(service: &str, export: Export<'_>, sample_ratio: f64) -> anyhow::Result<SdkTracerProvider> {
     use opentelemetry_otlp::WithExportConfig as _;
+    use opentelemetry_sdk::trace::Sampler;
     let resource = opentelemetry_sdk::Resource::builder().with_service_name(service.to_owned()).build();
-    let provider = SdkTracerProvider::builder().with_resource(resource);
+    let sampler = Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(sample_ratio)));
+    let provider = SdkTracerProvider::builder().with_resource(resource).with_sampler(sampler);
     let exporter = opentelemetry_otlp::SpanExporter::builder().with_tonic();
     let provider = match export {
         Export::Nowhere => provider,
@@ -371,7 +377,7 @@ mod tests {
 
     #[test]
     fn json_log_lines_carry_the_trace_and_span_ids() {
-        let provider = tracer_provider("test", Export::Nowhere).unwrap();
+        let provider = tracer_provider("test", Export::Nowhere, 1.0).unwrap();
         let buffer = Buffer::default();
         let writer = buffer.clone();
         let subscriber = subscriber(EnvFilter::new("info"), true, &provider, move || writer.clone());
@@ -394,9 +400,10 @@ mod tests {
         assert!(span_id.len() == 16 && span_id != "00f067aa0ba902b7", "the span's own id: {text}");
     }
 
-    #[tokio::test]
-    async fn traced_clients_send_their_call_span_as_traceparent() {
-        let provider = tracer_provider("test", Export::Nowhere).unwrap();
+    /// The `traceparent` a traced client sends from a handler span under `parent`, with
+    /// `sample_ratio`, split into its fields.
+    async fn traceparent_sent(sample_ratio: f64, parent: Option<&str>) -> Vec<String> {
+        let provider = tracer_provider("test", Export::Nowhere, sample_ratio).unwrap();
         let _default =
             tracing::subscriber::set_default(subscriber(EnvFilter::new("info"), true, &provider, std::io::sink));
         let seen = std::sync::Arc::new(std::sync::Mutex::new(None));
@@ -406,14 +413,31 @@ mod tests {
             async { Ok::<_, std::convert::Infallible>(http::Response::new(())) }
         }));
         let handler = tracing::info_span!("handler");
-        set_parent_from_traceparent(&handler, PARENT);
+        if let Some(parent) = parent {
+            set_parent_from_traceparent(&handler, parent);
+        }
         let call = http::Request::builder().uri("/ticketing.inventory.v1.Inventory/GetHold").body(()).unwrap();
         tower::ServiceExt::oneshot(&mut client, call).instrument(handler).await.unwrap();
-
         let sent = seen.lock().unwrap().clone().expect("a traceparent header");
-        let parts: Vec<&str> = sent.to_str().unwrap().split('-').collect();
+        sent.to_str().unwrap().split('-').map(str::to_owned).collect()
+    }
+
+    #[tokio::test]
+    async fn traced_clients_send_their_call_span_as_traceparent() {
+        let parts = traceparent_sent(1.0, Some(PARENT)).await;
         assert_eq!(parts[1], "4bf92f3577b34da6a3ce929d0e0e4736", "the caller's trace");
         assert_ne!(parts[2], "00f067aa0ba902b7", "the client span's own id, not the caller's");
+    }
+
+    #[tokio::test]
+    async fn traces_are_sampled_at_their_root_by_the_ratio_and_keep_the_callers_decision() {
+        let unsampled_parent = PARENT.replace("-01", "-00");
+        assert_eq!(traceparent_sent(0.0, None).await[3], "00", "ratio 0: a new trace is not recorded");
+        assert_eq!(traceparent_sent(1.0, None).await[3], "01", "ratio 1: every new trace is");
+        assert_eq!(traceparent_sent(0.0, Some(PARENT)).await[3], "01", "a sampled caller's trace is recorded");
+        assert_eq!(traceparent_sent(1.0, Some(&unsampled_parent)).await[3], "00", "an unsampled one is not");
+        let unsampled = traceparent_sent(0.0, None).await;
+        assert_ne!(unsampled[1], "0".repeat(32), "unsampled traces still have ids to propagate");
     }
 
     #[test]

@@ -41,7 +41,7 @@ fn a_purchase_is_one_trace_across_gateway_booking_inventory_payment_and_notifica
     let infra = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("runtime");
     let collector = infra.block_on(Collector::start());
     let provider = infra
-        .block_on(async { telemetry::tracer_provider("e2e", telemetry::Export::To(&collector.endpoint)) })
+        .block_on(async { telemetry::tracer_provider("e2e", telemetry::Export::To(&collector.endpoint), 1.0) })
         .expect("tracer provider");
     // tracing caches whether a callsite is enabled when it is first hit. While one dispatcher
     // is registered it asks only the hitting thread's default, so a callsite first hit by
