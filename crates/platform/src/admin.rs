@@ -27,21 +27,24 @@ pub fn router(metrics: Metrics, readiness: Readiness, extra: Router) -> Router {
 }
 
 async fn readyz(State(state): State<AdminState>) -> impl IntoResponse {
-    readiness_report(&state.readiness).await
+    readiness_report(&state.readiness)
 }
 
-/// The `/readyz` answer: 200 when every check passes and the service is not draining, else
-/// 503, with each check's result. The gateway serves it on its public port as well.
-pub async fn readiness_report(readiness: &Readiness) -> (StatusCode, axum::Json<serde_json::Value>) {
-    // Checks run on every probe so the answer is current; they are cheap pings.
-    let report = readiness.run().await;
+/// The `/readyz` answer: 200 when the service is ready and not draining, else 503, with
+/// each check's latest result. It reads the verdict of the last round of checks (run every
+/// `server.readiness_interval`), so probes add no load to the dependencies, and never wait
+/// on a busy pool. The gateway serves it on its public port as well.
+pub fn readiness_report(readiness: &Readiness) -> (StatusCode, axum::Json<serde_json::Value>) {
+    let report = readiness.latest();
     let body = serde_json::json!({
         "ready": report.is_ready(),
         "draining": report.draining,
-        "checks": report.checks.iter().map(|(name, failure)| serde_json::json!({
-            "name": name,
-            "ok": failure.is_none(),
-            "error": failure,
+        "checks": report.checks.iter().map(|c| serde_json::json!({
+            "name": c.name,
+            "ok": c.failure.is_none(),
+            "error": c.failure,
+            "gates": c.gates,
+            "consecutive_failures": c.consecutive_failures,
         })).collect::<Vec<_>>(),
     });
     let status = if report.is_ready() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };

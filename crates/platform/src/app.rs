@@ -44,8 +44,8 @@ impl App {
         let metrics = Metrics::new(name);
         Self {
             name,
+            readiness: Readiness::reporting_to(metrics.clone(), server.readiness_failure_threshold),
             server,
-            readiness: Readiness::reporting_to(metrics.clone()),
             metrics,
             stop: CancellationToken::new(),
             tasks: Vec::new(),
@@ -81,9 +81,17 @@ impl App {
         self.stop.clone()
     }
 
-    /// Adds a dependency check to readiness and gRPC health.
+    /// Adds a dependency check to readiness and gRPC health: failing it
+    /// `server.readiness_failure_threshold` rounds in a row makes the service unready.
     pub fn check(&mut self, name: &'static str, check: Check) -> &mut Self {
         self.readiness.add(name, check);
+        self
+    }
+
+    /// Adds a dependency check that `/readyz` and `platform_dependency_up` report but that
+    /// never makes the service unready: for a dependency the service's main path works without.
+    pub fn monitor(&mut self, name: &'static str, check: Check) -> &mut Self {
+        self.readiness.monitor(name, check);
         self
     }
 
@@ -290,7 +298,8 @@ async fn watch_readiness(
         let ready = report.is_ready();
         if last != Some(ready) {
             if !ready && !report.draining {
-                let failing: Vec<_> = report.checks.iter().filter(|(_, f)| f.is_some()).collect();
+                let failing: Vec<_> =
+                    report.checks.iter().filter_map(|c| Some((c.name, c.failure.as_deref()?))).collect();
                 tracing::warn!(?failing, "not ready");
             }
             let status = if ready { ServingStatus::Serving } else { ServingStatus::NotServing };

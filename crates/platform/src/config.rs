@@ -123,6 +123,10 @@ pub struct ServerConfig {
     /// How often dependency checks refresh readiness and gRPC health.
     #[serde(with = "humantime_serde")]
     pub readiness_interval: Duration,
+    /// Consecutive failed rounds of a dependency check before the service turns unready:
+    /// a dependency shared by every replica fails them all at once, so a brief failure
+    /// (a database failover) must not take the whole service out of rotation.
+    pub readiness_failure_threshold: u32,
     /// Deployment mode.
     pub environment: Environment,
 }
@@ -146,6 +150,7 @@ impl Default for ServerConfig {
             drain_delay: Duration::ZERO,
             shutdown_grace: Duration::from_secs(20),
             readiness_interval: Duration::from_secs(2),
+            readiness_failure_threshold: crate::readiness::DEFAULT_FAILURE_THRESHOLD,
             environment: Environment::Development,
         }
     }
@@ -164,6 +169,9 @@ impl Validate for ServerConfig {
         }
         if self.readiness_interval.is_zero() {
             issues.push(ConfigIssue::new("server.readiness_interval", "must be positive"));
+        }
+        if !(1..=100).contains(&self.readiness_failure_threshold) {
+            issues.push(ConfigIssue::new("server.readiness_failure_threshold", "must be between 1 and 100"));
         }
     }
 }

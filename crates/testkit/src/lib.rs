@@ -283,6 +283,20 @@ impl Spawned {
         .await;
     }
 
+    /// Waits until `/readyz` reports the check `name` passing (or failing); that check's
+    /// entry and the answer's status.
+    pub async fn wait_check(&self, name: &str, ok: bool) -> (u16, serde_json::Value) {
+        let url = format!("{}/readyz", self.admin_url());
+        eventually(&format!("readiness check {name} ok={ok}"), Duration::from_secs(15), || async {
+            let response = reqwest::get(&url).await.ok()?;
+            let status = response.status().as_u16();
+            let body: serde_json::Value = response.json().await.ok()?;
+            let check = body["checks"].as_array()?.iter().find(|c| c["name"] == name)?.clone();
+            (check["ok"] == ok).then_some((status, check))
+        })
+        .await
+    }
+
     /// Shuts down and waits for the service's result.
     pub async fn stop(mut self) -> anyhow::Result<()> {
         self.shutdown.shutdown();

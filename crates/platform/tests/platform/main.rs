@@ -10,6 +10,7 @@ mod consumer;
 mod discovery;
 mod idempotency;
 mod outbox;
+mod readiness;
 mod redis;
 mod support;
 mod tls;

@@ -26,5 +26,5 @@ async fn healthz() -> &'static str {
     responses((status = 200, description = "Ready: each check's result", body = Object),
               (status = 503, description = "Not ready or draining", body = Object)))]
 async fn readyz(State(s): State<AppState>) -> (StatusCode, axum::Json<serde_json::Value>) {
-    ticketing_platform::admin::readiness_report(&s.readiness).await
+    ticketing_platform::admin::readiness_report(&s.readiness)
 }

@@ -5,5 +5,6 @@ mod contention;
 mod helpers;
 mod holds;
 mod metrics;
+mod postgres_outage;
 mod properties;
 mod redis_outage;
