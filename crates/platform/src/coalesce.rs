@@ -24,6 +24,29 @@ pub struct Batching {
     pub in_flight: usize,
 }
 
+impl Batching {
+    /// Largest configurable batch.
+    pub const MAX_BATCH: usize = 1000;
+    /// Most configurable batches in flight.
+    pub const MAX_IN_FLIGHT: usize = 64;
+
+    /// Checks configured batching, naming the keys it came from in each issue.
+    pub fn validate(
+        &self,
+        max_batch_key: &'static str,
+        in_flight_key: &'static str,
+        issues: &mut Vec<crate::config::ConfigIssue>,
+    ) {
+        use crate::config::ConfigIssue;
+        if !(1..=Self::MAX_BATCH).contains(&self.max_batch) {
+            issues.push(ConfigIssue::new(max_batch_key, format!("must be between 1 and {}", Self::MAX_BATCH)));
+        }
+        if !(1..=Self::MAX_IN_FLIGHT).contains(&self.in_flight) {
+            issues.push(ConfigIssue::new(in_flight_key, format!("must be between 1 and {}", Self::MAX_IN_FLIGHT)));
+        }
+    }
+}
+
 /// The coalescer stopped, or its batch gave no answer for this call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("the {0} coalescer gave no answer")]

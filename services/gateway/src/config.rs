@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use ticketing_platform::cli::ServiceConfig;
+use ticketing_platform::coalesce::Batching;
 use ticketing_platform::config::{
     AuthConfig, ConfigIssue, DiscoveryConfig, Environment, RedisConfig, ServerConfig, TelemetryConfig, Validate,
     check_http_url,
@@ -223,12 +224,14 @@ impl Validate for RateLimits {
         if self.redis_timeout < Duration::from_millis(1) || self.redis_timeout > Duration::from_secs(1) {
             issues.push(ConfigIssue::new("gateway.rate_limits.redis_timeout", "must be between 1ms and 1s"));
         }
-        if !(1..=1000).contains(&self.batch_size) {
-            issues.push(ConfigIssue::new("gateway.rate_limits.batch_size", "must be between 1 and 1000"));
-        }
-        if !(1..=64).contains(&self.batches_in_flight) {
-            issues.push(ConfigIssue::new("gateway.rate_limits.batches_in_flight", "must be between 1 and 64"));
-        }
+        self.batching().validate("gateway.rate_limits.batch_size", "gateway.rate_limits.batches_in_flight", issues);
+    }
+}
+
+impl RateLimits {
+    /// How the limit checks of concurrent requests share script calls.
+    pub fn batching(&self) -> Batching {
+        Batching { max_batch: self.batch_size, in_flight: self.batches_in_flight }
     }
 }
 

@@ -21,7 +21,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use sha2::Digest as _;
 use ticketing_platform::auth::Verifier;
-use ticketing_platform::coalesce::{Batching, Coalescer};
+use ticketing_platform::coalesce::Coalescer;
 use ticketing_platform::redis::LazyConnection;
 
 use crate::config::{Limit, RateLimits};
@@ -260,7 +260,7 @@ impl RateLimiter {
             timeout: settings.redis_timeout,
             timer: metrics.redis_timer("rate_limit"),
         });
-        let batching = Batching { max_batch: settings.batch_size, in_flight: settings.batches_in_flight };
+        let batching = settings.batching();
         let scripts = Coalescer::start("rate-limit", batching, sizes, move |batch| {
             let script = script.clone();
             async move { script.run(batch).await }

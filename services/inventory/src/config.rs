@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use ticketing_platform::cli::ServiceConfig;
+use ticketing_platform::coalesce::Batching;
 use ticketing_platform::config::{
     AuthConfig, ConfigIssue, DatabaseConfig, KafkaConfig, RedisConfig, ServerConfig, TelemetryConfig, Validate,
 };
@@ -69,6 +70,13 @@ impl Default for Config {
     }
 }
 
+impl InventorySettings {
+    /// How concurrent holds share script calls.
+    pub fn hold_batching(&self) -> Batching {
+        Batching { max_batch: self.hold_batch_size, in_flight: self.hold_batches_in_flight }
+    }
+}
+
 impl Default for InventorySettings {
     fn default() -> Self {
         Self {
@@ -107,12 +115,7 @@ impl Validate for Config {
         if s.max_quantity == 0 || s.max_quantity > 100 {
             issues.push(ConfigIssue::new("inventory.max_quantity", "must be between 1 and 100"));
         }
-        if s.hold_batch_size == 0 || s.hold_batch_size > 1000 {
-            issues.push(ConfigIssue::new("inventory.hold_batch_size", "must be between 1 and 1000"));
-        }
-        if s.hold_batches_in_flight == 0 || s.hold_batches_in_flight > 64 {
-            issues.push(ConfigIssue::new("inventory.hold_batches_in_flight", "must be between 1 and 64"));
-        }
+        s.hold_batching().validate("inventory.hold_batch_size", "inventory.hold_batches_in_flight", issues);
     }
 }
 

@@ -122,10 +122,7 @@ impl Inventory {
         let coalescer = Coalescer::start(
             stock.clone(),
             Batching {
-                batches: ticketing_platform::coalesce::Batching {
-                    max_batch: settings.hold_batch_size,
-                    in_flight: settings.hold_batches_in_flight,
-                },
+                batches: settings.hold_batching(),
                 ttl: settings.hold_ttl,
                 idempotency_ttl: settings.idempotency_ttl,
             },
