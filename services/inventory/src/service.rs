@@ -128,8 +128,11 @@ impl Inventory {
             },
             metrics.register(
                 &Histogram::with_opts(
-                    HistogramOpts::new("inventory_hold_batch_size", "Holds coalesced into one Redis script call.")
-                        .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0]),
+                    HistogramOpts::new(
+                        "inventory_hold_batch_size",
+                        "Holds coalesced into one batch: one Redis script call per event in it, nearly always one.",
+                    )
+                    .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0]),
                 )
                 .expect("static metric definition"),
             ),
