@@ -38,6 +38,11 @@ pub struct Config {
 pub struct GatewaySettings {
     /// Where the public REST API listens.
     pub http_addr: SocketAddr,
+    /// The load balancer in front of `http_addr`, named for messages (the chart sets it,
+    /// e.g. `httpRoute` or `ingress alb`); empty when clients connect directly. Behind one,
+    /// every socket's peer is the load balancer, so production requires
+    /// `rate_limits.trusted_proxy_hops` of at least 1.
+    pub front_end: String,
     /// The services' gRPC addresses.
     pub identity_url: String,
     /// Catalog.
@@ -144,8 +149,10 @@ pub struct RateLimits {
     pub user: Limit,
     /// `POST /v1/auth/login`, per client IP and per email (on top of the IP limit).
     pub login: Limit,
-    /// Proxies in front of the gateway that append to `X-Forwarded-For`; 0 trusts no
-    /// header and limits the socket's peer address.
+    /// How many `X-Forwarded-For` entries, counted from the right, the trusted front end
+    /// writes: the client is that entry (see `ratelimit::client_ip`). One per proxy that
+    /// appends its peer (an AWS ALB: 1); GKE's Application Load Balancer appends the client
+    /// and its own address (2). 0 trusts no header and limits the socket's peer address.
     pub trusted_proxy_hops: usize,
     /// How long a limit check may wait for Redis before the request goes through unchecked.
     #[serde(with = "humantime_serde")]
@@ -272,6 +279,7 @@ impl Default for GatewaySettings {
     fn default() -> Self {
         Self {
             http_addr: SocketAddr::from(([0, 0, 0, 0], 8080)),
+            front_end: String::new(),
             identity_url: "http://127.0.0.1:50051".into(),
             catalog_url: "http://127.0.0.1:50052".into(),
             inventory_url: "http://127.0.0.1:50053".into(),
@@ -291,6 +299,28 @@ impl Default for GatewaySettings {
 }
 
 impl GatewaySettings {
+    /// Behind a load balancer every connection comes from the balancer's own addresses: with
+    /// no hop trusted, every buyer would share one per-IP and one login limit, and the
+    /// on-sale would be a wall of 429s that spend no error budget, so nothing pages.
+    fn validate_front_end(&self, environment: Environment, issues: &mut Vec<ConfigIssue>) {
+        let front_end = &self.front_end;
+        if front_end.len() > 128 || front_end.chars().any(char::is_control) {
+            issues.push(ConfigIssue::new("gateway.front_end", "must be at most 128 printable characters"));
+        }
+        if environment == Environment::Production
+            && !front_end.trim().is_empty()
+            && self.rate_limits.trusted_proxy_hops == 0
+        {
+            issues.push(ConfigIssue::new(
+                "gateway.rate_limits.trusted_proxy_hops",
+                format!(
+                    "must be at least 1 in production behind gateway.front_end {front_end:?}: at 0 every client is \
+                     the load balancer's address and shares its rate limits"
+                ),
+            ));
+        }
+    }
+
     /// The backend URLs with their keys.
     pub fn backends(&self) -> [(&'static str, &str); 6] {
         [
@@ -334,6 +364,7 @@ impl Validate for Config {
             issues.push(ConfigIssue::new("gateway.max_concurrency", "must be between 1 and 1,000,000"));
         }
         g.rate_limits.validate(issues);
+        g.validate_front_end(self.server.environment, issues);
         g.circuit_breaker.validate(issues);
         g.waiting_room.validate(self.server.environment, issues);
         for origin in &g.cors_origins {
@@ -375,6 +406,24 @@ mod tests {
         config.gateway.waiting_room.pass_ttl = Duration::ZERO;
         config.gateway.waiting_room.event_cache_size = 0;
         assert_eq!(issues(&config), ["gateway.waiting_room.pass_ttl", "gateway.waiting_room.event_cache_size"]);
+    }
+
+    #[test]
+    fn production_behind_a_load_balancer_refuses_zero_trusted_hops() {
+        let mut config = Config::default();
+        config.gateway.front_end = "httpRoute".into();
+        assert!(issues(&config).is_empty(), "development may run behind anything: {:?}", issues(&config));
+        config.server.environment = Environment::Production;
+        config.gateway.waiting_room.pass_secret = "x".repeat(32);
+        assert_eq!(issues(&config), ["gateway.rate_limits.trusted_proxy_hops"]);
+        config.gateway.rate_limits.trusted_proxy_hops = 2;
+        assert!(issues(&config).is_empty(), "{:?}", issues(&config));
+        // No front end: clients connect directly, and their socket's address is theirs.
+        config.gateway.front_end = String::new();
+        config.gateway.rate_limits.trusted_proxy_hops = 0;
+        assert!(issues(&config).is_empty(), "{:?}", issues(&config));
+        config.gateway.front_end = "ingress\nalb".into();
+        assert_eq!(issues(&config), ["gateway.front_end", "gateway.rate_limits.trusted_proxy_hops"]);
     }
 
     #[test]

@@ -399,6 +399,34 @@ mod tests {
         assert_eq!(client_ip(peer, &two, 1), Some("2001:db8::1".parse().unwrap()), "headers join in order");
     }
 
+    /// The values files' hop counts against what each load balancer documents that it
+    /// writes, for clients that send no header, an honest one, or a forged chain: the key
+    /// is always the address the load balancer saw, never one the client wrote.
+    #[test]
+    fn the_cloud_load_balancers_hop_counts_key_on_the_client_whatever_it_forges() {
+        let client = "203.0.113.7";
+        let sent = ["", "192.0.2.1", "1.2.3.4, 5.6.7.8", "not-an-address", "10.0.0.1, 35.191.0.1, 34.117.0.1"];
+        // GKE's external Application Load Balancer appends "<client>, <forwarding rule's
+        // address>" and connects from a Google front end (35.191.0.0/16, 130.211.0.0/22).
+        let gfe: Option<IpAddr> = Some("35.191.3.4".parse().unwrap());
+        // The AWS ALB (X-Forwarded-For processing mode append) appends the client and
+        // connects from one of its own nodes in the VPC.
+        let alb: Option<IpAddr> = Some("10.0.12.34".parse().unwrap());
+        for forged in sent {
+            let prefix = if forged.is_empty() { String::new() } else { format!("{forged}, ") };
+            let gke = xff(&format!("{prefix}{client}, 34.117.0.1"));
+            assert_eq!(client_ip(gfe, &gke, 2), client.parse().ok(), "GKE, 2 hops, the client sent {forged:?}");
+            assert_eq!(client_ip(gfe, &gke, 1), "34.117.0.1".parse().ok(), "GKE at 1 hop keys on the load balancer");
+            let aws = xff(&format!("{prefix}{client}"));
+            assert_eq!(client_ip(alb, &aws, 1), client.parse().ok(), "ALB, 1 hop, the client sent {forged:?}");
+            assert_eq!(client_ip(alb, &aws, 0), alb, "at 0 hops every client is the ALB node");
+        }
+        // A client's own header line before the load balancer's is joined in order.
+        let mut two = xff("9.9.9.9");
+        two.append("x-forwarded-for", HeaderValue::from_str(&format!("{client}, 34.117.0.1")).unwrap());
+        assert_eq!(client_ip(gfe, &two, 2), client.parse().ok());
+    }
+
     #[test]
     fn gcra_arguments_and_rounding() {
         assert_eq!(gcra_args(Limit { per_second: 10.0, burst: 5 }), (100_000, 500_000));
