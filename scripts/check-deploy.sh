@@ -149,7 +149,7 @@ render() {
 # --- 2. Kubernetes schemas ----------------------------------------------------------
 
 # CRDs have no schema in kubernetes-validate; they may warn, nothing else may.
-EXPECTED_WARNING='Couldn.t find schema for kind (ServiceMonitor|PrometheusRule|HTTPRoute) '
+EXPECTED_WARNING='Couldn.t find schema for kind (ServiceMonitor|PrometheusRule|HTTPRoute|HealthCheckPolicy|GCPBackendPolicy) '
 
 kube_validate() {
   local v log="$TOOLS/kubernetes-validate.log" ok=0 files

@@ -15,11 +15,12 @@ ticketing.service renders every object of one service. Args (dict):
 {{- $facts := .facts }}
 {{- $fullname := include "ticketing.component" . }}
 {{- $ns := $root.Release.Namespace }}
-{{- $sd := $root.Values.shutdown }}
+{{- $sd := $svc.shutdown }}
 {{- if ge (int $sd.drainDelaySeconds) (int $sd.graceSeconds) }}
-{{- fail "shutdown.drainDelaySeconds must be shorter than shutdown.graceSeconds (the binary refuses it otherwise)" }}
+{{- fail (printf "services.%s.shutdown (or defaults.shutdown): drainDelaySeconds %v must be shorter than graceSeconds %v (the binary refuses it otherwise)" $name $sd.drainDelaySeconds $sd.graceSeconds) }}
 {{- end }}
 {{- include "ticketing.payment.check" . }}
+{{- include "ticketing.gateway.check" . }}
 {{- $hasDigest := include "ticketing.imageHasDigest" . }}
 {{- $skips := list "CKV_K8S_35=the binaries read configuration from TICKETING_* environment variables only; the Secret is referenced key by key, never copied into the manifest" }}
 {{- if .discovery }}
@@ -354,7 +355,7 @@ spec:
 {{- define "ticketing.service.config" -}}
 {{- $root := .root }}
 {{- $c := $root.Values.config }}
-{{- $sd := $root.Values.shutdown }}
+{{- $sd := .svc.shutdown }}
 {{- $facts := .facts }}
 TICKETING_SERVER__GRPC_ADDR: "0.0.0.0:{{ $facts.grpcPort }}"
 TICKETING_SERVER__ADMIN_ADDR: "0.0.0.0:{{ $facts.adminPort }}"
@@ -407,6 +408,14 @@ TICKETING_KAFKA__PROPERTIES__{{ $key | upper }}: {{ $value | toString | quote }}
 TICKETING_PAYMENT__PROVIDER: {{ .svc.provider | quote }}
 {{- if eq .svc.provider "processor" }}
 TICKETING_PAYMENT__PROCESSOR__BASE_URL: {{ .svc.processor.baseUrl | quote }}
+{{- end }}
+{{- end }}
+{{- if eq .name "gateway" }}
+{{- $expose := $root.Values.expose }}
+TICKETING_GATEWAY__RATE_LIMITS__TRUSTED_PROXY_HOPS: {{ $expose.trustedProxyHops | quote }}
+{{- with include "ticketing.gateway.frontEnd" $root }}
+# The load balancer in front: production refuses 0 trusted hops behind it.
+TICKETING_GATEWAY__FRONT_END: {{ . | quote }}
 {{- end }}
 {{- end }}
 {{- if and (eq .name "identity") .svc.bootstrapAdminEmail }}
@@ -517,6 +526,37 @@ ConfigMap (for the secrets) or overrides the chart's own variables (for the rest
 {{- end }}
 {{- if and $production (eq .svc.provider "processor") .svc.processor.baseUrl (not (hasPrefix "https://" .svc.processor.baseUrl)) }}
 {{- fail (printf "services.payment.processor.baseUrl %q must be https with config.environment production." .svc.processor.baseUrl) }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+ticketing.gateway.frontEnd names what is in front of the gateway's HTTP port (mode, and
+the ingress class); empty when nothing is (expose.mode none or the gateway is off).
+*/}}
+{{- define "ticketing.gateway.frontEnd" -}}
+{{- $expose := .Values.expose }}
+{{- if and .Values.services.gateway.enabled (ne $expose.mode "none") }}
+{{- $expose.mode }}{{ if and (eq $expose.mode "ingress") $expose.ingress.className }} {{ $expose.ingress.className }}{{ end }}
+{{- end }}
+{{- end }}
+
+{{/*
+ticketing.gateway.check fails the render that would key every buyer's rate limits on the
+load balancer's address: a production gateway behind an Ingress or HTTPRoute with no
+trusted X-Forwarded-For hop (the binary refuses it too), or the hop count and front end
+set in env, which would bypass this check.
+*/}}
+{{- define "ticketing.gateway.check" -}}
+{{- range $key := list "TICKETING_GATEWAY__RATE_LIMITS__TRUSTED_PROXY_HOPS" "TICKETING_GATEWAY__FRONT_END" }}
+{{- if hasKey $.svc.env $key }}
+{{- fail (printf "services.%s.env (or defaults.env) sets %s: set expose.trustedProxyHops (and expose.mode) instead, which the chart checks against the load balancer in front." $.name $key) }}
+{{- end }}
+{{- end }}
+{{- if eq .name "gateway" }}
+{{- $frontEnd := include "ticketing.gateway.frontEnd" .root }}
+{{- if and (eq .root.Values.config.environment "production") $frontEnd (eq (int .root.Values.expose.trustedProxyHops) 0) }}
+{{- fail (printf "expose.trustedProxyHops is 0 with the gateway behind %q in production: every buyer would share the load balancer's rate limit. Set it to the X-Forwarded-For entries the load balancer writes: 2 for GKE's Application Load Balancer, 1 for the ALB (docs/deploy.md)." $frontEnd) }}
 {{- end }}
 {{- end }}
 {{- end }}
