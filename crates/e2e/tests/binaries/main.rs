@@ -40,8 +40,8 @@ fn a_bad_config_value_exits_78_naming_the_key() {
     }
 }
 
-/// Production refuses what only development may run (I9: money is real in production):
-/// each binary exits 78 naming the key, and says why.
+/// Production refuses what only development may run (I9: money is real in production) or
+/// what would fail at the on-sale: each binary exits 78 naming the key, and says why.
 #[test]
 fn production_refuses_development_settings_with_exit_78() {
     let processor = [
@@ -51,11 +51,17 @@ fn production_refuses_development_settings_with_exit_78() {
     ];
     // (service, extra environment, the key named, why)
     type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str, &'a str);
-    let cases: [Case; 4] = [
+    // Behind a load balancer with no trusted hop, every buyer would share its address's limits.
+    let behind_alb = [
+        ("TICKETING_GATEWAY__WAITING_ROOM__PASS_SECRET", "a-production-pass-secret-of-32-bytes"),
+        ("TICKETING_GATEWAY__FRONT_END", "ingress alb"),
+    ];
+    let cases: [Case; 5] = [
         ("payment", &[], "payment.provider", "simulated provider"),
         ("payment", &processor, "payment.processor.api_key", "is required"),
         ("booking", &[], "auth.client_secret", "development secret is refused in production"),
         ("gateway", &[], "gateway.waiting_room.pass_secret", "development secret is refused in production"),
+        ("gateway", &behind_alb, "gateway.rate_limits.trusted_proxy_hops", "behind gateway.front_end \"ingress alb\""),
     ];
     for (service, env, key, why) in cases {
         let output = Command::new(binary(service))

@@ -17,6 +17,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, Container, Probe, Service};
+use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde::Deserialize as _;
@@ -88,22 +89,25 @@ struct Manifests {
 
 impl Manifests {
     fn render(helm: &Path, values: &Path) -> Self {
+        Self::render_with(helm, values, &[]).unwrap_or_else(|e| panic!("helm template -f {}: {e}", values.display()))
+    }
+
+    /// Renders with extra `helm template` arguments (`--set ...`); helm's error when it refuses.
+    fn render_with(helm: &Path, values: &Path, extra: &[&str]) -> Result<Self, String> {
         let home = std::env::temp_dir().join(format!("helm-home-{}", ticketing_testkit::unique()));
         let out = Command::new(helm)
             .args(["template", RELEASE, "charts/ticketing", "--namespace", "ticketing", "-f"])
             .arg(values)
+            .args(extra)
             .current_dir(root())
             .env("HOME", &home)
             .env("XDG_CACHE_HOME", home.join("cache"))
             .output()
             .expect("run helm");
         let _ = std::fs::remove_dir_all(&home);
-        assert!(
-            out.status.success(),
-            "helm template -f {}: {}",
-            values.display(),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        if !out.status.success() {
+            return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+        }
         let mut manifests = Self::default();
         for document in serde_yaml::Deserializer::from_slice(&out.stdout) {
             let value = serde_yaml::Value::deserialize(document).expect("rendered YAML parses");
@@ -113,7 +117,7 @@ impl Manifests {
             manifests.objects.insert((kind.to_owned(), name.to_owned()), value.clone());
         }
         assert!(!manifests.objects.is_empty(), "{} rendered nothing", values.display());
-        manifests
+        Ok(manifests)
     }
 
     fn get<T: DeserializeOwned>(&self, kind: &str, name: &str) -> Option<T> {
@@ -124,6 +128,64 @@ impl Manifests {
     fn all<T: DeserializeOwned>(&self, kind: &str) -> Vec<T> {
         let names: Vec<&String> = self.objects.keys().filter(|(k, _)| k == kind).map(|(_, n)| n).collect();
         names.into_iter().map(|n| self.get(kind, n).unwrap()).collect()
+    }
+
+    /// A custom resource (no k8s-openapi type), as JSON.
+    fn custom(&self, kind: &str, name: &str) -> Option<serde_json::Value> {
+        let value = self.objects.get(&(kind.to_owned(), name.to_owned()))?;
+        Some(serde_json::to_value(value).expect("YAML as JSON"))
+    }
+
+    fn config(&self, service: &str) -> BTreeMap<String, String> {
+        let name = format!("{RELEASE}-{service}");
+        let config: ConfigMap = self.get("ConfigMap", &name).unwrap_or_else(|| panic!("no ConfigMap {name}"));
+        config.data.unwrap_or_default()
+    }
+}
+
+/// Whole seconds from the chart's `"<n>s"` durations.
+fn seconds(value: &str) -> i64 {
+    value.strip_suffix('s').and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("not whole seconds: {value}"))
+}
+
+/// How a pod stops, as rendered: the kubelet's preStop sleep, the binary's drain delay and
+/// grace (from its ConfigMap) and the pod's termination grace period.
+struct Shutdown {
+    pre_stop: i64,
+    drain: i64,
+    grace: i64,
+    termination: i64,
+}
+
+impl Shutdown {
+    fn of(m: &Manifests, service: &str) -> Self {
+        let name = format!("{RELEASE}-{service}");
+        let deployment: Deployment = m.get("Deployment", &name).unwrap_or_else(|| panic!("no Deployment {name}"));
+        let pod = deployment.spec.unwrap().template.spec.unwrap();
+        let container = pod.containers.iter().find(|c| c.name == service).unwrap();
+        let pre_stop = container
+            .lifecycle
+            .as_ref()
+            .and_then(|l| l.pre_stop.as_ref())
+            .and_then(|h| h.sleep.as_ref())
+            .map_or(0, |s| s.seconds);
+        let env = m.config(service);
+        Self {
+            pre_stop,
+            drain: seconds(&env["TICKETING_SERVER__DRAIN_DELAY"]),
+            grace: seconds(&env["TICKETING_SERVER__SHUTDOWN_GRACE"]),
+            termination: pod.termination_grace_period_seconds.expect("terminationGracePeriodSeconds"),
+        }
+    }
+
+    /// How long after termination starts the pod still accepts new requests.
+    fn serving(&self) -> i64 {
+        self.pre_stop + self.drain
+    }
+
+    /// How long after termination starts it may still be answering one.
+    fn working(&self) -> i64 {
+        self.pre_stop + self.grace
     }
 }
 
@@ -229,6 +291,12 @@ fn check_service(m: &Manifests, file: &str, service: &str) {
         );
         assert!(spec.max_replicas > spec.min_replicas.unwrap_or(1), "{at}: the HPA can scale");
     }
+    // The binary's drain is shorter than its grace (it refuses the rest), and the kubelet
+    // never kills a pod that is still within both.
+    let shutdown = Shutdown::of(m, service);
+    assert!(shutdown.drain < shutdown.grace, "{at}: drain delay {} >= grace {}", shutdown.drain, shutdown.grace);
+    assert!(shutdown.termination > shutdown.working(), "{at}: terminationGracePeriodSeconds too short");
+
     let pdb: PodDisruptionBudget = m.get("PodDisruptionBudget", &name).unwrap_or_else(|| panic!("{at}: no PDB"));
     let selector = pdb.spec.and_then(|s| s.selector).and_then(|s| s.match_labels).unwrap_or_default();
     let pod_labels = deployment.spec.unwrap().template.metadata.and_then(|m| m.labels).unwrap_or_default();
@@ -382,4 +450,187 @@ fn skaffold_builds_every_service_binary_the_chart_deploys() {
     }
     assert_eq!(built, crates, "skaffold artifacts = service binaries");
     assert_eq!(chart, crates, "chart entries = service binaries");
+}
+
+/// The front ends the values files put before the gateway, from the providers' documentation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FrontEnd {
+    /// Clients (or `kubectl port-forward`) connect to the pods.
+    Direct,
+    /// GKE's global external Application Load Balancer, through the Gateway API: it
+    /// appends "<client>, <forwarding rule's address>" to `X-Forwarded-For` and connects
+    /// from a Google front end.
+    GkeApplicationLoadBalancer,
+    /// The AWS ALB (processing mode append): it appends the client's address and connects
+    /// from one of its own nodes.
+    AwsAlb,
+}
+
+impl FrontEnd {
+    fn of(file: &str) -> Self {
+        match file {
+            "values-gke.yaml" => Self::GkeApplicationLoadBalancer,
+            "values-eks.yaml" => Self::AwsAlb,
+            _ => Self::Direct,
+        }
+    }
+
+    /// The `X-Forwarded-For` the gateway receives when a client at `client` sent `sent`.
+    fn forwarded(self, sent: &str, client: &str) -> String {
+        let prefix = if sent.is_empty() { String::new() } else { format!("{sent}, ") };
+        match self {
+            Self::GkeApplicationLoadBalancer => format!("{prefix}{client}, 34.117.0.1"),
+            Self::AwsAlb => format!("{prefix}{client}"),
+            Self::Direct => sent.to_owned(),
+        }
+    }
+}
+
+/// The gateway's edge per values file: the trusted hop count matches the load balancer in
+/// front, its drain outlasts the load balancer's deregistration, and the load balancer's
+/// own objects probe the gateway's real readiness and drain as long as a pod still works.
+#[test]
+fn the_gateway_edge_fits_each_cloud_load_balancer() {
+    let helm = helm();
+    let backend = format!("{RELEASE}-gateway");
+    let gateway = facts("gateway");
+    for (file, path) in values_files() {
+        let m = Manifests::render(&helm, &path);
+        let env = m.config("gateway");
+        let front = FrontEnd::of(&file);
+        let (hops, front_end) = match front {
+            FrontEnd::Direct => ("0", None),
+            FrontEnd::GkeApplicationLoadBalancer => ("2", Some("httpRoute")),
+            FrontEnd::AwsAlb => ("1", Some("ingress alb")),
+        };
+        assert_eq!(env["TICKETING_GATEWAY__RATE_LIMITS__TRUSTED_PROXY_HOPS"], hops, "{file}: trusted hops");
+        assert_eq!(env.get("TICKETING_GATEWAY__FRONT_END").map(String::as_str), front_end, "{file}: front end");
+        let shutdown = Shutdown::of(&m, "gateway");
+        let policies = ["HealthCheckPolicy", "GCPBackendPolicy"].map(|kind| m.custom(kind, &backend));
+        match front {
+            FrontEnd::Direct => {
+                assert!(policies.iter().all(Option::is_none), "{file}: GKE policies without GKE");
+                assert!(m.get::<Ingress>("Ingress", &backend).is_none(), "{file}: an Ingress");
+            }
+            FrontEnd::GkeApplicationLoadBalancer => {
+                // NEG detach takes up to a minute: the gateway serves through it.
+                assert!(
+                    shutdown.serving() >= 60,
+                    "{file}: the gateway serves {} s after termination",
+                    shutdown.serving()
+                );
+                let [Some(health), Some(backend_policy)] = policies else {
+                    panic!("{file}: no HealthCheckPolicy or GCPBackendPolicy {backend}")
+                };
+                for policy in [&health, &backend_policy] {
+                    assert_eq!(policy["apiVersion"], "networking.gke.io/v1", "{file}");
+                    assert_eq!(
+                        policy["spec"]["targetRef"],
+                        serde_json::json!({"group": "", "kind": "Service", "name": &backend})
+                    );
+                }
+                let check = &health["spec"]["default"];
+                let http = &check["config"]["httpHealthCheck"];
+                assert_eq!(check["config"]["type"], "HTTP", "{file}");
+                assert_eq!(http["portSpecification"], "USE_FIXED_PORT", "{file}");
+                assert_eq!(http["port"], gateway.admin, "{file}: the health check's port is the admin port");
+                assert_eq!(http["requestPath"], "/readyz", "{file}: the health check probes readiness");
+                assert!(
+                    check["timeoutSec"].as_i64().unwrap() <= check["checkIntervalSec"].as_i64().unwrap(),
+                    "{file}: the health check's timeout exceeds its interval"
+                );
+                let draining = backend_policy["spec"]["default"]["connectionDraining"]["drainingTimeoutSec"].as_i64();
+                assert_eq!(draining, Some(shutdown.working()), "{file}: draining = preStop + grace");
+                assert!(shutdown.termination > shutdown.working(), "{file}");
+                let route: serde_json::Value = m.custom("HTTPRoute", &backend).expect("an HTTPRoute");
+                let backend_ref = &route["spec"]["rules"][0]["backendRefs"][0];
+                assert_eq!(
+                    (backend_ref["name"].as_str(), backend_ref["port"].as_u64()),
+                    (Some(backend.as_str()), gateway.http.map(u64::from))
+                );
+            }
+            FrontEnd::AwsAlb => {
+                assert!(
+                    shutdown.serving() >= 60,
+                    "{file}: the gateway serves {} s after termination",
+                    shutdown.serving()
+                );
+                assert!(policies.iter().all(Option::is_none), "{file}: GKE policies on EKS");
+                let ingress: Ingress = m.get("Ingress", &backend).unwrap_or_else(|| panic!("{file}: no Ingress"));
+                let annotations = ingress.metadata.annotations.unwrap_or_default();
+                let annotation =
+                    |key: &str| annotations.get(&format!("alb.ingress.kubernetes.io/{key}")).map(String::as_str);
+                assert_eq!(ingress.spec.unwrap().ingress_class_name.as_deref(), Some("alb"));
+                // Readiness gates and the deregistration delay need IP targets (the pods).
+                assert_eq!(annotation("target-type"), Some("ip"), "{file}");
+                let delay = format!("deregistration_delay.timeout_seconds={}", shutdown.working());
+                assert_eq!(
+                    annotation("target-group-attributes"),
+                    Some(delay.as_str()),
+                    "{file}: delay = preStop + grace"
+                );
+                assert_eq!(annotation("healthcheck-port"), Some(gateway.admin.to_string().as_str()), "{file}");
+                assert_eq!(annotation("healthcheck-path"), Some("/readyz"), "{file}");
+                assert_eq!(
+                    annotation("load-balancer-attributes"),
+                    Some("routing.http.xff_header_processing.mode=append"),
+                    "{file}: the hop count assumes the ALB appends"
+                );
+            }
+        }
+        // In production behind a load balancer, no trusted hop is refused.
+        if front_end.is_some() {
+            let refused = Manifests::render_with(&helm, &path, &["--set", "expose.trustedProxyHops=0"]).err();
+            let refused = refused.unwrap_or_else(|| panic!("{file}: rendered with trustedProxyHops 0"));
+            assert!(refused.contains("expose.trustedProxyHops is 0"), "{file}: {refused}");
+        }
+    }
+}
+
+/// The gateway binary, with the hop count each cloud's values file renders and a tight
+/// per-IP limit, behind the `X-Forwarded-For` that cloud's load balancer writes: the limit
+/// follows the client's real address whatever the client forges, and another client is
+/// not held back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_forwarded_for_chains_do_not_choose_the_rate_limit_key() {
+    let helm = helm();
+    for (file, path) in values_files() {
+        let front = FrontEnd::of(&file);
+        if front == FrontEnd::Direct {
+            continue;
+        }
+        let hops =
+            Manifests::render(&helm, &path).config("gateway")["TICKETING_GATEWAY__RATE_LIMITS__TRUSTED_PROXY_HOPS"]
+                .clone();
+        let http = ticketing_testkit::process::free_port();
+        let env = [
+            ("TICKETING_GATEWAY__HTTP_ADDR", format!("127.0.0.1:{http}")),
+            ("TICKETING_GATEWAY__RATE_LIMITS__TRUSTED_PROXY_HOPS", hops),
+            ("TICKETING_GATEWAY__RATE_LIMITS__IP__PER_SECOND", "0.001".to_owned()),
+            ("TICKETING_GATEWAY__RATE_LIMITS__IP__BURST", "3".to_owned()),
+        ];
+        let mut gateway = crate::Process::start_with("gateway", &ticketing_testkit::kafka_config(), &env).await;
+        gateway.wait_serving().await;
+        let client = reqwest::Client::new();
+        let get = |forwarded: String| {
+            let request =
+                client.get(format!("http://127.0.0.1:{http}/openapi.json")).header("x-forwarded-for", forwarded);
+            async move { request.send().await.expect("the gateway answers").status().as_u16() }
+        };
+        let buyer = "203.0.113.7";
+        // Until Redis first answers a request may pass unchecked: send until refused.
+        let mut sent = 0;
+        while get(front.forwarded(&format!("198.18.0.{sent}"), buyer)).await != 429 {
+            sent += 1;
+            assert!(sent < 50, "{file}: never limited, each request forging another address:\n{}", gateway.log());
+        }
+        // Nothing, other addresses, garbage, or a whole chain as the load balancer writes one.
+        let chain = front.forwarded("", "198.51.100.3");
+        for forged in ["", "198.51.100.1", "198.51.100.1, 198.51.100.2", "garbage", chain.as_str()] {
+            let status = get(front.forwarded(forged, buyer)).await;
+            assert_eq!(status, 429, "{file}: forging {forged:?} escaped the buyer's limit");
+        }
+        assert_eq!(get(front.forwarded("", "198.51.100.9")).await, 200, "{file}: another buyer is held back");
+        assert_eq!(get(front.forwarded(buyer, "198.51.100.10")).await, 200, "{file}: forging the buyer's address");
+    }
 }
