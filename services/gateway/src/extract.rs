@@ -84,6 +84,31 @@ impl Caller {
     }
 }
 
+/// The client's address as the rate limits see it ([`crate::ratelimit::client_ip`]), for
+/// the calls that hand it on: identity throttles logins per address, and without it every
+/// login through one gateway pod would share that pod's address.
+pub struct ClientIp(pub Option<std::net::IpAddr>);
+
+impl FromRequestParts<AppState> for ClientIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let peer = parts.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip());
+        Ok(Self(crate::ratelimit::client_ip(peer, &parts.headers, state.trusted_proxy_hops)))
+    }
+}
+
+impl ClientIp {
+    /// `message` with the address as `x-forwarded-for`, the metadata identity reads it from.
+    pub fn request<T>(&self, message: T) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(message);
+        if let Some(value) = self.0.and_then(|ip| ip.to_string().parse().ok()) {
+            request.metadata_mut().insert("x-forwarded-for", value);
+        }
+        request
+    }
+}
+
 /// The caller the rate limiter already verified from this request's own token.
 #[derive(Clone)]
 pub struct Verified(pub Principal);
@@ -131,4 +156,17 @@ impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
 /// Parses an id from the path; a malformed one is a 400 naming the parameter.
 pub fn id(name: &str, raw: &str) -> Result<uuid::Uuid, Problem> {
     uuid::Uuid::parse_str(raw).map_err(|_| Problem::field(name, "must be a UUID"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_client_address_rides_to_identity_as_forwarded_for() {
+        let ip = ClientIp(Some("2001:db8::7".parse().unwrap()));
+        let request = ip.request(());
+        assert_eq!(request.metadata().get("x-forwarded-for").unwrap(), "2001:db8::7");
+        assert!(ClientIp(None).request(()).metadata().get("x-forwarded-for").is_none());
+    }
 }

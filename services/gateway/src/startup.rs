@@ -40,6 +40,7 @@ pub async fn build(config: Config) -> anyhow::Result<Gateway> {
         retry_after: Duration::from_secs(1),
         waiting_room: WaitingRoom::new(redis.clone(), &config.redis.key_prefix, &settings.waiting_room, app.metrics()),
         readiness: app.readiness().clone(),
+        trusted_proxy_hops: settings.rate_limits.trusted_proxy_hops,
     });
     let (interval, stop) = (app.metrics().interval(), app.stop_token());
     app.spawn("waiting-room-metrics", state.waiting_room.clone().watch(state.backends.clone(), interval, stop));

@@ -106,4 +106,6 @@ pub struct Shared {
     pub waiting_room: crate::waiting_room::WaitingRoom,
     /// What `/readyz` reports.
     pub readiness: ticketing_platform::readiness::Readiness,
+    /// `gateway.rate_limits.trusted_proxy_hops`: where the client's address is read from.
+    pub trusted_proxy_hops: usize,
 }

@@ -10,7 +10,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::instant;
-use crate::extract::{Caller, Json};
+use crate::extract::{Caller, ClientIp, Json};
 use crate::problem::Problem;
 use crate::state::AppState;
 
@@ -107,8 +107,13 @@ impl From<pb::TokenPair> for Tokens {
 /// Exchanges email and password for tokens.
 #[utoipa::path(post, path = "/v1/auth/login", tag = "auth", request_body = LoginBody,
     responses((status = 200, body = Tokens), (status = 401, body = Problem), (status = 429, body = Problem)))]
-async fn login(State(s): State<AppState>, Json(b): Json<LoginBody>) -> Result<axum::Json<Tokens>, Problem> {
-    let pair = s.backends.identity.clone().login(pb::LoginRequest { email: b.email, password: b.password }).await?;
+async fn login(
+    State(s): State<AppState>,
+    client: ClientIp,
+    Json(b): Json<LoginBody>,
+) -> Result<axum::Json<Tokens>, Problem> {
+    let request = client.request(pb::LoginRequest { email: b.email, password: b.password });
+    let pair = s.backends.identity.clone().login(request).await?;
     Ok(axum::Json(pair.into_inner().into()))
 }
 
