@@ -2,6 +2,7 @@
 //! user), load shedding past its concurrency limit, and per-backend circuit breakers; and
 //! refusals of the business (sold out, over the limit) that are conflicts, never 429s (I8).
 
+use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use reqwest::{Method, StatusCode};
@@ -78,6 +79,45 @@ async fn login_is_limited_per_ip_and_per_email_and_allowed_again_after_retry_aft
 
     tokio::time::sleep(Duration::from_secs(wait)).await;
     assert_eq!(login(&http, &alice, "198.51.100.3").await.0, StatusCode::OK, "allowed again after Retry-After");
+}
+
+/// identity's per-address login throttle state (ADR 0007): each address's hash.
+async fn throttled_addresses(p: &Platform) -> BTreeMap<String, HashMap<String, String>> {
+    let redis = &p.redis["identity"];
+    let client = redis::Client::open(redis.config.url.as_str()).expect("identity's Redis URL");
+    let mut conn = client.get_multiplexed_async_connection().await.expect("identity's Redis");
+    let mut addresses = BTreeMap::new();
+    for key in redis.keys() {
+        if let Some((_, ip)) = key.split_once("login:ip:") {
+            let state: HashMap<String, String> = redis::AsyncCommands::hgetall(&mut conn, &key).await.unwrap();
+            addresses.insert(ip.to_owned(), state);
+        }
+    }
+    addresses
+}
+
+/// identity throttles password guessing per client address (ADR 0007): the gateway hands it
+/// the address its own limits key on, never its own pod's, which every buyer would share.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identity_counts_failed_logins_against_the_clients_address() {
+    let p = Platform::start(Options { gateway: |g| g.rate_limits.trusted_proxy_hops = 2, ..Options::default() }).await;
+    let http = Http::new(&p);
+    let email = register(&http).await;
+    let before = throttled_addresses(&p).await;
+    let response = http
+        .client
+        .post(format!("{}/v1/auth/login", http.base))
+        // A forged entry, then what GKE's load balancer appends: the client and its own address.
+        .header("X-Forwarded-For", "192.0.2.99, 198.51.100.77, 34.117.0.1")
+        .json(&json!({"email": email, "password": "not-the-passphrase"}))
+        .send()
+        .await
+        .expect("the gateway answers");
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    let mut after = throttled_addresses(&p).await;
+    after.retain(|ip, state| before.get(ip) != Some(state));
+    let counted: Vec<&String> = after.keys().collect();
+    assert_eq!(counted, ["198.51.100.77"], "the addresses the failure counted against");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
