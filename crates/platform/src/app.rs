@@ -71,6 +71,12 @@ impl App {
         self.spawn("db-pool-metrics", task)
     }
 
+    /// Samples Redis's `redis_memory_*` metrics every `telemetry.metrics_interval` until shutdown.
+    pub fn watch_redis(&mut self, connection: &crate::redis::Connection) -> &mut Self {
+        let task = crate::redis::watch_memory(connection.clone(), self.metrics.clone(), self.stop.clone());
+        self.spawn("redis-memory-metrics", task)
+    }
+
     /// The service's readiness checks (what `/readyz` reports).
     pub fn readiness(&self) -> &Readiness {
         &self.readiness

@@ -50,11 +50,12 @@ struct Settings {
 }
 
 /// Shared plumbing metrics. Vectors without series are not exported, so the labelled ones
-/// are registered up front; the plain gauges of the outbox and the pool only once a service
-/// has an outbox or a pool, so a service without either does not report zeros.
+/// are registered up front; the plain gauges of the outbox, the pool and Redis's memory only
+/// once a service has an outbox, a pool or Redis, so a service without them reports no zeros.
 struct Plumbing {
     outbox: std::sync::OnceLock<OutboxGauges>,
     pool: std::sync::OnceLock<PoolMetrics>,
+    redis_memory: std::sync::OnceLock<RedisMemoryGauges>,
     consumer_lag: IntGaugeVec,
     consumer_assigned: IntGaugeVec,
     consumer_stalled: IntGaugeVec,
@@ -104,6 +105,13 @@ pub(crate) struct PoolMetrics {
     pub(crate) in_use: IntGauge,
     pub(crate) max: IntGauge,
     pub(crate) acquire: Histogram,
+}
+
+/// `redis_memory_used_bytes` and `redis_memory_max_bytes`.
+#[derive(Clone)]
+pub(crate) struct RedisMemoryGauges {
+    pub(crate) used: IntGauge,
+    pub(crate) max: IntGauge,
 }
 
 struct Red {
@@ -193,6 +201,7 @@ impl Metrics {
         let plumbing = Plumbing {
             outbox: std::sync::OnceLock::new(),
             pool: std::sync::OnceLock::new(),
+            redis_memory: std::sync::OnceLock::new(),
             consumer_lag,
             consumer_assigned,
             consumer_stalled,
@@ -314,6 +323,19 @@ impl Metrics {
                 max,
                 acquire,
             }
+        })
+    }
+
+    pub(crate) fn redis_memory(&self) -> &RedisMemoryGauges {
+        self.plumbing.redis_memory.get_or_init(|| {
+            let used = IntGauge::new("redis_memory_used_bytes", "Memory Redis uses for its data (INFO used_memory).")
+                .expect("static metric definition");
+            let max =
+                IntGauge::new("redis_memory_max_bytes", "Redis's memory limit (INFO maxmemory); 0 when it has none.")
+                    .expect("static metric definition");
+            self.register(&used);
+            self.register(&max);
+            RedisMemoryGauges { used, max }
         })
     }
 

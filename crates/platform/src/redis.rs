@@ -200,6 +200,12 @@ impl LazyConnection {
         Ok(Self { connection: Connection::start(client(config)?), answered: Arc::default() })
     }
 
+    /// The connection whether or not Redis has answered yet, for background work such as
+    /// [`watch_memory`], whose commands may fail (at once) while Redis is away.
+    pub fn background(&self) -> Connection {
+        self.connection.clone()
+    }
+
     /// The connection, once Redis has answered.
     pub fn get(&self) -> Option<Connection> {
         if !self.answered.load(Ordering::Relaxed) {
@@ -210,4 +216,38 @@ impl LazyConnection {
         }
         Some(self.connection.clone())
     }
+}
+
+/// Samples `redis_memory_used_bytes` and `redis_memory_max_bytes` from `INFO memory`
+/// (`used_memory`, `maxmemory`) every `telemetry.metrics_interval` until `stop`. With the
+/// `noeviction` policy a full Redis refuses every write (holds, rate limits, logins), so
+/// the alert on their ratio is the warning before that; managed Redis (Memorystore,
+/// ElastiCache) answers INFO too, so no exporter is needed. A failed sample keeps the
+/// previous values: `platform_dependency_up` reports the outage.
+pub async fn watch_memory(
+    connection: Connection,
+    metrics: crate::metrics::Metrics,
+    stop: tokio_util::sync::CancellationToken,
+) -> anyhow::Result<()> {
+    let gauges = metrics.redis_memory().clone();
+    loop {
+        match memory(&mut connection.clone()).await {
+            Ok((used, max)) => {
+                gauges.used.set(used);
+                gauges.max.set(max);
+            }
+            Err(e) => tracing::debug!(error = %e, "cannot sample Redis's memory"),
+        }
+        tokio::select! {
+            () = stop.cancelled() => return Ok(()),
+            () = tokio::time::sleep(metrics.interval()) => {}
+        }
+    }
+}
+
+/// `used_memory` and `maxmemory` from `INFO memory`.
+async fn memory(connection: &mut Connection) -> anyhow::Result<(i64, i64)> {
+    let info: redis::InfoDict = redis::cmd("INFO").arg("memory").query_async(connection).await?;
+    let field = |name: &str| info.get::<i64>(name).with_context(|| format!("INFO memory has no {name}"));
+    Ok((field("used_memory")?, field("maxmemory")?))
 }

@@ -34,6 +34,7 @@ pub async fn build(config: Config) -> anyhow::Result<Gateway> {
     app.telemetry(&config.telemetry);
     // One connection, made in the background: the gateway serves while Redis is down.
     let redis = LazyConnection::connect(&config.redis)?;
+    app.watch_redis(&redis.background());
     let state = AppState::new(Shared {
         verifier: Verifier::from_config(&config.auth),
         backends: Backends::new(settings, &Discovery::from_config(&config.discovery), app.metrics())?,

@@ -32,7 +32,7 @@ pub async fn build(config: Config) -> anyhow::Result<Running> {
     }
 
     let mut app = App::new("identity", config.server.clone());
-    app.telemetry(&config.telemetry).watch_pool(&pool);
+    app.telemetry(&config.telemetry).watch_pool(&pool).watch_redis(&redis);
     let keys = KeyRing::open(pool.clone(), config.identity.access_token_ttl).await?;
     let identity = Identity::new(Parts {
         pool: pool.clone(),

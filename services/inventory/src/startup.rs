@@ -31,7 +31,7 @@ pub async fn build(config: Config) -> anyhow::Result<Running> {
     }
 
     let mut app = App::new("inventory", config.server.clone());
-    app.telemetry(&config.telemetry).watch_pool(&pool);
+    app.telemetry(&config.telemetry).watch_pool(&pool).watch_redis(&redis);
     let stock = Stock::new(redis.clone(), &config.redis.key_prefix).instrumented(app.metrics());
     let inventory = Inventory::new(pool.clone(), stock.clone(), config.inventory.clone(), topic, app.metrics());
     app.authenticate_with(Verifier::from_config(&config.auth));

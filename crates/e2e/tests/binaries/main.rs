@@ -188,6 +188,9 @@ fn expected_metrics(service: &str) -> Vec<&'static str> {
     if service != "gateway" && service != "notification" {
         names.extend(["outbox_pending_messages", "outbox_oldest_pending_age_seconds"]);
     }
+    if matches!(service, "gateway" | "identity" | "inventory") {
+        names.extend(["redis_memory_used_bytes", "redis_memory_max_bytes"]);
+    }
     match service {
         "inventory" => names.extend([
             "inventory_holds_ended_total",

@@ -1,14 +1,17 @@
 //! The Redis connection against a private redis-server the tests kill and restart: no
-//! command waits longer than the response timeout, and the connection comes back by itself.
+//! command waits longer than the response timeout, and the connection comes back by itself;
+//! and the memory gauges sampled from it.
 
 use std::time::{Duration, Instant};
 
 use redis::aio::ConnectionLike;
-use ticketing_platform::config::RedisConfig;
+use ticketing_platform::config::{RedisConfig, TelemetryConfig};
+use ticketing_platform::metrics::Metrics;
 use ticketing_platform::redis::{Connection, LazyConnection};
 use ticketing_testkit::redis_server::PrivateRedis;
+use tokio_util::sync::CancellationToken;
 
-use crate::support::eventually;
+use crate::support::{counter, eventually};
 
 /// The connection's response timeout, plus room for a loaded machine.
 const BOUND: Duration = Duration::from_secs(3);
@@ -117,4 +120,41 @@ async fn a_reply_that_does_not_come_in_time_fails_the_command_not_the_connection
     // The script ends; the same connection answers again without reconnecting.
     until_answered(&mut conn).await;
     assert_eq!(client_id(&conn).await, before);
+}
+
+/// `redis_memory_*` follow Redis's own `INFO memory`: the limit the server has (set here as
+/// Memorystore and ElastiCache set theirs), and the memory its data takes, which a large
+/// value raises by at least its size.
+#[tokio::test]
+async fn the_memory_gauges_follow_redis_used_memory_and_its_limit() {
+    let server = PrivateRedis::start();
+    let mut conn = ticketing_platform::redis::connect(&config(&server)).await.unwrap();
+    let limit: u64 = 256 * 1024 * 1024;
+    let _: () = redis::cmd("CONFIG").arg("SET").arg("maxmemory").arg(limit).query_async(&mut conn).await.unwrap();
+    let metrics = Metrics::new("test");
+    metrics.configure(&TelemetryConfig { metrics_interval: Duration::from_millis(20), ..TelemetryConfig::default() });
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(ticketing_platform::redis::watch_memory(conn.clone(), metrics.clone(), stop.clone()));
+    let gauge = |name: &'static str| {
+        let metrics = metrics.clone();
+        move || {
+            let value = counter(&metrics, name, &[("service", "test")]);
+            async move { (value > 0).then_some(value) }
+        }
+    };
+
+    assert_eq!(eventually("redis_memory_max_bytes", BOUND, gauge("redis_memory_max_bytes")).await, limit);
+    let before = eventually("redis_memory_used_bytes", BOUND, gauge("redis_memory_used_bytes")).await;
+    assert!(before < limit, "used {before} of {limit}");
+    let size = 8 * 1024 * 1024;
+    let _: () = redis::cmd("SET").arg("test:large").arg(vec![b'x'; size]).query_async(&mut conn).await.unwrap();
+    let used = gauge("redis_memory_used_bytes");
+    eventually("redis_memory_used_bytes to grow by the value's size", BOUND, || {
+        let used = used();
+        async move { used.await.filter(|&now| now >= before + size as u64) }
+    })
+    .await;
+
+    stop.cancel();
+    task.await.unwrap().unwrap();
 }
