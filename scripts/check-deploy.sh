@@ -12,7 +12,8 @@
 #   7. the observability artifacts: scripts/check-observability.sh (promtool check/test
 #      rules, amtool check-config, dashboard queries, metric contract, runbooks; it installs
 #      Debian's prometheus + prometheus-alertmanager when promtool/amtool are missing), and
-#      the chart's PrometheusRule and dashboard ConfigMaps against the files they render;
+#      the chart's rules objects (PrometheusRule, GMP Rules), scrape objects (ServiceMonitor,
+#      PodMonitoring) and dashboard ConfigMaps against the files and pods they point at;
 #   8. I9 (money is real in production): every production render runs payment with the
 #      processor over https and reads its API key and webhook secret from a Secret, never a
 #      ConfigMap; doctored renders fail that check, and the chart refuses to render a
@@ -149,7 +150,7 @@ render() {
 # --- 2. Kubernetes schemas ----------------------------------------------------------
 
 # CRDs have no schema in kubernetes-validate; they may warn, nothing else may.
-EXPECTED_WARNING='Couldn.t find schema for kind (ServiceMonitor|PrometheusRule|HTTPRoute|HealthCheckPolicy|GCPBackendPolicy) '
+EXPECTED_WARNING='Couldn.t find schema for kind (ServiceMonitor|PrometheusRule|PodMonitoring|Rules|ClusterRules|HTTPRoute|HealthCheckPolicy|GCPBackendPolicy) '
 
 kube_validate() {
   local v log="$TOOLS/kubernetes-validate.log" ok=0 files
@@ -298,40 +299,118 @@ PY
 
 observability() { bash scripts/check-observability.sh; }
 
-# With both toggles on, the PrometheusRule's spec is the rules file and there is one
-# dashboard ConfigMap per files/grafana/*.json, with the sidecar's label; with them off
-# (values.yaml), neither exists.
-chart_observability() {
-  local on="$TOOLS/observability-on.yaml"
-  helm_ template ticketing "$CHART" --namespace ticketing \
-    --set prometheusRule.enabled=true,grafanaDashboards.enabled=true >"$on" || return 1
-  "$TOOLS/venv-k8s/bin/python" - "$on" "$RENDERED/values.yaml" <<'PY'
+# With every toggle on, the PrometheusRule's spec and the GMP Rules' spec are the rules file,
+# there is one dashboard ConfigMap per files/grafana/*.json, with the sidecar's label, and
+# one ServiceMonitor and one PodMonitoring per Deployment, selecting its pods and scraping
+# their admin port; with them off (values.yaml), none exists. Each production values file
+# (the clouds) renders its rules, a scrape object per Deployment and the dashboards.
+# observability_objects ON CLUSTER OFF CLOUD... -> the checks above on those renders.
+observability_objects() {
+  "$TOOLS/venv-k8s/bin/python" - "$@" <<'PY'
 import glob, json, os, sys, yaml
-on = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
-off = [d for d in yaml.safe_load_all(open(sys.argv[2])) if d]
+def load(path):
+    return [d for d in yaml.safe_load_all(open(path)) if d]
+on, cluster, off = load(sys.argv[1]), load(sys.argv[2]), load(sys.argv[3])
 chart = "charts/ticketing"
 problems = []
 rules = yaml.safe_load(open(f"{chart}/files/prometheus/ticketing.rules.yml"))
-prs = [d for d in on if d["kind"] == "PrometheusRule"]
-if len(prs) != 1 or prs[0]["spec"] != rules:
-    problems.append("the PrometheusRule's spec is not files/prometheus/ticketing.rules.yml")
+RULE_KINDS = ("PrometheusRule", "Rules", "ClusterRules")
+SCRAPE_KINDS = ("ServiceMonitor", "PodMonitoring")
+
+def of(docs, kind):
+    return [d for d in docs if d["kind"] == kind]
+
+def dashboards(docs):
+    return {k: v for d in of(docs, "ConfigMap")
+            if (d["metadata"].get("labels") or {}).get("grafana_dashboard") == "1" for k, v in d["data"].items()}
+
+def scrapes(docs, where):
+    """Checks that each Deployment has one ServiceMonitor or PodMonitoring (whichever kinds
+    are rendered) of its name that selects its pods and scrapes its admin port."""
+    kinds = {d["kind"] for d in docs} & set(SCRAPE_KINDS)
+    if not kinds:
+        problems.append(f"{where}: no ServiceMonitor or PodMonitoring")
+    deployments = of(docs, "Deployment")
+    for kind in sorted(kinds):
+        objects = {d["metadata"]["name"]: d for d in of(docs, kind)}
+        if sorted(objects) != sorted(d["metadata"]["name"] for d in deployments):
+            problems.append(f"{where}: {kind}s {sorted(objects)} are not one per Deployment")
+        for dep in deployments:
+            name, pod = dep["metadata"]["name"], dep["spec"]["template"]
+            obj = objects.get(name)
+            if obj is None:
+                continue
+            labels = pod["metadata"]["labels"]
+            selector = obj["spec"]["selector"]["matchLabels"]
+            if not selector or any(labels.get(k) != v for k, v in selector.items()):
+                problems.append(f"{where}: {kind} {name} does not select the Deployment's pods")
+            ports = {p["name"] for c in pod["spec"]["containers"] for p in c.get("ports", [])}
+            eps = obj["spec"]["endpoints"]
+            if [(e["port"], e.get("path", "/metrics")) for e in eps] != [("admin", "/metrics")] or "admin" not in ports:
+                problems.append(f"{where}: {kind} {name} does not scrape /metrics on the admin port")
+    return kinds
+
+for kind in RULE_KINDS[:2]:
+    found = of(on, kind)
+    if len(found) != 1 or found[0]["spec"] != rules:
+        problems.append(f"the {kind}'s spec is not files/prometheus/ticketing.rules.yml")
+if of(on, "Rules") and of(on, "Rules")[0]["metadata"].get("namespace") != "ticketing":
+    problems.append("the GMP Rules is not in the release's namespace")
+clusters = of(cluster, "ClusterRules")
+if len(clusters) != 1 or clusters[0]["spec"] != rules or "namespace" in clusters[0]["metadata"] or of(cluster, "Rules"):
+    problems.append("gmp.rules.scope=cluster does not render one cluster-scoped ClusterRules of the rules file alone")
+scrapes(on, "all toggles on")
 files = {os.path.basename(f): f for f in glob.glob(f"{chart}/files/grafana/*.json")}
-cms = {k: v for d in on if d["kind"] == "ConfigMap"
-       and (d["metadata"].get("labels") or {}).get("grafana_dashboard") == "1" for k, v in d["data"].items()}
+cms = dashboards(on)
 if sorted(cms) != sorted(files):
     problems.append(f"dashboard ConfigMaps {sorted(cms)} != files/grafana {sorted(files)}")
 for name, path in files.items():
     if name in cms and json.loads(cms[name]) != json.load(open(path)):
         problems.append(f"the ConfigMap of {path} differs from the file")
-if any(d["kind"] == "PrometheusRule" or (d["metadata"].get("labels") or {}).get("grafana_dashboard") for d in off):
-    problems.append("values.yaml renders a PrometheusRule or a dashboard: both must default to off")
+if any(d["kind"] in RULE_KINDS + SCRAPE_KINDS or (d["metadata"].get("labels") or {}).get("grafana_dashboard") for d in off):
+    problems.append("values.yaml renders rules, a scrape object or a dashboard: all must default to off")
+clouds = []
+for path in sys.argv[4:]:
+    docs, where = load(path), os.path.basename(path)
+    kinds = [k for k in RULE_KINDS if of(docs, k)]
+    if len(kinds) != 1 or any(d["spec"] != rules for d in of(docs, kinds[0])):
+        problems.append(f"{where}: not exactly one kind of rules object with the rules file ({kinds})")
+    if sorted(dashboards(docs)) != sorted(files):
+        problems.append(f"{where}: no dashboard ConfigMaps")
+    clouds.append(f"{where}: {'+'.join(kinds)}, {'+'.join(sorted(scrapes(docs, where)))}")
 for p in problems:
     print(p, file=sys.stderr)
 n = sum(len(g["rules"]) for g in rules["groups"])
-print(f"   on: a PrometheusRule = the rules file ({n} rules), {len(cms)} dashboard ConfigMaps = files/grafana; "
-      "off (values.yaml): neither")
+print(f"   on: a PrometheusRule and a GMP Rules = the rules file ({n} rules), ServiceMonitors and PodMonitorings "
+      f"= the Deployments' admin ports, {len(cms)} dashboard ConfigMaps = files/grafana; off (values.yaml): none")
+print(f"   {'; '.join(clouds)}; each with the dashboards")
 sys.exit(1 if problems else 0)
 PY
+}
+
+chart_observability() {
+  local on="$TOOLS/observability-on.yaml" cluster="$TOOLS/observability-cluster.yaml" f clouds=() ok=0
+  helm_ template ticketing "$CHART" --namespace ticketing \
+    --set prometheusRule.enabled=true,grafanaDashboards.enabled=true,serviceMonitor.enabled=true \
+    --set gmp.rules.enabled=true,gmp.podMonitoring.enabled=true >"$on" || return 1
+  helm_ template ticketing "$CHART" --namespace ticketing \
+    --set gmp.rules.enabled=true,gmp.rules.scope=cluster >"$cluster" || return 1
+  # The clouds: the production values files (values.yaml is production too, with all off).
+  for f in "$RENDERED"/values-*.yaml; do
+    grep -q '^  TICKETING_SERVER__ENVIRONMENT: "production"$' "$f" && clouds+=("$f")
+  done
+  ((${#clouds[@]})) || { warn "no cloud render to check"; return 1; }
+  observability_objects "$on" "$cluster" "$RENDERED/values.yaml" "${clouds[@]}" || ok=1
+  # A cloud that scrapes nothing (GKE before issue 15) must fail the check.
+  "$TOOLS/venv-k8s/bin/python" -c '
+import sys, yaml
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d and d["kind"] not in ("ServiceMonitor", "PodMonitoring")]
+yaml.safe_dump_all(docs, open(sys.argv[2], "w"))' "${clouds[0]}" "$TOOLS/observability-unscraped.yaml"
+  if observability_objects "$on" "$cluster" "$RENDERED/values.yaml" "$TOOLS/observability-unscraped.yaml" >/dev/null 2>&1; then
+    warn "the check accepted $(basename "${clouds[0]}") without its scrape objects"
+    ok=1
+  fi
+  return $ok
 }
 
 # --- 8. I9: money is real in production ----------------------------------------------
@@ -442,7 +521,7 @@ if ((${#FAILED[@]} == 0)); then
   step "yamllint" yaml_lint
   step "skaffold artifacts = services = chart entries" skaffold_consistency
   step "observability: rules, tests, Alertmanager, dashboards, runbooks" observability
-  step "chart: PrometheusRule and dashboard ConfigMaps render their files" chart_observability
+  step "chart: rules, scrape objects and dashboard ConfigMaps (every toggle, every cloud)" chart_observability
   step "I9: production payment runs the processor, its secrets from a Secret" money_is_real
 fi
 if ((${#FAILED[@]})); then

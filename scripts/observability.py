@@ -16,8 +16,8 @@
   4. every alert has a severity (page or ticket), a summary, a description, a runbook_url
      pointing at docs/runbooks/<alert>.md, and that runbook exists; every runbook belongs to
      an alert; docs/observability.md lists every alert;
-  5. the rules file and the chart's PrometheusRule template agree: the template reads the
-     file with .Files.Get.
+  5. the rules file and the chart's rules templates agree: the PrometheusRule and the GMP
+     Rules templates read the file with .Files.Get.
 promtool check/test rules and amtool check-config run in scripts/check-observability.sh.
 
 Needs PyYAML (scripts/check-observability.sh picks a Python that has it).
@@ -36,7 +36,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CHART = os.path.join(ROOT, "charts", "ticketing")
 DASHBOARDS_DIR = os.path.join(CHART, "files", "grafana")
 RULES = os.path.join(CHART, "files", "prometheus", "ticketing.rules.yml")
-RULE_TEMPLATE = os.path.join(CHART, "templates", "prometheusrule.yaml")
+# The chart's rules objects: the PrometheusRule and the GMP Rules (or ClusterRules).
+RULE_TEMPLATES = [os.path.join(CHART, "templates", t) for t in ("prometheusrule.yaml", "gmprules.yaml")]
 CONTRACT = os.path.join(ROOT, "docs", "observability.md")
 RUNBOOKS = os.path.join(ROOT, "docs", "runbooks")
 RUNBOOK_URL = "https://github.com/ticketing/ticketing/blob/main/docs/runbooks/{}.md"
@@ -164,6 +165,15 @@ def overview():
                q(f'max by (horizontalpodautoscaler) (kube_horizontalpodautoscaler_spec_max_replicas{{horizontalpodautoscaler=~".*-({SERVICES})"}})',
                  "{{horizontalpodautoscaler}} max"),
                desc="From kube-state-metrics."),
+            ts("Redis memory", "bytes",
+               q(f"max by (service) (redis_memory_used_bytes{{{svc}}})", "{{service}} used"),
+               q(f"max by (service) (redis_memory_max_bytes{{{svc}}})", "{{service}} maxmemory"),
+               desc="INFO memory of the Redis each service uses (maxmemory 0: no limit). With noeviction, "
+                    "writes fail at the limit: RedisMemoryNearlyFull pages at 90%."),
+            ts("Pending pods", "short",
+               q(f'sum by (service) (label_replace(kube_pod_status_phase{{phase="Pending",pod=~".+-({SERVICES})-[a-z0-9]+-[a-z0-9]+"}}, '
+                 f'"service", "$1", "pod", ".+-({SERVICES})-[a-z0-9]+-[a-z0-9]+"))', "{{service}}"),
+               desc="Pods the scheduler has not placed (kube-state-metrics): a scale-out waiting for nodes."),
             ts("Container restarts (1h)", "short",
                q(f'sum by (container) (increase(kube_pod_container_status_restarts_total{{container=~"{SERVICES}"}}[1h]))',
                  "{{container}}"),
@@ -630,12 +640,14 @@ class Checker:
               "description, runbook_url and runbook present")
 
     def template_reads_rules(self) -> None:
-        with open(RULE_TEMPLATE, encoding="utf-8") as f:
-            text = f.read()
-        if '.Files.Get "files/prometheus/ticketing.rules.yml"' not in text:
-            self.fail(f"{os.path.relpath(RULE_TEMPLATE, ROOT)} must render files/prometheus/ticketing.rules.yml with .Files.Get")
-        else:
-            print("   the PrometheusRule template renders the rules file itself (.Files.Get)")
+        before = len(self.problems)
+        for template in RULE_TEMPLATES:
+            with open(template, encoding="utf-8") as f:
+                text = f.read()
+            if '.Files.Get "files/prometheus/ticketing.rules.yml"' not in text:
+                self.fail(f"{os.path.relpath(template, ROOT)} must render files/prometheus/ticketing.rules.yml with .Files.Get")
+        if len(self.problems) == before:
+            print("   the PrometheusRule and GMP Rules templates render the rules file itself (.Files.Get)")
 
 
 def check(promtool: str) -> int:

@@ -345,6 +345,29 @@ spec:
       interval: {{ $root.Values.serviceMonitor.interval }}
       scrapeTimeout: {{ $root.Values.serviceMonitor.scrapeTimeout }}
 {{- end }}
+{{- if $root.Values.gmp.podMonitoring.enabled }}
+---
+# Google Cloud Managed Service for Prometheus scrapes pods, not Services: the server pods'
+# admin port. Its job label is this object's name, <release>-<service>, as the
+# ServiceMonitor's is the Service's; `service` is no GMP target label, so the metrics' own
+# `service` label survives without honorLabels.
+apiVersion: monitoring.googleapis.com/v1
+kind: PodMonitoring
+metadata:
+  name: {{ $fullname }}
+  namespace: {{ $ns }}
+  labels:
+    {{- include "ticketing.labels" . | nindent 4 }}
+spec:
+  selector:
+    matchLabels:
+      {{- include "ticketing.selectorLabels" . | nindent 6 }}
+  endpoints:
+    - port: admin
+      path: /metrics
+      interval: {{ $root.Values.gmp.podMonitoring.interval }}
+      timeout: {{ $root.Values.gmp.podMonitoring.timeout }}
+{{- end }}
 {{- if $root.Values.networkPolicy.enabled }}
 ---
 {{ include "ticketing.service.networkPolicy" . }}

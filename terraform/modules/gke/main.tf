@@ -271,8 +271,11 @@ resource "google_container_cluster" "this" {
     enable_components = ["SYSTEM_COMPONENTS", "WORKLOADS"]
   }
 
+  # GKE's managed kube-state-metrics packages (HPA, POD, DEPLOYMENT) feed the chart's
+  # Kubernetes alerts (HPA at its maximum, pending pods) through Managed Prometheus, which
+  # scrapes the chart's PodMonitorings and evaluates its Rules.
   monitoring_config {
-    enable_components = ["SYSTEM_COMPONENTS"]
+    enable_components = ["SYSTEM_COMPONENTS", "HPA", "POD", "DEPLOYMENT"]
 
     managed_prometheus {
       enabled = true

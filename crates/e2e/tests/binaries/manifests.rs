@@ -125,6 +125,12 @@ impl Manifests {
         Some(serde_yaml::from_value(value.clone()).unwrap_or_else(|e| panic!("{kind} {name} as k8s-openapi: {e}")))
     }
 
+    /// An object of a kind k8s-openapi has no type for (a CRD), as JSON.
+    fn custom(&self, kind: &str, name: &str) -> Option<serde_json::Value> {
+        let value = self.objects.get(&(kind.to_owned(), name.to_owned()))?;
+        Some(serde_json::to_value(value).unwrap_or_else(|e| panic!("{kind} {name} as JSON: {e}")))
+    }
+
     fn all<T: DeserializeOwned>(&self, kind: &str) -> Vec<T> {
         let names: Vec<&String> = self.objects.keys().filter(|(k, _)| k == kind).map(|(_, n)| n).collect();
         names.into_iter().map(|n| self.get(kind, n).unwrap()).collect()
@@ -632,5 +638,67 @@ async fn forged_forwarded_for_chains_do_not_choose_the_rate_limit_key() {
         }
         assert_eq!(get(front.forwarded("", "198.51.100.9")).await, 200, "{file}: another buyer is held back");
         assert_eq!(get(front.forwarded(buyer, "198.51.100.10")).await, 200, "{file}: forging the buyer's address");
+
+/// Whether every label of `selector` (a `matchLabels`) is among `labels`.
+fn selects(selector: &serde_json::Value, labels: &BTreeMap<String, String>) -> bool {
+    let selector = selector.as_object().filter(|s| !s.is_empty());
+    selector.is_some_and(|s| s.iter().all(|(k, v)| labels.get(k).map(String::as_str) == v.as_str()))
+}
+
+/// Every cloud values file monitors what the binaries export (issue 15: the GKE render had
+/// no monitoring object at all): one ServiceMonitor (Prometheus Operator) or PodMonitoring
+/// (Google Cloud Managed Service for Prometheus) per service, selecting its pods (or their
+/// Service) and scraping `/metrics` on the port the binary serves it on; and exactly one
+/// kind of rules object, a PrometheusRule or a GMP Rules/ClusterRules, whose spec is the
+/// rules file `promtool test rules` tests.
+#[test]
+fn every_cloud_scrapes_each_service_and_loads_the_rules() {
+    let helm = helm();
+    let rules_file = root().join("charts/ticketing/files/prometheus/ticketing.rules.yml");
+    let rules: serde_json::Value = serde_yaml::from_str(&std::fs::read_to_string(rules_file).unwrap()).unwrap();
+    for (file, path) in values_files() {
+        if file == "values.yaml" || DEVELOPMENT.contains(&file.as_str()) {
+            continue;
+        }
+        let m = Manifests::render(&helm, &path);
+        let rule_objects: Vec<(&str, serde_json::Value)> = ["PrometheusRule", "Rules", "ClusterRules"]
+            .into_iter()
+            .filter_map(|kind| m.custom(kind, RELEASE).map(|o| (kind, o)))
+            .collect();
+        let kinds: Vec<&str> = rule_objects.iter().map(|(kind, _)| *kind).collect();
+        assert_eq!(kinds.len(), 1, "{file}: one rules object, not {kinds:?}");
+        let (kind, object) = &rule_objects[0];
+        assert!(object["spec"] == rules, "{file}: the {kind}'s spec is not the rules file");
+
+        for service in SERVICES {
+            let facts = facts(service);
+            let name = format!("{RELEASE}-{service}");
+            let at = format!("{file}: {service}");
+            let deployment: Deployment = m.get("Deployment", &name).unwrap();
+            let template = deployment.spec.unwrap().template;
+            let pod_labels = template.metadata.and_then(|m| m.labels).unwrap_or_default();
+            let admin_port =
+                template.spec.unwrap().containers.iter().flat_map(|c| c.ports.iter().flatten()).find_map(|p| {
+                    (p.name.as_deref() == Some("admin")).then(|| u16::try_from(p.container_port).unwrap())
+                });
+            let kube_service: Service = m.get("Service", &name).unwrap();
+            let service_labels = kube_service.metadata.labels.unwrap_or_default();
+            let mut scraped = false;
+            for (kind, target_labels) in [("ServiceMonitor", &service_labels), ("PodMonitoring", &pod_labels)] {
+                let Some(object) = m.custom(kind, &name) else { continue };
+                scraped = true;
+                assert!(selects(&object["spec"]["selector"]["matchLabels"], target_labels), "{at}: {kind} selector");
+                let endpoints = object["spec"]["endpoints"].as_array().cloned().unwrap_or_default();
+                let scrapes: Vec<(&str, &str)> = endpoints
+                    .iter()
+                    .map(|e| (e["port"].as_str().unwrap_or_default(), e["path"].as_str().unwrap_or("/metrics")))
+                    .collect();
+                assert_eq!(scrapes, [("admin", "/metrics")], "{at}: {kind} endpoints");
+            }
+            assert!(scraped, "{at}: neither a ServiceMonitor nor a PodMonitoring");
+            // Both name the port `admin`: the container's (PodMonitoring) or the Service's,
+            // which check_service holds to the same number. The binary serves /metrics there.
+            assert_eq!(admin_port, Some(facts.admin), "{at}: the admin port scraped is the binary's");
+        }
     }
 }
