@@ -179,6 +179,29 @@ resource "google_project_iam_member" "nodes" {
   member  = "serviceAccount:${google_service_account.nodes.email}"
 }
 
+# Google's health checkers probe the gateway's readiness (/readyz on its admin port 51050,
+# the chart's HealthCheckPolicy), not the port the load balancer serves, which is the one
+# GKE derives its own allow rules from: open that port to them, and only on the nodes.
+resource "google_compute_firewall" "lb_health_checks" {
+  project   = var.project_id
+  name      = "${var.name}-lb-health-checks"
+  network   = google_compute_network.this.id
+  direction = "INGRESS"
+  priority  = 1000
+
+  source_ranges           = ["35.191.0.0/16", "130.211.0.0/22"]
+  target_service_accounts = [google_service_account.nodes.email]
+
+  allow {
+    protocol = "tcp"
+    ports    = ["51050"]
+  }
+
+  log_config {
+    metadata = "INCLUDE_ALL_METADATA"
+  }
+}
+
 resource "google_container_cluster" "this" {
   #checkov:skip=CKV_GCP_69:the default node pool is removed at creation; the managed pool below sets workload_metadata_config GKE_METADATA
   #checkov:skip=CKV_GCP_65:Google Groups for RBAC needs a Workspace group gke-security-groups@<domain>; set var.rbac_security_group to turn it on
