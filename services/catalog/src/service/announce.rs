@@ -44,6 +44,7 @@ pub(super) fn published(event: &Event, places: &HashMap<Uuid, Vec<SeatPlace>>) -
         per_user_limit: d.per_user_limit,
         categories: event.categories.iter().map(|c| snapshot(c, places.get(&c.id))).collect(),
         version: event.version,
+        admission_per_minute: d.waiting_room.unwrap_or(0),
     }
 }
 
@@ -85,6 +86,7 @@ pub(super) fn updated(event: &Event, by: Uuid) -> pb::EventUpdated {
         per_user_limit: d.per_user_limit,
         version: event.version,
         updated_by: by.to_string(),
+        admission_per_minute: d.waiting_room.unwrap_or(0),
     }
 }
 

@@ -28,6 +28,7 @@ async fn each_change_is_announced_exactly_once_with_what_inventory_needs() {
     let postpone = pb::UpdateEventRequest {
         event_id: draft.id.clone(),
         description: Some("Now with an encore".into()),
+        waiting_room: Some(pb::WaitingRoom { enabled: true, admission_per_minute: 1_200 }),
         ..Default::default()
     };
     app.client().update_event(app.req(Who::Admin, postpone)).await.unwrap();
@@ -60,6 +61,7 @@ async fn each_change_is_announced_exactly_once_with_what_inventory_needs() {
     );
     assert_eq!(from_ts(event.sale_starts_at.as_ref().unwrap()), from_ts(published.sale_starts_at.as_ref().unwrap()));
     assert_eq!(event.categories.len(), 2);
+    assert_eq!(event.admission_per_minute, 0, "published without a waiting room");
     let CategorySnapshot { category_id, capacity, price, allocation, .. } = &event.categories[0];
     assert_eq!((category_id, *capacity), (&standing.id, 250));
     assert_eq!(price.as_ref().map(|p| (p.currency.as_str(), p.minor_units)), Some(("EUR", 4_900)));
@@ -76,6 +78,7 @@ async fn each_change_is_announced_exactly_once_with_what_inventory_needs() {
     let updated: EventUpdated = ticketing_platform::events::payload(&messages[1].1).unwrap();
     assert_eq!((updated.description.as_str(), updated.name.as_str()), ("Now with an encore", "Premiere"));
     assert_eq!((updated.updated_by, updated.version), (app.admin.to_string(), published.version + 1));
+    assert_eq!(updated.admission_per_minute, 1_200, "the pre-scaler reads the demand from it");
     let started: EventSaleStarted = ticketing_platform::events::payload(&messages[2].1).unwrap();
     assert_eq!(started.started_by, app.organizer_a.to_string());
     let called_off: EventCancelled = ticketing_platform::events::payload(&messages[3].1).unwrap();
