@@ -1,13 +1,13 @@
 # syntax=docker/dockerfile:1
 # One image per service, all from this file:
 #   docker build --build-arg SERVICE=identity -t ticketing/identity .
-# SERVICE is one of: gateway identity catalog inventory booking payment notification.
+# SERVICE is one of: gateway identity catalog inventory booking payment notification prescaler.
 #
 # Stages:
 #   chef     Rust toolchain + the C toolchain the native crates need + cargo-chef
 #   planner  computes the dependency recipe from the manifests
 #   builder  builds the dependencies of the whole workspace (one cached layer shared by all
-#            seven images, since SERVICE is declared after it), then the one binary
+#            eight images, since SERVICE is declared after it), then the one binary
 #   runtime  distroless/cc (glibc, libssl3, libgcc, libstdc++, CA certificates, tzdata; no shell),
 #            non-root UID 65532, the binary and nothing else
 #

@@ -374,7 +374,10 @@ spec:
 {{- end }}
 {{- end }}
 
-{{/* The ConfigMap's data: the non-secret TICKETING_* variables of one service. */}}
+{{/*
+The ConfigMap's data: the non-secret TICKETING_* variables of one service, or of a
+controller (facts.controller: no tokens to verify, so no auth section).
+*/}}
 {{- define "ticketing.service.config" -}}
 {{- $root := .root }}
 {{- $c := $root.Values.config }}
@@ -392,6 +395,7 @@ TICKETING_TELEMETRY__TRACE_SAMPLE_RATIO: {{ $c.telemetry.traceSampleRatio | quot
 OTEL_EXPORTER_OTLP_ENDPOINT: {{ . | quote }}
 OTEL_SERVICE_NAME: {{ $.name | quote }}
 {{- end }}
+{{- if not $facts.controller }}
 TICKETING_AUTH__JWKS_URL: {{ include "ticketing.jwksUrl" $root | quote }}
 TICKETING_AUTH__IDENTITY_URL: {{ printf "http://%s.%s.svc:%v" (include "ticketing.component" (dict "root" $root "name" "identity")) $root.Release.Namespace .topology.identity.grpcPort | quote }}
 {{- if eq .name "booking" }}
@@ -406,6 +410,7 @@ TICKETING_DISCOVERY__ENABLED: "true"
 {{- end }}
 TICKETING_AUTH__ISSUER: {{ $c.auth.issuer | quote }}
 TICKETING_AUTH__AUDIENCE: {{ $c.auth.audience | quote }}
+{{- end }}
 {{- if $facts.database }}
 TICKETING_DATABASE__MIGRATE_ON_START: "false"
 TICKETING_DATABASE__MAX_CONNECTIONS: {{ $c.database.maxConnections | quote }}

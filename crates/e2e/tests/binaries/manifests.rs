@@ -1,8 +1,9 @@
 //! The Helm chart against the binaries: every values file is rendered with helm and loaded
 //! into k8s-openapi types, and each Deployment's probes, ports, resources and security
-//! context, each service's HPA and PDB, the migration Jobs and skaffold's artifacts are
-//! checked against what the service crates really serve and need; the payment binary is run
-//! with the environment each values file gives its container.
+//! context, each service's HPA and PDB, the pre-scaler's RBAC and the HPAs it raises, the
+//! migration Jobs and skaffold's artifacts are checked against what the crates really serve
+//! and need; the payment and pre-scaler binaries are run with the environment each values
+//! file gives their containers.
 //!
 //! helm is the one `scripts/check-deploy.sh` installs (`.local/deploy/bin/helm`, or
 //! `$STATE_DIR/deploy/bin/helm`), else `$HELM`, else `helm` on the PATH; without any of them
@@ -17,8 +18,9 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, Container, Probe, Service};
-use k8s_openapi::api::networking::v1::Ingress;
+use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde::Deserialize as _;
 use serde::de::DeserializeOwned;
@@ -27,6 +29,9 @@ use ticketing_platform::cli::ServiceConfig;
 use crate::SERVICES;
 
 const RELEASE: &str = "ticketing";
+/// The binaries under services/ that are controllers, not services: the chart deploys each
+/// from its own top-level values key, outside `services`.
+const CONTROLLERS: &[&str] = &["prescaler"];
 /// Values files for a developer's cluster, where one replica and no HPA are expected.
 const DEVELOPMENT: &[&str] = &["values-minikube.yaml"];
 
@@ -60,6 +65,7 @@ fn facts(service: &str) -> Facts {
         "notification" => {
             of(ticketing_notification::config::GRPC_PORT, ticketing_notification::config::Config::default())
         }
+        "prescaler" => of(ticketing_prescaler::config::GRPC_PORT, ticketing_prescaler::config::Config::default()),
         other => panic!("no facts for service {other}: add it here"),
     }
 }
@@ -218,10 +224,12 @@ fn port_of(addr: &str) -> u16 {
     addr.rsplit(':').next().and_then(|p| p.parse().ok()).unwrap_or_else(|| panic!("no port in {addr}"))
 }
 
-fn check_service(m: &Manifests, file: &str, service: &str) {
-    let facts = facts(service);
-    let name = format!("{RELEASE}-{service}");
-    let at = format!("{file}: {service}");
+/// The Deployment of `binary` (`<release>-<binary>`): its container runs the binary with the
+/// ports it binds, probes it serves, resources, and a restricted security context. Returns
+/// the Deployment and the ports the container declares, by name.
+fn check_pod(m: &Manifests, file: &str, binary: &str, facts: &Facts) -> (Deployment, BTreeMap<String, u16>) {
+    let name = format!("{RELEASE}-{binary}");
+    let (service, at) = (binary, format!("{file}: {binary}"));
     let deployment: Deployment = m.get("Deployment", &name).unwrap_or_else(|| panic!("{at}: no Deployment {name}"));
     let pod = deployment.spec.as_ref().unwrap().template.spec.as_ref().unwrap();
     let container = pod.containers.iter().find(|c| c.name == service).unwrap_or_else(|| panic!("{at}: no container"));
@@ -274,6 +282,14 @@ fn check_service(m: &Manifests, file: &str, service: &str) {
     let dropped = security.capabilities.and_then(|c| c.drop).unwrap_or_default();
     assert!(dropped.iter().any(|c| c == "ALL"), "{at}: capabilities drop ALL");
     assert!(security.seccomp_profile.or(pod_security.seccomp_profile).is_some(), "{at}: a seccomp profile");
+    (deployment, declared)
+}
+
+fn check_service(m: &Manifests, file: &str, service: &str) {
+    let facts = facts(service);
+    let name = format!("{RELEASE}-{service}");
+    let at = format!("{file}: {service}");
+    let (deployment, served) = check_pod(m, file, service, &facts);
 
     let kube_service: Service = m.get("Service", &name).unwrap_or_else(|| panic!("{at}: no Service"));
     let ports: BTreeMap<String, u16> = kube_service
@@ -310,6 +326,86 @@ fn check_service(m: &Manifests, file: &str, service: &str) {
         !selector.is_empty() && selector.iter().all(|(k, v)| pod_labels.get(k) == Some(v)),
         "{at}: PDB selects the pods"
     );
+}
+
+/// The pre-scaler: one replica of the binary as it is, whose token may list and watch the
+/// HPAs and get and patch only those it raises, each a rendered HPA that its ceiling fits;
+/// its NetworkPolicy lets it reach the API server and Kafka; and the binary accepts the
+/// configuration (it stops at the missing cluster, not at a key).
+fn check_prescaler(m: &Manifests, file: &str) {
+    let name = format!("{RELEASE}-prescaler");
+    let at = format!("{file}: prescaler");
+    let (deployment, _) = check_pod(m, file, "prescaler", &facts("prescaler"));
+    let spec = deployment.spec.unwrap();
+    assert_eq!(spec.replicas, Some(1), "{at}: one writer");
+    assert_eq!(spec.strategy.and_then(|s| s.type_).as_deref(), Some("Recreate"), "{at}: never two at once");
+    let pod = spec.template.spec.unwrap();
+    assert_eq!(pod.service_account_name.as_deref(), Some(name.as_str()), "{at}: its own ServiceAccount");
+    assert_eq!(pod.automount_service_account_token, Some(true), "{at}: the token it patches with");
+
+    let env = container_env(m, file, "prescaler");
+    let mut raised = BTreeSet::new();
+    for (key, hpa) in
+        env.iter().filter(|(k, _)| k.starts_with("TICKETING_PRESCALER__SERVICES__") && k.ends_with("__HPA"))
+    {
+        let object: HorizontalPodAutoscaler =
+            m.get("HorizontalPodAutoscaler", hpa).unwrap_or_else(|| panic!("{at}: {key} names no rendered HPA {hpa}"));
+        let ceiling: i32 = env[&key.replace("__HPA", "__CEILING")].parse().unwrap();
+        assert!(ceiling <= object.spec.unwrap().max_replicas, "{at}: {hpa}'s ceiling above its maxReplicas");
+        raised.insert(hpa.clone());
+    }
+    assert!(!raised.is_empty(), "{at}: raises no HPA");
+
+    let role: Role = m.get("Role", &format!("{name}-hpas")).unwrap_or_else(|| panic!("{at}: no Role"));
+    let rules: Vec<(BTreeSet<String>, Option<BTreeSet<String>>)> = role
+        .rules
+        .unwrap_or_default()
+        .into_iter()
+        .map(|r| {
+            assert_eq!(r.api_groups.as_deref(), Some(&["autoscaling".to_owned()][..]), "{at}: {r:?}");
+            assert_eq!(r.resources.as_deref(), Some(&["horizontalpodautoscalers".to_owned()][..]), "{at}: {r:?}");
+            (r.verbs.into_iter().collect(), r.resource_names.map(|n| n.into_iter().collect()))
+        })
+        .collect();
+    let verbs = |v: &[&str]| v.iter().map(|v| (*v).to_owned()).collect::<BTreeSet<_>>();
+    assert_eq!(rules, [(verbs(&["list", "watch"]), None), (verbs(&["get", "patch"]), Some(raised))], "{at}: Role");
+    let binding: RoleBinding =
+        m.get("RoleBinding", &format!("{name}-hpas")).unwrap_or_else(|| panic!("{at}: no RoleBinding"));
+    assert_eq!(binding.role_ref.name, format!("{name}-hpas"), "{at}: RoleBinding");
+    let subjects = binding.subjects.unwrap_or_default();
+    assert!(subjects.iter().all(|s| s.kind == "ServiceAccount" && s.name == name), "{at}: bound to {subjects:?}");
+
+    let policy: NetworkPolicy = m.get("NetworkPolicy", &name).unwrap_or_else(|| panic!("{at}: no NetworkPolicy"));
+    let ports: BTreeSet<i32> = policy
+        .spec
+        .and_then(|s| s.egress)
+        .unwrap_or_default()
+        .into_iter()
+        .flat_map(|rule| rule.ports.unwrap_or_default())
+        .filter_map(|p| match p.port {
+            Some(IntOrString::Int(port)) => Some(port),
+            _ => None,
+        })
+        .collect();
+    for peer in ["kafka", "kubeApiServer"] {
+        let wanted = network_ports(file, peer);
+        assert!(wanted.is_subset(&ports), "{at}: egress to {peer} on {wanted:?}, not only {ports:?}");
+    }
+
+    let output = Command::new(crate::binary("prescaler")).env_clear().envs(&env).output().expect("run prescaler");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{at}: {stderr}");
+    assert!(!stderr.contains("invalid configuration") && stderr.contains("Kubernetes"), "{at}: {stderr}");
+}
+
+/// The ports of `networkPolicy.<peer>` that `file` renders with (its own, else values.yaml's).
+fn network_ports(file: &str, peer: &str) -> BTreeSet<i32> {
+    let read = |f: &str| -> serde_yaml::Value {
+        serde_yaml::from_str(&std::fs::read_to_string(root().join("charts/ticketing").join(f)).unwrap()).unwrap()
+    };
+    let ports = |v: &serde_yaml::Value| v["networkPolicy"][peer]["ports"].as_sequence().cloned();
+    let list = ports(&read(file)).or_else(|| ports(&read("values.yaml"))).expect("networkPolicy ports");
+    list.iter().map(|p| i32::try_from(p.as_i64().unwrap()).unwrap()).collect()
 }
 
 /// One migration Job per service with a database, as a pre-install/pre-upgrade hook.
@@ -353,8 +449,13 @@ fn the_chart_runs_the_binaries_as_they_are() {
         let m = Manifests::render(&helm, &path);
         let deployments: BTreeSet<String> =
             m.all::<Deployment>("Deployment").into_iter().filter_map(|d| d.metadata.name).collect();
-        let expected: BTreeSet<String> = SERVICES.iter().map(|s| format!("{RELEASE}-{s}")).collect();
-        assert_eq!(deployments, expected, "{file}: one Deployment per service");
+        let mut expected: BTreeSet<String> = SERVICES.iter().map(|s| format!("{RELEASE}-{s}")).collect();
+        // A developer's cluster has no HPAs for the pre-scaler to raise.
+        if !DEVELOPMENT.contains(&file.as_str()) {
+            expected.insert(format!("{RELEASE}-prescaler"));
+            check_prescaler(&m, &file);
+        }
+        assert_eq!(deployments, expected, "{file}: one Deployment per service, and the pre-scaler");
         for service in SERVICES {
             check_service(&m, &file, service);
         }
@@ -430,14 +531,16 @@ fn skaffold_builds_every_service_binary_the_chart_deploys() {
         .filter(|p| p.join("Cargo.toml").exists() && p.join("src/main.rs").exists())
         .map(|p| p.file_name().unwrap().to_str().unwrap().to_owned())
         .collect();
-    assert_eq!(crates, SERVICES.iter().map(|s| (*s).to_owned()).collect(), "service crates with a binary");
+    let binaries: BTreeSet<String> = SERVICES.iter().chain(CONTROLLERS).map(|s| (*s).to_owned()).collect();
+    assert_eq!(crates, binaries, "service and controller crates with a binary");
 
     let skaffold: serde_yaml::Value =
         serde_yaml::from_str(&std::fs::read_to_string(root.join("skaffold.yaml")).unwrap()).unwrap();
     let values: serde_yaml::Value =
         serde_yaml::from_str(&std::fs::read_to_string(root.join("charts/ticketing/values.yaml")).unwrap()).unwrap();
-    let chart: BTreeSet<String> =
+    let mut chart: BTreeSet<String> =
         values["services"].as_mapping().unwrap().keys().map(|k| k.as_str().unwrap().to_owned()).collect();
+    chart.extend(CONTROLLERS.iter().filter(|c| values[**c].is_mapping()).map(|c| (*c).to_owned()));
     let mut built = BTreeSet::new();
     for artifact in skaffold["build"]["artifacts"].as_sequence().expect("skaffold build.artifacts") {
         let image = artifact["image"].as_str().unwrap();
@@ -451,7 +554,10 @@ fn skaffold_builds_every_service_binary_the_chart_deploys() {
             manifest.contains(&format!("name = \"ticketing-{service}\"")),
             "{service}: the crate ticketing-{service}"
         );
-        assert!(chart.contains(service), "{service}: no services.{service} in the chart's values.yaml");
+        assert!(
+            chart.contains(service),
+            "{service}: neither services.{service} nor {service} in the chart's values.yaml"
+        );
         built.insert(service.to_owned());
     }
     assert_eq!(built, crates, "skaffold artifacts = service binaries");
