@@ -24,12 +24,12 @@ const RETRY: Duration = Duration::from_secs(2);
 
 /// Feeds `knowledge` from `topic` until `stop`.
 pub async fn follow(
-    config: &KafkaConfig,
+    config: KafkaConfig,
     topic: String,
     knowledge: Arc<Knowledge>,
     stop: CancellationToken,
 ) -> anyhow::Result<()> {
-    let mut client = ticketing_platform::kafka::client_config(config);
+    let mut client = ticketing_platform::kafka::client_config(&config);
     client
         .set("group.id", config.group("prescaler"))
         .set("enable.auto.commit", "false")

@@ -94,6 +94,11 @@ impl Knowledge {
         }
     }
 
+    /// A copy of the schedule as it is now.
+    pub fn schedule(&self) -> Schedule {
+        self.schedule.read().expect("schedule lock").clone()
+    }
+
     /// Whether [`Knowledge::mark_complete`] was called.
     pub fn is_complete(&self) -> bool {
         self.complete.load(Ordering::Acquire)

@@ -35,7 +35,7 @@ pub async fn build(config: Config) -> anyhow::Result<Running> {
     let topic = config.kafka.topic(CATALOG_TOPIC);
     app.spawn("catalog-reader", {
         let (kafka, knowledge, stop) = (config.kafka.clone(), knowledge.clone(), app.stop_token());
-        async move { catalog::follow(&kafka, topic, knowledge, stop).await }
+        catalog::follow(kafka, topic, knowledge, stop)
     });
     app.spawn("hpa-controller", {
         let (settings, metrics, stop) = (config.prescaler.clone(), app.metrics().clone(), app.stop_token());

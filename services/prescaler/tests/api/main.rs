@@ -3,6 +3,7 @@
 //! patch, and can refuse them. The schedule is fed directly (no Kafka): these tests are about
 //! the patches the API server receives, across sales, restarts and refusals.
 
+mod catalog;
 mod fake;
 
 use std::sync::Arc;
