@@ -150,7 +150,7 @@ render() {
 # --- 2. Kubernetes schemas ----------------------------------------------------------
 
 # CRDs have no schema in kubernetes-validate; they may warn, nothing else may.
-EXPECTED_WARNING='Couldn.t find schema for kind (ServiceMonitor|PrometheusRule|PodMonitoring|Rules|ClusterRules|HTTPRoute|HealthCheckPolicy|GCPBackendPolicy) '
+EXPECTED_WARNING='Couldn.t find schema for kind (ServiceMonitor|PrometheusRule|PodMonitoring|Rules|ClusterRules|HTTPRoute|HealthCheckPolicy|GCPBackendPolicy|ScaledObject) '
 
 kube_validate() {
   local v log="$TOOLS/kubernetes-validate.log" ok=0 files

@@ -270,7 +270,10 @@ spec:
       protocol: TCP
       appProtocol: http
     {{- end }}
-{{- if $svc.autoscaling.enabled }}
+{{- if and $svc.autoscaling.enabled (eq (default "hpa" $svc.autoscaling.mode) "keda") }}
+---
+{{ include "ticketing.scaledObject" . }}
+{{- else if $svc.autoscaling.enabled }}
 ---
 apiVersion: autoscaling/v2
 kind: HorizontalPodAutoscaler
@@ -739,5 +742,67 @@ spec:
     {{- if eq $name "payment" }}
     # The payment processor.
     {{- include "ticketing.egressRule" $np.paymentProcessor | nindent 4 }}
+    {{- end }}
+{{- end }}
+
+{{/*
+ticketing.scaledObject: a KEDA ScaledObject (autoscaling.mode keda) in place of the plain
+HPA. CPU stays a trigger; autoscaling.keda.triggers add the leading signals: prometheus
+(a query over the service's metrics: request rate, waiting-room depth) and kafka (a
+consumer group's lag). KEDA makes the HPA, under the service's own name.
+*/}}
+{{- define "ticketing.scaledObject" -}}
+{{- $root := .root }}
+{{- $svc := .svc }}
+{{- $a := $svc.autoscaling }}
+{{- $keda := $root.Values.keda }}
+apiVersion: keda.sh/v1alpha1
+kind: ScaledObject
+metadata:
+  name: {{ include "ticketing.component" . }}
+  namespace: {{ $root.Release.Namespace }}
+  labels:
+    {{- include "ticketing.labels" . | nindent 4 }}
+spec:
+  scaleTargetRef:
+    apiVersion: apps/v1
+    kind: Deployment
+    name: {{ include "ticketing.component" . }}
+  minReplicaCount: {{ $a.minReplicas }}
+  maxReplicaCount: {{ $a.maxReplicas }}
+  pollingInterval: {{ $keda.pollingInterval }}
+  cooldownPeriod: {{ $keda.cooldownPeriod }}
+  advanced:
+    horizontalPodAutoscalerConfig:
+      name: {{ include "ticketing.component" . }}
+      behavior:
+        {{- toYaml $a.behavior | nindent 8 }}
+  triggers:
+    - type: cpu
+      metricType: Utilization
+      metadata:
+        value: {{ $a.targetCPUUtilizationPercentage | quote }}
+    {{- range $a.keda.triggers }}
+    {{- if eq .type "prometheus" }}
+    - type: prometheus
+      name: {{ .name }}
+      metadata:
+        serverAddress: {{ default $keda.prometheus.serverAddress .serverAddress | quote }}
+        query: {{ .query | quote }}
+        threshold: {{ .threshold | quote }}
+    {{- else if eq .type "kafka" }}
+    - type: kafka
+      name: {{ .name }}
+      metadata:
+        bootstrapServers: {{ $root.Values.config.kafka.brokers | quote }}
+        consumerGroup: {{ .consumerGroup | quote }}
+        topic: {{ .topic | quote }}
+        lagThreshold: {{ .lagThreshold | quote }}
+        offsetResetPolicy: earliest
+      {{- with $keda.kafka.authenticationRef }}
+      authenticationRef:
+        name: {{ . }}
+      {{- end }}
+    {{- end }}
     {{- end }}
 {{- end }}

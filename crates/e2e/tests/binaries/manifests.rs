@@ -302,7 +302,10 @@ fn check_service(m: &Manifests, file: &str, service: &str) {
     assert_eq!(ports, served, "{at}: Service ports");
 
     let hpa: Option<HorizontalPodAutoscaler> = m.get("HorizontalPodAutoscaler", &name);
-    if DEVELOPMENT.contains(&file) {
+    if let Some(scaled) = m.objects.get(&("ScaledObject".to_owned(), name.clone())) {
+        assert!(hpa.is_none(), "{at}: a ScaledObject and a plain HPA would fight over the Deployment");
+        check_scaled_object(scaled, &at, &name, service);
+    } else if DEVELOPMENT.contains(&file) {
         assert!(hpa.is_some() || deployment.spec.as_ref().unwrap().replicas.is_some(), "{at}: replicas or an HPA");
     } else {
         let hpa = hpa.unwrap_or_else(|| panic!("{at}: no HPA"));
@@ -326,6 +329,26 @@ fn check_service(m: &Manifests, file: &str, service: &str) {
         !selector.is_empty() && selector.iter().all(|(k, v)| pod_labels.get(k) == Some(v)),
         "{at}: PDB selects the pods"
     );
+}
+
+/// A KEDA ScaledObject in place of the HPA: it scales the service's Deployment through an
+/// HPA of the service's own name, on CPU plus its triggers; each Kafka trigger watches one of
+/// the service's own consumer groups (`<service>.…`) on an `.events` topic.
+fn check_scaled_object(scaled: &serde_yaml::Value, at: &str, name: &str, service: &str) {
+    let spec = &scaled["spec"];
+    assert_eq!(spec["scaleTargetRef"]["kind"].as_str(), Some("Deployment"), "{at}: ScaledObject target");
+    assert_eq!(spec["scaleTargetRef"]["name"].as_str(), Some(name), "{at}: ScaledObject target");
+    assert_eq!(spec["advanced"]["horizontalPodAutoscalerConfig"]["name"].as_str(), Some(name), "{at}: HPA name");
+    let (min, max) = (spec["minReplicaCount"].as_i64().unwrap(), spec["maxReplicaCount"].as_i64().unwrap());
+    assert!(0 < min && min < max, "{at}: the ScaledObject can scale ({min}..{max})");
+    let triggers = spec["triggers"].as_sequence().expect("triggers");
+    assert!(triggers.iter().any(|t| t["type"] == "cpu"), "{at}: CPU stays a trigger");
+    for trigger in triggers.iter().filter(|t| t["type"] == "kafka") {
+        let group = trigger["metadata"]["consumerGroup"].as_str().unwrap_or_default();
+        let topic = trigger["metadata"]["topic"].as_str().unwrap_or_default();
+        assert!(group.starts_with(&format!("{service}.")), "{at}: lag of another service's group {group}");
+        assert!(topic.ends_with(".events"), "{at}: lag on {topic}");
+    }
 }
 
 /// The pre-scaler: one replica of the binary as it is, whose token may list and watch the
