@@ -3,7 +3,8 @@ Facts about the seven binaries: their ports and what each one talks to. They are
 values: they describe the code (README "Ports", ARCHITECTURE's service table), so a values
 file cannot make the chart disagree with the binaries. The admin port is gRPC + 1000 and
 serves /healthz, /readyz and /metrics; identity also serves the JWKS there. `peers` are the
-services this one calls over gRPC; `discovery` services watch their peers' EndpointSlices.
+services this one calls over gRPC; `discovery` services watch their peers' EndpointSlices;
+`consumes`: it has Kafka consumer groups (one member per replica).
 */}}
 {{- define "ticketing.topology" -}}
 gateway:
@@ -34,6 +35,7 @@ inventory:
   database: true
   redis: true
   kafka: true
+  consumes: true
   peers: []
 booking:
   grpcPort: 50054
@@ -41,6 +43,7 @@ booking:
   database: true
   redis: false
   kafka: true
+  consumes: true
   # identity: service tokens (client credentials) for the saga's own calls; notification:
   # revoking a cancelled booking's tickets before its seats go back on sale; payment: the
   # reconciler asking what became of a payment whose event is late.
@@ -51,6 +54,7 @@ payment:
   database: true
   redis: false
   kafka: true
+  consumes: true
   peers: []
 notification:
   grpcPort: 50056
@@ -58,6 +62,7 @@ notification:
   database: true
   redis: false
   kafka: true
+  consumes: true
   peers: []
 {{- end }}
 

@@ -21,6 +21,9 @@ ticketing.service renders every object of one service. Args (dict):
 {{- end }}
 {{- include "ticketing.payment.check" . }}
 {{- include "ticketing.gateway.check" . }}
+{{- if and $facts.consumes $svc.autoscaling.enabled (gt (int $svc.autoscaling.maxReplicas) (int $root.Values.config.kafka.topicPartitions)) }}
+{{- fail (printf "services.%s.autoscaling.maxReplicas (%v) is above config.kafka.topicPartitions (%v): each replica is a member of %s's consumer groups, and members beyond the partitions get none, so they would scale for nothing. Raise topicPartitions (existing topics need kafka-topics --alter) or lower maxReplicas." $name $svc.autoscaling.maxReplicas $root.Values.config.kafka.topicPartitions $name) }}
+{{- end }}
 {{- $hasDigest := include "ticketing.imageHasDigest" . }}
 {{- $skips := list "CKV_K8S_35=the binaries read configuration from TICKETING_* environment variables only; the Secret is referenced key by key, never copied into the manifest" }}
 {{- if .discovery }}
@@ -476,6 +479,14 @@ env:
       secretKeyRef:
         name: {{ $secret }}
         key: redis-url
+  {{- end }}
+  {{- if and $facts.consumes .root.Values.config.kafka.staticMembership }}
+  # Static membership: a restarted container (same pod) takes its member's place and
+  # partitions back at once, without a rebalance.
+  - name: TICKETING_KAFKA__GROUP_INSTANCE_ID
+    valueFrom:
+      fieldRef:
+        fieldPath: metadata.name
   {{- end }}
   {{- if $facts.kafka }}
   - name: TICKETING_KAFKA__PROPERTIES__SASL_USERNAME

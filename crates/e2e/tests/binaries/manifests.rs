@@ -496,7 +496,8 @@ fn sample_secret(key: &str) -> String {
 }
 
 /// The environment the kubelet gives `service`'s container: its ConfigMaps (`envFrom`),
-/// then its `env`, each Secret reference filled with a sample of that key.
+/// then its `env`, each Secret reference filled with a sample of that key and the pod's
+/// name with a sample of one.
 fn container_env(m: &Manifests, file: &str, service: &str) -> BTreeMap<String, String> {
     let name = format!("{RELEASE}-{service}");
     let deployment: Deployment = m.get("Deployment", &name).unwrap_or_else(|| panic!("{file}: no Deployment {name}"));
@@ -511,9 +512,18 @@ fn container_env(m: &Manifests, file: &str, service: &str) -> BTreeMap<String, S
         env.extend(config.data.unwrap_or_default());
     }
     for var in container.env.unwrap_or_default() {
-        let secret = var.value_from.and_then(|v| v.secret_key_ref).map(|r| sample_secret(&r.key));
-        let value =
-            var.value.or(secret).unwrap_or_else(|| panic!("{file}: {} is neither a value nor a Secret key", var.name));
+        let from = var.value_from.unwrap_or_default();
+        let secret = from.secret_key_ref.map(|r| sample_secret(&r.key));
+        // The downward API: a pod's name as the kubelet would give it.
+        let field = from.field_ref.map(|f| match f.field_path.as_str() {
+            "metadata.name" => format!("{name}-7d9c5b6f4-x2x9q"),
+            other => panic!("{file}: {} from the unexpected field {other}", var.name),
+        });
+        let value = var
+            .value
+            .or(secret)
+            .or(field)
+            .unwrap_or_else(|| panic!("{file}: {} is neither a value, a Secret key nor the pod's name", var.name));
         env.insert(var.name, value);
     }
     env
