@@ -40,6 +40,23 @@ fn a_bad_config_value_exits_78_naming_the_key() {
     }
 }
 
+/// The pre-scaler, like the services: a bad value of its own section or of a shared one exits
+/// 78 naming the key, before it looks for a cluster.
+#[test]
+fn the_prescaler_exits_78_naming_a_bad_key() {
+    let cases = [
+        ("TICKETING_SERVER__SHUTDOWN_GRACE", "soon", "server.shutdown_grace"),
+        ("TICKETING_PRESCALER__RUSH", "1s", "prescaler.rush"),
+        ("TICKETING_PRESCALER__SERVICES__GATEWAY__HPA", "Not_A_Name", "prescaler.services.gateway.hpa"),
+    ];
+    for (var, value, key) in cases {
+        let output = Command::new(binary("prescaler")).env(var, value).stdin(Stdio::null()).output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(78), "prescaler {var}={value}: {stderr}");
+        assert!(stderr.contains(key), "prescaler {var}={value} should name {key}: {stderr}");
+    }
+}
+
 /// Production refuses what only development may run (I9: money is real in production) or
 /// what would fail at the on-sale: each binary exits 78 naming the key, and says why.
 #[test]
