@@ -42,6 +42,8 @@ impl Sale {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Schedule {
     sales: HashMap<String, Sale>,
+    /// The capacity of events published without a sale time yet, for the update that sets one.
+    unscheduled: HashMap<String, u64>,
 }
 
 fn instant(at: Option<&prost_types::Timestamp>) -> Option<DateTime<Utc>> {
@@ -79,11 +81,15 @@ impl Schedule {
 
     /// An event was published; without a sale start it has nothing to pre-scale.
     pub fn published(&mut self, event: &EventPublished) -> bool {
-        let Some(starts_at) = instant(event.sale_starts_at.as_ref()) else { return false };
+        let capacity = event.categories.iter().map(|c| u64::from(c.capacity)).sum();
+        let Some(starts_at) = instant(event.sale_starts_at.as_ref()) else {
+            self.unscheduled.insert(event.event_id.clone(), capacity);
+            return false;
+        };
         let sale = Sale {
             starts_at,
             ends_at: instant(event.sale_ends_at.as_ref()),
-            capacity: event.categories.iter().map(|c| u64::from(c.capacity)).sum(),
+            capacity,
             admission_per_minute: event.admission_per_minute,
             over: false,
             version: event.version,
@@ -93,15 +99,26 @@ impl Schedule {
 
     /// A published event's times or waiting room changed (categories never do).
     pub fn updated(&mut self, event: &EventUpdated) -> bool {
-        let Some(known) = self.sales.get(&event.event_id) else { return false };
-        let Some(starts_at) = instant(event.sale_starts_at.as_ref()) else { return false };
+        let capacity = match (self.sales.get(&event.event_id), self.unscheduled.get(&event.event_id)) {
+            (Some(known), _) => known.capacity,
+            (None, Some(capacity)) => *capacity,
+            (None, None) => return false,
+        };
+        let Some(starts_at) = instant(event.sale_starts_at.as_ref()) else {
+            // The sale time was taken away: nothing to pre-scale until one is set again.
+            self.unscheduled.insert(event.event_id.clone(), capacity);
+            return self.sales.remove(&event.event_id).is_some();
+        };
+        let over = self.sales.get(&event.event_id).is_some_and(|s| s.over);
         let sale = Sale {
             starts_at,
             ends_at: instant(event.sale_ends_at.as_ref()),
+            capacity,
             admission_per_minute: event.admission_per_minute,
+            over,
             version: event.version,
-            ..known.clone()
         };
+        self.unscheduled.remove(&event.event_id);
         self.put(&event.event_id, sale)
     }
 
@@ -187,6 +204,21 @@ mod tests {
         assert_eq!(sale.demand_per_minute(30), 1_200, "the waiting room admits exactly its rate");
         assert!(!schedule.published(&published(2)), "an older version is ignored");
         assert_eq!(schedule.sales().next().unwrap().1.starts_at, at(2_000));
+    }
+
+    #[test]
+    fn an_event_published_without_a_sale_time_is_scheduled_by_the_update_that_sets_one() {
+        let mut schedule = Schedule::default();
+        assert!(!schedule.published(&EventPublished { sale_starts_at: None, ..published(1) }));
+        assert_eq!(schedule.sales().count(), 0);
+        let update =
+            EventUpdated { event_id: "e1".into(), sale_starts_at: ts(5_000), version: 2, ..Default::default() };
+        assert!(schedule.updated(&update));
+        let sale = schedule.sales().next().unwrap().1.clone();
+        assert_eq!((sale.starts_at, sale.capacity), (at(5_000), 1_000), "the capacity from the publication");
+        let unset = EventUpdated { sale_starts_at: None, version: 3, ..update };
+        assert!(schedule.updated(&unset), "a sale time taken away unschedules it");
+        assert_eq!(schedule.sales().count(), 0);
     }
 
     #[test]
