@@ -1,5 +1,5 @@
 //! Reads `catalog.events` from the beginning on every start, outside any consumer group and
-//! committing nothing: the schedule is rebuilt from the topic each time (ADR 0022). Once every
+//! committing nothing: the schedule is rebuilt from the topic each time (ADR 0024). Once every
 //! partition is read to the end it had when the reader started, the schedule is complete.
 
 use std::collections::HashMap;
