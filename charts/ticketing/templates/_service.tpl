@@ -24,16 +24,14 @@ ticketing.service renders every object of one service. Args (dict):
 {{- if and $facts.consumes $svc.autoscaling.enabled (gt (int $svc.autoscaling.maxReplicas) (int $root.Values.config.kafka.topicPartitions)) }}
 {{- fail (printf "services.%s.autoscaling.maxReplicas (%v) is above config.kafka.topicPartitions (%v): each replica is a member of %s's consumer groups, and members beyond the partitions get none, so they would scale for nothing. Raise topicPartitions (existing topics need kafka-topics --alter) or lower maxReplicas." $name $svc.autoscaling.maxReplicas $root.Values.config.kafka.topicPartitions $name) }}
 {{- end }}
-{{- $hasDigest := include "ticketing.imageHasDigest" . }}
 {{- $skips := list "CKV_K8S_35=the binaries read configuration from TICKETING_* environment variables only; the Secret is referenced key by key, never copied into the manifest" }}
 {{- if .discovery }}
 {{- $skips = append $skips "CKV_K8S_38=the gRPC clients watch their peers' EndpointSlices with this token; its Role grants only list/watch on endpointslices in this namespace" }}
 {{- end }}
-{{- if not $hasDigest }}
-{{- $skips = append $skips "CKV_K8S_43=images are referenced by release tag until services.<name>.image.digest is set (the release workflow prints the digests)" }}
-{{- if ne $root.Values.image.pullPolicy "Always" }}
-{{- $skips = append $skips "CKV_K8S_15=images are built into the node's own runtime (minikube/skaffold) and cannot be pulled from a registry" }}
-{{- end }}
+{{- $skips = concat $skips (include "ticketing.imageSkips" . | fromYamlArray) }}
+{{- $priorityClass := $svc.priorityClassName }}
+{{- if and (not $priorityClass) $facts.hotPath $root.Values.priorityClass.enabled }}
+{{- $priorityClass = include "ticketing.priorityClassName" $root }}
 {{- end }}
 ---
 apiVersion: v1
@@ -136,7 +134,7 @@ spec:
       imagePullSecrets:
         {{- toYaml . | nindent 8 }}
       {{- end }}
-      {{- with $svc.priorityClassName }}
+      {{- with $priorityClass }}
       priorityClassName: {{ . }}
       {{- end }}
       {{- with $svc.nodeSelector }}
@@ -153,10 +151,10 @@ spec:
       {{- end }}
       {{- if $svc.topologySpread.enabled }}
       topologySpreadConstraints:
-        {{- range $key := list "topology.kubernetes.io/zone" "kubernetes.io/hostname" }}
+        {{- range $key, $when := dict "topology.kubernetes.io/zone" $svc.topologySpread.zone "kubernetes.io/hostname" $svc.topologySpread.node }}
         - maxSkew: 1
           topologyKey: {{ $key }}
-          whenUnsatisfiable: {{ $svc.topologySpread.whenUnsatisfiable }}
+          whenUnsatisfiable: {{ $when }}
           labelSelector:
             matchLabels:
               {{- include "ticketing.selectorLabels" $ | nindent 14 }}
@@ -166,7 +164,7 @@ spec:
       containers:
         - name: {{ $name }}
           image: {{ include "ticketing.image" . }}
-          imagePullPolicy: {{ $root.Values.image.pullPolicy }}
+          imagePullPolicy: {{ include "ticketing.imagePullPolicy" . }}
           command: [/usr/local/bin/{{ $name }}]
           args: [serve]
           ports:
@@ -219,7 +217,11 @@ spec:
                 seconds: {{ $sd.preStopSleepSeconds }}
           {{- end }}
           resources:
+            {{- if $facts.hotPath }}
+            {{- include "ticketing.hotPathResources" $svc.resources | nindent 12 }}
+            {{- else }}
             {{- toYaml $svc.resources | nindent 12 }}
+            {{- end }}
           securityContext:
             {{- include "ticketing.containerSecurityContext" $root | nindent 12 }}
           volumeMounts:
@@ -419,7 +421,7 @@ TICKETING_AUTH__AUDIENCE: {{ $c.auth.audience | quote }}
 {{- end }}
 {{- if $facts.database }}
 TICKETING_DATABASE__MIGRATE_ON_START: "false"
-TICKETING_DATABASE__MAX_CONNECTIONS: {{ $c.database.maxConnections | quote }}
+TICKETING_DATABASE__MAX_CONNECTIONS: {{ .svc.database.poolSize | quote }}
 TICKETING_DATABASE__ACQUIRE_TIMEOUT: {{ $c.database.acquireTimeout | quote }}
 {{- end }}
 {{- if $facts.redis }}
@@ -467,11 +469,13 @@ TICKETING_IDENTITY__BOOTSTRAP_ADMIN_EMAIL: {{ .svc.bootstrapAdminEmail | quote }
 {{- if or $facts.database $facts.redis $facts.kafka (eq .name "identity") (eq .name "payment") }}
 env:
   {{- if $facts.database }}
+  # Through the pooler when there is one (database.pooler); the migration Job reads
+  # database-url, straight to Postgres.
   - name: TICKETING_DATABASE__URL
     valueFrom:
       secretKeyRef:
         name: {{ $secret }}
-        key: database-url
+        key: {{ include "ticketing.databaseUrlKey" . }}
   {{- end }}
   {{- if $facts.redis }}
   - name: TICKETING_REDIS__URL
@@ -730,8 +734,17 @@ spec:
     # The Kubernetes API, to watch the peers' EndpointSlices.
     {{- include "ticketing.egressRule" $np.kubeApiServer | nindent 4 }}
     {{- end }}
-    {{- if $facts.database }}
-    # Postgres.
+    {{- if and $facts.database (eq $root.Values.database.pooler "pgbouncer") }}
+    # Postgres, through PgBouncer.
+    - ports:
+        - protocol: TCP
+          port: 5432
+      to:
+        - podSelector:
+            matchLabels:
+              {{- include "ticketing.pgbouncerSelectorLabels" $root | nindent 14 }}
+    {{- else if $facts.database }}
+    # Postgres (or the managed pooler in front of it).
     {{- include "ticketing.egressRule" $np.postgres | nindent 4 }}
     {{- end }}
     {{- if $facts.redis }}

@@ -489,8 +489,9 @@ fn the_chart_runs_the_binaries_as_they_are() {
 /// A stand-in for the value of a Secret's key, of the shape the binaries check.
 fn sample_secret(key: &str) -> String {
     match key {
-        // Nothing listens on port 1: `migrate` stops there, after the configuration.
-        "database-url" => "postgres://ticketing@127.0.0.1:1/ticketing".into(),
+        // Nothing listens on port 1: `migrate` stops there, after the configuration. The
+        // pooled URL (database.pooledUrlKey) is a database URL too, pointing at the pooler.
+        "database-url" | "pooled-database-url" => "postgres://ticketing@127.0.0.1:1/ticketing".into(),
         _ => format!("sample_{key}_0123456789abcdef0123456789abcdef").replace('-', "_"),
     }
 }
