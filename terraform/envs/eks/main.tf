@@ -39,13 +39,14 @@ module "platform" {
   node_max_size          = var.node_max_size
   node_desired_size      = var.node_desired_size
 
-  postgres_instance_class = var.postgres_instance_class
-  postgres_engine_version = var.postgres_engine_version
-  postgres_storage_gb     = var.postgres_storage_gb
-  redis_node_type         = var.redis_node_type
-  kafka_version           = var.kafka_version
-  kafka_instance_type     = var.kafka_instance_type
-  kafka_storage_gb        = var.kafka_storage_gb
+  postgres_instance_class                = var.postgres_instance_class
+  postgres_engine_version                = var.postgres_engine_version
+  postgres_storage_gb                    = var.postgres_storage_gb
+  postgres_proxy_max_connections_percent = var.postgres_proxy_max_connections_percent
+  redis_node_type                        = var.redis_node_type
+  kafka_version                          = var.kafka_version
+  kafka_instance_type                    = var.kafka_instance_type
+  kafka_storage_gb                       = var.kafka_storage_gb
 
   log_retention_days  = var.log_retention_days
   deletion_protection = var.deletion_protection

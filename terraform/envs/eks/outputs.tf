@@ -13,6 +13,11 @@ output "postgres_address" {
   value       = module.platform.postgres_address
 }
 
+output "postgres_proxy_endpoint" {
+  description = "RDS Proxy's endpoint: the services' pooled-database-url (the migration Jobs use postgres_address)."
+  value       = module.platform.postgres_proxy_endpoint
+}
+
 output "postgres_password_secret_arn" {
   description = "Where RDS keeps the master password."
   value       = module.platform.postgres_password_secret_arn

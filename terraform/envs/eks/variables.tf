@@ -169,6 +169,12 @@ variable "postgres_instance_class" {
   }
 }
 
+variable "postgres_proxy_max_connections_percent" {
+  description = "The share of RDS's max_connections RDS Proxy may open; charts/ticketing/values-eks.yaml's database.connectionBudget is this share (80% of about 1,700 on db.r6g.large: 1,360)."
+  type        = number
+  default     = 80
+}
+
 variable "postgres_engine_version" {
   description = "RDS for PostgreSQL version (major.minor)."
   type        = string

@@ -48,6 +48,12 @@ output "helm_values" {
         brokers = module.platform.kafka_bootstrap
       }
     }
+    # PgBouncer in the cluster pools the services' connections to Cloud SQL (ADR 0022).
+    database = {
+      pgbouncer = {
+        postgres = { host = module.platform.postgres_host }
+      }
+    }
     services = {
       for name, email in module.platform.service_accounts : name => {
         enabled = true
@@ -80,13 +86,21 @@ output "helm_values" {
 # The connection URLs for the ticketing-<service> Secrets (docs/deploy.md). Sensitive:
 #   terraform output -json secret_urls
 output "secret_urls" {
-  description = "database-url and redis-url of each service, for its Secret."
+  description = "database-url, pooled-database-url and redis-url of each service, for its Secret, and PgBouncer's userlist.txt."
   sensitive   = true
   value = {
     database = {
       for name in ["identity", "catalog", "inventory", "booking", "payment", "notification"] :
       name => "postgres://${module.platform.postgres_user}:${module.platform.postgres_password}@${module.platform.postgres_host}:5432/ticketing_${name}?sslmode=require"
     }
-    redis = "rediss://:${module.platform.redis_auth_string}@${module.platform.redis_host}:${module.platform.redis_port}"
+    # Through the chart's PgBouncer (plain TCP inside the cluster, SCRAM authentication;
+    # PgBouncer reaches Cloud SQL over TLS). The migration Jobs keep `database`.
+    pooled_database = {
+      for name in ["identity", "catalog", "inventory", "booking", "payment", "notification"] :
+      name => "postgres://${module.platform.postgres_user}:${module.platform.postgres_password}@${var.release_name}-pgbouncer.${var.namespace}.svc:5432/ticketing_${name}?sslmode=disable"
+    }
+    # PgBouncer's userlist.txt (the ticketing-pgbouncer Secret).
+    pgbouncer_userlist = "\"${module.platform.postgres_user}\" \"${module.platform.postgres_password}\"\n"
+    redis              = "rediss://:${module.platform.redis_auth_string}@${module.platform.redis_host}:${module.platform.redis_port}"
   }
 }

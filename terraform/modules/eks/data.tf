@@ -122,6 +122,125 @@ resource "aws_db_instance" "postgres" {
   tags = local.tags
 }
 
+# --- RDS Proxy ------------------------------------------------------------------------
+# The services reach Postgres through RDS Proxy (the chart's database.pooler: external,
+# their Secrets' pooled-database-url): it holds at most max_connections_percent of the
+# instance's max_connections, whatever the number of pods, and keeps client connections
+# across a Multi-AZ failover. The migration Jobs connect to the instance itself (sqlx's
+# migrator takes a session advisory lock, which would pin a proxied session anyway).
+
+resource "aws_security_group" "postgres_proxy" {
+  name        = "${var.name}-postgres-proxy"
+  description = "RDS Proxy: from the EKS cluster, to the RDS instance"
+  vpc_id      = aws_vpc.this.id
+  tags        = local.tags
+
+  ingress {
+    description     = "Postgres from the cluster's pods and nodes"
+    from_port       = 5432
+    to_port         = 5432
+    protocol        = "tcp"
+    security_groups = [aws_eks_cluster.this.vpc_config[0].cluster_security_group_id]
+  }
+}
+
+resource "aws_vpc_security_group_egress_rule" "postgres_proxy_to_postgres" {
+  security_group_id            = aws_security_group.postgres_proxy.id
+  description                  = "Postgres to the RDS instance"
+  ip_protocol                  = "tcp"
+  from_port                    = 5432
+  to_port                      = 5432
+  referenced_security_group_id = aws_security_group.postgres.id
+}
+
+resource "aws_vpc_security_group_ingress_rule" "postgres_from_proxy" {
+  security_group_id            = aws_security_group.postgres.id
+  description                  = "Postgres from RDS Proxy"
+  ip_protocol                  = "tcp"
+  from_port                    = 5432
+  to_port                      = 5432
+  referenced_security_group_id = aws_security_group.postgres_proxy.id
+}
+
+# The proxy logs in with the master user's secret, which RDS manages (and rotates).
+resource "aws_iam_role" "postgres_proxy" {
+  name = "${var.name}-postgres-proxy"
+  tags = local.tags
+
+  assume_role_policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [{
+      Effect    = "Allow"
+      Principal = { Service = "rds.amazonaws.com" }
+      Action    = "sts:AssumeRole"
+    }]
+  })
+}
+
+resource "aws_iam_role_policy" "postgres_proxy" {
+  name = "read-master-user-secret"
+  role = aws_iam_role.postgres_proxy.id
+
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [
+      {
+        Effect   = "Allow"
+        Action   = ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"]
+        Resource = [aws_db_instance.postgres.master_user_secret[0].secret_arn]
+      },
+      {
+        Effect    = "Allow"
+        Action    = ["kms:Decrypt"]
+        Resource  = [aws_kms_key.this.arn]
+        Condition = { StringEquals = { "kms:ViaService" = "secretsmanager.${data.aws_region.this.name}.amazonaws.com" } }
+      },
+    ]
+  })
+}
+
+resource "aws_db_proxy" "postgres" {
+  name                   = "${var.name}-postgres"
+  engine_family          = "POSTGRESQL"
+  role_arn               = aws_iam_role.postgres_proxy.arn
+  vpc_subnet_ids         = aws_subnet.private[*].id
+  vpc_security_group_ids = [aws_security_group.postgres_proxy.id]
+  require_tls            = true
+  # Longer than the services' pools keep an idle connection (sqlx: 10 minutes).
+  idle_client_timeout = 1800
+  debug_logging       = false
+  tags                = local.tags
+
+  auth {
+    description               = "The RDS-managed master user"
+    auth_scheme               = "SECRETS"
+    secret_arn                = aws_db_instance.postgres.master_user_secret[0].secret_arn
+    iam_auth                  = "DISABLED"
+    client_password_auth_type = "POSTGRES_SCRAM_SHA_256"
+  }
+
+  depends_on = [aws_iam_role_policy.postgres_proxy]
+}
+
+resource "aws_db_proxy_default_target_group" "postgres" {
+  db_proxy_name = aws_db_proxy.postgres.name
+
+  connection_pool_config {
+    # The chart's database.connectionBudget is this share of the instance's max_connections.
+    max_connections_percent      = var.postgres_proxy_max_connections_percent
+    max_idle_connections_percent = floor(var.postgres_proxy_max_connections_percent / 2)
+    # Seconds a client waits for a connection before the proxy fails it, like PgBouncer's
+    # query_wait_timeout in the chart.
+    connection_borrow_timeout = 5
+  }
+}
+
+resource "aws_db_proxy_target" "postgres" {
+  db_proxy_name          = aws_db_proxy.postgres.name
+  target_group_name      = aws_db_proxy_default_target_group.postgres.name
+  db_instance_identifier = aws_db_instance.postgres.identifier
+}
+
 # --- ElastiCache for Redis ---------------------------------------------------------------
 
 resource "aws_security_group" "redis" {

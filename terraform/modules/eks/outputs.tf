@@ -28,6 +28,11 @@ output "postgres_address" {
   value       = aws_db_instance.postgres.address
 }
 
+output "postgres_proxy_endpoint" {
+  description = "RDS Proxy's endpoint host name (the services' pooled-database-url)."
+  value       = aws_db_proxy.postgres.endpoint
+}
+
 output "postgres_user" {
   description = "RDS master user name."
   value       = aws_db_instance.postgres.username

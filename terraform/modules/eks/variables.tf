@@ -87,6 +87,16 @@ variable "postgres_engine_version" {
   type        = string
 }
 
+variable "postgres_proxy_max_connections_percent" {
+  description = "The share of the instance's max_connections RDS Proxy may open (the chart's database.connectionBudget)."
+  type        = number
+
+  validation {
+    condition     = var.postgres_proxy_max_connections_percent >= 10 && var.postgres_proxy_max_connections_percent <= 100
+    error_message = "postgres_proxy_max_connections_percent must be between 10 and 100."
+  }
+}
+
 variable "postgres_storage_gb" {
   description = "RDS allocated storage in GiB."
   type        = number
