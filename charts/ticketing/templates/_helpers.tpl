@@ -205,6 +205,13 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/component: pooler
 {{- end }}
 
+{{/* Every label of the PgBouncer objects: commonLabels carry the instance already. */}}
+{{- define "ticketing.pgbouncerLabels" -}}
+{{ include "ticketing.commonLabels" . }}
+app.kubernetes.io/name: pgbouncer
+app.kubernetes.io/component: pooler
+{{- end }}
+
 {{/* The Secret key a service reads its database URL from: the pooler's when there is one. */}}
 {{- define "ticketing.databaseUrlKey" -}}
 {{- if eq .root.Values.database.pooler "none" }}database-url{{ else }}{{ .root.Values.database.pooledUrlKey }}{{ end }}

@@ -3,7 +3,9 @@
 //! context, each service's HPA and PDB, the pre-scaler's RBAC and the HPAs it raises, the
 //! migration Jobs and skaffold's artifacts are checked against what the crates really serve
 //! and need; the payment and pre-scaler binaries are run with the environment each values
-//! file gives their containers.
+//! file gives their containers. The connection budget's objects (PgBouncer, the pooled
+//! database URLs) and the hot path's QoS (Guaranteed memory, the PriorityClass, zone spread,
+//! pull policy) are checked the same way.
 //!
 //! helm is the one `scripts/check-deploy.sh` installs (`.local/deploy/bin/helm`, or
 //! `$STATE_DIR/deploy/bin/helm`), else `$HELM`, else `helm` on the PATH; without any of them
@@ -17,10 +19,11 @@ use std::process::Command;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{ConfigMap, Container, Probe, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Container, PodSpec, Probe, Service};
 use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+use k8s_openapi::api::scheduling::v1::PriorityClass;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde::Deserialize as _;
 use serde::de::DeserializeOwned;
@@ -34,6 +37,11 @@ const RELEASE: &str = "ticketing";
 const CONTROLLERS: &[&str] = &["prescaler"];
 /// Values files for a developer's cluster, where one replica and no HPA are expected.
 const DEVELOPMENT: &[&str] = &["values-minikube.yaml"];
+/// The services every step of a purchase goes through during an on-sale: Guaranteed memory
+/// and the hot-path PriorityClass.
+const HOT_PATH: &[&str] = &["gateway", "inventory", "booking"];
+/// PgBouncer's objects (database.pooler: pgbouncer).
+const PGBOUNCER: &str = "ticketing-pgbouncer";
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
@@ -140,12 +148,6 @@ impl Manifests {
     fn all<T: DeserializeOwned>(&self, kind: &str) -> Vec<T> {
         let names: Vec<&String> = self.objects.keys().filter(|(k, _)| k == kind).map(|(_, n)| n).collect();
         names.into_iter().map(|n| self.get(kind, n).unwrap()).collect()
-    }
-
-    /// A custom resource (no k8s-openapi type), as JSON.
-    fn custom(&self, kind: &str, name: &str) -> Option<serde_json::Value> {
-        let value = self.objects.get(&(kind.to_owned(), name.to_owned()))?;
-        Some(serde_json::to_value(value).expect("YAML as JSON"))
     }
 
     fn config(&self, service: &str) -> BTreeMap<String, String> {
@@ -273,15 +275,7 @@ fn check_pod(m: &Manifests, file: &str, binary: &str, facts: &Facts) -> (Deploym
         assert!(list.contains_key("cpu") && list.contains_key("memory"), "{at}: {what} need cpu and memory");
     }
 
-    let pod_security = pod.security_context.clone().unwrap_or_else(|| panic!("{at}: no pod security context"));
-    let security = container.security_context.clone().unwrap_or_else(|| panic!("{at}: no security context"));
-    assert!(security.run_as_non_root.or(pod_security.run_as_non_root) == Some(true), "{at}: runAsNonRoot");
-    assert!(security.run_as_user.or(pod_security.run_as_user).is_some_and(|u| u > 0), "{at}: a numeric non-root UID");
-    assert_eq!(security.read_only_root_filesystem, Some(true), "{at}: readOnlyRootFilesystem");
-    assert_eq!(security.allow_privilege_escalation, Some(false), "{at}: allowPrivilegeEscalation");
-    let dropped = security.capabilities.and_then(|c| c.drop).unwrap_or_default();
-    assert!(dropped.iter().any(|c| c == "ALL"), "{at}: capabilities drop ALL");
-    assert!(security.seccomp_profile.or(pod_security.seccomp_profile).is_some(), "{at}: a seccomp profile");
+    check_security(&at, pod, container);
     (deployment, declared)
 }
 
@@ -431,6 +425,226 @@ fn network_ports(file: &str, peer: &str) -> BTreeSet<i32> {
     list.iter().map(|p| i32::try_from(p.as_i64().unwrap()).unwrap()).collect()
 }
 
+/// Restricted pod security: non-root with a numeric UID, read-only root filesystem, no
+/// privilege escalation, every capability dropped, a seccomp profile.
+fn check_security(at: &str, pod: &PodSpec, container: &Container) {
+    let pod_security = pod.security_context.clone().unwrap_or_else(|| panic!("{at}: no pod security context"));
+    let security = container.security_context.clone().unwrap_or_else(|| panic!("{at}: no security context"));
+    assert!(security.run_as_non_root.or(pod_security.run_as_non_root) == Some(true), "{at}: runAsNonRoot");
+    assert!(security.run_as_user.or(pod_security.run_as_user).is_some_and(|u| u > 0), "{at}: a numeric non-root UID");
+    assert_eq!(security.read_only_root_filesystem, Some(true), "{at}: readOnlyRootFilesystem");
+    assert_eq!(security.allow_privilege_escalation, Some(false), "{at}: allowPrivilegeEscalation");
+    let dropped = security.capabilities.clone().and_then(|c| c.drop).unwrap_or_default();
+    assert!(dropped.iter().any(|c| c == "ALL"), "{at}: capabilities drop ALL");
+    assert!(security.seccomp_profile.or(pod_security.seccomp_profile).is_some(), "{at}: a seccomp profile");
+}
+
+/// The chart's values for one file: values.yaml with the file layered over it, as helm does.
+fn values(file: &str) -> serde_yaml::Value {
+    fn merge(base: &mut serde_yaml::Value, over: serde_yaml::Value) {
+        match (base, over) {
+            (serde_yaml::Value::Mapping(base), serde_yaml::Value::Mapping(over)) => {
+                for (key, value) in over {
+                    match base.get_mut(&key) {
+                        Some(slot) => merge(slot, value),
+                        None => {
+                            base.insert(key, value);
+                        }
+                    }
+                }
+            }
+            (slot, over) => *slot = over,
+        }
+    }
+    let read = |name: &str| -> serde_yaml::Value {
+        let path = root().join("charts/ticketing").join(name);
+        serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    };
+    let mut merged = read("values.yaml");
+    merge(&mut merged, read(file));
+    merged
+}
+
+/// The pod spec and the named container of a Deployment.
+fn pod_of(m: &Manifests, at: &str, name: &str, container: &str) -> (PodSpec, Container) {
+    let deployment: Deployment = m.get("Deployment", name).unwrap_or_else(|| panic!("{at}: no Deployment {name}"));
+    let pod = deployment.spec.unwrap().template.spec.unwrap();
+    let found = pod.containers.iter().find(|c| c.name == container).cloned();
+    (pod, found.unwrap_or_else(|| panic!("{at}: no container {container} in {name}")))
+}
+
+/// The memory a container requests and its limit.
+fn memory(container: &Container) -> (Option<String>, Option<String>) {
+    let resources = container.resources.clone().unwrap_or_default();
+    let get = |list: Option<BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>>| {
+        list.and_then(|l| l.get("memory").map(|q| q.0.clone()))
+    };
+    (get(resources.requests), get(resources.limits))
+}
+
+/// QoS of the hot path (and of PgBouncer, which is on it): memory requested = its limit, the
+/// chart's PriorityClass; everywhere: zone spread DoNotSchedule in production, and
+/// IfNotPresent exactly when the image cannot change under its name.
+fn check_qos(m: &Manifests, file: &str, values: &serde_yaml::Value) {
+    let classes: Vec<PriorityClass> = m.all("PriorityClass");
+    let class = match classes.as_slice() {
+        [class] if class.value > 0 && class.global_default != Some(true) => class.metadata.name.clone().unwrap(),
+        other => panic!("{file}: one hot-path PriorityClass, not global default: {other:?}"),
+    };
+    let mut hot: Vec<(String, String)> = HOT_PATH.iter().map(|s| (format!("{RELEASE}-{s}"), (*s).to_owned())).collect();
+    if m.objects.contains_key(&("Deployment".to_owned(), PGBOUNCER.to_owned())) {
+        hot.push((PGBOUNCER.to_owned(), "pgbouncer".to_owned()));
+    }
+    for (name, container) in &hot {
+        let at = format!("{file}: {name}");
+        let (pod, container) = pod_of(m, &at, name, container);
+        let (request, limit) = memory(&container);
+        assert!(limit.is_some() && request == limit, "{at}: memory request {request:?} = limit {limit:?}");
+        assert_eq!(pod.priority_class_name.as_deref(), Some(class.as_str()), "{at}: the hot-path PriorityClass");
+    }
+    let immutable = values["image"]["immutableTags"].as_bool() == Some(true);
+    let configured = values["image"]["pullPolicy"].as_str().unwrap();
+    for service in SERVICES {
+        let at = format!("{file}: {service}");
+        let (pod, container) = pod_of(m, &at, &format!("{RELEASE}-{service}"), service);
+        if !HOT_PATH.contains(&service) {
+            assert_ne!(pod.priority_class_name.as_deref(), Some(class.as_str()), "{at}: not on the hot path");
+        }
+        let image = container.image.clone().unwrap_or_default();
+        let expected = if image.contains("@sha256:") || immutable { "IfNotPresent" } else { configured };
+        assert_eq!(container.image_pull_policy.as_deref(), Some(expected), "{at}: pull policy of {image}");
+        let zone = pod
+            .topology_spread_constraints
+            .unwrap_or_default()
+            .into_iter()
+            .find(|c| c.topology_key == "topology.kubernetes.io/zone");
+        let zone = zone.unwrap_or_else(|| panic!("{at}: no zone spread"));
+        if !DEVELOPMENT.contains(&file) && file != "values.yaml" {
+            assert_eq!(zone.when_unsatisfiable, "DoNotSchedule", "{at}: production spreads over zones strictly");
+        }
+    }
+}
+
+/// The connection budget's objects: with database.pooler pgbouncer, a PgBouncer Deployment
+/// (2+ replicas, restricted, transaction mode, >= 1.21 with prepared statements), its
+/// Service, PDB and a NetworkPolicy with only the database services in and Postgres out;
+/// with any pooler the services read the pooled URL and the migration Jobs the direct one.
+fn check_pooler(m: &Manifests, file: &str, values: &serde_yaml::Value) {
+    let pooler = values["database"]["pooler"].as_str().unwrap();
+    let pooled_key = values["database"]["pooledUrlKey"].as_str().unwrap();
+    let databases: Vec<&str> = SERVICES.into_iter().filter(|s| facts(s).database).collect();
+    let url_key = |pod: &PodSpec, container: &str| {
+        let container = pod.containers.iter().find(|c| c.name == container).unwrap();
+        let var = container.env.iter().flatten().find(|e| e.name == "TICKETING_DATABASE__URL");
+        var.and_then(|v| v.value_from.clone()).and_then(|v| v.secret_key_ref).map(|r| r.key)
+    };
+    let expected = if pooler == "none" { "database-url" } else { pooled_key };
+    for service in &databases {
+        let (pod, _) = pod_of(m, file, &format!("{RELEASE}-{service}"), service);
+        assert_eq!(url_key(&pod, service).as_deref(), Some(expected), "{file}: {service} reads its database URL");
+    }
+    for job in m.all::<Job>("Job") {
+        let pod = job.spec.unwrap().template.spec.unwrap();
+        assert_eq!(url_key(&pod, "migrate").as_deref(), Some("database-url"), "{file}: migrations bypass the pooler");
+    }
+
+    let deployment: Option<Deployment> = m.get("Deployment", PGBOUNCER);
+    if pooler != "pgbouncer" {
+        assert!(deployment.is_none(), "{file}: PgBouncer without database.pooler: pgbouncer");
+        return;
+    }
+    let at = format!("{file}: PgBouncer");
+    let deployment = deployment.unwrap_or_else(|| panic!("{at}: no Deployment"));
+    let spec = deployment.spec.unwrap();
+    assert!(spec.replicas.is_some_and(|r| r >= 2), "{at}: two replicas or more");
+    assert!(m.get::<HorizontalPodAutoscaler>("HorizontalPodAutoscaler", PGBOUNCER).is_none(), "{at}: never autoscaled");
+    let pod_labels = spec.template.metadata.and_then(|m| m.labels).unwrap_or_default();
+    let pod = spec.template.spec.unwrap();
+    let container =
+        pod.containers.iter().find(|c| c.name == "pgbouncer").unwrap_or_else(|| panic!("{at}: no container"));
+    check_security(&at, &pod, container);
+    assert_eq!(pod.automount_service_account_token, Some(false), "{at}: no API token");
+    assert!(container.env.is_none() && container.env_from.is_none(), "{at}: no secret in the environment");
+    let image = container.image.clone().unwrap_or_default();
+    let version: Vec<u32> = image
+        .rsplit_once(':')
+        .map(|(_, tag)| {
+            tag.trim_start_matches('v').split(['.', '-', '@']).take(2).filter_map(|p| p.parse().ok()).collect()
+        })
+        .unwrap_or_default();
+    assert!(version.as_slice() >= [1, 21].as_slice(), "{at}: {image} is PgBouncer >= 1.21");
+
+    let config: ConfigMap = m.get("ConfigMap", PGBOUNCER).unwrap_or_else(|| panic!("{at}: no ConfigMap"));
+    let ini =
+        config.data.unwrap_or_default().remove("pgbouncer.ini").unwrap_or_else(|| panic!("{at}: no pgbouncer.ini"));
+    let setting = |key: &str| ini.lines().find_map(|l| l.strip_prefix(key)?.strip_prefix(" = ").map(str::to_owned));
+    assert_eq!(setting("pool_mode").as_deref(), Some("transaction"), "{at}: transaction pooling");
+    let prepared = setting("max_prepared_statements").and_then(|v| v.parse::<u32>().ok());
+    assert!(prepared.is_some_and(|n| n > 0), "{at}: max_prepared_statements > 0 for sqlx's named statements");
+    assert_eq!(setting("auth_type").as_deref(), Some("scram-sha-256"), "{at}: SCRAM");
+
+    let selects = |selector: &BTreeMap<String, String>| {
+        !selector.is_empty() && selector.iter().all(|(k, v)| pod_labels.get(k) == Some(v))
+    };
+    let service: Service = m.get("Service", PGBOUNCER).unwrap_or_else(|| panic!("{at}: no Service"));
+    let service = service.spec.unwrap();
+    assert!(selects(&service.selector.unwrap_or_default()), "{at}: the Service selects the pods");
+    let ports: Vec<i32> = service.ports.unwrap_or_default().iter().map(|p| p.port).collect();
+    assert_eq!(ports, [5432], "{at}: Service port");
+    let pdb: PodDisruptionBudget = m.get("PodDisruptionBudget", PGBOUNCER).unwrap_or_else(|| panic!("{at}: no PDB"));
+    assert!(selects(&pdb.spec.and_then(|s| s.selector).and_then(|s| s.match_labels).unwrap_or_default()), "{at}: PDB");
+
+    let policy: NetworkPolicy = m.get("NetworkPolicy", PGBOUNCER).unwrap_or_else(|| panic!("{at}: no NetworkPolicy"));
+    let policy = policy.spec.unwrap();
+    assert!(
+        selects(&policy.pod_selector.clone().and_then(|s| s.match_labels).unwrap_or_default()),
+        "{at}: the policy selects the pods"
+    );
+    let ingress = policy.ingress.unwrap_or_default();
+    let from: BTreeSet<String> = ingress
+        .iter()
+        .flat_map(|rule| rule.from.iter().flatten())
+        .map(|peer| {
+            let labels = peer.pod_selector.as_ref().and_then(|s| s.match_labels.clone()).unwrap_or_default();
+            labels.get("app.kubernetes.io/name").cloned().unwrap_or_else(|| panic!("{at}: a peer other than a service"))
+        })
+        .collect();
+    let expected: BTreeSet<String> = databases.iter().map(|s| (*s).to_owned()).collect();
+    assert_eq!(from, expected, "{at}: only the services with a database connect");
+    let egress_ports: BTreeSet<i32> = policy
+        .egress
+        .unwrap_or_default()
+        .iter()
+        .flat_map(|rule| rule.ports.iter().flatten())
+        .filter_map(|p| match p.port {
+            Some(IntOrString::Int(port)) => Some(port),
+            _ => None,
+        })
+        .collect();
+    let mut allowed: BTreeSet<i32> = values["networkPolicy"]["dns"]["ports"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_i64().unwrap() as i32)
+        .collect();
+    allowed.extend(
+        values["networkPolicy"]["postgres"]["ports"].as_sequence().unwrap().iter().map(|p| p.as_i64().unwrap() as i32),
+    );
+    assert_eq!(egress_ports, allowed, "{at}: out only to DNS and Postgres");
+
+    // The services' own policies reach Postgres only through PgBouncer.
+    for service in &databases {
+        let policy: NetworkPolicy = m.get("NetworkPolicy", &format!("{RELEASE}-{service}")).unwrap();
+        let to_pgbouncer = policy.spec.unwrap().egress.unwrap_or_default().iter().any(|rule| {
+            rule.to.iter().flatten().any(|peer| {
+                let labels = peer.pod_selector.as_ref().and_then(|s| s.match_labels.clone()).unwrap_or_default();
+                selects(&labels)
+            })
+        });
+        assert!(to_pgbouncer, "{file}: {service} may reach PgBouncer");
+    }
+}
+
 /// One migration Job per service with a database, as a pre-install/pre-upgrade hook.
 fn check_migrations(m: &Manifests, file: &str) {
     let mut migrated = BTreeSet::new();
@@ -470,6 +684,7 @@ fn the_chart_runs_the_binaries_as_they_are() {
     let helm = helm();
     for (file, path) in values_files() {
         let m = Manifests::render(&helm, &path);
+        let values = values(&file);
         let deployments: BTreeSet<String> =
             m.all::<Deployment>("Deployment").into_iter().filter_map(|d| d.metadata.name).collect();
         let mut expected: BTreeSet<String> = SERVICES.iter().map(|s| format!("{RELEASE}-{s}")).collect();
@@ -478,11 +693,16 @@ fn the_chart_runs_the_binaries_as_they_are() {
             expected.insert(format!("{RELEASE}-prescaler"));
             check_prescaler(&m, &file);
         }
-        assert_eq!(deployments, expected, "{file}: one Deployment per service, and the pre-scaler");
+        if values["database"]["pooler"].as_str() == Some("pgbouncer") {
+            expected.insert(PGBOUNCER.to_owned());
+        }
+        assert_eq!(deployments, expected, "{file}: one Deployment per service, the pre-scaler and PgBouncer");
         for service in SERVICES {
             check_service(&m, &file, service);
         }
         check_migrations(&m, &file);
+        check_qos(&m, &file, &values);
+        check_pooler(&m, &file, &values);
     }
 }
 
@@ -778,6 +998,8 @@ async fn forged_forwarded_for_chains_do_not_choose_the_rate_limit_key() {
         }
         assert_eq!(get(front.forwarded("", "198.51.100.9")).await, 200, "{file}: another buyer is held back");
         assert_eq!(get(front.forwarded(buyer, "198.51.100.10")).await, 200, "{file}: forging the buyer's address");
+    }
+}
 
 /// Whether every label of `selector` (a `matchLabels`) is among `labels`.
 fn selects(selector: &serde_json::Value, labels: &BTreeMap<String, String>) -> bool {
