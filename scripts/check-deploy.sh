@@ -609,7 +609,10 @@ PY
 # Every values file passes budget_check; doctored ones (more replicas, bigger pools, more
 # PgBouncer pods than the budget allows) fail it.
 connection_budget() {
-  local ok=0 f doctored overlay="$TOOLS/budget-overlay.yaml" out="$TOOLS/budget-doctored.yaml"
+  # Scratch files of its own: $TOOLS may be shared by several checkouts running at once.
+  local ok=0 f doctored scratch
+  scratch=$(mktemp -d)
+  local overlay="$scratch/budget-overlay.yaml" out="$scratch/budget-doctored.yaml" log="$scratch/budget.log"
   for f in "${VALUES_FILES[@]}"; do
     if [[ $(basename "$f") == values.yaml ]]; then
       budget_check "$RENDERED/values.yaml" || ok=1
@@ -625,14 +628,15 @@ connection_budget() {
     f="$CHART/${doctored%%|*}"
     printf '%s\n' "${doctored#*|}" >"$overlay"
     helm_ template ticketing "$CHART" --namespace ticketing -f "$f" -f "$overlay" >"$out" || ok=1
-    if budget_check "$out" "$f" "$overlay" >/dev/null 2>"$TOOLS/budget.log"; then
+    if budget_check "$out" "$f" "$overlay" >/dev/null 2>"$log"; then
       warn "budget_check accepted $(basename "$f") with ${doctored#*|}"
       ok=1
-    elif ! grep -q 'connection budget:' "$TOOLS/budget.log"; then
-      cat "$TOOLS/budget.log" >&2
+    elif ! grep -q 'connection budget:' "$log"; then
+      cat "$log" >&2
       ok=1
     fi
   done
+  rm -rf "$scratch"
   printf '   doctored values files (more replicas, bigger pools, more PgBouncer pods) fail it\n'
   return $ok
 }
