@@ -332,12 +332,14 @@ def dashboards(docs):
             if (d["metadata"].get("labels") or {}).get("grafana_dashboard") == "1" for k, v in d["data"].items()}
 
 def scrapes(docs, where):
-    """Checks that each Deployment has one ServiceMonitor or PodMonitoring (whichever kinds
-    are rendered) of its name that selects its pods and scrapes its admin port."""
+    """Checks that each service's Deployment has one ServiceMonitor or PodMonitoring
+    (whichever kinds are rendered) of its name that selects its pods and scrapes its admin
+    port. PgBouncer (component pooler) serves no /metrics."""
     kinds = {d["kind"] for d in docs} & set(SCRAPE_KINDS)
     if not kinds:
         problems.append(f"{where}: no ServiceMonitor or PodMonitoring")
-    deployments = of(docs, "Deployment")
+    deployments = [d for d in of(docs, "Deployment")
+                   if d["spec"]["template"]["metadata"]["labels"].get("app.kubernetes.io/component") == "server"]
     for kind in sorted(kinds):
         objects = {d["metadata"]["name"]: d for d in of(docs, kind)}
         if sorted(objects) != sorted(d["metadata"]["name"] for d in deployments):
