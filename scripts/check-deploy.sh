@@ -541,14 +541,16 @@ docs = [d for d in yaml.safe_load_all(open(rendered)) if d]
 def by(kind):
     return {d["metadata"]["name"]: d for d in docs if d["kind"] == kind}
 deployments, configs = by("Deployment"), by("ConfigMap")
-hpas = {d["spec"]["scaleTargetRef"]["name"]: d for d in by("HorizontalPodAutoscaler").values()}
+# The most replicas of each Deployment: its HPA's maxReplicas, or its KEDA ScaledObject's
+# maxReplicaCount (KEDA creates the HPA at run time).
+ceilings = {d["spec"]["scaleTargetRef"]["name"]: d["spec"]["maxReplicas"] for d in by("HorizontalPodAutoscaler").values()}
+ceilings |= {d["spec"]["scaleTargetRef"]["name"]: d["spec"]["maxReplicaCount"] for d in by("ScaledObject").values()}
 name = " + ".join(os.path.basename(f) for f in files) or "values.yaml"
 problems = []
 
 def full_scale(deployment):
-    """Pods at full scale: the HPA's maxReplicas (or replicas), plus the rolling surge."""
-    hpa = hpas.get(deployment["metadata"]["name"])
-    pods = hpa["spec"]["maxReplicas"] if hpa else deployment["spec"].get("replicas", 1)
+    """Pods at full scale: the autoscaler's ceiling (or replicas), plus the rolling surge."""
+    pods = ceilings.get(deployment["metadata"]["name"], deployment["spec"].get("replicas", 1))
     surge = deployment["spec"].get("strategy", {}).get("rollingUpdate", {}).get("maxSurge", "25%")
     surge = math.ceil(pods * int(surge[:-1]) / 100) if isinstance(surge, str) else int(surge)
     return pods + surge
@@ -623,9 +625,9 @@ connection_budget() {
     fi
   done
   for doctored in \
-    "values-gke.yaml|services: {inventory: {autoscaling: {maxReplicas: 400}}}" \
+    "values-gke.yaml|services: {inventory: {database: {poolSize: 40}}}" \
     "values-gke.yaml|database: {pgbouncer: {replicas: 6}}" \
-    "values-eks.yaml|services: {inventory: {autoscaling: {maxReplicas: 120}}}" \
+    "values-eks.yaml|{config: {kafka: {topicPartitions: 200}}, services: {inventory: {autoscaling: {maxReplicas: 120}}}}" \
     "values-minikube.yaml|defaults: {database: {poolSize: 40}}"; do
     f="$CHART/${doctored%%|*}"
     printf '%s\n' "${doctored#*|}" >"$overlay"

@@ -48,7 +48,7 @@ output "helm_values" {
         brokers = module.platform.kafka_bootstrap
       }
     }
-    # PgBouncer in the cluster pools the services' connections to Cloud SQL (ADR 0024).
+    # PgBouncer in the cluster pools the services' connections to Cloud SQL (ADR 0025).
     database = {
       pgbouncer = {
         postgres = { host = module.platform.postgres_host }
