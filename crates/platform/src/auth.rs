@@ -10,12 +10,13 @@ use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet};
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use jsonwebtoken::{Algorithm, DecodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Mutex, RwLock};
 
@@ -68,6 +69,27 @@ impl FromStr for Role {
     }
 }
 
+/// The JOSE `typ` of an access token (RFC 9068 §2.1). Verifiers refuse any other, so no
+/// other JWT signed by the same key can pass for an access token (RFC 8725 §3.11).
+pub const ACCESS_TOKEN_TYPE: &str = "at+jwt";
+
+/// The header of an access token signed by key `kid`.
+pub fn access_token_header(kid: &str) -> Header {
+    let mut header = Header::new(Algorithm::EdDSA);
+    header.typ = Some(ACCESS_TOKEN_TYPE.to_owned());
+    header.kid = Some(kid.to_owned());
+    header
+}
+
+/// Whether a `typ` header names an access token: `at+jwt`, or the full media type
+/// `application/at+jwt`, compared without regard to case (RFC 7515 §4.1.9).
+fn is_access_token_type(typ: Option<&str>) -> bool {
+    typ.is_some_and(|t| {
+        let t = t.get(..12).filter(|p| p.eq_ignore_ascii_case("application/")).map_or(t, |_| &t[12..]);
+        t.eq_ignore_ascii_case(ACCESS_TOKEN_TYPE)
+    })
+}
+
 /// The claims of an access token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Claims {
@@ -83,8 +105,27 @@ pub struct Claims {
     pub exp: i64,
     /// Issued at, seconds since the epoch.
     pub iat: i64,
+    /// Not before, seconds since the epoch.
+    pub nbf: i64,
     /// Unique token id.
     pub jti: String,
+}
+
+impl Claims {
+    /// The claims of an access token for `sub` with `roles`, from `auth`'s issuer for its
+    /// audience, issued at `now` (seconds since the epoch) and valid for `ttl`.
+    pub fn issue(sub: String, roles: Vec<Role>, auth: &AuthConfig, now: i64, ttl: Duration) -> Self {
+        Self {
+            sub,
+            roles,
+            iss: auth.issuer.clone(),
+            aud: auth.audience.clone(),
+            exp: now.saturating_add(ttl.as_secs() as i64),
+            iat: now,
+            nbf: now,
+            jti: uuid::Uuid::new_v4().to_string(),
+        }
+    }
 }
 
 /// The authenticated caller.
@@ -147,7 +188,8 @@ pub enum AuthError {
     /// Past its `exp`.
     #[error("token expired")]
     Expired,
-    /// Bad signature, issuer, audience or claims.
+    /// Not an access token (`typ`), not valid yet (`nbf`, `iat`), valid for longer than
+    /// verifiers accept, or a bad signature, issuer, audience or claims.
     #[error("invalid token: {0}")]
     Invalid(String),
     /// The JWKS could not be fetched, so nothing can be verified.
@@ -199,6 +241,15 @@ struct Inner {
     fetching: Mutex<()>,
     refresh_interval: Duration,
     min_refetch_interval: Duration,
+    /// When the keys are next due for a refetch, in milliseconds since `started`: checked on
+    /// every verification, cached or not, so a withdrawn key stops vouching for the tokens
+    /// it signed within the refresh interval even when no new token comes along.
+    refresh_due_ms: AtomicU64,
+    started: Instant,
+    /// Longest `exp - iat` accepted, in seconds.
+    max_lifetime: i64,
+    /// Allowed clock skew, in seconds.
+    leeway: i64,
 }
 
 #[derive(Default)]
@@ -216,7 +267,8 @@ impl Verifier {
         let mut validation = Validation::new(Algorithm::EdDSA);
         validation.set_issuer(&[&config.issuer]);
         validation.set_audience(&[&config.audience]);
-        validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
+        validation.set_required_spec_claims(&["exp", "nbf", "iat", "iss", "aud", "sub"]);
+        validation.validate_nbf = true;
         validation.leeway = config.leeway.as_secs();
         Self {
             inner: Arc::new(Inner {
@@ -227,6 +279,10 @@ impl Verifier {
                 fetching: Mutex::new(()),
                 refresh_interval: config.jwks_refresh_interval,
                 min_refetch_interval: config.jwks_min_refetch_interval,
+                refresh_due_ms: AtomicU64::new(u64::MAX),
+                started: Instant::now(),
+                max_lifetime: config.max_token_lifetime.as_secs() as i64,
+                leeway: config.leeway.as_secs() as i64,
             }),
         }
     }
@@ -238,6 +294,10 @@ impl Verifier {
 
     /// Verifies `token` and returns its caller.
     pub async fn verify(&self, token: &str) -> Result<Principal, AuthError> {
+        if self.inner.millis() >= self.inner.refresh_due_ms.load(Ordering::Relaxed) {
+            // Due only once keys were fetched, and then a failed refetch keeps the cached keys.
+            let _ = self.refresh("").await;
+        }
         let now = jsonwebtoken::get_current_timestamp() as i64;
         if let Some((principal, exp)) = self.inner.verified.read().expect("cache lock").get(token)
             && *exp > now
@@ -253,11 +313,22 @@ impl Verifier {
             return Err(AuthError::Malformed(format!("alg {:?} is not accepted", header.alg)));
         }
         let kid = header.kid.ok_or_else(|| AuthError::Malformed("no kid".into()))?;
+        if !is_access_token_type(header.typ.as_deref()) {
+            return Err(AuthError::Invalid(format!("typ must be {ACCESS_TOKEN_TYPE}")));
+        }
         let key = self.key(&kid).await?;
         let data = jsonwebtoken::decode::<Claims>(token, &key, &self.inner.validation).map_err(|e| match e.kind() {
             jsonwebtoken::errors::ErrorKind::ExpiredSignature => AuthError::Expired,
             _ => AuthError::Invalid(e.to_string()),
         })?;
+        let claims = &data.claims;
+        // A stolen long-lived token stays useful for long: refuse what identity would not issue.
+        if claims.exp.saturating_sub(claims.iat) > self.inner.max_lifetime {
+            return Err(AuthError::Invalid("valid for longer than accepted".into()));
+        }
+        if claims.iat > jsonwebtoken::get_current_timestamp() as i64 + self.inner.leeway {
+            return Err(AuthError::Invalid("issued in the future".into()));
+        }
         let user_id =
             uuid::Uuid::parse_str(&data.claims.sub).map_err(|_| AuthError::Invalid("sub is not a user id".into()))?;
         let principal = Principal { user_id, roles: data.claims.roles, token: token.to_owned() };
@@ -299,6 +370,15 @@ impl Verifier {
         let result = (self.inner.source)().await;
         let mut keys = self.inner.keys.write().await;
         keys.attempted_at = Some(Instant::now());
+        // Before the first good fetch there is nothing cached to refresh: lookups fetch.
+        let next = match (&result, keys.fetched_at) {
+            (Ok(_), _) => Some(self.inner.refresh_interval),
+            (Err(_), Some(_)) => Some(self.inner.min_refetch_interval),
+            (Err(_), None) => None,
+        };
+        if let Some(next) = next {
+            self.inner.refresh_due_ms.store(self.inner.millis() + next.as_millis() as u64, Ordering::Relaxed);
+        }
         match result {
             Ok(set) => {
                 let by_kid = decoding_keys(&set);
@@ -317,6 +397,12 @@ impl Verifier {
                 Ok(())
             }
         }
+    }
+}
+
+impl Inner {
+    fn millis(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
     }
 }
 

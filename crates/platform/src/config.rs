@@ -500,6 +500,9 @@ pub struct AuthConfig {
     /// Allowed clock skew when checking `exp` and `nbf`.
     #[serde(with = "humantime_serde")]
     pub leeway: Duration,
+    /// Longest lifetime (`exp - iat`) of an access token that verifiers accept.
+    #[serde(with = "humantime_serde")]
+    pub max_token_lifetime: Duration,
     /// Identity's gRPC address, for service tokens.
     pub identity_url: String,
     /// This workload's client id at identity (empty: it never calls on its own behalf).
@@ -514,9 +517,10 @@ impl Default for AuthConfig {
             jwks_url: "http://127.0.0.1:51051/.well-known/jwks.json".into(),
             issuer: "https://ticketing.local".into(),
             audience: "ticketing".into(),
-            jwks_refresh_interval: Duration::from_secs(300),
+            jwks_refresh_interval: Duration::from_secs(30),
             jwks_min_refetch_interval: Duration::from_secs(10),
             leeway: Duration::from_secs(30),
+            max_token_lifetime: Duration::from_secs(3600),
             identity_url: "http://127.0.0.1:50051".into(),
             client_id: String::new(),
             client_secret: String::new(),
@@ -539,6 +543,9 @@ impl Validate for AuthConfig {
         }
         if self.audience.is_empty() {
             issues.push(ConfigIssue::new("auth.audience", "must not be empty"));
+        }
+        if self.max_token_lifetime < Duration::from_secs(60) || self.max_token_lifetime > Duration::from_secs(86_400) {
+            issues.push(ConfigIssue::new("auth.max_token_lifetime", "must be between 1m and 24h"));
         }
         check_http_url("auth.identity_url", &self.identity_url, issues);
         if self.client_id.is_empty() != self.client_secret.is_empty() {

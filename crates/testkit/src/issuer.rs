@@ -6,8 +6,10 @@ use jsonwebtoken::jwk::{
     AlgorithmParameters, CommonParameters, EllipticCurve, Jwk, JwkSet, KeyAlgorithm, OctetKeyPairParameters,
     OctetKeyPairType,
 };
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use ticketing_platform::auth::{Claims, Role};
+use std::time::Duration;
+
+use jsonwebtoken::EncodingKey;
+use ticketing_platform::auth::{Claims, Role, access_token_header};
 use ticketing_platform::config::AuthConfig;
 
 /// Issues access tokens and serves their JWKS.
@@ -60,18 +62,8 @@ impl TestIssuer {
     /// A 15-minute access token for `user` with `roles`.
     pub fn token(&self, user: uuid::Uuid, roles: &[Role]) -> String {
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs() as i64;
-        let claims = Claims {
-            sub: user.to_string(),
-            roles: roles.to_vec(),
-            iss: self.auth.issuer.clone(),
-            aud: self.auth.audience.clone(),
-            exp: now + 900,
-            iat: now,
-            jti: uuid::Uuid::new_v4().to_string(),
-        };
-        let mut header = Header::new(Algorithm::EdDSA);
-        header.kid = Some(self.kid.clone());
-        jsonwebtoken::encode(&header, &claims, &self.key).expect("sign a test token")
+        let claims = Claims::issue(user.to_string(), roles.to_vec(), &self.auth, now, Duration::from_secs(900));
+        jsonwebtoken::encode(&access_token_header(&self.kid), &claims, &self.key).expect("sign a test token")
     }
 
     /// `request` carrying a token for `user` with `roles`.

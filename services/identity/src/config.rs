@@ -98,6 +98,12 @@ impl Validate for Config {
         if id.access_token_ttl < Duration::from_secs(60) || id.access_token_ttl > Duration::from_secs(3600) {
             issues.push(ConfigIssue::new("identity.access_token_ttl", "must be between 1m and 1h"));
         }
+        if id.access_token_ttl > self.auth.max_token_lifetime {
+            issues.push(ConfigIssue::new(
+                "identity.access_token_ttl",
+                "must not exceed auth.max_token_lifetime, or every verifier refuses the tokens",
+            ));
+        }
         if id.refresh_token_ttl <= id.access_token_ttl {
             issues
                 .push(ConfigIssue::new("identity.refresh_token_ttl", "must be longer than identity.access_token_ttl"));
@@ -140,5 +146,23 @@ impl ServiceConfig for Config {
 
     fn database(&self) -> Option<&DatabaseConfig> {
         Some(&self.database)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_living_longer_than_verifiers_accept_are_refused() {
+        let mut config = Config::default();
+        let mut issues = Vec::new();
+        config.validate(&mut issues);
+        assert!(issues.iter().all(|i| i.key != "identity.access_token_ttl"), "{issues:?}");
+
+        config.auth.max_token_lifetime = Duration::from_secs(600);
+        let mut issues = Vec::new();
+        config.validate(&mut issues);
+        assert!(issues.iter().any(|i| i.key == "identity.access_token_ttl"), "{issues:?}");
     }
 }

@@ -243,6 +243,13 @@ impl Identity {
         Ok(self.keys.rotate().await?)
     }
 
+    /// Withdraws the compromised key `kid` at once; returns the active kid.
+    pub async fn revoke_key(&self, actor: uuid::Uuid, kid: &str) -> Result<String> {
+        let active = self.keys.revoke(kid).await?.ok_or(IdentityError::SigningKeyNotFound)?;
+        tracing::warn!(%actor, %kid, %active, "revoked a signing key");
+        Ok(active)
+    }
+
     /// Creates the configured admin account if missing, or makes it an admin.
     pub async fn bootstrap_admin(&self) -> anyhow::Result<()> {
         let (email, password) = (&self.settings.bootstrap_admin_email, &self.settings.bootstrap_admin_password);
@@ -277,30 +284,26 @@ impl Identity {
         }
         let now = Utc::now();
         let expires_at = now + self.settings.access_token_ttl;
-        let claims = Claims {
-            sub: service_subject(client_id).to_string(),
-            roles: vec![Role::Service],
-            iss: self.auth.issuer.clone(),
-            aud: self.auth.audience.clone(),
-            exp: expires_at.timestamp(),
-            iat: now.timestamp(),
-            jti: uuid::Uuid::new_v4().to_string(),
-        };
+        let claims = Claims::issue(
+            service_subject(client_id).to_string(),
+            vec![Role::Service],
+            &self.auth,
+            now.timestamp(),
+            self.settings.access_token_ttl,
+        );
         Ok((self.keys.sign(&claims).await?, expires_at))
     }
 
     async fn token_pair(&self, user: &User, refresh_token: String, refresh_ttl: Duration) -> Result<TokenPair> {
         let now = Utc::now();
         let access_expires_at = now + self.settings.access_token_ttl;
-        let claims = Claims {
-            sub: user.id.to_string(),
-            roles: vec![user.role],
-            iss: self.auth.issuer.clone(),
-            aud: self.auth.audience.clone(),
-            exp: access_expires_at.timestamp(),
-            iat: now.timestamp(),
-            jti: uuid::Uuid::new_v4().to_string(),
-        };
+        let claims = Claims::issue(
+            user.id.to_string(),
+            vec![user.role],
+            &self.auth,
+            now.timestamp(),
+            self.settings.access_token_ttl,
+        );
         Ok(TokenPair {
             access_token: self.keys.sign(&claims).await?,
             access_expires_at,

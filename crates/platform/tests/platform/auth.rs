@@ -11,7 +11,9 @@ use ed25519_dalek::pkcs8::EncodePrivateKey as _;
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use ticketing_platform::App;
-use ticketing_platform::auth::{AuthError, Claims, JwksSource, Principal, Role, Verifier, with_bearer};
+use ticketing_platform::auth::{
+    AuthError, Claims, JwksSource, Principal, Role, Verifier, access_token_header, with_bearer,
+};
 use ticketing_platform::config::AuthConfig;
 use ticketing_testkit as testkit;
 use tonic::service::Routes;
@@ -36,9 +38,12 @@ impl Key {
     }
 
     fn sign(&self, claims: &Claims) -> String {
+        self.sign_with(&access_token_header(&self.kid), claims)
+    }
+
+    fn sign_with(&self, header: &Header, claims: &Claims) -> String {
         let der = self.signing.to_pkcs8_der().expect("PKCS#8 encoding");
-        let header = Header { kid: Some(self.kid.clone()), ..Header::new(Algorithm::EdDSA) };
-        jsonwebtoken::encode(&header, claims, &EncodingKey::from_ed_der(der.as_bytes())).expect("sign")
+        jsonwebtoken::encode(header, claims, &EncodingKey::from_ed_der(der.as_bytes())).expect("sign")
     }
 }
 
@@ -62,15 +67,13 @@ fn now() -> i64 {
 }
 
 fn claims(user_id: uuid::Uuid) -> Claims {
-    Claims {
-        sub: user_id.to_string(),
-        roles: vec![Role::User, Role::Organizer],
-        iss: ISSUER.into(),
-        aud: AUDIENCE.into(),
-        exp: now() + 600,
-        iat: now(),
-        jti: uuid::Uuid::new_v4().to_string(),
-    }
+    Claims::issue(
+        user_id.to_string(),
+        vec![Role::User, Role::Organizer],
+        &auth_config(Duration::from_secs(60)),
+        now(),
+        Duration::from_secs(600),
+    )
 }
 
 /// A JWKS source serving whatever `keys` holds, counting fetches.
@@ -268,6 +271,31 @@ async fn unsigned_and_foreign_algorithm_tokens_are_malformed() {
 }
 
 #[tokio::test]
+async fn only_access_tokens_already_valid_and_short_lived_are_accepted() {
+    let key = Key::generate("k1");
+    let (verifier, _source) = verifier(jwk_set(vec![key.jwk()]));
+    let good = claims(uuid::Uuid::new_v4());
+    let media_type = Header { typ: Some("application/AT+JWT".into()), ..access_token_header("k1") };
+    verifier.verify(&key.sign_with(&media_type, &good)).await.expect("the full media type is the same type");
+
+    // Another kind of JWT signed by the same key: an ID token, or no type at all.
+    for typ in [Some("JWT"), Some("id_token+jwt"), None] {
+        let header = Header { typ: typ.map(Into::into), ..access_token_header("k1") };
+        let result = verifier.verify(&key.sign_with(&header, &good)).await;
+        assert!(matches!(result, Err(AuthError::Invalid(_))), "typ {typ:?}: {result:?}");
+    }
+
+    // Not valid yet, issued in the future, or valid for longer than the 1 h verifiers accept.
+    let not_yet = Claims { nbf: now() + 120, ..good.clone() };
+    let from_the_future = Claims { iat: now() + 120, nbf: now(), ..good.clone() };
+    let long_lived = Claims { exp: now() + 3600 * 24 * 30, ..good.clone() };
+    for claims in [not_yet, from_the_future, long_lived] {
+        let result = verifier.verify(&key.sign(&claims)).await;
+        assert!(matches!(result, Err(AuthError::Invalid(_))), "{claims:?}: {result:?}");
+    }
+}
+
+#[tokio::test]
 async fn a_jwk_with_a_short_key_is_skipped() {
     let key = Key::generate("good");
     let short = Key::generate("short");
@@ -387,4 +415,24 @@ async fn verified_tokens_are_cached_until_their_key_leaves_the_jwks() {
     *source.keys.lock().unwrap() = jwk_set(vec![new.jwk()]);
     verifier.verify(&new.sign(&claims(uuid::Uuid::new_v4()))).await.expect("the new key is fetched");
     assert_eq!(verifier.verify(&token).await.unwrap_err(), AuthError::UnknownKey);
+}
+
+#[tokio::test]
+async fn a_withdrawn_key_voids_cached_tokens_at_the_next_periodic_refresh() {
+    let key = Key::generate("compromised");
+    let (source, fetch) = Source::new(jwk_set(vec![key.jwk()]));
+    let config = AuthConfig { jwks_refresh_interval: Duration::from_millis(20), ..auth_config(Duration::ZERO) };
+    let verifier = Verifier::new(&config, fetch);
+    let token = key.sign(&claims(uuid::Uuid::new_v4()));
+    verifier.verify(&token).await.expect("verifies");
+
+    // The key is revoked, and no token signed by another key comes along to make the
+    // verifier look: the cached verification must still end once the keys are due again.
+    *source.keys.lock().unwrap() = jwk_set(vec![]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while verifier.verify(&token).await.is_ok() {
+        assert!(std::time::Instant::now() < deadline, "a token of a withdrawn key stayed valid");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(verifier.verify(&token).await, Err(AuthError::UnknownKey));
 }

@@ -13,12 +13,13 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ed25519_dalek::SigningKey;
 use ed25519_dalek::pkcs8::EncodePrivateKey as _;
+use jsonwebtoken::EncodingKey;
 use jsonwebtoken::jwk::{
     AlgorithmParameters, CommonParameters, EllipticCurve, Jwk, JwkSet, KeyAlgorithm, OctetKeyPairParameters,
     OctetKeyPairType, PublicKeyUse,
 };
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use sqlx::{PgConnection, PgPool};
+use ticketing_platform::auth::access_token_header;
 use tokio::sync::RwLock;
 
 /// Signs with the active key; reloads from Postgres when another replica rotates.
@@ -64,9 +65,7 @@ impl KeyRing {
     /// Signs `claims` with the active key.
     pub async fn sign<C: serde::Serialize>(&self, claims: &C) -> anyhow::Result<String> {
         let active = self.active.read().await;
-        let mut header = Header::new(Algorithm::EdDSA);
-        header.kid = Some(active.kid.clone());
-        jsonwebtoken::encode(&header, claims, &active.key).context("signing a token")
+        jsonwebtoken::encode(&access_token_header(&active.kid), claims, &active.key).context("signing a token")
     }
 
     /// Reloads the active key (another replica may have rotated).
@@ -97,6 +96,31 @@ impl KeyRing {
         tx.commit().await?;
         self.reload().await?;
         Ok(self.active.read().await.kid.clone())
+    }
+
+    /// Deletes key `kid` at once, private key and all, so it leaves the JWKS now rather than
+    /// when its tokens expire. If it was the active key the next one takes over; if it was
+    /// the active or the next key, a new next key is made. `None` if there was no such key.
+    /// Other replicas sign with a revoked active key until their next reload; verifiers
+    /// refuse those tokens, whose holders refresh or log in again.
+    pub async fn revoke(&self, kid: &str) -> anyhow::Result<Option<String>> {
+        let mut tx = self.pool.begin().await?;
+        lock(&mut tx).await?;
+        let state: Option<String> = sqlx::query_scalar("DELETE FROM signing_keys WHERE kid = $1 RETURNING state")
+            .bind(kid)
+            .fetch_optional(&mut *tx)
+            .await
+            .context("deleting a signing key")?;
+        let Some(state) = state else { return Ok(None) };
+        if state == "active" {
+            sqlx::query("UPDATE signing_keys SET state = 'active' WHERE state = 'next'").execute(&mut *tx).await?;
+        }
+        if state != "retired" {
+            insert_new(&mut tx, "next").await?;
+        }
+        tx.commit().await?;
+        self.reload().await?;
+        Ok(Some(self.active.read().await.kid.clone()))
     }
 
     /// Every published public key: next, active, and retired ones still in use.

@@ -34,6 +34,9 @@ pub enum IdentityError {
     /// No such user.
     #[error("user not found")]
     UserNotFound,
+    /// No such signing key.
+    #[error("signing key not found")]
+    SigningKeyNotFound,
     /// The change would leave no admin.
     #[error("the last admin cannot be demoted")]
     LastAdmin,

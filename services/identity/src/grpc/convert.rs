@@ -22,7 +22,7 @@ impl From<IdentityError> for Status {
             IdentityError::Throttled { retry_after } => {
                 ticketing_platform::status::retry_after(Code::ResourceExhausted, message, retry_after)
             }
-            IdentityError::UserNotFound => Status::not_found(message),
+            IdentityError::UserNotFound | IdentityError::SigningKeyNotFound => Status::not_found(message),
             IdentityError::LastAdmin => Status::failed_precondition(message),
             IdentityError::Unavailable(source) => {
                 tracing::error!(error = format!("{source:#}"), "identity dependency failed");

@@ -93,6 +93,15 @@ impl IdentityApi for Api {
         Ok(Response::new(pb::RotateSigningKeysResponse { active_kid }))
     }
 
+    async fn revoke_signing_key(
+        &self,
+        request: Request<pb::RevokeSigningKeyRequest>,
+    ) -> Result<Response<pb::RevokeSigningKeyResponse>, Status> {
+        let caller = Principal::with_role(&request, Role::Admin)?;
+        let active_kid = self.identity.revoke_key(caller.user_id, &request.into_inner().kid).await?;
+        Ok(Response::new(pb::RevokeSigningKeyResponse { active_kid }))
+    }
+
     async fn issue_service_token(
         &self,
         request: Request<pb::IssueServiceTokenRequest>,

@@ -1,9 +1,11 @@
 //! Refresh rotation and reuse detection, logout, and verification through the JWKS.
 
+use std::time::Duration;
+
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use ticketing_platform::auth::{AuthError, Claims, Role, Verifier};
+use jsonwebtoken::{Algorithm, EncodingKey};
+use ticketing_platform::auth::{AuthError, Claims, Role, Verifier, access_token_header};
 use ticketing_proto::identity::v1 as pb;
 use tonic::Code;
 
@@ -17,15 +19,10 @@ fn verifier(app: &TestApp) -> Verifier {
 
 /// Claims like identity's, for hand-made tokens.
 fn claims(app: &TestApp, sub: &str, exp_offset: i64) -> Claims {
-    let now = chrono::Utc::now().timestamp();
+    let issued = chrono::Utc::now().timestamp() - 10;
     Claims {
-        sub: sub.into(),
-        roles: vec![Role::Admin],
-        iss: app.config.auth.issuer.clone(),
-        aud: app.config.auth.audience.clone(),
-        exp: now + exp_offset,
-        iat: now - 10,
-        jti: uuid::Uuid::new_v4().to_string(),
+        exp: issued + 10 + exp_offset,
+        ..Claims::issue(sub.into(), vec![Role::Admin], &app.config.auth, issued, std::time::Duration::ZERO)
     }
 }
 
@@ -87,13 +84,14 @@ async fn issued_tokens_verify_through_the_published_jwks() {
 
     let header = jsonwebtoken::decode_header(&tokens.access_token).unwrap();
     assert_eq!(header.alg, Algorithm::EdDSA);
+    assert_eq!(header.typ.as_deref(), Some("at+jwt"), "an access token says so (RFC 9068)");
     let principal = verifier(&app).verify(&tokens.access_token).await.expect("verifies");
     assert_eq!(principal.user_id.to_string(), user.id);
     assert_eq!(principal.roles, vec![Role::User]);
 
     let payload = tokens.access_token.split('.').nth(1).unwrap();
     let claims: serde_json::Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
-    for claim in ["sub", "roles", "iss", "aud", "exp", "iat", "jti"] {
+    for claim in ["sub", "roles", "iss", "aud", "exp", "iat", "nbf", "jti"] {
         assert!(claims.get(claim).is_some(), "missing {claim}: {claims}");
     }
     assert_eq!(claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(), 15 * 60);
@@ -134,6 +132,40 @@ async fn key_rotation_logs_nobody_out() {
 }
 
 #[tokio::test]
+async fn a_revoked_key_stops_vouching_for_its_tokens_at_once() {
+    let app = spawn_app().await;
+    let admin = app.admin_session().await;
+    let (_, user) = app.user_session().await;
+    let mut auth = app.config.auth.clone();
+    auth.jwks_url = format!("{}/.well-known/jwks.json", app.service.admin_url());
+    (auth.jwks_refresh_interval, auth.jwks_min_refetch_interval) = (Duration::ZERO, Duration::ZERO);
+    let verifier = Verifier::from_config(&auth);
+    verifier.verify(&user.access_token).await.expect("verifies before");
+    let kid = jsonwebtoken::decode_header(&user.access_token).unwrap().kid.unwrap();
+    let revoke = |kid: &str, token: &str| {
+        let mut client = app.client.clone();
+        let request = authed(pb::RevokeSigningKeyRequest { kid: kid.to_owned() }, token);
+        async move { client.revoke_signing_key(request).await }
+    };
+
+    assert_eq!(revoke(&kid, &user.access_token).await.unwrap_err().code(), Code::PermissionDenied);
+    assert_eq!(revoke("no-such-kid", &admin.access_token).await.unwrap_err().code(), Code::NotFound);
+
+    let revoked = revoke(&kid, &admin.access_token).await.expect("admin revokes").into_inner();
+    assert_ne!(revoked.active_kid, kid, "the next key took over");
+    let jwks: serde_json::Value = reqwest_json(&format!("{}/.well-known/jwks.json", app.service.admin_url())).await;
+    let kids: Vec<&str> = jwks["keys"].as_array().unwrap().iter().map(|k| k["kid"].as_str().unwrap()).collect();
+    assert!(!kids.contains(&kid.as_str()), "the revoked key is unpublished: {kids:?}");
+    assert_eq!(kids.len(), 2, "an active and a new next key: {kids:?}");
+    assert_eq!(verifier.verify(&user.access_token).await.unwrap_err(), AuthError::UnknownKey);
+
+    // Logging in again signs with the key that took over.
+    let fresh = app.login(crate::helpers::ADMIN_EMAIL, crate::helpers::ADMIN_PASSWORD).await.unwrap();
+    assert_eq!(jsonwebtoken::decode_header(&fresh.access_token).unwrap().kid.unwrap(), revoked.active_kid);
+    verifier.verify(&fresh.access_token).await.expect("the new key verifies");
+}
+
+#[tokio::test]
 async fn expired_unknown_key_and_unsigned_tokens_are_rejected() {
     let app = spawn_app().await;
     let (user, _) = app.user_session().await;
@@ -145,8 +177,7 @@ async fn expired_unknown_key_and_unsigned_tokens_are_rejected() {
             .fetch_one(&app.db.pool)
             .await
             .unwrap();
-    let mut header = Header::new(Algorithm::EdDSA);
-    header.kid = Some(kid);
+    let header = access_token_header(&kid);
     let expired =
         jsonwebtoken::encode(&header, &claims(&app, &user.id, -3600), &EncodingKey::from_ed_der(&der)).unwrap();
     assert_eq!(verifier.verify(&expired).await.unwrap_err(), AuthError::Expired);
@@ -155,8 +186,7 @@ async fn expired_unknown_key_and_unsigned_tokens_are_rejected() {
     // Signed by a key identity never published.
     let stranger = ed25519_dalek::SigningKey::from_bytes(&rand::random());
     let stranger_der = ed25519_dalek::pkcs8::EncodePrivateKey::to_pkcs8_der(&stranger).unwrap();
-    let mut header = Header::new(Algorithm::EdDSA);
-    header.kid = Some("not-a-published-kid".into());
+    let header = access_token_header("not-a-published-kid");
     let forged =
         jsonwebtoken::encode(&header, &claims(&app, &user.id, 600), &EncodingKey::from_ed_der(stranger_der.as_bytes()))
             .unwrap();
@@ -165,8 +195,7 @@ async fn expired_unknown_key_and_unsigned_tokens_are_rejected() {
 
     // A published kid, but the stranger's signature.
     let real_kid = jsonwebtoken::decode_header(&expired).unwrap().kid;
-    let mut header = Header::new(Algorithm::EdDSA);
-    header.kid = real_kid;
+    let header = access_token_header(&real_kid.unwrap());
     let resigned =
         jsonwebtoken::encode(&header, &claims(&app, &user.id, 600), &EncodingKey::from_ed_der(stranger_der.as_bytes()))
             .unwrap();
