@@ -69,6 +69,57 @@ impl FromStr for Role {
     }
 }
 
+/// A service-to-service permission a workload's token carries in its `scope` claim
+/// (RFC 8693 §4.2), so that one workload's credentials open only the calls it makes. The
+/// `service` role alone grants none of them; admins hold them all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Scope {
+    /// Read, confirm, release and restock any hold (booking's saga).
+    #[serde(rename = "inventory:holds")]
+    InventoryHolds,
+    /// Read any payment.
+    #[serde(rename = "payment:read")]
+    PaymentRead,
+    /// Refund any payment.
+    #[serde(rename = "payment:refund")]
+    PaymentRefund,
+    /// Revoke any booking's tickets.
+    #[serde(rename = "tickets:revoke")]
+    TicketsRevoke,
+}
+
+impl Scope {
+    /// Every scope.
+    pub const ALL: [Self; 4] = [Self::InventoryHolds, Self::PaymentRead, Self::PaymentRefund, Self::TicketsRevoke];
+
+    /// The claim value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InventoryHolds => "inventory:holds",
+            Self::PaymentRead => "payment:read",
+            Self::PaymentRefund => "payment:refund",
+            Self::TicketsRevoke => "tickets:revoke",
+        }
+    }
+
+    /// The scopes of a space-separated `scope` claim; names this build does not know are
+    /// skipped, so a newer identity can grant more without older verifiers failing.
+    pub fn parse_claim(claim: &str) -> Vec<Self> {
+        claim.split_ascii_whitespace().filter_map(|name| Self::ALL.into_iter().find(|s| s.as_str() == name)).collect()
+    }
+
+    /// `scopes` as a `scope` claim.
+    pub fn claim(scopes: &[Self]) -> String {
+        scopes.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" ")
+    }
+}
+
+impl fmt::Display for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// The JOSE `typ` of an access token (RFC 9068 §2.1). Verifiers refuse any other, so no
 /// other JWT signed by the same key can pass for an access token (RFC 8725 §3.11).
 pub const ACCESS_TOKEN_TYPE: &str = "at+jwt";
@@ -107,6 +158,9 @@ pub struct Claims {
     pub iat: i64,
     /// Not before, seconds since the epoch.
     pub nbf: i64,
+    /// A workload's [`Scope`]s, space-separated; absent from users' tokens.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub scope: String,
     /// Unique token id.
     pub jti: String,
 }
@@ -123,6 +177,7 @@ impl Claims {
             exp: now.saturating_add(ttl.as_secs() as i64),
             iat: now,
             nbf: now,
+            scope: String::new(),
             jti: uuid::Uuid::new_v4().to_string(),
         }
     }
@@ -135,6 +190,8 @@ pub struct Principal {
     pub user_id: uuid::Uuid,
     /// The user's roles.
     pub roles: Vec<Role>,
+    /// A workload's scopes (empty for users).
+    pub scopes: Vec<Scope>,
     /// The raw bearer token, forwarded on calls made on the caller's behalf.
     pub token: String,
 }
@@ -143,6 +200,21 @@ impl Principal {
     /// Whether the caller has `role`.
     pub fn has_role(&self, role: Role) -> bool {
         self.roles.contains(&role)
+    }
+
+    /// Whether the caller may make the calls `scope` guards: a workload granted it, or an admin.
+    pub fn may(&self, scope: Scope) -> bool {
+        self.has_role(Role::Admin) || self.scopes.contains(&scope)
+    }
+
+    /// The caller of `request` if it [may](Self::may) use `scope`; `PERMISSION_DENIED` otherwise.
+    pub fn with_scope<T>(request: &tonic::Request<T>, scope: Scope) -> Result<Self, tonic::Status> {
+        let principal = Self::of(request)?;
+        if principal.may(scope) {
+            Ok(principal)
+        } else {
+            Err(tonic::Status::permission_denied(format!("the {scope} scope or the admin role is required")))
+        }
     }
 
     /// The caller of `request`, or `UNAUTHENTICATED` for an anonymous call.
@@ -331,7 +403,8 @@ impl Verifier {
         }
         let user_id =
             uuid::Uuid::parse_str(&data.claims.sub).map_err(|_| AuthError::Invalid("sub is not a user id".into()))?;
-        let principal = Principal { user_id, roles: data.claims.roles, token: token.to_owned() };
+        let scopes = Scope::parse_claim(&data.claims.scope);
+        let principal = Principal { user_id, roles: data.claims.roles, scopes, token: token.to_owned() };
         let mut verified = self.inner.verified.write().expect("cache lock");
         // Bounded: past the cap start afresh rather than track recency on the hot path.
         if verified.len() >= VERIFIED_CACHE_CAP {

@@ -9,7 +9,7 @@ use jsonwebtoken::jwk::{
 use std::time::Duration;
 
 use jsonwebtoken::EncodingKey;
-use ticketing_platform::auth::{Claims, Role, access_token_header};
+use ticketing_platform::auth::{Claims, Role, Scope, access_token_header};
 use ticketing_platform::config::AuthConfig;
 
 /// Issues access tokens and serves their JWKS.
@@ -61,8 +61,26 @@ impl TestIssuer {
 
     /// A 15-minute access token for `user` with `roles`.
     pub fn token(&self, user: uuid::Uuid, roles: &[Role]) -> String {
+        self.sign(user, roles, &[])
+    }
+
+    /// A 15-minute token of a workload (role `service`) granted `scopes`, as identity issues
+    /// to a configured service client.
+    pub fn service_token(&self, workload: uuid::Uuid, scopes: &[Scope]) -> String {
+        self.sign(workload, &[Role::Service], scopes)
+    }
+
+    /// `request` carrying a [`Self::service_token`].
+    pub fn as_service<T>(&self, message: T, workload: uuid::Uuid, scopes: &[Scope]) -> tonic::Request<T> {
+        ticketing_platform::auth::with_bearer(tonic::Request::new(message), &self.service_token(workload, scopes))
+    }
+
+    fn sign(&self, sub: uuid::Uuid, roles: &[Role], scopes: &[Scope]) -> String {
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs() as i64;
-        let claims = Claims::issue(user.to_string(), roles.to_vec(), &self.auth, now, Duration::from_secs(900));
+        let claims = Claims {
+            scope: Scope::claim(scopes),
+            ..Claims::issue(sub.to_string(), roles.to_vec(), &self.auth, now, Duration::from_secs(900))
+        };
         jsonwebtoken::encode(&access_token_header(&self.kid), &claims, &self.key).expect("sign a test token")
     }
 

@@ -194,9 +194,9 @@ impl Bookings {
         Ok(booking)
     }
 
-    /// Whether `caller` may see `booking`: its buyer, the event's organizer, an admin or a service.
+    /// Whether `caller` may see `booking`: its buyer, the event's organizer or an admin.
     async fn may_see(&self, caller: &Principal, booking: &Booking) -> Result<bool> {
-        if booking.user_id == caller.user_id || caller.roles.iter().any(|r| matches!(r, Role::Admin | Role::Service)) {
+        if booking.user_id == caller.user_id || caller.has_role(Role::Admin) {
             return Ok(true);
         }
         Ok(caller.roles.contains(&Role::Organizer)

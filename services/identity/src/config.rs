@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use ticketing_platform::auth::Scope;
 use ticketing_platform::cli::ServiceConfig;
 use ticketing_platform::config::{
     AuthConfig, ConfigIssue, DatabaseConfig, Environment, KafkaConfig, RedisConfig, ServerConfig, TelemetryConfig,
@@ -56,6 +57,9 @@ pub struct IdentitySettings {
     /// Workloads that may get `service` tokens: client id → secret (from a Secret in
     /// production, e.g. `TICKETING_IDENTITY__SERVICE_CLIENTS__BOOKING`).
     pub service_clients: std::collections::BTreeMap<String, String>,
+    /// What each workload's service tokens may do: client id → scopes. A client without an
+    /// entry gets tokens that open no service-to-service call.
+    pub service_scopes: std::collections::BTreeMap<String, Vec<Scope>>,
 }
 
 impl Default for Config {
@@ -82,6 +86,13 @@ impl Default for IdentitySettings {
             password_min_length: 12,
             login: LoginPolicy::default(),
             service_clients: std::collections::BTreeMap::new(),
+            // Booking's saga reads and settles holds, reads and refunds payments, and revokes
+            // the tickets of cancelled bookings.
+            service_scopes: [(
+                "booking".to_owned(),
+                vec![Scope::InventoryHolds, Scope::PaymentRead, Scope::PaymentRefund, Scope::TicketsRevoke],
+            )]
+            .into(),
         }
     }
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use prometheus::{IntCounterVec, Opts};
 use sqlx::PgPool;
-use ticketing_platform::auth::{Claims, Role};
+use ticketing_platform::auth::{Claims, Role, Scope};
 use ticketing_platform::config::AuthConfig;
 use ticketing_platform::kafka::outbox;
 use ticketing_proto::events::v1::{UserRegistered, UserRoleChanged};
@@ -284,13 +284,17 @@ impl Identity {
         }
         let now = Utc::now();
         let expires_at = now + self.settings.access_token_ttl;
-        let claims = Claims::issue(
-            service_subject(client_id).to_string(),
-            vec![Role::Service],
-            &self.auth,
-            now.timestamp(),
-            self.settings.access_token_ttl,
-        );
+        let scopes = self.settings.service_scopes.get(client_id).map_or(&[][..], Vec::as_slice);
+        let claims = Claims {
+            scope: Scope::claim(scopes),
+            ..Claims::issue(
+                service_subject(client_id).to_string(),
+                vec![Role::Service],
+                &self.auth,
+                now.timestamp(),
+                self.settings.access_token_ttl,
+            )
+        };
         Ok((self.keys.sign(&claims).await?, expires_at))
     }
 

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, Opts};
 use sqlx::PgPool;
-use ticketing_platform::auth::{Principal, Role};
+use ticketing_platform::auth::{Principal, Scope};
 use ticketing_platform::kafka::outbox;
 use ticketing_proto::events::v1 as ev;
 
@@ -495,7 +495,7 @@ impl Inventory {
 }
 
 fn authorize(caller: &Principal, hold: &Hold) -> Result<()> {
-    if caller.user_id == hold.user || caller.has_role(Role::Admin) || caller.has_role(Role::Service) {
+    if caller.user_id == hold.user || caller.may(Scope::InventoryHolds) {
         Ok(())
     } else {
         Err(InventoryError::Forbidden)

@@ -3,7 +3,7 @@
 
 use prometheus::{IntCounterVec, Opts};
 use sqlx::PgPool;
-use ticketing_platform::auth::{Principal, Role};
+use ticketing_platform::auth::{Principal, Role, Scope};
 use uuid::Uuid;
 
 use crate::adapters::keys::TicketKeys;
@@ -147,7 +147,7 @@ impl Notification {
     /// Revokes a booking's tickets for booking (its service token) or an admin: refused
     /// when a ticket was already scanned, unless `force`. Returns whether one had been.
     pub async fn revoke(&self, caller: &Principal, revocation: &Revocation<'_>) -> Result<bool> {
-        if !caller.has_role(Role::Service) && !caller.has_role(Role::Admin) {
+        if !caller.may(Scope::TicketsRevoke) {
             return Err(NotificationError::Forbidden("only the booking service or an admin may revoke tickets"));
         }
         let Revocation { booking, user, event, reason, force } = *revocation;

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts};
 use sqlx::{PgConnection, PgPool};
-use ticketing_platform::auth::{Principal, Role};
+use ticketing_platform::auth::{Principal, Scope};
 use ticketing_platform::events::envelope_with_id;
 use ticketing_platform::kafka::outbox;
 use ticketing_proto::common::v1 as common;
@@ -455,7 +455,7 @@ impl Payments {
             }
             Lookup::Booking(id) => store::latest_payment(&self.pool, id).await?,
         };
-        let privileged = caller.has_role(Role::Service) || caller.has_role(Role::Admin);
+        let privileged = caller.may(Scope::PaymentRead);
         match payment {
             Some(p) if privileged || p.user_id == caller.user_id => Ok(p),
             _ => Err(PaymentError::PaymentNotFound),

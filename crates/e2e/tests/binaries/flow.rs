@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
-use ticketing_platform::auth::Role;
+use ticketing_platform::auth::{Role, Scope};
 use ticketing_proto::catalog::v1 as catalog;
 use ticketing_proto::catalog::v1::catalog_client::CatalogClient;
 use ticketing_proto::common::v1::Money;
@@ -179,14 +179,14 @@ async fn a_published_event_becomes_stock_buyers_can_hold_and_buy() {
         .into_inner();
     assert_eq!(hold.lines[0].seat_ids, seats[..3].to_vec(), "the best three seats, adjacent in row 1");
     let sold = stock
-        .confirm(issuer.authed(
+        .confirm(issuer.as_service(
             inventory::ConfirmRequest {
                 hold_id: hold.hold_id.clone(),
                 fencing_token: hold.fencing_token,
                 booking_id: "booking-1".into(),
             },
             uuid::Uuid::new_v4(),
-            &[Role::Service],
+            &[Scope::InventoryHolds],
         ))
         .await
         .expect("confirm")

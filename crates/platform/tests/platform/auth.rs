@@ -137,7 +137,10 @@ async fn a_valid_token_verifies_into_its_principal() {
     let token = key.sign(&claims(user_id));
 
     let principal = verifier.verify(&token).await.expect("a valid token");
-    assert_eq!(principal, Principal { user_id, roles: vec![Role::User, Role::Organizer], token: token.clone() });
+    assert_eq!(
+        principal,
+        Principal { user_id, roles: vec![Role::User, Role::Organizer], scopes: Vec::new(), token: token.clone() }
+    );
     assert!(principal.has_role(Role::Organizer));
     assert!(!principal.has_role(Role::Admin));
     // The keys are cached.

@@ -5,7 +5,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, EncodingKey};
-use ticketing_platform::auth::{AuthError, Claims, Role, Verifier, access_token_header};
+use ticketing_platform::auth::{AuthError, Claims, Role, Scope, Verifier, access_token_header};
 use ticketing_proto::identity::v1 as pb;
 use tonic::Code;
 
@@ -229,6 +229,11 @@ async fn workloads_exchange_client_credentials_for_service_tokens() {
     let token = tokens.token().await.expect("issued");
     let principal = verifier(&app).verify(&token).await.expect("verifies");
     assert_eq!(principal.roles, [Role::Service]);
+    assert_eq!(
+        principal.scopes,
+        [Scope::InventoryHolds, Scope::PaymentRead, Scope::PaymentRefund, Scope::TicketsRevoke],
+        "booking's scopes by default"
+    );
     assert_eq!(principal.user_id, ticketing_identity::service::service_subject("booking"), "a stable subject");
     assert_eq!(tokens.token().await.unwrap(), token, "reused while fresh");
 

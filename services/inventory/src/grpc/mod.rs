@@ -2,7 +2,7 @@
 
 pub mod convert;
 
-use ticketing_platform::auth::{Principal, Role};
+use ticketing_platform::auth::{Principal, Scope};
 use ticketing_proto::inventory::v1 as pb;
 use ticketing_proto::inventory::v1::inventory_server::Inventory as InventoryApi;
 use tonic::{Request, Response, Status};
@@ -40,14 +40,14 @@ impl InventoryApi for Api {
     }
 
     async fn confirm(&self, request: Request<pb::ConfirmRequest>) -> Result<Response<pb::HoldDetails>, Status> {
-        Principal::with_any_role(&request, &[Role::Service, Role::Admin])?;
+        Principal::with_scope(&request, Scope::InventoryHolds)?;
         let r = request.into_inner();
         let id = convert::hold_id(&r.hold_id)?;
         Ok(Response::new(self.inventory.confirm(id, r.fencing_token, &r.booking_id).await?.into()))
     }
 
     async fn restock(&self, request: Request<pb::RestockRequest>) -> Result<Response<pb::HoldDetails>, Status> {
-        Principal::with_any_role(&request, &[Role::Service, Role::Admin])?;
+        Principal::with_scope(&request, Scope::InventoryHolds)?;
         let r = request.into_inner();
         let id = convert::hold_id(&r.hold_id)?;
         Ok(Response::new(self.inventory.restock(id, &r.booking_id).await?.into()))

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use prost::Message as _;
 use rdkafka::producer::FutureRecord;
 use ticketing_inventory::config::Config;
-use ticketing_platform::auth::Role;
+use ticketing_platform::auth::{Role, Scope};
 use ticketing_platform::config::KafkaConfig;
 use ticketing_proto::events::v1 as ev;
 use ticketing_proto::inventory::v1 as pb;
@@ -154,8 +154,9 @@ impl TestApp {
         self.issuer.authed(message, user, &[Role::User])
     }
 
+    /// As booking: a workload granted the holds scope.
     pub fn as_service<T>(&self, message: T) -> tonic::Request<T> {
-        self.issuer.authed(message, uuid::Uuid::new_v4(), &[Role::Service])
+        self.issuer.as_service(message, uuid::Uuid::new_v4(), &[Scope::InventoryHolds])
     }
 
     pub async fn hold(

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use prost::Message as _;
 use rdkafka::Message as _;
+use ticketing_platform::auth::Scope;
 use ticketing_platform::status::refusal_reason;
 use ticketing_proto::events::v1 as ev;
 use ticketing_proto::inventory::v1 as pb;
@@ -224,6 +225,11 @@ async fn a_hold_ends_exactly_once_and_its_events_say_how() {
         .await
         .unwrap_err();
     assert_eq!(user_confirm.code(), Code::PermissionDenied, "only services confirm");
+    // Nor any workload: only one granted the inventory:holds scope (booking).
+    let confirm =
+        pb::ConfirmRequest { hold_id: sold.hold_id.clone(), fencing_token: sold.fencing_token, booking_id: "b".into() };
+    let unscoped = app.issuer.as_service(confirm, uuid::Uuid::new_v4(), &[Scope::PaymentRefund]);
+    assert_eq!(app.client.clone().confirm(unscoped).await.unwrap_err().code(), Code::PermissionDenied);
     let confirmed = app.confirm(&sold, "booking-1").await.unwrap();
     assert_eq!(confirmed.status, pb::HoldStatus::Confirmed as i32);
     assert_eq!(app.confirm(&sold, "booking-1").await.unwrap().status, pb::HoldStatus::Confirmed as i32, "idempotent");

@@ -129,7 +129,12 @@ impl Harness {
                 Op::Release(i) => {
                     let k = i % model.holds.len();
                     let m = &model.holds[k];
-                    let owner = Principal { user_id: m.hold.user, roles: vec![Role::User], token: String::new() };
+                    let owner = Principal {
+                        user_id: m.hold.user,
+                        roles: vec![Role::User],
+                        scopes: Vec::new(),
+                        token: String::new(),
+                    };
                     let result = self.inventory.release(&owner, m.hold.id).await;
                     match m.status {
                         HoldStatus::Active => {

@@ -150,21 +150,21 @@ async fn a_revocation_is_refused_once_a_ticket_was_scanned_unless_forced() {
     let scanned = app.verify(show.organizer, &[Role::Organizer], &tickets[0].code, show.id).await;
     assert_eq!(result(&scanned), pb::VerificationResult::Valid);
 
-    let refused = app.revoke(&[Role::Service], &attended, false).await.unwrap_err();
+    let refused = app.revoke_as_booking(&attended, false).await.unwrap_err();
     assert_eq!(refused.code(), tonic::Code::FailedPrecondition);
     assert_eq!(ticketing_platform::status::refusal_reason(&refused).as_deref(), Some("TICKET_SCANNED"));
     let unscanned = app.verify(show.organizer, &[Role::Organizer], &tickets[1].code, show.id).await;
     assert_eq!(result(&unscanned), pb::VerificationResult::Valid, "a refused revocation changed nothing");
 
     // An admin's refund goes through, and says someone went in.
-    assert!(app.revoke(&[Role::Service], &attended, true).await.unwrap().attended);
-    assert!(app.revoke(&[Role::Service], &attended, false).await.unwrap().attended, "repeating keeps the decision");
+    assert!(app.revoke_as_booking(&attended, true).await.unwrap().attended);
+    assert!(app.revoke_as_booking(&attended, false).await.unwrap().attended, "repeating keeps the decision");
     let listed = app.tickets(buyer.id, &[Role::User], booking_id(&attended)).await.unwrap();
     assert!(listed.iter().all(|t| t.status == pb::TicketStatus::Revoked as i32), "{listed:?}");
 
     // A booking nobody went in on: revoked at once, and its tickets stop admitting.
     let (_, unused, tickets) = issued(&app, &show, 1).await;
-    assert!(!app.revoke(&[Role::Service], &unused, false).await.unwrap().attended);
+    assert!(!app.revoke_as_booking(&unused, false).await.unwrap().attended);
     let late = app.verify(show.organizer, &[Role::Organizer], &tickets[0].code, show.id).await;
     assert_eq!(result(&late), pb::VerificationResult::Revoked);
 }
@@ -176,7 +176,7 @@ async fn tickets_of_a_booking_revoked_before_they_were_issued_are_issued_revoked
     let buyer = Buyer::new("early");
     app.publish(IDENTITY, &buyer.id.to_string(), &buyer.registered()).await;
     let confirmed = show.confirmed(&buyer, 2);
-    assert!(!app.revoke(&[Role::Service], &confirmed, false).await.unwrap().attended);
+    assert!(!app.revoke_as_booking(&confirmed, false).await.unwrap().attended);
     app.publish(BOOKING, &confirmed.booking_id, &confirmed).await;
     let tickets = app.wait_for_tickets(buyer.id, booking_id(&confirmed), 2).await;
     assert!(tickets.iter().all(|t| t.status == pb::TicketStatus::Revoked as i32), "{tickets:?}");
@@ -189,7 +189,7 @@ async fn a_revocation_racing_a_scan_lets_exactly_one_win() {
     for round in 0..20 {
         let (_, confirmed, tickets) = issued(&app, &show, 1).await;
         let (revoked, scanned) = tokio::join!(
-            app.revoke(&[Role::Service], &confirmed, false),
+            app.revoke_as_booking(&confirmed, false),
             app.verify(show.organizer, &[Role::Organizer], &tickets[0].code, show.id),
         );
         let admitted = result(&scanned) == pb::VerificationResult::Valid;
@@ -212,13 +212,14 @@ async fn only_booking_or_an_admin_may_revoke_and_ids_are_checked() {
     let app = spawn_app().await;
     let show = app.publish_show("Guarded revocations").await;
     let (_, confirmed, _) = issued(&app, &show, 1).await;
-    for roles in [&[Role::User][..], &[Role::Organizer]] {
+    // Another workload's token, without the tickets:revoke scope, is refused like a user's.
+    for roles in [&[Role::User][..], &[Role::Organizer], &[Role::Service]] {
         let error = app.revoke(roles, &confirmed, false).await.unwrap_err();
         assert_eq!(error.code(), tonic::Code::PermissionDenied, "{roles:?}");
     }
     assert!(app.revoke(&[Role::Admin], &confirmed, false).await.is_ok());
     let bad = ev::BookingConfirmed { booking_id: "nope".into(), user_id: String::new(), ..confirmed };
-    let error = app.revoke(&[Role::Service], &bad, false).await.unwrap_err();
+    let error = app.revoke_as_booking(&bad, false).await.unwrap_err();
     assert_eq!(error.code(), tonic::Code::InvalidArgument);
     assert!(error.message().contains("booking_id: must be a UUID; user_id: must be a UUID"), "{error:?}");
 }

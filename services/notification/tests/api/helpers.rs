@@ -7,7 +7,7 @@ use prost::Message as _;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use sqlx::Connection as _;
 use ticketing_notification::config::Config;
-use ticketing_platform::auth::Role;
+use ticketing_platform::auth::{Role, Scope};
 use ticketing_platform::config::KafkaConfig;
 use ticketing_proto::common::v1::Money;
 use ticketing_proto::events::v1 as ev;
@@ -170,14 +170,23 @@ impl TestApp {
         confirmed: &ev::BookingConfirmed,
         force: bool,
     ) -> Result<pb::RevokeTicketsResponse, tonic::Status> {
-        let request = pb::RevokeTicketsRequest {
-            booking_id: confirmed.booking_id.clone(),
-            user_id: confirmed.user_id.clone(),
-            event_id: confirmed.event_id.clone(),
-            reason: "cancelled".into(),
-            force,
-        };
-        let request = self.authed(request, Uuid::new_v4(), roles);
+        self.revoke_with(self.authed(revocation(confirmed, force), Uuid::new_v4(), roles)).await
+    }
+
+    /// [`Self::revoke`] as booking does: a workload granted the tickets:revoke scope.
+    pub async fn revoke_as_booking(
+        &self,
+        confirmed: &ev::BookingConfirmed,
+        force: bool,
+    ) -> Result<pb::RevokeTicketsResponse, tonic::Status> {
+        let request = revocation(confirmed, force);
+        self.revoke_with(self.issuer.as_service(request, Uuid::new_v4(), &[Scope::TicketsRevoke])).await
+    }
+
+    async fn revoke_with(
+        &self,
+        request: tonic::Request<pb::RevokeTicketsRequest>,
+    ) -> Result<pb::RevokeTicketsResponse, tonic::Status> {
         self.client.clone().revoke_tickets(request).await.map(tonic::Response::into_inner)
     }
 
@@ -347,5 +356,15 @@ pub fn refund_succeeded(confirmed: &ev::BookingConfirmed) -> ev::RefundSucceeded
         provider: "simulated".into(),
         fully_refunded: true,
         ..Default::default()
+    }
+}
+
+fn revocation(confirmed: &ev::BookingConfirmed, force: bool) -> pb::RevokeTicketsRequest {
+    pb::RevokeTicketsRequest {
+        booking_id: confirmed.booking_id.clone(),
+        user_id: confirmed.user_id.clone(),
+        event_id: confirmed.event_id.clone(),
+        reason: "cancelled".into(),
+        force,
     }
 }

@@ -3,7 +3,7 @@
 
 pub mod convert;
 
-use ticketing_platform::auth::{Principal, Role};
+use ticketing_platform::auth::{self, Principal};
 use ticketing_platform::idempotency::{IdempotencyKeys, Scope, validate_key};
 use ticketing_proto::payment::v1 as pb;
 use ticketing_proto::payment::v1::payment_server::Payment as PaymentApi;
@@ -77,7 +77,7 @@ impl PaymentApi for Api {
     }
 
     async fn refund(&self, request: Request<pb::RefundRequest>) -> Result<Response<pb::RefundDetails>, Status> {
-        let caller = Principal::with_any_role(&request, &[Role::Service, Role::Admin])?;
+        let caller = Principal::with_scope(&request, auth::Scope::PaymentRefund)?;
         let request = request.into_inner();
         validate_key(&request.idempotency_key, "idempotency_key")?;
         let input = convert::refund_input(&request)?;

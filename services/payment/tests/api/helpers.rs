@@ -7,7 +7,7 @@ use prost::Message as _;
 use rdkafka::Message as _;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use ticketing_payment::config::Config;
-use ticketing_platform::auth::Role;
+use ticketing_platform::auth::{Role, Scope};
 use ticketing_platform::config::KafkaConfig;
 use ticketing_proto::common::v1::Money;
 use ticketing_proto::events::v1 as ev;
@@ -189,8 +189,9 @@ impl TestApp {
         self.issuer.authed(message, user, &[Role::User])
     }
 
+    /// As booking: a workload granted reading and refunding payments.
     pub fn as_service<T>(&self, message: T) -> tonic::Request<T> {
-        self.issuer.authed(message, self.service_user, &[Role::Service])
+        self.issuer.as_service(message, self.service_user, &[Scope::PaymentRead, Scope::PaymentRefund])
     }
 
     pub async fn charge(

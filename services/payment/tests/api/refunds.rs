@@ -3,6 +3,7 @@
 
 use std::time::{Duration, Instant};
 
+use ticketing_platform::auth::Scope;
 use ticketing_proto::events::v1 as ev;
 use ticketing_proto::payment::v1 as pb;
 use tonic::Code;
@@ -104,6 +105,11 @@ async fn refunds_are_for_the_platform_and_for_charged_payments_only() {
     let request = pb::RefundRequest { payment_id: payment.id.clone(), ..Default::default() };
     let user = app.client.clone().refund(app.as_user(booking.user, request)).await.unwrap_err();
     assert_eq!(user.code(), Code::PermissionDenied, "the buyer asks booking, not payment");
+    // Nor may a workload refund that was not granted payment:refund (the gateway, say).
+    let request = pb::RefundRequest { payment_id: payment.id.clone(), ..Default::default() };
+    let unscoped = app.issuer.as_service(request, uuid::Uuid::new_v4(), &[Scope::PaymentRead]);
+    let workload = app.client.clone().refund(unscoped).await.unwrap_err();
+    assert_eq!(workload.code(), Code::PermissionDenied, "{workload:?}");
     let usd = pb::RefundRequest {
         payment_id: payment.id.clone(),
         amount: Some(ticketing_proto::common::v1::Money { currency: "USD".into(), minor_units: 100 }),
