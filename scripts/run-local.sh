@@ -19,8 +19,8 @@
 # creates the demo accounts (printed at the end), venues, events and bookings through the
 # services' gRPC APIs. Its EXPIRED bookings are held through a second inventory replica
 # with a short inventory.hold_ttl (DEMO_HOLD_TTL, default 20s), run only while seeding.
-# Booking's client secret (for its service tokens) is generated once into
-# .local/booking-client-secret.
+# Booking's and the gateway's client secrets (for their service tokens) are generated once
+# into .local/booking-client-secret and .local/gateway-client-secret.
 #
 # Email: notification sends to 127.0.0.1:2525, where a debugging SMTP server
 # (aiosmtpd, installed into .local/venv) prints every message to .local/logs/mail.log.
@@ -95,11 +95,17 @@ else
   ADMIN_PASSWORD=$(<"$pwfile")
 fi
 
-secret_file=$STATE_DIR/booking-client-secret
-if [[ ! -s $secret_file ]]; then
-  (umask 077 && printf 'booking-%s%s%s%s\n' "$(random_token)" "$(random_token)" "$(random_token)" "$(random_token)" >"$secret_file")
-fi
-BOOKING_SECRET=$(<"$secret_file")
+# client_secret CLIENT -> the workload's client secret at identity, made once per checkout.
+client_secret() {
+  local file=$STATE_DIR/$1-client-secret
+  if [[ ! -s $file ]]; then
+    (umask 077 && printf '%s-%s%s%s%s\n' "$1" "$(random_token)" "$(random_token)" "$(random_token)" "$(random_token)" >"$file")
+  fi
+  cat "$file"
+}
+BOOKING_SECRET=$(client_secret booking)
+# The gateway's vouches for the client addresses it hands identity (login throttling).
+GATEWAY_SECRET=$(client_secret gateway)
 
 # The mail sink: a debugging SMTP server on 127.0.0.1:2525.
 MAIL_PID=
@@ -147,9 +153,15 @@ svc_env() {
       "TICKETING_IDENTITY__BOOTSTRAP_ADMIN_EMAIL=$ADMIN_EMAIL"
       "TICKETING_IDENTITY__BOOTSTRAP_ADMIN_PASSWORD=$ADMIN_PASSWORD"
       "TICKETING_IDENTITY__SERVICE_CLIENTS__BOOKING=$BOOKING_SECRET"
+      "TICKETING_IDENTITY__SERVICE_CLIENTS__GATEWAY=$GATEWAY_SECRET"
     )
   fi
-  if [[ $svc == gateway ]]; then ENV+=("TICKETING_GATEWAY__HTTP_ADDR=127.0.0.1:8080"); fi
+  if [[ $svc == gateway ]]; then
+    ENV+=(
+      "TICKETING_GATEWAY__HTTP_ADDR=127.0.0.1:8080"
+      "TICKETING_AUTH__CLIENT_ID=gateway" "TICKETING_AUTH__CLIENT_SECRET=$GATEWAY_SECRET"
+    )
+  fi
   if [[ $svc == booking ]]; then
     ENV+=("TICKETING_AUTH__CLIENT_ID=booking" "TICKETING_AUTH__CLIENT_SECRET=$BOOKING_SECRET")
   fi

@@ -514,8 +514,9 @@ env:
         name: {{ $secret }}
         key: pass-secret
   {{- end }}
-  {{- if eq .name "booking" }}
-  # Booking's client credentials at identity, for the saga's service tokens.
+  {{- if or (eq .name "booking") (eq .name "gateway") }}
+  # The workload's client credentials at identity, for its service tokens: booking's saga
+  # acts with them; the gateway's vouch for the client addresses it hands identity.
   - name: TICKETING_AUTH__CLIENT_SECRET
     valueFrom:
       secretKeyRef:
@@ -543,6 +544,11 @@ env:
       secretKeyRef:
         name: {{ $secret }}
         key: service-client-booking
+  - name: TICKETING_IDENTITY__SERVICE_CLIENTS__GATEWAY
+    valueFrom:
+      secretKeyRef:
+        name: {{ $secret }}
+        key: service-client-gateway
   - name: TICKETING_IDENTITY__BOOTSTRAP_ADMIN_PASSWORD
     valueFrom:
       secretKeyRef:

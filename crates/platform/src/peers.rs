@@ -14,6 +14,11 @@ use tonic::transport::{Channel, Endpoint};
 use crate::config::AuthConfig;
 use crate::telemetry::Traced;
 
+/// Metadata in which the edge (the gateway) tells identity the client address it derived
+/// from its trusted proxies. Identity believes it only on a call carrying a trusted edge's
+/// `service` token; anyone else could name any address.
+pub const CLIENT_ADDRESS: &str = "x-ticketing-client-address";
+
 /// A channel to `url` that connects on first use and reconnects by itself, so a
 /// peer that is down at start only fails the calls made while it is down.
 /// Channels that balance over a peer's pods in a cluster are made by

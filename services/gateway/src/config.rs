@@ -74,6 +74,9 @@ pub struct GatewaySettings {
     pub waiting_room: WaitingRoomSettings,
 }
 
+/// The gateway's client secret at identity by default, for local runs; refused in production.
+pub const DEVELOPMENT_CLIENT_SECRET: &str = "gateway-development-secret-change-me-0000";
+
 /// The admission-pass key used by default, for local runs; refused in production.
 pub const DEVELOPMENT_PASS_SECRET: &str = "gateway-development-pass-secret-change-me-00";
 
@@ -268,7 +271,13 @@ impl Default for Config {
             server: ServerConfig::with_ports(GRPC_PORT),
             telemetry: TelemetryConfig::default(),
             redis: RedisConfig::default(),
-            auth: AuthConfig::default(),
+            // Its credentials at identity, whose service token vouches for the client
+            // addresses it hands on; production reads the secret from a Secret.
+            auth: AuthConfig {
+                client_id: "gateway".into(),
+                client_secret: DEVELOPMENT_CLIENT_SECRET.into(),
+                ..AuthConfig::default()
+            },
             gateway: GatewaySettings::default(),
             discovery: DiscoveryConfig::default(),
         }
@@ -340,6 +349,15 @@ impl Validate for Config {
         self.telemetry.validate(issues);
         self.redis.validate(issues);
         self.auth.validate(issues);
+        if self.auth.client_id.is_empty() {
+            issues.push(ConfigIssue::new(
+                "auth.client_id",
+                "the gateway needs client credentials to hand identity the client's address",
+            ));
+        }
+        if self.server.environment == Environment::Production && self.auth.client_secret == DEVELOPMENT_CLIENT_SECRET {
+            issues.push(ConfigIssue::new("auth.client_secret", "the development secret is refused in production"));
+        }
         self.discovery.validate(issues);
         let g = &self.gateway;
         for (key, url) in g.backends() {
@@ -393,11 +411,18 @@ mod tests {
         config.issue_keys()
     }
 
+    /// Production's configuration, but for the development secrets.
+    fn production() -> Config {
+        let mut config = Config::default();
+        config.server.environment = Environment::Production;
+        config.auth.client_secret = "y".repeat(32);
+        config
+    }
+
     #[test]
     fn the_pass_secret_must_be_long_and_not_the_development_one_in_production() {
-        let mut config = Config::default();
-        assert!(issues(&config).is_empty(), "{:?}", issues(&config));
-        config.server.environment = Environment::Production;
+        assert!(issues(&Config::default()).is_empty(), "{:?}", issues(&Config::default()));
+        let mut config = production();
         assert_eq!(issues(&config), ["gateway.waiting_room.pass_secret"]);
         config.gateway.waiting_room.pass_secret = "x".repeat(31);
         assert_eq!(issues(&config), ["gateway.waiting_room.pass_secret"]);
@@ -413,7 +438,7 @@ mod tests {
         let mut config = Config::default();
         config.gateway.front_end = "httpRoute".into();
         assert!(issues(&config).is_empty(), "development may run behind anything: {:?}", issues(&config));
-        config.server.environment = Environment::Production;
+        config = Config { gateway: config.gateway, ..production() };
         config.gateway.waiting_room.pass_secret = "x".repeat(32);
         assert_eq!(issues(&config), ["gateway.rate_limits.trusted_proxy_hops"]);
         config.gateway.rate_limits.trusted_proxy_hops = 2;
@@ -424,6 +449,18 @@ mod tests {
         assert!(issues(&config).is_empty(), "{:?}", issues(&config));
         config.gateway.front_end = "ingress\nalb".into();
         assert_eq!(issues(&config), ["gateway.front_end", "gateway.rate_limits.trusted_proxy_hops"]);
+    }
+
+    #[test]
+    fn the_gateway_needs_credentials_and_not_the_development_secret_in_production() {
+        let mut config = production();
+        config.gateway.waiting_room.pass_secret = "x".repeat(32);
+        assert!(issues(&config).is_empty(), "{:?}", issues(&config));
+        config.auth.client_secret = DEVELOPMENT_CLIENT_SECRET.into();
+        assert_eq!(issues(&config), ["auth.client_secret"]);
+        config.auth.client_id = String::new();
+        config.auth.client_secret = String::new();
+        assert_eq!(issues(&config), ["auth.client_id"]);
     }
 
     #[test]

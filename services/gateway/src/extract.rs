@@ -2,11 +2,14 @@
 //! or 5xx: JSON bodies, the caller's token, idempotency keys and ids in paths.
 
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
+use axum::middleware::Next;
+use axum::response::Response;
 use serde::de::DeserializeOwned;
 use ticketing_platform::auth::{AuthError, Principal, Role};
+use ticketing_platform::peers::{CLIENT_ADDRESS, ServiceTokens};
 
 use crate::problem::Problem;
 use crate::state::AppState;
@@ -84,28 +87,42 @@ impl Caller {
     }
 }
 
-/// The client's address as the rate limits see it ([`crate::ratelimit::client_ip`]), for
-/// the calls that hand it on: identity throttles logins per address, and without it every
-/// login through one gateway pod would share that pod's address.
+/// The client's address as the rate limits see it ([`crate::ratelimit::client_ip`]), derived
+/// once per request by [`identify_client`], for the limits and for the calls that hand it
+/// on: identity throttles logins per address, and without it every login through one
+/// gateway pod would share that pod's address.
+#[derive(Debug, Clone, Copy)]
 pub struct ClientIp(pub Option<std::net::IpAddr>);
 
-impl FromRequestParts<AppState> for ClientIp {
+/// Middleware: puts the request's [`ClientIp`] in its extensions, reading `X-Forwarded-For`
+/// as far as `hops` trusted proxies wrote it.
+pub async fn identify_client(State(hops): State<usize>, mut request: Request, next: Next) -> Response {
+    let peer = request.extensions().get::<ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip());
+    let ip = crate::ratelimit::client_ip(peer, request.headers(), hops);
+    request.extensions_mut().insert(ClientIp(ip));
+    next.run(request).await
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let peer = parts.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip());
-        Ok(Self(crate::ratelimit::client_ip(peer, &parts.headers, state.trusted_proxy_hops)))
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(parts.extensions.get::<Self>().copied().unwrap_or(Self(None)))
     }
 }
 
 impl ClientIp {
-    /// `message` with the address as `x-forwarded-for`, the metadata identity reads it from.
-    pub fn request<T>(&self, message: T) -> tonic::Request<T> {
-        let mut request = tonic::Request::new(message);
+    /// `message` for identity on the gateway's own behalf, naming the client's address in
+    /// [`CLIENT_ADDRESS`]: identity believes the address only with the gateway's token.
+    pub async fn request<T>(&self, tokens: &ServiceTokens, message: T) -> Result<tonic::Request<T>, Problem> {
+        let mut request = tokens.request(message).await.map_err(|status| {
+            tracing::error!(code = ?status.code(), message = status.message(), "no service token for the gateway");
+            Problem::unavailable("cannot reach identity now", std::time::Duration::from_secs(1))
+        })?;
         if let Some(value) = self.0.and_then(|ip| ip.to_string().parse().ok()) {
-            request.metadata_mut().insert("x-forwarded-for", value);
+            request.metadata_mut().insert(CLIENT_ADDRESS, value);
         }
-        request
+        Ok(request)
     }
 }
 
@@ -156,17 +173,4 @@ impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
 /// Parses an id from the path; a malformed one is a 400 naming the parameter.
 pub fn id(name: &str, raw: &str) -> Result<uuid::Uuid, Problem> {
     uuid::Uuid::parse_str(raw).map_err(|_| Problem::field(name, "must be a UUID"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_client_address_rides_to_identity_as_forwarded_for() {
-        let ip = ClientIp(Some("2001:db8::7".parse().unwrap()));
-        let request = ip.request(());
-        assert_eq!(request.metadata().get("x-forwarded-for").unwrap(), "2001:db8::7");
-        assert!(ClientIp(None).request(()).metadata().get("x-forwarded-for").is_none());
-    }
 }

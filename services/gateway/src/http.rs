@@ -75,6 +75,11 @@ pub fn router(
         .load_shed()
         .concurrency_limit(settings.max_concurrency)
         .layer(axum::middleware::from_fn_with_state(metrics, ticketing_platform::metrics::http_metrics))
+        // Once per request, for the limits and for identity's login throttle.
+        .layer(axum::middleware::from_fn_with_state(
+            settings.rate_limits.trusted_proxy_hops,
+            crate::extract::identify_client,
+        ))
         // Inside the metrics, so refusals show in them; inside the shedding, which is cheaper.
         .option_layer(limiter.map(|l| axum::middleware::from_fn_with_state(l, crate::ratelimit::limit)));
     Router::new()

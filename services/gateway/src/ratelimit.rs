@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -25,7 +25,7 @@ use ticketing_platform::coalesce::Coalescer;
 use ticketing_platform::redis::LazyConnection;
 
 use crate::config::{Limit, RateLimits};
-use crate::extract::{Verified, bearer};
+use crate::extract::{ClientIp, Verified, bearer};
 use crate::problem::Problem;
 
 /// Checks a batch of requests in order. For each, checks every limit and, when all allow
@@ -332,8 +332,11 @@ fn hex(bytes: &[u8]) -> String {
 pub async fn limit(State(limiter): State<RateLimiter>, mut request: Request, next: Next) -> Response {
     let inner = &limiter.inner;
     let settings = inner.settings;
-    let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
-    let ip = client_ip(peer, request.headers(), settings.trusted_proxy_hops)
+    // Derived by `extract::identify_client`, outside this layer.
+    let ip = request
+        .extensions()
+        .get::<ClientIp>()
+        .and_then(|c| c.0)
         .map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
     let mut checks = vec![(Rule::Ip, settings.ip, ip.clone())];
     // A bad token gets only the IP limit here; the route answers its 401.

@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use ticketing_platform::auth::Verifier;
 use ticketing_platform::discovery::Discovery;
+use ticketing_platform::peers::ServiceTokens;
 use ticketing_platform::redis::LazyConnection;
 use ticketing_platform::{App, Running};
 
@@ -35,13 +36,14 @@ pub async fn build(config: Config) -> anyhow::Result<Gateway> {
     // One connection, made in the background: the gateway serves while Redis is down.
     let redis = LazyConnection::connect(&config.redis)?;
     app.watch_redis(&redis.background());
+    let tokens = ServiceTokens::from_config(&config.auth)?.context("auth.client_id is required")?;
     let state = AppState::new(Shared {
         verifier: Verifier::from_config(&config.auth),
         backends: Backends::new(settings, &Discovery::from_config(&config.discovery), app.metrics())?,
         retry_after: Duration::from_secs(1),
         waiting_room: WaitingRoom::new(redis.clone(), &config.redis.key_prefix, &settings.waiting_room, app.metrics()),
         readiness: app.readiness().clone(),
-        trusted_proxy_hops: settings.rate_limits.trusted_proxy_hops,
+        tokens,
     });
     let (interval, stop) = (app.metrics().interval(), app.stop_token());
     app.spawn("waiting-room-metrics", state.waiting_room.clone().watch(state.backends.clone(), interval, stop));

@@ -106,6 +106,7 @@ pub struct Shared {
     pub waiting_room: crate::waiting_room::WaitingRoom,
     /// What `/readyz` reports.
     pub readiness: ticketing_platform::readiness::Readiness,
-    /// `gateway.rate_limits.trusted_proxy_hops`: where the client's address is read from.
-    pub trusted_proxy_hops: usize,
+    /// The gateway's own `service` tokens, which vouch to identity for the client
+    /// addresses it hands on.
+    pub tokens: ticketing_platform::peers::ServiceTokens,
 }

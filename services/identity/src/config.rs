@@ -60,6 +60,9 @@ pub struct IdentitySettings {
     /// What each workload's service tokens may do: client id → scopes. A client without an
     /// entry gets tokens that open no service-to-service call.
     pub service_scopes: std::collections::BTreeMap<String, Vec<Scope>>,
+    /// Service clients whose word on the client's address identity takes (the gateway,
+    /// which derives it from its trusted proxies); from any other caller it uses the peer.
+    pub trusted_edge_clients: Vec<String>,
 }
 
 impl Default for Config {
@@ -93,6 +96,7 @@ impl Default for IdentitySettings {
                 vec![Scope::InventoryHolds, Scope::PaymentRead, Scope::PaymentRefund, Scope::TicketsRevoke],
             )]
             .into(),
+            trusted_edge_clients: vec!["gateway".into()],
         }
     }
 }
@@ -139,15 +143,22 @@ impl Validate for Config {
         }
         for (client, secret) in &id.service_clients {
             let key = format!("identity.service_clients.{client}");
-            if client.is_empty() || !client.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
+            if !is_client_id(client) {
                 issues.push(ConfigIssue::new(&key, "client ids use only a-z, 0-9 and '-'"));
             }
             if secret.len() < 32 {
                 issues.push(ConfigIssue::new(&key, "the secret must have at least 32 characters"));
             }
         }
+        if !id.trusted_edge_clients.iter().all(|c| is_client_id(c)) {
+            issues.push(ConfigIssue::new("identity.trusted_edge_clients", "client ids use only a-z, 0-9 and '-'"));
+        }
         id.login.validate(issues);
     }
+}
+
+fn is_client_id(id: &str) -> bool {
+    !id.is_empty() && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
 impl ServiceConfig for Config {

@@ -5,7 +5,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use prometheus::{IntCounterVec, Opts};
 use sqlx::PgPool;
-use ticketing_platform::auth::{Claims, Role, Scope};
+use ticketing_platform::auth::{Claims, Principal, Role, Scope};
 use ticketing_platform::config::AuthConfig;
 use ticketing_platform::kafka::outbox;
 use ticketing_proto::events::v1::{UserRegistered, UserRoleChanged};
@@ -48,6 +48,8 @@ pub struct Identity {
     auth: AuthConfig,
     topic: String,
     logins: IntCounterVec,
+    /// Subjects of `identity.trusted_edge_clients`' service tokens.
+    edges: Vec<uuid::Uuid>,
 }
 
 /// What [`Identity::new`] needs.
@@ -89,7 +91,9 @@ impl Identity {
             &IntCounterVec::new(Opts::new("identity_logins_total", "Login attempts, by result."), &["result"])
                 .expect("static metric definition"),
         );
+        let edges = parts.settings.trusted_edge_clients.iter().map(|c| service_subject(c)).collect();
         Self {
+            edges,
             pool: parts.pool,
             keys: parts.keys,
             refresh: parts.refresh,
@@ -163,6 +167,11 @@ impl Identity {
         self.logins.with_label_values(&["success"]).inc();
         let refresh = self.refresh.issue(user.id).await?;
         self.token_pair(&user, refresh.token, refresh.expires_in).await
+    }
+
+    /// Whether `caller` is a trusted edge, whose word on the client's address counts.
+    pub fn is_trusted_edge(&self, caller: &Principal) -> bool {
+        caller.has_role(Role::Service) && self.edges.contains(&caller.user_id)
     }
 
     /// Rotates a refresh token and issues a new pair with the user's current role.

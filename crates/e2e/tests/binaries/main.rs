@@ -73,11 +73,13 @@ fn production_refuses_development_settings_with_exit_78() {
         ("TICKETING_GATEWAY__WAITING_ROOM__PASS_SECRET", "a-production-pass-secret-of-32-bytes"),
         ("TICKETING_GATEWAY__FRONT_END", "ingress alb"),
     ];
-    let cases: [Case; 5] = [
+    let pass_secret = [("TICKETING_GATEWAY__WAITING_ROOM__PASS_SECRET", "a-production-pass-secret-of-32-bytes")];
+    let cases: [Case; 6] = [
         ("payment", &[], "payment.provider", "simulated provider"),
         ("payment", &processor, "payment.processor.api_key", "is required"),
         ("booking", &[], "auth.client_secret", "development secret is refused in production"),
         ("gateway", &[], "gateway.waiting_room.pass_secret", "development secret is refused in production"),
+        ("gateway", &pass_secret, "auth.client_secret", "development secret is refused in production"),
         ("gateway", &behind_alb, "gateway.rate_limits.trusted_proxy_hops", "behind gateway.front_end \"ingress alb\""),
     ];
     for (service, env, key, why) in cases {

@@ -22,6 +22,7 @@ const ADMIN_EMAIL: &str = "root@faults.test";
 const ADMIN_PASSWORD: &str = "bootstrap-admin-passphrase";
 const PASSWORD: &str = "a-long-enough-passphrase";
 const BOOKING_SECRET: &str = "booking-faults-secret-of-at-least-32-chars";
+const GATEWAY_SECRET: &str = "gateway-faults-secret-of-at-least-32-chars";
 /// Each buyer may hold or own this many tickets of the event (the catalog's ceiling).
 const PER_USER_LIMIT: u32 = 100;
 const READY_TIMEOUT: Duration = Duration::from_secs(120);
@@ -231,6 +232,7 @@ fn settings(
             ("TICKETING_IDENTITY__BOOTSTRAP_ADMIN_EMAIL", ADMIN_EMAIL.into()),
             ("TICKETING_IDENTITY__BOOTSTRAP_ADMIN_PASSWORD", ADMIN_PASSWORD.into()),
             ("TICKETING_IDENTITY__SERVICE_CLIENTS__BOOKING", BOOKING_SECRET.into()),
+            ("TICKETING_IDENTITY__SERVICE_CLIENTS__GATEWAY", GATEWAY_SECRET.into()),
         ],
         "booking" => vec![
             ("TICKETING_AUTH__CLIENT_ID", "booking".into()),
@@ -258,6 +260,8 @@ fn settings(
             ("TICKETING_NOTIFICATION__SEND_LEASE", "15s".into()),
         ],
         "gateway" => vec![
+            ("TICKETING_AUTH__CLIENT_ID", "gateway".into()),
+            ("TICKETING_AUTH__CLIENT_SECRET", GATEWAY_SECRET.into()),
             ("TICKETING_GATEWAY__HTTP_ADDR", format!("127.0.0.1:{http_port}")),
             ("TICKETING_GATEWAY__IDENTITY_URL", url("identity")),
             ("TICKETING_GATEWAY__CATALOG_URL", url("catalog")),

@@ -120,6 +120,33 @@ async fn identity_counts_failed_logins_against_the_clients_address() {
     assert_eq!(counted, ["198.51.100.77"], "the addresses the failure counted against");
 }
 
+/// Only the gateway's word on the client's address counts: a caller reaching identity
+/// directly, whatever it claims, is throttled as the address it connects from.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_address_claimed_without_the_gateways_token_is_ignored() {
+    let p = Platform::start(Options::default()).await;
+    let before = throttled_addresses(&p).await;
+    for token in [None, Some(p.admin.token.as_str())] {
+        let message = ticketing_proto::identity::v1::LoginRequest {
+            email: format!("nobody-{}@example.com", ticketing_testkit::unique()),
+            password: "not-the-passphrase".into(),
+        };
+        let mut request = match token {
+            Some(token) => ticketing_platform::auth::with_bearer(tonic::Request::new(message), token),
+            None => tonic::Request::new(message),
+        };
+        request.metadata_mut().insert("x-forwarded-for", "192.0.2.50".parse().unwrap());
+        request.metadata_mut().insert(ticketing_platform::peers::CLIENT_ADDRESS, "192.0.2.51".parse().unwrap());
+        let status = p.identity.clone().login(request).await.unwrap_err();
+        assert_eq!(status.code(), tonic::Code::Unauthenticated);
+    }
+    let mut after = throttled_addresses(&p).await;
+    after.retain(|ip, state| before.get(ip) != Some(state));
+    let counted: Vec<&String> = after.keys().collect();
+    assert_eq!(counted.len(), 1, "{counted:?}");
+    assert!(counted[0].parse::<std::net::IpAddr>().unwrap().is_loopback(), "the peer, not a claim: {counted:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_user_has_a_limit_of_their_own_and_bad_tokens_fall_back_to_the_ip_limit() {
     let p = Platform::start(Options {

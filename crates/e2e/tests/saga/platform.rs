@@ -27,6 +27,7 @@ const ADMIN_EMAIL: &str = "root@ticketing.test";
 const ADMIN_PASSWORD: &str = "bootstrap-admin-passphrase";
 const PASSWORD: &str = "a-long-enough-passphrase";
 const BOOKING_SECRET: &str = "booking-test-secret-of-at-least-32-chars";
+pub const GATEWAY_SECRET: &str = "gateway-test-secret-of-at-least-32-chars";
 
 /// How a test wants the platform.
 #[derive(Debug, Clone, Copy)]
@@ -159,6 +160,7 @@ impl Platform {
         config.identity.bootstrap_admin_email = ADMIN_EMAIL.into();
         config.identity.bootstrap_admin_password = ADMIN_PASSWORD.into();
         config.identity.service_clients.insert("booking".into(), BOOKING_SECRET.into());
+        config.identity.service_clients.insert("gateway".into(), GATEWAY_SECRET.into());
         let identity = Spawned::start(ticketing_identity::startup::build(config.clone()).await.expect("identity"));
         let mut auth = config.auth.clone();
         auth.jwks_url = format!("{}/.well-known/jwks.json", identity.admin_url());
@@ -260,7 +262,11 @@ impl Platform {
 
         let mut config = ticketing_gateway::config::Config {
             server: ticketing_testkit::server_config(),
-            auth: auth.clone(),
+            auth: ticketing_platform::config::AuthConfig {
+                client_id: "gateway".into(),
+                client_secret: GATEWAY_SECRET.into(),
+                ..auth.clone()
+            },
             ..Default::default()
         };
         let redis = TestRedis::new();

@@ -112,7 +112,7 @@ async fn login(
     client: ClientIp,
     Json(b): Json<LoginBody>,
 ) -> Result<axum::Json<Tokens>, Problem> {
-    let request = client.request(pb::LoginRequest { email: b.email, password: b.password });
+    let request = client.request(&s.tokens, pb::LoginRequest { email: b.email, password: b.password }).await?;
     let pair = s.backends.identity.clone().login(request).await?;
     Ok(axum::Json(pair.into_inner().into()))
 }

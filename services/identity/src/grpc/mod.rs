@@ -2,7 +2,10 @@
 
 pub mod convert;
 
+use std::net::IpAddr;
+
 use ticketing_platform::auth::{Principal, Role};
+use ticketing_platform::peers::CLIENT_ADDRESS;
 use ticketing_proto::identity::v1 as pb;
 use ticketing_proto::identity::v1::identity_server::Identity as IdentityApi;
 use tonic::{Request, Response, Status};
@@ -20,19 +23,18 @@ impl Api {
     pub fn new(identity: Identity) -> Self {
         Self { identity }
     }
-}
 
-/// The caller's address: the first `x-forwarded-for` hop (set by the gateway, the only
-/// caller network policy lets in), else the peer address.
-fn client_ip<T>(request: &Request<T>) -> Option<String> {
-    request
-        .metadata()
-        .get("x-forwarded-for")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(',').next())
-        .map(|ip| ip.trim().to_owned())
-        .filter(|ip| ip.parse::<std::net::IpAddr>().is_ok())
-        .or_else(|| request.remote_addr().map(|a| a.ip().to_string()))
+    /// The client's address: the one a trusted edge names in [`CLIENT_ADDRESS`], else the
+    /// peer's. Never `x-forwarded-for` or the header from anyone else: whoever calls
+    /// identity directly could name any address, and share or dodge another's throttle.
+    fn client_ip<T>(&self, request: &Request<T>) -> Option<String> {
+        let from_edge = Principal::of(request).is_ok_and(|caller| self.identity.is_trusted_edge(&caller));
+        from_edge
+            .then(|| request.metadata().get(CLIENT_ADDRESS)?.to_str().ok()?.parse::<IpAddr>().ok())
+            .flatten()
+            .or_else(|| request.remote_addr().map(|a| a.ip()))
+            .map(|ip| ip.to_string())
+    }
 }
 
 #[tonic::async_trait]
@@ -44,7 +46,7 @@ impl IdentityApi for Api {
     }
 
     async fn login(&self, request: Request<pb::LoginRequest>) -> Result<Response<pb::TokenPair>, Status> {
-        let ip = client_ip(&request);
+        let ip = self.client_ip(&request);
         let r = request.into_inner();
         let pair = self.identity.login(&r.email, &r.password, ip.as_deref()).await?;
         Ok(Response::new(pair.into()))

@@ -12,6 +12,10 @@ use tonic::transport::Channel;
 pub const ADMIN_EMAIL: &str = "root@ticketing.test";
 pub const ADMIN_PASSWORD: &str = "bootstrap-admin-pass";
 pub const PASSWORD: &str = "a-long-enough-passphrase";
+/// The gateway's client secret: its service token vouches for client addresses.
+pub const EDGE_SECRET: &str = "gateway-test-secret-of-at-least-32-chars";
+/// Another workload's, whose word on addresses does not count.
+pub const OTHER_SECRET: &str = "booking-test-secret-of-at-least-32-chars";
 
 pub struct TestApp {
     pub client: IdentityClient<Channel>,
@@ -36,6 +40,8 @@ pub async fn test_config() -> (Config, TestDb, TestRedis, KafkaConfig) {
     config.identity.bootstrap_admin_email = ADMIN_EMAIL.into();
     config.identity.bootstrap_admin_password = ADMIN_PASSWORD.into();
     config.identity.login.delay_base = Duration::from_millis(200);
+    config.identity.service_clients.insert("gateway".into(), EDGE_SECRET.into());
+    config.identity.service_clients.insert("booking".into(), OTHER_SECRET.into());
     (config, db, redis, kafka)
 }
 
@@ -66,6 +72,39 @@ impl TestApp {
         let request =
             pb::RegisterRequest { email: email.into(), password: PASSWORD.into(), display_name: String::new() };
         self.client.clone().register(request).await.expect("register").into_inner().user.expect("user")
+    }
+
+    /// A `service` token of `client` (`gateway` or `booking`).
+    pub async fn service_token(&self, client: &str) -> String {
+        let secret = if client == "gateway" { EDGE_SECRET } else { OTHER_SECRET };
+        let request = pb::IssueServiceTokenRequest { client_id: client.into(), client_secret: secret.into() };
+        self.client.clone().issue_service_token(request).await.expect("a service token").into_inner().access_token
+    }
+
+    /// Logs in the way the gateway does for a client at `ip`.
+    pub async fn login_from(&self, ip: &str, email: &str, password: &str) -> Result<pb::TokenPair, tonic::Status> {
+        let token = self.service_token("gateway").await;
+        self.login_claiming(Some(&token), ip, email, password).await
+    }
+
+    /// Logs in with `token` as the caller's (none: anonymous), claiming the client is at `ip`
+    /// in every header that could name it.
+    pub async fn login_claiming(
+        &self,
+        token: Option<&str>,
+        ip: &str,
+        email: &str,
+        password: &str,
+    ) -> Result<pb::TokenPair, tonic::Status> {
+        let message = pb::LoginRequest { email: email.into(), password: password.into() };
+        let mut request = match token {
+            Some(token) => authed(message, token),
+            None => tonic::Request::new(message),
+        };
+        for header in [ticketing_platform::peers::CLIENT_ADDRESS, "x-forwarded-for"] {
+            request.metadata_mut().insert(header, ip.parse().expect("an address"));
+        }
+        self.client.clone().login(request).await.map(tonic::Response::into_inner)
     }
 
     pub async fn login(&self, email: &str, password: &str) -> Result<pb::TokenPair, tonic::Status> {

@@ -5,4 +5,5 @@ mod events;
 mod helpers;
 mod redis_outage;
 mod roles;
+mod throttle;
 mod tokens;
