@@ -174,7 +174,9 @@ impl IntoResponse for Problem {
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
         if let Some(after) = self.retry_after {
-            headers.insert(header::RETRY_AFTER, HeaderValue::from(after.as_secs().max(1)));
+            // Rounded up: a client that waits what it was told is not refused again.
+            let secs = after.as_secs() + u64::from(after.subsec_nanos() > 0);
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
         }
         response
     }
@@ -297,6 +299,9 @@ mod tests {
         let response = Problem::from(throttled).into_response();
         assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(response.headers()[header::RETRY_AFTER], "7");
+        let early =
+            ticketing_platform::status::retry_after(Code::ResourceExhausted, "wait", Duration::from_millis(1200));
+        assert_eq!(Problem::from(early).into_response().headers()[header::RETRY_AFTER], "2", "rounded up");
     }
 
     #[test]

@@ -150,6 +150,8 @@ impl Identity {
     pub async fn login(&self, email: &str, password: &str, client_ip: Option<&str>) -> Result<TokenPair> {
         // Malformed emails cannot match an account; they are throttled and answered alike.
         let account = email.trim().to_lowercase();
+        // Callers without an address share one, rather than escape the address's counters.
+        let client_ip = client_ip.unwrap_or("unknown");
         if let Some(retry_after) = self.throttle.begin(&account, client_ip).await? {
             self.logins.with_label_values(&["throttled"]).inc();
             return Err(IdentityError::Throttled { retry_after });

@@ -38,7 +38,7 @@ pub async fn build(config: Config) -> anyhow::Result<Running> {
         pool: pool.clone(),
         keys: keys.clone(),
         refresh: RefreshTokens::new(redis.clone(), &config.redis.key_prefix, config.identity.refresh_token_ttl),
-        throttle: LoginThrottle::new(redis.clone(), &config.redis.key_prefix, config.identity.login.clone()),
+        throttle: LoginThrottle::new(redis.clone(), &config.redis.key_prefix, &config.identity.login),
         hasher: Hasher::new().await?,
         settings: config.identity.clone(),
         auth: config.auth.clone(),

@@ -32,11 +32,29 @@ fn a_bad_config_value_exits_78_naming_the_key() {
             own,
         ];
         for (var, value, key) in cases {
-            let output = Command::new(binary(service)).env(var, value).stdin(Stdio::null()).output().unwrap();
-            let stderr = String::from_utf8_lossy(&output.stderr);
-            assert_eq!(output.status.code(), Some(78), "{service} {var}={value}: {stderr}");
-            assert!(stderr.contains(key), "{service} {var}={value} should name {key}: {stderr}");
+            assert_exits_78(service, var, value, key);
         }
+    }
+}
+
+/// `program` with `var=value` exits 78 naming `key`.
+fn assert_exits_78(program: &str, var: &str, value: &str, key: &str) {
+    let output = Command::new(binary(program)).env(var, value).stdin(Stdio::null()).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(78), "{program} {var}={value}: {stderr}");
+    assert!(stderr.contains(key), "{program} {var}={value} should name {key}: {stderr}");
+}
+
+/// Login throttling has delays, never a lock (ADR 0026): the lockout keys of ADR 0007 are
+/// refused rather than silently ignored, and the delays' caps are checked.
+#[test]
+fn identity_refuses_the_removed_lockout_keys_and_bad_delay_caps() {
+    let cases = [
+        ("TICKETING_IDENTITY__LOGIN__LOCKOUT_FAILURES", "10", "lockout_failures"),
+        ("TICKETING_IDENTITY__LOGIN__ACCOUNT_MAX_DELAY", "2h", "identity.login.account_max_delay"),
+    ];
+    for (var, value, key) in cases {
+        assert_exits_78("identity", var, value, key);
     }
 }
 
@@ -50,10 +68,7 @@ fn the_prescaler_exits_78_naming_a_bad_key() {
         ("TICKETING_PRESCALER__SERVICES__GATEWAY__HPA", "Not_A_Name", "prescaler.services.gateway.hpa"),
     ];
     for (var, value, key) in cases {
-        let output = Command::new(binary("prescaler")).env(var, value).stdin(Stdio::null()).output().unwrap();
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert_eq!(output.status.code(), Some(78), "prescaler {var}={value}: {stderr}");
-        assert!(stderr.contains(key), "prescaler {var}={value} should name {key}: {stderr}");
+        assert_exits_78("prescaler", var, value, key);
     }
 }
 

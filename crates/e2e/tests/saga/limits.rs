@@ -81,7 +81,7 @@ async fn login_is_limited_per_ip_and_per_email_and_allowed_again_after_retry_aft
     assert_eq!(login(&http, &alice, "198.51.100.3").await.0, StatusCode::OK, "allowed again after Retry-After");
 }
 
-/// identity's per-address login throttle state (ADR 0007): each address's hash.
+/// identity's per-address login throttle state (ADR 0026): each address's hash.
 async fn throttled_addresses(p: &Platform) -> BTreeMap<String, HashMap<String, String>> {
     let redis = &p.redis["identity"];
     let client = redis::Client::open(redis.config.url.as_str()).expect("identity's Redis URL");
@@ -96,7 +96,7 @@ async fn throttled_addresses(p: &Platform) -> BTreeMap<String, HashMap<String, S
     addresses
 }
 
-/// identity throttles password guessing per client address (ADR 0007): the gateway hands it
+/// identity throttles password guessing per client address (ADR 0026): the gateway hands it
 /// the address its own limits key on, never its own pod's, which every buyer would share.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn identity_counts_failed_logins_against_the_clients_address() {
@@ -118,6 +118,56 @@ async fn identity_counts_failed_logins_against_the_clients_address() {
     after.retain(|ip, state| before.get(ip) != Some(state));
     let counted: Vec<&String> = after.keys().collect();
     assert_eq!(counted, ["198.51.100.77"], "the addresses the failure counted against");
+}
+
+/// Two buyers behind one gateway and its trusted proxies are two clients to identity: one
+/// guessing wrong is slowed with 429 and `Retry-After`, the other, on the very same
+/// account, logs in at once (ADR 0026).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logins_from_two_addresses_behind_one_gateway_are_throttled_independently() {
+    let p = Platform::start(Options {
+        gateway: |g| {
+            g.rate_limits.trusted_proxy_hops = 2;
+            // Identity's throttle is under test here, not the gateway's own login limit.
+            g.rate_limits.login = ticketing_gateway::config::Limit { per_second: 100.0, burst: 100 };
+        },
+        ..Options::default()
+    })
+    .await;
+    let http = Http::new(&p);
+    let email = register(&http).await;
+    let guess = |ip: &'static str| {
+        let (http, email) = (&http, email.clone());
+        async move {
+            let response = http
+                .client
+                .post(format!("{}/v1/auth/login", http.base))
+                .header("X-Forwarded-For", format!("{ip}, 10.0.0.1"))
+                .json(&json!({"email": email, "password": "not-the-passphrase"}))
+                .send()
+                .await
+                .expect("the gateway answers");
+            let (status, headers) = (response.status(), response.headers().clone());
+            (status, headers, response.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    // Identity lets a few guesses through for free, then delays the next: guess on until told to wait.
+    let mut guesses = 0;
+    let (headers, body) = loop {
+        let (status, headers, body) = guess("198.51.100.1").await;
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            break (headers, body);
+        }
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+        guesses += 1;
+        assert!(guesses <= 10, "identity never slowed the guesser");
+    };
+    assert_problem(StatusCode::TOO_MANY_REQUESTS, &headers, &body, 429, "rate-limited");
+    assert!(retry_after(&headers) >= 1);
+    assert!(headers.get("ratelimit-limit").is_none(), "identity's refusal, not the gateway limiter's");
+
+    let (status, _, body) = login(&http, &email, "198.51.100.2").await;
+    assert_eq!(status, StatusCode::OK, "the owner at another address is not slowed: {body}");
 }
 
 /// Only the gateway's word on the client's address counts: a caller reaching identity

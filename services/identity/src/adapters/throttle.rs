@@ -1,4 +1,5 @@
-//! Login attempt counters in Redis, per account and per client address.
+//! Login attempt counters in Redis: per account and client address, per account, and per
+//! client address (ADR 0026).
 
 use std::sync::LazyLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -7,45 +8,48 @@ use anyhow::Context as _;
 use sha2::{Digest, Sha256};
 use ticketing_platform::redis::Connection;
 
-use crate::domain::throttle::LoginPolicy;
+use crate::domain::throttle::{LoginPolicy, Ramp};
 
-/// Refuses an attempt while either key is delayed or locked; otherwise counts it as a
-/// failure up front and applies the penalty that failure would earn, all atomically.
+/// Refuses an attempt, returning the wait, while any key's `not_before` is in the future;
+/// otherwise counts it as a failure on every key up front and sets the delay each count
+/// earns, all atomically.
 ///
-/// KEYS: account key, then optionally the client-address key.
-/// ARGV: now (ms), failure window (ms), address lockout threshold, lockout (ms),
-/// then the account penalty per failure count (0 none, >0 delay ms, <0 lockout ms).
+/// KEYS: the counters. ARGV: now (ms), failure window (ms), then per key its free
+/// failures, the number n of its delays and those n delays (ms), the last repeating.
 static BEGIN: LazyLock<redis::Script> = LazyLock::new(|| {
     redis::Script::new(
         r"
 local now = tonumber(ARGV[1])
 local wait = 0
 for _, key in ipairs(KEYS) do
-  for _, until_ms in ipairs(redis.call('HMGET', key, 'not_before', 'locked_until')) do
-    if until_ms then wait = math.max(wait, tonumber(until_ms) - now) end
-  end
+  local not_before = redis.call('HGET', key, 'not_before')
+  if not_before then wait = math.max(wait, tonumber(not_before) - now) end
 end
 if wait > 0 then return wait end
-local window, lockout = tonumber(ARGV[2]), tonumber(ARGV[4])
-local failures = redis.call('HINCRBY', KEYS[1], 'failures', 1)
-local penalty = tonumber(ARGV[4 + math.min(failures, #ARGV - 4)])
-local keep = window
-if penalty > 0 then
-  redis.call('HSET', KEYS[1], 'not_before', now + penalty)
-elseif penalty < 0 then
-  redis.call('HSET', KEYS[1], 'locked_until', now - penalty)
-  keep = math.max(keep, -penalty)
-end
-redis.call('PEXPIRE', KEYS[1], keep)
-if KEYS[2] then
-  local keep_ip = window
-  if redis.call('HINCRBY', KEYS[2], 'failures', 1) >= tonumber(ARGV[3]) then
-    redis.call('HSET', KEYS[2], 'locked_until', now + lockout)
-    keep_ip = math.max(keep_ip, lockout)
+local at = 3
+for _, key in ipairs(KEYS) do
+  local free, n = tonumber(ARGV[at]), tonumber(ARGV[at + 1])
+  local counted = redis.call('HINCRBY', key, 'failures', 1) - free
+  if counted > 0 then
+    redis.call('HSET', key, 'not_before', now + tonumber(ARGV[at + 1 + math.min(counted, n)]))
   end
-  redis.call('PEXPIRE', KEYS[2], keep_ip)
+  redis.call('PEXPIRE', key, ARGV[2])
+  at = at + 2 + n
 end
 return 0
+",
+    )
+});
+
+/// Undoes an attempt's up-front failure: deletes the first key, takes one failure off the
+/// others (a key that expired meanwhile is not brought back, forever, at -1).
+static SUCCEEDED: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        r"
+redis.call('DEL', KEYS[1])
+for i = 2, #KEYS do
+  if redis.call('HINCRBY', KEYS[i], 'failures', -1) < 0 then redis.call('DEL', KEYS[i]) end
+end
 ",
     )
 });
@@ -55,58 +59,67 @@ return 0
 pub struct LoginThrottle {
     redis: Connection,
     prefix: String,
-    policy: LoginPolicy,
-    penalties: Vec<i64>,
+    window: Duration,
+    /// The pair's, the account's and the address's schedules, in the order of the keys.
+    ramps: [Ramp; 3],
 }
 
 impl LoginThrottle {
     /// A store under `prefix` applying `policy`.
-    pub fn new(redis: Connection, prefix: &str, policy: LoginPolicy) -> Self {
-        let penalties = policy.account_penalty_table();
-        Self { redis, prefix: prefix.to_owned(), policy, penalties }
+    pub fn new(redis: Connection, prefix: &str, policy: &LoginPolicy) -> Self {
+        Self {
+            redis,
+            prefix: prefix.to_owned(),
+            window: policy.failure_window,
+            ramps: [policy.pair(), policy.account(), policy.address()],
+        }
     }
 
     /// Starts an attempt for `account` from `ip`. `Some(wait)` refuses it; `None` admits it,
     /// already counted as a failure until [`Self::succeeded`] says otherwise.
-    pub async fn begin(&self, account: &str, ip: Option<&str>) -> anyhow::Result<Option<Duration>> {
+    pub async fn begin(&self, account: &str, ip: &str) -> anyhow::Result<Option<Duration>> {
         let mut script = BEGIN.prepare_invoke();
-        script.key(self.account_key(account));
-        if let Some(ip) = ip {
-            script.key(self.ip_key(ip));
+        script.arg(now_ms()).arg(millis(self.window));
+        for (key, ramp) in self.keys(account, ip).into_iter().zip(&self.ramps) {
+            script
+                .key(key)
+                .arg(ramp.free)
+                .arg(ramp.delays.len())
+                .arg(ramp.delays.iter().map(|d| millis(*d)).collect::<Vec<_>>());
         }
-        script
-            .arg(now_ms())
-            .arg(self.policy.failure_window.as_millis() as u64)
-            .arg(self.policy.ip_lockout_failures)
-            .arg(self.policy.lockout_duration.as_millis() as u64)
-            .arg(&self.penalties);
         let mut conn = self.redis.clone();
         let wait: i64 = script.invoke_async(&mut conn).await.context("starting a login attempt")?;
         Ok((wait > 0).then(|| Duration::from_millis(wait as u64)))
     }
 
-    /// Undoes the up-front failure of an attempt that succeeded: the account starts afresh
-    /// and the address gets its count back.
-    pub async fn succeeded(&self, account: &str, ip: Option<&str>) -> anyhow::Result<()> {
-        let mut pipe = redis::pipe();
-        pipe.del(self.account_key(account));
-        if let Some(ip) = ip {
-            pipe.hincr(self.ip_key(ip), "failures", -1);
+    /// Undoes the up-front failure of an attempt that succeeded: the owner's own typos from
+    /// this address are forgiven; the account and the address get their count back, but
+    /// keep what others failed on them.
+    pub async fn succeeded(&self, account: &str, ip: &str) -> anyhow::Result<()> {
+        let mut script = SUCCEEDED.prepare_invoke();
+        for key in self.keys(account, ip) {
+            script.key(key);
         }
         let mut conn = self.redis.clone();
-        pipe.exec_async(&mut conn).await.context("resetting login throttle")?;
+        script.invoke_async::<()>(&mut conn).await.context("resetting login throttle")?;
         Ok(())
     }
 
-    /// Keyed by a hash, so Redis holds no email addresses.
-    fn account_key(&self, account: &str) -> String {
+    /// The pair's, the account's and the address's keys. Accounts are keyed by a hash, so
+    /// Redis holds no email addresses.
+    fn keys(&self, account: &str, ip: &str) -> [String; 3] {
         let digest: String = Sha256::digest(account.as_bytes())[..16].iter().map(|b| format!("{b:02x}")).collect();
-        format!("{}login:acct:{digest}", self.prefix)
+        let prefix = &self.prefix;
+        [
+            format!("{prefix}login:pair:{digest}:{ip}"),
+            format!("{prefix}login:acct:{digest}"),
+            format!("{prefix}login:ip:{ip}"),
+        ]
     }
+}
 
-    fn ip_key(&self, ip: &str) -> String {
-        format!("{}login:ip:{ip}", self.prefix)
-    }
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 fn now_ms() -> u64 {

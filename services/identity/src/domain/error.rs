@@ -20,7 +20,7 @@ pub enum IdentityError {
     #[error("invalid client credentials")]
     InvalidClientCredentials,
     /// Too many failed logins; try again later.
-    #[error("too many failed login attempts; retry in {}s", .retry_after.as_secs().max(1))]
+    #[error("too many failed login attempts; retry in {}s", .retry_after.as_millis().div_ceil(1000).max(1))]
     Throttled {
         /// When another attempt is allowed.
         retry_after: Duration,
