@@ -191,6 +191,14 @@ pub fn set_parent_from_headers(span: &tracing::Span, headers: &http::HeaderMap) 
     let _ = span.set_parent(cx);
 }
 
+/// Links `span` to the trace context in incoming HTTP headers, if a valid one came; the span
+/// stays the root of a trace of its own.
+pub fn link_from_headers(span: &tracing::Span, headers: &http::HeaderMap) {
+    use opentelemetry::trace::TraceContextExt as _;
+    let cx = TraceContextPropagator::new().extract(&HeaderExtractor(headers));
+    span.add_link(cx.span().span_context().clone());
+}
+
 /// Adds the current span's `traceparent` to Kafka headers.
 pub fn inject_kafka(headers: OwnedHeaders, traceparent: Option<&str>) -> OwnedHeaders {
     match traceparent {
@@ -214,9 +222,11 @@ pub fn inject_headers(span: &tracing::Span, headers: &mut http::HeaderMap) {
     TraceContextPropagator::new().inject_context(&span.context(), &mut HeaderInjector(headers));
 }
 
-/// Axum middleware: a server span per request, named for its route, that continues the
-/// caller's `traceparent` (so a client may make several calls one trace, as a purchase
-/// is) and carries `service` as `service.name`.
+/// Axum middleware for a public API: a server span per request, named for its route,
+/// carrying `service` as `service.name`. It starts a trace of its own, *linked* to the
+/// client's `traceparent` if one came (an OpenTelemetry span link): a client's trace context
+/// is its own word, and joining it would let any client choose our trace ids, the sampling
+/// decision (every request recorded) and the parent of our spans.
 pub async fn trace_http(
     axum::extract::State(service): axum::extract::State<&'static str>,
     request: axum::extract::Request,
@@ -236,7 +246,7 @@ pub async fn trace_http(
         request_id = request.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or_default(),
         http.response.status_code = tracing::field::Empty,
     );
-    set_parent_from_headers(&span, request.headers());
+    link_from_headers(&span, request.headers());
     let response = next.run(request).instrument(span.clone()).await;
     let status = response.status();
     span.record("http.response.status_code", status.as_u16());

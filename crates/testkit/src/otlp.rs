@@ -32,6 +32,8 @@ pub struct Span {
     pub attributes: HashMap<String, String>,
     /// `service.name` of the exporting provider's resource.
     pub resource_service: String,
+    /// The spans it links to (not its parent), as `(trace_id, span_id)`.
+    pub links: Vec<(String, String)>,
 }
 
 impl Span {
@@ -71,6 +73,19 @@ impl Collector {
     /// The spans received so far of the trace `trace_id` (hex).
     pub fn trace(&self, trace_id: &str) -> Trace {
         Trace { spans: self.spans().into_iter().filter(|s| s.trace_id == trace_id).collect() }
+    }
+
+    /// The spans received so far of every trace whose root links to the span `span_id` of
+    /// the trace `trace_id`: what a client's calls started where a linked trace begins.
+    pub fn linked_to(&self, trace_id: &str, span_id: &str) -> Trace {
+        let spans = self.spans();
+        let link = (trace_id.to_owned(), span_id.to_owned());
+        let traces: BTreeSet<&str> = spans
+            .iter()
+            .filter(|s| s.parent_span_id.is_empty() && s.links.contains(&link))
+            .map(|s| s.trace_id.as_str())
+            .collect();
+        Trace { spans: spans.iter().filter(|s| traces.contains(s.trace_id.as_str())).cloned().collect() }
     }
 }
 
@@ -143,6 +158,7 @@ impl TraceService for Receiver {
                     parent_span_id: hex(&span.parent_span_id),
                     kind: SpanKind::try_from(span.kind).unwrap_or(SpanKind::Unspecified),
                     attributes: attributes(&span.attributes),
+                    links: span.links.iter().map(|l| (hex(&l.trace_id), hex(&l.span_id))).collect(),
                     name: span.name,
                     resource_service: resource_service.clone(),
                 });
