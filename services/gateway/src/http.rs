@@ -107,17 +107,19 @@ fn cors(origins: &[String]) -> CorsLayer {
         .max_age(Duration::from_secs(600))
 }
 
-/// Logs each request with its request id (debug: an on-sale is millions of lines).
+/// Logs each request with its request id (debug: an on-sale is millions of lines), and
+/// the cause of a server error, which its answer does not tell the client.
 async fn log_request(request: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
     let started = std::time::Instant::now();
     // Shared handles, not copies: this runs for every request, logged or not.
     let id = request.headers().get(&REQUEST_ID).cloned();
     let (method, uri) = (request.method().clone(), request.uri().clone());
-    let response = next.run(request).await;
+    let mut response = next.run(request).await;
     let status = response.status().as_u16();
     let id = id.as_ref().and_then(|v| v.to_str().ok()).unwrap_or_default();
     let (path, elapsed_ms) = (uri.path(), started.elapsed().as_millis() as u64);
     if status >= 500 {
+        crate::problem::conceal(id, &mut response);
         tracing::warn!(request_id = id, %method, path, status, elapsed_ms, "request");
     } else {
         tracing::debug!(request_id = id, %method, path, status, elapsed_ms, "request");

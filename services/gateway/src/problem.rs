@@ -166,10 +166,10 @@ impl Problem {
     }
 }
 
-impl IntoResponse for Problem {
-    fn into_response(self) -> Response {
+impl Problem {
+    fn render(&self) -> Response {
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let body = serde_json::to_vec(&self).unwrap_or_default();
+        let body = serde_json::to_vec(self).unwrap_or_default();
         let mut response = (status, body).into_response();
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
@@ -180,6 +180,43 @@ impl IntoResponse for Problem {
         }
         response
     }
+
+    /// What a client may read of a server error: its type and a sentence naming the request,
+    /// never the cause (a backend's address, a library's error text).
+    fn public(&self, request_id: &str) -> Self {
+        let what = match self.status {
+            503 => "Temporarily unavailable; retry after the Retry-After delay.",
+            504 => "A backend ran out of time; retry after the Retry-After delay.",
+            _ => "Something failed on our side.",
+        };
+        let detail = if request_id.is_empty() { what.to_owned() } else { format!("{what} Request id: {request_id}.") };
+        Self { detail, errors: Vec::new(), queue_url: None, ..self.clone() }
+    }
+}
+
+/// A server error's whole problem, riding on its response to [`conceal`], which logs it.
+#[derive(Clone)]
+struct Concealed(std::sync::Arc<Problem>);
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        if self.status < 500 {
+            return self.render();
+        }
+        let mut response = self.public("").render();
+        response.extensions_mut().insert(Concealed(std::sync::Arc::new(self)));
+        response
+    }
+}
+
+/// For a server error's answer: logs its whole problem with the request id and tells the
+/// client only the request id (see [`Problem::public`]).
+pub fn conceal(request_id: &str, response: &mut Response) {
+    let Some(Concealed(problem)) = response.extensions_mut().remove::<Concealed>() else { return };
+    tracing::warn!(request_id, status = problem.status, kind = %problem.kind, detail = %problem.detail, "server error");
+    let public = serde_json::to_vec(&problem.public(request_id)).unwrap_or_default();
+    response.headers_mut().remove(header::CONTENT_LENGTH);
+    *response.body_mut() = axum::body::Body::from(public);
 }
 
 /// A backend's status, as the public API says it.
@@ -302,6 +339,29 @@ mod tests {
         let early =
             ticketing_platform::status::retry_after(Code::ResourceExhausted, "wait", Duration::from_millis(1200));
         assert_eq!(Problem::from(early).into_response().headers()[header::RETRY_AFTER], "2", "rounded up");
+    }
+
+    #[test]
+    fn server_errors_name_the_request_and_never_their_cause() {
+        let leaky = Problem::unavailable(
+            "cannot verify tokens now: GET http://identity:8080/jwks: reqwest error",
+            Duration::from_secs(2),
+        );
+        let mut response = leaky.into_response();
+        assert_eq!(response.headers()[header::RETRY_AFTER], "2");
+        conceal("req-7", &mut response);
+        let body =
+            futures::executor::block_on(axum::body::to_bytes(std::mem::take(response.body_mut()), 4096)).unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["type"], "https://ticketing.dev/problems/unavailable");
+        let detail = body["detail"].as_str().unwrap();
+        assert!(detail.contains("req-7") && !detail.contains("http") && !detail.contains("reqwest"), "{body}");
+        // A client error keeps its detail: it is about the request.
+        let mut conflict = Problem::from(tonic::Status::failed_precondition("stale version")).into_response();
+        conceal("req-8", &mut conflict);
+        let body =
+            futures::executor::block_on(axum::body::to_bytes(std::mem::take(conflict.body_mut()), 4096)).unwrap();
+        assert!(String::from_utf8_lossy(&body).contains("stale version"));
     }
 
     #[test]
