@@ -62,6 +62,17 @@ pub struct GatewaySettings {
     pub max_body_bytes: usize,
     /// Largest seat map `PUT /v1/venues/{id}/seatmap` accepts: a stadium's is several MiB.
     pub max_seat_map_bytes: usize,
+    /// Seat-map imports one replica parses at once (each can hold `max_seat_map_bytes` and
+    /// several times that parsed); more answer 503 with `Retry-After`.
+    pub max_seat_map_imports: usize,
+    /// How long a client may take to send a request's headers before the connection is
+    /// closed; hyper also closes a keep-alive connection idle that long, so behind a load
+    /// balancer it must exceed the balancer's keep-alive (GKE 610 s, an ALB's idle timeout).
+    #[serde(with = "humantime_serde")]
+    pub header_read_timeout: Duration,
+    /// How long after its headers a request's body must have arrived whole; later is a 408.
+    #[serde(with = "humantime_serde")]
+    pub body_read_timeout: Duration,
     /// Origins allowed by CORS (`*` for any); empty disables CORS.
     pub cors_origins: Vec<String>,
     /// Requests served at once; beyond it the gateway sheds load with 503 at once.
@@ -298,6 +309,9 @@ impl Default for GatewaySettings {
             backend_timeout: Duration::from_secs(5),
             max_body_bytes: 1 << 20,
             max_seat_map_bytes: 16 << 20,
+            max_seat_map_imports: 2,
+            header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(30),
             cors_origins: Vec::new(),
             max_concurrency: 2048,
             rate_limits: RateLimits::default(),
@@ -377,6 +391,15 @@ impl Validate for Config {
                 "gateway.max_seat_map_bytes",
                 "must be between gateway.max_body_bytes and 64 MiB",
             ));
+        }
+        if !(1..=64).contains(&g.max_seat_map_imports) {
+            issues.push(ConfigIssue::new("gateway.max_seat_map_imports", "must be between 1 and 64"));
+        }
+        if g.header_read_timeout < Duration::from_secs(1) || g.header_read_timeout > Duration::from_secs(900) {
+            issues.push(ConfigIssue::new("gateway.header_read_timeout", "must be between 1s and 15m"));
+        }
+        if g.body_read_timeout < Duration::from_secs(1) || g.body_read_timeout > Duration::from_secs(600) {
+            issues.push(ConfigIssue::new("gateway.body_read_timeout", "must be between 1s and 10m"));
         }
         if g.max_concurrency == 0 || g.max_concurrency > 1_000_000 {
             issues.push(ConfigIssue::new("gateway.max_concurrency", "must be between 1 and 1,000,000"));
@@ -461,6 +484,18 @@ mod tests {
         config.auth.client_id = String::new();
         config.auth.client_secret = String::new();
         assert_eq!(issues(&config), ["auth.client_id"]);
+    }
+
+    #[test]
+    fn edge_timeouts_and_imports_are_bounded() {
+        let mut config = Config::default();
+        config.gateway.max_seat_map_imports = 0;
+        config.gateway.header_read_timeout = Duration::from_millis(500);
+        config.gateway.body_read_timeout = Duration::from_secs(601);
+        assert_eq!(
+            issues(&config),
+            ["gateway.max_seat_map_imports", "gateway.header_read_timeout", "gateway.body_read_timeout",]
+        );
     }
 
     #[test]

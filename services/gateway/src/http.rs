@@ -1,6 +1,6 @@
 //! The public HTTP server: the API routes, `/openapi.json`, Swagger UI at `/docs`,
 //! and the layers every request passes (request ids, security headers, CORS, body
-//! limit, load shedding, RED metrics).
+//! limit and deadline, load shedding, RED metrics).
 
 use std::time::Duration;
 
@@ -80,6 +80,7 @@ pub fn router(
             settings.rate_limits.trusted_proxy_hops,
             crate::extract::identify_client,
         ))
+        .layer(axum::middleware::from_fn_with_state(settings.body_read_timeout, crate::server::body_deadline))
         // Inside the metrics, so refusals show in them; inside the shedding, which is cheaper.
         .option_layer(limiter.map(|l| axum::middleware::from_fn_with_state(l, crate::ratelimit::limit)));
     Router::new()

@@ -9,6 +9,7 @@ pub mod problem;
 pub mod ratelimit;
 pub mod resilience;
 pub mod routes;
+pub mod server;
 pub mod startup;
 pub mod state;
 pub mod waiting_room;

@@ -2,6 +2,7 @@
 //! HTTP server, which stops with the rest after the drain delay.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -10,6 +11,7 @@ use ticketing_platform::discovery::Discovery;
 use ticketing_platform::peers::ServiceTokens;
 use ticketing_platform::redis::LazyConnection;
 use ticketing_platform::{App, Running};
+use tokio::sync::Semaphore;
 
 use crate::config::Config;
 use crate::ratelimit::RateLimiter;
@@ -44,6 +46,7 @@ pub async fn build(config: Config) -> anyhow::Result<Gateway> {
         waiting_room: WaitingRoom::new(redis.clone(), &config.redis.key_prefix, &settings.waiting_room, app.metrics()),
         readiness: app.readiness().clone(),
         tokens,
+        seat_map_imports: Arc::new(Semaphore::new(settings.max_seat_map_imports)),
     });
     let (interval, stop) = (app.metrics().interval(), app.stop_token());
     app.spawn("waiting-room-metrics", state.waiting_room.clone().watch(state.backends.clone(), interval, stop));
@@ -58,12 +61,9 @@ pub async fn build(config: Config) -> anyhow::Result<Gateway> {
         .transpose()?;
     let router = crate::http::router(state, settings, app.metrics().clone(), limiter);
     let stop = app.stop_token();
+    let header_read_timeout = settings.header_read_timeout;
     app.spawn("http", async move {
-        // The peer's address is the client's IP for rate limits (unless proxies are trusted).
-        axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(stop.cancelled_owned())
-            .await
-            .context("public HTTP server failed")
+        crate::server::serve(listener, router, header_read_timeout, stop).await.context("public HTTP server failed")
     });
     let running = app.bind(tonic::service::Routes::default(), &[]).await?;
     Ok(Gateway { running, http_addr })

@@ -109,4 +109,6 @@ pub struct Shared {
     /// The gateway's own `service` tokens, which vouch to identity for the client
     /// addresses it hands on.
     pub tokens: ticketing_platform::peers::ServiceTokens,
+    /// Seat-map imports this replica may parse at once (`gateway.max_seat_map_imports`).
+    pub seat_map_imports: Arc<tokio::sync::Semaphore>,
 }

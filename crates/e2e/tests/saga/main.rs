@@ -3,6 +3,7 @@
 //! server: hold → booking → payment → confirmation → tickets, and every way it can
 //! go wrong.
 
+mod edge;
 mod gateway;
 mod http;
 mod limits;

@@ -1,8 +1,8 @@
 //! What every operation can answer besides its own responses, added to the OpenAPI document
-//! in one place, from what the layers and extractors really send (`http.rs`, `extract.rs`,
-//! `ratelimit.rs`), so that no route can forget one: problems are
-//! `application/problem+json`; a typed JSON body can be malformed (400), too large (413),
-//! of another media type (415) or of the wrong shape (422); a path id, query string or
+//! in one place, from what the layers and extractors really send (`http.rs`, `server.rs`,
+//! `extract.rs`, `ratelimit.rs`), so that no route can forget one: problems are
+//! `application/problem+json`; a body can arrive too slowly (408); a typed JSON body can be
+//! malformed (400), too large (413), of another media type (415) or of the wrong shape (422); a path id, query string or
 //! header can be malformed (400); a bearer token can be missing or bad (401); a keyed
 //! request can be in progress (409) or reuse its key (422); and every API route can meet
 //! the limiter (429), a failed backend (502), load shedding or an unavailable backend
@@ -55,6 +55,8 @@ fn implied(operation: &Operation) -> Vec<(&'static str, &'static str)> {
         statuses.push(("409", "A request with this `Idempotency-Key` is still in progress (`in-progress`)"));
     }
     if body.is_some() {
+        statuses
+            .push(("408", "The body did not arrive whole within the gateway's body-read timeout (`request-timeout`)"));
         statuses.push(("413", "The body is larger than the gateway accepts"));
     }
     if json {
@@ -126,6 +128,7 @@ fn default_description(status: &str) -> &'static str {
         "403" => "The caller's role or ownership does not allow this",
         "404" => "No such resource, or not the caller's to see",
         "409" => "Not possible in the resource's current state (`conflict`)",
+        "408" => "The body did not arrive in time (`request-timeout`)",
         "413" => "The body is larger than the gateway accepts",
         "422" => "The request is well-formed but refused",
         "503" => "Overloaded or a backend is unavailable; retry after `Retry-After`",
@@ -187,7 +190,8 @@ mod tests {
                 assert!(found.iter().any(|s| s == status), "{method} {path} lacks {status}: {found:?}");
             }
         };
-        has("/v1/events/{id}/holds", "post", &["400", "401", "409", "413", "415", "422"]);
+        has("/v1/events/{id}/holds", "post", &["400", "401", "408", "409", "413", "415", "422"]);
+        has("/v1/venues/{id}/seatmap", "put", &["401", "403", "408", "413", "503"]);
         has("/v1/holds/{id}", "delete", &["400", "401"]);
         has("/v1/venues", "post", &["413", "415", "422"]);
         has("/v1/events", "post", &["415", "422"]);

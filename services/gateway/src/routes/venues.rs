@@ -1,11 +1,15 @@
 //! Venues and their seat maps, over catalog.
 
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use std::time::Duration;
+
+use axum::extract::{DefaultBodyLimit, FromRequestParts, Path, Query, State};
 use axum::http::StatusCode;
+use axum::http::request::Parts;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use ticketing_platform::auth::Role;
 use ticketing_proto::catalog::v1 as pb;
+use tokio::sync::OwnedSemaphorePermit;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -235,6 +239,31 @@ async fn get_venue(
     Ok(axum::Json(s.backends.catalog.clone().get_venue(request).await?.into_inner().into()))
 }
 
+/// An organizer's seat-map import, let in before its body is read: anyone else is refused
+/// (401, 403) without the gateway reading a byte of it, and past
+/// `gateway.max_seat_map_imports` at once an import is a 503 until one ends (each can
+/// hold `max_seat_map_bytes`, and several times that once parsed).
+struct SeatMapImport {
+    caller: Caller,
+    _slot: OwnedSemaphorePermit,
+}
+
+impl FromRequestParts<AppState> for SeatMapImport {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Problem> {
+        let caller = Caller::from_request_parts(parts, state).await?;
+        caller.require(Role::Organizer)?;
+        let slot = state.seat_map_imports.clone().try_acquire_owned().map_err(|_| {
+            Problem::unavailable("other seat-map imports are running; retry shortly", IMPORT_RETRY_AFTER)
+        })?;
+        Ok(Self { caller, _slot: slot })
+    }
+}
+
+/// How long an import refused for want of a slot should wait: about one import's time.
+const IMPORT_RETRY_AFTER: Duration = Duration::from_secs(5);
+
 /// A whole new seat map for a venue.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -258,11 +287,10 @@ pub struct SeatMapBody {
               (status = 413, body = Problem)))]
 async fn import_seat_map(
     State(s): State<AppState>,
-    caller: Caller,
+    import: SeatMapImport,
     Path(venue): Path<String>,
     Json(b): Json<SeatMapBody>,
 ) -> Result<axum::Json<Venue>, Problem> {
-    caller.require(Role::Organizer)?;
     id("id", &venue)?;
     let seat_map = SeatMap { sections: b.sections, general_admission_areas: b.general_admission_areas };
     let request = pb::ImportSeatMapRequest {
@@ -270,5 +298,7 @@ async fn import_seat_map(
         seat_map: Some(seat_map.into()),
         expected_revision: b.expected_revision,
     };
-    Ok(axum::Json(s.backends.catalog.clone().import_seat_map(caller.request(request)).await?.into_inner().into()))
+    Ok(axum::Json(
+        s.backends.catalog.clone().import_seat_map(import.caller.request(request)).await?.into_inner().into(),
+    ))
 }

@@ -1,0 +1,119 @@
+//! The gateway's edge against clients that cost it dearly (issue 16): seat-map imports
+//! refused before their body is read and bounded per replica, slow headers and bodies cut
+//! off.
+
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::TcpStream;
+
+use ticketing_proto::identity::v1::Role;
+
+use crate::http::Http;
+use crate::platform::{Options, Platform};
+
+/// How long a test waits for an answer that must come at once, or a deadline of one second.
+const GUARD: Duration = Duration::from_secs(15);
+
+/// A connection to the gateway on which `head` (a request line and headers) was sent.
+async fn send_head(http: &Http, head: &str) -> TcpStream {
+    let mut stream = TcpStream::connect(http.base.trim_start_matches("http://")).await.expect("connect");
+    stream.write_all(head.as_bytes()).await.expect("send the head");
+    stream
+}
+
+/// Reads until the gateway closes the connection or has sent a whole answer's head and
+/// `Content-Length` bytes of body; `None` when nothing came within [`GUARD`].
+async fn answer(stream: &mut TcpStream) -> Option<(u16, String)> {
+    let mut bytes = Vec::new();
+    let read = async {
+        let mut buffer = [0u8; 4096];
+        loop {
+            let n = stream.read(&mut buffer).await.unwrap_or(0);
+            bytes.extend_from_slice(&buffer[..n]);
+            let text = String::from_utf8_lossy(&bytes).into_owned();
+            if n == 0 || complete(&text) {
+                return text;
+            }
+        }
+    };
+    let text = tokio::time::timeout(GUARD, read).await.ok()?;
+    let status = text.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    Some((status, text))
+}
+
+/// A whole HTTP/1.1 answer: its head and as many body bytes as it announced.
+fn complete(text: &str) -> bool {
+    let Some((head, body)) = text.split_once("\r\n\r\n") else { return false };
+    let length = head
+        .lines()
+        .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap_or(0)))
+        .unwrap_or(0);
+    body.len() >= length
+}
+
+fn seat_map_head(venue: &str, token: Option<&str>, length: usize) -> String {
+    let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+    format!(
+        "PUT /v1/venues/{venue}/seatmap HTTP/1.1\r\nHost: gateway\r\n{auth}Content-Type: application/json\r\n\
+         Content-Length: {length}\r\n\r\n"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seat_map_imports_are_refused_before_the_body_and_bounded_and_slow_clients_cut_off() {
+    let p = Platform::start(Options {
+        gateway: |g| {
+            g.max_seat_map_imports = 1;
+            g.header_read_timeout = Duration::from_secs(1);
+            // Long enough to see the slow import hold the slot on a loaded machine.
+            g.body_read_timeout = Duration::from_secs(5);
+        },
+        ..Options::default()
+    })
+    .await;
+    let http = Http::new(&p);
+    let organizer = p.user(Role::Organizer).await;
+    let buyer = p.user(Role::User).await;
+    let body = json!({"name": "Hall", "city": "Berlin", "country_code": "DE", "time_zone": "Europe/Berlin"});
+    let venue = http.ok(Method::POST, "/v1/venues", Some(&organizer.token), Some(body), None).await;
+    let venue = venue["id"].as_str().expect("a venue id").to_owned();
+
+    // 10 MB announced, none sent: a buyer and an anonymous caller are refused at once,
+    // which they could not be if the gateway waited for the body first.
+    for (token, status) in [(Some(buyer.token.as_str()), 403), (None, 401)] {
+        let mut stream = send_head(&http, &seat_map_head(&venue, token, 10_000_000)).await;
+        let (got, text) = answer(&mut stream).await.expect("refused without the body being read");
+        assert_eq!(got, status, "{text}");
+        assert!(text.to_ascii_lowercase().contains("content-type: application/problem+json"), "{text}");
+    }
+
+    // An organizer's import whose body is slow holds the replica's one import slot …
+    let mut slow = send_head(&http, &seat_map_head(&venue, Some(&organizer.token), 1000)).await;
+    slow.write_all(b"{\"sections\": [").await.expect("part of the body");
+    let path = format!("/v1/venues/{venue}/seatmap");
+    let small = json!({"general_admission_areas": [{"name": "Floor", "capacity": 100}]});
+    let import = || http.call(Method::PUT, &path, Some(&organizer.token), Some(small.clone()), None);
+    let (headers, problem) = ticketing_testkit::eventually("an import refused for want of a slot", GUARD, || async {
+        let (status, headers, problem) = import().await;
+        (status == StatusCode::SERVICE_UNAVAILABLE).then_some((headers, problem))
+    })
+    .await;
+    assert_eq!(problem["type"], "https://ticketing.dev/problems/unavailable", "{problem}");
+    assert!(headers.contains_key("retry-after"), "{headers:?}");
+
+    // … until its body is past the deadline: a 408, and the slot is free again.
+    let (status, text) = answer(&mut slow).await.expect("the slow body is cut off");
+    assert_eq!(status, 408, "{text}");
+    assert!(text.contains("https://ticketing.dev/problems/request-timeout"), "{text}");
+    ticketing_testkit::eventually("an import after the slot came free", GUARD, || async {
+        (import().await.0 == StatusCode::OK).then_some(())
+    })
+    .await;
+
+    // Headers that never end: the connection is closed.
+    let mut stream = send_head(&http, "GET /v1/events HTTP/1.1\r\nHost: gateway\r\nX-Slow: 1\r\n").await;
+    assert!(answer(&mut stream).await.is_some(), "a connection whose headers never end is closed");
+}
