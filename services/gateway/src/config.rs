@@ -73,6 +73,10 @@ pub struct GatewaySettings {
     /// How long after its headers a request's body must have arrived whole; later is a 408.
     #[serde(with = "humantime_serde")]
     pub body_read_timeout: Duration,
+    /// How long the large public answers (`seats=true` availability, `seat_map=true`
+    /// venues) are served from this replica's snapshot before a backend is asked again.
+    #[serde(with = "humantime_serde")]
+    pub snapshot_ttl: Duration,
     /// Origins allowed by CORS (`*` for any); empty disables CORS.
     pub cors_origins: Vec<String>,
     /// Requests served at once; beyond it the gateway sheds load with 503 at once.
@@ -163,6 +167,9 @@ pub struct RateLimits {
     pub user: Limit,
     /// `POST /v1/auth/login`, per client IP and per email (on top of the IP limit).
     pub login: Limit,
+    /// The large public answers (`GET /v1/events/{id}/availability?seats=true`,
+    /// `GET /v1/venues/{id}?seat_map=true`), per client IP (on top of the IP limit).
+    pub heavy: Limit,
     /// How many `X-Forwarded-For` entries, counted from the right, the trusted front end
     /// writes: the client is that entry (see `ratelimit::client_ip`). One per proxy that
     /// appends its peer (an AWS ALB: 1); GKE's Application Load Balancer appends the client
@@ -203,6 +210,7 @@ impl Default for RateLimits {
             ip: Limit { per_second: 100.0, burst: 400 },
             user: Limit { per_second: 20.0, burst: 100 },
             login: Limit { per_second: 1.0, burst: 20 },
+            heavy: Limit { per_second: 1.0, burst: 20 },
             trusted_proxy_hops: 0,
             redis_timeout: Duration::from_millis(100),
             batch_size: 64,
@@ -239,6 +247,7 @@ impl Validate for RateLimits {
         self.ip.validate("gateway.rate_limits.ip", issues);
         self.user.validate("gateway.rate_limits.user", issues);
         self.login.validate("gateway.rate_limits.login", issues);
+        self.heavy.validate("gateway.rate_limits.heavy", issues);
         if self.trusted_proxy_hops > 10 {
             issues.push(ConfigIssue::new("gateway.rate_limits.trusted_proxy_hops", "must be at most 10"));
         }
@@ -312,6 +321,7 @@ impl Default for GatewaySettings {
             max_seat_map_imports: 2,
             header_read_timeout: Duration::from_secs(10),
             body_read_timeout: Duration::from_secs(30),
+            snapshot_ttl: Duration::from_secs(2),
             cors_origins: Vec::new(),
             max_concurrency: 2048,
             rate_limits: RateLimits::default(),
@@ -401,6 +411,9 @@ impl Validate for Config {
         if g.body_read_timeout < Duration::from_secs(1) || g.body_read_timeout > Duration::from_secs(600) {
             issues.push(ConfigIssue::new("gateway.body_read_timeout", "must be between 1s and 10m"));
         }
+        if g.snapshot_ttl < Duration::from_millis(100) || g.snapshot_ttl > Duration::from_secs(60) {
+            issues.push(ConfigIssue::new("gateway.snapshot_ttl", "must be between 100ms and 1m"));
+        }
         if g.max_concurrency == 0 || g.max_concurrency > 1_000_000 {
             issues.push(ConfigIssue::new("gateway.max_concurrency", "must be between 1 and 1,000,000"));
         }
@@ -487,14 +500,22 @@ mod tests {
     }
 
     #[test]
-    fn edge_timeouts_and_imports_are_bounded() {
+    fn edge_timeouts_imports_and_snapshots_are_bounded() {
         let mut config = Config::default();
         config.gateway.max_seat_map_imports = 0;
         config.gateway.header_read_timeout = Duration::from_millis(500);
         config.gateway.body_read_timeout = Duration::from_secs(601);
+        config.gateway.snapshot_ttl = Duration::from_secs(61);
+        config.gateway.rate_limits.heavy.burst = 0;
         assert_eq!(
             issues(&config),
-            ["gateway.max_seat_map_imports", "gateway.header_read_timeout", "gateway.body_read_timeout",]
+            [
+                "gateway.max_seat_map_imports",
+                "gateway.header_read_timeout",
+                "gateway.body_read_timeout",
+                "gateway.snapshot_ttl",
+                "gateway.rate_limits.heavy.burst",
+            ]
         );
     }
 

@@ -10,6 +10,7 @@ pub mod ratelimit;
 pub mod resilience;
 pub mod routes;
 pub mod server;
+pub mod snapshot;
 pub mod startup;
 pub mod state;
 pub mod waiting_room;

@@ -1,7 +1,7 @@
 //! Rate limits shared by every gateway replica: GCRA (the generic cell rate algorithm)
 //! in Redis, one Lua script checking every limit that applies to a request at once: per
-//! client IP for everyone, per user for a verified token, and per IP and per email on
-//! `POST /v1/auth/login`. Concurrent requests' checks are coalesced into one script call
+//! client IP for everyone, per user for a verified token, per IP and per email on
+//! `POST /v1/auth/login`, and per IP on the large public answers (`seats=true`, `seat_map=true`). Concurrent requests' checks are coalesced into one script call
 //! (`ticketing_platform::coalesce`), which takes each request in turn: the decisions are
 //! exactly those of one call per request, for a fraction of the round trips.
 //!
@@ -83,6 +83,7 @@ enum Rule {
     User,
     LoginIp,
     LoginEmail,
+    Heavy,
 }
 
 impl Rule {
@@ -92,6 +93,7 @@ impl Rule {
             Self::User => "user",
             Self::LoginIp => "login-ip",
             Self::LoginEmail => "login-email",
+            Self::Heavy => "heavy",
         }
     }
 }
@@ -317,6 +319,18 @@ impl RateLimiter {
     }
 }
 
+/// The large public answers: a whole event's seat states, a whole venue's seat map.
+fn is_heavy(method: &Method, uri: &axum::http::Uri) -> bool {
+    let flag = |name: &str| uri.query().is_some_and(|q| q.split('&').any(|pair| pair == format!("{name}=true")));
+    let segments: Vec<&str> = uri.path().trim_matches('/').split('/').collect();
+    method == Method::GET
+        && match segments[..] {
+            ["v1", "events", _, "availability"] => flag("seats"),
+            ["v1", "venues", _] => flag("seat_map"),
+            _ => false,
+        }
+}
+
 /// The email a login is for, normalised and hashed (no addresses in Redis keys).
 fn login_email(body: &[u8]) -> Option<String> {
     let value: serde_json::Value = serde_json::from_slice(body).ok()?;
@@ -348,6 +362,9 @@ pub async fn limit(State(limiter): State<RateLimiter>, mut request: Request, nex
         checks.push((Rule::User, settings.user, principal.user_id.to_string()));
         // The route's `Caller` takes it from here rather than look the token up again.
         request.extensions_mut().insert(Verified(principal));
+    }
+    if is_heavy(request.method(), request.uri()) {
+        checks.push((Rule::Heavy, settings.heavy, ip.clone()));
     }
     if request.method() == Method::POST && request.uri().path() == "/v1/auth/login" {
         checks.push((Rule::LoginIp, settings.login, ip));
@@ -428,6 +445,18 @@ mod tests {
         let mut two = xff("9.9.9.9");
         two.append("x-forwarded-for", HeaderValue::from_str(&format!("{client}, 34.117.0.1")).unwrap());
         assert_eq!(client_ip(gfe, &two, 2), client.parse().ok());
+    }
+
+    #[test]
+    fn only_the_large_answers_are_heavy() {
+        let heavy = |method: Method, uri: &str| is_heavy(&method, &uri.parse().unwrap());
+        assert!(heavy(Method::GET, "/v1/events/e1/availability?seats=true"));
+        assert!(heavy(Method::GET, "/v1/venues/v1?x=1&seat_map=true"));
+        assert!(!heavy(Method::GET, "/v1/events/e1/availability"));
+        assert!(!heavy(Method::GET, "/v1/events/e1/availability?seats=false"));
+        assert!(!heavy(Method::GET, "/v1/venues/v1"));
+        assert!(!heavy(Method::PUT, "/v1/venues/v1/seatmap?seat_map=true"));
+        assert!(!heavy(Method::POST, "/v1/events/e1/availability?seats=true"));
     }
 
     #[test]

@@ -15,6 +15,7 @@ use tokio::sync::Semaphore;
 
 use crate::config::Config;
 use crate::ratelimit::RateLimiter;
+use crate::snapshot::Snapshots;
 use crate::state::{AppState, Backends, Shared};
 use crate::waiting_room::WaitingRoom;
 
@@ -47,6 +48,7 @@ pub async fn build(config: Config) -> anyhow::Result<Gateway> {
         readiness: app.readiness().clone(),
         tokens,
         seat_map_imports: Arc::new(Semaphore::new(settings.max_seat_map_imports)),
+        snapshots: Snapshots::new(settings.snapshot_ttl, app.metrics())?,
     });
     let (interval, stop) = (app.metrics().interval(), app.stop_token());
     app.spawn("waiting-room-metrics", state.waiting_room.clone().watch(state.backends.clone(), interval, stop));

@@ -111,4 +111,6 @@ pub struct Shared {
     pub tokens: ticketing_platform::peers::ServiceTokens,
     /// Seat-map imports this replica may parse at once (`gateway.max_seat_map_imports`).
     pub seat_map_imports: Arc<tokio::sync::Semaphore>,
+    /// The large public answers, shared by the requests of a few seconds.
+    pub snapshots: crate::snapshot::Snapshots,
 }

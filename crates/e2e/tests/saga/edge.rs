@@ -1,6 +1,7 @@
 //! The gateway's edge against clients that cost it dearly (issue 16): seat-map imports
 //! refused before their body is read and bounded per replica, slow headers and bodies cut
-//! off.
+//! off, the large public answers served from a snapshot (one backend call for a crowd,
+//! `ETag`, 304, gzip, a tighter rate limit).
 
 use std::time::Duration;
 
@@ -116,4 +117,67 @@ async fn seat_map_imports_are_refused_before_the_body_and_bounded_and_slow_clien
     // Headers that never end: the connection is closed.
     let mut stream = send_head(&http, "GET /v1/events HTTP/1.1\r\nHost: gateway\r\nX-Slow: 1\r\n").await;
     assert!(answer(&mut stream).await.is_some(), "a connection whose headers never end is closed");
+}
+
+/// `name{labels}` from the gateway's metrics, 0 when absent.
+async fn metric(p: &Platform, series: &str) -> f64 {
+    let text = reqwest::get(format!("{}/metrics", p.gateway_admin)).await.unwrap().text().await.unwrap();
+    text.lines().find_map(|l| l.strip_prefix(series)?.trim().parse().ok()).unwrap_or(0.0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crowd_gets_the_large_answers_from_one_snapshot_with_etags_gzip_and_a_tighter_limit() {
+    const HEAVY_BURST: u32 = 24;
+    let p = Platform::start(Options {
+        gateway: |g| {
+            g.snapshot_ttl = Duration::from_secs(60);
+            g.rate_limits.heavy = ticketing_gateway::config::Limit { per_second: 0.001, burst: HEAVY_BURST };
+            // Checked every time, even on a loaded machine (the limiter fails open when slow).
+            g.rate_limits.redis_timeout = Duration::from_secs(1);
+        },
+        ..Options::default()
+    })
+    .await;
+    let http = Http::new(&p);
+    let organizer = p.user(Role::Organizer).await;
+    let event = p.event(&organizer, 10, 4, 6_000).await;
+    let light = format!("/v1/events/{}/availability", event.id);
+    // Inventory learns of the event through Kafka.
+    http.wait_for(&light, &organizer.token, |a| a["categories"].as_array().is_some_and(|c| c.len() == 2)).await;
+
+    let seats = format!("{light}?seats=true");
+    let crowd = (0..20).map(|_| http.call(Method::GET, &seats, None, None, None));
+    let answers = futures::future::join_all(crowd).await;
+    let etag = answers[0].1.get("etag").expect("an ETag").to_str().unwrap().to_owned();
+    for (status, headers, body) in &answers {
+        assert_eq!(*status, StatusCode::OK, "{body}");
+        assert_eq!(headers["etag"], etag.as_str());
+        assert_eq!(body["seats"].as_array().map(Vec::len), Some(4), "{body}");
+    }
+    let loads = metric(&p, "gateway_snapshot_loads_total{kind=\"availability\",service=\"gateway\"}").await;
+    assert_eq!(loads, 1.0, "twenty requests, one backend call");
+
+    let response =
+        http.client.get(format!("{}{seats}", http.base)).header("If-None-Match", &etag).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::NOT_MODIFIED);
+    assert_eq!(response.headers()["etag"], etag.as_str());
+    assert!(response.bytes().await.unwrap().is_empty());
+
+    let plain = http.client.get(format!("{}{seats}", http.base)).send().await.unwrap().bytes().await.unwrap();
+    let gzipped =
+        http.client.get(format!("{}{seats}", http.base)).header("Accept-Encoding", "gzip").send().await.unwrap();
+    assert_eq!(gzipped.headers()["content-encoding"], "gzip");
+    assert!(gzipped.bytes().await.unwrap().len() < plain.len(), "compressed");
+
+    let venue = http.ok(Method::GET, &format!("/v1/events/{}", event.id), None, None, None).await;
+    let venue = format!("/v1/venues/{}?seat_map=true", venue["venue_id"].as_str().expect("a venue id"));
+    let (status, headers, map) = http.call(Method::GET, &venue, None, None, None).await;
+    assert_eq!(status, StatusCode::OK, "{map}");
+    assert!(map["seat_map"]["sections"].is_array() && headers.contains_key("etag"), "{headers:?} {map}");
+
+    // 24 large answers asked so far: the next is over the limit, the small one is not.
+    let (status, headers, problem) = http.call(Method::GET, &seats, None, None, None).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{problem}");
+    assert!(headers.contains_key("retry-after"));
+    assert_eq!(http.call(Method::GET, &light, None, None, None).await.0, StatusCode::OK);
 }

@@ -192,6 +192,8 @@ mod tests {
         };
         has("/v1/events/{id}/holds", "post", &["400", "401", "408", "409", "413", "415", "422"]);
         has("/v1/venues/{id}/seatmap", "put", &["401", "403", "408", "413", "503"]);
+        has("/v1/events/{id}/availability", "get", &["304", "429"]);
+        has("/v1/venues/{id}", "get", &["304", "429"]);
         has("/v1/holds/{id}", "delete", &["400", "401"]);
         has("/v1/venues", "post", &["413", "415", "422"]);
         has("/v1/events", "post", &["415", "422"]);

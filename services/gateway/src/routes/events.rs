@@ -1,12 +1,14 @@
 //! Browsing events and their availability, over catalog and inventory.
 
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse as _, Response};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use ticketing_platform::auth::Role;
 use ticketing_proto::catalog::v1 as pb;
 use ticketing_proto::inventory::v1 as inventory;
+use tower_http::compression::CompressionLayer;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -14,13 +16,14 @@ use utoipa_axum::routes;
 use super::{Fields, Money, Page, instant, non_empty, page, timestamp};
 use crate::extract::{Caller, Json, id};
 use crate::problem::{FieldError, Problem};
+use crate::snapshot::{NotModified, Revalidation};
 use crate::state::AppState;
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_events, create_event))
         .routes(routes!(get_event, update_event))
-        .routes(routes!(availability))
+        .merge(OpenApiRouter::new().routes(routes!(availability)).layer(CompressionLayer::new()))
         .routes(routes!(create_category))
         .routes(routes!(publish))
         .routes(routes!(start_sale))
@@ -278,24 +281,35 @@ pub struct AvailabilityQuery {
     pub seats: Option<bool>,
 }
 
-/// Counts per category, and optionally every seat's state; cheap enough for every page view.
+/// Counts per category, and optionally every seat's state. With `seats=true` the answer
+/// comes from a snapshot up to `gateway.snapshot_ttl` old (a few seconds; holds are still
+/// decided by inventory) with an `ETag`, is rate-limited more tightly, and an
+/// `If-None-Match` naming the current snapshot is a 304.
 #[utoipa::path(get, path = "/v1/events/{id}/availability", tag = "events",
-    params(("id" = String, Path, description = "Event id"), AvailabilityQuery),
-    responses((status = 200, body = Availability), (status = 400, body = Problem), (status = 404, body = Problem)))]
+    params(("id" = String, Path, description = "Event id"), AvailabilityQuery, Revalidation),
+    responses((status = 200, body = Availability,
+               headers(("ETag" = String, description = "With `seats=true`: the snapshot's strong entity tag"))),
+              NotModified,
+              (status = 400, body = Problem), (status = 404, body = Problem)))]
 async fn availability(
     State(s): State<AppState>,
     Path(event): Path<String>,
     q: Result<Query<AvailabilityQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<axum::Json<Availability>, Problem> {
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
     let q = query(q)?;
     id("id", &event)?;
-    let request = inventory::AvailabilityRequest {
-        event_id: event,
-        include_seats: q.seats.unwrap_or(false),
-        category_ids: vec![],
-    };
+    if !q.seats.unwrap_or(false) {
+        return Ok(axum::Json(load_availability(&s, event, false).await?).into_response());
+    }
+    let snapshot = s.snapshots.get("availability", &event, load_availability(&s, event.clone(), true)).await?;
+    Ok(snapshot.respond(&headers))
+}
+
+async fn load_availability(s: &AppState, event: String, include_seats: bool) -> Result<Availability, Problem> {
+    let request = inventory::AvailabilityRequest { event_id: event, include_seats, category_ids: vec![] };
     let a = s.backends.inventory.clone().availability(request).await?.into_inner();
-    Ok(axum::Json(Availability {
+    Ok(Availability {
         event_id: a.event_id,
         categories: a
             .categories
@@ -323,7 +337,7 @@ async fn availability(
                 category_id: seat.category_id,
             })
             .collect(),
-    }))
+    })
 }
 
 /// A new event, created as a draft at a venue the caller owns.

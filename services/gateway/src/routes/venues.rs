@@ -3,13 +3,15 @@
 use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, FromRequestParts, Path, Query, State};
-use axum::http::StatusCode;
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse as _, Response};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use ticketing_platform::auth::Role;
 use ticketing_proto::catalog::v1 as pb;
 use tokio::sync::OwnedSemaphorePermit;
+use tower_http::compression::CompressionLayer;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -18,13 +20,15 @@ use super::events::query;
 use super::{Fields, instant};
 use crate::extract::{Caller, Json, id};
 use crate::problem::Problem;
+use crate::snapshot::{NotModified, Revalidation};
 use crate::state::AppState;
 
 /// The venue routes; the seat-map import accepts bodies up to `max_seat_map_bytes`.
 pub fn routes(max_seat_map_bytes: usize) -> OpenApiRouter<AppState> {
     let seat_map =
         OpenApiRouter::new().routes(routes!(import_seat_map)).layer(DefaultBodyLimit::max(max_seat_map_bytes));
-    OpenApiRouter::new().routes(routes!(create_venue)).routes(routes!(get_venue)).merge(seat_map)
+    let venue = OpenApiRouter::new().routes(routes!(get_venue)).layer(CompressionLayer::new());
+    OpenApiRouter::new().routes(routes!(create_venue)).merge(venue).merge(seat_map)
 }
 
 /// A venue.
@@ -224,19 +228,32 @@ pub struct VenueQuery {
     pub seat_map: Option<bool>,
 }
 
-/// One venue, optionally with its seat map. Venues are public.
+/// One venue, optionally with its seat map. Venues are public. With `seat_map=true` the
+/// answer comes from a snapshot up to `gateway.snapshot_ttl` old with an `ETag`, is
+/// rate-limited more tightly, and an `If-None-Match` naming the current snapshot is a 304.
 #[utoipa::path(get, path = "/v1/venues/{id}", tag = "organizer",
-    params(("id" = String, Path, description = "Venue id"), VenueQuery),
-    responses((status = 200, body = Venue), (status = 400, body = Problem), (status = 404, body = Problem)))]
+    params(("id" = String, Path, description = "Venue id"), VenueQuery, Revalidation),
+    responses((status = 200, body = Venue,
+               headers(("ETag" = String, description = "With `seat_map=true`: the snapshot's strong entity tag"))),
+              NotModified,
+              (status = 400, body = Problem), (status = 404, body = Problem)))]
 async fn get_venue(
     State(s): State<AppState>,
     Path(venue): Path<String>,
     q: Result<Query<VenueQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<axum::Json<Venue>, Problem> {
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
     let q = query(q)?;
     id("id", &venue)?;
-    let request = pb::GetVenueRequest { venue_id: venue, include_seat_map: q.seat_map.unwrap_or(false) };
-    Ok(axum::Json(s.backends.catalog.clone().get_venue(request).await?.into_inner().into()))
+    let load = |include_seat_map| {
+        let request = tonic::Request::new(pb::GetVenueRequest { venue_id: venue.clone(), include_seat_map });
+        let mut catalog = s.backends.catalog.clone();
+        async move { Ok::<Venue, Problem>(catalog.get_venue(request).await?.into_inner().into()) }
+    };
+    if !q.seat_map.unwrap_or(false) {
+        return Ok(axum::Json(load(false).await?).into_response());
+    }
+    Ok(s.snapshots.get("venue", &venue, load(true)).await?.respond(&headers))
 }
 
 /// An organizer's seat-map import, let in before its body is read: anyone else is refused
