@@ -106,6 +106,15 @@ impl Breaker {
             _ => {}
         }
     }
+
+    /// Hands back a permit whose call said nothing about the backend (it ran out of time on
+    /// work its caller chose): not counted either way; a trial ended so lets the next call
+    /// try at once.
+    pub fn release(&mut self, permit: Permit, now: Instant) {
+        if let (Inner::HalfOpen { .. }, Permit::Trial) = (&self.inner, permit) {
+            self.inner = Inner::HalfOpen { trial_started: now.checked_sub(self.settings.cool_down).unwrap_or(now) };
+        }
+    }
 }
 
 fn closed(now: Instant) -> Inner {
@@ -197,6 +206,26 @@ mod tests {
         b.record(trial, false, t1 + 121 * MS);
         assert_eq!(b.state(), State::Closed);
         assert_eq!(b.acquire(t1 + 122 * MS), Ok(Permit::Normal));
+    }
+
+    #[test]
+    fn released_calls_count_neither_way() {
+        let t0 = Instant::now();
+        let mut b = Breaker::new(settings(), t0);
+        call(&mut b, true, t0);
+        call(&mut b, true, t0);
+        for _ in 0..10 {
+            let permit = b.acquire(t0).unwrap();
+            b.release(permit, t0);
+        }
+        assert_eq!(b.state(), State::Closed, "no failure counted");
+        call(&mut b, true, t0);
+        assert_eq!(b.state(), State::Open, "nor a success: the third failure in a row opens it");
+
+        let trial = b.acquire(t0 + 100 * MS).unwrap();
+        b.release(trial, t0 + 150 * MS);
+        assert_eq!(b.state(), State::HalfOpen);
+        assert_eq!(b.acquire(t0 + 150 * MS), Ok(Permit::Trial), "the next call tries at once");
     }
 
     #[test]

@@ -14,7 +14,12 @@
 //!
 //! The breaker counts each attempt. Failures are those calls, DEADLINE_EXCEEDED and
 //! UNAVAILABLE, except an UNAVAILABLE carrying retry advice: that backend is up and says
-//! "not yet" (payment before it has heard of a booking).
+//! "not yet" (payment before it has heard of a booking). A call that runs out of time
+//! (past the gateway's deadline, the channel's timeout, or the backend's own
+//! DEADLINE_EXCEEDED) counts only when it is cheap: a call marked [`caller_paced`] runs as
+//! long as its caller made it (a whole stadium's seat map, a card its processor answers
+//! slowly), so its slowness says nothing about the backend, and one client must not open a
+//! breaker for everyone (issue 16, ADR 0027). It counts neither way.
 
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
@@ -66,6 +71,16 @@ pub fn keyed<T: Keyed>(mut request: tonic::Request<T>) -> tonic::Request<T> {
     if !request.get_ref().idempotency_key().is_empty() {
         request.extensions_mut().insert(Repeatable);
     }
+    request
+}
+
+/// Marks a call whose running time its caller sets (see the module's notes).
+#[derive(Debug, Clone, Copy)]
+struct CallerPaced;
+
+/// `request`, whose running out of time will not count against its backend.
+pub fn caller_paced<T>(mut request: tonic::Request<T>) -> tonic::Request<T> {
+    request.extensions_mut().insert(CallerPaced);
     request
 }
 
@@ -167,9 +182,10 @@ where
 {
     let deadline = Instant::now() + guard.deadline;
     let repeatable = is_read(request.uri().path()) || request.extensions().get::<Repeatable>().is_some();
+    let paced = request.extensions().get::<CallerPaced>().is_some();
     if !repeatable {
         let (Attempt::Done(result) | Attempt::Unavailable(result)) =
-            attempt(&mut inner, guard, request, deadline).await;
+            attempt(&mut inner, guard, request, deadline, paced).await;
         return result;
     }
     // A unary request's body is one small message: keep it to send again.
@@ -183,7 +199,7 @@ where
         .build();
     loop {
         let request = http::Request::from_parts(parts.clone(), Body::new(http_body_util::Full::new(body.clone())));
-        match attempt(&mut inner, guard, request, deadline).await {
+        match attempt(&mut inner, guard, request, deadline, paced).await {
             Attempt::Done(result) => return result,
             Attempt::Unavailable(result) => match delays.next() {
                 Some(delay) if Instant::now() + delay < deadline => {
@@ -196,8 +212,15 @@ where
     }
 }
 
-/// One call through the breaker, bounded by `deadline`.
-async fn attempt<S, B>(inner: &mut S, guard: &Guard, request: http::Request<Body>, deadline: Instant) -> Attempt<B>
+/// One call through the breaker, bounded by `deadline`; `paced`: its caller set how long it
+/// runs, so running out of time is not the backend's failure.
+async fn attempt<S, B>(
+    inner: &mut S,
+    guard: &Guard,
+    request: http::Request<Body>,
+    deadline: Instant,
+    paced: bool,
+) -> Attempt<B>
 where
     S: tower::Service<http::Request<Body>, Response = http::Response<B>>,
     S::Error: Into<BoxError>,
@@ -212,24 +235,39 @@ where
         }
     };
     let call = async { inner.ready().await?.call(request).await };
-    let result = match tokio::time::timeout_at(deadline, call).await {
-        Ok(result) => result.map_err(|e| unreachable(guard.name, &Status::from_error(e.into()))),
-        Err(_) => Err(Status::unavailable(format!("{} did not answer in time", guard.name))),
+    let (result, out_of_time) = match tokio::time::timeout_at(deadline, call).await {
+        Ok(Ok(response)) => (Ok(response), false),
+        Ok(Err(e)) => {
+            let e: BoxError = e.into();
+            let out_of_time = timed_out(&*e);
+            (Err(unreachable(guard.name, &Status::from_error(e))), out_of_time)
+        }
+        Err(_) => (Err(Status::unavailable(format!("{} did not answer in time", guard.name))), true),
     };
     // Unary errors are trailers-only responses: the status is in the headers.
-    let (code, failed) = match &result {
-        Err(status) => (status.code(), true),
+    let (code, failed, out_of_time) = match &result {
+        Err(status) => (status.code(), true, out_of_time),
         Ok(response) => match Status::from_header_map(response.headers()) {
-            None => (Code::Ok, false),
+            None => (Code::Ok, false, false),
             Some(status) => {
                 let code = status.code();
                 let advised = tonic_types::StatusExt::get_error_details(&status).retry_info().is_some();
-                (code, code == Code::DeadlineExceeded || (code == Code::Unavailable && !advised))
+                let out_of_time = code == Code::DeadlineExceeded;
+                (code, out_of_time || (code == Code::Unavailable && !advised), out_of_time)
             }
         },
     };
-    guard.with_breaker(|b, now| b.record(permit, failed, now));
+    if paced && out_of_time {
+        guard.with_breaker(|b, now| b.release(permit, now));
+    } else {
+        guard.with_breaker(|b, now| b.record(permit, failed, now));
+    }
     if code == Code::Unavailable { Attempt::Unavailable(result) } else { Attempt::Done(result) }
+}
+
+/// The channel's own timeout ran out (tonic's `TimeoutExpired`, maybe wrapped).
+fn timed_out(error: &(dyn std::error::Error + 'static)) -> bool {
+    std::iter::successors(Some(error), |e| e.source()).any(|e| e.is::<tonic::TimeoutExpired>())
 }
 
 /// A call that got no answer from the backend: refused, reset or closed under it, or no

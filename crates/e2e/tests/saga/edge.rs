@@ -1,7 +1,8 @@
 //! The gateway's edge against clients that cost it dearly (issue 16): seat-map imports
 //! refused before their body is read and bounded per replica, slow headers and bodies cut
 //! off, the large public answers served from a snapshot (one backend call for a crowd,
-//! `ETag`, 304, gzip, a tighter rate limit).
+//! `ETag`, 304, gzip, a tighter rate limit), and breakers that one client's slow calls do
+//! not open.
 
 use std::time::Duration;
 
@@ -14,6 +15,7 @@ use ticketing_proto::identity::v1::Role;
 
 use crate::http::Http;
 use crate::platform::{Options, Platform};
+use crate::proxy::Phase;
 
 /// How long a test waits for an answer that must come at once, or a deadline of one second.
 const GUARD: Duration = Duration::from_secs(15);
@@ -180,4 +182,44 @@ async fn a_crowd_gets_the_large_answers_from_one_snapshot_with_etags_gzip_and_a_
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{problem}");
     assert!(headers.contains_key("retry-after"));
     assert_eq!(http.call(Method::GET, &light, None, None, None).await.0, StatusCode::OK);
+}
+
+async fn breaker_state(p: &Platform, backend: &str) -> f64 {
+    metric(p, &format!("gateway_circuit_breaker_state{{backend=\"{backend}\",service=\"gateway\"}}")).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_calls_a_client_chose_do_not_open_a_breaker_but_slow_cheap_ones_do() {
+    let p = Platform::start(Options {
+        proxied: Some("catalog"),
+        gateway: |g| {
+            g.backend_timeout = Duration::from_secs(1);
+            g.circuit_breaker.consecutive_failures = 2;
+            g.circuit_breaker.cool_down = Duration::from_secs(60);
+        },
+        ..Options::default()
+    })
+    .await;
+    let http = Http::new(&p);
+    let organizer = p.user(Role::Organizer).await;
+    let body = json!({"name": "Arena", "city": "Lyon", "country_code": "FR", "time_zone": "Europe/Paris"});
+    let venue = http.ok(Method::POST, "/v1/venues", Some(&organizer.token), Some(body), None).await;
+    let import = format!("/v1/venues/{}/seatmap", venue["id"].as_str().expect("a venue id"));
+
+    // Catalog stops answering: every import runs out of time, and says nothing of catalog.
+    p.proxy.as_ref().expect("a proxy").set(Phase::Stopped);
+    let map = json!({"general_admission_areas": [{"name": "Floor", "capacity": 100}]});
+    for _ in 0..4 {
+        let (status, _, problem) =
+            http.call(Method::PUT, &import, Some(&organizer.token), Some(map.clone()), None).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{problem}");
+    }
+    assert_eq!(breaker_state(&p, "catalog").await, 0.0, "an organizer's slow imports leave the breaker closed");
+
+    // A cheap read that runs out of time does say something: the breaker opens.
+    let event = format!("/v1/events/{}", uuid::Uuid::new_v4());
+    for _ in 0..2 {
+        assert_eq!(http.call(Method::GET, &event, None, None, None).await.0, StatusCode::SERVICE_UNAVAILABLE);
+    }
+    assert_eq!(breaker_state(&p, "catalog").await, 2.0, "open");
 }

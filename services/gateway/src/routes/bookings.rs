@@ -16,7 +16,7 @@ use super::events::query;
 use super::{Money, Page, instant, non_empty, page};
 use crate::extract::{Caller, IdempotencyKey, Json, id};
 use crate::problem::Problem;
-use crate::resilience::keyed;
+use crate::resilience::{caller_paced, keyed};
 use crate::state::AppState;
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -239,7 +239,8 @@ async fn pay(
         payment::ChargeRequest { booking_id: booking, amount: total, card_token: b.card_token, idempotency_key: key };
     // Payment learns bookings from booking's events and says UNAVAILABLE until it has;
     // with a key the call is idempotent, so the gateway retries it within its deadline.
-    let charged = s.backends.payment.clone().charge(keyed(caller.request(request))).await?;
+    // A slow card is the buyer's: its timeout must not open payment's breaker for everyone.
+    let charged = s.backends.payment.clone().charge(keyed(caller_paced(caller.request(request)))).await?;
     Ok(axum::Json(charged.into_inner().into()))
 }
 

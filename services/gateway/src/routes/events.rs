@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use ticketing_platform::auth::Role;
 use ticketing_proto::catalog::v1 as pb;
 use ticketing_proto::inventory::v1 as inventory;
+use tonic::IntoRequest as _;
 use tower_http::compression::CompressionLayer;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -16,6 +17,7 @@ use utoipa_axum::routes;
 use super::{Fields, Money, Page, instant, non_empty, page, timestamp};
 use crate::extract::{Caller, Json, id};
 use crate::problem::{FieldError, Problem};
+use crate::resilience::caller_paced;
 use crate::snapshot::{NotModified, Revalidation};
 use crate::state::AppState;
 
@@ -308,6 +310,8 @@ async fn availability(
 
 async fn load_availability(s: &AppState, event: String, include_seats: bool) -> Result<Availability, Problem> {
     let request = inventory::AvailabilityRequest { event_id: event, include_seats, category_ids: vec![] };
+    // Every seat of a stadium is slow when Redis is busy, and says little about inventory.
+    let request = if include_seats { caller_paced(request.into_request()) } else { request.into_request() };
     let a = s.backends.inventory.clone().availability(request).await?.into_inner();
     Ok(Availability {
         event_id: a.event_id,
@@ -526,7 +530,8 @@ async fn create_category(
         price: Some(b.price.into()),
         allocation,
     };
-    let category = s.backends.catalog.clone().create_category(caller.request(request)).await?.into_inner();
+    let category =
+        s.backends.catalog.clone().create_category(caller_paced(caller.request(request))).await?.into_inner();
     Ok((StatusCode::CREATED, axum::Json(category.into())))
 }
 

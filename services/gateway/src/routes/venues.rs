@@ -20,6 +20,7 @@ use super::events::query;
 use super::{Fields, instant};
 use crate::extract::{Caller, Json, id};
 use crate::problem::Problem;
+use crate::resilience::caller_paced;
 use crate::snapshot::{NotModified, Revalidation};
 use crate::state::AppState;
 
@@ -247,6 +248,8 @@ async fn get_venue(
     id("id", &venue)?;
     let load = |include_seat_map| {
         let request = tonic::Request::new(pb::GetVenueRequest { venue_id: venue.clone(), include_seat_map });
+        // A whole stadium's map is slow to load when Postgres is busy, and says little about catalog.
+        let request = if include_seat_map { caller_paced(request) } else { request };
         let mut catalog = s.backends.catalog.clone();
         async move { Ok::<Venue, Problem>(catalog.get_venue(request).await?.into_inner().into()) }
     };
@@ -316,6 +319,12 @@ async fn import_seat_map(
         expected_revision: b.expected_revision,
     };
     Ok(axum::Json(
-        s.backends.catalog.clone().import_seat_map(import.caller.request(request)).await?.into_inner().into(),
+        s.backends
+            .catalog
+            .clone()
+            .import_seat_map(caller_paced(import.caller.request(request)))
+            .await?
+            .into_inner()
+            .into(),
     ))
 }
