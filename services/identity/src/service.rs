@@ -261,7 +261,8 @@ impl Identity {
         Ok(active)
     }
 
-    /// Creates the configured admin account if missing, or makes it an admin.
+    /// Creates the configured admin account if missing. An existing account is left as it
+    /// is: whoever registered that email first is not whoever holds the configured password.
     pub async fn bootstrap_admin(&self) -> anyhow::Result<()> {
         let (email, password) = (&self.settings.bootstrap_admin_email, &self.settings.bootstrap_admin_password);
         if email.is_empty() {
@@ -274,9 +275,15 @@ impl Identity {
             tracing::info!(email = %email, "created the bootstrap admin");
             return Ok(());
         }
-        let (user, _) = users::by_email(&self.pool, &email).await?.ok_or_else(|| anyhow::anyhow!("admin vanished"))?;
-        if user.role != Role::Admin {
-            self.set_role(user.id, &user.id.to_string(), Role::Admin).await.map_err(anyhow::Error::from)?;
+        if let Some((user, _)) = users::by_email(&self.pool, &email).await?
+            && user.role != Role::Admin
+        {
+            tracing::warn!(
+                user_id = %user.id,
+                role = %user.role,
+                "identity.bootstrap_admin_email belongs to an account that is not an admin; it is left as it is \
+                 (an admin may promote it, or configure another email)"
+            );
         }
         Ok(())
     }

@@ -84,3 +84,26 @@ async fn the_last_admin_cannot_be_demoted() {
         app.client.clone().set_user_role(set_role(&me.id, pb::Role::User, &admin.access_token)).await.unwrap();
     assert_eq!(demoted.into_inner().role, pb::Role::User as i32);
 }
+
+/// Whoever registered the configured admin email first does not hold the configured
+/// password: starting identity must not make them an admin.
+#[tokio::test]
+async fn the_bootstrap_admin_is_only_ever_created_never_an_existing_account_promoted() {
+    let app = spawn_app().await;
+    let squatter = crate::helpers::email();
+    let registered = app.register(&squatter).await;
+
+    let mut config = app.config.clone();
+    config.server = ticketing_testkit::server_config();
+    config.identity.bootstrap_admin_email = squatter.clone();
+    config.identity.bootstrap_admin_password = "the-configured-admin-passphrase".into();
+    let restarted = ticketing_testkit::Spawned::start(ticketing_identity::startup::build(config).await.unwrap());
+    let client = pb::identity_client::IdentityClient::new(restarted.channel().await);
+
+    let login = |password: &str| pb::LoginRequest { email: squatter.clone(), password: password.into() };
+    let refused = client.clone().login(login("the-configured-admin-passphrase")).await.unwrap_err();
+    assert_eq!(refused.code(), Code::Unauthenticated, "the configured password is not theirs");
+    let tokens = client.clone().login(login(crate::helpers::PASSWORD)).await.unwrap().into_inner();
+    let me = app.me(&tokens.access_token).await.unwrap();
+    assert_eq!((me.id, me.role), (registered.id, pb::Role::User as i32), "still a user");
+}
