@@ -311,6 +311,13 @@ pub fn unavailable(s: &Status) -> bool {
     s.code() == Code::Unavailable
 }
 
+/// [`unavailable`], or ABORTED: an earlier attempt with the same idempotency key is still
+/// running (it outlived its call's deadline on a busy machine, and the server finishes it
+/// anyway). The key makes the repeat safe; it replays the first attempt's answer.
+pub fn unavailable_or_in_progress(s: &Status) -> bool {
+    matches!(s.code(), Code::Unavailable | Code::Aborted)
+}
+
 /// A hold refused because inventory has not stocked the event yet (NOT_FOUND) or its sale
 /// has not opened yet; sold out and over the limit are final.
 pub fn not_on_sale_yet(s: &Status) -> bool {

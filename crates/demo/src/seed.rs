@@ -11,7 +11,9 @@ use ticketing_proto::common::v1::PageRequest;
 use ticketing_proto::inventory::v1 as inventory;
 use ticketing_proto::payment::v1 as payment;
 
-use crate::api::{Account, Api, CreatedEvent, Urls, authed, channel, not_on_sale_yet, retry, unavailable};
+use crate::api::{
+    Account, Api, CreatedEvent, Urls, authed, channel, not_on_sale_yet, retry, unavailable, unavailable_or_in_progress,
+};
 use crate::plan::{self, Allocation, Cancellation, Job, Target, When};
 
 /// What to seed against.
@@ -321,7 +323,7 @@ async fn make(ctx: &Ctx, job: Job) -> anyhow::Result<booking::BookingDetails> {
     .into_inner();
     // Keyed, so a retry after UNAVAILABLE (booking's pool busy) cannot book twice; within
     // the shortest hold TTL, so the hold is still there.
-    let mut details = retry(Duration::from_secs(10), unavailable, || {
+    let mut details = retry(Duration::from_secs(10), unavailable_or_in_progress, || {
         let create = booking::CreateBookingRequest { hold_id: hold.hold_id.clone(), idempotency_key: key.clone() };
         let mut booking = ctx.api.booking.clone();
         async move { booking.create_booking(authed(create, &user.token)).await }
@@ -338,7 +340,7 @@ async fn make(ctx: &Ctx, job: Job) -> anyhow::Result<booking::BookingDetails> {
         Target::Refunded => "tok_mastercard",
     };
     // UNAVAILABLE until payment has heard of the booking.
-    retry(SETTLE, unavailable, || {
+    retry(SETTLE, unavailable_or_in_progress, || {
         let request = payment::ChargeRequest {
             booking_id: details.id.clone(),
             amount: details.total.clone(),
