@@ -57,6 +57,18 @@ pub struct NotificationSettings {
     /// that dies mid-send leaves it to be retried after this.
     #[serde(with = "humantime_serde")]
     pub send_lease: Duration,
+    /// Check-in.
+    pub tickets: TicketSettings,
+}
+
+/// Check-in settings.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TicketSettings {
+    /// Every online gate admits only rotating codes (`<code>~<value>`), as if each scan
+    /// asked for them; static codes (emailed, printed, screenshotted) admit nowhere.
+    /// Off: a static code admits unless the gate's scan asks for rotating codes.
+    pub require_rotating: bool,
 }
 
 /// How the SMTP connection is secured.
@@ -118,6 +130,7 @@ impl Default for NotificationSettings {
             retry_backoff: Duration::from_secs(5),
             max_retry_backoff: Duration::from_secs(15 * 60),
             send_lease: Duration::from_secs(120),
+            tickets: TicketSettings::default(),
         }
     }
 }

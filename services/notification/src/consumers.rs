@@ -32,7 +32,7 @@ use crate::adapters::deliveries::{self, NewDelivery};
 use crate::adapters::keys::TicketKeys;
 use crate::adapters::projections::{self, EventChange, User};
 use crate::adapters::tickets;
-use crate::domain::{Template, Ticket, money};
+use crate::domain::{Template, Ticket, code, money};
 
 /// Base name of identity's topic.
 pub const IDENTITY_TOPIC: &str = "identity.events";
@@ -178,23 +178,28 @@ impl Events {
         // Postgres keeps microseconds: sign exactly what is stored.
         let issued_at = event.occurred_at.as_ref().and_then(timestamp).unwrap_or_else(Utc::now);
         let issued_at = DateTime::from_timestamp_micros(issued_at.timestamp_micros()).unwrap_or(issued_at);
+        let (kid, key) = self.keys.active(tx).await.map_err(retryable)?;
         let mut new = Vec::with_capacity(confirmed.line_items.len());
         for item in &confirmed.line_items {
             let ticket = id("line_items.line_item_id", &item.line_item_id)?;
             let category = id("line_items.category_id", &item.category_id)?;
             let seat = optional_id("line_items.seat_id", &item.seat_id)?;
             let label = if item.label.trim().is_empty() { "General admission".to_owned() } else { item.label.clone() };
-            let code = self.keys.sign(&TicketCodePayload {
-                ticket_id: ticket.to_string(),
-                event_id: event_id.to_string(),
-                booking_id: booking.to_string(),
-                category_id: category.to_string(),
-                seat_label: label.clone(),
-                issued_at: Some(prost_types::Timestamp {
-                    seconds: issued_at.timestamp(),
-                    nanos: issued_at.timestamp_subsec_nanos() as i32,
-                }),
-            });
+            let code = code::sign(
+                &kid,
+                &key,
+                &TicketCodePayload {
+                    ticket_id: ticket.to_string(),
+                    event_id: event_id.to_string(),
+                    booking_id: booking.to_string(),
+                    category_id: category.to_string(),
+                    seat_label: label.clone(),
+                    issued_at: Some(prost_types::Timestamp {
+                        seconds: issued_at.timestamp(),
+                        nanos: issued_at.timestamp_subsec_nanos() as i32,
+                    }),
+                },
+            );
             new.push(Ticket {
                 id: ticket,
                 booking_id: booking,

@@ -1,6 +1,7 @@
 //! Notification's use cases over gRPC: delivery status, a booking's tickets, check-in
 //! and the ticket keys.
 
+use chrono::{DateTime, Utc};
 use prometheus::{IntCounterVec, Opts};
 use sqlx::PgPool;
 use ticketing_platform::auth::{Principal, Role, Scope};
@@ -9,6 +10,7 @@ use uuid::Uuid;
 use crate::adapters::keys::TicketKeys;
 use crate::adapters::{deliveries, projections, tickets};
 use crate::domain::code::ParsedCode;
+use crate::domain::rotating;
 use crate::domain::{Delivery, NotificationError, Ticket, Verification};
 
 type Result<T> = std::result::Result<T, NotificationError>;
@@ -37,17 +39,47 @@ pub struct Revocation<'a> {
     pub force: bool,
 }
 
+/// One scan at a gate.
+#[derive(Debug, Clone, Copy)]
+pub struct Scan<'a> {
+    /// The scanned code: static, or rotating (`<static code>~<value>`).
+    pub code: &'a str,
+    /// The event the gate admits to.
+    pub event: Uuid,
+    /// The gate or device, for the audit log.
+    pub gate: &'a str,
+    /// The gate admits only rotating codes.
+    pub require_rotating: bool,
+}
+
+/// A ticket as ListTickets shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedTicket {
+    /// The ticket.
+    pub ticket: Ticket,
+    /// Its rotating-code secret: for its owner only.
+    pub rotation_secret: Option<[u8; 32]>,
+}
+
 /// The service's state and use cases.
 #[derive(Clone)]
 pub struct Notification {
     pool: PgPool,
     keys: TicketKeys,
+    /// Every online gate admits only rotating codes.
+    require_rotating: bool,
     verifications: IntCounterVec,
 }
 
 impl Notification {
-    /// The use cases over `pool`, verifying codes with `keys`.
-    pub fn new(pool: PgPool, keys: TicketKeys, metrics: &ticketing_platform::metrics::Metrics) -> Self {
+    /// The use cases over `pool`, verifying codes with `keys`; with `require_rotating`,
+    /// static codes admit at no gate.
+    pub fn new(
+        pool: PgPool,
+        keys: TicketKeys,
+        require_rotating: bool,
+        metrics: &ticketing_platform::metrics::Metrics,
+    ) -> Self {
         let verifications = metrics.register(
             &IntCounterVec::new(
                 Opts::new("notification_ticket_verifications_total", "Ticket scans at the gate, by result."),
@@ -55,7 +87,7 @@ impl Notification {
             )
             .expect("static metric definition"),
         );
-        Self { pool, keys, verifications }
+        Self { pool, keys, require_rotating, verifications }
     }
 
     /// The deliveries about `subject`, oldest first.
@@ -74,10 +106,21 @@ impl Notification {
         }
     }
 
-    /// The booking's tickets (none until it is confirmed).
-    pub async fn tickets(&self, caller: &Principal, booking: Uuid) -> Result<Vec<Ticket>> {
+    /// The booking's tickets (none until it is confirmed). Each ticket's rotating-code
+    /// secret goes to its owner only: an admin sees the tickets, not their secrets.
+    pub async fn tickets(&self, caller: &Principal, booking: Uuid) -> Result<Vec<ListedTicket>> {
         self.authorize_booking(caller, booking).await?;
-        Ok(tickets::of_booking(&self.pool, booking).await?)
+        let mut listed = Vec::new();
+        for ticket in tickets::of_booking(&self.pool, booking).await? {
+            let rotation_secret = match ParsedCode::parse(&ticket.code) {
+                Ok(code) if ticket.user_id == caller.user_id => {
+                    self.keys.rotation_secret(code.kid(), &ticket.id.to_string()).await?
+                }
+                _ => None,
+            };
+            listed.push(ListedTicket { ticket, rotation_secret });
+        }
+        Ok(listed)
     }
 
     /// Its owner and admins may read a booking's deliveries and tickets. A booking not
@@ -94,9 +137,10 @@ impl Notification {
         }
     }
 
-    /// Checks a scanned code at the gate of `event` and admits the ticket at most once.
-    /// For the event's organizer or an admin.
-    pub async fn verify(&self, caller: &Principal, code: &str, event: Uuid, gate: &str) -> Result<Verification> {
+    /// Checks a scanned code at the gate of `scan.event` at time `now` and admits the
+    /// ticket at most once. For the event's organizer or an admin.
+    pub async fn verify(&self, caller: &Principal, scan: &Scan<'_>, now: DateTime<Utc>) -> Result<Verification> {
+        let Scan { code, event, gate, require_rotating } = *scan;
         if !caller.has_role(Role::Admin) {
             let organizer = projections::organizer(&self.pool, event).await?;
             if !caller.has_role(Role::Organizer) || organizer != Some(caller.user_id) {
@@ -105,7 +149,7 @@ impl Notification {
                 ));
             }
         }
-        let verification = self.check(code, event, gate).await?;
+        let verification = self.check(code, event, gate, require_rotating || self.require_rotating, now).await?;
         if let Some(ticket) = verification.ticket() {
             // The scan itself is recorded on the ticket; a lost audit row must not turn an
             // admitted scan into an error (whose retry would answer ALREADY_SCANNED).
@@ -118,7 +162,15 @@ impl Notification {
         Ok(verification)
     }
 
-    async fn check(&self, code: &str, event: Uuid, gate: &str) -> Result<Verification> {
+    async fn check(
+        &self,
+        code: &str,
+        event: Uuid,
+        gate: &str,
+        require_rotating: bool,
+        now: DateTime<Utc>,
+    ) -> Result<Verification> {
+        let (code, shown) = rotating::split(code);
         let Ok(parsed) = ParsedCode::parse(code) else { return Ok(Verification::InvalidSignature) };
         let Some(key) = self.keys.verifying_key(parsed.kid()).await? else {
             return Ok(Verification::InvalidSignature);
@@ -131,6 +183,17 @@ impl Notification {
         }
         if ticket.revoked_at.is_some() {
             return Ok(Verification::Revoked(ticket));
+        }
+        // The time value, before anything is marked: a stale code leaves the ticket unscanned.
+        match shown {
+            Some(value) => {
+                let secret = self.keys.rotation_secret(parsed.kid(), &id.to_string()).await?;
+                if !secret.is_some_and(|secret| rotating::is_current(&secret, value, now)) {
+                    return Ok(Verification::StaleCode(ticket));
+                }
+            }
+            None if require_rotating => return Ok(Verification::RotatingCodeRequired(ticket)),
+            None => {}
         }
         if let Some(scanned) = tickets::scan(&self.pool, id, gate).await? {
             return Ok(Verification::Valid(scanned));

@@ -37,7 +37,8 @@ pub async fn build(config: Config) -> anyhow::Result<Running> {
     app.telemetry(&config.telemetry).watch_pool(&pool);
     let keys = TicketKeys::open(pool.clone()).await?;
     let mailer = Mailer::new(&config.notification.from, &config.notification.smtp)?;
-    let notification = Notification::new(pool.clone(), keys.clone(), app.metrics());
+    let require_rotating = config.notification.tickets.require_rotating;
+    let notification = Notification::new(pool.clone(), keys.clone(), require_rotating, app.metrics());
     app.authenticate_with(Verifier::from_config(&config.auth));
     // SMTP is deliberately not a readiness check: an outage is absorbed by retries, and
     // check-in must keep working through it.

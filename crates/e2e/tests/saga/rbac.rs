@@ -9,11 +9,12 @@ use hmac::{Hmac, Mac};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use sha2::Sha256;
+use ticketing_notification::domain::rotating;
 use ticketing_proto::identity::v1 as identity;
 use ticketing_proto::identity::v1::Role;
 
 use crate::http::{Http, account, buy, path_of};
-use crate::platform::{Options, Platform};
+use crate::platform::{Event, Options, Platform, User};
 
 const PASSWORD: &str = "a-long-enough-passphrase";
 const WEBHOOK_SECRET: &str = "whsec_e2e_0123456789abcdef";
@@ -370,33 +371,52 @@ async fn rbac_every_route_lets_in_exactly_the_roles_the_matrix_says() {
     );
 }
 
+/// Two tickets of a new event, bought by a new buyer, as the buyer lists them.
+struct Sold {
+    organizer: User,
+    event: Event,
+    buyer: String,
+    tickets_path: String,
+    tickets: Value,
+}
+
+async fn two_tickets_sold(p: &Platform, http: &Http) -> Sold {
+    let organizer = p.user(Role::Organizer).await;
+    let event = p.event(&organizer, 10, 2, 4_000).await;
+    let buyer = account(http, &format!("fan-{}@example.com", ticketing_testkit::unique())).await;
+    let (booking, paid) = buy(http, &buyer, &event.id, json!({"category_id": event.ga, "quantity": 2})).await;
+    assert_eq!(paid["status"], "succeeded", "{paid}");
+    let tickets_path = format!("/v1/bookings/{booking}/tickets");
+    let tickets = http.wait_for(&tickets_path, &buyer, |t| t.as_array().is_some_and(|t| t.len() == 2)).await;
+    Sold { organizer, event, buyer, tickets_path, tickets }
+}
+
+/// The first check-in at `organizer`'s event: notification learns the event's organizer
+/// from catalog's events, and refuses until then.
+async fn first_check_in(http: &Http, organizer: &User, scan: Value) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (status, _, answer) =
+            http.call(Method::POST, "/v1/checkin", Some(&organizer.token), Some(scan.clone()), None).await;
+        if status != StatusCode::FORBIDDEN || Instant::now() > deadline {
+            assert_eq!(status, StatusCode::OK, "{answer}");
+            return answer;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rbac_a_ticket_checks_in_once_and_forgeries_are_refused() {
     let p = Platform::start(Options::default()).await;
     let http = Http::new(&p);
-    let organizer = p.user(Role::Organizer).await;
-    let event = p.event(&organizer, 10, 2, 4_000).await;
-    let buyer = account(&http, &format!("fan-{}@example.com", ticketing_testkit::unique())).await;
-    let (booking, paid) = buy(&http, &buyer, &event.id, json!({"category_id": event.ga, "quantity": 2})).await;
-    assert_eq!(paid["status"], "succeeded", "{paid}");
-    let tickets_path = format!("/v1/bookings/{booking}/tickets");
-    let tickets = http.wait_for(&tickets_path, &buyer, |t| t.as_array().is_some_and(|t| t.len() == 2)).await;
+    let Sold { organizer, event, buyer, tickets_path, tickets } = two_tickets_sold(&p, &http).await;
     let (first, second) = (path_of(&tickets[0], "code"), path_of(&tickets[1], "code"));
     let scan = |code: &str| json!({"code": code, "event_id": event.id, "gate_id": "north-1"});
 
     let (status, _, problem) = http.call(Method::POST, "/v1/checkin", Some(&buyer), Some(scan(&first)), None).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "a buyer is no gate: {problem}");
-    // Notification learns the event's organizer from catalog's events; until then it refuses.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let admitted = loop {
-        let (status, _, answer) =
-            http.call(Method::POST, "/v1/checkin", Some(&organizer.token), Some(scan(&first)), None).await;
-        if status != StatusCode::FORBIDDEN || Instant::now() > deadline {
-            assert_eq!(status, StatusCode::OK, "{answer}");
-            break answer;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let admitted = first_check_in(&http, &organizer, scan(&first)).await;
     assert_eq!((admitted["admit"].as_bool(), admitted["result"].as_str()), (Some(true), Some("valid")), "{admitted}");
     assert_eq!(admitted["ticket"]["status"], "scanned");
 
@@ -424,6 +444,55 @@ async fn rbac_a_ticket_checks_in_once_and_forgeries_are_refused() {
 
     let tickets = http.ok(Method::GET, &tickets_path, Some(&buyer), None, None).await;
     assert!(tickets.as_array().unwrap().iter().all(|t| t["status"] == "scanned"), "{tickets}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rbac_a_gate_asking_for_rotating_codes_refuses_screenshots_and_static_codes() {
+    let p = Platform::start(Options::default()).await;
+    let http = Http::new(&p);
+    let Sold { organizer, event, tickets_path, tickets, .. } = two_tickets_sold(&p, &http).await;
+    let rotation = &tickets[0]["rotation"];
+    let parameters = (rotation["period_seconds"].as_u64(), rotation["digits"].as_u64(), rotation["algorithm"].as_str());
+    assert_eq!(parameters, (Some(15), Some(8), Some("SHA256")), "{tickets}");
+
+    // Nobody else gets the secret: a stranger is refused, an admin sees the tickets without it.
+    let stranger = account(&http, &format!("other-{}@example.com", ticketing_testkit::unique())).await;
+    let (status, _, problem) = http.call(Method::GET, &tickets_path, Some(&stranger), None, None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{problem}");
+    let as_admin = http.ok(Method::GET, &tickets_path, Some(&p.admin.token), None, None).await;
+    assert!(as_admin.as_array().unwrap().iter().all(|t| t.get("rotation").is_none()), "{as_admin}");
+
+    // What the owner's app shows `ago` seconds before now.
+    let shown = |ticket: &Value, ago: i64| {
+        let secret = rotating::from_base32(ticket["rotation"]["secret"].as_str().unwrap()).unwrap();
+        let at = chrono::Utc::now() - chrono::Duration::seconds(ago);
+        rotating::code(ticket["code"].as_str().unwrap(), &secret, at)
+    };
+    let scan = |code: String, rotating_only: bool| json!({"code": code, "event_id": event.id, "gate_id": "east-2", "require_rotating": rotating_only});
+    let static_code = path_of(&tickets[0], "code");
+    let refused = first_check_in(&http, &organizer, scan(static_code.clone(), true)).await;
+    let verdict = |answer: &Value| (answer["admit"].as_bool(), answer["result"].as_str().map(str::to_owned));
+    assert_eq!(verdict(&refused), (Some(false), Some("rotating_code_required".into())), "{refused}");
+    let check = |body: Value| http.ok(Method::POST, "/v1/checkin", Some(&organizer.token), Some(body), None);
+    // A screenshot from a minute ago is stale at any gate.
+    for rotating_only in [true, false] {
+        let stale = check(scan(shown(&tickets[0], 60), rotating_only)).await;
+        assert_eq!(verdict(&stale), (Some(false), Some("stale_code".into())), "{stale}");
+        assert_eq!(stale["ticket"]["status"], "issued", "a refused scan uses nothing up: {stale}");
+    }
+    let admitted = check(scan(shown(&tickets[0], 0), true)).await;
+    assert_eq!(verdict(&admitted), (Some(true), Some("valid".into())), "{admitted}");
+    let again = check(scan(shown(&tickets[0], 0), true)).await;
+    assert_eq!(verdict(&again), (Some(false), Some("already_scanned".into())), "{again}");
+    // A gate that takes static codes still admits the emailed one.
+    let offline = check(scan(path_of(&tickets[1], "code"), false)).await;
+    assert_eq!(verdict(&offline), (Some(true), Some("valid".into())), "{offline}");
+
+    let bad = json!({"code": static_code, "event_id": event.id, "require_rotating": "yes"});
+    let (status, headers, problem) =
+        http.call(Method::POST, "/v1/checkin", Some(&organizer.token), Some(bad), None).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+    assert_eq!(headers[reqwest::header::CONTENT_TYPE], "application/problem+json");
 }
 
 /// A `Stripe-Signature` header for `body` under `secret`, made now.

@@ -23,8 +23,12 @@ pub(crate) fn ga(event: &Event, quantity: u32) -> Selection {
 }
 
 async fn verify(p: &Platform, organizer: &User, event: &Event, code: &str) -> notification::VerifyTicketResponse {
-    let request =
-        notification::VerifyTicketRequest { code: code.into(), event_id: event.id.clone(), gate_id: "A".into() };
+    let request = notification::VerifyTicketRequest {
+        code: code.into(),
+        event_id: event.id.clone(),
+        gate_id: "A".into(),
+        require_rotating: false,
+    };
     p.notification.clone().verify_ticket(authed(request, organizer)).await.expect("verify").into_inner()
 }
 

@@ -287,13 +287,32 @@ pub struct Ticket {
     pub id: String,
     pub event_id: String,
     pub seat_label: String,
-    /// What the QR code encodes: `<kid>.<payload>.<signature>`.
+    /// The static code, `<kid>.<payload>.<signature>`: what the emailed QR code encodes,
+    /// and what a gate that allows static codes admits.
     pub code: String,
     /// `issued`, `scanned` or `revoked`.
     pub status: String,
     /// The first scan at the gate.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scanned_at: Option<DateTime<Utc>>,
+    /// How the owner's app shows the rotating code; only in the owner's own listing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rotation: Option<TicketRotation>,
+}
+
+/// A ticket's rotating code: the app's QR code encodes `<code>~<totp>`, where `totp` is
+/// the RFC 6238 value (T0 = 0) of the current time step under these parameters,
+/// recomputed each period. A screenshot stops admitting a step or two later.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TicketRotation {
+    /// The ticket's own secret, base32 (RFC 4648, unpadded). Keep it on the device.
+    pub secret: String,
+    /// Seconds per time step (15).
+    pub period_seconds: u32,
+    /// Decimal digits of the value (8).
+    pub digits: u32,
+    /// The HMAC hash (`SHA256`).
+    pub algorithm: String,
 }
 
 impl From<notification::Ticket> for Ticket {
@@ -311,11 +330,18 @@ impl From<notification::Ticket> for Ticket {
             code: t.code,
             status: status.into(),
             scanned_at: instant(t.scanned_at),
+            rotation: t.rotation.map(|r| TicketRotation {
+                secret: r.secret,
+                period_seconds: r.period_seconds,
+                digits: r.digits,
+                algorithm: r.algorithm,
+            }),
         }
     }
 }
 
-/// The tickets of a confirmed booking.
+/// The tickets of a confirmed booking. The booking's owner also gets each ticket's
+/// `rotation`, to show a rotating code; an admin sees the tickets without it.
 #[utoipa::path(get, path = "/v1/bookings/{id}/tickets", tag = "bookings", security(("bearer" = [])),
     params(("id" = String, Path, description = "Booking id")),
     responses((status = 200, body = Vec<Ticket>), (status = 400, body = Problem), (status = 401, body = Problem),

@@ -1,8 +1,10 @@
 //! The Ed25519 keys that sign ticket codes, kept in Postgres.
 //!
 //! The first replica to start creates the active key (under an advisory lock, so
-//! replicas starting together agree on one). Keys never change once written, so
-//! verifiers cache public keys by `kid` forever and look up an unknown `kid` once.
+//! replicas starting together agree on one). A rotation retires it and creates a new
+//! active one; tickets are signed with whichever key is active in the issuing
+//! transaction, so every replica follows a rotation at once. Keys never change once
+//! written, so they are cached by `kid` forever and an unknown `kid` is looked up once.
 //! Every key stays published: a ticket may be scanned months after it was signed.
 
 use std::collections::HashMap;
@@ -12,75 +14,70 @@ use anyhow::Context as _;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ed25519_dalek::{SigningKey, VerifyingKey};
-use sqlx::PgPool;
-use ticketing_proto::notification::v1::TicketCodePayload;
+use sqlx::{PgConnection, PgPool};
 
-/// Signs ticket codes with the active key and finds the keys that verify them.
+/// Signs ticket codes with the active key, finds the keys that verify them and derives
+/// tickets' rotating-code secrets.
 #[derive(Clone)]
 pub struct TicketKeys {
     pool: PgPool,
-    kid: Arc<str>,
-    key: Arc<SigningKey>,
-    public: Arc<RwLock<HashMap<String, VerifyingKey>>>,
+    /// Every key seen so far, by `kid`: a key never changes once written.
+    keys: Arc<RwLock<HashMap<String, SigningKey>>>,
 }
 
 impl TicketKeys {
-    /// Makes sure an active key exists, then loads it.
+    /// Makes sure an active key exists.
     pub async fn open(pool: PgPool) -> anyhow::Result<Self> {
         let mut tx = pool.begin().await.context("opening a transaction for the ticket keys")?;
-        sqlx::query("SELECT pg_advisory_xact_lock(hashtext('notification.ticket_signing_keys'))")
-            .execute(&mut *tx)
-            .await?;
+        lock(&mut tx).await?;
         let active: Option<(String, Vec<u8>)> =
             sqlx::query_as("SELECT kid, private_key FROM ticket_signing_keys WHERE state = 'active'")
                 .fetch_optional(&mut *tx)
                 .await
                 .context("loading the active ticket key")?;
         let (kid, key) = match active {
-            Some((kid, seed)) => {
-                let seed: [u8; 32] = seed.as_slice().try_into().context("a stored ticket key is not 32 bytes")?;
-                (kid, SigningKey::from_bytes(&seed))
-            }
-            None => {
-                let key = SigningKey::from_bytes(&rand::random());
-                let kid = uuid::Uuid::now_v7().simple().to_string();
-                sqlx::query(
-                    "INSERT INTO ticket_signing_keys (kid, private_key, public_key, state) VALUES ($1, $2, $3, 'active')",
-                )
-                .bind(&kid)
-                .bind(key.to_bytes().as_slice())
-                .bind(key.verifying_key().to_bytes().as_slice())
-                .execute(&mut *tx)
-                .await
-                .context("storing a new ticket key")?;
-                tracing::info!(%kid, "created the ticket signing key");
-                (kid, key)
-            }
+            Some((kid, seed)) => (kid, signing_key(&seed)?),
+            None => insert_active(&mut tx).await?,
         };
         tx.commit().await?;
-        let public = HashMap::from([(kid.clone(), key.verifying_key())]);
-        Ok(Self { pool, kid: kid.into(), key: Arc::new(key), public: Arc::new(RwLock::new(public)) })
+        Ok(Self { pool, keys: Arc::new(RwLock::new(HashMap::from([(kid, key)]))) })
     }
 
-    /// The code of `payload`, signed with the active key.
-    pub fn sign(&self, payload: &TicketCodePayload) -> String {
-        crate::domain::code::sign(&self.kid, &self.key, payload)
+    /// The active key, read in `conn`'s transaction: another replica may have rotated it.
+    pub async fn active(&self, conn: &mut PgConnection) -> anyhow::Result<(String, SigningKey)> {
+        let kid: String = sqlx::query_scalar("SELECT kid FROM ticket_signing_keys WHERE state = 'active'")
+            .fetch_one(&mut *conn)
+            .await
+            .context("finding the active ticket key")?;
+        let key = self.key(&kid).await?.context("the active ticket key vanished")?;
+        Ok((kid, key))
     }
 
-    /// The public key named `kid`, if it is one of ours.
-    pub async fn verifying_key(&self, kid: &str) -> anyhow::Result<Option<VerifyingKey>> {
-        if let Some(key) = self.public.read().expect("key cache lock").get(kid) {
-            return Ok(Some(*key));
+    /// The key named `kid`, if it is one of ours.
+    async fn key(&self, kid: &str) -> anyhow::Result<Option<SigningKey>> {
+        if let Some(key) = self.keys.read().expect("key cache lock").get(kid) {
+            return Ok(Some(key.clone()));
         }
-        let row: Option<Vec<u8>> = sqlx::query_scalar("SELECT public_key FROM ticket_signing_keys WHERE kid = $1")
+        let row: Option<Vec<u8>> = sqlx::query_scalar("SELECT private_key FROM ticket_signing_keys WHERE kid = $1")
             .bind(kid)
             .fetch_optional(&self.pool)
             .await
             .context("looking up a ticket key")?;
-        let Some(bytes) = row else { return Ok(None) };
-        let key = verifying_key(&bytes)?;
-        self.public.write().expect("key cache lock").insert(kid.to_owned(), key);
+        let Some(seed) = row else { return Ok(None) };
+        let key = signing_key(&seed)?;
+        self.keys.write().expect("key cache lock").insert(kid.to_owned(), key.clone());
         Ok(Some(key))
+    }
+
+    /// The public key named `kid`, if it is one of ours.
+    pub async fn verifying_key(&self, kid: &str) -> anyhow::Result<Option<VerifyingKey>> {
+        Ok(self.key(kid).await?.map(|k| k.verifying_key()))
+    }
+
+    /// The rotating-code secret of ticket `ticket_id` signed by key `kid`; `None` if the
+    /// key is not ours.
+    pub async fn rotation_secret(&self, kid: &str, ticket_id: &str) -> anyhow::Result<Option<[u8; 32]>> {
+        Ok(self.key(kid).await?.map(|k| crate::domain::rotating::secret(&k.to_bytes(), ticket_id)))
     }
 
     /// Every public key as a JWKS document (RFC 7517 / RFC 8037: `OKP`, `Ed25519`).
@@ -103,7 +100,27 @@ impl TicketKeys {
     }
 }
 
-fn verifying_key(bytes: &[u8]) -> anyhow::Result<VerifyingKey> {
-    let bytes: [u8; 32] = bytes.try_into().context("a stored public key is not 32 bytes")?;
-    VerifyingKey::from_bytes(&bytes).context("a stored public key is not a curve point")
+async fn lock(conn: &mut PgConnection) -> anyhow::Result<()> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('notification.ticket_signing_keys'))").execute(conn).await?;
+    Ok(())
+}
+
+/// Creates a new active key (the caller holds the lock and retired the old one).
+async fn insert_active(conn: &mut PgConnection) -> anyhow::Result<(String, SigningKey)> {
+    let key = SigningKey::from_bytes(&rand::random());
+    let kid = uuid::Uuid::now_v7().simple().to_string();
+    sqlx::query("INSERT INTO ticket_signing_keys (kid, private_key, public_key, state) VALUES ($1, $2, $3, 'active')")
+        .bind(&kid)
+        .bind(key.to_bytes().as_slice())
+        .bind(key.verifying_key().to_bytes().as_slice())
+        .execute(conn)
+        .await
+        .context("storing a new ticket key")?;
+    tracing::info!(%kid, "created a ticket signing key");
+    Ok((kid, key))
+}
+
+fn signing_key(seed: &[u8]) -> anyhow::Result<SigningKey> {
+    let seed: [u8; 32] = seed.try_into().context("a stored ticket key is not 32 bytes")?;
+    Ok(SigningKey::from_bytes(&seed))
 }

@@ -4,6 +4,7 @@ pub mod code;
 pub mod delivery;
 pub mod error;
 pub mod money;
+pub mod rotating;
 pub mod ticket;
 
 pub use delivery::{Delivery, DeliveryStatus, RetryPolicy, Template};

@@ -70,6 +70,10 @@ pub enum Verification {
     WrongEvent(Ticket),
     /// Its booking was cancelled or refunded.
     Revoked(Ticket),
+    /// A rotating code whose time value is not current (a screenshot) or wrong.
+    StaleCode(Ticket),
+    /// A static code at a gate that asked for rotating codes.
+    RotatingCodeRequired(Ticket),
 }
 
 impl Verification {
@@ -82,13 +86,20 @@ impl Verification {
             Self::UnknownTicket => "unknown_ticket",
             Self::WrongEvent(_) => "wrong_event",
             Self::Revoked(_) => "revoked",
+            Self::StaleCode(_) => "stale_code",
+            Self::RotatingCodeRequired(_) => "rotating_code_required",
         }
     }
 
     /// The ticket, when the scan identified one.
     pub fn ticket(&self) -> Option<&Ticket> {
         match self {
-            Self::Valid(t) | Self::AlreadyScanned(t) | Self::WrongEvent(t) | Self::Revoked(t) => Some(t),
+            Self::Valid(t)
+            | Self::AlreadyScanned(t)
+            | Self::WrongEvent(t)
+            | Self::Revoked(t)
+            | Self::StaleCode(t)
+            | Self::RotatingCodeRequired(t) => Some(t),
             Self::InvalidSignature | Self::UnknownTicket => None,
         }
     }

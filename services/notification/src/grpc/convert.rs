@@ -5,7 +5,8 @@ use ticketing_platform::status::FieldViolation;
 use ticketing_proto::notification::v1 as pb;
 use tonic::Status;
 
-use crate::domain::{Delivery, DeliveryStatus, NotificationError, Ticket, TicketStatus, Verification};
+use crate::domain::{Delivery, DeliveryStatus, NotificationError, Ticket, TicketStatus, Verification, rotating};
+use crate::service::ListedTicket;
 
 /// Longest code accepted: real ones are about 400 bytes.
 pub const MAX_CODE_LEN: usize = 4096;
@@ -93,7 +94,20 @@ impl From<Ticket> for pb::Ticket {
             status: status.into(),
             issued_at: Some(timestamp(t.issued_at)),
             scanned_at: t.scanned_at.map(timestamp),
+            rotation: None,
         }
+    }
+}
+
+impl From<ListedTicket> for pb::Ticket {
+    fn from(listed: ListedTicket) -> Self {
+        let rotation = listed.rotation_secret.map(|secret| pb::TicketRotation {
+            secret: rotating::base32(&secret),
+            period_seconds: rotating::PERIOD_SECONDS as u32,
+            digits: rotating::DIGITS,
+            algorithm: rotating::ALGORITHM.into(),
+        });
+        Self { rotation, ..listed.ticket.into() }
     }
 }
 
@@ -107,6 +121,8 @@ impl From<Verification> for pb::VerifyTicketResponse {
             Verification::UnknownTicket => (R::UnknownTicket, None),
             Verification::WrongEvent(t) => (R::WrongEvent, Some(t)),
             Verification::Revoked(t) => (R::Revoked, Some(t)),
+            Verification::StaleCode(t) => (R::StaleCode, Some(t)),
+            Verification::RotatingCodeRequired(t) => (R::RotatingCodeRequired, Some(t)),
         };
         Self { result: result.into(), ticket: ticket.map(Into::into) }
     }

@@ -7,7 +7,7 @@ use ticketing_proto::notification::v1 as pb;
 use ticketing_proto::notification::v1::notification_server::Notification as NotificationApi;
 use tonic::{Request, Response, Status};
 
-use crate::service::{Notification, Revocation, Subject};
+use crate::service::{Notification, Revocation, Scan, Subject};
 
 /// Implements `ticketing.notification.v1.Notification`.
 #[derive(Clone)]
@@ -73,7 +73,8 @@ impl NotificationApi for Api {
         let (Some(event), true) = (event, violations.is_empty()) else {
             return Err(convert::invalid_all(&violations));
         };
-        let verification = self.notification.verify(&caller, &r.code, event, &r.gate_id).await?;
+        let scan = Scan { code: &r.code, event, gate: &r.gate_id, require_rotating: r.require_rotating };
+        let verification = self.notification.verify(&caller, &scan, chrono::Utc::now()).await?;
         Ok(Response::new(verification.into()))
     }
 

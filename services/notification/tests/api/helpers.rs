@@ -158,8 +158,24 @@ impl TestApp {
         code: &str,
         event: Uuid,
     ) -> Result<pb::VerifyTicketResponse, tonic::Status> {
-        let request =
-            pb::VerifyTicketRequest { code: code.into(), event_id: event.to_string(), gate_id: "gate-1".into() };
+        self.try_verify_at(caller, roles, code, event, false).await
+    }
+
+    /// VerifyTicket at a gate that asks for rotating codes, or not.
+    pub async fn try_verify_at(
+        &self,
+        caller: Uuid,
+        roles: &[Role],
+        code: &str,
+        event: Uuid,
+        require_rotating: bool,
+    ) -> Result<pb::VerifyTicketResponse, tonic::Status> {
+        let request = pb::VerifyTicketRequest {
+            code: code.into(),
+            event_id: event.to_string(),
+            gate_id: "gate-1".into(),
+            require_rotating,
+        };
         self.client.clone().verify_ticket(self.authed(request, caller, roles)).await.map(tonic::Response::into_inner)
     }
 
@@ -325,6 +341,20 @@ impl Show {
             total: Some(eur(5000 * seats as i64)),
         }
     }
+}
+
+/// A buyer's confirmed booking of `seats` tickets for `show`, issued.
+pub async fn issued(app: &TestApp, show: &Show, seats: usize) -> (Buyer, ev::BookingConfirmed, Vec<pb::Ticket>) {
+    let buyer = Buyer::new("buyer");
+    app.publish(IDENTITY, &buyer.id.to_string(), &buyer.registered()).await;
+    let confirmed = show.confirmed(&buyer, seats);
+    app.publish(BOOKING, &confirmed.booking_id, &confirmed).await;
+    let tickets = app.wait_for_tickets(buyer.id, booking_id(&confirmed), seats).await;
+    (buyer, confirmed, tickets)
+}
+
+pub fn result(response: &pb::VerifyTicketResponse) -> pb::VerificationResult {
+    pb::VerificationResult::try_from(response.result).unwrap()
 }
 
 pub fn eur(minor_units: i64) -> Money {

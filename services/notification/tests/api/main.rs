@@ -5,3 +5,4 @@ mod checkin;
 mod delivery;
 mod emails;
 mod helpers;
+mod rotating;
