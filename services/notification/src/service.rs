@@ -222,6 +222,17 @@ impl Notification {
         Ok(attended)
     }
 
+    /// Retires the active ticket signing key for a new one; admins only. Returns the new
+    /// active kid and the retired one.
+    pub async fn rotate_keys(&self, caller: &Principal) -> Result<(String, String)> {
+        if !caller.has_role(Role::Admin) {
+            return Err(NotificationError::Forbidden("only admins may rotate the ticket signing key"));
+        }
+        let (active, retired) = self.keys.rotate().await?;
+        tracing::warn!(actor = %caller.user_id, %active, %retired, "rotated the ticket signing key");
+        Ok((active, retired))
+    }
+
     /// The public ticket keys as a JWKS document.
     pub async fn jwks(&self) -> Result<serde_json::Value> {
         Ok(self.keys.jwks().await?)

@@ -80,6 +80,24 @@ impl TicketKeys {
         Ok(self.key(kid).await?.map(|k| crate::domain::rotating::secret(&k.to_bytes(), ticket_id)))
     }
 
+    /// Retires the active key and makes a new one active. Tickets signed from then on
+    /// carry the new `kid`; the retired key stays published and verifying. Returns the
+    /// new active kid and the retired one.
+    pub async fn rotate(&self) -> anyhow::Result<(String, String)> {
+        let mut tx = self.pool.begin().await?;
+        lock(&mut tx).await?;
+        let retired: String =
+            sqlx::query_scalar("UPDATE ticket_signing_keys SET state = 'retired' WHERE state = 'active' RETURNING kid")
+                .fetch_one(&mut *tx)
+                .await
+                .context("retiring the active ticket key")?;
+        let (active, key) = insert_active(&mut tx).await?;
+        tx.commit().await?;
+        self.keys.write().expect("key cache lock").insert(active.clone(), key);
+        tracing::info!(%active, %retired, "rotated the ticket signing key");
+        Ok((active, retired))
+    }
+
     /// Every public key as a JWKS document (RFC 7517 / RFC 8037: `OKP`, `Ed25519`).
     pub async fn jwks(&self) -> anyhow::Result<serde_json::Value> {
         let rows: Vec<(String, Vec<u8>)> =

@@ -112,4 +112,13 @@ impl NotificationApi for Api {
         let jwks = self.notification.jwks().await?;
         Ok(Response::new(pb::GetTicketSigningKeysResponse { jwks_json: jwks.to_string() }))
     }
+
+    async fn rotate_ticket_signing_key(
+        &self,
+        request: Request<pb::RotateTicketSigningKeyRequest>,
+    ) -> Result<Response<pb::RotateTicketSigningKeyResponse>, Status> {
+        let caller = Principal::of(&request)?;
+        let (active_kid, retired_kid) = self.notification.rotate_keys(&caller).await?;
+        Ok(Response::new(pb::RotateTicketSigningKeyResponse { active_kid, retired_kid }))
+    }
 }

@@ -1,6 +1,6 @@
 //! Rotating ticket codes (issue 16, finding 10): a screenshot stops admitting where gates
-//! ask for rotating codes, static codes keep admitting where they do not, and only the
-//! owner gets a ticket's secret.
+//! ask for rotating codes, static codes keep admitting where they do not, only the owner
+//! gets a ticket's secret, and the signing key rotates without voiding issued tickets.
 //!
 //! Time is never waited for: a code is computed for the step it should be in (the
 //! current one, or one a minute ago, as a screenshot would carry) with the service's
@@ -8,7 +8,7 @@
 
 use chrono::{Duration, Utc};
 use ticketing_notification::domain::rotating;
-use ticketing_platform::auth::Role;
+use ticketing_platform::auth::{Role, Scope};
 use ticketing_proto::notification::v1 as pb;
 use uuid::Uuid;
 
@@ -24,6 +24,10 @@ fn shown(ticket: &pb::Ticket, ago: Duration) -> String {
 /// A minute ago: four steps back, as a screenshot passed on would carry.
 fn screenshot(ticket: &pb::Ticket) -> String {
     shown(ticket, Duration::seconds(60))
+}
+
+fn kid(code: &str) -> &str {
+    code.split_once('.').unwrap().0
 }
 
 #[tokio::test]
@@ -114,4 +118,70 @@ async fn only_the_owner_gets_a_tickets_rotation_secret() {
     }
     // The emailed code carries no secret: the static code is all anyone else ever sees.
     assert!(!tickets[0].code.contains(&rotation.secret));
+}
+
+#[tokio::test]
+async fn after_a_key_rotation_old_tickets_verify_and_new_tickets_use_the_new_key() {
+    let app = spawn_app().await;
+    let show = app.publish_show("Rotation").await;
+    let (old_buyer, old_booking, old) = issued(&app, &show, 2).await;
+    let old_kid = kid(&old[0].code).to_owned();
+
+    let request = app.authed(pb::RotateTicketSigningKeyRequest {}, Uuid::new_v4(), &[Role::Admin]);
+    let rotated = app.client.clone().rotate_ticket_signing_key(request).await.unwrap().into_inner();
+    assert_eq!(rotated.retired_kid, old_kid);
+    assert_ne!(rotated.active_kid, old_kid);
+
+    let (_, _, new) = issued(&app, &show, 1).await;
+    assert_eq!(kid(&new[0].code), rotated.active_kid, "new tickets are signed with the new key");
+    let (_, jwks) = app.admin_get("/.well-known/ticket-keys.json").await;
+    let jwks: serde_json::Value = serde_json::from_str(&jwks).unwrap();
+    let published: Vec<&str> = jwks["keys"].as_array().unwrap().iter().map(|k| k["kid"].as_str().unwrap()).collect();
+    assert!(published.contains(&old_kid.as_str()) && published.contains(&rotated.active_kid.as_str()), "{jwks}");
+
+    // Issued tickets keep their codes and secrets, and keep admitting.
+    let listed = app.tickets(old_buyer.id, &[Role::User], booking_id(&old_booking)).await.unwrap();
+    assert_eq!(listed, old);
+    let (app, show) = (&app, &show);
+    let scan = |code: String, rotating_only: bool| async move {
+        let response = app.try_verify_at(show.organizer, &[Role::Organizer], &code, show.id, rotating_only).await;
+        result(&response.expect("verify"))
+    };
+    assert_eq!(scan(old[0].code.clone(), false).await, pb::VerificationResult::Valid);
+    assert_eq!(scan(shown(&old[1], Duration::zero()), true).await, pb::VerificationResult::Valid);
+    assert_eq!(scan(shown(&new[0], Duration::zero()), true).await, pb::VerificationResult::Valid);
+
+    // A second rotation retires the second key; the first stays retired and published.
+    let request = app.authed(pb::RotateTicketSigningKeyRequest {}, Uuid::new_v4(), &[Role::Admin]);
+    let second = app.client.clone().rotate_ticket_signing_key(request).await.unwrap().into_inner();
+    assert_eq!(second.retired_kid, rotated.active_kid);
+    let active: i64 = sqlx::query_scalar("SELECT count(*) FROM ticket_signing_keys WHERE state = 'active'")
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap();
+    let all: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM ticket_signing_keys").fetch_one(&app.db.pool).await.unwrap();
+    assert_eq!((active, all), (1, 3));
+}
+
+#[tokio::test]
+async fn only_an_admin_may_rotate_the_ticket_key() {
+    let app = spawn_app().await;
+    let show = app.publish_show("Guarded keys").await;
+    let (_, _, tickets) = issued(&app, &show, 1).await;
+    for roles in [&[Role::User][..], &[Role::Organizer], &[Role::Service]] {
+        let request = app.authed(pb::RotateTicketSigningKeyRequest {}, Uuid::new_v4(), roles);
+        let denied = app.client.clone().rotate_ticket_signing_key(request).await.unwrap_err();
+        assert_eq!(denied.code(), tonic::Code::PermissionDenied, "{roles:?}");
+    }
+    let as_booking =
+        app.issuer.as_service(pb::RotateTicketSigningKeyRequest {}, Uuid::new_v4(), &[Scope::TicketsRevoke]);
+    let denied = app.client.clone().rotate_ticket_signing_key(as_booking).await.unwrap_err();
+    assert_eq!(denied.code(), tonic::Code::PermissionDenied);
+    let anonymous = app.client.clone().rotate_ticket_signing_key(pb::RotateTicketSigningKeyRequest {}).await;
+    assert_eq!(anonymous.unwrap_err().code(), tonic::Code::Unauthenticated);
+
+    let keys: Vec<String> =
+        sqlx::query_scalar("SELECT kid FROM ticket_signing_keys").fetch_all(&app.db.pool).await.unwrap();
+    assert_eq!(keys, [kid(&tickets[0].code)], "nothing rotated");
 }
