@@ -1,7 +1,8 @@
 //! Rate limits shared by every gateway replica: GCRA (the generic cell rate algorithm)
 //! in Redis, one Lua script checking every limit that applies to a request at once: per
 //! client IP for everyone, per user for a verified token, per IP and per email on
-//! `POST /v1/auth/login`, and per IP on the large public answers (`seats=true`, `seat_map=true`). Concurrent requests' checks are coalesced into one script call
+//! `POST /v1/auth/login`, and per IP on the large public answers (`seats=true`,
+//! `seat_map=true`). Concurrent requests' checks are coalesced into one script call
 //! (`ticketing_platform::coalesce`), which takes each request in turn: the decisions are
 //! exactly those of one call per request, for a fraction of the round trips.
 //!
@@ -320,15 +321,19 @@ impl RateLimiter {
 }
 
 /// The large public answers: a whole event's seat states, a whole venue's seat map.
+/// Runs on every request, holds included: no allocation, and nothing past the method for
+/// anything but a GET.
 fn is_heavy(method: &Method, uri: &axum::http::Uri) -> bool {
-    let flag = |name: &str| uri.query().is_some_and(|q| q.split('&').any(|pair| pair == format!("{name}=true")));
-    let segments: Vec<&str> = uri.path().trim_matches('/').split('/').collect();
-    method == Method::GET
-        && match segments[..] {
-            ["v1", "events", _, "availability"] => flag("seats"),
-            ["v1", "venues", _] => flag("seat_map"),
-            _ => false,
-        }
+    if method != Method::GET {
+        return false;
+    }
+    let flag = |pair: &str| uri.query().is_some_and(|q| q.split('&').any(|p| p == pair));
+    let mut segments = uri.path().trim_matches('/').split('/');
+    match (segments.next(), segments.next(), segments.next(), segments.next(), segments.next()) {
+        (Some("v1"), Some("events"), Some(_), Some("availability"), None) => flag("seats=true"),
+        (Some("v1"), Some("venues"), Some(_), None, None) => flag("seat_map=true"),
+        _ => false,
+    }
 }
 
 /// The email a login is for, normalised and hashed (no addresses in Redis keys).
