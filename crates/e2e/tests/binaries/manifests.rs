@@ -7,7 +7,7 @@
 //! database URLs) and the hot path's QoS (Guaranteed memory, the PriorityClass, zone spread,
 //! pull policy) are checked the same way.
 //!
-//! helm is the one `scripts/check-deploy.sh` installs (`.local/deploy/bin/helm`, or
+//! helm is the one `scripts/infra.sh` (run by `scripts/test.sh`) installs (`.local/deploy/bin/helm`, or
 //! `$STATE_DIR/deploy/bin/helm`), else `$HELM`, else `helm` on the PATH; without any of them
 //! the test fails and says how to get it. Rendering here (about a second) rather than
 //! reading `.local/rendered/` means the checked manifests are never older than the chart.
@@ -90,7 +90,7 @@ fn helm() -> PathBuf {
     let on_path = Command::new("helm").arg("version").output().is_ok_and(|o| o.status.success());
     assert!(
         on_path,
-        "helm not found: run scripts/check-deploy.sh once (it installs helm under .local/deploy/bin), or set HELM"
+        "helm not found: run scripts/infra.sh (scripts/test.sh does; it installs helm under .local/deploy/bin), or set HELM"
     );
     "helm".into()
 }
