@@ -18,6 +18,11 @@
 #   KAFKA_BROKERS   broker (default 127.0.0.1:9092)
 #   STATE_DIR       where the broker's data, log and pid file and the Python venv live (default .local/)
 #   BROKER_STORAGE  sqlite (default; survives restarts) or memory (volatile)
+#   BROKER_FRESH    1: restart the local broker this script started on that port with empty
+#                   storage (scripts/test.sh: every test run makes topics of its own, and a
+#                   broker that kept them all slowed to a stop)
+# Each local broker's pid, log and data are $STATE_DIR/tansu-<port>.*: the test suite's
+# (9092) and scripts/run-local.sh's (9192) never share state.
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -179,10 +184,35 @@ broker_probe() {
 
 # --- the broker ---------------------------------------------------------------
 
+# tansu_of PIDFILE -> the pid in PIDFILE when that process is a tansu broker.
+tansu_of() {
+  local pid
+  [[ -f $1 ]] || return 1
+  pid=$(<"$1")
+  [[ $pid =~ ^[0-9]+$ && $(cat "/proc/$pid/comm" 2>/dev/null) == tansu ]] || return 1
+  printf '%s\n' "$pid"
+}
+
+# fresh_broker STATE -> stops the broker we started with STATE and empties its storage.
+fresh_broker() {
+  local state=$1 pid
+  if pid=$(tansu_of "$state.pid"); then
+    say "BROKER_FRESH: stopping tansu (pid $pid) to start it with empty storage"
+    stop_pids 20 "$pid"
+  elif broker_probe 3 >/dev/null 2>&1; then
+    warn "BROKER_FRESH: the broker at $KAFKA_BROKERS was not started by this script; using it as it is"
+    return
+  fi
+  rm -f "$state.pid" "$state.db" "$state.db-wal" "$state.db-shm"
+}
+
 ensure_broker() {
-  local host port pidfile="$STATE_DIR/tansu.pid" log="$STATE_DIR/tansu.log"
+  local host port state
   host=$(url_host "tcp://${KAFKA_BROKERS%%,*}")
   port=$(url_port "tcp://${KAFKA_BROKERS%%,*}" 9092)
+  state=$(broker_state)
+  local pidfile="$state.pid" log="$state.log"
+  if [[ ${BROKER_FRESH:-0} == 1 ]] && is_loopback "$host"; then fresh_broker "$state"; fi
 
   local answer
   if answer=$(broker_probe 3 2>/dev/null); then
@@ -194,8 +224,7 @@ ensure_broker() {
   # A broker we started earlier may still be coming up.
   if [[ -f $pidfile ]]; then
     local old
-    old=$(<"$pidfile")
-    if [[ $old =~ ^[0-9]+$ ]] && [[ $(cat "/proc/$old/comm" 2>/dev/null) == tansu ]]; then
+    if old=$(tansu_of "$pidfile"); then
       # A panic since it started (its log is appended to): tansu 0.6 keeps listening after
       # its storage task died, and answers nothing for good (docs/adr/0019-*.md).
       if tac "$log" 2>/dev/null | sed '/^=== .*tansu broker starting/q' | grep -q 'panicked'; then
@@ -216,7 +245,7 @@ ensure_broker() {
   tansu=$(find_tansu) || die "tansu is not installed"
   case ${BROKER_STORAGE:-sqlite} in
     # tansu resolves sqlite:// paths against its working directory, so it runs in STATE_DIR.
-    sqlite) storage="sqlite://tansu.db" ;;
+    sqlite) storage="sqlite://${state##*/}.db" ;;
     memory) storage="memory://tansu/" ;;
     *) die "BROKER_STORAGE must be sqlite or memory, not '${BROKER_STORAGE}'" ;;
   esac

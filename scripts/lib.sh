@@ -12,6 +12,10 @@ STATE_DIR=$(cd "$STATE_DIR" && pwd)
 
 DATABASE_URL=${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379}
+# scripts/run-local.sh and stop-local.sh (LOCAL_PLATFORM=1) default to a broker of their own,
+# apart from the test suite's, whose topics pile up run after run: the local platform never
+# shares broker state with the tests.
+if [[ ${LOCAL_PLATFORM:-0} == 1 ]]; then KAFKA_BROKERS=${KAFKA_BROKERS:-127.0.0.1:9192}; fi
 KAFKA_BROKERS=${KAFKA_BROKERS:-127.0.0.1:9092}
 
 # The services, in start order, with their default gRPC ports (admin = gRPC + 1000).
@@ -181,6 +185,8 @@ PLATFORM_PID=''
 start_platform() {
   local prefix=$1 log=$2 svc deadline
   export DB_PREFIX=$prefix
+  # The test suite's broker, not scripts/run-local.sh's own: these platforms are tests too.
+  export KAFKA_BROKERS
   export TICKETING_KAFKA__TOPIC_NAMESPACE="$prefix-$(date +%s)"
   export TICKETING_REDIS__KEY_PREFIX="$prefix:"
   for svc in identity catalog inventory booking payment notification; do
@@ -217,6 +223,10 @@ stop_platform() {
   if [[ -n $PLATFORM_PID ]]; then bash "$ROOT/scripts/stop-local.sh" --keep-broker >/dev/null 2>&1 || true; fi
   PLATFORM_PID=''
 }
+
+# broker_state -> the path prefix ($STATE_DIR/tansu-<port>) of the pid, log and data files of
+# the local broker at $KAFKA_BROKERS (scripts/infra.sh starts it).
+broker_state() { printf '%s/tansu-%s\n' "$STATE_DIR" "$(url_port "tcp://${KAFKA_BROKERS%%,*}" 9092)"; }
 
 # Python with kafka-python, once scripts/infra.sh has made the venv; plain python3 otherwise.
 kafka_python() {

@@ -29,6 +29,7 @@
 # TICKETING_TELEMETRY__LOG_FILTER=debug. Ports and database names are set here.
 # PROFILE=release builds and runs optimized binaries (scripts/bench-gateway.sh does).
 set -euo pipefail
+LOCAL_PLATFORM=1 # its own broker (scripts/lib.sh)
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -57,7 +58,7 @@ if (exec 3<>"/dev/tcp/$(url_host "tcp://${KAFKA_BROKERS%%,*}")/$(url_port "tcp:/
 fi
 
 bash "$ROOT/scripts/infra.sh"
-if ((!broker_was_up)) && [[ -s $STATE_DIR/tansu.pid ]]; then cp "$STATE_DIR/tansu.pid" "$PID_DIR/broker.pid"; fi
+if ((!broker_was_up)) && [[ -s $(broker_state).pid ]]; then cp "$(broker_state).pid" "$PID_DIR/broker.pid"; fi
 
 say "building the service binaries (cargo build --bins ${BUILD_FLAGS[*]})"
 (cd "$ROOT" && cargo build --bins "${BUILD_FLAGS[@]}")

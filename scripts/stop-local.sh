@@ -6,6 +6,7 @@
 # The machine's Postgres and Redis are shared and left alone. A pid is signalled only
 # while it still runs the program its file names, so stale files are harmless.
 set -euo pipefail
+LOCAL_PLATFORM=1 # its own broker (scripts/lib.sh)
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -73,7 +74,7 @@ if ((!KEEP_BROKER)); then
   if [[ -n $pid ]]; then
     say "stopping the broker tansu (pid $pid; its data stays in $STATE_DIR)"
     stop_pids "$SHUTDOWN_TIMEOUT" "$pid"
-    rm -f "$PID_DIR/broker.pid" "$STATE_DIR/tansu.pid"
+    rm -f "$PID_DIR/broker.pid" "$(broker_state).pid"
   fi
 fi
 

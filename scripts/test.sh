@@ -15,7 +15,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 export DATABASE_URL REDIS_URL KAFKA_BROKERS
 
 say "== infrastructure"
-bash "$ROOT/scripts/infra.sh"
+# A broker with empty storage each run: the suite makes topics of its own every time.
+BROKER_FRESH=1 bash "$ROOT/scripts/infra.sh"
 
 cd "$ROOT"
 say "== cargo build --bins"
