@@ -72,19 +72,17 @@ impl FromStr for Role {
 /// A service-to-service permission a workload's token carries in its `scope` claim
 /// (RFC 8693 §4.2), so that one workload's credentials open only the calls it makes. The
 /// `service` role alone grants none of them; admins hold them all.
+/// Its name is spelled once, in [`Scope::as_str`]; serde goes through it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "&'static str")]
 pub enum Scope {
     /// Read, confirm, release and restock any hold (booking's saga).
-    #[serde(rename = "inventory:holds")]
     InventoryHolds,
     /// Read any payment.
-    #[serde(rename = "payment:read")]
     PaymentRead,
     /// Refund any payment.
-    #[serde(rename = "payment:refund")]
     PaymentRefund,
     /// Revoke any booking's tickets.
-    #[serde(rename = "tickets:revoke")]
     TicketsRevoke,
 }
 
@@ -102,15 +100,37 @@ impl Scope {
         }
     }
 
+    /// The scope named `name`, if this build knows it.
+    pub fn named(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+
     /// The scopes of a space-separated `scope` claim; names this build does not know are
     /// skipped, so a newer identity can grant more without older verifiers failing.
     pub fn parse_claim(claim: &str) -> Vec<Self> {
-        claim.split_ascii_whitespace().filter_map(|name| Self::ALL.into_iter().find(|s| s.as_str() == name)).collect()
+        claim.split_ascii_whitespace().filter_map(Self::named).collect()
     }
 
     /// `scopes` as a `scope` claim.
     pub fn claim(scopes: &[Self]) -> String {
         scopes.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" ")
+    }
+}
+
+impl TryFrom<String> for Scope {
+    type Error = String;
+
+    fn try_from(name: String) -> Result<Self, Self::Error> {
+        Self::named(&name).ok_or_else(|| {
+            let known = Self::ALL.map(Self::as_str).join(", ");
+            format!("unknown scope {name:?} (known: {known})")
+        })
+    }
+}
+
+impl From<Scope> for &'static str {
+    fn from(scope: Scope) -> Self {
+        scope.as_str()
     }
 }
 
@@ -366,10 +386,7 @@ impl Verifier {
 
     /// Verifies `token` and returns its caller.
     pub async fn verify(&self, token: &str) -> Result<Principal, AuthError> {
-        if self.inner.millis() >= self.inner.refresh_due_ms.load(Ordering::Relaxed) {
-            // Due only once keys were fetched, and then a failed refetch keeps the cached keys.
-            let _ = self.refresh("").await;
-        }
+        self.refresh_if_due().await;
         let now = jsonwebtoken::get_current_timestamp() as i64;
         if let Some((principal, exp)) = self.inner.verified.read().expect("cache lock").get(token)
             && *exp > now
@@ -422,16 +439,25 @@ impl Verifier {
                 return Ok(key.clone());
             }
         }
-        self.refresh(kid).await?;
+        self.refresh(Some(kid)).await?;
         self.inner.keys.read().await.by_kid.get(kid).cloned().ok_or(AuthError::UnknownKey)
     }
 
-    /// Refetches the JWKS unless another caller just did, or `kid` arrived meanwhile.
-    async fn refresh(&self, kid: &str) -> Result<(), AuthError> {
+    /// The periodic refetch, so that a revoked key stops vouching for cached verifications.
+    /// Due only once keys were fetched; a failed refetch keeps the cached keys.
+    async fn refresh_if_due(&self) {
+        if self.inner.millis() >= self.inner.refresh_due_ms.load(Ordering::Relaxed) {
+            let _ = self.refresh(None).await;
+        }
+    }
+
+    /// Refetches the JWKS unless another caller just did, or `kid` (the key a lookup
+    /// missed) arrived meanwhile.
+    async fn refresh(&self, kid: Option<&str>) -> Result<(), AuthError> {
         let _fetching = self.inner.fetching.lock().await;
         {
             let keys = self.inner.keys.read().await;
-            let known = keys.by_kid.contains_key(kid);
+            let known = kid.is_some_and(|kid| keys.by_kid.contains_key(kid));
             let fresh = keys.fetched_at.is_some_and(|t| t.elapsed() < self.inner.refresh_interval);
             // Fetch at most once per minimum gap, whether the last attempt worked or not, so
             // neither forged kids nor an identity outage turn every request into a fetch.

@@ -439,3 +439,16 @@ async fn a_withdrawn_key_voids_cached_tokens_at_the_next_periodic_refresh() {
     }
     assert_eq!(verifier.verify(&token).await, Err(AuthError::UnknownKey));
 }
+
+#[test]
+fn scopes_read_and_write_their_claim_names_and_refuse_unknown_ones() {
+    use ticketing_platform::auth::Scope;
+    let scopes: Vec<Scope> = serde_json::from_str(r#"["payment:refund", "inventory:holds"]"#).expect("known scopes");
+    assert_eq!(scopes, [Scope::PaymentRefund, Scope::InventoryHolds]);
+    assert_eq!(serde_json::to_string(&scopes).unwrap(), r#"["payment:refund","inventory:holds"]"#);
+    let unknown = serde_json::from_str::<Scope>(r#""payment:everything""#).unwrap_err().to_string();
+    assert!(
+        unknown.contains(r#"unknown scope "payment:everything""#) && unknown.contains("tickets:revoke"),
+        "{unknown}"
+    );
+}
