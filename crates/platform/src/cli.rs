@@ -40,8 +40,9 @@ pub trait ServiceConfig: Serialize + DeserializeOwned + Validate + Send + 'stati
 
 /// Parses the command line, loads the configuration and runs `serve` or `migrate`.
 ///
-/// A bad configuration exits with [`EXIT_BAD_CONFIG`] and a message naming the key;
-/// any other failure exits with 1.
+/// A bad configuration, whether found on loading or at start ([`config::ConfigError`] in
+/// the error chain), exits with [`EXIT_BAD_CONFIG`] and a message naming the key; any
+/// other failure exits with 1.
 pub fn main<C, F, Fut>(name: &'static str, defaults: C, migrations: Option<&'static Migrator>, serve: F) -> ExitCode
 where
     C: ServiceConfig,
@@ -83,7 +84,12 @@ where
         Err(e) => {
             tracing::error!(service = name, error = format!("{e:#}"), "exiting after a fatal error");
             eprintln!("{name}: {e:#}");
-            ExitCode::FAILURE
+            // Configuration found wrong only at start (a KEK that opens no stored key) is still configuration.
+            if e.chain().any(|c| c.is::<config::ConfigError>()) {
+                ExitCode::from(EXIT_BAD_CONFIG)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }

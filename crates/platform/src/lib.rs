@@ -1,6 +1,7 @@
 //! Shared plumbing for every ticketing service: configuration, telemetry,
 //! metrics, the gRPC and admin servers with health and graceful shutdown,
-//! Postgres, Redis, Kafka (producer, outbox, consumer) and token verification.
+//! Postgres, Redis, Kafka (producer, outbox, consumer), token verification and the
+//! envelope encryption of stored signing keys.
 //!
 //! No business types live here.
 
@@ -21,6 +22,7 @@ pub mod page;
 pub mod peers;
 pub mod readiness;
 pub mod redis;
+pub mod sealing;
 pub mod shutdown;
 pub mod status;
 pub mod telemetry;
