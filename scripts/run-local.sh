@@ -105,6 +105,14 @@ client_secret() {
   cat "$file"
 }
 BOOKING_SECRET=$(client_secret booking)
+# The key-encryption key sealing identity's and notification's signing keys in their
+# databases, made once per checkout. Without it those keys do not open and both services
+# exit 78: keep the file, or drop the two databases to start afresh.
+kekfile=$STATE_DIR/signing-kek
+if [[ ! -s $kekfile ]]; then
+  (umask 077 && printf 'local:%s\n' "$(head -c 32 /dev/urandom | base64)" >"$kekfile")
+fi
+SIGNING_KEK=$(<"$kekfile")
 # The gateway's vouches for the client addresses it hands identity (login throttling).
 GATEWAY_SECRET=$(client_secret gateway)
 
@@ -157,6 +165,7 @@ svc_env() {
       "TICKETING_IDENTITY__SERVICE_CLIENTS__GATEWAY=$GATEWAY_SECRET"
     )
   fi
+  if [[ $svc == identity || $svc == notification ]]; then ENV+=("TICKETING_SEALING__KEK=$SIGNING_KEK"); fi
   if [[ $svc == gateway ]]; then
     ENV+=(
       "TICKETING_GATEWAY__HTTP_ADDR=127.0.0.1:8080"

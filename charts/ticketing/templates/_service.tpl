@@ -514,6 +514,21 @@ env:
         name: {{ $secret }}
         key: pass-secret
   {{- end }}
+  {{- if or (eq .name "identity") (eq .name "notification") }}
+  # The key-encryption key that seals the service's signing keys in Postgres (ADR 0032),
+  # and during a KEK rotation the earlier ones, which only open what they sealed.
+  - name: TICKETING_SEALING__KEK
+    valueFrom:
+      secretKeyRef:
+        name: {{ $secret }}
+        key: signing-kek
+  - name: TICKETING_SEALING__PREVIOUS_KEKS
+    valueFrom:
+      secretKeyRef:
+        name: {{ $secret }}
+        key: signing-kek-previous
+        optional: true
+  {{- end }}
   {{- if or (eq .name "booking") (eq .name "gateway") }}
   # The workload's client credentials at identity, for its service tokens: booking's saga
   # acts with them; the gateway's vouch for the client addresses it hands identity.

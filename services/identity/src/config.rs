@@ -10,6 +10,7 @@ use ticketing_platform::config::{
     AuthConfig, ConfigIssue, DatabaseConfig, Environment, KafkaConfig, RedisConfig, ServerConfig, TelemetryConfig,
     Validate,
 };
+use ticketing_platform::sealing::SealingConfig;
 
 use crate::domain::throttle::LoginPolicy;
 
@@ -32,6 +33,8 @@ pub struct Config {
     pub kafka: KafkaConfig,
     /// Issuer and audience of the tokens identity signs (and verifies).
     pub auth: AuthConfig,
+    /// The KEKs that seal the signing keys' private halves in Postgres.
+    pub sealing: SealingConfig,
     /// Identity's own settings.
     pub identity: IdentitySettings,
 }
@@ -74,6 +77,7 @@ impl Default for Config {
             redis: RedisConfig::default(),
             kafka: KafkaConfig::default(),
             auth: AuthConfig::default(),
+            sealing: SealingConfig::default(),
             identity: IdentitySettings::default(),
         }
     }
@@ -109,6 +113,7 @@ impl Validate for Config {
         self.redis.validate(issues);
         self.kafka.validate(issues);
         self.auth.validate(issues);
+        self.sealing.validate_in(self.server.environment, issues);
         let id = &self.identity;
         if id.access_token_ttl < Duration::from_secs(60) || id.access_token_ttl > Duration::from_secs(3600) {
             issues.push(ConfigIssue::new("identity.access_token_ttl", "must be between 1m and 1h"));

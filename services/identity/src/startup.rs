@@ -6,6 +6,7 @@ use std::time::Duration;
 use axum::routing::get;
 use ticketing_platform::auth::Verifier;
 use ticketing_platform::kafka::outbox::Relay;
+use ticketing_platform::sealing::Sealer;
 use ticketing_platform::{App, Running, db, kafka, readiness};
 use ticketing_proto::identity::v1::identity_server::IdentityServer;
 use tonic::server::NamedService as _;
@@ -33,7 +34,8 @@ pub async fn build(config: Config) -> anyhow::Result<Running> {
 
     let mut app = App::new("identity", config.server.clone());
     app.telemetry(&config.telemetry).watch_pool(&pool).watch_redis(&redis);
-    let keys = KeyRing::open(pool.clone(), config.identity.access_token_ttl).await?;
+    let sealer = Sealer::new(&config.sealing)?;
+    let keys = KeyRing::open(pool.clone(), sealer, config.identity.access_token_ttl).await?;
     let identity = Identity::new(Parts {
         pool: pool.clone(),
         keys: keys.clone(),

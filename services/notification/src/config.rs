@@ -8,6 +8,7 @@ use ticketing_platform::cli::ServiceConfig;
 use ticketing_platform::config::{
     AuthConfig, ConfigIssue, DatabaseConfig, Environment, KafkaConfig, ServerConfig, TelemetryConfig, Validate,
 };
+use ticketing_platform::sealing::SealingConfig;
 
 /// Default gRPC port; the admin port is 1000 above.
 pub const GRPC_PORT: u16 = 50056;
@@ -26,6 +27,8 @@ pub struct Config {
     pub kafka: KafkaConfig,
     /// Token verification.
     pub auth: AuthConfig,
+    /// The KEKs that seal the ticket signing keys' private halves in Postgres.
+    pub sealing: SealingConfig,
     /// Notification's own settings.
     pub notification: NotificationSettings,
 }
@@ -113,6 +116,7 @@ impl Default for Config {
             database: DatabaseConfig::for_service("notification"),
             kafka: KafkaConfig::default(),
             auth: AuthConfig::default(),
+            sealing: SealingConfig::default(),
             notification: NotificationSettings::default(),
         }
     }
@@ -156,6 +160,7 @@ impl Validate for Config {
         self.database.validate(issues);
         self.kafka.validate(issues);
         self.auth.validate(issues);
+        self.sealing.validate_in(self.server.environment, issues);
         self.notification.validate(self.server.environment, issues);
     }
 }
@@ -274,6 +279,7 @@ mod tests {
         config.notification.smtp.password = "secret".into();
         assert_eq!(issues(&config), ["notification.send_lease"]);
         config.server.environment = Environment::Production;
+        config.sealing.kek = format!("prod:{}", "A".repeat(43) + "=");
         assert_eq!(issues(&config), ["notification.smtp.security", "notification.send_lease"]);
         config.notification.smtp.security = SmtpSecurity::Starttls;
         config.notification.send_lease = Duration::from_secs(60);

@@ -3,6 +3,7 @@
 use axum::routing::get;
 use ticketing_platform::auth::Verifier;
 use ticketing_platform::kafka::consumer::Consumer;
+use ticketing_platform::sealing::Sealer;
 use ticketing_platform::{App, Running, db, kafka, readiness};
 use ticketing_proto::notification::v1::notification_server::NotificationServer;
 use tonic::server::NamedService as _;
@@ -35,7 +36,7 @@ pub async fn build(config: Config) -> anyhow::Result<Running> {
 
     let mut app = App::new("notification", config.server.clone());
     app.telemetry(&config.telemetry).watch_pool(&pool);
-    let keys = TicketKeys::open(pool.clone()).await?;
+    let keys = TicketKeys::open(pool.clone(), Sealer::new(&config.sealing)?).await?;
     let mailer = Mailer::new(&config.notification.from, &config.notification.smtp)?;
     let require_rotating = config.notification.tickets.require_rotating;
     let notification = Notification::new(pool.clone(), keys.clone(), require_rotating, app.metrics());

@@ -4,6 +4,8 @@
 //! (published until its last token expires) → deleted. Publishing the next key
 //! ahead of time lets verifiers learn it before any token carries its `kid`, so
 //! a rotation logs nobody out.
+//!
+//! Private keys are stored sealed with the service's KEK (ADR 0032), bound to their `kid`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,12 +22,14 @@ use jsonwebtoken::jwk::{
 };
 use sqlx::{PgConnection, PgPool};
 use ticketing_platform::auth::access_token_header;
+use ticketing_platform::sealing::{SealedKeys, Sealer};
 use tokio::sync::RwLock;
 
 /// Signs with the active key; reloads from Postgres when another replica rotates.
 #[derive(Clone)]
 pub struct KeyRing {
     pool: PgPool,
+    sealed: SealedKeys,
     active: Arc<RwLock<ActiveKey>>,
     /// How long retired keys stay published: the token lifetime plus clock skew.
     retention: Duration,
@@ -39,27 +43,30 @@ struct ActiveKey {
 #[derive(sqlx::FromRow)]
 struct KeyRow {
     kid: String,
-    private_key: Vec<u8>,
     public_key: Vec<u8>,
 }
 
 impl KeyRing {
-    /// Makes sure an active and a next key exist, then loads the active one.
-    pub async fn open(pool: PgPool, access_token_ttl: Duration) -> anyhow::Result<Self> {
+    /// Seals stored keys still in plaintext or under an earlier KEK, makes sure an active
+    /// and a next key exist, then loads the active one.
+    pub async fn open(pool: PgPool, sealer: Sealer, access_token_ttl: Duration) -> anyhow::Result<Self> {
+        let sealed = SealedKeys::new("identity", "signing_keys", sealer);
         let mut tx = pool.begin().await?;
         lock(&mut tx).await?;
+        sealed.seal_stored(&mut tx).await?;
         for state in ["active", "next"] {
             let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM signing_keys WHERE state = $1)")
                 .bind(state)
                 .fetch_one(&mut *tx)
                 .await?;
             if !exists {
-                insert_new(&mut tx, state).await?;
+                insert_new(&mut tx, &sealed, state).await?;
             }
         }
         tx.commit().await?;
-        let active = load_active(&pool).await?;
-        Ok(Self { pool, active: Arc::new(RwLock::new(active)), retention: access_token_ttl + Duration::from_secs(300) })
+        let active = load_active(&pool, &sealed).await?;
+        let retention = access_token_ttl + Duration::from_secs(300);
+        Ok(Self { pool, sealed, active: Arc::new(RwLock::new(active)), retention })
     }
 
     /// Signs `claims` with the active key.
@@ -70,7 +77,7 @@ impl KeyRing {
 
     /// Reloads the active key (another replica may have rotated).
     pub async fn reload(&self) -> anyhow::Result<()> {
-        let fresh = load_active(&self.pool).await?;
+        let fresh = load_active(&self.pool, &self.sealed).await?;
         let mut active = self.active.write().await;
         if active.kid != fresh.kid {
             tracing::info!(kid = %fresh.kid, "signing key changed");
@@ -88,7 +95,7 @@ impl KeyRing {
             .execute(&mut *tx)
             .await?;
         sqlx::query("UPDATE signing_keys SET state = 'active' WHERE state = 'next'").execute(&mut *tx).await?;
-        insert_new(&mut tx, "next").await?;
+        insert_new(&mut tx, &self.sealed, "next").await?;
         sqlx::query("DELETE FROM signing_keys WHERE state = 'retired' AND retired_at < now() - $1::interval")
             .bind(format!("{} seconds", self.retention.as_secs()))
             .execute(&mut *tx)
@@ -116,7 +123,7 @@ impl KeyRing {
             sqlx::query("UPDATE signing_keys SET state = 'active' WHERE state = 'next'").execute(&mut *tx).await?;
         }
         if state != "retired" {
-            insert_new(&mut tx, "next").await?;
+            insert_new(&mut tx, &self.sealed, "next").await?;
         }
         tx.commit().await?;
         self.reload().await?;
@@ -126,7 +133,7 @@ impl KeyRing {
     /// Every published public key: next, active, and retired ones still in use.
     pub async fn jwks(&self) -> anyhow::Result<JwkSet> {
         let rows: Vec<KeyRow> = sqlx::query_as(
-            "SELECT kid, private_key, public_key FROM signing_keys
+            "SELECT kid, public_key FROM signing_keys
              WHERE state <> 'retired' OR retired_at > now() - $1::interval ORDER BY created_at DESC",
         )
         .bind(format!("{} seconds", self.retention.as_secs()))
@@ -142,13 +149,13 @@ async fn lock(conn: &mut PgConnection) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn insert_new(conn: &mut PgConnection, state: &str) -> anyhow::Result<()> {
+async fn insert_new(conn: &mut PgConnection, sealed: &SealedKeys, state: &str) -> anyhow::Result<()> {
     let key = SigningKey::from_bytes(&rand::random());
     let der = key.to_pkcs8_der().map_err(|e| anyhow::anyhow!("encoding a new key: {e}"))?;
     let kid = uuid::Uuid::now_v7().simple().to_string();
-    sqlx::query("INSERT INTO signing_keys (kid, private_key, public_key, state) VALUES ($1, $2, $3, $4)")
+    sqlx::query("INSERT INTO signing_keys (kid, sealed_private_key, public_key, state) VALUES ($1, $2, $3, $4)")
         .bind(&kid)
-        .bind(der.as_bytes())
+        .bind(sealed.seal(&kid, der.as_bytes()))
         .bind(key.verifying_key().as_bytes().as_slice())
         .bind(state)
         .execute(conn)
@@ -158,12 +165,14 @@ async fn insert_new(conn: &mut PgConnection, state: &str) -> anyhow::Result<()> 
     Ok(())
 }
 
-async fn load_active(pool: &PgPool) -> anyhow::Result<ActiveKey> {
-    let row: KeyRow = sqlx::query_as("SELECT kid, private_key, public_key FROM signing_keys WHERE state = 'active'")
-        .fetch_one(pool)
-        .await
-        .context("loading the active signing key")?;
-    Ok(ActiveKey { kid: row.kid, key: EncodingKey::from_ed_der(&row.private_key) })
+async fn load_active(pool: &PgPool, sealed: &SealedKeys) -> anyhow::Result<ActiveKey> {
+    let (kid, private_key): (String, Vec<u8>) =
+        sqlx::query_as("SELECT kid, sealed_private_key FROM signing_keys WHERE state = 'active'")
+            .fetch_one(pool)
+            .await
+            .context("loading the active signing key")?;
+    let der = sealed.open(&kid, &private_key)?;
+    Ok(ActiveKey { key: EncodingKey::from_ed_der(&der), kid })
 }
 
 fn jwk(kid: &str, public_key: &[u8]) -> Jwk {

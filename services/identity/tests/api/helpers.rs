@@ -52,6 +52,11 @@ pub async fn spawn_app() -> TestApp {
 pub async fn spawn_with(customize: impl FnOnce(&mut Config)) -> TestApp {
     let (mut config, db, redis, kafka) = test_config().await;
     customize(&mut config);
+    start(config, db, redis, kafka).await
+}
+
+/// Starts identity with `config` on state the test prepared.
+pub async fn start(config: Config, db: TestDb, redis: TestRedis, kafka: KafkaConfig) -> TestApp {
     let running = ticketing_identity::startup::build(config.clone()).await.expect("identity starts");
     let service = Spawned::start(running);
     let client = IdentityClient::new(service.channel().await);

@@ -5,5 +5,6 @@ mod events;
 mod helpers;
 mod redis_outage;
 mod roles;
+mod sealing;
 mod throttle;
 mod tokens;

@@ -172,11 +172,14 @@ async fn expired_unknown_key_and_unsigned_tokens_are_rejected() {
     let verifier = verifier(&app);
 
     // Expired, but otherwise perfect: signed with the real active key.
-    let (kid, der): (String, Vec<u8>) =
-        sqlx::query_as("SELECT kid, private_key FROM signing_keys WHERE state = 'active'")
+    let (kid, sealed): (String, Vec<u8>) =
+        sqlx::query_as("SELECT kid, sealed_private_key FROM signing_keys WHERE state = 'active'")
             .fetch_one(&app.db.pool)
             .await
             .unwrap();
+    let sealer = ticketing_platform::sealing::Sealer::new(&app.config.sealing).unwrap();
+    let der =
+        ticketing_platform::sealing::SealedKeys::new("identity", "signing_keys", sealer).open(&kid, &sealed).unwrap();
     let header = access_token_header(&kid);
     let expired =
         jsonwebtoken::encode(&header, &claims(&app, &user.id, -3600), &EncodingKey::from_ed_der(&der)).unwrap();

@@ -6,6 +6,7 @@
 //! transaction, so every replica follows a rotation at once. Keys never change once
 //! written, so they are cached by `kid` forever and an unknown `kid` is looked up once.
 //! Every key stays published: a ticket may be scanned months after it was signed.
+//! Private keys are stored sealed with the service's KEK (ADR 0032), bound to their `kid`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -15,32 +16,40 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use sqlx::{PgConnection, PgPool};
+use ticketing_platform::sealing::{SealedKeys, Sealer};
 
 /// Signs ticket codes with the active key, finds the keys that verify them and derives
 /// tickets' rotating-code secrets.
 #[derive(Clone)]
 pub struct TicketKeys {
     pool: PgPool,
+    sealed: SealedKeys,
     /// Every key seen so far, by `kid`: a key never changes once written.
     keys: Arc<RwLock<HashMap<String, SigningKey>>>,
 }
 
 impl TicketKeys {
-    /// Makes sure an active key exists.
-    pub async fn open(pool: PgPool) -> anyhow::Result<Self> {
+    /// Seals stored keys still in plaintext or under an earlier KEK and makes sure an
+    /// active key exists.
+    pub async fn open(pool: PgPool, sealer: Sealer) -> anyhow::Result<Self> {
+        let sealed = SealedKeys::new("notification", "ticket_signing_keys", sealer);
         let mut tx = pool.begin().await.context("opening a transaction for the ticket keys")?;
         lock(&mut tx).await?;
+        sealed.seal_stored(&mut tx).await?;
         let active: Option<(String, Vec<u8>)> =
-            sqlx::query_as("SELECT kid, private_key FROM ticket_signing_keys WHERE state = 'active'")
+            sqlx::query_as("SELECT kid, sealed_private_key FROM ticket_signing_keys WHERE state = 'active'")
                 .fetch_optional(&mut *tx)
                 .await
                 .context("loading the active ticket key")?;
         let (kid, key) = match active {
-            Some((kid, seed)) => (kid, signing_key(&seed)?),
-            None => insert_active(&mut tx).await?,
+            Some((kid, seed)) => {
+                let key = signing_key(&sealed.open(&kid, &seed)?)?;
+                (kid, key)
+            }
+            None => insert_active(&mut tx, &sealed).await?,
         };
         tx.commit().await?;
-        Ok(Self { pool, keys: Arc::new(RwLock::new(HashMap::from([(kid, key)]))) })
+        Ok(Self { pool, sealed, keys: Arc::new(RwLock::new(HashMap::from([(kid, key)]))) })
     }
 
     /// The active key, read in `conn`'s transaction: another replica may have rotated it.
@@ -58,13 +67,14 @@ impl TicketKeys {
         if let Some(key) = self.keys.read().expect("key cache lock").get(kid) {
             return Ok(Some(key.clone()));
         }
-        let row: Option<Vec<u8>> = sqlx::query_scalar("SELECT private_key FROM ticket_signing_keys WHERE kid = $1")
-            .bind(kid)
-            .fetch_optional(&self.pool)
-            .await
-            .context("looking up a ticket key")?;
-        let Some(seed) = row else { return Ok(None) };
-        let key = signing_key(&seed)?;
+        let row: Option<Vec<u8>> =
+            sqlx::query_scalar("SELECT sealed_private_key FROM ticket_signing_keys WHERE kid = $1")
+                .bind(kid)
+                .fetch_optional(&self.pool)
+                .await
+                .context("looking up a ticket key")?;
+        let Some(sealed) = row else { return Ok(None) };
+        let key = signing_key(&self.sealed.open(kid, &sealed)?)?;
         self.keys.write().expect("key cache lock").insert(kid.to_owned(), key.clone());
         Ok(Some(key))
     }
@@ -91,7 +101,7 @@ impl TicketKeys {
                 .fetch_one(&mut *tx)
                 .await
                 .context("retiring the active ticket key")?;
-        let (active, key) = insert_active(&mut tx).await?;
+        let (active, key) = insert_active(&mut tx, &self.sealed).await?;
         tx.commit().await?;
         self.keys.write().expect("key cache lock").insert(active.clone(), key);
         tracing::info!(%active, %retired, "rotated the ticket signing key");
@@ -124,16 +134,18 @@ async fn lock(conn: &mut PgConnection) -> anyhow::Result<()> {
 }
 
 /// Creates a new active key (the caller holds the lock and retired the old one).
-async fn insert_active(conn: &mut PgConnection) -> anyhow::Result<(String, SigningKey)> {
+async fn insert_active(conn: &mut PgConnection, sealed: &SealedKeys) -> anyhow::Result<(String, SigningKey)> {
     let key = SigningKey::from_bytes(&rand::random());
     let kid = uuid::Uuid::now_v7().simple().to_string();
-    sqlx::query("INSERT INTO ticket_signing_keys (kid, private_key, public_key, state) VALUES ($1, $2, $3, 'active')")
-        .bind(&kid)
-        .bind(key.to_bytes().as_slice())
-        .bind(key.verifying_key().to_bytes().as_slice())
-        .execute(conn)
-        .await
-        .context("storing a new ticket key")?;
+    sqlx::query(
+        "INSERT INTO ticket_signing_keys (kid, sealed_private_key, public_key, state) VALUES ($1, $2, $3, 'active')",
+    )
+    .bind(&kid)
+    .bind(sealed.seal(&kid, key.as_bytes()))
+    .bind(key.verifying_key().to_bytes().as_slice())
+    .execute(conn)
+    .await
+    .context("storing a new ticket key")?;
     tracing::info!(%kid, "created a ticket signing key");
     Ok((kid, key))
 }

@@ -47,11 +47,12 @@ async fn tampered_foreign_and_unknown_codes_are_refused() {
     }
 
     // Signed with the service's real key, but no such ticket was ever issued.
-    let seed: Vec<u8> = sqlx::query_scalar("SELECT private_key FROM ticket_signing_keys WHERE kid = $1")
+    let sealed: Vec<u8> = sqlx::query_scalar("SELECT sealed_private_key FROM ticket_signing_keys WHERE kid = $1")
         .bind(kid)
         .fetch_one(&app.db.pool)
         .await
         .unwrap();
+    let seed = crate::helpers::ticket_keys(&app.config.sealing).open(kid, &sealed).unwrap();
     let real = SigningKey::from_bytes(&seed.try_into().unwrap());
     forged.seat_label = "Nowhere".into();
     let unknown = ticketing_notification::domain::code::sign(kid, &real, &forged);

@@ -9,6 +9,7 @@ use sqlx::Connection as _;
 use ticketing_notification::config::Config;
 use ticketing_platform::auth::{Role, Scope};
 use ticketing_platform::config::KafkaConfig;
+use ticketing_platform::sealing::{SealedKeys, Sealer, SealingConfig};
 use ticketing_proto::common::v1::Money;
 use ticketing_proto::events::v1 as ev;
 use ticketing_proto::events::v1::Envelope;
@@ -30,6 +31,7 @@ pub const PAYMENT: &str = "payment.events";
 
 pub struct TestApp {
     pub client: NotificationClient<Channel>,
+    pub config: Config,
     pub issuer: TestIssuer,
     pub db: TestDb,
     pub kafka: KafkaConfig,
@@ -45,8 +47,12 @@ pub async fn spawn_app() -> TestApp {
 /// Fast retries everywhere: the dispatcher's, and enough consumer attempts for an event
 /// to wait a few seconds for its user.
 pub async fn spawn_with(customize: impl FnOnce(&mut Config)) -> TestApp {
+    spawn_on(TestDb::new(&ticketing_notification::migrator()).await, customize).await
+}
+
+/// Like [`spawn_with`], on a database the test prepared.
+pub async fn spawn_on(db: TestDb, customize: impl FnOnce(&mut Config)) -> TestApp {
     ticketing_testkit::init_logging();
-    let db = TestDb::new(&ticketing_notification::migrator()).await;
     let mut kafka = ticketing_testkit::kafka_config();
     kafka.consumer_max_attempts = 10;
     kafka.consumer_retry_backoff = Duration::from_millis(50);
@@ -67,11 +73,11 @@ pub async fn spawn_with(customize: impl FnOnce(&mut Config)) -> TestApp {
     n.max_retry_backoff = Duration::from_secs(1);
     n.send_lease = Duration::from_secs(10);
     customize(&mut config);
-    let running = ticketing_notification::startup::build(config).await.expect("notification starts");
+    let running = ticketing_notification::startup::build(config.clone()).await.expect("notification starts");
     let service = Spawned::start(running);
     let client = NotificationClient::new(service.channel().await);
     let producer = ticketing_platform::kafka::producer(&kafka).unwrap();
-    TestApp { client, issuer, db, kafka, smtp, service, producer }
+    TestApp { client, config, issuer, db, kafka, smtp, service, producer }
 }
 
 impl TestApp {
@@ -397,4 +403,9 @@ fn revocation(confirmed: &ev::BookingConfirmed, force: bool) -> pb::RevokeTicket
         reason: "cancelled".into(),
         force,
     }
+}
+
+/// The ticket signing keys as notification seals them with `sealing`.
+pub fn ticket_keys(sealing: &SealingConfig) -> SealedKeys {
+    SealedKeys::new("notification", "ticket_signing_keys", Sealer::new(sealing).unwrap())
 }

@@ -6,3 +6,4 @@ mod delivery;
 mod emails;
 mod helpers;
 mod rotating;
+mod sealing;
