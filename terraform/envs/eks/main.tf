@@ -9,6 +9,16 @@ provider "aws" {
   }
 }
 
+# The Kafka ACLs (module data.tf) are made over the Kafka protocol, as the caller's AWS
+# identity through MSK IAM access control. The brokers exist only after the cluster: on the
+# first apply, create it first (README: terraform apply -target=module.platform.aws_msk_cluster.this).
+provider "kafka" {
+  bootstrap_servers = split(",", module.platform.kafka_bootstrap_brokers_sasl_iam)
+  tls_enabled       = true
+  sasl_mechanism    = "aws-iam"
+  sasl_aws_region   = var.region
+}
+
 module "platform" {
   source = "../../modules/eks"
 
@@ -47,6 +57,7 @@ module "platform" {
   kafka_version                          = var.kafka_version
   kafka_instance_type                    = var.kafka_instance_type
   kafka_storage_gb                       = var.kafka_storage_gb
+  kafka_topic_namespace                  = var.kafka_topic_namespace
 
   log_retention_days  = var.log_retention_days
   deletion_protection = var.deletion_protection

@@ -38,6 +38,11 @@ output "kafka_scram_secret_arns" {
   value       = module.platform.kafka_scram_secret_arns
 }
 
+output "signing_kek_secret_arns" {
+  description = "identity's and notification's KEKs in Secrets Manager: the signing-kek key of their Secrets."
+  value       = module.platform.signing_kek_secret_arns
+}
+
 output "service_role_arns" {
   description = "Each service's IAM role."
   value       = module.platform.service_role_arns

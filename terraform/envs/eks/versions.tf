@@ -7,6 +7,10 @@ terraform {
       source  = "hashicorp/aws"
       version = "5.100.0"
     }
+    kafka = {
+      source  = "Mongey/kafka"
+      version = "0.12.1"
+    }
     random = {
       source  = "hashicorp/random"
       version = "3.6.3"

@@ -46,5 +46,7 @@ module "platform" {
   kafka_vcpus      = var.kafka_vcpus
   kafka_memory_gib = var.kafka_memory_gib
 
+  kafka_topic_namespace = var.kafka_topic_namespace
+
   deletion_protection = var.deletion_protection
 }

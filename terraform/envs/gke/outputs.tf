@@ -28,6 +28,11 @@ output "kafka_bootstrap" {
   value       = module.platform.kafka_bootstrap
 }
 
+output "signing_kek_secrets" {
+  description = "identity's and notification's KEKs in Secret Manager: the signing-kek key of their Secrets."
+  value       = module.platform.signing_kek_secrets
+}
+
 output "service_accounts" {
   description = "Each service's Google service account."
   value       = module.platform.service_accounts

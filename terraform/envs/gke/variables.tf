@@ -237,3 +237,14 @@ variable "deletion_protection" {
   type        = bool
   default     = true
 }
+
+variable "kafka_topic_namespace" {
+  description = "The chart's config.kafka.topicNamespace (empty: none); the Kafka ACLs name topics and groups with it."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9._-]*$", var.kafka_topic_namespace))
+    error_message = "kafka_topic_namespace may hold only [A-Za-z0-9._-]."
+  }
+}

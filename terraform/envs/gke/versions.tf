@@ -5,7 +5,7 @@ terraform {
   required_providers {
     google = {
       source  = "hashicorp/google"
-      version = "6.36.0"
+      version = "6.41.0"
     }
     random = {
       source  = "hashicorp/random"

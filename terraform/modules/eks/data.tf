@@ -369,6 +369,7 @@ resource "aws_msk_configuration" "this" {
     message.max.bytes=16777216
     replica.fetch.max.bytes=16777216
     unclean.leader.election.enable=false
+    allow.everyone.if.no.acl.found=false
   PROPERTIES
 }
 
@@ -480,6 +481,62 @@ resource "aws_msk_scram_secret_association" "this" {
   secret_arn_list = [for s in aws_secretsmanager_secret.kafka : s.arn]
 
   depends_on = [aws_secretsmanager_secret_version.kafka]
+}
+
+# Per-topic Kafka ACLs for the SCRAM users (ADR 0032): a topic is written only by the
+# service that owns it, and each consumer group reads only its service's topics
+# (modules/kafka-access holds the table). With allow.everyone.if.no.acl.found=false above,
+# anything not granted here is refused. IAM-authenticated clients (port 9098) are not
+# subject to Kafka ACLs: the services' IAM policies (eks.tf) follow the same table.
+module "kafka_access" {
+  source = "../kafka-access"
+
+  topic_namespace = var.kafka_topic_namespace
+  principals      = { for name in local.kafka_users : name => "User:${var.name}-${name}" }
+}
+
+resource "kafka_acl" "service" {
+  for_each = module.kafka_access.bindings
+
+  resource_name                = each.value.name
+  resource_type                = each.value.type
+  resource_pattern_type_filter = "Literal"
+  acl_principal                = each.value.principal
+  acl_host                     = "*"
+  acl_operation                = each.value.operation
+  acl_permission_type          = "Allow"
+
+  depends_on = [aws_msk_scram_secret_association.this]
+}
+
+# --- the signing keys' KEKs ---------------------------------------------------------------
+# identity and notification seal their signing keys in Postgres with a key-encryption key
+# (ADR 0032), each its own, kept in Secrets Manager under the platform's KMS key. Only the
+# service's own role reads it (eks.tf, OwnSecrets: <name>/<service>-*); the External Secrets
+# Operator or the Secrets Store CSI driver, running as that role, puts it in the service's
+# Secret as signing-kek.
+resource "random_bytes" "signing_kek" {
+  for_each = local.signing_services
+
+  length = 32
+}
+
+resource "aws_secretsmanager_secret" "signing_kek" {
+  #checkov:skip=CKV2_AWS_57:a KEK rotates by the two-step signing-kek / signing-kek-previous procedure of ADR 0032 (the services re-seal at start), not by a rotation Lambda
+  for_each = local.signing_services
+
+  name                    = "${var.name}/${each.key}-signing-kek"
+  description             = "The key-encryption key of ${each.key}'s signing keys: <id>:<base64 of 32 bytes>"
+  kms_key_id              = aws_kms_key.this.arn
+  recovery_window_in_days = 30
+  tags                    = local.tags
+}
+
+resource "aws_secretsmanager_secret_version" "signing_kek" {
+  for_each = local.signing_services
+
+  secret_id     = aws_secretsmanager_secret.signing_kek[each.key].id
+  secret_string = "tf1:${random_bytes.signing_kek[each.key].base64}"
 }
 
 # --- ECR ----------------------------------------------------------------------------------

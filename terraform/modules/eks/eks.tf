@@ -185,6 +185,40 @@ locals {
   oidc_host = replace(aws_iam_openid_connect_provider.this.url, "https://", "")
 }
 
+# MSK IAM access control (port 9098) follows the Kafka ACLs' table (data.tf): a service
+# writes only the topics it owns and the DLQs of those it consumes, reads only what it
+# consumes, and joins only its own consumer groups.
+locals {
+  kafka_arn = "arn:${data.aws_partition.this.partition}:kafka:${data.aws_region.this.name}:${data.aws_caller_identity.this.account_id}"
+  kafka_iam_actions = {
+    "Topic/Write"             = ["kafka-cluster:DescribeTopic", "kafka-cluster:WriteData"]
+    "Topic/Read"              = ["kafka-cluster:DescribeTopic", "kafka-cluster:ReadData"]
+    "Topic/Create"            = ["kafka-cluster:CreateTopic"]
+    "Group/Read"              = ["kafka-cluster:DescribeGroup", "kafka-cluster:AlterGroup"]
+    "Cluster/IdempotentWrite" = ["kafka-cluster:WriteDataIdempotently"]
+  }
+  kafka_iam_statements = {
+    for service in local.kafka_users : service => concat(
+      [{
+        Sid      = "KafkaCluster"
+        Effect   = "Allow"
+        Action   = ["kafka-cluster:Connect", "kafka-cluster:DescribeCluster"]
+        Resource = [aws_msk_cluster.this.arn]
+      }],
+      [for grant, actions in local.kafka_iam_actions : {
+        Sid    = "Kafka${replace(grant, "/", "")}"
+        Effect = "Allow"
+        Action = actions
+        Resource = [for b in values(module.kafka_access.bindings) : (
+          b.type == "Cluster" ? aws_msk_cluster.this.arn :
+          "${local.kafka_arn}:${lower(b.type)}/${aws_msk_cluster.this.cluster_name}/${aws_msk_cluster.this.cluster_uuid}/${b.name}"
+        ) if b.service == service && "${b.type}/${b.operation}" == grant]
+        } if anytrue([for b in values(module.kafka_access.bindings) : b.service == service && "${b.type}/${b.operation}" == grant])
+      ],
+    )
+  }
+}
+
 # Each service's Kubernetes ServiceAccount (<release>-<service>) assumes its own role.
 resource "aws_iam_role" "service" {
   for_each = var.services
@@ -233,31 +267,7 @@ resource "aws_iam_role_policy" "service" {
         Action   = ["kms:Decrypt"]
         Resource = aws_kms_key.this.arn
       }],
-      each.value.kafka ? [
-        {
-          Sid      = "KafkaCluster"
-          Effect   = "Allow"
-          Action   = ["kafka-cluster:Connect", "kafka-cluster:DescribeCluster"]
-          Resource = aws_msk_cluster.this.arn
-        },
-        {
-          Sid    = "KafkaTopicsAndGroups"
-          Effect = "Allow"
-          Action = [
-            "kafka-cluster:CreateTopic",
-            "kafka-cluster:DescribeTopic",
-            "kafka-cluster:ReadData",
-            "kafka-cluster:WriteData",
-            "kafka-cluster:DescribeGroup",
-            "kafka-cluster:AlterGroup",
-            "kafka-cluster:WriteDataIdempotently",
-          ]
-          Resource = [
-            "arn:${data.aws_partition.this.partition}:kafka:${data.aws_region.this.name}:${data.aws_caller_identity.this.account_id}:topic/${aws_msk_cluster.this.cluster_name}/${aws_msk_cluster.this.cluster_uuid}/*",
-            "arn:${data.aws_partition.this.partition}:kafka:${data.aws_region.this.name}:${data.aws_caller_identity.this.account_id}:group/${aws_msk_cluster.this.cluster_name}/${aws_msk_cluster.this.cluster_uuid}/*",
-          ]
-        },
-      ] : [],
+      each.value.kafka ? local.kafka_iam_statements[each.key] : [],
     )
   })
 }

@@ -6,6 +6,8 @@ locals {
   tags        = merge(var.tags, { "app" = "ticketing", "managed-by" = "terraform" })
   db_services = toset([for name, s in var.services : name if s.database])
   kafka_users = toset([for name, s in var.services : name if s.kafka])
+  # The services whose signing keys are sealed with a KEK (ADR 0032).
+  signing_services = toset([for name in ["identity", "notification"] : name if contains(keys(var.services), name)])
   # /16 -> three /20 private subnets (nodes, pods, data stores) and three /24 public ones.
   private_cidrs = [for i in range(3) : cidrsubnet(var.vpc_cidr, 4, i)]
   public_cidrs  = [for i in range(3) : cidrsubnet(var.vpc_cidr, 8, 48 + i)]

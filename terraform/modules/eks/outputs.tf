@@ -64,6 +64,16 @@ output "kafka_scram_secret_arns" {
   value       = { for name, s in aws_secretsmanager_secret.kafka : name => s.arn }
 }
 
+output "kafka_bootstrap_brokers_sasl_iam" {
+  description = "MSK bootstrap brokers for IAM over TLS (port 9098): how Terraform's kafka provider manages the ACLs."
+  value       = aws_msk_cluster.this.bootstrap_brokers_sasl_iam
+}
+
+output "signing_kek_secret_arns" {
+  description = "The Secrets Manager secret of each signing service's KEK (the signing-kek key of its Secret)."
+  value       = { for name, s in aws_secretsmanager_secret.signing_kek : name => s.arn }
+}
+
 output "service_role_arns" {
   description = "The IAM role of each service (IRSA)."
   value       = { for name, r in aws_iam_role.service : name => r.arn }

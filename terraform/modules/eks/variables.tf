@@ -112,6 +112,12 @@ variable "kafka_version" {
   type        = string
 }
 
+variable "kafka_topic_namespace" {
+  description = "The chart's config.kafka.topicNamespace, which the Kafka ACLs name topics and groups with."
+  type        = string
+  default     = ""
+}
+
 variable "kafka_instance_type" {
   description = "MSK broker instance type."
   type        = string

@@ -8,6 +8,8 @@ locals {
   labels      = merge(var.labels, { "app" = "ticketing", "managed-by" = "terraform" })
   db_services = toset([for name, s in var.services : name if s.database])
   kafka_users = toset([for name, s in var.services : name if s.kafka])
+  # The services whose signing keys are sealed with a KEK (ADR 0032).
+  signing_services = toset([for name in ["identity", "notification"] : name if contains(keys(var.services), name)])
   apis = toset([
     "artifactregistry.googleapis.com",
     "cloudkms.googleapis.com",
@@ -16,6 +18,7 @@ locals {
     "iam.googleapis.com",
     "managedkafka.googleapis.com",
     "redis.googleapis.com",
+    "secretmanager.googleapis.com",
     "servicenetworking.googleapis.com",
     "sqladmin.googleapis.com",
   ])
@@ -61,6 +64,26 @@ resource "google_kms_crypto_key_iam_member" "gke_secrets" {
   crypto_key_id = google_kms_crypto_key.gke_secrets.id
   role          = "roles/cloudkms.cryptoKeyEncrypterDecrypter"
   member        = "serviceAccount:service-${data.google_project.this.number}@container-engine-robot.iam.gserviceaccount.com"
+}
+
+# Encrypts Secret Manager's secrets (the signing keys' KEKs).
+resource "google_kms_crypto_key" "secrets" {
+  name            = "${var.name}-secrets"
+  key_ring        = google_kms_key_ring.this.id
+  rotation_period = "7776000s"
+  labels          = local.labels
+
+  lifecycle {
+    prevent_destroy = true
+  }
+}
+
+# Secret Manager's service agent exists once the API has been used in the project; on a
+# fresh project create it first (envs/gke/README.md).
+resource "google_kms_crypto_key_iam_member" "secrets" {
+  crypto_key_id = google_kms_crypto_key.secrets.id
+  role          = "roles/cloudkms.cryptoKeyEncrypterDecrypter"
+  member        = "serviceAccount:service-${data.google_project.this.number}@gcp-sa-secretmanager.iam.gserviceaccount.com"
 }
 
 # --- network ------------------------------------------------------------------------
@@ -602,6 +625,111 @@ resource "google_project_iam_member" "kafka_client" {
   project = var.project_id
   role    = "roles/managedkafka.client"
   member  = "serviceAccount:${google_service_account.service[each.key].email}"
+}
+
+# Per-topic Kafka ACLs (ADR 0032): a topic is written only by the service that owns it, and
+# each consumer group reads only its service's topics (modules/kafka-access holds the table).
+# The services authenticate as their service accounts; roles/managedkafka.client above only
+# lets them connect, and the ACLs decide what they may do once connected.
+module "kafka_access" {
+  source = "../kafka-access"
+
+  topic_namespace = var.kafka_topic_namespace
+  principals      = { for name in local.kafka_users : name => "User:${google_service_account.service[name].email}" }
+}
+
+locals {
+  kafka_acl_types = { Topic = "topic", Group = "consumerGroup" }
+}
+
+resource "google_managed_kafka_acl" "service" {
+  for_each = module.kafka_access.by_resource
+
+  project  = var.project_id
+  location = var.region
+  cluster  = google_managed_kafka_cluster.this.cluster_id
+  acl_id   = startswith(each.key, "Cluster/") ? "cluster" : "${local.kafka_acl_types[split("/", each.key)[0]]}/${trimprefix(each.key, "${split("/", each.key)[0]}/")}"
+
+  dynamic "acl_entries" {
+    for_each = each.value
+    content {
+      principal       = acl_entries.value.principal
+      permission_type = "ALLOW"
+      # IdempotentWrite -> IDEMPOTENT_WRITE
+      operation = upper(replace(acl_entries.value.operation, "/([a-z])([A-Z])/", "$1_$2"))
+      host      = "*"
+    }
+  }
+}
+
+# A topic or group with no ACL at all is open to every client when the cluster allows
+# everyone if no ACL is found: a wildcard ACL makes every resource have one, so what is
+# not granted above is refused.
+resource "google_managed_kafka_acl" "closed_by_default" {
+  for_each = toset(["allTopics", "allConsumerGroups"])
+
+  project  = var.project_id
+  location = var.region
+  cluster  = google_managed_kafka_cluster.this.cluster_id
+  acl_id   = each.value
+
+  dynamic "acl_entries" {
+    for_each = local.kafka_users
+    content {
+      principal       = "User:${google_service_account.service[acl_entries.value].email}"
+      permission_type = "ALLOW"
+      operation       = "DESCRIBE"
+      host            = "*"
+    }
+  }
+}
+
+# --- the signing keys' KEKs ---------------------------------------------------------------
+# identity and notification seal their signing keys in Postgres with a key-encryption key
+# (ADR 0032), each its own, kept in Secret Manager under the key ring's secrets key and
+# readable only by the service's own service account (the External Secrets Operator,
+# running as it, puts it in the service's Secret as signing-kek).
+resource "random_bytes" "signing_kek" {
+  for_each = local.signing_services
+
+  length = 32
+}
+
+resource "google_secret_manager_secret" "signing_kek" {
+  for_each = local.signing_services
+
+  project   = var.project_id
+  secret_id = "${var.name}-${each.key}-signing-kek"
+  labels    = local.labels
+
+  replication {
+    user_managed {
+      replicas {
+        location = var.region
+        customer_managed_encryption {
+          kms_key_name = google_kms_crypto_key.secrets.id
+        }
+      }
+    }
+  }
+
+  depends_on = [google_project_service.apis, google_kms_crypto_key_iam_member.secrets]
+}
+
+resource "google_secret_manager_secret_version" "signing_kek" {
+  for_each = local.signing_services
+
+  secret      = google_secret_manager_secret.signing_kek[each.key].id
+  secret_data = "tf1:${random_bytes.signing_kek[each.key].base64}"
+}
+
+resource "google_secret_manager_secret_iam_member" "signing_kek" {
+  for_each = local.signing_services
+
+  project   = var.project_id
+  secret_id = google_secret_manager_secret.signing_kek[each.key].secret_id
+  role      = "roles/secretmanager.secretAccessor"
+  member    = "serviceAccount:${google_service_account.service[each.key].email}"
 }
 
 # Trace export to Cloud Trace through an in-cluster OpenTelemetry Collector, if any.

@@ -73,3 +73,8 @@ output "network_cidrs" {
     control_plane    = var.master_ipv4_cidr_block
   }
 }
+
+output "signing_kek_secrets" {
+  description = "The Secret Manager secret of each signing service's KEK (the signing-kek key of its Secret)."
+  value       = { for name, s in google_secret_manager_secret.signing_kek : name => s.secret_id }
+}

@@ -27,6 +27,12 @@ variable "services" {
   }))
 }
 
+variable "kafka_topic_namespace" {
+  description = "The chart's config.kafka.topicNamespace, which the Kafka ACLs name topics and groups with."
+  type        = string
+  default     = ""
+}
+
 variable "namespace" {
   description = "The Kubernetes namespace the chart is installed in (Workload Identity binds its ServiceAccounts)."
   type        = string

@@ -4,7 +4,7 @@ terraform {
   required_providers {
     google = {
       source  = "hashicorp/google"
-      version = ">= 6.36.0, < 7.0.0"
+      version = ">= 6.41.0, < 7.0.0"
     }
     random = {
       source  = "hashicorp/random"
