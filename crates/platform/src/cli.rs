@@ -1,4 +1,4 @@
-//! The command line every service binary shares: `<service> [--config FILE] [serve|migrate]`.
+//! The command line every service binary shares: `<service> [--config FILE] [serve|migrate|check]`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -26,8 +26,21 @@ struct Cli {
 enum Command {
     /// Serve gRPC, health and metrics until SIGTERM (the default).
     Serve,
-    /// Create the database if needed, apply pending migrations, and exit.
+    /// Create the database if needed, apply pending migrations, and exit. Only the
+    /// `database` and `telemetry` keys are checked: the migration Job gets no other secret.
     Migrate,
+    /// Check the whole configuration, as `serve` would, and exit.
+    Check,
+}
+
+impl Command {
+    /// Whether an issue with `key` stops this command.
+    fn checks(self, key: &str) -> bool {
+        match self {
+            Self::Serve | Self::Check => true,
+            Self::Migrate => ["database.", "telemetry."].iter().any(|section| key.starts_with(section)),
+        }
+    }
 }
 
 /// A service's configuration, as the shared command line needs to see it.
@@ -50,7 +63,8 @@ where
     Fut: Future<Output = anyhow::Result<()>>,
 {
     let cli = Cli::parse();
-    let config = match config::load(defaults, cli.config.as_deref()) {
+    let command = cli.command.unwrap_or(Command::Serve);
+    let config = match config::load_checking(defaults, cli.config.as_deref(), |key| command.checks(key)) {
         Ok(config) => config,
         Err(e) => {
             eprintln!("{name}: {e}");
@@ -64,11 +78,14 @@ where
             return ExitCode::FAILURE;
         }
     };
-    let command = cli.command.unwrap_or(Command::Serve);
     let result = runtime.block_on(async move {
         let _telemetry = crate::telemetry::init(name, config.telemetry())?;
         match command {
             Command::Serve => serve(config).await,
+            Command::Check => {
+                tracing::info!(service = name, "configuration accepted");
+                Ok(())
+            }
             Command::Migrate => {
                 let database = config.database().ok_or_else(|| anyhow::anyhow!("{name} has no database to migrate"))?;
                 crate::db::migrate(database, &crate::db::migrator(migrations)).await?;

@@ -71,6 +71,16 @@ pub fn load<T>(defaults: T, file: Option<&Path>) -> Result<T, ConfigError>
 where
     T: Serialize + DeserializeOwned + Validate,
 {
+    load_checking(defaults, file, |_| true)
+}
+
+/// [`load`], refusing only the issues whose key `relevant` accepts: a command that uses part
+/// of the configuration must not need the rest (a migration Job holds no service secrets).
+/// A value that does not parse is refused whatever its key.
+pub fn load_checking<T>(defaults: T, file: Option<&Path>, relevant: impl Fn(&str) -> bool) -> Result<T, ConfigError>
+where
+    T: Serialize + DeserializeOwned + Validate,
+{
     let env = Env::prefixed(ENV_PREFIX).split("__");
     let mut figment = Figment::from(Serialized::defaults(defaults));
     if let Some(file) = file {
@@ -90,6 +100,7 @@ where
     })?;
     let mut issues = Vec::new();
     config.validate(&mut issues);
+    issues.retain(|issue| relevant(&issue.key));
     if issues.is_empty() { Ok(config) } else { Err(ConfigError::Invalid(issues)) }
 }
 
