@@ -110,11 +110,8 @@ impl Api {
             password: person.password.into(),
             display_name: person.name.clone(),
         };
-        match self.identity.clone().register(register).await {
-            Ok(_) => {}
-            Err(s) if s.code() == Code::AlreadyExists => {}
-            Err(s) => return Err(s).with_context(|| format!("register {}", person.email)),
-        }
+        // A taken email is answered as a new one: the login below finds the account.
+        self.identity.clone().register(register).await.with_context(|| format!("register {}", person.email))?;
         let mut token = self.login(&person.email, person.password).await.context("login")?;
         let me = self.identity.clone().get_me(authed(identity::GetMeRequest {}, &token)).await?.into_inner();
         if me.role != person.role as i32 {

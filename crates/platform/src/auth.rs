@@ -181,6 +181,10 @@ pub struct Claims {
     /// A workload's [`Scope`]s, space-separated; absent from users' tokens.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub scope: String,
+    /// Whether the user proved they read the account's email (OIDC's claim); absent from
+    /// workloads' tokens, and read as `false` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email_verified: Option<bool>,
     /// Unique token id.
     pub jti: String,
 }
@@ -198,6 +202,7 @@ impl Claims {
             iat: now,
             nbf: now,
             scope: String::new(),
+            email_verified: None,
             jti: uuid::Uuid::new_v4().to_string(),
         }
     }
@@ -212,11 +217,19 @@ pub struct Principal {
     pub roles: Vec<Role>,
     /// A workload's scopes (empty for users).
     pub scopes: Vec<Scope>,
+    /// The token's `email_verified` claim (`false` when absent).
+    pub email_verified: bool,
     /// The raw bearer token, forwarded on calls made on the caller's behalf.
     pub token: String,
 }
 
 impl Principal {
+    /// Whether the caller may take part in a sale (hold, queue): a user who verified their
+    /// email, or a workload acting for one. Accounts made in bulk without an inbox may not.
+    pub fn may_buy(&self) -> bool {
+        self.email_verified || self.has_role(Role::Service)
+    }
+
     /// Whether the caller has `role`.
     pub fn has_role(&self, role: Role) -> bool {
         self.roles.contains(&role)
@@ -421,7 +434,9 @@ impl Verifier {
         let user_id =
             uuid::Uuid::parse_str(&data.claims.sub).map_err(|_| AuthError::Invalid("sub is not a user id".into()))?;
         let scopes = Scope::parse_claim(&data.claims.scope);
-        let principal = Principal { user_id, roles: data.claims.roles, scopes, token: token.to_owned() };
+        let email_verified = data.claims.email_verified.unwrap_or(false);
+        let principal =
+            Principal { user_id, roles: data.claims.roles, scopes, email_verified, token: token.to_owned() };
         let mut verified = self.inner.verified.write().expect("cache lock");
         // Bounded: past the cap start afresh rather than track recency on the hot path.
         if verified.len() >= VERIFIED_CACHE_CAP {

@@ -45,6 +45,10 @@ pub fn refused(reason: &str, message: impl Into<String>) -> Status {
     Status::with_error_details(Code::FailedPrecondition, message, details)
 }
 
+/// The [`refused`] reason of a user who has not verified their email yet: unlike the other
+/// refusals a 403 at the gateway, since it is about the caller, not the thing they asked for.
+pub const EMAIL_UNVERIFIED: &str = "EMAIL_UNVERIFIED";
+
 /// The reason a [`refused`] status names, if it names one.
 pub fn refusal_reason(status: &Status) -> Option<String> {
     status.get_details_error_info().filter(|i| i.domain == REFUSAL_DOMAIN).map(|i| i.reason)

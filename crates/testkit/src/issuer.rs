@@ -59,15 +59,20 @@ impl TestIssuer {
         Self { auth, key: EncodingKey::from_ed_der(der.as_bytes()), kid, server }
     }
 
-    /// A 15-minute access token for `user` with `roles`.
+    /// A 15-minute access token for `user` with `roles`, whose email is verified.
     pub fn token(&self, user: uuid::Uuid, roles: &[Role]) -> String {
-        self.sign(user, roles, &[])
+        self.sign(user, roles, &[], Some(true))
+    }
+
+    /// [`Self::token`] of a user who has not verified their email yet.
+    pub fn unverified_token(&self, user: uuid::Uuid, roles: &[Role]) -> String {
+        self.sign(user, roles, &[], Some(false))
     }
 
     /// A 15-minute token of a workload (role `service`) granted `scopes`, as identity issues
     /// to a configured service client.
     pub fn service_token(&self, workload: uuid::Uuid, scopes: &[Scope]) -> String {
-        self.sign(workload, &[Role::Service], scopes)
+        self.sign(workload, &[Role::Service], scopes, None)
     }
 
     /// `request` carrying a [`Self::service_token`].
@@ -75,10 +80,11 @@ impl TestIssuer {
         ticketing_platform::auth::with_bearer(tonic::Request::new(message), &self.service_token(workload, scopes))
     }
 
-    fn sign(&self, sub: uuid::Uuid, roles: &[Role], scopes: &[Scope]) -> String {
+    fn sign(&self, sub: uuid::Uuid, roles: &[Role], scopes: &[Scope], email_verified: Option<bool>) -> String {
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs() as i64;
         let claims = Claims {
             scope: Scope::claim(scopes),
+            email_verified,
             ..Claims::issue(sub.to_string(), roles.to_vec(), &self.auth, now, Duration::from_secs(900))
         };
         jsonwebtoken::encode(&access_token_header(&self.kid), &claims, &self.key).expect("sign a test token")

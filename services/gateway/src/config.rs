@@ -167,6 +167,9 @@ pub struct RateLimits {
     pub user: Limit,
     /// `POST /v1/auth/login`, per client IP and per email (on top of the IP limit).
     pub login: Limit,
+    /// `POST /v1/auth/register`, per client IP (on top of the IP limit): each registration
+    /// costs a password hash and makes an account with budgets of its own.
+    pub register: Limit,
     /// The large public answers (`GET /v1/events/{id}/availability?seats=true`,
     /// `GET /v1/venues/{id}?seat_map=true`), per client IP (on top of the IP limit).
     pub heavy: Limit,
@@ -210,6 +213,8 @@ impl Default for RateLimits {
             ip: Limit { per_second: 100.0, burst: 400 },
             user: Limit { per_second: 20.0, burst: 100 },
             login: Limit { per_second: 1.0, burst: 20 },
+            // Ten at once, then three a minute: a family or a venue's Wi-Fi, not a script.
+            register: Limit { per_second: 0.05, burst: 10 },
             heavy: Limit { per_second: 1.0, burst: 20 },
             trusted_proxy_hops: 0,
             redis_timeout: Duration::from_millis(100),
@@ -247,6 +252,7 @@ impl Validate for RateLimits {
         self.ip.validate("gateway.rate_limits.ip", issues);
         self.user.validate("gateway.rate_limits.user", issues);
         self.login.validate("gateway.rate_limits.login", issues);
+        self.register.validate("gateway.rate_limits.register", issues);
         self.heavy.validate("gateway.rate_limits.heavy", issues);
         if self.trusted_proxy_hops > 10 {
             issues.push(ConfigIssue::new("gateway.rate_limits.trusted_proxy_hops", "must be at most 10"));

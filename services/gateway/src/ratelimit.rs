@@ -1,8 +1,8 @@
 //! Rate limits shared by every gateway replica: GCRA (the generic cell rate algorithm)
 //! in Redis, one Lua script checking every limit that applies to a request at once: per
 //! client IP for everyone, per user for a verified token, per IP and per email on
-//! `POST /v1/auth/login`, and per IP on the large public answers (`seats=true`,
-//! `seat_map=true`). Concurrent requests' checks are coalesced into one script call
+//! `POST /v1/auth/login`, per IP on `POST /v1/auth/register`, and per IP on the large
+//! public answers (`seats=true`, `seat_map=true`). Concurrent requests' checks are coalesced into one script call
 //! (`ticketing_platform::coalesce`), which takes each request in turn: the decisions are
 //! exactly those of one call per request, for a fraction of the round trips.
 //!
@@ -84,6 +84,7 @@ enum Rule {
     User,
     LoginIp,
     LoginEmail,
+    Register,
     Heavy,
 }
 
@@ -94,6 +95,7 @@ impl Rule {
             Self::User => "user",
             Self::LoginIp => "login-ip",
             Self::LoginEmail => "login-email",
+            Self::Register => "register",
             Self::Heavy => "heavy",
         }
     }
@@ -370,6 +372,11 @@ pub async fn limit(State(limiter): State<RateLimiter>, mut request: Request, nex
     }
     if is_heavy(request.method(), request.uri()) {
         checks.push((Rule::Heavy, settings.heavy, ip.clone()));
+    }
+    // Each registration costs identity a password hash, and each account a per-user
+    // budget of its own: a limit far below the general one, on its own key.
+    if request.method() == Method::POST && request.uri().path() == "/v1/auth/register" {
+        checks.push((Rule::Register, settings.register, ip.clone()));
     }
     if request.method() == Method::POST && request.uri().path() == "/v1/auth/login" {
         checks.push((Rule::LoginIp, settings.login, ip));

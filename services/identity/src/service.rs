@@ -8,7 +8,7 @@ use sqlx::PgPool;
 use ticketing_platform::auth::{Claims, Principal, Role, Scope};
 use ticketing_platform::config::AuthConfig;
 use ticketing_platform::kafka::outbox;
-use ticketing_proto::events::v1::{UserRegistered, UserRoleChanged};
+use ticketing_proto::events::v1::{RegistrationAttempted, UserRegistered, UserRoleChanged};
 
 use crate::adapters::hasher::Hasher;
 use crate::adapters::keys::KeyRing;
@@ -106,10 +106,13 @@ impl Identity {
         }
     }
 
-    /// Creates an account with role `user` and announces it.
-    pub async fn register(&self, email: &str, password: &str, name: &str) -> Result<User> {
+    /// Creates an account with role `user` and announces it. A taken email gets the same
+    /// answer, after the same work (a password hash, one transaction): the owner is told
+    /// by email instead, and the caller learns nothing about which addresses have accounts.
+    pub async fn register(&self, email: &str, password: &str, name: &str) -> Result<()> {
         let (email, name) = self.validate_new_account(email, password, name)?;
-        self.create_user(&email, password, &name, Role::User).await?.ok_or(IdentityError::EmailTaken)
+        self.create_user(&email, password, &name, Role::User).await?;
+        Ok(())
     }
 
     fn validate_new_account(&self, email: &str, password: &str, name: &str) -> Result<(Email, String)> {
@@ -126,24 +129,43 @@ impl Identity {
         }
     }
 
-    /// Inserts the user and its `UserRegistered` event in one transaction; `None` if the email is taken.
+    /// Inserts the user and its `UserRegistered` event in one transaction; `None` if the
+    /// email is taken, after a `RegistrationAttempted` event for its owner.
     async fn create_user(&self, email: &Email, password: &str, name: &str, role: Role) -> Result<Option<User>> {
+        // Hashed before the email is looked at, so a taken email costs the same time.
         let hash = self.hasher.hash(password).await?;
         let mut tx = self.pool.begin().await.map_err(anyhow::Error::from)?;
-        let Some(user) = users::insert(&mut tx, email, name, &hash, role).await? else {
-            return Ok(None);
+        let created = users::insert(&mut tx, email, name, &hash, role).await?;
+        let event = match &created {
+            Some(user) => ticketing_platform::events::envelope(
+                user.id.to_string(),
+                &UserRegistered {
+                    user_id: user.id.to_string(),
+                    email: user.email.to_string(),
+                    display_name: user.display_name.clone(),
+                    role: user.role.to_string(),
+                },
+            ),
+            None => {
+                // Taken by a concurrent registration and deleted since: nobody to tell.
+                let Some((owner, _)) = users::by_email(&mut *tx, email).await? else { return Ok(None) };
+                ticketing_platform::events::envelope(
+                    owner.id.to_string(),
+                    &RegistrationAttempted {
+                        user_id: owner.id.to_string(),
+                        email: owner.email.to_string(),
+                        display_name: owner.display_name.clone(),
+                    },
+                )
+            }
         };
-        let event = UserRegistered {
-            user_id: user.id.to_string(),
-            email: user.email.to_string(),
-            display_name: user.display_name.clone(),
-            role: user.role.to_string(),
-        };
-        outbox::enqueue(&mut tx, &self.topic, &ticketing_platform::events::envelope(user.id.to_string(), &event))
-            .await?;
+        outbox::enqueue(&mut tx, &self.topic, &event).await?;
         tx.commit().await.map_err(anyhow::Error::from)?;
-        tracing::info!(user_id = %user.id, role = %user.role, "user registered");
-        Ok(Some(user))
+        match &created {
+            Some(user) => tracing::info!(user_id = %user.id, role = %user.role, "user registered"),
+            None => tracing::info!("registration of a taken email; its owner is told"),
+        }
+        Ok(created)
     }
 
     /// Exchanges credentials for tokens, subject to throttling per account and client address.
@@ -271,19 +293,21 @@ impl Identity {
         let (email, name) = self
             .validate_new_account(email, password, "Administrator")
             .map_err(|e| anyhow::anyhow!("identity.bootstrap_admin_*: {e}"))?;
-        if self.create_user(&email, password, &name, Role::Admin).await.map_err(anyhow::Error::from)?.is_some() {
-            tracing::info!(email = %email, "created the bootstrap admin");
+        // Looked up first: on every later start the account exists, and registering it
+        // again would email its owner about an attempt nobody made.
+        if let Some((user, _)) = users::by_email(&self.pool, &email).await? {
+            if user.role != Role::Admin {
+                tracing::warn!(
+                    user_id = %user.id,
+                    role = %user.role,
+                    "identity.bootstrap_admin_email belongs to an account that is not an admin; it is left as it \
+                     is (an admin may promote it, or configure another email)"
+                );
+            }
             return Ok(());
         }
-        if let Some((user, _)) = users::by_email(&self.pool, &email).await?
-            && user.role != Role::Admin
-        {
-            tracing::warn!(
-                user_id = %user.id,
-                role = %user.role,
-                "identity.bootstrap_admin_email belongs to an account that is not an admin; it is left as it is \
-                 (an admin may promote it, or configure another email)"
-            );
+        if self.create_user(&email, password, &name, Role::Admin).await.map_err(anyhow::Error::from)?.is_some() {
+            tracing::info!(email = %email, "created the bootstrap admin");
         }
         Ok(())
     }

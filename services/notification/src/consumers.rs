@@ -3,8 +3,9 @@
 //!
 //! Three consumer groups, so that no event waits behind an unrelated one:
 //! - `notification.records` (identity, catalog and booking events) keeps the
-//!   projections, issues and revokes tickets, and logs welcome emails. It never waits:
-//!   tickets are issued and revoked even when the buyer's address is not known yet.
+//!   projections, issues and revokes tickets, and logs the account emails (welcome, a
+//!   registration of a taken address). It never waits: tickets are issued and revoked
+//!   even when the buyer's address is not known yet.
 //! - `notification.booking-emails` and `notification.payment-emails` log the booking
 //!   and refund emails. They need the buyer's address from `UserRegistered`: an event
 //!   whose user is not known yet is retried (`Retryable`) until the user arrives, and
@@ -76,6 +77,7 @@ impl Events {
 /// The events notification acts on.
 enum Incoming {
     UserRegistered(ev::UserRegistered),
+    RegistrationAttempted(ev::RegistrationAttempted),
     EventPublished(ev::EventPublished),
     EventUpdated(ev::EventUpdated),
     BookingConfirmed(ev::BookingConfirmed),
@@ -93,6 +95,8 @@ impl Incoming {
         let t = event.r#type.as_str();
         let decoded = if t == ev::UserRegistered::full_name() {
             payload(event).map(Self::UserRegistered)
+        } else if t == ev::RegistrationAttempted::full_name() {
+            payload(event).map(Self::RegistrationAttempted)
         } else if t == ev::EventPublished::full_name() {
             payload(event).map(Self::EventPublished)
         } else if t == ev::EventUpdated::full_name() {
@@ -122,7 +126,7 @@ impl Handler for Events {
         let source = id("envelope id", &event.id)?;
         self.record(tx, event, &incoming).await?;
         match self.duty {
-            Duty::Records => welcome(tx, source, &incoming).await,
+            Duty::Records => account_email(tx, source, &incoming).await,
             Duty::Emails => booking_or_refund_email(tx, source, &incoming).await,
         }
     }
@@ -158,7 +162,7 @@ impl Events {
                 let (booking, user) = (id("booking_id", &r.booking_id)?, id("user_id", &r.user_id)?);
                 projections::record_booking(tx, booking, user, None).await.map_err(retryable)?;
             }
-            Incoming::Other => {}
+            Incoming::RegistrationAttempted(_) | Incoming::Other => {}
         }
         Ok(())
     }
@@ -248,15 +252,25 @@ async fn revoke(
     projections::revoke_booking(tx, booking, reason).await.map_err(retryable)
 }
 
-/// The welcome email: `UserRegistered` carries the address, so it never waits.
-async fn welcome(tx: &mut PgConnection, source: Uuid, incoming: &Incoming) -> Result<(), HandleError> {
-    let Incoming::UserRegistered(u) = incoming else { return Ok(()) };
-    let user = User { email: u.email.clone(), display_name: u.display_name.clone() };
+/// The welcome email, and the owner's warning that someone tried to register their
+/// address: both events carry the address, so neither waits.
+async fn account_email(tx: &mut PgConnection, source: Uuid, incoming: &Incoming) -> Result<(), HandleError> {
+    let (template, user_id, user) = match incoming {
+        Incoming::UserRegistered(u) => {
+            (Template::Welcome, &u.user_id, User { email: u.email.clone(), display_name: u.display_name.clone() })
+        }
+        Incoming::RegistrationAttempted(a) => (
+            Template::RegistrationAttempted,
+            &a.user_id,
+            User { email: a.email.clone(), display_name: a.display_name.clone() },
+        ),
+        _ => return Ok(()),
+    };
     let delivery = NewDelivery {
         source_event_id: source,
-        template: Template::Welcome,
+        template,
         recipient: &user.email,
-        user_id: Some(id("user_id", &u.user_id)?),
+        user_id: Some(id("user_id", user_id)?),
         booking_id: None,
         context: json!({ "name": greeting(&user), "email": user.email }),
     };

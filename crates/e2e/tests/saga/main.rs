@@ -12,6 +12,7 @@ mod proxy;
 mod rbac;
 mod reconciler;
 mod refunds;
+mod registration;
 mod restarts;
 mod scenarios;
 mod seams;

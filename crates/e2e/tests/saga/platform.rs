@@ -348,14 +348,23 @@ impl Platform {
         let email = format!("user-{}@example.com", ticketing_testkit::unique());
         let register =
             identity::RegisterRequest { email: email.clone(), password: PASSWORD.into(), display_name: "Fan".into() };
-        let user = self.identity.clone().register(register).await.expect("register").into_inner().user.unwrap();
+        self.identity.clone().register(register).await.expect("register");
+        let mut user = User { id: String::new(), email: email.clone(), token: self.login(&email).await };
+        let me = self.identity.clone().get_me(authed(identity::GetMeRequest {}, &user)).await.expect("me");
+        user.id = me.into_inner().id;
         if role != identity::Role::User {
             let set = identity::SetUserRoleRequest { user_id: user.id.clone(), role: role as i32 };
             self.identity.clone().set_user_role(authed(set, &self.admin)).await.expect("set role");
+            // The role travels in the token.
+            user.token = self.login(&email).await;
         }
-        let login = identity::LoginRequest { email: email.clone(), password: PASSWORD.into() };
-        let pair = self.identity.clone().login(login).await.expect("login").into_inner();
-        User { id: user.id, email, token: pair.access_token }
+        user
+    }
+
+    /// An access token of the account `email` (with the harness's password).
+    pub async fn login(&self, email: &str) -> String {
+        let login = identity::LoginRequest { email: email.into(), password: PASSWORD.into() };
+        self.identity.clone().login(login).await.expect("login").into_inner().access_token
     }
 
     /// An event on sale now: `ga` general-admission tickets and a row of `seats` seats,

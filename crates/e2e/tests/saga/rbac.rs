@@ -273,7 +273,7 @@ async fn rbac_every_route_lets_in_exactly_the_roles_the_matrix_says() {
     let json = |value: Value| Body::Json(value);
     #[rustfmt::skip]
     let rows = vec![
-        row(Method::POST, "/v1/auth/register", "", Public, &[201], Body::NewAccount),
+        row(Method::POST, "/v1/auth/register", "", Public, &[202], Body::NewAccount),
         row(Method::POST, "/v1/auth/login", "", Public, &[200], login),
         row(Method::POST, "/v1/auth/refresh", "", Public, &[200], Body::RefreshToken),
         row(Method::POST, "/v1/auth/logout", "", Public, &[204], Body::RefreshToken),

@@ -139,7 +139,13 @@ async fn a_valid_token_verifies_into_its_principal() {
     let principal = verifier.verify(&token).await.expect("a valid token");
     assert_eq!(
         principal,
-        Principal { user_id, roles: vec![Role::User, Role::Organizer], scopes: Vec::new(), token: token.clone() }
+        Principal {
+            user_id,
+            roles: vec![Role::User, Role::Organizer],
+            scopes: Vec::new(),
+            email_verified: false,
+            token: token.clone(),
+        }
     );
     assert!(principal.has_role(Role::Organizer));
     assert!(!principal.has_role(Role::Admin));

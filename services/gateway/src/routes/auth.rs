@@ -62,16 +62,27 @@ pub struct RegisterBody {
     pub display_name: String,
 }
 
-/// Creates an account with the `user` role.
+/// What `POST /v1/auth/register` answers, whether or not the email had an account.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RegistrationAccepted {
+    /// What happens next.
+    pub detail: String,
+}
+
+/// Creates an account with the `user` role. The answer is the same whether or not the
+/// email already has an account, whose owner is told by email instead; it reveals no
+/// accounts. Limited per client address (`gateway.rate_limits.register`).
 #[utoipa::path(post, path = "/v1/auth/register", tag = "auth", request_body = RegisterBody,
-    responses((status = 201, body = User), (status = 400, body = Problem), (status = 409, body = Problem)))]
+    responses((status = 202, body = RegistrationAccepted), (status = 400, body = Problem),
+        (status = 429, body = Problem)))]
 async fn register(
     State(s): State<AppState>,
     Json(b): Json<RegisterBody>,
-) -> Result<(StatusCode, axum::Json<User>), Problem> {
+) -> Result<(StatusCode, axum::Json<RegistrationAccepted>), Problem> {
     let request = pb::RegisterRequest { email: b.email, password: b.password, display_name: b.display_name };
-    let user = s.backends.identity.clone().register(request).await?.into_inner().user.unwrap_or_default();
-    Ok((StatusCode::CREATED, axum::Json(user.into())))
+    s.backends.identity.clone().register(request).await?;
+    let detail = "An email is on its way to this address; sign in once you have it.".to_owned();
+    Ok((StatusCode::ACCEPTED, axum::Json(RegistrationAccepted { detail })))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

@@ -59,7 +59,7 @@ pub async fn insert(
 }
 
 /// The user with `email` and their password hash.
-pub async fn by_email(pool: &PgPool, email: &Email) -> anyhow::Result<Option<(User, String)>> {
+pub async fn by_email(conn: impl sqlx::PgExecutor<'_>, email: &Email) -> anyhow::Result<Option<(User, String)>> {
     #[derive(sqlx::FromRow)]
     struct WithHash {
         #[sqlx(flatten)]
@@ -69,7 +69,7 @@ pub async fn by_email(pool: &PgPool, email: &Email) -> anyhow::Result<Option<(Us
     let found: Option<WithHash> =
         sqlx::query_as(&format!("SELECT {COLUMNS}, password_hash FROM users WHERE lower(email) = $1"))
             .bind(email.as_str())
-            .fetch_optional(pool)
+            .fetch_optional(conn)
             .await
             .context("looking up a user by email")?;
     found.map(|f| Ok((User::try_from(f.row)?, f.password_hash))).transpose()

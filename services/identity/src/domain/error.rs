@@ -10,9 +10,6 @@ pub enum IdentityError {
     /// Input broke the rules; every bad field is listed.
     #[error("invalid request: {}", ticketing_platform::status::describe(.0))]
     Invalid(Vec<FieldViolation>),
-    /// The email is already registered.
-    #[error("an account with this email already exists")]
-    EmailTaken,
     /// Unknown email or wrong password: deliberately indistinguishable.
     #[error("invalid email or password")]
     InvalidCredentials,

@@ -14,7 +14,6 @@ impl From<IdentityError> for Status {
         let message = e.to_string();
         match e {
             IdentityError::Invalid(violations) => ticketing_platform::status::invalid_argument(&message, &violations),
-            IdentityError::EmailTaken => Status::already_exists(message),
             IdentityError::InvalidCredentials
             | IdentityError::InvalidClientCredentials
             | IdentityError::InvalidRefreshToken

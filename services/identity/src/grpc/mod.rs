@@ -41,8 +41,8 @@ impl Api {
 impl IdentityApi for Api {
     async fn register(&self, request: Request<pb::RegisterRequest>) -> Result<Response<pb::RegisterResponse>, Status> {
         let r = request.into_inner();
-        let user = self.identity.register(&r.email, &r.password, &r.display_name).await?;
-        Ok(Response::new(pb::RegisterResponse { user: Some(user.into()) }))
+        self.identity.register(&r.email, &r.password, &r.display_name).await?;
+        Ok(Response::new(pb::RegisterResponse {}))
     }
 
     async fn login(&self, request: Request<pb::LoginRequest>) -> Result<Response<pb::TokenPair>, Status> {

@@ -1,5 +1,10 @@
 //! Registration, login and the profile.
 
+use std::time::Duration;
+
+use prost::{Message as _, Name as _};
+use rdkafka::Message as _;
+use ticketing_proto::events::v1::{Envelope, RegistrationAttempted};
 use ticketing_proto::identity::v1 as pb;
 use tonic::Code;
 use tonic_types::StatusExt as _;
@@ -22,18 +27,39 @@ async fn register_then_login_and_read_me() {
     assert_eq!(me.id, user.id);
 }
 
+/// Registering a taken email, in any case, is answered exactly as a new one: nothing tells
+/// a caller which addresses have accounts. No second account is made, the first keeps its
+/// password, and its owner gets a `RegistrationAttempted` (an email) instead.
 #[tokio::test]
-async fn duplicate_email_is_refused_whatever_its_case() {
+async fn a_taken_email_is_answered_as_a_new_one_and_its_owner_is_told() {
     let app = spawn_app().await;
     let address = email();
-    app.register(&address).await;
-    let again = pb::RegisterRequest {
-        email: address.to_uppercase(),
-        password: PASSWORD.into(),
+    let register = |email: String, password: &str| pb::RegisterRequest {
+        email,
+        password: password.into(),
         display_name: "Someone".into(),
     };
-    let status = app.client.clone().register(again).await.unwrap_err();
-    assert_eq!(status.code(), Code::AlreadyExists, "{status:?}");
+    let first = app.client.clone().register(register(address.clone(), PASSWORD)).await.expect("new");
+    let owner = app.me(&app.login(&address, PASSWORD).await.unwrap().access_token).await.unwrap();
+    let again = register(address.to_uppercase(), "another-long-passphrase");
+    let second = app.client.clone().register(again).await.expect("a taken email is not refused");
+    assert_eq!(first.into_inner(), second.into_inner(), "the same answer");
+
+    app.login(&address, PASSWORD).await.expect("the owner's password still opens the account");
+    let refused = app.login(&address, "another-long-passphrase").await.unwrap_err();
+    assert_eq!(refused.code(), Code::Unauthenticated, "no second account, no new password");
+
+    // The bootstrap admin's and the owner's `UserRegistered`, then the attempt.
+    let topic = app.kafka.topic("identity.events");
+    let messages = ticketing_testkit::read_topic(&app.kafka, &topic, 3, Duration::from_secs(20));
+    let attempts: Vec<RegistrationAttempted> = messages
+        .iter()
+        .map(|m| Envelope::decode(m.payload().unwrap()).unwrap())
+        .filter(|e| e.r#type == RegistrationAttempted::full_name())
+        .map(|e| ticketing_platform::events::payload(&e).unwrap())
+        .collect();
+    assert_eq!(attempts.len(), 1, "{attempts:?}");
+    assert_eq!((&*attempts[0].user_id, &*attempts[0].email), (&*owner.id, &*owner.email), "told to the owner");
 }
 
 #[tokio::test]

@@ -73,10 +73,13 @@ pub fn authed<T>(message: T, token: &str) -> tonic::Request<T> {
 }
 
 impl TestApp {
+    /// Registers `email` and reads the account back (Register's answer names none).
     pub async fn register(&self, email: &str) -> pb::User {
         let request =
             pb::RegisterRequest { email: email.into(), password: PASSWORD.into(), display_name: String::new() };
-        self.client.clone().register(request).await.expect("register").into_inner().user.expect("user")
+        self.client.clone().register(request).await.expect("register");
+        let tokens = self.login(email, PASSWORD).await.expect("login");
+        self.me(&tokens.access_token).await.expect("me")
     }
 
     /// A `service` token of `client` (`gateway` or `booking`).

@@ -133,6 +133,7 @@ impl Harness {
                         user_id: m.hold.user,
                         roles: vec![Role::User],
                         scopes: Vec::new(),
+                        email_verified: true,
                         token: String::new(),
                     };
                     let result = self.inventory.release(&owner, m.hold.id).await;

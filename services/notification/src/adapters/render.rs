@@ -24,6 +24,9 @@ const SOURCES: &[(&str, &str)] = &[
     ("refund_succeeded.subject", include_str!("../../templates/refund_succeeded.subject")),
     ("refund_succeeded.txt", include_str!("../../templates/refund_succeeded.txt")),
     ("refund_succeeded.html", include_str!("../../templates/refund_succeeded.html")),
+    ("registration_attempted.subject", include_str!("../../templates/registration_attempted.subject")),
+    ("registration_attempted.txt", include_str!("../../templates/registration_attempted.txt")),
+    ("registration_attempted.html", include_str!("../../templates/registration_attempted.html")),
 ];
 
 /// A rendered email, ready to be sent.

@@ -24,12 +24,20 @@ pub enum Template {
     BookingExpired,
     /// After `RefundSucceeded`.
     RefundSucceeded,
+    /// After `RegistrationAttempted`: someone tried to register the owner's address.
+    RegistrationAttempted,
 }
 
 impl Template {
     /// Every template.
-    pub const ALL: [Self; 5] =
-        [Self::Welcome, Self::BookingConfirmed, Self::BookingCancelled, Self::BookingExpired, Self::RefundSucceeded];
+    pub const ALL: [Self; 6] = [
+        Self::Welcome,
+        Self::BookingConfirmed,
+        Self::BookingCancelled,
+        Self::BookingExpired,
+        Self::RefundSucceeded,
+        Self::RegistrationAttempted,
+    ];
 
     /// The name stored in the log, used in metrics and as the template file stem.
     pub fn as_str(self) -> &'static str {
@@ -39,6 +47,7 @@ impl Template {
             Self::BookingCancelled => "booking_cancelled",
             Self::BookingExpired => "booking_expired",
             Self::RefundSucceeded => "refund_succeeded",
+            Self::RegistrationAttempted => "registration_attempted",
         }
     }
 }
