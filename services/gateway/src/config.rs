@@ -168,7 +168,8 @@ pub struct RateLimits {
     /// `POST /v1/auth/login`, per client IP and per email (on top of the IP limit).
     pub login: Limit,
     /// `POST /v1/auth/register`, per client IP (on top of the IP limit): each registration
-    /// costs a password hash and makes an account with budgets of its own.
+    /// costs a password hash and makes an account with budgets of its own. Also
+    /// `POST /v1/auth/verify-email/resend`, per user: each sends an email.
     pub register: Limit,
     /// The large public answers (`GET /v1/events/{id}/availability?seats=true`,
     /// `GET /v1/venues/{id}?seat_map=true`), per client IP (on top of the IP limit).

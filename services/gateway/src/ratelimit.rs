@@ -1,7 +1,8 @@
 //! Rate limits shared by every gateway replica: GCRA (the generic cell rate algorithm)
 //! in Redis, one Lua script checking every limit that applies to a request at once: per
 //! client IP for everyone, per user for a verified token, per IP and per email on
-//! `POST /v1/auth/login`, per IP on `POST /v1/auth/register`, and per IP on the large
+//! `POST /v1/auth/login`, per IP on `POST /v1/auth/register` (and per user on its
+//! verification email's resend), and per IP on the large
 //! public answers (`seats=true`, `seat_map=true`). Concurrent requests' checks are coalesced into one script call
 //! (`ticketing_platform::coalesce`), which takes each request in turn: the decisions are
 //! exactly those of one call per request, for a fraction of the round trips.
@@ -85,6 +86,7 @@ enum Rule {
     LoginIp,
     LoginEmail,
     Register,
+    Resend,
     Heavy,
 }
 
@@ -96,6 +98,7 @@ impl Rule {
             Self::LoginIp => "login-ip",
             Self::LoginEmail => "login-email",
             Self::Register => "register",
+            Self::Resend => "verify-resend",
             Self::Heavy => "heavy",
         }
     }
@@ -367,6 +370,10 @@ pub async fn limit(State(limiter): State<RateLimiter>, mut request: Request, nex
     };
     if let Some(principal) = verified {
         checks.push((Rule::User, settings.user, principal.user_id.to_string()));
+        // Each sends an email: the registration budget, per account.
+        if request.method() == Method::POST && request.uri().path() == "/v1/auth/verify-email/resend" {
+            checks.push((Rule::Resend, settings.register, principal.user_id.to_string()));
+        }
         // The route's `Caller` takes it from here rather than look the token up again.
         request.extensions_mut().insert(Verified(principal));
     }
