@@ -454,6 +454,9 @@ TICKETING_GATEWAY__RATE_LIMITS__TRUSTED_PROXY_HOPS: {{ $expose.trustedProxyHops 
 TICKETING_GATEWAY__FRONT_END: {{ . | quote }}
 {{- end }}
 {{- end }}
+{{- if and (eq .name "notification") .svc.verifyEmailUrl }}
+TICKETING_NOTIFICATION__VERIFY_EMAIL_URL: {{ .svc.verifyEmailUrl | quote }}
+{{- end }}
 {{- if and (eq .name "identity") .svc.bootstrapAdminEmail }}
 TICKETING_IDENTITY__BOOTSTRAP_ADMIN_EMAIL: {{ .svc.bootstrapAdminEmail | quote }}
 {{- end }}

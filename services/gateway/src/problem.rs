@@ -144,6 +144,11 @@ impl Problem {
         Self::new(StatusCode::FORBIDDEN, "forbidden", "Not allowed", detail)
     }
 
+    /// 403 for a user who has not verified their email yet, refused a hold or a queue.
+    pub fn email_unverified(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "email-unverified", "Email not verified", detail)
+    }
+
     /// 404 for an unknown path or resource.
     pub fn not_found(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, "not-found", "Not found", detail)
@@ -253,12 +258,15 @@ impl From<tonic::Status> for Problem {
             Code::PermissionDenied => Self::forbidden(message),
             Code::NotFound => Self::not_found(message),
             Code::AlreadyExists => Self::new(StatusCode::CONFLICT, "already-exists", "Already exists", message),
-            Code::FailedPrecondition => {
-                match ticketing_platform::status::refusal_reason(&status).and_then(|r| refusal(&r)) {
+            Code::FailedPrecondition => match ticketing_platform::status::refusal_reason(&status) {
+                Some(reason) if reason == ticketing_platform::status::EMAIL_UNVERIFIED => {
+                    Self::email_unverified(message)
+                }
+                reason => match reason.as_deref().and_then(refusal) {
                     Some(r) => Self::new(StatusCode::CONFLICT, &r.slug(), r.title, message),
                     None => Self::new(StatusCode::CONFLICT, "conflict", "Not possible now", message),
-                }
-            }
+                },
+            },
             Code::Aborted => Self {
                 retry_after: Some(retry_after),
                 ..Self::new(StatusCode::CONFLICT, "in-progress", "Request in progress", message)
@@ -324,6 +332,14 @@ mod tests {
         assert_eq!(plain.kind, "https://ticketing.dev/problems/conflict");
         let slugs: std::collections::HashSet<String> = REFUSALS.iter().map(Refusal::slug).collect();
         assert_eq!(slugs.len(), REFUSALS.len(), "one type per reason");
+    }
+
+    #[test]
+    fn an_unverified_email_is_a_403_about_the_caller() {
+        let reason = ticketing_platform::status::EMAIL_UNVERIFIED;
+        let problem = Problem::from(ticketing_platform::status::refused(reason, "verify first"));
+        assert_eq!((problem.status, problem.kind.as_str()), (403, "https://ticketing.dev/problems/email-unverified"));
+        assert!(refusal(reason).is_none(), "not one of the 409 refusals");
     }
 
     #[test]

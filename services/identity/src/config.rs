@@ -66,6 +66,13 @@ pub struct IdentitySettings {
     /// Service clients whose word on the client's address identity takes (the gateway,
     /// which derives it from its trusted proxies); from any other caller it uses the peer.
     pub trusted_edge_clients: Vec<String>,
+    /// Whether a new account must verify its email (a link notification mails it) before
+    /// it may hold tickets or join a queue. Off, for a platform without email, accounts
+    /// are made verified; enforcement reads the tokens' `email_verified` claim either way.
+    pub require_email_verification: bool,
+    /// How long a verification link works.
+    #[serde(with = "humantime_serde")]
+    pub email_verification_ttl: Duration,
 }
 
 impl Default for Config {
@@ -101,6 +108,8 @@ impl Default for IdentitySettings {
             )]
             .into(),
             trusted_edge_clients: vec!["gateway".into()],
+            require_email_verification: true,
+            email_verification_ttl: Duration::from_secs(24 * 3600),
         }
     }
 }
@@ -157,6 +166,11 @@ impl Validate for Config {
         }
         if !id.trusted_edge_clients.iter().all(|c| is_client_id(c)) {
             issues.push(ConfigIssue::new("identity.trusted_edge_clients", "client ids use only a-z, 0-9 and '-'"));
+        }
+        if id.email_verification_ttl < Duration::from_secs(60)
+            || id.email_verification_ttl > Duration::from_secs(7 * 86400)
+        {
+            issues.push(ConfigIssue::new("identity.email_verification_ttl", "must be between 1m and 7d"));
         }
         id.login.validate(issues);
     }

@@ -8,13 +8,13 @@ use sqlx::PgPool;
 use ticketing_platform::auth::{Claims, Principal, Role, Scope};
 use ticketing_platform::config::AuthConfig;
 use ticketing_platform::kafka::outbox;
-use ticketing_proto::events::v1::{RegistrationAttempted, UserRegistered, UserRoleChanged};
+use ticketing_proto::events::v1::{EmailVerificationRequested, RegistrationAttempted, UserRegistered, UserRoleChanged};
 
 use crate::adapters::hasher::Hasher;
 use crate::adapters::keys::KeyRing;
 use crate::adapters::refresh::{RefreshTokens, Rotation};
 use crate::adapters::throttle::LoginThrottle;
-use crate::adapters::users;
+use crate::adapters::{users, verifications};
 use crate::config::IdentitySettings;
 use crate::domain::email::Email;
 use crate::domain::user::{User, display_name};
@@ -106,12 +106,65 @@ impl Identity {
         }
     }
 
-    /// Creates an account with role `user` and announces it. A taken email gets the same
+    /// Creates an account with role `user`, announces it and mails it a verification link
+    /// (unless `identity.require_email_verification` is off). A taken email gets the same
     /// answer, after the same work (a password hash, one transaction): the owner is told
     /// by email instead, and the caller learns nothing about which addresses have accounts.
     pub async fn register(&self, email: &str, password: &str, name: &str) -> Result<()> {
         let (email, name) = self.validate_new_account(email, password, name)?;
-        self.create_user(&email, password, &name, Role::User).await?;
+        let verified = !self.settings.require_email_verification;
+        self.create_user(&email, password, &name, Role::User, verified).await?;
+        Ok(())
+    }
+
+    /// Verifies the email of the account `token` was mailed to. The token is used up.
+    pub async fn verify_email(&self, token: &str) -> Result<User> {
+        let mut tx = self.pool.begin().await.map_err(anyhow::Error::from)?;
+        let user_id = verifications::redeem(&mut tx, token).await?;
+        // Deleting the used or expired token is kept even when it verifies nothing.
+        let user = match user_id {
+            Some(id) => users::mark_verified(&mut tx, id).await?,
+            None => None,
+        };
+        tx.commit().await.map_err(anyhow::Error::from)?;
+        let user = user.ok_or(IdentityError::InvalidVerificationToken)?;
+        tracing::info!(user_id = %user.id, "email verified");
+        Ok(user)
+    }
+
+    /// Mails the user a new verification link, unless their email is verified already.
+    pub async fn resend_verification(&self, id: uuid::Uuid) -> Result<()> {
+        let mut tx = self.pool.begin().await.map_err(anyhow::Error::from)?;
+        let user = users::lock(&mut tx, id).await?.ok_or(IdentityError::UserNotFound)?;
+        if !user.email_verified {
+            self.request_verification(&mut tx, &user).await?;
+        }
+        tx.commit().await.map_err(anyhow::Error::from)?;
+        Ok(())
+    }
+
+    /// Marks `user_id`'s email verified on behalf of the admin `actor`.
+    pub async fn mark_verified(&self, actor: uuid::Uuid, user_id: &str) -> Result<User> {
+        let user_id =
+            uuid::Uuid::parse_str(user_id).map_err(|_| IdentityError::invalid("user_id", "must be a UUID"))?;
+        let mut conn = self.pool.acquire().await.map_err(anyhow::Error::from)?;
+        let user = users::mark_verified(&mut conn, user_id).await?.ok_or(IdentityError::UserNotFound)?;
+        tracing::info!(%user_id, %actor, "email marked verified by an admin");
+        Ok(user)
+    }
+
+    /// A new verification token for `user`, published for notification to mail.
+    async fn request_verification(&self, tx: &mut sqlx::PgConnection, user: &User) -> Result<()> {
+        let expires_at = Utc::now() + self.settings.email_verification_ttl;
+        let token = verifications::issue(&mut *tx, user.id, expires_at).await?;
+        let event = EmailVerificationRequested {
+            user_id: user.id.to_string(),
+            email: user.email.to_string(),
+            display_name: user.display_name.clone(),
+            token,
+            expires_at: Some(prost_types::Timestamp { seconds: expires_at.timestamp(), nanos: 0 }),
+        };
+        outbox::enqueue(tx, &self.topic, &ticketing_platform::events::envelope(user.id.to_string(), &event)).await?;
         Ok(())
     }
 
@@ -129,13 +182,25 @@ impl Identity {
         }
     }
 
-    /// Inserts the user and its `UserRegistered` event in one transaction; `None` if the
-    /// email is taken, after a `RegistrationAttempted` event for its owner.
-    async fn create_user(&self, email: &Email, password: &str, name: &str, role: Role) -> Result<Option<User>> {
+    /// Inserts the user and its `UserRegistered` event (and unless `verified` a
+    /// verification request) in one transaction; `None` if the email is taken, after a
+    /// `RegistrationAttempted` event for its owner.
+    async fn create_user(
+        &self,
+        email: &Email,
+        password: &str,
+        name: &str,
+        role: Role,
+        verified: bool,
+    ) -> Result<Option<User>> {
         // Hashed before the email is looked at, so a taken email costs the same time.
         let hash = self.hasher.hash(password).await?;
         let mut tx = self.pool.begin().await.map_err(anyhow::Error::from)?;
-        let created = users::insert(&mut tx, email, name, &hash, role).await?;
+        let new = users::NewUser { email, display_name: name, password_hash: &hash, role, email_verified: verified };
+        let created = users::insert(&mut tx, &new).await?;
+        if let Some(user) = created.as_ref().filter(|u| !u.email_verified) {
+            self.request_verification(&mut tx, user).await?;
+        }
         let event = match &created {
             Some(user) => ticketing_platform::events::envelope(
                 user.id.to_string(),
@@ -306,7 +371,9 @@ impl Identity {
             }
             return Ok(());
         }
-        if self.create_user(&email, password, &name, Role::Admin).await.map_err(anyhow::Error::from)?.is_some() {
+        // Whoever configures it reads the configuration, not necessarily the inbox.
+        let created = self.create_user(&email, password, &name, Role::Admin, true).await;
+        if created.map_err(anyhow::Error::from)?.is_some() {
             tracing::info!(email = %email, "created the bootstrap admin");
         }
         Ok(())
@@ -343,13 +410,16 @@ impl Identity {
     async fn token_pair(&self, user: &User, refresh_token: String, refresh_ttl: Duration) -> Result<TokenPair> {
         let now = Utc::now();
         let access_expires_at = now + self.settings.access_token_ttl;
-        let claims = Claims::issue(
-            user.id.to_string(),
-            vec![user.role],
-            &self.auth,
-            now.timestamp(),
-            self.settings.access_token_ttl,
-        );
+        let claims = Claims {
+            email_verified: Some(user.email_verified),
+            ..Claims::issue(
+                user.id.to_string(),
+                vec![user.role],
+                &self.auth,
+                now.timestamp(),
+                self.settings.access_token_ttl,
+            )
+        };
         Ok(TokenPair {
             access_token: self.keys.sign(&claims).await?,
             access_expires_at,

@@ -62,6 +62,9 @@ pub struct NotificationSettings {
     pub send_lease: Duration,
     /// Check-in.
     pub tickets: TicketSettings,
+    /// The page of the web app that verifies an email: the verification email links to it
+    /// with `?token=…`, and the page posts the token to `POST /v1/auth/verify-email`.
+    pub verify_email_url: String,
 }
 
 /// Check-in settings.
@@ -135,6 +138,7 @@ impl Default for NotificationSettings {
             max_retry_backoff: Duration::from_secs(15 * 60),
             send_lease: Duration::from_secs(120),
             tickets: TicketSettings::default(),
+            verify_email_url: "http://127.0.0.1:8080/verify-email".into(),
         }
     }
 }
@@ -170,6 +174,13 @@ impl NotificationSettings {
         let mut bad = |key: &str, message: &str| issues.push(ConfigIssue::new(format!("notification.{key}"), message));
         if self.from.parse::<lettre::message::Mailbox>().is_err() {
             bad("from", "must be an email address, optionally with a name: `Name <user@domain>`");
+        }
+        let url = &self.verify_email_url;
+        if !(url.starts_with("https://") || url.starts_with("http://")) || url.contains(['?', '#']) {
+            bad("verify_email_url", "must be an http(s) URL without a query or fragment");
+        }
+        if environment == Environment::Production && !url.starts_with("https://") {
+            bad("verify_email_url", "a verification link goes over https in production");
         }
         let smtp = &self.smtp;
         if smtp.host.trim().is_empty() {
@@ -280,7 +291,11 @@ mod tests {
         assert_eq!(issues(&config), ["notification.send_lease"]);
         config.server.environment = Environment::Production;
         config.sealing.kek = format!("prod:{}", "A".repeat(43) + "=");
-        assert_eq!(issues(&config), ["notification.smtp.security", "notification.send_lease"]);
+        assert_eq!(
+            issues(&config),
+            ["notification.verify_email_url", "notification.smtp.security", "notification.send_lease"]
+        );
+        config.notification.verify_email_url = "https://tickets.example.com/verify-email".into();
         config.notification.smtp.security = SmtpSecurity::Starttls;
         config.notification.send_lease = Duration::from_secs(60);
         assert_eq!(issues(&config), Vec::<String>::new());

@@ -65,12 +65,15 @@ pub enum Duty {
 pub struct Events {
     keys: TicketKeys,
     duty: Duty,
+    /// `notification.verify_email_url`.
+    verify_email_url: std::sync::Arc<str>,
 }
 
 impl Events {
-    /// A handler doing `duty`, signing tickets with `keys`.
-    pub fn new(keys: TicketKeys, duty: Duty) -> Self {
-        Self { keys, duty }
+    /// A handler doing `duty`, signing tickets with `keys`, linking verification emails to
+    /// `verify_email_url`.
+    pub fn new(keys: TicketKeys, duty: Duty, verify_email_url: &str) -> Self {
+        Self { keys, duty, verify_email_url: verify_email_url.into() }
     }
 }
 
@@ -78,6 +81,7 @@ impl Events {
 enum Incoming {
     UserRegistered(ev::UserRegistered),
     RegistrationAttempted(ev::RegistrationAttempted),
+    EmailVerificationRequested(ev::EmailVerificationRequested),
     EventPublished(ev::EventPublished),
     EventUpdated(ev::EventUpdated),
     BookingConfirmed(ev::BookingConfirmed),
@@ -97,6 +101,8 @@ impl Incoming {
             payload(event).map(Self::UserRegistered)
         } else if t == ev::RegistrationAttempted::full_name() {
             payload(event).map(Self::RegistrationAttempted)
+        } else if t == ev::EmailVerificationRequested::full_name() {
+            payload(event).map(Self::EmailVerificationRequested)
         } else if t == ev::EventPublished::full_name() {
             payload(event).map(Self::EventPublished)
         } else if t == ev::EventUpdated::full_name() {
@@ -126,7 +132,7 @@ impl Handler for Events {
         let source = id("envelope id", &event.id)?;
         self.record(tx, event, &incoming).await?;
         match self.duty {
-            Duty::Records => account_email(tx, source, &incoming).await,
+            Duty::Records => self.account_email(tx, source, &incoming).await,
             Duty::Emails => booking_or_refund_email(tx, source, &incoming).await,
         }
     }
@@ -162,7 +168,7 @@ impl Events {
                 let (booking, user) = (id("booking_id", &r.booking_id)?, id("user_id", &r.user_id)?);
                 projections::record_booking(tx, booking, user, None).await.map_err(retryable)?;
             }
-            Incoming::RegistrationAttempted(_) | Incoming::Other => {}
+            Incoming::RegistrationAttempted(_) | Incoming::EmailVerificationRequested(_) | Incoming::Other => {}
         }
         Ok(())
     }
@@ -252,30 +258,41 @@ async fn revoke(
     projections::revoke_booking(tx, booking, reason).await.map_err(retryable)
 }
 
-/// The welcome email, and the owner's warning that someone tried to register their
-/// address: both events carry the address, so neither waits.
-async fn account_email(tx: &mut PgConnection, source: Uuid, incoming: &Incoming) -> Result<(), HandleError> {
-    let (template, user_id, user) = match incoming {
-        Incoming::UserRegistered(u) => {
-            (Template::Welcome, &u.user_id, User { email: u.email.clone(), display_name: u.display_name.clone() })
-        }
-        Incoming::RegistrationAttempted(a) => (
-            Template::RegistrationAttempted,
-            &a.user_id,
-            User { email: a.email.clone(), display_name: a.display_name.clone() },
-        ),
-        _ => return Ok(()),
-    };
-    let delivery = NewDelivery {
-        source_event_id: source,
-        template,
-        recipient: &user.email,
-        user_id: Some(id("user_id", user_id)?),
-        booking_id: None,
-        context: json!({ "name": greeting(&user), "email": user.email }),
-    };
-    deliveries::enqueue(tx, &delivery).await.map_err(retryable)?;
-    Ok(())
+impl Events {
+    /// The welcome email, the verification link, and the owner's warning that someone
+    /// tried to register their address: each event carries the address, so none waits.
+    async fn account_email(&self, tx: &mut PgConnection, source: Uuid, incoming: &Incoming) -> Result<(), HandleError> {
+        let recipient = |email: &str, name: &str| User { email: email.to_owned(), display_name: name.to_owned() };
+        let (template, user_id, user, mut context) = match incoming {
+            Incoming::UserRegistered(u) => {
+                (Template::Welcome, &u.user_id, recipient(&u.email, &u.display_name), json!({}))
+            }
+            Incoming::RegistrationAttempted(a) => {
+                (Template::RegistrationAttempted, &a.user_id, recipient(&a.email, &a.display_name), json!({}))
+            }
+            Incoming::EmailVerificationRequested(v) => {
+                // Base64url: nothing in it needs escaping in a query string.
+                let link = format!("{}?token={}", self.verify_email_url, v.token);
+                let expires =
+                    v.expires_at.as_ref().and_then(timestamp).map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string());
+                let context = json!({ "link": link, "token": v.token, "expires": expires });
+                (Template::VerifyEmail, &v.user_id, recipient(&v.email, &v.display_name), context)
+            }
+            _ => return Ok(()),
+        };
+        context["name"] = greeting(&user).into();
+        context["email"] = user.email.clone().into();
+        let delivery = NewDelivery {
+            source_event_id: source,
+            template,
+            recipient: &user.email,
+            user_id: Some(id("user_id", user_id)?),
+            booking_id: None,
+            context,
+        };
+        deliveries::enqueue(tx, &delivery).await.map_err(retryable)?;
+        Ok(())
+    }
 }
 
 /// The booking and refund emails, once the buyer's address is known.

@@ -52,7 +52,7 @@ pub async fn build(config: Config) -> anyhow::Result<Running> {
         ("payment-emails-consumer", PAYMENT_EMAILS_GROUP, vec![payment], Duty::Emails),
     ];
     for (name, group, topics, duty) in consumers {
-        let handler = Events::new(keys.clone(), duty);
+        let handler = Events::new(keys.clone(), duty, &config.notification.verify_email_url);
         let consumer =
             Consumer::new(group, topics, pool.clone(), producer.clone(), handler, &config.kafka, app.metrics());
         app.spawn(name, consumer.run(app.stop_token()));

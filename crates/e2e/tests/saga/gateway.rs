@@ -252,6 +252,8 @@ async fn every_route_is_in_the_openapi_document_and_responses_carry_security_hea
     let paths = doc["paths"].as_object().unwrap();
     for (path, methods) in [
         ("/v1/auth/register", &["post"][..]),
+        ("/v1/auth/verify-email", &["post"]),
+        ("/v1/auth/verify-email/resend", &["post"]),
         ("/v1/auth/login", &["post"]),
         ("/v1/auth/refresh", &["post"]),
         ("/v1/auth/logout", &["post"]),

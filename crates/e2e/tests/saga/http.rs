@@ -10,6 +10,8 @@ use crate::platform::Platform;
 pub struct Http {
     pub base: String,
     pub client: reqwest::Client,
+    /// Where the platform's emails arrive.
+    pub smtp: std::sync::Arc<ticketing_testkit::smtp::SmtpSink>,
 }
 
 impl Http {
@@ -17,7 +19,7 @@ impl Http {
         // No pooled connections: after a 413 the server closes the connection while the
         // client may still be writing, and a reused connection would then fail the next call.
         let client = reqwest::Client::builder().pool_max_idle_per_host(0).build().expect("an HTTP client");
-        Self { base: p.http.clone(), client }
+        Self { base: p.http.clone(), client, smtp: p.smtp.clone() }
     }
 
     pub async fn call(
@@ -71,16 +73,35 @@ impl Http {
     }
 }
 
-/// Registers and logs in through the gateway; returns the access token.
+/// Registers through the gateway, verifies the email with the link it was sent, and logs
+/// in; returns the access token.
 pub async fn account(http: &Http, email: &str) -> String {
     let password = "a-long-enough-passphrase";
     let body = json!({"email": email, "password": password, "display_name": "Fan"});
     let (status, _, accepted) = http.call(Method::POST, "/v1/auth/register", None, Some(body), None).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{accepted}");
+    let token = verification_token(http, email).await;
+    let (status, _, answer) =
+        http.call(Method::POST, "/v1/auth/verify-email", None, Some(json!({"token": token})), None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{answer}");
     let tokens =
         http.ok(Method::POST, "/v1/auth/login", None, Some(json!({"email": email, "password": password})), None).await;
     assert_eq!(tokens["token_type"], "Bearer");
     tokens["access_token"].as_str().unwrap().to_owned()
+}
+
+/// The token of the newest verification email to `email`, once it arrived.
+pub async fn verification_token(http: &Http, email: &str) -> String {
+    const CODE: &str = "Or enter this code in the app: ";
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let emails = ticketing_testkit::smtp::emails_to(&http.smtp, email);
+        if let Some(token) = emails.iter().rev().find_map(|e| e.text.lines().find_map(|l| l.strip_prefix(CODE))) {
+            return token.trim().to_owned();
+        }
+        assert!(Instant::now() < deadline, "no verification email to {email}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// A string field of `value`.

@@ -274,6 +274,9 @@ async fn rbac_every_route_lets_in_exactly_the_roles_the_matrix_says() {
     #[rustfmt::skip]
     let rows = vec![
         row(Method::POST, "/v1/auth/register", "", Public, &[202], Body::NewAccount),
+        row(Method::POST, "/v1/auth/verify-email", "", Public, &[400], json(json!({"token": "not-a-token"}))),
+        // Everyone here is verified already: nothing is sent, and the answer says so for all.
+        row(Method::POST, "/v1/auth/verify-email/resend", "", SignedIn, &[202], Body::None),
         row(Method::POST, "/v1/auth/login", "", Public, &[200], login),
         row(Method::POST, "/v1/auth/refresh", "", Public, &[200], Body::RefreshToken),
         row(Method::POST, "/v1/auth/logout", "", Public, &[204], Body::RefreshToken),

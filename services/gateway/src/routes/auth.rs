@@ -17,6 +17,8 @@ use crate::state::AppState;
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(register))
+        .routes(routes!(verify_email))
+        .routes(routes!(resend_verification))
         .routes(routes!(login))
         .routes(routes!(refresh))
         .routes(routes!(logout))
@@ -32,6 +34,9 @@ pub struct User {
     pub display_name: String,
     /// `user`, `organizer` or `admin`.
     pub role: String,
+    /// Whether the account's email is verified; unverified accounts may not hold tickets
+    /// or join a queue.
+    pub email_verified: bool,
     pub created_at: Option<DateTime<Utc>>,
 }
 
@@ -47,6 +52,7 @@ impl From<pb::User> for User {
             email: u.email,
             display_name: u.display_name,
             role: role.into(),
+            email_verified: u.email_verified,
             created_at: instant(u.created_at),
         }
     }
@@ -62,9 +68,10 @@ pub struct RegisterBody {
     pub display_name: String,
 }
 
-/// What `POST /v1/auth/register` answers, whether or not the email had an account.
+/// An email is on its way (or, to reveal nothing, might be): what `POST /v1/auth/register`
+/// answers whether or not the email had an account, and the resend of a verification link.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct RegistrationAccepted {
+pub struct EmailSent {
     /// What happens next.
     pub detail: String,
 }
@@ -73,16 +80,48 @@ pub struct RegistrationAccepted {
 /// email already has an account, whose owner is told by email instead; it reveals no
 /// accounts. Limited per client address (`gateway.rate_limits.register`).
 #[utoipa::path(post, path = "/v1/auth/register", tag = "auth", request_body = RegisterBody,
-    responses((status = 202, body = RegistrationAccepted), (status = 400, body = Problem),
+    responses((status = 202, body = EmailSent), (status = 400, body = Problem),
         (status = 429, body = Problem)))]
 async fn register(
     State(s): State<AppState>,
     Json(b): Json<RegisterBody>,
-) -> Result<(StatusCode, axum::Json<RegistrationAccepted>), Problem> {
+) -> Result<(StatusCode, axum::Json<EmailSent>), Problem> {
     let request = pb::RegisterRequest { email: b.email, password: b.password, display_name: b.display_name };
     s.backends.identity.clone().register(request).await?;
-    let detail = "An email is on its way to this address; sign in once you have it.".to_owned();
-    Ok((StatusCode::ACCEPTED, axum::Json(RegistrationAccepted { detail })))
+    let detail = "An email is on its way to this address; follow its link to verify it.".to_owned();
+    Ok((StatusCode::ACCEPTED, axum::Json(EmailSent { detail })))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyEmailBody {
+    /// The token of the verification email's link.
+    pub token: String,
+}
+
+/// Verifies the email of the account the token was mailed to. The token works once, until
+/// it expires; access tokens carry `email_verified` from the next login or refresh on.
+#[utoipa::path(post, path = "/v1/auth/verify-email", tag = "auth", request_body = VerifyEmailBody,
+    responses((status = 204, description = "Verified"),
+        (status = 400, body = Problem, description = "An unknown, used or expired token")))]
+async fn verify_email(State(s): State<AppState>, Json(b): Json<VerifyEmailBody>) -> Result<StatusCode, Problem> {
+    s.backends.identity.clone().verify_email(pb::VerifyEmailRequest { token: b.token }).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Mails the caller a new verification link, unless their email is verified already; earlier
+/// links stop working. Limited per user (`gateway.rate_limits.register`).
+#[utoipa::path(post, path = "/v1/auth/verify-email/resend", tag = "auth", security(("bearer" = [])),
+    responses((status = 202, body = EmailSent), (status = 401, body = Problem),
+        (status = 429, body = Problem)))]
+async fn resend_verification(
+    State(s): State<AppState>,
+    caller: Caller,
+) -> Result<(StatusCode, axum::Json<EmailSent>), Problem> {
+    let request = caller.request(pb::ResendVerificationEmailRequest {});
+    s.backends.identity.clone().resend_verification_email(request).await?;
+    let detail = "Unless your email is verified already, a new link is on its way.".to_owned();
+    Ok((StatusCode::ACCEPTED, axum::Json(EmailSent { detail })))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

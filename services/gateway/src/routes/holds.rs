@@ -118,7 +118,8 @@ fn selection(b: HoldBody) -> Result<pb::hold_request::Selection, Problem> {
     request_body = HoldBody,
     responses((status = 201, body = Hold), (status = 400, body = Problem), (status = 401, body = Problem),
               (status = 403, body = Problem,
-               description = "No, an invalid or an expired admission pass (`queue_url` says where to queue)"),
+               description = "No, an invalid or an expired admission pass (`queue_url` says where to queue), or \
+                              `email-unverified`: the caller has not verified their email yet"),
               (status = 409, body = Problem,
                description = "Refused, each with its own type and no `Retry-After` (retrying does not help): \
                               `sold-out` (not enough tickets left), `seat-taken` (a chosen seat is held or sold), \

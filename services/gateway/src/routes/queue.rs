@@ -69,7 +69,9 @@ impl QueueTicket {
 #[utoipa::path(post, path = "/v1/events/{id}/queue", tag = "waiting room", security(("bearer" = [])),
     params(("id" = String, Path, description = "Event id")),
     responses((status = 201, body = QueueTicket), (status = 200, body = QueueTicket, description = "Already queued"),
-              (status = 400, body = Problem), (status = 401, body = Problem), (status = 404, body = Problem),
+              (status = 400, body = Problem), (status = 401, body = Problem),
+              (status = 403, body = Problem, description = "`email-unverified`: the caller has not verified their email"),
+              (status = 404, body = Problem),
               (status = 409, body = Problem, description = "The event has no waiting room or its sale is over"),
               (status = 503, body = Problem)))]
 async fn join(
@@ -78,6 +80,11 @@ async fn join(
     Path(event): Path<String>,
 ) -> Result<(StatusCode, axum::Json<QueueTicket>), Problem> {
     let event = id("id", &event)?;
+    // A queue place is a chance to buy: accounts made in bulk without an inbox would each
+    // take one, and crowd out real buyers.
+    if !caller.0.may_buy() {
+        return Err(Problem::email_unverified("verify your email address before joining the queue"));
+    }
     let (place, created) = s.waiting_room.join(&s.backends, caller.0.user_id, event).await?;
     let status = if created { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, axum::Json(QueueTicket::new(event, place))))

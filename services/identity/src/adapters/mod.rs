@@ -1,4 +1,4 @@
-//! Identity's adapters: Postgres (users, signing keys), Redis (refresh tokens,
+//! Identity's adapters: Postgres (users, email verifications, signing keys), Redis (refresh tokens,
 //! login throttling) and the password hasher.
 
 pub mod hasher;
@@ -6,3 +6,4 @@ pub mod keys;
 pub mod refresh;
 pub mod throttle;
 pub mod users;
+pub mod verifications;

@@ -14,6 +14,7 @@ struct Row {
     email: String,
     display_name: String,
     role: String,
+    email_verified_at: Option<DateTime<Utc>>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
 }
@@ -27,31 +28,38 @@ impl TryFrom<Row> for User {
             email: Email::parse(&row.email).map_err(|e| anyhow::anyhow!("stored email {e}"))?,
             display_name: row.display_name,
             role: row.role.parse().map_err(anyhow::Error::msg)?,
+            email_verified: row.email_verified_at.is_some(),
             created_at: row.created_at,
             updated_at: row.updated_at,
         })
     }
 }
 
-const COLUMNS: &str = "id, email, display_name, role, created_at, updated_at";
+const COLUMNS: &str = "id, email, display_name, role, email_verified_at, created_at, updated_at";
+
+/// A user to insert.
+pub struct NewUser<'a> {
+    pub email: &'a Email,
+    pub display_name: &'a str,
+    pub password_hash: &'a str,
+    pub role: Role,
+    /// Made verified (the bootstrap admin, or verification off).
+    pub email_verified: bool,
+}
 
 /// Inserts a user; `Ok(None)` when the email is taken.
-pub async fn insert(
-    conn: &mut PgConnection,
-    email: &Email,
-    display_name: &str,
-    password_hash: &str,
-    role: Role,
-) -> anyhow::Result<Option<User>> {
+pub async fn insert(conn: &mut PgConnection, new: &NewUser<'_>) -> anyhow::Result<Option<User>> {
     let row: Option<Row> = sqlx::query_as(&format!(
-        "INSERT INTO users (id, email, display_name, password_hash, role) VALUES ($1, $2, $3, $4, $5)
+        "INSERT INTO users (id, email, display_name, password_hash, role, email_verified_at)
+         VALUES ($1, $2, $3, $4, $5, CASE WHEN $6 THEN now() END)
          ON CONFLICT ((lower(email))) DO NOTHING RETURNING {COLUMNS}"
     ))
     .bind(uuid::Uuid::now_v7())
-    .bind(email.as_str())
-    .bind(display_name)
-    .bind(password_hash)
-    .bind(role.as_str())
+    .bind(new.email.as_str())
+    .bind(new.display_name)
+    .bind(new.password_hash)
+    .bind(new.role.as_str())
+    .bind(new.email_verified)
     .fetch_optional(conn)
     .await
     .context("inserting a user")?;
@@ -136,4 +144,17 @@ pub async fn set_role(conn: &mut PgConnection, id: uuid::Uuid, role: Role) -> an
             .await
             .context("setting a role")?;
     User::try_from(row)
+}
+
+/// Marks the user's email verified (keeping the first time); `None` when absent.
+pub async fn mark_verified(conn: &mut PgConnection, id: uuid::Uuid) -> anyhow::Result<Option<User>> {
+    let row: Option<Row> = sqlx::query_as(&format!(
+        "UPDATE users SET email_verified_at = coalesce(email_verified_at, now()), updated_at = now()
+         WHERE id = $1 RETURNING {COLUMNS}"
+    ))
+    .bind(id)
+    .fetch_optional(conn)
+    .await
+    .context("marking an email verified")?;
+    row.map(User::try_from).transpose()
 }

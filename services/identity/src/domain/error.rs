@@ -28,6 +28,9 @@ pub enum IdentityError {
     /// A rotated refresh token was presented again: its family is revoked.
     #[error("refresh token reuse detected; all sessions of this login were revoked")]
     RefreshTokenReused,
+    /// The email verification token is unknown, used or expired.
+    #[error("this verification link is unknown, used or expired; ask for a new one")]
+    InvalidVerificationToken,
     /// No such user.
     #[error("user not found")]
     UserNotFound,

@@ -19,6 +19,8 @@ pub struct User {
     pub display_name: String,
     /// The account's role.
     pub role: Role,
+    /// Whether the user proved they read `email`.
+    pub email_verified: bool,
     /// Creation time.
     pub created_at: DateTime<Utc>,
     /// Last profile or role change.

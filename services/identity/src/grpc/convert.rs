@@ -5,8 +5,8 @@ use ticketing_platform::auth::Role;
 use ticketing_proto::identity::v1 as pb;
 use tonic::{Code, Status};
 
-use crate::domain::IdentityError;
 use crate::domain::user::User;
+use crate::domain::{FieldViolation, IdentityError};
 use crate::service::TokenPair;
 
 impl From<IdentityError> for Status {
@@ -21,6 +21,10 @@ impl From<IdentityError> for Status {
             IdentityError::Throttled { retry_after } => {
                 ticketing_platform::status::retry_after(Code::ResourceExhausted, message, retry_after)
             }
+            IdentityError::InvalidVerificationToken => ticketing_platform::status::invalid_argument(
+                &message,
+                &[FieldViolation::new("token", "unknown, used or expired")],
+            ),
             IdentityError::UserNotFound | IdentityError::SigningKeyNotFound => Status::not_found(message),
             IdentityError::LastAdmin => Status::failed_precondition(message),
             IdentityError::Unavailable(source) => {
@@ -69,6 +73,7 @@ impl From<User> for pb::User {
             email: user.email.to_string(),
             display_name: user.display_name,
             role: role_to_proto(user.role).into(),
+            email_verified: user.email_verified,
             created_at: Some(timestamp(user.created_at)),
             updated_at: Some(timestamp(user.updated_at)),
         }

@@ -45,6 +45,32 @@ impl IdentityApi for Api {
         Ok(Response::new(pb::RegisterResponse {}))
     }
 
+    async fn verify_email(
+        &self,
+        request: Request<pb::VerifyEmailRequest>,
+    ) -> Result<Response<pb::VerifyEmailResponse>, Status> {
+        self.identity.verify_email(&request.into_inner().token).await?;
+        Ok(Response::new(pb::VerifyEmailResponse {}))
+    }
+
+    async fn resend_verification_email(
+        &self,
+        request: Request<pb::ResendVerificationEmailRequest>,
+    ) -> Result<Response<pb::ResendVerificationEmailResponse>, Status> {
+        let caller = Principal::of(&request)?;
+        self.identity.resend_verification(caller.user_id).await?;
+        Ok(Response::new(pb::ResendVerificationEmailResponse {}))
+    }
+
+    async fn mark_email_verified(
+        &self,
+        request: Request<pb::MarkEmailVerifiedRequest>,
+    ) -> Result<Response<pb::User>, Status> {
+        let caller = Principal::with_role(&request, Role::Admin)?;
+        let user = self.identity.mark_verified(caller.user_id, &request.into_inner().user_id).await?;
+        Ok(Response::new(user.into()))
+    }
+
     async fn login(&self, request: Request<pb::LoginRequest>) -> Result<Response<pb::TokenPair>, Status> {
         let ip = self.client_ip(&request);
         let r = request.into_inner();

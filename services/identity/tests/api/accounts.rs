@@ -49,9 +49,10 @@ async fn a_taken_email_is_answered_as_a_new_one_and_its_owner_is_told() {
     let refused = app.login(&address, "another-long-passphrase").await.unwrap_err();
     assert_eq!(refused.code(), Code::Unauthenticated, "no second account, no new password");
 
-    // The bootstrap admin's and the owner's `UserRegistered`, then the attempt.
+    // The bootstrap admin's and the owner's `UserRegistered`, the owner's verification
+    // email, then the attempt.
     let topic = app.kafka.topic("identity.events");
-    let messages = ticketing_testkit::read_topic(&app.kafka, &topic, 3, Duration::from_secs(20));
+    let messages = ticketing_testkit::read_topic(&app.kafka, &topic, 4, Duration::from_secs(20));
     let attempts: Vec<RegistrationAttempted> = messages
         .iter()
         .map(|m| Envelope::decode(m.payload().unwrap()).unwrap())

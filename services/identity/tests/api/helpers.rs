@@ -73,13 +73,21 @@ pub fn authed<T>(message: T, token: &str) -> tonic::Request<T> {
 }
 
 impl TestApp {
-    /// Registers `email` and reads the account back (Register's answer names none).
+    /// Registers `email` and reads the account back (Register's answer names none),
+    /// leaving no session behind.
     pub async fn register(&self, email: &str) -> pb::User {
+        let (user, tokens) = self.register_and_login(email).await;
+        let logout = pb::LogoutRequest { refresh_token: tokens.refresh_token };
+        self.client.clone().logout(logout).await.expect("logout");
+        user
+    }
+
+    async fn register_and_login(&self, email: &str) -> (pb::User, pb::TokenPair) {
         let request =
             pb::RegisterRequest { email: email.into(), password: PASSWORD.into(), display_name: String::new() };
         self.client.clone().register(request).await.expect("register");
         let tokens = self.login(email, PASSWORD).await.expect("login");
-        self.me(&tokens.access_token).await.expect("me")
+        (self.me(&tokens.access_token).await.expect("me"), tokens)
     }
 
     /// A `service` token of `client` (`gateway` or `booking`).
@@ -122,9 +130,7 @@ impl TestApp {
 
     /// Registers a fresh user and logs in.
     pub async fn user_session(&self) -> (pb::User, pb::TokenPair) {
-        let email = email();
-        let user = self.register(&email).await;
-        (user, self.login(&email, PASSWORD).await.expect("login"))
+        self.register_and_login(&email()).await
     }
 
     pub async fn admin_session(&self) -> pb::TokenPair {

@@ -8,3 +8,4 @@ mod roles;
 mod sealing;
 mod throttle;
 mod tokens;
+mod verification;

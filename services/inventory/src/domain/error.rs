@@ -17,6 +17,10 @@ pub enum InventoryError {
     /// Outside the sale window, or the sale is closed or cancelled.
     #[error("the event is not on sale")]
     NotOnSale,
+    /// The caller has not verified their email: accounts made in bulk would get around
+    /// per-user limits and the waiting room's fairness.
+    #[error("verify your email address before holding tickets")]
+    EmailUnverified,
     /// The per-user limit would be exceeded.
     #[error("per-user ticket limit reached: {remaining} more allowed")]
     LimitExceeded {

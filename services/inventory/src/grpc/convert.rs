@@ -19,6 +19,7 @@ impl From<InventoryError> for Status {
             InventoryError::Invalid(violations) => ticketing_platform::status::invalid_argument(&message, &violations),
             InventoryError::EventNotFound | InventoryError::HoldNotFound => Status::not_found(message),
             InventoryError::NotOnSale => refused("NOT_ON_SALE"),
+            InventoryError::EmailUnverified => refused(ticketing_platform::status::EMAIL_UNVERIFIED),
             InventoryError::LimitExceeded { .. } => refused("LIMIT_EXCEEDED"),
             InventoryError::SoldOut { .. } => refused("SOLD_OUT"),
             InventoryError::SeatTaken(_) => refused("SEAT_TAKEN"),
@@ -134,6 +135,7 @@ mod tests {
     fn every_refusal_a_buyer_can_meet_is_a_named_failed_precondition() {
         let refusals = [
             (InventoryError::NotOnSale, "NOT_ON_SALE"),
+            (InventoryError::EmailUnverified, "EMAIL_UNVERIFIED"),
             (InventoryError::LimitExceeded { remaining: 1 }, "LIMIT_EXCEEDED"),
             (InventoryError::SoldOut { available: 2 }, "SOLD_OUT"),
             (InventoryError::SeatTaken("s1".into()), "SEAT_TAKEN"),

@@ -7,6 +7,7 @@ use ticketing_proto::inventory::v1 as pb;
 use ticketing_proto::inventory::v1::inventory_server::Inventory as InventoryApi;
 use tonic::{Request, Response, Status};
 
+use crate::domain::InventoryError;
 use crate::service::Inventory;
 
 /// Implements `ticketing.inventory.v1.Inventory`.
@@ -26,6 +27,9 @@ impl Api {
 impl InventoryApi for Api {
     async fn hold(&self, request: Request<pb::HoldRequest>) -> Result<Response<pb::HoldDetails>, Status> {
         let caller = Principal::of(&request)?;
+        if !caller.may_buy() {
+            return Err(InventoryError::EmailUnverified.into());
+        }
         let r = request.into_inner();
         let event = convert::uuid("event_id", &r.event_id)?;
         let selection = convert::selection(r.selection)?;

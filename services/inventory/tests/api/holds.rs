@@ -352,3 +352,27 @@ async fn replaying_event_published_changes_nothing() {
         .unwrap();
     assert_eq!(categories, 2);
 }
+
+/// A user who has not verified their email holds nothing (issue 16, finding 5): scripted
+/// accounts would otherwise multiply the per-user limit.
+#[tokio::test]
+async fn an_unverified_user_holds_nothing() {
+    let app = spawn_app().await;
+    let fixture = Fixture::new(10, 1, 4, 6);
+    app.stock(&fixture, &fixture.on_sale_now()).await;
+    let user = uuid::Uuid::new_v4();
+    let request = pb::HoldRequest {
+        event_id: fixture.event.to_string(),
+        selection: Some(ga(fixture.ga, 1)),
+        idempotency_key: String::new(),
+    };
+    let token = app.issuer.unverified_token(user, &[ticketing_platform::auth::Role::User]);
+    let request = ticketing_platform::auth::with_bearer(tonic::Request::new(request), &token);
+    let refused = app.client.clone().hold(request).await.unwrap_err();
+    assert_eq!(
+        (refused.code(), refusal_reason(&refused).as_deref()),
+        (Code::FailedPrecondition, Some("EMAIL_UNVERIFIED"))
+    );
+    assert_eq!(counts(&app.availability(fixture.event).await.unwrap(), fixture.ga), (10, 0, 0));
+    app.hold(user, fixture.event, ga(fixture.ga, 1)).await.expect("the same user, verified");
+}

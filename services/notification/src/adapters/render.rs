@@ -27,6 +27,9 @@ const SOURCES: &[(&str, &str)] = &[
     ("registration_attempted.subject", include_str!("../../templates/registration_attempted.subject")),
     ("registration_attempted.txt", include_str!("../../templates/registration_attempted.txt")),
     ("registration_attempted.html", include_str!("../../templates/registration_attempted.html")),
+    ("verify_email.subject", include_str!("../../templates/verify_email.subject")),
+    ("verify_email.txt", include_str!("../../templates/verify_email.txt")),
+    ("verify_email.html", include_str!("../../templates/verify_email.html")),
 ];
 
 /// A rendered email, ready to be sent.
@@ -117,7 +120,8 @@ mod tests {
         let base = json!({ "name": "Ada <b>Lovelace</b>", "email": "ada@example.com", "booking_id": "b-1",
                            "event_name": "Eras & Co", "starts": "2026-12-01 20:00 (Europe/Berlin)",
                            "total": "EUR 100.00", "reason": "the payment failed", "amount": "EUR 50.00",
-                           "full": true });
+                           "full": true, "link": "https://tickets.example.com/verify-email?token=abc",
+                           "token": "abc", "expires": "2026-12-02 20:00 UTC" });
         let mut context = base;
         if template == Template::BookingConfirmed {
             context["tickets"] = json!([

@@ -26,17 +26,20 @@ pub enum Template {
     RefundSucceeded,
     /// After `RegistrationAttempted`: someone tried to register the owner's address.
     RegistrationAttempted,
+    /// After `EmailVerificationRequested`: the link that verifies the address.
+    VerifyEmail,
 }
 
 impl Template {
     /// Every template.
-    pub const ALL: [Self; 6] = [
+    pub const ALL: [Self; 7] = [
         Self::Welcome,
         Self::BookingConfirmed,
         Self::BookingCancelled,
         Self::BookingExpired,
         Self::RefundSucceeded,
         Self::RegistrationAttempted,
+        Self::VerifyEmail,
     ];
 
     /// The name stored in the log, used in metrics and as the template file stem.
@@ -48,6 +51,7 @@ impl Template {
             Self::BookingExpired => "booking_expired",
             Self::RefundSucceeded => "refund_succeeded",
             Self::RegistrationAttempted => "registration_attempted",
+            Self::VerifyEmail => "verify_email",
         }
     }
 }
