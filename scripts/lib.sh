@@ -87,6 +87,12 @@ db_url() {
   printf '%s://%s/%s%s\n' "$scheme" "$rest" "$1" "$query"
 }
 
+# with_user URL USER PASSWORD -> URL with its user and password replaced (query string kept).
+with_user() {
+  local scheme=${1%%://*} rest=${1#*://}
+  printf '%s://%s:%s@%s\n' "$scheme" "$2" "$3" "${rest#*@}"
+}
+
 # port_free PORT -> true when nothing listens on PORT (any address).
 port_free() {
   if command -v ss >/dev/null 2>&1; then

@@ -2,8 +2,11 @@
 # Runs the whole platform on this machine, on loopback and the default ports:
 #   1. scripts/infra.sh (Postgres, Redis, the broker);
 #   2. cargo build --bins;
-#   3. `<service> migrate` for every service that owns a database (ticketing_<service>, or
-#      $DB_PREFIX_<service>: scripts/check-dashboards-live.sh runs a platform of its own);
+#   3. `<service> bootstrap` for every service with a database or Redis: its own Postgres
+#      role owning its database, and its own Redis ACL user, both named ticketing_<service>
+#      (or $DB_PREFIX_<service>: scripts/check-dashboards-live.sh runs a platform of its own)
+#      with a password generated once into .local/<service>-store-password; then
+#      `<service> migrate`, as that role, for every service that owns a database;
 #   4. starts the seven services in the background (logs: .local/logs/<service>.log,
 #      pids: .local/pids/<service>.pid), waits for each /readyz and prints the URLs;
 #   5. seeds the demo data (demo-seed, crates/demo), once: a later run finds it and only
@@ -113,6 +116,14 @@ if [[ ! -s $kekfile ]]; then
   (umask 077 && printf 'local:%s\n' "$(head -c 32 /dev/urandom | base64)" >"$kekfile")
 fi
 SIGNING_KEK=$(<"$kekfile")
+# store_password SERVICE -> the password of the service's Postgres role and Redis user.
+store_password() {
+  local file=$STATE_DIR/$1-store-password
+  if [[ ! -s $file ]]; then
+    (umask 077 && printf '%s%s%s%s\n' "$(random_token)" "$(random_token)" "$(random_token)" "$(random_token)" >"$file")
+  fi
+  cat "$file"
+}
 # The gateway's vouches for the client addresses it hands identity (login throttling).
 GATEWAY_SECRET=$(client_secret gateway)
 
@@ -143,8 +154,11 @@ svc_env() {
     "TICKETING_TELEMETRY__LOG_JSON=false"
     "TICKETING_AUTH__JWKS_URL=http://127.0.0.1:$((GRPC_PORT[identity] + 1000))/.well-known/jwks.json"
   )
-  if svc_has_db "$svc"; then ENV+=("TICKETING_DATABASE__URL=$(db_url "${DB_PREFIX}_$svc")"); fi
-  if svc_has_redis "$svc"; then ENV+=("TICKETING_REDIS__URL=$REDIS_URL"); fi
+  # Each service as its own role and user (docs/adr/0031-a-role-and-a-user-per-service.md).
+  local name=${DB_PREFIX}_$svc password
+  password=$(store_password "$svc")
+  if svc_has_db "$svc"; then ENV+=("TICKETING_DATABASE__URL=$(with_user "$(db_url "$name")" "$name" "$password")"); fi
+  if svc_has_redis "$svc"; then ENV+=("TICKETING_REDIS__URL=$(with_user "$REDIS_URL" "$name" "$password")"); fi
   if svc_has_kafka "$svc"; then
     # One replica per service, on tansu, whose group coordinator loses groups after a member
     # dies or a session times out, and whose storage breaks when a producer's message times
@@ -176,6 +190,19 @@ svc_env() {
     ENV+=("TICKETING_AUTH__CLIENT_ID=booking" "TICKETING_AUTH__CLIENT_SECRET=$BOOKING_SECRET")
   fi
 }
+
+# The admin URLs reach `bootstrap` only, through its environment.
+for svc in "${SERVICES[@]}"; do
+  svc_has_db "$svc" || svc_has_redis "$svc" || continue
+  svc_env "$svc"
+  if svc_has_db "$svc"; then ENV+=("TICKETING_BOOTSTRAP_POSTGRES_URL=$DATABASE_URL"); fi
+  if svc_has_redis "$svc"; then ENV+=("TICKETING_BOOTSTRAP_REDIS_URL=$REDIS_URL"); fi
+  say "bootstrapping $svc (its own Postgres role and Redis user, ${DB_PREFIX}_$svc)"
+  env "${ENV[@]}" "$BIN_DIR/$svc" bootstrap >"$LOG_DIR/$svc.bootstrap.log" 2>&1 || {
+    tail -n 20 "$LOG_DIR/$svc.bootstrap.log" >&2
+    die "$svc bootstrap failed; see $LOG_DIR/$svc.bootstrap.log"
+  }
+done
 
 for svc in "${SERVICES[@]}"; do
   svc_has_db "$svc" || continue

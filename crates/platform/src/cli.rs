@@ -1,4 +1,5 @@
-//! The command line every service binary shares: `<service> [--config FILE] [serve|migrate|check]`.
+//! The command line every service binary shares:
+//! `<service> [--config FILE] [serve|migrate|bootstrap|check]`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -8,7 +9,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sqlx::migrate::Migrator;
 
-use crate::config::{self, DatabaseConfig, TelemetryConfig, Validate};
+use crate::config::{self, DatabaseConfig, RedisConfig, TelemetryConfig, Validate};
 
 /// Exit status for a bad configuration (`EX_CONFIG` from sysexits.h).
 pub const EXIT_BAD_CONFIG: u8 = 78;
@@ -22,24 +23,43 @@ struct Cli {
     command: Option<Command>,
 }
 
-#[derive(Subcommand, Clone, Copy)]
+#[derive(Subcommand, Clone)]
 enum Command {
     /// Serve gRPC, health and metrics until SIGTERM (the default).
     Serve,
-    /// Create the database if needed, apply pending migrations, and exit. Only the
-    /// `database` and `telemetry` keys are checked: the migration Job gets no other secret.
+    /// Create the database if needed (and allowed), apply pending migrations, and exit.
+    /// Only the `database` and `telemetry` keys are checked: the migration Job gets no
+    /// other secret.
     Migrate,
+    /// As an admin, give the service its own Postgres role and Redis user (the ones
+    /// database.url and redis.url name), reaching its own data only, and exit. Idempotent.
+    Bootstrap {
+        /// The Postgres admin's URL (a superuser, or RDS's or Cloud SQL's admin user): create
+        /// or update the role and database database.url names, the role owning the database.
+        #[arg(long, env = "TICKETING_BOOTSTRAP_POSTGRES_URL", hide_env_values = true)]
+        postgres_admin_url: Option<String>,
+        /// The most connections the Postgres role may hold at once; unlimited when unset.
+        #[arg(long, env = "TICKETING_BOOTSTRAP_CONNECTION_LIMIT")]
+        connection_limit: Option<u32>,
+        /// The Redis admin's URL (a user that may run ACL SETUSER): give the user redis.url
+        /// names the service's rules, its password the URL's.
+        #[arg(long, env = "TICKETING_BOOTSTRAP_REDIS_URL", hide_env_values = true)]
+        redis_admin_url: Option<String>,
+    },
     /// Check the whole configuration, as `serve` would, and exit.
     Check,
 }
 
 impl Command {
-    /// Whether an issue with `key` stops this command.
-    fn checks(self, key: &str) -> bool {
-        match self {
-            Self::Serve | Self::Check => true,
-            Self::Migrate => ["database.", "telemetry."].iter().any(|section| key.starts_with(section)),
-        }
+    /// Whether an issue with `key` stops this command: those that use part of the
+    /// configuration need only that part.
+    fn checks(&self, key: &str) -> bool {
+        let sections: &[&str] = match self {
+            Self::Serve | Self::Check => return true,
+            Self::Migrate => &["database.", "telemetry."],
+            Self::Bootstrap { .. } => &["database.", "redis.", "telemetry."],
+        };
+        sections.iter().any(|section| key.starts_with(section))
     }
 }
 
@@ -49,9 +69,13 @@ pub trait ServiceConfig: Serialize + DeserializeOwned + Validate + Send + 'stati
     fn telemetry(&self) -> &TelemetryConfig;
     /// The service's database, if it owns one.
     fn database(&self) -> Option<&DatabaseConfig>;
+    /// The service's Redis, if it keeps state there.
+    fn redis(&self) -> Option<&RedisConfig> {
+        None
+    }
 }
 
-/// Parses the command line, loads the configuration and runs `serve` or `migrate`.
+/// Parses the command line, loads the configuration and runs `serve`, `migrate` or `bootstrap`.
 ///
 /// A bad configuration, whether found on loading or at start ([`config::ConfigError`] in
 /// the error chain), exits with [`EXIT_BAD_CONFIG`] and a message naming the key; any
@@ -90,6 +114,22 @@ where
                 let database = config.database().ok_or_else(|| anyhow::anyhow!("{name} has no database to migrate"))?;
                 crate::db::migrate(database, &crate::db::migrator(migrations)).await?;
                 tracing::info!(service = name, "migrations applied");
+                Ok(())
+            }
+            Command::Bootstrap { postgres_admin_url, connection_limit, redis_admin_url } => {
+                if postgres_admin_url.is_none() && redis_admin_url.is_none() {
+                    anyhow::bail!("bootstrap needs --postgres-admin-url, --redis-admin-url or both");
+                }
+                if let Some(admin_url) = postgres_admin_url {
+                    let database = config.database().ok_or_else(|| anyhow::anyhow!("{name} has no database"))?;
+                    crate::access::bootstrap_database(&admin_url, &database.url, connection_limit).await?;
+                    tracing::info!(service = name, "Postgres role and database in place");
+                }
+                if let Some(admin_url) = redis_admin_url {
+                    let redis = config.redis().ok_or_else(|| anyhow::anyhow!("{name} keeps nothing in Redis"))?;
+                    crate::access::bootstrap_redis(&admin_url, name, redis).await?;
+                    tracing::info!(service = name, "Redis user in place");
+                }
                 Ok(())
             }
         }

@@ -42,21 +42,47 @@ pub async fn open(config: &DatabaseConfig, migrator: &Migrator) -> anyhow::Resul
     pool(config)
 }
 
-/// Creates the database if it is missing, then applies pending migrations.
-/// Safe to run from several replicas at once: sqlx takes an advisory lock.
+/// Applies pending migrations, creating the database first if it is missing and the role
+/// may (a local superuser URL); a service's own role may not, so its database comes from
+/// `<service> bootstrap` ([`crate::access::bootstrap_database`]). Safe to run from several
+/// replicas at once: sqlx takes an advisory lock.
 pub async fn migrate(config: &DatabaseConfig, migrator: &Migrator) -> anyhow::Result<()> {
-    if !Postgres::database_exists(&config.url).await.context("checking the database exists")? {
-        // Another replica may create it between the check and here.
-        if let Err(e) = Postgres::create_database(&config.url).await
-            && !Postgres::database_exists(&config.url).await.unwrap_or(false)
-        {
-            return Err(e).context("creating the database");
+    let options: PgConnectOptions = config.url.parse().context("parsing database.url")?;
+    let connect = || PgPoolOptions::new().max_connections(1).connect_with(options.clone());
+    let pool = match connect().await {
+        Err(e) if sqlstate(&e).as_deref() == Some(UNDEFINED_DATABASE) => {
+            create_database(config).await?;
+            connect().await.context("connecting to Postgres")?
         }
-    }
-    let pool = PgPoolOptions::new().max_connections(1).connect(&config.url).await.context("connecting to Postgres")?;
+        connected => connected.context("connecting to Postgres")?,
+    };
     migrator.run(&pool).await.context("applying migrations")?;
     pool.close().await;
     Ok(())
+}
+
+const UNDEFINED_DATABASE: &str = "3D000";
+const DUPLICATE_DATABASE: &str = "42P04";
+const INSUFFICIENT_PRIVILEGE: &str = "42501";
+
+async fn create_database(config: &DatabaseConfig) -> anyhow::Result<()> {
+    match Postgres::create_database(&config.url).await {
+        Err(e) => match sqlstate(&e).as_deref() {
+            // Another replica created it first.
+            Some(DUPLICATE_DATABASE) => Ok(()),
+            Some(INSUFFICIENT_PRIVILEGE) => Err(e).context(
+                "database.url's database does not exist and its role may not create it; \
+                 run `<service> bootstrap` as an admin first (docs/deploy.md)",
+            ),
+            _ => Err(e).context("creating the database"),
+        },
+        Ok(()) => Ok(()),
+    }
+}
+
+/// The SQLSTATE of a database error.
+fn sqlstate(e: &sqlx::Error) -> Option<String> {
+    e.as_database_error().and_then(|e| e.code()).map(|code| code.into_owned())
 }
 
 /// Samples `db_pool_connections`, `db_pool_max_connections` and, by timing one acquire,

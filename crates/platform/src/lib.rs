@@ -5,6 +5,7 @@
 //!
 //! No business types live here.
 
+pub mod access;
 pub mod admin;
 pub mod app;
 pub mod auth;

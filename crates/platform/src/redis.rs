@@ -165,7 +165,7 @@ async fn keep_connected(client: redis::Client, shared: Weak<Shared>, mut watch: 
     }
 }
 
-fn client(config: &RedisConfig) -> anyhow::Result<redis::Client> {
+pub(crate) fn client(config: &RedisConfig) -> anyhow::Result<redis::Client> {
     match &config.ca_file {
         None => redis::Client::open(config.url.as_str()).context("parsing redis.url"),
         Some(path) => {

@@ -79,11 +79,14 @@ pub fn server_config() -> ticketing_platform::config::ServerConfig {
     }
 }
 
-/// A database created for one test, with migrations applied, dropped when this is dropped.
+/// A database created for one test, with migrations applied, owned by a role of its own
+/// (as `<service> bootstrap` makes them), both dropped when this is dropped. Services and
+/// the pool connect as that role, so every test runs as a deployed service does: no
+/// superuser, no other database.
 pub struct TestDb {
-    /// A pool on the database.
+    /// A pool on the database, as its role.
     pub pool: PgPool,
-    /// Config pointing a service at the database.
+    /// Config pointing a service at the database, as its role.
     pub config: DatabaseConfig,
     name: String,
 }
@@ -106,13 +109,14 @@ impl TestDb {
         db
     }
 
-    /// Creates `test_<unique>` with no tables (for a service that migrates itself).
+    /// Creates role and database `test_<unique>` with no tables (for a service that
+    /// migrates itself).
     pub async fn empty() -> Self {
         let name = format!("test_{}", unique());
-        let mut admin = PgConnection::connect(&database_url()).await.expect("connect to Postgres (DATABASE_URL)");
-        sqlx::query(&format!(r#"CREATE DATABASE "{name}""#)).execute(&mut admin).await.expect("create test database");
-        admin.close().await.ok();
-        let url = with_database(&database_url(), &name);
+        let url = owner_url(&name, &unique());
+        ticketing_platform::access::bootstrap_database(&database_url(), &url, None)
+            .await
+            .expect("create the test role and database (DATABASE_URL must be an admin)");
         // Few connections: an end-to-end platform holds five test databases at once, and the
         // shared server allows 100 clients in all.
         let pool = sqlx::postgres::PgPoolOptions::new()
@@ -127,7 +131,7 @@ impl TestDb {
         Self { pool, config, name }
     }
 
-    /// The database's name, e.g. for `pg_stat_activity.datname`.
+    /// The database's name (and its role's), e.g. for `pg_stat_activity.datname`.
     pub fn name(&self) -> &str {
         &self.name
     }
@@ -141,41 +145,72 @@ impl Drop for TestDb {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
             runtime.block_on(async {
                 let mut admin = PgConnection::connect(&database_url()).await.ok()?;
-                sqlx::query(&format!(r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#)).execute(&mut admin).await.ok()
+                sqlx::query(&format!(r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#))
+                    .execute(&mut admin)
+                    .await
+                    .ok()?;
+                sqlx::query(&format!(r#"DROP ROLE IF EXISTS "{name}""#)).execute(&mut admin).await.ok()
             })
         })
         .join();
     }
 }
 
-fn with_database(url: &str, database: &str) -> String {
-    let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
-    let base = base.rsplit_once('/').map_or(base, |(server, _)| server);
-    match query {
-        Some(q) => format!("{base}/{database}?{q}"),
-        None => format!("{base}/{database}"),
-    }
+/// `DATABASE_URL` with role and database `name`, and `password`.
+pub fn owner_url(name: &str, password: &str) -> String {
+    let mut url = url::Url::parse(&database_url()).expect("DATABASE_URL is a URL");
+    url.set_username(name).expect("DATABASE_URL has a host");
+    url.set_password(Some(password)).expect("DATABASE_URL has a host");
+    url.set_path(name);
+    url.into()
 }
 
-/// A Redis key prefix for one test; its keys are deleted when this is dropped.
+/// A Redis key prefix for one test; its keys (and its ACL user, if any) are deleted when
+/// this is dropped.
 pub struct TestRedis {
     /// Config pointing a service at the prefix.
     pub config: RedisConfig,
+    user: Option<String>,
 }
 
 impl TestRedis {
-    /// A fresh `test:<unique>:` prefix.
+    /// A fresh `test:<unique>:` prefix, reached as Redis's default user.
     pub fn new() -> Self {
-        Self { config: RedisConfig { url: redis_url(), key_prefix: format!("test:{}:", unique()), ca_file: None } }
+        Self { config: Self::config(redis_url()), user: None }
+    }
+
+    /// A fresh prefix reached as an ACL user `test_<unique>` with the rules a deployment
+    /// gives `service`'s user ([`ticketing_platform::access::redis_acl_rules`]): a service
+    /// tested through it proves those rules let it do its work.
+    pub fn for_service(service: &str) -> Self {
+        let mut config = Self::config(String::new());
+        let (user, password) = (format!("test_{}", unique()), unique());
+        let rules = ticketing_platform::access::redis_acl_rules(service, &config.key_prefix, &password)
+            .unwrap_or_else(|| panic!("{service} keeps nothing in Redis"));
+        let mut admin = admin_redis().expect("connect to Redis (REDIS_URL)");
+        redis::cmd("ACL").arg("SETUSER").arg(&user).arg(rules).query::<()>(&mut admin).expect("ACL SETUSER");
+        let mut url = url::Url::parse(&redis_url()).expect("REDIS_URL is a URL");
+        url.set_username(&user).expect("REDIS_URL has a host");
+        url.set_password(Some(&password)).expect("REDIS_URL has a host");
+        config.url = url.into();
+        Self { config, user: Some(user) }
+    }
+
+    fn config(url: String) -> RedisConfig {
+        RedisConfig { url, key_prefix: format!("test:{}:", unique()), ca_file: None }
     }
 
     /// Every key under the prefix.
     pub fn keys(&self) -> Vec<String> {
-        let Ok(client) = redis::Client::open(self.config.url.as_str()) else { return Vec::new() };
-        let Ok(mut conn) = client.get_connection() else { return Vec::new() };
+        let Ok(mut conn) = admin_redis() else { return Vec::new() };
         let pattern = format!("{}*", self.config.key_prefix);
         redis::cmd("KEYS").arg(&pattern).query(&mut conn).unwrap_or_default()
     }
+}
+
+/// A connection to `REDIS_URL`, as whoever it names (the default user when no one).
+fn admin_redis() -> redis::RedisResult<redis::Connection> {
+    redis::Client::open(redis_url().as_str())?.get_connection()
 }
 
 impl Default for TestRedis {
@@ -187,11 +222,12 @@ impl Default for TestRedis {
 impl Drop for TestRedis {
     fn drop(&mut self) {
         let keys = self.keys();
-        if keys.is_empty() {
-            return;
-        }
-        if let Ok(mut conn) = redis::Client::open(self.config.url.as_str()).and_then(|c| c.get_connection()) {
+        let Ok(mut conn) = admin_redis() else { return };
+        if !keys.is_empty() {
             let _: redis::RedisResult<()> = redis::cmd("DEL").arg(keys).query(&mut conn);
+        }
+        if let Some(user) = &self.user {
+            let _: redis::RedisResult<()> = redis::cmd("ACL").arg("DELUSER").arg(user).query(&mut conn);
         }
     }
 }

@@ -444,6 +444,10 @@ impl ServiceConfig for Config {
     fn database(&self) -> Option<&ticketing_platform::config::DatabaseConfig> {
         None
     }
+
+    fn redis(&self) -> Option<&ticketing_platform::config::RedisConfig> {
+        Some(&self.redis)
+    }
 }
 
 #[cfg(test)]

@@ -544,7 +544,7 @@ mod tests {
     /// The script's maths against a real Redis, with limits fast enough to watch.
     #[tokio::test]
     async fn the_script_allows_a_burst_then_the_rate() {
-        let redis = ticketing_testkit::TestRedis::new();
+        let redis = ticketing_testkit::TestRedis::for_service("gateway");
         let limiter = limiter(&redis.config).connected().await.limiter;
         // 5 per second with a burst of 3: 3 at once, then one every 200 ms.
         let tight = Limit { per_second: 5.0, burst: 3 };
@@ -577,7 +577,7 @@ mod tests {
     /// Checks coalesced into one script call are taken in turn, as if each had its own.
     #[tokio::test]
     async fn concurrent_checks_share_script_calls_and_decide_exactly() {
-        let redis = ticketing_testkit::TestRedis::new();
+        let redis = ticketing_testkit::TestRedis::for_service("gateway");
         let Limiter { limiter, metrics, .. } = limiter(&redis.config).connected().await;
         let tight = Limit { per_second: 0.01, burst: 3 };
         let loose = Limit { per_second: 0.01, burst: 1000 };

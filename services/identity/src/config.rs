@@ -188,6 +188,10 @@ impl ServiceConfig for Config {
     fn database(&self) -> Option<&DatabaseConfig> {
         Some(&self.database)
     }
+
+    fn redis(&self) -> Option<&ticketing_platform::config::RedisConfig> {
+        Some(&self.redis)
+    }
 }
 
 #[cfg(test)]

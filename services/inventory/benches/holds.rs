@@ -51,7 +51,7 @@ async fn main() -> anyhow::Result<()> {
     );
 
     let db = TestDb::new(&ticketing_inventory::migrator()).await;
-    let redis = TestRedis::new();
+    let redis = TestRedis::for_service("inventory");
     let result = run(&db, &redis, window).await;
     // Holds live 10 minutes: delete them now rather than leave ~1M keys to the shared server.
     unlink_prefix(&redis).await?;

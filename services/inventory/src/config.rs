@@ -127,4 +127,8 @@ impl ServiceConfig for Config {
     fn database(&self) -> Option<&DatabaseConfig> {
         Some(&self.database)
     }
+
+    fn redis(&self) -> Option<&ticketing_platform::config::RedisConfig> {
+        Some(&self.redis)
+    }
 }

@@ -130,7 +130,12 @@ impl Process {
     async fn start_with(service: &'static str, kafka: &KafkaConfig, env: &[(&str, String)]) -> Self {
         // An empty database: the service applies its own migrations at start.
         let db = TestDb::empty().await;
-        let redis = TestRedis::new();
+        // As a deployment's ACL user where the service keeps state in Redis.
+        let redis = if ticketing_platform::access::REDIS_KEYSPACES.iter().any(|(name, _)| *name == service) {
+            TestRedis::for_service(service)
+        } else {
+            TestRedis::new()
+        };
         let (grpc, admin) = (free_port(), free_port());
         let log = std::env::temp_dir().join(format!("e2e-{service}-{}.log", ticketing_testkit::unique()));
         let mut spec = Spec::new(binary(service));

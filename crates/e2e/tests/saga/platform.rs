@@ -151,7 +151,7 @@ impl Platform {
 
         // identity first: every other service verifies its tokens.
         let db = TestDb::new(&ticketing_identity::migrator()).await;
-        let redis = TestRedis::new();
+        let redis = TestRedis::for_service("identity");
         let mut config = ticketing_identity::config::Config::default();
         config.server = ticketing_testkit::server_config();
         config.database = db.config.clone();
@@ -183,7 +183,7 @@ impl Platform {
         dbs.insert("catalog", db);
 
         let db = TestDb::new(&ticketing_inventory::migrator()).await;
-        let redis = TestRedis::new();
+        let redis = TestRedis::for_service("inventory");
         let mut config = ticketing_inventory::config::Config::default();
         config.server = ticketing_testkit::server_config();
         config.database = db.config.clone();
@@ -269,7 +269,7 @@ impl Platform {
             },
             ..Default::default()
         };
-        let redis = TestRedis::new();
+        let redis = TestRedis::for_service("gateway");
         config.redis = redis.config.clone();
         redises.insert("gateway", redis);
         let g = &mut config.gateway;

@@ -4,6 +4,7 @@
 //! Every test isolates itself: its own database, topic namespace, consumer group
 //! and ports, so tests run in parallel with each other and with other runs.
 
+mod access;
 mod app;
 mod auth;
 mod consumer;

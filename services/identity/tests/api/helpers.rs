@@ -30,7 +30,7 @@ pub struct TestApp {
 pub async fn test_config() -> (Config, TestDb, TestRedis, KafkaConfig) {
     ticketing_testkit::init_logging();
     let db = TestDb::new(&ticketing_identity::migrator()).await;
-    let redis = TestRedis::new();
+    let redis = TestRedis::for_service("identity");
     let kafka = ticketing_testkit::kafka_config();
     let mut config = Config::default();
     config.server = ticketing_testkit::server_config();

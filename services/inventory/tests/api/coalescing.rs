@@ -26,7 +26,7 @@ struct Harness {
 /// coalescer keeps `in_flight` batches outstanding.
 async fn harness(ga: u32, in_flight: usize) -> Harness {
     let db = TestDb::new(&ticketing_inventory::migrator()).await;
-    let redis = TestRedis::new();
+    let redis = TestRedis::for_service("inventory");
     let conn = ticketing_platform::redis::connect(&redis.config).await.unwrap();
     let stock = Stock::new(conn, &redis.config.key_prefix);
     let settings = InventorySettings { hold_batches_in_flight: in_flight, ..InventorySettings::default() };

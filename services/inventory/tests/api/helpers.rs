@@ -27,7 +27,7 @@ pub struct TestApp {
 pub async fn spawn_with(customize: impl FnOnce(&mut Config)) -> TestApp {
     ticketing_testkit::init_logging();
     let db = TestDb::new(&ticketing_inventory::migrator()).await;
-    let redis = TestRedis::new();
+    let redis = TestRedis::for_service("inventory");
     let kafka = ticketing_testkit::kafka_config();
     let issuer = TestIssuer::start().await;
     let mut config = Config::default();
@@ -185,9 +185,10 @@ impl TestApp {
     }
 
     /// Deletes every Redis key of this test at once, as a Redis restart without
-    /// persistence would (the server is shared, so FLUSHALL is not an option).
+    /// persistence would (the server is shared, so FLUSHALL is not an option). As the admin:
+    /// inventory's own user may not run KEYS.
     pub fn flush_redis(&self) {
-        let client = redis::Client::open(self.redis.config.url.as_str()).unwrap();
+        let client = redis::Client::open(ticketing_testkit::redis_url()).unwrap();
         let mut conn = client.get_connection().unwrap();
         let script = redis::Script::new(
             "for _, k in ipairs(redis.call('KEYS', ARGV[1])) do redis.call('UNLINK', k) end return 0",

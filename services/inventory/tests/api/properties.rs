@@ -68,7 +68,7 @@ struct Model {
 impl Harness {
     async fn new() -> Self {
         let db = TestDb::new(&ticketing_inventory::migrator()).await;
-        let redis = TestRedis::new();
+        let redis = TestRedis::for_service("inventory");
         let conn = ticketing_platform::redis::connect(&redis.config).await.unwrap();
         let stock = Stock::new(conn, &redis.config.key_prefix);
         let settings = ticketing_inventory::config::InventorySettings::default();

@@ -1,0 +1,276 @@
+//! Each service's own Postgres role and Redis ACL user
+//! (docs/adr/0031-a-role-and-a-user-per-service.md), so that a compromised service reaches
+//! its own data and nothing else.
+//!
+//! The role, its password and its database are the ones the service's `database.url` names:
+//! that URL is the one place they are written down, and [`bootstrap_database`] makes
+//! Postgres agree with it, as an admin, before the service migrates. The Redis user's rules
+//! come from [`redis_acl_rules`], its name and password from the service's `redis.url`.
+
+use anyhow::{Context as _, bail};
+use sha2::Digest as _;
+use sqlx::PgPool;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+
+use crate::config::RedisConfig;
+
+/// The role, password and database a service's `database.url` names.
+struct Owner {
+    role: String,
+    password: Option<String>,
+    database: String,
+}
+
+impl Owner {
+    fn from_url(service_url: &str) -> anyhow::Result<Self> {
+        let url = url::Url::parse(service_url).context("parsing the service's database URL")?;
+        let role = decoded(url.username())?;
+        let database = decoded(url.path().trim_start_matches('/'))?;
+        if role.is_empty() || database.is_empty() {
+            bail!("the service's database URL must name a user and a database");
+        }
+        let password = url.password().map(decoded).transpose()?;
+        Ok(Self { role, password, database })
+    }
+}
+
+/// A percent-encoded part of a URL.
+fn decoded(part: &str) -> anyhow::Result<String> {
+    Ok(percent_encoding::percent_decode_str(part).decode_utf8().context("a URL part is not UTF-8")?.into_owned())
+}
+
+/// Makes the role `service_url` names the owner of the database it names, creating either
+/// if missing, as the admin at `admin_url` (a superuser, or the admin user of RDS or Cloud
+/// SQL, which have CREATEROLE and CREATEDB). Idempotent, so it runs before every migration.
+///
+/// The role may log in with the URL's password (none: trust or peer auth only) and do
+/// nothing else: no SUPERUSER, CREATEDB, CREATEROLE, REPLICATION or BYPASSRLS, no
+/// membership in another role, at most `connection_limit` connections. Its database is
+/// closed to PUBLIC, so no other service's role can connect to it. Tables, views and
+/// sequences the admin created there (when services still connected as the admin) become
+/// the role's.
+pub async fn bootstrap_database(
+    admin_url: &str,
+    service_url: &str,
+    connection_limit: Option<u32>,
+) -> anyhow::Result<()> {
+    let owner = Owner::from_url(service_url)?;
+    let admin_options: PgConnectOptions = admin_url.parse().context("parsing the admin URL")?;
+    let admin = one_connection(admin_options.clone()).await.context("connecting as the admin")?;
+
+    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)")
+        .bind(&owner.role)
+        .fetch_one(&admin)
+        .await?;
+    let limit = connection_limit.map_or(-1, i64::from).to_string();
+    // No SUPERUSER, REPLICATION or BYPASSRLS clause: only a superuser may name those in ALTER
+    // ROLE, and the cloud admins are not superusers. New roles lack them; old ones are checked.
+    execute(
+        &admin,
+        "%s ROLE %I LOGIN NOCREATEDB NOCREATEROLE CONNECTION LIMIT %s PASSWORD %L",
+        &[Some(if exists { "ALTER" } else { "CREATE" }), Some(&owner.role), Some(&limit), owner.password.as_deref()],
+    )
+    .await?;
+    check_role(&admin, &owner.role).await?;
+
+    // A non-superuser may only hand a database to a role it is a member of.
+    let superuser: bool =
+        sqlx::query_scalar("SELECT rolsuper FROM pg_roles WHERE rolname = current_user").fetch_one(&admin).await?;
+    if !superuser {
+        execute(&admin, "GRANT %I TO CURRENT_USER", &[Some(&owner.role)]).await?;
+    }
+
+    let database_owner: Option<String> =
+        sqlx::query_scalar("SELECT pg_get_userbyid(datdba)::text FROM pg_database WHERE datname = $1")
+            .bind(&owner.database)
+            .fetch_optional(&admin)
+            .await?;
+    let names = [Some(owner.database.as_str()), Some(owner.role.as_str())];
+    match database_owner {
+        None => execute(&admin, "CREATE DATABASE %I OWNER %I", &names).await?,
+        Some(current) if current != owner.role => execute(&admin, "ALTER DATABASE %I OWNER TO %I", &names).await?,
+        Some(_) => {}
+    }
+    execute(&admin, "REVOKE ALL ON DATABASE %I FROM PUBLIC", &names[..1]).await?;
+    admin.close().await;
+
+    let inside = one_connection(admin_options.database(&owner.database))
+        .await
+        .context("connecting to the service's database as the admin")?;
+    adopt_objects(&inside, &owner.role).await?;
+    inside.close().await;
+    Ok(())
+}
+
+/// A pool of one connection: `&PgPool` is an executor for every lifetime, which keeps the
+/// bootstrap's future `Send` where a borrowed `&mut PgConnection` trips rustc's check.
+async fn one_connection(options: PgConnectOptions) -> sqlx::Result<PgPool> {
+    PgPoolOptions::new().max_connections(1).connect_with(options).await
+}
+
+/// Fails when `role` holds an attribute or a membership that reaches beyond its database
+/// (a Cloud SQL user made through the API is a member of `cloudsqlsuperuser`, for one).
+async fn check_role(admin: &PgPool, role: &str) -> anyhow::Result<()> {
+    let (elevated, memberships): (bool, Option<String>) = sqlx::query_as(
+        "SELECT r.rolsuper OR r.rolreplication OR r.rolbypassrls, \
+                (SELECT string_agg(pg_get_userbyid(m.roleid), ', ') FROM pg_auth_members m WHERE m.member = r.oid) \
+         FROM pg_roles r WHERE r.rolname = $1",
+    )
+    .bind(role)
+    .fetch_one(admin)
+    .await?;
+    if elevated {
+        bail!("role {role} has SUPERUSER, REPLICATION or BYPASSRLS; a superuser must remove them");
+    }
+    if let Some(memberships) = memberships {
+        bail!(
+            "role {role} is a member of {memberships}; revoke that (or use another role) so it reaches its own database only"
+        );
+    }
+    Ok(())
+}
+
+/// Hands `role` the tables, views and sequences of schema `public` that someone else owns.
+/// Sequences that belong to a column follow their table.
+async fn adopt_objects(inside: &PgPool, role: &str) -> anyhow::Result<()> {
+    let objects: Vec<(String, String)> = sqlx::query_as(
+        "SELECT CASE c.relkind WHEN 'S' THEN 'SEQUENCE' WHEN 'v' THEN 'VIEW' \
+                WHEN 'm' THEN 'MATERIALIZED VIEW' ELSE 'TABLE' END, c.oid::regclass::text \
+         FROM pg_class c \
+         WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'p', 'S', 'v', 'm') \
+           AND c.relowner <> (SELECT oid FROM pg_roles WHERE rolname = $1) \
+           AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass \
+                           AND d.objid = c.oid AND d.deptype IN ('a', 'i'))",
+    )
+    .bind(role)
+    .fetch_all(inside)
+    .await?;
+    for (kind, name) in &objects {
+        execute(inside, "ALTER %s %s OWNER TO %I", &[Some(kind), Some(name), Some(role)]).await?;
+    }
+    Ok(())
+}
+
+/// Runs the statement `format(template, args...)` builds: Postgres quotes identifiers (`%I`)
+/// and literals (`%L`) itself. Errors name the template, never the arguments (a password).
+async fn execute(connection: &PgPool, template: &str, args: &[Option<&str>]) -> anyhow::Result<()> {
+    let statement: String = sqlx::query_scalar("SELECT format($1, VARIADIC $2::text[])")
+        .bind(template)
+        .bind(args)
+        .fetch_one(connection)
+        .await
+        .with_context(|| format!("building `{template}`"))?;
+    sqlx::raw_sql(&statement).execute(connection).await.with_context(|| format!("running `{template}`"))?;
+    Ok(())
+}
+
+/// The services that keep state in Redis and the key namespaces each owns under the
+/// deployment's `redis.key_prefix`. The namespaces are disjoint: no service reads or writes
+/// another's keys.
+pub const REDIS_KEYSPACES: &[(&str, &[&str])] = &[
+    ("gateway", &["ratelimit:", "waiting-room:"]),
+    ("identity", &["rt:", "login:"]),
+    // `{evt:<event>}` keeps an event's keys in one cluster slot.
+    ("inventory", &["{evt:", "inventory:"]),
+];
+
+/// What every service user may run: all but the @dangerous commands (FLUSHALL, KEYS, CONFIG,
+/// DEBUG, ACL, MONITOR, ...), and nothing that lists other services' key names (SCAN,
+/// RANDOMKEY) or touches the scripts all users share (SCRIPT FLUSH, SCRIPT KILL). INFO, in
+/// @dangerous, stays for the memory gauges ([`crate::redis::watch_memory`]).
+const REDIS_COMMANDS: &[&str] =
+    &["+@all", "-@dangerous", "+info", "-scan", "-randomkey", "-script|flush", "-script|kill"];
+
+/// Commands a service needs beyond [`REDIS_COMMANDS`]: inventory finds an event's leftover
+/// keys with SCAN when it rebuilds the event.
+const REDIS_EXTRA_COMMANDS: &[(&str, &[&str])] = &[("inventory", &["+scan"])];
+
+/// The keys and commands of `service`'s user: the namespaces of [`REDIS_KEYSPACES`] under
+/// `key_prefix`, [`REDIS_COMMANDS`] and the service's extras; `None` when the service keeps
+/// nothing in Redis.
+fn redis_permissions(service: &str, key_prefix: &str) -> Option<Vec<String>> {
+    let (_, namespaces) = REDIS_KEYSPACES.iter().find(|(name, _)| *name == service)?;
+    let prefix = glob_escape(key_prefix);
+    let extra = REDIS_EXTRA_COMMANDS.iter().filter(|(name, _)| *name == service).flat_map(|(_, c)| c.iter());
+    let keys = namespaces.iter().map(|namespace| format!("~{prefix}{}*", glob_escape(namespace)));
+    Some(keys.chain(REDIS_COMMANDS.iter().chain(extra).map(|c| (*c).to_owned())).collect())
+}
+
+/// The `ACL SETUSER <user>` rules for `service`'s user, which logs in with `password`, or
+/// `None` when the service keeps nothing in Redis. They start with `reset`, so setting them
+/// again replaces whatever the user had, and the password travels as its SHA-256. No
+/// service uses pub/sub: no channel.
+pub fn redis_acl_rules(service: &str, key_prefix: &str, password: &str) -> Option<Vec<String>> {
+    let hash = sha2::Sha256::digest(password.as_bytes()).iter().map(|b| format!("{b:02x}")).collect::<String>();
+    let head = ["reset".to_owned(), "on".to_owned(), format!("#{hash}"), "resetchannels".to_owned()];
+    Some(head.into_iter().chain(redis_permissions(service, key_prefix)?).collect())
+}
+
+/// Gives the user `config.url` names `service`'s rules ([`redis_acl_rules`]) and the URL's
+/// password, as the admin at `admin_url` (over TLS with `config.ca_file` when it is
+/// `rediss://`). Managed Redis that refuses ACL SETUSER (ElastiCache) needs its users
+/// made some other way (docs/deploy.md).
+pub async fn bootstrap_redis(admin_url: &str, service: &str, config: &RedisConfig) -> anyhow::Result<()> {
+    let url = url::Url::parse(&config.url).context("parsing redis.url")?;
+    let (user, password) = (decoded(url.username())?, url.password().map(decoded).transpose()?.unwrap_or_default());
+    if user.is_empty() || user == "default" || password.is_empty() {
+        bail!("redis.url must name the service's own user and its password (redis://user:password@host)");
+    }
+    let rules = redis_acl_rules(service, &config.key_prefix, &password)
+        .with_context(|| format!("{service} keeps nothing in Redis"))?;
+    let admin = RedisConfig { url: admin_url.to_owned(), ..config.clone() };
+    let mut connection = crate::redis::client(&admin)?
+        .get_multiplexed_async_connection()
+        .await
+        .context("connecting to Redis as the admin")?;
+    redis::cmd("ACL")
+        .arg("SETUSER")
+        .arg(&user)
+        .arg(rules)
+        .query_async::<()>(&mut connection)
+        .await
+        .with_context(|| format!("ACL SETUSER {user}"))?;
+    Ok(())
+}
+
+/// `s` matching itself only in a Redis glob pattern.
+fn glob_escape(s: &str) -> String {
+    s.chars().fold(String::with_capacity(s.len()), |mut out, c| {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+        out
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_user_reaches_its_own_namespaces_under_the_escaped_prefix() {
+        let rules = redis_acl_rules("identity", "t[1]:", "pw").unwrap();
+        let keys: Vec<&str> = rules.iter().filter(|r| r.starts_with('~')).map(String::as_str).collect();
+        assert_eq!(keys, [r"~t\[1\]:rt:*", r"~t\[1\]:login:*"]);
+        assert_eq!(rules[..2], ["reset", "on"]);
+        assert_eq!(rules[3], "resetchannels");
+        assert_eq!(rules[2].len(), 65, "the password's SHA-256, not the password");
+        assert!(!rules.contains(&"+scan".to_owned()));
+    }
+
+    #[test]
+    fn a_service_without_redis_has_no_user() {
+        assert_eq!(redis_acl_rules("catalog", "p:", "pw"), None);
+    }
+
+    #[test]
+    fn no_namespace_is_another_services_prefix() {
+        let all: Vec<&str> = REDIS_KEYSPACES.iter().flat_map(|(_, n)| n.iter().copied()).collect();
+        for a in &all {
+            for b in all.iter().filter(|b| *b != a) {
+                assert!(!b.starts_with(a), "{a} covers {b}");
+            }
+        }
+    }
+}
