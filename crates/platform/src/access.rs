@@ -206,10 +206,17 @@ pub fn redis_acl_rules(service: &str, key_prefix: &str, password: &str) -> Optio
     Some(head.into_iter().chain(redis_permissions(service, key_prefix)?).collect())
 }
 
+/// The same permissions as an ElastiCache access string (`aws_elasticache_user`), which
+/// takes neither `reset` nor a password nor `resetchannels` (a new user there has no
+/// channel anyway). `terraform/modules/eks/data.tf` holds these for the prefix `ticketing:`.
+pub fn redis_access_string(service: &str, key_prefix: &str) -> Option<String> {
+    Some(format!("on {}", redis_permissions(service, key_prefix)?.join(" ")))
+}
+
 /// Gives the user `config.url` names `service`'s rules ([`redis_acl_rules`]) and the URL's
 /// password, as the admin at `admin_url` (over TLS with `config.ca_file` when it is
-/// `rediss://`). Managed Redis that refuses ACL SETUSER (ElastiCache) needs its users
-/// made some other way (docs/deploy.md).
+/// `rediss://`). Managed Redis that refuses ACL SETUSER (ElastiCache) takes the rules
+/// from Terraform instead (docs/deploy.md).
 pub async fn bootstrap_redis(admin_url: &str, service: &str, config: &RedisConfig) -> anyhow::Result<()> {
     let url = url::Url::parse(&config.url).context("parsing redis.url")?;
     let (user, password) = (decoded(url.username())?, url.password().map(decoded).transpose()?.unwrap_or_default());
@@ -257,6 +264,16 @@ mod tests {
         assert_eq!(rules[3], "resetchannels");
         assert_eq!(rules[2].len(), 65, "the password's SHA-256, not the password");
         assert!(!rules.contains(&"+scan".to_owned()));
+    }
+
+    #[test]
+    fn the_elasticache_users_in_terraform_have_these_rules() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../terraform/modules/eks/data.tf");
+        let terraform = std::fs::read_to_string(path).expect("read the EKS module");
+        for (service, _) in REDIS_KEYSPACES {
+            let line = format!("{service:<9} = \"{}\"", redis_access_string(service, "ticketing:").unwrap());
+            assert!(terraform.contains(&line), "terraform/modules/eks/data.tf lacks `{line}`");
+        }
     }
 
     #[test]

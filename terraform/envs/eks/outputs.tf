@@ -96,9 +96,15 @@ output "helm_values" {
   })
 }
 
-# The Redis URL for the ticketing-<service> Secrets of gateway, identity and inventory.
-output "redis_url" {
-  description = "rediss:// URL with the AUTH token."
+# The redis-url of the ticketing-<service> Secrets of gateway, identity and inventory: each
+# as its own ElastiCache user (docs/adr/0031).
+output "redis_urls" {
+  description = "Each Redis service's rediss:// URL, as its own user."
   sensitive   = true
-  value       = "rediss://:${module.platform.redis_auth_token}@${module.platform.redis_address}:6379"
+  value       = { for name, u in module.platform.redis_users : name => "rediss://${u.user}:${u.password}@${module.platform.redis_address}:6379" }
+}
+
+output "postgres_service_secret_arns" {
+  description = "Each service's Secrets Manager secret with its own Postgres role's username and password."
+  value       = module.platform.postgres_service_secret_arns
 }

@@ -91,21 +91,24 @@ output "helm_values" {
 # The connection URLs for the ticketing-<service> Secrets (docs/deploy.md). Sensitive:
 #   terraform output -json secret_urls
 output "secret_urls" {
-  description = "database-url, pooled-database-url and redis-url of each service, for its Secret, and PgBouncer's userlist.txt."
+  description = "database-url, pooled-database-url and redis-url of each service, for its Secret, PgBouncer's userlist.txt and the bootstrap's admin URL."
   sensitive   = true
   value = {
+    # Each service as its own role (docs/adr/0031).
     database = {
-      for name in ["identity", "catalog", "inventory", "booking", "payment", "notification"] :
-      name => "postgres://${module.platform.postgres_user}:${module.platform.postgres_password}@${module.platform.postgres_host}:5432/ticketing_${name}?sslmode=require"
+      for name, password in module.platform.postgres_service_passwords :
+      name => "postgres://ticketing_${name}:${password}@${module.platform.postgres_host}:5432/ticketing_${name}?sslmode=require"
     }
     # Through the chart's PgBouncer (plain TCP inside the cluster, SCRAM authentication;
     # PgBouncer reaches Cloud SQL over TLS). The migration Jobs keep `database`.
     pooled_database = {
-      for name in ["identity", "catalog", "inventory", "booking", "payment", "notification"] :
-      name => "postgres://${module.platform.postgres_user}:${module.platform.postgres_password}@${var.release_name}-pgbouncer.${var.namespace}.svc:5432/ticketing_${name}?sslmode=disable"
+      for name, password in module.platform.postgres_service_passwords :
+      name => "postgres://ticketing_${name}:${password}@${var.release_name}-pgbouncer.${var.namespace}.svc:5432/ticketing_${name}?sslmode=disable"
     }
-    # PgBouncer's userlist.txt (the ticketing-pgbouncer Secret).
-    pgbouncer_userlist = "\"${module.platform.postgres_user}\" \"${module.platform.postgres_password}\"\n"
-    redis              = "rediss://:${module.platform.redis_auth_string}@${module.platform.redis_host}:${module.platform.redis_port}"
+    # PgBouncer's userlist.txt (the ticketing-pgbouncer Secret): one line per service role.
+    pgbouncer_userlist = join("", [for name, password in module.platform.postgres_service_passwords : "\"ticketing_${name}\" \"${password}\"\n"])
+    # The admin, for the migration Jobs' bootstrap only (the ticketing-bootstrap Secret).
+    postgres_admin = "postgres://${module.platform.postgres_user}:${module.platform.postgres_password}@${module.platform.postgres_host}:5432/postgres?sslmode=require"
+    redis          = "rediss://:${module.platform.redis_auth_string}@${module.platform.redis_host}:${module.platform.redis_port}"
   }
 }

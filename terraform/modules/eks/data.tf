@@ -162,7 +162,42 @@ resource "aws_vpc_security_group_ingress_rule" "postgres_from_proxy" {
   referenced_security_group_id = aws_security_group.postgres_proxy.id
 }
 
-# The proxy logs in with the master user's secret, which RDS manages (and rotates).
+# --- Each service's own Postgres role (docs/adr/0031) ----------------------------------
+# RDS has no API for database users: `<service> bootstrap` (the chart's
+# migrations.bootstrap, as the master user) makes each role, owning its database and
+# reaching no other. Terraform makes their passwords, in ${name}/<service>-postgres (which
+# the service's IRSA role may read), for the services' Secrets and for RDS Proxy, which
+# logs in to the instance as each service's role.
+
+resource "random_password" "postgres_service" {
+  for_each = local.db_services
+
+  length  = 40
+  special = false
+}
+
+resource "aws_secretsmanager_secret" "postgres_service" {
+  #checkov:skip=CKV2_AWS_57:rotating means running the bootstrap with the new password; Terraform replaces it on demand
+  for_each = local.db_services
+
+  name                    = "${var.name}/${each.key}-postgres"
+  description             = "The Postgres role ticketing_${each.key}: username and password"
+  kms_key_id              = aws_kms_key.this.arn
+  recovery_window_in_days = 7
+  tags                    = local.tags
+}
+
+resource "aws_secretsmanager_secret_version" "postgres_service" {
+  for_each = local.db_services
+
+  secret_id = aws_secretsmanager_secret.postgres_service[each.key].id
+  secret_string = jsonencode({
+    username = "ticketing_${each.key}"
+    password = random_password.postgres_service[each.key].result
+  })
+}
+
+# The proxy logs in as each service's role, with the secrets above.
 resource "aws_iam_role" "postgres_proxy" {
   name = "${var.name}-postgres-proxy"
   tags = local.tags
@@ -178,7 +213,7 @@ resource "aws_iam_role" "postgres_proxy" {
 }
 
 resource "aws_iam_role_policy" "postgres_proxy" {
-  name = "read-master-user-secret"
+  name = "read-service-role-secrets"
   role = aws_iam_role.postgres_proxy.id
 
   policy = jsonencode({
@@ -187,7 +222,7 @@ resource "aws_iam_role_policy" "postgres_proxy" {
       {
         Effect   = "Allow"
         Action   = ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"]
-        Resource = [aws_db_instance.postgres.master_user_secret[0].secret_arn]
+        Resource = [for secret in aws_secretsmanager_secret.postgres_service : secret.arn]
       },
       {
         Effect    = "Allow"
@@ -211,12 +246,15 @@ resource "aws_db_proxy" "postgres" {
   debug_logging       = false
   tags                = local.tags
 
-  auth {
-    description               = "The RDS-managed master user"
-    auth_scheme               = "SECRETS"
-    secret_arn                = aws_db_instance.postgres.master_user_secret[0].secret_arn
-    iam_auth                  = "DISABLED"
-    client_password_auth_type = "POSTGRES_SCRAM_SHA_256"
+  dynamic "auth" {
+    for_each = aws_secretsmanager_secret.postgres_service
+    content {
+      description               = "The role ticketing_${auth.key}"
+      auth_scheme               = "SECRETS"
+      secret_arn                = auth.value.arn
+      iam_auth                  = "DISABLED"
+      client_password_auth_type = "POSTGRES_SCRAM_SHA_256"
+    }
   }
 
   depends_on = [aws_iam_role_policy.postgres_proxy]
@@ -276,9 +314,56 @@ resource "aws_elasticache_parameter_group" "redis" {
   }
 }
 
+# One ACL user per service that keeps state in Redis, reaching its own keys only (docs/adr/0031).
+# ElastiCache refuses ACL SETUSER, so the access strings are here: what crates/platform's
+# access::redis_access_string renders for the key prefix "ticketing:" (the chart's
+# config.redis.keyPrefix), and a test there fails when the two differ.
+locals {
+  redis_access_strings = {
+    gateway   = "on ~ticketing:ratelimit:* ~ticketing:waiting-room:* +@all -@dangerous +info -scan -randomkey -script|flush -script|kill"
+    identity  = "on ~ticketing:rt:* ~ticketing:login:* +@all -@dangerous +info -scan -randomkey -script|flush -script|kill"
+    inventory = "on ~ticketing:{evt:* ~ticketing:inventory:* +@all -@dangerous +info -scan -randomkey -script|flush -script|kill +scan"
+  }
+}
+
+resource "random_password" "redis_service" {
+  for_each = local.redis_access_strings
+
+  length  = 64
+  special = false
+}
+
+resource "aws_elasticache_user" "service" {
+  for_each = local.redis_access_strings
+
+  user_id       = "${var.name}-${each.key}"
+  user_name     = "ticketing_${each.key}"
+  engine        = "REDIS"
+  access_string = each.value
+  passwords     = [random_password.redis_service[each.key].result]
+  tags          = local.tags
+}
+
+# Every user group needs a user named default; this one may do nothing.
 resource "random_password" "redis" {
   length  = 64
   special = false
+}
+
+resource "aws_elasticache_user" "default" {
+  user_id       = "${var.name}-default"
+  user_name     = "default"
+  engine        = "REDIS"
+  access_string = "off -@all"
+  passwords     = [random_password.redis.result]
+  tags          = local.tags
+}
+
+resource "aws_elasticache_user_group" "this" {
+  engine        = "REDIS"
+  user_group_id = var.name
+  user_ids      = concat([aws_elasticache_user.default.user_id], [for user in aws_elasticache_user.service : user.user_id])
+  tags          = local.tags
 }
 
 resource "aws_cloudwatch_log_group" "redis" {
@@ -306,7 +391,7 @@ resource "aws_elasticache_replication_group" "redis" {
   at_rest_encryption_enabled = true
   kms_key_id                 = aws_kms_key.this.arn
   transit_encryption_enabled = true
-  auth_token                 = random_password.redis.result
+  user_group_ids             = [aws_elasticache_user_group.this.user_group_id]
 
   snapshot_retention_limit   = 7
   snapshot_window            = "01:00-02:00"

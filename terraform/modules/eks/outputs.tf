@@ -34,7 +34,7 @@ output "postgres_proxy_endpoint" {
 }
 
 output "postgres_user" {
-  description = "RDS master user name."
+  description = "RDS master user name: the admin `<service> bootstrap` connects as (migrations.bootstrap), never a service."
   value       = aws_db_instance.postgres.username
 }
 
@@ -43,15 +43,23 @@ output "postgres_password_secret_arn" {
   value       = aws_db_instance.postgres.master_user_secret[0].secret_arn
 }
 
+output "postgres_service_secret_arns" {
+  description = "Each service's Secrets Manager secret with its own role's username and password."
+  value       = { for name, secret in aws_secretsmanager_secret.postgres_service : name => secret.arn }
+}
+
 output "redis_address" {
   description = "ElastiCache primary endpoint."
   value       = aws_elasticache_replication_group.redis.primary_endpoint_address
 }
 
-output "redis_auth_token" {
-  description = "ElastiCache AUTH token (kept in the state: protect the state bucket)."
-  value       = random_password.redis.result
-  sensitive   = true
+output "redis_users" {
+  description = "Each Redis service's ElastiCache user and password (kept in the state: protect the state bucket)."
+  value = { for name, user in aws_elasticache_user.service : name => {
+    user     = user.user_name
+    password = random_password.redis_service[name].result
+  } }
+  sensitive = true
 }
 
 output "kafka_bootstrap_brokers_sasl_scram" {

@@ -510,7 +510,7 @@ resource "google_sql_database_instance" "postgres" {
   depends_on = [google_service_networking_connection.private_services]
 }
 
-# One database per service (the migration Job's CREATE DATABASE then finds it).
+# One database per service (the bootstrap hands it to the service's role).
 resource "google_sql_database" "service" {
   for_each = local.db_services
 
@@ -524,11 +524,23 @@ resource "random_password" "postgres" {
   special = false
 }
 
+# The admin `<service> bootstrap` connects as (the chart's migrations.bootstrap), never a
+# service: an API-made user is a member of cloudsqlsuperuser (CREATEROLE, CREATEDB).
 resource "google_sql_user" "app" {
   project  = var.project_id
   name     = "ticketing"
   instance = google_sql_database_instance.postgres.name
   password = random_password.postgres.result
+}
+
+# Each service's own role, ticketing_<service>, owning its database and reaching no other
+# (docs/adr/0031). Made by the bootstrap's SQL, not as google_sql_user: API users are
+# members of cloudsqlsuperuser, which reaches every role. Terraform makes the passwords.
+resource "random_password" "postgres_service" {
+  for_each = local.db_services
+
+  length  = 40
+  special = false
 }
 
 # --- Memorystore --------------------------------------------------------------------

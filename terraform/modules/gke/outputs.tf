@@ -24,13 +24,19 @@ output "postgres_host" {
 }
 
 output "postgres_user" {
-  description = "The database user the services connect as."
+  description = "The admin user `<service> bootstrap` connects as (migrations.bootstrap), never a service."
   value       = google_sql_user.app.name
 }
 
 output "postgres_password" {
   description = "Its password (kept in the state: protect the state bucket)."
   value       = random_password.postgres.result
+  sensitive   = true
+}
+
+output "postgres_service_passwords" {
+  description = "The password of each service's own role, ticketing_<service> (kept in the state)."
+  value       = { for name, password in random_password.postgres_service : name => password.result }
   sensitive   = true
 }
 
@@ -45,7 +51,7 @@ output "redis_port" {
 }
 
 output "redis_auth_string" {
-  description = "Memorystore's AUTH string."
+  description = "Memorystore's AUTH string, shared by the Redis services: Memorystore for Redis has no ACL users."
   value       = google_redis_instance.this.auth_string
   sensitive   = true
 }
