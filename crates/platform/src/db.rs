@@ -8,7 +8,7 @@ use std::borrow::Cow;
 use anyhow::Context as _;
 use sqlx::migrate::{MigrateDatabase, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{PgPool, Postgres};
+use sqlx::{Connection as _, PgConnection, PgPool, Postgres};
 
 use crate::config::DatabaseConfig;
 
@@ -48,16 +48,17 @@ pub async fn open(config: &DatabaseConfig, migrator: &Migrator) -> anyhow::Resul
 /// replicas at once: sqlx takes an advisory lock.
 pub async fn migrate(config: &DatabaseConfig, migrator: &Migrator) -> anyhow::Result<()> {
     let options: PgConnectOptions = config.url.parse().context("parsing database.url")?;
-    let connect = || PgPoolOptions::new().max_connections(1).connect_with(options.clone());
-    let pool = match connect().await {
+    // One connection, not a pool: a pool retries a refused connection until its acquire
+    // timeout, and a migration Job should fail at once and let Kubernetes retry it.
+    let mut conn = match PgConnection::connect_with(&options).await {
         Err(e) if sqlstate(&e).as_deref() == Some(UNDEFINED_DATABASE) => {
             create_database(config).await?;
-            connect().await.context("connecting to Postgres")?
+            PgConnection::connect_with(&options).await.context("connecting to Postgres")?
         }
         connected => connected.context("connecting to Postgres")?,
     };
-    migrator.run(&pool).await.context("applying migrations")?;
-    pool.close().await;
+    migrator.run(&mut conn).await.context("applying migrations")?;
+    conn.close().await.ok();
     Ok(())
 }
 
