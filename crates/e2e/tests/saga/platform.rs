@@ -28,6 +28,9 @@ const ADMIN_PASSWORD: &str = "bootstrap-admin-passphrase";
 const PASSWORD: &str = "a-long-enough-passphrase";
 const BOOKING_SECRET: &str = "booking-test-secret-of-at-least-32-chars";
 pub const GATEWAY_SECRET: &str = "gateway-test-secret-of-at-least-32-chars";
+/// The emails every [`Platform::user`] gets on registering: the welcome and the
+/// verification link (sent before the harness marks the address verified).
+pub const REGISTRATION_EMAILS: usize = 2;
 
 /// How a test wants the platform.
 #[derive(Debug, Clone, Copy)]

@@ -12,7 +12,7 @@ use ticketing_proto::payment::v1 as payment;
 use ticketing_testkit::smtp::{read_qr, wait_for_emails};
 use tonic::Code;
 
-use crate::platform::{Event, Options, Platform, User, authed};
+use crate::platform::{Event, Options, Platform, REGISTRATION_EMAILS, User, authed};
 
 pub(crate) fn seats(event: &Event, indexes: &[usize]) -> Selection {
     Selection::Seats(inventory::SeatSelection { seat_ids: indexes.iter().map(|&i| event.seats[i].clone()).collect() })
@@ -60,7 +60,7 @@ async fn happy_path_tickets_arrive_and_each_admits_once() {
     assert_eq!(counts_of(&p.counts(&event).await, &event.seated), (2, 0, 2), "two seats sold");
 
     // The email carries one QR ticket per seat; each admits once.
-    let emails = wait_for_emails(&p.smtp, &buyer.email, 2).await;
+    let emails = wait_for_emails(&p.smtp, &buyer.email, REGISTRATION_EMAILS + 1).await;
     let tickets_email = emails.iter().find(|e| !e.pngs.is_empty()).expect("an email with tickets");
     assert_eq!(tickets_email.pngs.len(), 2, "{:?}", tickets_email.subject);
     for png in &tickets_email.pngs {
@@ -155,7 +155,7 @@ async fn cancelling_a_confirmed_booking_voids_the_tickets_then_returns_the_seats
     let created = p.book(&buyer, &hold).await;
     p.pay(&buyer, &created, "tok_visa", "pay-1").await.expect("charge");
     p.wait_status(&buyer, &created.id, BookingStatus::Confirmed).await;
-    let emails = wait_for_emails(&p.smtp, &buyer.email, 2).await;
+    let emails = wait_for_emails(&p.smtp, &buyer.email, REGISTRATION_EMAILS + 1).await;
     let codes: Vec<String> = emails.iter().flat_map(|e| e.pngs.iter().map(|png| read_qr(png))).collect();
     assert_eq!(codes.len(), 2);
 
@@ -266,13 +266,13 @@ async fn every_event_delivered_again_in_reverse_changes_nothing() {
     let event = p.event(&organizer, 10, 4, 5_000).await;
     let kept = purchase(&p, &buyer, &event, 0).await;
     let cancelled = purchase(&p, &buyer, &event, 1).await;
-    // Welcome and both tickets emails first: a booking cancelled (so revoked) before its
-    // confirmation was handled rightly gets no tickets email, and this test counts them.
-    wait_for_emails(&p.smtp, &buyer.email, 3).await;
+    // Registration's and both tickets emails first: a booking cancelled (so revoked) before
+    // its confirmation was handled rightly gets no tickets email, and this test counts them.
+    wait_for_emails(&p.smtp, &buyer.email, REGISTRATION_EMAILS + 2).await;
     let cancel = booking::CancelBookingRequest { booking_id: cancelled.id.clone(), ..Default::default() };
     p.booking.clone().cancel_booking(authed(cancel, &buyer)).await.expect("cancel");
     p.wait_status(&buyer, &cancelled.id, BookingStatus::Refunded).await;
-    let emails = wait_for_emails(&p.smtp, &buyer.email, 4).await.len();
+    let emails = wait_for_emails(&p.smtp, &buyer.email, REGISTRATION_EMAILS + 3).await.len();
 
     let before = snapshot(&p, &event).await;
 

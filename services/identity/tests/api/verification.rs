@@ -2,7 +2,6 @@
 //! `email_verified` claim it sets, and the admin's way around it for accounts without an
 //! inbox.
 
-
 use base64::Engine as _;
 use prost::{Message as _, Name as _};
 use ticketing_proto::events::v1::{EmailVerificationRequested, Envelope};
