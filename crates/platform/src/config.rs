@@ -334,6 +334,9 @@ pub struct KafkaConfig {
     /// Extra librdkafka properties (TLS, SASL). `_` in a key stands for `.`,
     /// so `security_protocol` sets `security.protocol`.
     pub properties: BTreeMap<String, String>,
+    /// Where SASL/OAUTHBEARER tokens come from (`gcp`: the workload's identity on GKE), with
+    /// `properties.sasl_mechanism = OAUTHBEARER`; unset for SASL/SCRAM, PLAIN or none.
+    pub oauthbearer: Option<crate::kafka::OAuthBearer>,
     /// How often the outbox relay polls when it found nothing to publish.
     #[serde(with = "humantime_serde")]
     pub outbox_poll_interval: Duration,
@@ -419,6 +422,7 @@ impl Default for KafkaConfig {
             topic_partitions: 3,
             topic_replication: 1,
             properties: BTreeMap::new(),
+            oauthbearer: None,
             outbox_poll_interval: Duration::from_millis(200),
             outbox_batch_size: 100,
             consume: true,
@@ -447,6 +451,16 @@ impl Validate for KafkaConfig {
         }
         if self.outbox_batch_size < 1 {
             issues.push(ConfigIssue::new("kafka.outbox_batch_size", "must be at least 1"));
+        }
+        let oauthbearer = self
+            .properties
+            .iter()
+            .any(|(key, value)| key.replace('_', ".") == "sasl.mechanism" && value.eq_ignore_ascii_case("OAUTHBEARER"));
+        if self.oauthbearer.is_some() != oauthbearer {
+            issues.push(ConfigIssue::new(
+                "kafka.oauthbearer",
+                "is set exactly when properties.sasl_mechanism is OAUTHBEARER (it is where those tokens come from)",
+            ));
         }
         if self.outbox_poll_interval.is_zero() {
             issues.push(ConfigIssue::new("kafka.outbox_poll_interval", "must be positive"));

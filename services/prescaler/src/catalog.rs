@@ -8,9 +8,10 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use prost::Message as _;
-use rdkafka::consumer::{Consumer as _, StreamConsumer};
+use rdkafka::consumer::Consumer as _;
 use rdkafka::{Message as _, Offset, TopicPartitionList};
 use ticketing_platform::config::KafkaConfig;
+use ticketing_platform::kafka::{KafkaContext, StreamConsumer};
 use ticketing_proto::events::v1::Envelope;
 use tokio_util::sync::CancellationToken;
 
@@ -35,7 +36,8 @@ pub async fn follow(
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest");
-    let consumer: Arc<StreamConsumer> = Arc::new(client.create().context("creating the Kafka consumer")?);
+    let consumer: Arc<StreamConsumer> =
+        Arc::new(client.create_with_context(KafkaContext::new(&config)).context("creating the Kafka consumer")?);
     // The end of each partition now: reading up to it makes the schedule complete.
     let ends = loop {
         let (member, name) = (consumer.clone(), topic.clone());

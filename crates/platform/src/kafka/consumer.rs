@@ -21,9 +21,9 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use prometheus::IntCounterVec;
 use prost::Message as _;
-use rdkafka::consumer::{CommitMode, Consumer as _, StreamConsumer};
+use rdkafka::consumer::{CommitMode, Consumer as _};
 use rdkafka::message::{BorrowedMessage, Header, Headers, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::FutureRecord;
 use rdkafka::{Message, Offset, TopicPartitionList};
 use sqlx::{PgConnection, PgPool};
 use ticketing_proto::events::v1::Envelope;
@@ -32,6 +32,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::config::{KafkaConfig, MAX_RETRY_BACKOFF};
+use crate::kafka::{KafkaContext, Producer, StreamConsumer};
 use crate::metrics::{ConsumerGauges, Metrics};
 
 /// How a handler failed.
@@ -87,7 +88,7 @@ pub struct Consumer<H> {
     group: String,
     topics: Vec<String>,
     pool: PgPool,
-    producer: FutureProducer,
+    producer: Producer,
     handler: Arc<H>,
     config: KafkaConfig,
     outcomes: IntCounterVec,
@@ -119,7 +120,7 @@ impl<H: Handler> Consumer<H> {
         group: impl Into<String>,
         topics: Vec<String>,
         pool: PgPool,
-        producer: FutureProducer,
+        producer: Producer,
         handler: H,
         config: &KafkaConfig,
         metrics: &Metrics,
@@ -210,7 +211,8 @@ impl<H: Handler> Consumer<H> {
         if !config.group_instance_id.is_empty() {
             client.set("group.instance.id", &config.group_instance_id);
         }
-        let consumer: Arc<StreamConsumer> = Arc::new(client.create().context("creating the Kafka consumer")?);
+        let consumer: Arc<StreamConsumer> =
+            Arc::new(client.create_with_context(KafkaContext::new(config)).context("creating the Kafka consumer")?);
         if config.assign_all_partitions {
             // Topics that do not exist yet, or a broker that does not answer now: the watchdog
             // calls for a new member once their partitions show.

@@ -1,14 +1,16 @@
 //! Kafka plumbing: the idempotent producer, topic creation, the outbox relay and the consumer.
 
 pub mod consumer;
+mod oauth;
 pub mod outbox;
+
+pub use oauth::{KafkaContext, OAuthBearer};
 
 use std::time::Duration;
 
 use anyhow::Context as _;
 use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::producer::FutureProducer;
 use rdkafka::types::RDKafkaErrorCode;
 
@@ -27,15 +29,21 @@ pub fn client_config(config: &KafkaConfig) -> ClientConfig {
     client
 }
 
+/// The platform's producer: its context supplies OAUTHBEARER tokens when configured.
+pub type Producer = FutureProducer<KafkaContext>;
+
+/// The platform's consumer, with the same context.
+pub type StreamConsumer = rdkafka::consumer::StreamConsumer<KafkaContext>;
+
 /// An idempotent producer: `enable.idempotence=true`, `acks=all`, so retries never duplicate
 /// or reorder within a partition. It gives up on a message after `kafka.producer_message_timeout`.
-pub fn producer(config: &KafkaConfig) -> anyhow::Result<FutureProducer> {
+pub fn producer(config: &KafkaConfig) -> anyhow::Result<Producer> {
     client_config(config)
         .set("enable.idempotence", "true")
         .set("acks", "all")
         .set("message.timeout.ms", config.producer_message_timeout.as_millis().to_string())
         .set("linger.ms", "5")
-        .create()
+        .create_with_context(KafkaContext::new(config))
         .context("creating the Kafka producer")
 }
 
@@ -63,8 +71,9 @@ pub async fn ensure_topics_with(
     if !config.create_topics || topics.is_empty() {
         return Ok(());
     }
-    let admin: AdminClient<DefaultClientContext> =
-        client_config(config).create().context("creating the Kafka admin client")?;
+    let admin: AdminClient<KafkaContext> = client_config(config)
+        .create_with_context(KafkaContext::new(config))
+        .context("creating the Kafka admin client")?;
     let new: Vec<_> = topics
         .iter()
         .map(|t| {

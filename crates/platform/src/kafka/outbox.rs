@@ -13,7 +13,7 @@ use anyhow::Context as _;
 use prometheus::IntCounterVec;
 use prost::Message as _;
 use rdkafka::message::OwnedHeaders;
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
+use rdkafka::producer::{FutureRecord, Producer as _};
 use sqlx::{PgConnection, PgPool};
 use ticketing_proto::events::v1::Envelope;
 use tokio_util::sync::CancellationToken;
@@ -45,7 +45,7 @@ pub async fn enqueue(conn: &mut PgConnection, topic: &str, envelope: &Envelope) 
 #[derive(Clone)]
 pub struct Relay {
     pool: PgPool,
-    producer: FutureProducer,
+    producer: super::Producer,
     batch_size: i64,
     poll_interval: Duration,
     published: IntCounterVec,
@@ -63,7 +63,12 @@ struct Row {
 
 impl Relay {
     /// A relay draining `pool`'s outbox through `producer`.
-    pub fn new(pool: PgPool, producer: FutureProducer, config: &crate::config::KafkaConfig, metrics: &Metrics) -> Self {
+    pub fn new(
+        pool: PgPool,
+        producer: super::Producer,
+        config: &crate::config::KafkaConfig,
+        metrics: &Metrics,
+    ) -> Self {
         Self {
             pool,
             producer,

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use prost::Message as _;
 use rdkafka::Message as _;
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::FutureRecord;
 use sqlx::PgConnection;
 use ticketing_platform::App;
 use ticketing_platform::config::{KafkaConfig, TelemetryConfig};
@@ -80,7 +80,7 @@ struct Harness {
     topic: String,
     dlq: String,
     group: String,
-    producer: FutureProducer,
+    producer: ticketing_platform::kafka::Producer,
     recorder: Recorder,
     telemetry: TelemetryConfig,
 }

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use prost::Message as _;
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::FutureRecord;
 use sqlx::Connection as _;
 use ticketing_notification::config::Config;
 use ticketing_platform::auth::{Role, Scope};
@@ -37,7 +37,7 @@ pub struct TestApp {
     pub kafka: KafkaConfig,
     pub smtp: SmtpSink,
     pub service: Spawned,
-    producer: FutureProducer,
+    producer: ticketing_platform::kafka::Producer,
 }
 
 pub async fn spawn_app() -> TestApp {

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use prost::Message as _;
 use rdkafka::Message as _;
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::FutureRecord;
 use ticketing_payment::config::Config;
 use ticketing_platform::auth::{Role, Scope};
 use ticketing_platform::config::KafkaConfig;
@@ -23,7 +23,7 @@ pub struct TestApp {
     pub kafka: KafkaConfig,
     /// The booking service's identity: one caller, so its idempotency keys meet.
     pub service_user: uuid::Uuid,
-    producer: FutureProducer,
+    producer: ticketing_platform::kafka::Producer,
     /// Kept so the service runs until the test ends.
     _service: Spawned,
 }
