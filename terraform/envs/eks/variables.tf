@@ -81,14 +81,17 @@ variable "single_nat_gateway" {
   default     = false
 }
 
+# EKS release calendar (docs.aws.amazon.com/eks/latest/userguide/kubernetes-versions.html;
+# endoflife.date/amazon-eks): 1.34's standard support ended on 2 December 2026, 1.35's
+# (released 28 January 2026) runs to 27 March 2027. Past it, EKS bills extended support.
 variable "kubernetes_version" {
-  description = "EKS Kubernetes version."
+  description = "EKS Kubernetes version, in standard support."
   type        = string
-  default     = "1.31"
+  default     = "1.35"
 
   validation {
-    condition     = contains(["1.29", "1.30", "1.31", "1.32", "1.33"], var.kubernetes_version)
-    error_message = "kubernetes_version must be 1.29 to 1.33 (the chart is validated against 1.29-1.31)."
+    condition     = contains(["1.35", "1.36"], var.kubernetes_version)
+    error_message = "kubernetes_version must be 1.35 or 1.36 (versions in EKS standard support)."
   }
 }
 
@@ -176,13 +179,13 @@ variable "postgres_proxy_max_connections_percent" {
 }
 
 variable "postgres_engine_version" {
-  description = "RDS for PostgreSQL version (major.minor)."
+  description = "RDS for PostgreSQL major version; RDS applies its minor versions in the maintenance window."
   type        = string
-  default     = "16.4"
+  default     = "16"
 
   validation {
-    condition     = can(regex("^(15|16|17)\\.[0-9]+$", var.postgres_engine_version))
-    error_message = "postgres_engine_version must be 15.x, 16.x or 17.x."
+    condition     = contains(["15", "16", "17"], var.postgres_engine_version)
+    error_message = "postgres_engine_version must be a major version: 15, 16 or 17."
   }
 }
 

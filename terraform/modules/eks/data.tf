@@ -23,7 +23,7 @@ resource "aws_db_subnet_group" "this" {
 
 resource "aws_db_parameter_group" "postgres" {
   name_prefix = "${var.name}-postgres-"
-  family      = "postgres${split(".", var.postgres_engine_version)[0]}"
+  family      = "postgres${var.postgres_engine_version}"
   description = "ticketing: TLS only, connection and statement logging"
   tags        = local.tags
 
@@ -77,8 +77,11 @@ resource "aws_iam_role_policy_attachment" "rds_monitoring" {
 }
 
 resource "aws_db_instance" "postgres" {
-  identifier     = "${var.name}-postgres"
-  engine         = "postgres"
+  identifier = "${var.name}-postgres"
+  engine     = "postgres"
+  # The major version only: AWS applies minor releases in the maintenance window
+  # (auto_minor_version_upgrade below) and the plan stays clean, since the provider
+  # compares the running version's prefix. A major upgrade is a reviewed change here.
   engine_version = var.postgres_engine_version
   instance_class = var.postgres_instance_class
 

@@ -145,13 +145,17 @@ resource "aws_eks_node_group" "default" {
     ignore_changes = [scaling_config[0].desired_size]
   }
 
-  depends_on = [aws_iam_role_policy_attachment.nodes]
+  # Nodes join only once the CNI add-on is in place: otherwise they come up with the
+  # self-managed aws-node that EKS installs, without network policy enforcement.
+  depends_on = [aws_iam_role_policy_attachment.nodes, aws_eks_addon.vpc_cni]
 }
 
 # The VPC CNI enforces the chart's NetworkPolicies once its network policy agent is on.
+# OVERWRITE on create: it takes over the aws-node DaemonSet EKS installs with the cluster.
 resource "aws_eks_addon" "vpc_cni" {
   cluster_name                = aws_eks_cluster.this.name
   addon_name                  = "vpc-cni"
+  resolve_conflicts_on_create = "OVERWRITE"
   resolve_conflicts_on_update = "OVERWRITE"
   configuration_values        = jsonencode({ enableNetworkPolicy = "true" })
   tags                        = local.tags

@@ -83,8 +83,13 @@ variable "postgres_instance_class" {
 }
 
 variable "postgres_engine_version" {
-  description = "RDS for PostgreSQL engine version."
+  description = "RDS for PostgreSQL major version (minor versions upgrade automatically)."
   type        = string
+
+  validation {
+    condition     = can(regex("^(15|16|17)$", var.postgres_engine_version))
+    error_message = "postgres_engine_version must be a major version: 15, 16 or 17."
+  }
 }
 
 variable "postgres_proxy_max_connections_percent" {
