@@ -19,6 +19,21 @@ provider "kafka" {
   sasl_aws_region   = var.region
 }
 
+# The module installs Karpenter, the AWS Load Balancer Controller, External Secrets and
+# Reloader with Helm, as whoever runs Terraform (an access entry: the cluster's creator is
+# admin). A token per run, so no kubeconfig or long-lived credential is involved.
+provider "helm" {
+  kubernetes = {
+    host                   = module.platform.cluster_endpoint
+    cluster_ca_certificate = base64decode(module.platform.cluster_certificate_authority_data)
+    exec = {
+      api_version = "client.authentication.k8s.io/v1beta1"
+      command     = "aws"
+      args        = ["eks", "get-token", "--cluster-name", module.platform.cluster_name, "--region", var.region]
+    }
+  }
+}
+
 module "platform" {
   source = "../../modules/eks"
 
@@ -48,6 +63,8 @@ module "platform" {
   node_min_size          = var.node_min_size
   node_max_size          = var.node_max_size
   node_desired_size      = var.node_desired_size
+  node_ami_version       = var.node_ami_version
+  karpenter_cpu_limit    = var.karpenter_cpu_limit
 
   postgres_instance_class                = var.postgres_instance_class
   postgres_engine_version                = var.postgres_engine_version

@@ -38,11 +38,6 @@ output "kafka_scram_secret_arns" {
   value       = module.platform.kafka_scram_secret_arns
 }
 
-output "signing_kek_secret_arns" {
-  description = "identity's and notification's KEKs in Secrets Manager: the signing-kek key of their Secrets."
-  value       = module.platform.signing_kek_secret_arns
-}
-
 output "service_role_arns" {
   description = "Each service's IAM role."
   value       = module.platform.service_role_arns
@@ -67,9 +62,16 @@ output "helm_values" {
       for name, arn in module.platform.service_role_arns : name => {
         enabled = true
         serviceAccount = {
+          name        = module.platform.service_account_names[name]
           annotations = { "eks.amazonaws.com/role-arn" = arn }
         }
       }
+    }
+    # Every service's Secret, and the migration Jobs' admin Secret, synced from Secrets
+    # Manager by the External Secrets Operator (the module installs it).
+    externalSecrets = module.platform.external_secrets
+    migrations = {
+      bootstrap = { existingSecret = module.platform.bootstrap_secret_name }
     }
     networkPolicy = {
       gatewayHttp = {
@@ -96,15 +98,22 @@ output "helm_values" {
   })
 }
 
-# The redis-url of the ticketing-<service> Secrets of gateway, identity and inventory: each
-# as its own ElastiCache user (docs/adr/0031).
-output "redis_urls" {
-  description = "Each Redis service's rediss:// URL, as its own user."
-  sensitive   = true
-  value       = { for name, u in module.platform.redis_users : name => "rediss://${u.user}:${u.password}@${module.platform.redis_address}:6379" }
-}
-
 output "postgres_service_secret_arns" {
   description = "Each service's Secrets Manager secret with its own Postgres role's username and password."
   value       = module.platform.postgres_service_secret_arns
+}
+
+output "service_account_names" {
+  description = "The ServiceAccount names the IAM roles trust (the chart's services.<svc>.serviceAccount.name)."
+  value       = module.platform.service_account_names
+}
+
+output "service_secret_names" {
+  description = "Each service's Secrets Manager secret (synced into its Kubernetes Secret)."
+  value       = module.platform.service_secret_names
+}
+
+output "payment_processor_secret_name" {
+  description = "Where the operator puts the payment processor's keys."
+  value       = module.platform.payment_processor_secret_name
 }

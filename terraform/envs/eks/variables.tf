@@ -95,6 +95,28 @@ variable "kubernetes_version" {
   }
 }
 
+variable "node_ami_version" {
+  description = "The EKS-optimised AL2023 AMI release of Karpenter's nodes (github.com/awslabs/amazon-eks-ami/releases); bumping it replaces the nodes gradually."
+  type        = string
+  default     = "v20260818"
+
+  validation {
+    condition     = can(regex("^v[0-9]{8}$", var.node_ami_version))
+    error_message = "node_ami_version must be an amazon-eks-ami release such as v20260818."
+  }
+}
+
+variable "karpenter_cpu_limit" {
+  description = "The most vCPUs Karpenter may add (about 270 service pods at on-sale peak fit in 200)."
+  type        = number
+  default     = 400
+
+  validation {
+    condition     = var.karpenter_cpu_limit >= 16
+    error_message = "karpenter_cpu_limit must be at least 16."
+  }
+}
+
 variable "endpoint_public_access" {
   description = "Expose the API server's public endpoint, restricted to public_access_cidrs. Off: reach the API through the VPC (VPN, bastion, CI runners inside it)."
   type        = bool
@@ -118,7 +140,7 @@ variable "public_access_cidrs" {
 }
 
 variable "node_instance_types" {
-  description = "Instance types of the managed node group."
+  description = "Instance types of the managed node group: the system pool the controllers run on (Karpenter adds the services' nodes)."
   type        = list(string)
   default     = ["m6i.xlarge"]
 
@@ -140,7 +162,7 @@ variable "node_min_size" {
 }
 
 variable "node_max_size" {
-  description = "Most nodes (the on-sale ceiling)."
+  description = "Most nodes of the managed node group (Karpenter's nodes count against karpenter_cpu_limit instead)."
   type        = number
   default     = 30
 

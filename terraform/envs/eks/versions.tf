@@ -7,6 +7,10 @@ terraform {
       source  = "hashicorp/aws"
       version = "5.100.0"
     }
+    helm = {
+      source  = "hashicorp/helm"
+      version = "3.0.2"
+    }
     kafka = {
       source  = "Mongey/kafka"
       version = "0.12.1"

@@ -168,9 +168,9 @@ resource "aws_vpc_security_group_ingress_rule" "postgres_from_proxy" {
 # --- Each service's own Postgres role (docs/adr/0031) ----------------------------------
 # RDS has no API for database users: `<service> bootstrap` (the chart's
 # migrations.bootstrap, as the master user) makes each role, owning its database and
-# reaching no other. Terraform makes their passwords, in ${name}/<service>-postgres (which
-# the service's IRSA role may read), for the services' Secrets and for RDS Proxy, which
-# logs in to the instance as each service's role.
+# reaching no other. Terraform makes their passwords: in ${name}/<service>-postgres for RDS
+# Proxy, which logs in to the instance as each service's role, and in the service's own
+# secret (secrets.tf) as its database URLs.
 
 resource "random_password" "postgres_service" {
   for_each = local.db_services
@@ -599,32 +599,12 @@ resource "kafka_acl" "service" {
 
 # --- the signing keys' KEKs ---------------------------------------------------------------
 # identity and notification seal their signing keys in Postgres with a key-encryption key
-# (ADR 0032), each its own, kept in Secrets Manager under the platform's KMS key. Only the
-# service's own role reads it (eks.tf, OwnSecrets: <name>/<service>-*); the External Secrets
-# Operator or the Secrets Store CSI driver, running as that role, puts it in the service's
-# Secret as signing-kek.
+# (ADR 0032), each its own. It reaches the service as the signing-kek key of its secret
+# (secrets.tf). Never replace this resource: the keys it sealed would no longer open.
 resource "random_bytes" "signing_kek" {
   for_each = local.signing_services
 
   length = 32
-}
-
-resource "aws_secretsmanager_secret" "signing_kek" {
-  #checkov:skip=CKV2_AWS_57:a KEK rotates by the two-step signing-kek / signing-kek-previous procedure of ADR 0032 (the services re-seal at start), not by a rotation Lambda
-  for_each = local.signing_services
-
-  name                    = "${var.name}/${each.key}-signing-kek"
-  description             = "The key-encryption key of ${each.key}'s signing keys: <id>:<base64 of 32 bytes>"
-  kms_key_id              = aws_kms_key.this.arn
-  recovery_window_in_days = 30
-  tags                    = local.tags
-}
-
-resource "aws_secretsmanager_secret_version" "signing_kek" {
-  for_each = local.signing_services
-
-  secret_id     = aws_secretsmanager_secret.signing_kek[each.key].id
-  secret_string = "tf1:${random_bytes.signing_kek[each.key].base64}"
 }
 
 # --- ECR ----------------------------------------------------------------------------------

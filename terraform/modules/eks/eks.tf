@@ -76,12 +76,13 @@ resource "aws_iam_role" "nodes" {
   })
 }
 
+locals {
+  # The managed node group's and Karpenter's nodes (addons.tf) alike.
+  node_policies = toset(["AmazonEKSWorkerNodePolicy", "AmazonEKS_CNI_Policy", "AmazonEC2ContainerRegistryReadOnly"])
+}
+
 resource "aws_iam_role_policy_attachment" "nodes" {
-  for_each = toset([
-    "AmazonEKSWorkerNodePolicy",
-    "AmazonEKS_CNI_Policy",
-    "AmazonEC2ContainerRegistryReadOnly",
-  ])
+  for_each = local.node_policies
 
   role       = aws_iam_role.nodes.name
   policy_arn = "arn:${data.aws_partition.this.partition}:iam::aws:policy/${each.value}"
@@ -161,11 +162,13 @@ resource "aws_eks_addon" "vpc_cni" {
   tags                        = local.tags
 }
 
+# metrics-server feeds the HorizontalPodAutoscalers (the chart's autoscaling).
 resource "aws_eks_addon" "core" {
-  for_each = toset(["coredns", "kube-proxy"])
+  for_each = toset(["coredns", "kube-proxy", "metrics-server"])
 
   cluster_name                = aws_eks_cluster.this.name
   addon_name                  = each.value
+  resolve_conflicts_on_create = "OVERWRITE"
   resolve_conflicts_on_update = "OVERWRITE"
   tags                        = local.tags
 
@@ -185,8 +188,33 @@ resource "aws_iam_openid_connect_provider" "this" {
   tags            = local.tags
 }
 
+# The in-cluster identities that assume IAM roles. The chart names each service's
+# ServiceAccount from services.<svc>.serviceAccount.name, which the env's helm_values sets
+# from this map, so the bindings hold for any release name (docs/adr/0033).
 locals {
   oidc_host = replace(aws_iam_openid_connect_provider.this.url, "https://", "")
+
+  service_account_names = { for s in concat(keys(var.services), ["external-secrets"]) : s => "${var.release_name}-${s}" }
+
+  # IAM role key -> the namespace/name of the ServiceAccount that may assume it.
+  irsa_subjects = merge(
+    { for s in keys(var.services) : s => "${var.namespace}:${local.service_account_names[s]}" },
+    { for c, spec in local.controllers : c => "${spec.namespace}:${spec.service_account}" },
+  )
+  irsa_trust = { for role, subject in local.irsa_subjects : role => jsonencode({
+    Version = "2012-10-17"
+    Statement = [{
+      Effect    = "Allow"
+      Principal = { Federated = aws_iam_openid_connect_provider.this.arn }
+      Action    = "sts:AssumeRoleWithWebIdentity"
+      Condition = {
+        StringEquals = {
+          "${local.oidc_host}:sub" = "system:serviceaccount:${subject}"
+          "${local.oidc_host}:aud" = "sts.amazonaws.com"
+        }
+      }
+    }]
+  }) }
 }
 
 # MSK IAM access control (port 9098) follows the Kafka ACLs' table (data.tf): a service
@@ -223,55 +251,25 @@ locals {
   }
 }
 
-# Each service's Kubernetes ServiceAccount (<release>-<service>) assumes its own role.
+# Each service's Kubernetes ServiceAccount assumes its own role.
 resource "aws_iam_role" "service" {
   for_each = var.services
 
-  name = "${var.name}-${each.key}"
-  tags = local.tags
-
-  assume_role_policy = jsonencode({
-    Version = "2012-10-17"
-    Statement = [{
-      Effect    = "Allow"
-      Principal = { Federated = aws_iam_openid_connect_provider.this.arn }
-      Action    = "sts:AssumeRoleWithWebIdentity"
-      Condition = {
-        StringEquals = {
-          "${local.oidc_host}:sub" = "system:serviceaccount:${var.namespace}:${var.release_name}-${each.key}"
-          "${local.oidc_host}:aud" = "sts.amazonaws.com"
-        }
-      }
-    }]
-  })
+  name               = "${var.name}-${each.key}"
+  tags               = local.tags
+  assume_role_policy = local.irsa_trust[each.key]
 }
 
-# A service may read its own secrets (for the External Secrets Operator or the Secrets
-# Store CSI driver running as it) and, with Kafka, use MSK IAM access control.
+# A service with Kafka may use MSK IAM access control. No service reads Secrets Manager:
+# the External Secrets Operator, with its own role (addons.tf), syncs their Secrets.
 resource "aws_iam_role_policy" "service" {
-  for_each = var.services
+  for_each = local.kafka_users
 
   name = "ticketing-${each.key}"
   role = aws_iam_role.service[each.key].id
 
   policy = jsonencode({
-    Version = "2012-10-17"
-    Statement = concat(
-      [{
-        Sid    = "OwnSecrets"
-        Effect = "Allow"
-        Action = ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"]
-        Resource = concat(
-          ["arn:${data.aws_partition.this.partition}:secretsmanager:${data.aws_region.this.name}:${data.aws_caller_identity.this.account_id}:secret:${var.name}/${each.key}-*"],
-          each.value.kafka ? [aws_secretsmanager_secret.kafka[each.key].arn] : [],
-        )
-        }, {
-        Sid      = "DecryptOwnSecrets"
-        Effect   = "Allow"
-        Action   = ["kms:Decrypt"]
-        Resource = aws_kms_key.this.arn
-      }],
-      each.value.kafka ? local.kafka_iam_statements[each.key] : [],
-    )
+    Version   = "2012-10-17"
+    Statement = local.kafka_iam_statements[each.key]
   })
 }

@@ -1,6 +1,6 @@
-# The platform on AWS: a VPC over three zones, EKS with a managed node group and IRSA,
-# RDS for PostgreSQL, ElastiCache for Redis, Amazon MSK, ECR, all encrypted with one KMS
-# key, and one IAM role per service for its Kubernetes ServiceAccount.
+# The platform on AWS: a VPC over three zones, EKS with a managed node group, Karpenter
+# and IRSA, RDS for PostgreSQL, ElastiCache for Redis, Amazon MSK, ECR, all encrypted with
+# one KMS key, and one IAM role per service for its Kubernetes ServiceAccount.
 
 locals {
   tags        = merge(var.tags, { "app" = "ticketing", "managed-by" = "terraform" })
@@ -200,8 +200,38 @@ resource "aws_kms_key" "this" {
           }
         }
       },
+      # The managed node group's Auto Scaling group launches the nodes, whose root volumes
+      # this key encrypts: its service-linked role must use the key and create grants for
+      # the volumes (AWS: "Required KMS key policy for use with encrypted volumes").
+      {
+        Sid       = "AutoScalingUsesKey"
+        Effect    = "Allow"
+        Principal = { AWS = local.autoscaling_role_arn }
+        Action = [
+          "kms:Encrypt",
+          "kms:Decrypt",
+          "kms:ReEncrypt*",
+          "kms:GenerateDataKey*",
+          "kms:DescribeKey",
+        ]
+        Resource = "*"
+      },
+      {
+        Sid       = "AutoScalingAttachesVolumes"
+        Effect    = "Allow"
+        Principal = { AWS = local.autoscaling_role_arn }
+        Action    = "kms:CreateGrant"
+        Resource  = "*"
+        Condition = { Bool = { "kms:GrantIsForAWSResource" = "true" } }
+      },
     ]
   })
+}
+
+locals {
+  # KMS refuses a key policy naming a principal that does not exist: the account needs this
+  # service-linked role before the first apply (envs/eks/README.md).
+  autoscaling_role_arn = "arn:${data.aws_partition.this.partition}:iam::${data.aws_caller_identity.this.account_id}:role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling"
 }
 
 resource "aws_kms_alias" "this" {

@@ -3,6 +3,16 @@ output "cluster_name" {
   value       = aws_eks_cluster.this.name
 }
 
+output "cluster_endpoint" {
+  description = "The API server's URL (the helm provider's host)."
+  value       = aws_eks_cluster.this.endpoint
+}
+
+output "cluster_certificate_authority_data" {
+  description = "The cluster CA, base64-encoded."
+  value       = aws_eks_cluster.this.certificate_authority[0].data
+}
+
 output "update_kubeconfig" {
   description = "The command that points kubectl at the cluster."
   value       = "aws eks update-kubeconfig --name ${aws_eks_cluster.this.name} --region ${data.aws_region.this.name}"
@@ -53,15 +63,6 @@ output "redis_address" {
   value       = aws_elasticache_replication_group.redis.primary_endpoint_address
 }
 
-output "redis_users" {
-  description = "Each Redis service's ElastiCache user and password (kept in the state: protect the state bucket)."
-  value = { for name, user in aws_elasticache_user.service : name => {
-    user     = user.user_name
-    password = random_password.redis_service[name].result
-  } }
-  sensitive = true
-}
-
 output "kafka_bootstrap_brokers_sasl_scram" {
   description = "MSK bootstrap brokers for SASL/SCRAM over TLS (port 9096)."
   value       = aws_msk_cluster.this.bootstrap_brokers_sasl_scram
@@ -77,12 +78,49 @@ output "kafka_bootstrap_brokers_sasl_iam" {
   value       = aws_msk_cluster.this.bootstrap_brokers_sasl_iam
 }
 
-output "signing_kek_secret_arns" {
-  description = "The Secrets Manager secret of each signing service's KEK (the signing-kek key of its Secret)."
-  value       = { for name, s in aws_secretsmanager_secret.signing_kek : name => s.arn }
-}
-
 output "service_role_arns" {
   description = "The IAM role of each service (IRSA)."
   value       = { for name, r in aws_iam_role.service : name => r.arn }
+}
+
+output "service_account_names" {
+  description = "The Kubernetes ServiceAccount each IAM role trusts: every service's, and the External Secrets store's (external-secrets)."
+  value       = local.service_account_names
+}
+
+output "service_secret_names" {
+  description = "Each service's Secrets Manager secret, synced into its Kubernetes Secret."
+  value       = { for name, s in aws_secretsmanager_secret.service : name => s.name }
+}
+
+output "payment_processor_secret_name" {
+  description = "Where the operator puts the payment processor's keys (aws secretsmanager put-secret-value)."
+  value       = one(aws_secretsmanager_secret.payment_processor[*].name)
+}
+
+output "external_secrets" {
+  description = "The chart's externalSecrets values for AWS Secrets Manager (contract of docs/adr/0033)."
+  value = {
+    enabled         = true
+    provider        = "aws"
+    aws             = { region = data.aws_region.this.name }
+    refreshInterval = "1h"
+    serviceAccount = {
+      name        = local.service_account_names["external-secrets"]
+      annotations = { "eks.amazonaws.com/role-arn" = aws_iam_role.controller["external-secrets"].arn }
+    }
+    remoteNames = local.external_secret_remote_names
+    bootstrap = {
+      # The RDS-managed master secret (username, password; rotated by RDS), which only the
+      # migration Jobs' bootstrap container reads. ESO evaluates the template, not Helm.
+      remoteName               = aws_db_instance.postgres.master_user_secret[0].secret_arn
+      secretName               = local.bootstrap_secret_name
+      postgresAdminUrlTemplate = "postgres://{{ .username }}:{{ .password | urlquery }}@${aws_db_instance.postgres.address}:5432/postgres?sslmode=require"
+    }
+  }
+}
+
+output "bootstrap_secret_name" {
+  description = "The Kubernetes Secret the bootstrap ExternalSecret writes (the chart's migrations.bootstrap.existingSecret)."
+  value       = local.bootstrap_secret_name
 }

@@ -73,7 +73,17 @@ variable "node_max_size" {
 }
 
 variable "node_desired_size" {
-  description = "Nodes at creation (the cluster autoscaler or Karpenter moves it afterwards)."
+  description = "Nodes at creation (Terraform ignores later changes to it)."
+  type        = number
+}
+
+variable "node_ami_version" {
+  description = "The EKS-optimised AL2023 AMI release Karpenter's nodes run (al2023@<this>); bumping it rolls the nodes through drift."
+  type        = string
+}
+
+variable "karpenter_cpu_limit" {
+  description = "The most vCPUs Karpenter's nodes may add up to (the on-sale ceiling)."
   type        = number
 }
 
@@ -91,6 +101,7 @@ variable "postgres_engine_version" {
     error_message = "postgres_engine_version must be a major version: 15, 16 or 17."
   }
 }
+
 
 variable "postgres_proxy_max_connections_percent" {
   description = "The share of the instance's max_connections RDS Proxy may open (the chart's database.connectionBudget)."

@@ -6,6 +6,11 @@ terraform {
       source  = "hashicorp/aws"
       version = ">= 5.80.0, < 6.0.0"
     }
+    # Karpenter, the AWS Load Balancer Controller, External Secrets and Reloader (addons.tf).
+    helm = {
+      source  = "hashicorp/helm"
+      version = ">= 3.0.0, < 4.0.0"
+    }
     # Kafka ACLs on MSK (data.tf): MSK has no API for them, only the Kafka protocol.
     kafka = {
       source  = "Mongey/kafka"
