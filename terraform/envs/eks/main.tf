@@ -69,6 +69,7 @@ module "platform" {
   postgres_instance_class                = var.postgres_instance_class
   postgres_engine_version                = var.postgres_engine_version
   postgres_storage_gb                    = var.postgres_storage_gb
+  postgres_max_connections               = var.postgres_max_connections
   postgres_proxy_max_connections_percent = var.postgres_proxy_max_connections_percent
   redis_node_type                        = var.redis_node_type
   kafka_version                          = var.kafka_version
@@ -78,4 +79,6 @@ module "platform" {
 
   log_retention_days  = var.log_retention_days
   deletion_protection = var.deletion_protection
+  alarm_emails        = var.alarm_emails
+  alarm_topic_arn     = var.alarm_topic_arn
 }

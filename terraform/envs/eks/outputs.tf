@@ -117,3 +117,8 @@ output "payment_processor_secret_name" {
   description = "Where the operator puts the payment processor's keys."
   value       = module.platform.payment_processor_secret_name
 }
+
+output "alarm_topic_arn" {
+  description = "The SNS topic of the RDS, ElastiCache and MSK alarms."
+  value       = module.platform.alarm_topic_arn
+}

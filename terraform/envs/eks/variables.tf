@@ -211,6 +211,17 @@ variable "postgres_engine_version" {
   }
 }
 
+variable "postgres_max_connections" {
+  description = "max_connections of postgres_instance_class (RDS: LEAST(DBInstanceClassMemory/9531392, 5000); db.r6g.large: about 1,700). The connections alarm fires at 90%."
+  type        = number
+  default     = 1700
+
+  validation {
+    condition     = var.postgres_max_connections >= 100 && var.postgres_max_connections <= 5000
+    error_message = "postgres_max_connections must be between 100 and 5000."
+  }
+}
+
 variable "postgres_storage_gb" {
   description = "RDS allocated storage in GiB (autoscaling up to four times this)."
   type        = number
@@ -292,4 +303,26 @@ variable "deletion_protection" {
   description = "Protect the database from deletion."
   type        = bool
   default     = true
+}
+
+variable "alarm_emails" {
+  description = "Addresses notified of every CloudWatch alarm on RDS, ElastiCache and MSK (each confirms the subscription by email)."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for e in var.alarm_emails : can(regex("^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$", e))])
+    error_message = "alarm_emails must be email addresses."
+  }
+}
+
+variable "alarm_topic_arn" {
+  description = "An existing SNS topic (PagerDuty, Opsgenie, AWS Chatbot) that also receives every alarm; null for none."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.alarm_topic_arn == null || can(regex("^arn:aws[a-z-]*:sns:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]+$", var.alarm_topic_arn))
+    error_message = "alarm_topic_arn must be an SNS topic ARN."
+  }
 }

@@ -124,3 +124,8 @@ output "bootstrap_secret_name" {
   description = "The Kubernetes Secret the bootstrap ExternalSecret writes (the chart's migrations.bootstrap.existingSecret)."
   value       = local.bootstrap_secret_name
 }
+
+output "alarm_topic_arn" {
+  description = "The SNS topic every CloudWatch alarm notifies."
+  value       = aws_sns_topic.alarms.arn
+}

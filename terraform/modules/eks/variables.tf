@@ -102,6 +102,22 @@ variable "postgres_engine_version" {
   }
 }
 
+variable "postgres_max_connections" {
+  description = "The instance's max_connections (RDS: LEAST(DBInstanceClassMemory/9531392, 5000)); the connections alarm fires at 90% of it."
+  type        = number
+}
+
+variable "alarm_emails" {
+  description = "Addresses subscribed to the alarm topic (each confirms by email)."
+  type        = list(string)
+  default     = []
+}
+
+variable "alarm_topic_arn" {
+  description = "An existing SNS topic (on-call tooling, Chatbot) that also receives every alarm; null for none."
+  type        = string
+  default     = null
+}
 
 variable "postgres_proxy_max_connections_percent" {
   description = "The share of the instance's max_connections RDS Proxy may open (the chart's database.connectionBudget)."
