@@ -18,29 +18,45 @@ output "redis_host" {
   value       = module.platform.redis_host
 }
 
-output "redis_ca_certificate" {
-  description = "Memorystore's server CA, for the Secrets' redis-ca.pem (the chart sets config.redis.caFromSecret on GKE)."
-  value       = module.platform.redis_ca_certificate
-}
-
 output "kafka_bootstrap" {
   description = "Managed Kafka's bootstrap address."
   value       = module.platform.kafka_bootstrap
 }
 
-output "signing_kek_secrets" {
-  description = "identity's and notification's KEKs in Secret Manager: the signing-kek key of their Secrets."
-  value       = module.platform.signing_kek_secrets
+output "service_accounts" {
+  description = "Each workload's Google service account."
+  value       = module.platform.service_accounts
 }
 
-output "service_accounts" {
-  description = "Each service's Google service account."
-  value       = module.platform.service_accounts
+output "service_account_names" {
+  description = "The Kubernetes ServiceAccount bound to each Google service account (set in helm_values)."
+  value       = module.platform.service_account_names
+}
+
+output "remote_secrets" {
+  description = "The Secret Manager secrets the External Secrets Operator syncs; payment-processor is the one you fill (README)."
+  value       = module.platform.remote_secrets
+}
+
+output "nat_addresses" {
+  description = "The cluster's static egress addresses, for the payment processor's allowlist."
+  value       = module.platform.nat_addresses
+}
+
+output "attestor" {
+  description = "The Binary Authorization attestor and KMS key version the release pipeline attests promoted digests with."
+  value       = module.platform.attestor
+}
+
+locals {
+  sa_names      = module.platform.service_account_names
+  remote        = module.platform.remote_secrets
+  bootstrap_sec = "${var.release_name}-postgres-admin"
 }
 
 # The part of the Helm values that only this environment knows. Install with both files:
 #   terraform output -raw helm_values > values-gke.generated.yaml
-#   helm upgrade --install ticketing charts/ticketing -n ticketing \
+#   helm upgrade --install <release> charts/ticketing -n <namespace> \
 #     -f charts/ticketing/values-gke.yaml -f values-gke.generated.yaml
 output "helm_values" {
   description = "Helm values overriding the placeholders of charts/ticketing/values-gke.yaml."
@@ -51,6 +67,10 @@ output "helm_values" {
     config = {
       kafka = {
         brokers = module.platform.kafka_bootstrap
+        # Each workload signs in to Managed Kafka as its Google service account, with
+        # tokens from the GKE metadata server (Workload Identity): no key in any Secret.
+        oauthbearer = "gcp"
+        properties  = { sasl_mechanism = "OAUTHBEARER" }
       }
     }
     # PgBouncer in the cluster pools the services' connections to Cloud SQL (ADR 0025).
@@ -60,12 +80,44 @@ output "helm_values" {
       }
     }
     services = {
-      for name, email in module.platform.service_accounts : name => {
-        enabled = true
-        serviceAccount = {
-          annotations = { "iam.gke.io/gcp-service-account" = email }
-        }
+      for name in keys(local.services) : name => merge(
+        {
+          enabled = true
+          serviceAccount = {
+            name        = local.sa_names[name]
+            annotations = { "iam.gke.io/gcp-service-account" = module.platform.service_accounts[name] }
+          }
+        },
+        # The processor's keys are synced into payment's own Secret (remoteNames below).
+        name == "payment" ? { processor = { existingSecret = "" } } : {},
+      )
+    }
+    prescaler = {
+      serviceAccount = {
+        name        = local.sa_names["prescaler"]
+        annotations = { "iam.gke.io/gcp-service-account" = module.platform.service_accounts["prescaler"] }
       }
+    }
+    externalSecrets = {
+      enabled         = true
+      provider        = "gcp"
+      gcp             = { projectId = var.project_id }
+      refreshInterval = "1h"
+      serviceAccount = {
+        name        = local.sa_names["external-secrets"]
+        annotations = { "iam.gke.io/gcp-service-account" = module.platform.service_accounts["external-secrets"] }
+      }
+      remoteNames = merge(
+        { for name in keys(local.services) : name => name == "payment" ? [local.remote[name], local.remote["payment-processor"]] : [local.remote[name]] },
+        { pgbouncer = [local.remote["pgbouncer"]] },
+      )
+      bootstrap = {
+        remoteName = local.remote["postgres-admin"]
+        secretName = local.bootstrap_sec
+      }
+    }
+    migrations = {
+      bootstrap = { existingSecret = local.bootstrap_sec }
     }
     networkPolicy = {
       kubeApiServer = {
@@ -86,29 +138,4 @@ output "helm_values" {
       }
     }
   })
-}
-
-# The connection URLs for the ticketing-<service> Secrets (docs/deploy.md). Sensitive:
-#   terraform output -json secret_urls
-output "secret_urls" {
-  description = "database-url, pooled-database-url and redis-url of each service, for its Secret, PgBouncer's userlist.txt and the bootstrap's admin URL."
-  sensitive   = true
-  value = {
-    # Each service as its own role (docs/adr/0031).
-    database = {
-      for name, password in module.platform.postgres_service_passwords :
-      name => "postgres://ticketing_${name}:${password}@${module.platform.postgres_host}:5432/ticketing_${name}?sslmode=require"
-    }
-    # Through the chart's PgBouncer (plain TCP inside the cluster, SCRAM authentication;
-    # PgBouncer reaches Cloud SQL over TLS). The migration Jobs keep `database`.
-    pooled_database = {
-      for name, password in module.platform.postgres_service_passwords :
-      name => "postgres://ticketing_${name}:${password}@${var.release_name}-pgbouncer.${var.namespace}.svc:5432/ticketing_${name}?sslmode=disable"
-    }
-    # PgBouncer's userlist.txt (the ticketing-pgbouncer Secret): one line per service role.
-    pgbouncer_userlist = join("", [for name, password in module.platform.postgres_service_passwords : "\"ticketing_${name}\" \"${password}\"\n"])
-    # The admin, for the migration Jobs' bootstrap only (the ticketing-bootstrap Secret).
-    postgres_admin = "postgres://${module.platform.postgres_user}:${module.platform.postgres_password}@${module.platform.postgres_host}:5432/postgres?sslmode=require"
-    redis          = "rediss://:${module.platform.redis_auth_string}@${module.platform.redis_host}:${module.platform.redis_port}"
-  }
 }

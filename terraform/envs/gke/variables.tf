@@ -36,8 +36,8 @@ variable "name" {
   default     = "ticketing"
 
   validation {
-    condition     = can(regex("^[a-z][a-z0-9-]{2,18}$", var.name))
-    error_message = "name must be 3-19 lowercase letters, digits or hyphens, starting with a letter (service account IDs append -<service>)."
+    condition     = can(regex("^[a-z][a-z0-9-]{2,16}$", var.name))
+    error_message = "name must be 3-17 lowercase letters, digits or hyphens, starting with a letter (service account IDs, at most 30 characters, append -notification)."
   }
 }
 
@@ -53,7 +53,7 @@ variable "namespace" {
 }
 
 variable "release_name" {
-  description = "The Helm release name (the chart names ServiceAccounts <release>-<service> when the release is not called ticketing, ticketing-<service> when it is)."
+  description = "The Helm release name: Workload Identity binds the ServiceAccounts <release>-<workload>, which helm_values hands the chart."
   type        = string
   default     = "ticketing"
 
@@ -246,5 +246,75 @@ variable "kafka_topic_namespace" {
   validation {
     condition     = can(regex("^[A-Za-z0-9._-]*$", var.kafka_topic_namespace))
     error_message = "kafka_topic_namespace may hold only [A-Za-z0-9._-]."
+  }
+}
+
+variable "nat_address_count" {
+  description = "Static egress addresses of Cloud NAT (each carries 64,512 ports; a node takes up to 4,096 at peak)."
+  type        = number
+  default     = 2
+
+  validation {
+    condition     = var.nat_address_count >= 1 && var.nat_address_count <= 16 && floor(var.nat_address_count) == var.nat_address_count
+    error_message = "nat_address_count must be a whole number from 1 to 16."
+  }
+}
+
+variable "postgres_max_connections" {
+  description = "Cloud SQL's max_connections (charts/ticketing/values-gke.yaml's connectionBudget leaves room under it)."
+  type        = number
+  default     = 500
+
+  validation {
+    condition     = var.postgres_max_connections >= 100 && var.postgres_max_connections <= 10000
+    error_message = "postgres_max_connections must be between 100 and 10000."
+  }
+}
+
+variable "alert_emails" {
+  description = "Who the Cloud SQL, Memorystore and Managed Kafka alerts are mailed to."
+  type        = list(string)
+
+  validation {
+    condition     = length(var.alert_emails) > 0 && alltrue([for e in var.alert_emails : can(regex("^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$", e))])
+    error_message = "alert_emails must list at least one e-mail address."
+  }
+}
+
+variable "kafka_lag_alert_threshold" {
+  description = "Messages a consumer group may lag for 15 minutes before it alerts."
+  type        = number
+  default     = 10000
+
+  validation {
+    condition     = var.kafka_lag_alert_threshold > 0
+    error_message = "kafka_lag_alert_threshold must be positive."
+  }
+}
+
+variable "attestation_signers" {
+  description = "IAM members allowed to attest images for Binary Authorization: the release pipeline's identity, e.g. serviceAccount:release@<project>.iam.gserviceaccount.com or a principalSet:// of its Workload Identity pool."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for m in var.attestation_signers : can(regex("^(serviceAccount:|principal://|principalSet://)", m))])
+    error_message = "attestation_signers must be service accounts or Workload Identity Federation principals."
+  }
+}
+
+variable "binauthz_allowlist" {
+  description = "Images admitted without an attestation: the operators the platform runs from their publishers' registries (External Secrets, Reloader, PgBouncer, KEDA). Mirror them into Artifact Registry and attest them to empty this."
+  type        = list(string)
+  default = [
+    "ghcr.io/external-secrets/external-secrets*",
+    "ghcr.io/stakater/reloader*",
+    "docker.io/edoburu/pgbouncer*",
+    "ghcr.io/kedacore/*",
+  ]
+
+  validation {
+    condition     = alltrue([for p in var.binauthz_allowlist : can(regex("^[a-z0-9.-]+(:[0-9]+)?/[^*]+\\*{0,2}$", p))])
+    error_message = "binauthz_allowlist entries must be registry/path patterns, with a wildcard only at the end."
   }
 }

@@ -7,6 +7,10 @@ terraform {
       source  = "hashicorp/google"
       version = "6.41.0"
     }
+    helm = {
+      source  = "hashicorp/helm"
+      version = "2.17.0"
+    }
     random = {
       source  = "hashicorp/random"
       version = "3.6.3"

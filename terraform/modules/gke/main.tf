@@ -2,21 +2,31 @@
 # Dataplane V2 (which enforces the chart's NetworkPolicies), Cloud SQL for PostgreSQL on a
 # private IP, Memorystore for Redis with AUTH and TLS, Managed Service for Apache Kafka,
 # an Artifact Registry repository for the images and the chart, and one Google service
-# account per service, bound to its Kubernetes ServiceAccount.
+# account per workload, bound to its Kubernetes ServiceAccount by Workload Identity.
+# secrets.tf puts every secret the workloads read in Secret Manager and installs the
+# External Secrets Operator and Reloader; binauthz.tf admits only attested images;
+# alerts.tf watches the managed services.
 
 locals {
   labels      = merge(var.labels, { "app" = "ticketing", "managed-by" = "terraform" })
   db_services = toset([for name, s in var.services : name if s.database])
-  kafka_users = toset([for name, s in var.services : name if s.kafka])
-  # The services whose signing keys are sealed with a KEK (ADR 0032).
-  signing_services = toset([for name in ["identity", "notification"] : name if contains(keys(var.services), name)])
+  # Every workload with a Google identity of its own: the services, and the pre-scaler,
+  # which reads catalog.events (ADR 0024) and nothing else.
+  workloads   = merge(var.services, { prescaler = { database = false, kafka = true, redis = false } })
+  kafka_users = toset([for name, w in local.workloads : name if w.kafka])
+  # The Kubernetes ServiceAccount of each workload, and of the External Secrets store: the
+  # chart is given these names (helm_values), so the bindings below cannot drift from it.
+  service_account_names = { for w in concat(keys(local.workloads), ["external-secrets"]) : w => "${var.release_name}-${w}" }
   apis = toset([
     "artifactregistry.googleapis.com",
+    "binaryauthorization.googleapis.com",
     "cloudkms.googleapis.com",
     "compute.googleapis.com",
     "container.googleapis.com",
+    "containeranalysis.googleapis.com",
     "iam.googleapis.com",
     "managedkafka.googleapis.com",
+    "monitoring.googleapis.com",
     "redis.googleapis.com",
     "secretmanager.googleapis.com",
     "servicenetworking.googleapis.com",
@@ -66,7 +76,7 @@ resource "google_kms_crypto_key_iam_member" "gke_secrets" {
   member        = "serviceAccount:service-${data.google_project.this.number}@container-engine-robot.iam.gserviceaccount.com"
 }
 
-# Encrypts Secret Manager's secrets (the signing keys' KEKs).
+# Encrypts Secret Manager's secrets (secrets.tf).
 resource "google_kms_crypto_key" "secrets" {
   name            = "${var.name}-secrets"
   key_ring        = google_kms_key_ring.this.id
@@ -142,7 +152,22 @@ resource "google_compute_firewall" "deny_ingress" {
   }
 }
 
-# Private nodes reach the internet (payment processor, mail) through Cloud NAT.
+# Private nodes reach the internet (payment processor, mail) through Cloud NAT, from
+# addresses of our own: a payment processor allowlists them (output nat_addresses), and
+# they stay the same when NAT or the cluster is rebuilt.
+resource "google_compute_address" "nat" {
+  count = var.nat_address_count
+
+  project      = var.project_id
+  name         = "${var.name}-nat-${count.index}"
+  region       = var.region
+  address_type = "EXTERNAL"
+  network_tier = "PREMIUM"
+  labels       = local.labels
+
+  depends_on = [google_project_service.apis]
+}
+
 resource "google_compute_router" "this" {
   project = var.project_id
   name    = var.name
@@ -155,8 +180,17 @@ resource "google_compute_router_nat" "this" {
   name                               = var.name
   router                             = google_compute_router.this.name
   region                             = var.region
-  nat_ip_allocate_option             = "AUTO_ONLY"
+  nat_ip_allocate_option             = "MANUAL_ONLY"
+  nat_ips                            = google_compute_address.nat[*].self_link
   source_subnetwork_ip_ranges_to_nat = "ALL_SUBNETWORKS_ALL_IP_RANGES"
+
+  # Ports follow demand: at an on-sale every payment pod talks to one processor endpoint,
+  # which a fixed 64 ports per node would exhaust. Each address carries 64,512 ports, so
+  # var.nat_address_count x 64,512 / max_ports_per_vm nodes can peak at once.
+  enable_dynamic_port_allocation      = true
+  enable_endpoint_independent_mapping = false
+  min_ports_per_vm                    = 64
+  max_ports_per_vm                    = 4096
 
   log_config {
     enable = true
@@ -415,6 +449,8 @@ resource "google_artifact_registry_repository_iam_member" "nodes" {
 # --- Cloud SQL ----------------------------------------------------------------------
 
 resource "google_sql_database_instance" "postgres" {
+  #checkov:skip=CKV2_GCP_13:log_duration writes a line for every statement, thousands a second during an on-sale; Query Insights keeps statement timings without the log volume
+  #checkov:skip=CKV_GCP_108:log_hostname makes Postgres resolve every client address (a reverse DNS lookup per connection) at on-sale connection rates; the logs carry the address, which names the pod
   #checkov:skip=CKV_GCP_6:ssl_mode ENCRYPTED_ONLY refuses every unencrypted connection; the services authenticate with passwords, not client certificates
   #checkov:skip=CKV_GCP_79:the services are tested against PostgreSQL 15 and 16; move to a newer major version after testing it
   project             = var.project_id
@@ -469,14 +505,9 @@ resource "google_sql_database_instance" "postgres" {
       name  = "log_disconnections"
       value = "on"
     }
-    database_flags {
-      name  = "log_duration"
-      value = "on"
-    }
-    database_flags {
-      name  = "log_hostname"
-      value = "on"
-    }
+    # log_duration and log_hostname stay off: the first writes a line for every statement
+    # (thousands a second during an on-sale, paid for in Cloud Logging and in latency),
+    # the second a reverse DNS lookup for every connection.
     database_flags {
       name  = "log_lock_waits"
       value = "on"
@@ -493,9 +524,17 @@ resource "google_sql_database_instance" "postgres" {
       name  = "log_temp_files"
       value = "0"
     }
+    # Slow statements are found with Query Insights (above), which keeps their timings
+    # without writing their parameters (emails, names) to the logs.
     database_flags {
       name  = "log_min_duration_statement"
       value = "-1"
+    }
+    # Set rather than derived from the tier, so the chart's connection budget and the
+    # connections alert (alerts.tf) count against the same number.
+    database_flags {
+      name  = "max_connections"
+      value = tostring(var.postgres_max_connections)
     }
     database_flags {
       name  = "log_statement"
@@ -609,45 +648,52 @@ resource "google_managed_kafka_cluster" "this" {
   depends_on = [google_project_service.apis]
 }
 
-# --- one identity per service ---------------------------------------------------------
+# --- one identity per workload ---------------------------------------------------------
 
-resource "google_service_account" "service" {
-  for_each = var.services
+resource "google_service_account" "workload" {
+  for_each = local.workloads
 
   project      = var.project_id
   account_id   = "${var.name}-${each.key}"
   display_name = "ticketing ${each.key} (Workload Identity)"
 }
 
-# The Kubernetes ServiceAccount <release>-<service> in the namespace acts as it.
-resource "google_service_account_iam_member" "workload_identity" {
-  for_each = var.services
+moved {
+  from = google_service_account.service
+  to   = google_service_account.workload
+}
 
-  service_account_id = google_service_account.service[each.key].name
+# Each workload's Kubernetes ServiceAccount acts as its Google service account.
+resource "google_service_account_iam_member" "workload_identity" {
+  for_each = local.workloads
+
+  service_account_id = google_service_account.workload[each.key].name
   role               = "roles/iam.workloadIdentityUser"
-  member             = "serviceAccount:${var.project_id}.svc.id.goog[${var.namespace}/${var.release_name}-${each.key}]"
+  member             = "serviceAccount:${var.project_id}.svc.id.goog[${var.namespace}/${local.service_account_names[each.key]}]"
 
   depends_on = [google_container_cluster.this]
 }
 
-# Producers and consumers of Managed Kafka authenticate as their service account.
+# Producers and consumers of Managed Kafka authenticate as their service account with
+# SASL/OAUTHBEARER, the token coming from the GKE metadata server (Workload Identity): no
+# key exists to leak, expire or be refused by the organisation's key-creation policy.
 resource "google_project_iam_member" "kafka_client" {
   for_each = local.kafka_users
 
   project = var.project_id
   role    = "roles/managedkafka.client"
-  member  = "serviceAccount:${google_service_account.service[each.key].email}"
+  member  = "serviceAccount:${google_service_account.workload[each.key].email}"
 }
 
 # Per-topic Kafka ACLs (ADR 0032): a topic is written only by the service that owns it, and
 # each consumer group reads only its service's topics (modules/kafka-access holds the table).
-# The services authenticate as their service accounts; roles/managedkafka.client above only
-# lets them connect, and the ACLs decide what they may do once connected.
+# Managed Kafka names an OAUTHBEARER client User:<service account email>;
+# roles/managedkafka.client above only lets it connect, the ACLs decide what it may do.
 module "kafka_access" {
   source = "../kafka-access"
 
   topic_namespace = var.kafka_topic_namespace
-  principals      = { for name in local.kafka_users : name => "User:${google_service_account.service[name].email}" }
+  principals      = { for name in local.kafka_users : name => "User:${google_service_account.workload[name].email}" }
 }
 
 locals {
@@ -688,60 +734,12 @@ resource "google_managed_kafka_acl" "closed_by_default" {
   dynamic "acl_entries" {
     for_each = local.kafka_users
     content {
-      principal       = "User:${google_service_account.service[acl_entries.value].email}"
+      principal       = "User:${google_service_account.workload[acl_entries.value].email}"
       permission_type = "ALLOW"
       operation       = "DESCRIBE"
       host            = "*"
     }
   }
-}
-
-# --- the signing keys' KEKs ---------------------------------------------------------------
-# identity and notification seal their signing keys in Postgres with a key-encryption key
-# (ADR 0032), each its own, kept in Secret Manager under the key ring's secrets key and
-# readable only by the service's own service account (the External Secrets Operator,
-# running as it, puts it in the service's Secret as signing-kek).
-resource "random_bytes" "signing_kek" {
-  for_each = local.signing_services
-
-  length = 32
-}
-
-resource "google_secret_manager_secret" "signing_kek" {
-  for_each = local.signing_services
-
-  project   = var.project_id
-  secret_id = "${var.name}-${each.key}-signing-kek"
-  labels    = local.labels
-
-  replication {
-    user_managed {
-      replicas {
-        location = var.region
-        customer_managed_encryption {
-          kms_key_name = google_kms_crypto_key.secrets.id
-        }
-      }
-    }
-  }
-
-  depends_on = [google_project_service.apis, google_kms_crypto_key_iam_member.secrets]
-}
-
-resource "google_secret_manager_secret_version" "signing_kek" {
-  for_each = local.signing_services
-
-  secret      = google_secret_manager_secret.signing_kek[each.key].id
-  secret_data = "tf1:${random_bytes.signing_kek[each.key].base64}"
-}
-
-resource "google_secret_manager_secret_iam_member" "signing_kek" {
-  for_each = local.signing_services
-
-  project   = var.project_id
-  secret_id = google_secret_manager_secret.signing_kek[each.key].secret_id
-  role      = "roles/secretmanager.secretAccessor"
-  member    = "serviceAccount:${google_service_account.service[each.key].email}"
 }
 
 # Trace export to Cloud Trace through an in-cluster OpenTelemetry Collector, if any.
@@ -750,5 +748,5 @@ resource "google_project_iam_member" "trace_agent" {
 
   project = var.project_id
   role    = "roles/cloudtrace.agent"
-  member  = "serviceAccount:${google_service_account.service[each.key].email}"
+  member  = "serviceAccount:${google_service_account.workload[each.key].email}"
 }

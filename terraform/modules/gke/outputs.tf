@@ -23,23 +23,6 @@ output "postgres_host" {
   value       = google_sql_database_instance.postgres.private_ip_address
 }
 
-output "postgres_user" {
-  description = "The admin user `<service> bootstrap` connects as (migrations.bootstrap), never a service."
-  value       = google_sql_user.app.name
-}
-
-output "postgres_password" {
-  description = "Its password (kept in the state: protect the state bucket)."
-  value       = random_password.postgres.result
-  sensitive   = true
-}
-
-output "postgres_service_passwords" {
-  description = "The password of each service's own role, ticketing_<service> (kept in the state)."
-  value       = { for name, password in random_password.postgres_service : name => password.result }
-  sensitive   = true
-}
-
 output "redis_host" {
   description = "Memorystore's address."
   value       = google_redis_instance.this.host
@@ -50,25 +33,22 @@ output "redis_port" {
   value       = google_redis_instance.this.port
 }
 
-output "redis_auth_string" {
-  description = "Memorystore's AUTH string, shared by the Redis services: Memorystore for Redis has no ACL users."
-  value       = google_redis_instance.this.auth_string
-  sensitive   = true
-}
-
-output "redis_ca_certificate" {
-  description = "The CA that signs Memorystore's server certificate."
-  value       = try(google_redis_instance.this.server_ca_certs[0].cert, "")
-}
-
 output "kafka_bootstrap" {
-  description = "Managed Kafka's bootstrap address (SASL_SSL)."
+  description = "Managed Kafka's bootstrap address (SASL_SSL, OAUTHBEARER with Workload Identity)."
   value       = "bootstrap.${google_managed_kafka_cluster.this.cluster_id}.${var.region}.managedkafka.${var.project_id}.cloud.goog:9092"
 }
 
 output "service_accounts" {
-  description = "The Google service account of each service."
-  value       = { for name, sa in google_service_account.service : name => sa.email }
+  description = "The Google service account of each workload (the services and prescaler) and of the External Secrets store (external-secrets)."
+  value = merge(
+    { for name, sa in google_service_account.workload : name => sa.email },
+    { "external-secrets" = google_service_account.external_secrets.email },
+  )
+}
+
+output "service_account_names" {
+  description = "The Kubernetes ServiceAccount each Google service account is bound to, by workload: the chart's services.<name>.serviceAccount.name."
+  value       = local.service_account_names
 }
 
 output "network_cidrs" {
@@ -80,7 +60,30 @@ output "network_cidrs" {
   }
 }
 
-output "signing_kek_secrets" {
-  description = "The Secret Manager secret of each signing service's KEK (the signing-kek key of its Secret)."
-  value       = { for name, s in google_secret_manager_secret.signing_kek : name => s.secret_id }
+output "remote_secrets" {
+  description = "The Secret Manager secret of each Kubernetes Secret: a service's, payment-processor (the operator fills it), postgres-admin (the migrations' bootstrap), pgbouncer (userlist.txt)."
+  value       = { for name, secret in google_secret_manager_secret.this : name => secret.secret_id }
+}
+
+output "nat_addresses" {
+  description = "The static addresses the cluster reaches the internet from: give them to the payment processor's allowlist."
+  value       = google_compute_address.nat[*].address
+}
+
+output "cluster_endpoint" {
+  description = "The control plane's address (for the helm provider)."
+  value       = google_container_cluster.this.endpoint
+}
+
+output "cluster_ca_certificate" {
+  description = "The control plane's CA, base64 (for the helm provider)."
+  value       = google_container_cluster.this.master_auth[0].cluster_ca_certificate
+}
+
+output "attestor" {
+  description = "The Binary Authorization attestor and its key version: the release pipeline attests each promoted digest with them."
+  value = {
+    attestor    = google_binary_authorization_attestor.release.id
+    key_version = "${google_kms_crypto_key.attestor.id}/cryptoKeyVersions/${data.google_kms_crypto_key_version.attestor.version}"
+  }
 }

@@ -20,10 +20,11 @@ variable "labels" {
 }
 
 variable "services" {
-  description = "The platform's services, each with the dependencies it uses."
+  description = "The platform's services, each with the dependencies it uses (its Secret gets their keys)."
   type = map(object({
     database = bool
     kafka    = bool
+    redis    = bool
   }))
 }
 
@@ -39,7 +40,7 @@ variable "namespace" {
 }
 
 variable "release_name" {
-  description = "The Helm release name; the chart names ServiceAccounts <release>-<service> (ticketing-<service> for release ticketing)."
+  description = "The Helm release name: the ServiceAccounts bound here are <release>-<workload> (output service_account_names, which helm_values hands the chart)."
   type        = string
 }
 
@@ -135,4 +136,44 @@ variable "rbac_security_group" {
   description = "The Google Group gke-security-groups@<domain> for Kubernetes RBAC with Google Groups; null leaves it off."
   type        = string
   default     = null
+}
+
+variable "postgres_max_connections" {
+  description = "Cloud SQL's max_connections; the chart's database.connectionBudget is counted against it."
+  type        = number
+}
+
+variable "nat_address_count" {
+  description = "Static external addresses Cloud NAT sends from (the payment processor's allowlist)."
+  type        = number
+}
+
+variable "alert_emails" {
+  description = "Addresses the managed services' alerts are mailed to."
+  type        = list(string)
+}
+
+variable "kafka_lag_alert_threshold" {
+  description = "Messages a consumer group may lag behind for 15 minutes before it alerts."
+  type        = number
+}
+
+variable "attestation_signers" {
+  description = "IAM members (e.g. the release pipeline's service account) that sign Binary Authorization attestations."
+  type        = list(string)
+}
+
+variable "binauthz_allowlist" {
+  description = "Image name patterns admitted without an attestation (third-party operators), besides Google's system images."
+  type        = list(string)
+}
+
+variable "external_secrets_chart_version" {
+  description = "The external-secrets Helm chart (>= 0.17, which serves external-secrets.io/v1)."
+  type        = string
+}
+
+variable "reloader_chart_version" {
+  description = "Stakater's reloader Helm chart."
+  type        = string
 }
