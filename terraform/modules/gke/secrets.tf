@@ -180,5 +180,13 @@ resource "helm_release" "reloader" {
   create_namespace = true
   atomic           = true
 
+  values = [yamlencode({
+    reloader = {
+      # It restarts workloads of the release's namespace only.
+      namespaceSelector      = "kubernetes.io/metadata.name=${var.namespace}"
+      readOnlyRootFileSystem = true
+    }
+  })]
+
   depends_on = [google_container_node_pool.default, google_binary_authorization_policy.this]
 }
