@@ -11,6 +11,9 @@
 #   runtime  distroless/cc (glibc, libssl3, libgcc, libstdc++, CA certificates, tzdata; no shell),
 #            non-root UID 65532, the binary and nothing else
 #
+# Base images are pinned by digest (the tag beside it says what it is); Renovate moves
+# both together (.github/renovate.json), so a rebuild fetches the bytes that were reviewed.
+#
 # Native dependencies, so nothing is needed at run time beyond glibc and libssl3:
 #   - rdkafka builds its bundled librdkafka (mklove ./configure + make, C and C++); its zlib
 #     comes from libz-sys, built from source and linked statically (LIBZ_SYS_STATIC=1),
@@ -18,17 +21,15 @@
 #   - protobuf code is generated in crates/proto/build.rs by protox: no protoc;
 #   - librdkafka links the system's OpenSSL (rdkafka's `ssl` feature: SSL/SASL_SSL to
 #     managed Kafka), so the builder has libssl-dev and the runtime uses the libssl3 that
-#     distroless/cc carries (same Debian release, see DEBIAN_SUITE); `ssl-vendored` would
+#     distroless/cc carries (same Debian release, see below); `ssl-vendored` would
 #     build OpenSSL from source instead, minutes longer (ADR 0016);
 #   - Postgres and Redis speak TLS through rustls (pure Rust, ring) and the CA store.
 #   perl and cmake stay for rdkafka's `ssl-vendored`/`cmake-build` features.
 
-ARG RUST_VERSION=1.95
-# The builder's Debian release; the runtime below (distroless cc-debian12) must carry the
-# same or a newer glibc, so move both together.
-ARG DEBIAN_SUITE=bookworm
-
-FROM rust:${RUST_VERSION}-slim-${DEBIAN_SUITE} AS chef
+# The builder's Rust is the workspace's rust-version (Cargo.toml) and its Debian release
+# (bookworm) matches the runtime's (distroless cc-debian12): the runtime must carry the same
+# or a newer glibc and the same libssl3, so move both together.
+FROM rust:1.95-slim-bookworm@sha256:d7482085ff5b415f84dba5647ae71606650bdef00db7aeb69f4b3d170c3e4082 AS chef
 RUN apt-get update \
     && apt-get install -y --no-install-recommends g++ make perl pkg-config cmake libssl-dev \
     && rm -rf /var/lib/apt/lists/*
@@ -63,7 +64,7 @@ RUN cargo build --release --locked --bin "${SERVICE}" \
 
 # :nonroot is UID/GID 65532; USER below repeats it numerically so Kubernetes'
 # runAsNonRoot can verify it without resolving a user name.
-FROM gcr.io/distroless/cc-debian12:nonroot AS runtime
+FROM gcr.io/distroless/cc-debian12:nonroot@sha256:9dac0a79194e45a7da0158a9c6da57b217585af0786db3845d1f0ec1a0dd182f AS runtime
 ARG SERVICE
 ARG VERSION=dev
 ARG REVISION=unknown
