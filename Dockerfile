@@ -4,12 +4,16 @@
 # SERVICE is one of: gateway identity catalog inventory booking payment notification prescaler.
 #
 # Stages:
-#   chef     Rust toolchain + the C toolchain the native crates need + cargo-chef
-#   planner  computes the dependency recipe from the manifests
-#   builder  builds the dependencies of the whole workspace (one cached layer shared by all
-#            eight images, since SERVICE is declared after it), then the one binary
-#   runtime  distroless/cc (glibc, libssl3, libgcc, libstdc++, CA certificates, tzdata; no shell),
-#            non-root UID 65532, the binary and nothing else
+#   chef        Rust toolchain + the C toolchain the native crates need + cargo-chef
+#   planner     computes the dependency recipe from the manifests
+#   builder     builds the dependencies of the whole workspace (one cached layer shared by all
+#               eight images, since SERVICE is declared after it), then the one binary
+#   distroless  the runtime base: distroless/cc (glibc, libssl3, libgcc, libstdc++, CA
+#               certificates, tzdata; no shell), non-root UID 65532
+#   dev-builder, dev
+#               skaffold's dev profile only (`--target dev`): every binary in one image, built
+#               incrementally without LTO (see below)
+#   runtime     the default target: distroless plus the one binary and nothing else
 #
 # Base images are pinned by digest (the tag beside it says what it is); Renovate moves
 # both together (.github/renovate.json), so a rebuild fetches the bytes that were reviewed.
@@ -26,9 +30,9 @@
 #   - Postgres and Redis speak TLS through rustls (pure Rust, ring) and the CA store.
 #   perl and cmake stay for rdkafka's `ssl-vendored`/`cmake-build` features.
 
-# The builder's Rust is the workspace's rust-version (Cargo.toml) and its Debian release
-# (bookworm) matches the runtime's (distroless cc-debian12): the runtime must carry the same
-# or a newer glibc and the same libssl3, so move both together.
+# The builder's Rust is the workspace's rust-version (Cargo.toml) and its Debian release (bookworm) matches the
+# runtime's (distroless cc-debian12): the runtime must carry the same or a newer glibc and
+# the same libssl3, so move both together.
 FROM rust:1.95-slim-bookworm@sha256:d7482085ff5b415f84dba5647ae71606650bdef00db7aeb69f4b3d170c3e4082 AS chef
 RUN apt-get update \
     && apt-get install -y --no-install-recommends g++ make perl pkg-config cmake libssl-dev \
@@ -64,7 +68,32 @@ RUN cargo build --release --locked --bin "${SERVICE}" \
 
 # :nonroot is UID/GID 65532; USER below repeats it numerically so Kubernetes'
 # runAsNonRoot can verify it without resolving a user name.
-FROM gcr.io/distroless/cc-debian12:nonroot@sha256:9dac0a79194e45a7da0158a9c6da57b217585af0786db3845d1f0ec1a0dd182f AS runtime
+FROM gcr.io/distroless/cc-debian12:nonroot@sha256:9dac0a79194e45a7da0158a9c6da57b217585af0786db3845d1f0ec1a0dd182f AS distroless
+
+# The dev loop (skaffold's dev profile): one image with every binary, so an edit rebuilds one
+# image instead of eight. The cache mounts keep the cargo registry and the target directory
+# across builds, so only the crates an edit touches recompile, incrementally; the dev-image
+# profile (Cargo.toml) drops LTO, which dominates a release link. Nothing here reaches a
+# release: the release workflow and the production profiles build the default target.
+FROM chef AS dev-builder
+# The chef stage turns incremental compilation off for one-shot builds; here it pays.
+ENV CARGO_INCREMENTAL=1
+COPY . .
+# sharing=locked: two builds at once would corrupt one target directory, so they take turns.
+RUN --mount=type=cache,id=ticketing-cargo-registry,target=/usr/local/cargo/registry \
+    --mount=type=cache,id=ticketing-cargo-git,target=/usr/local/cargo/git \
+    --mount=type=cache,id=ticketing-dev-target,target=/src/target,sharing=locked \
+    services=$(for d in services/*/; do basename "$d"; done) \
+    && cargo build --profile dev-image --locked $(printf -- '--bin %s ' $services) \
+    && mkdir -p /out/bin \
+    && for s in $services; do cp "target/dev-image/$s" /out/bin/; done
+
+FROM distroless AS dev
+COPY --from=dev-builder /out/bin/ /usr/local/bin/
+USER 65532:65532
+# No entrypoint: the chart runs /usr/local/bin/<service> in each pod.
+
+FROM distroless AS runtime
 ARG SERVICE
 ARG VERSION=dev
 ARG REVISION=unknown
