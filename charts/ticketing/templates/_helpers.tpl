@@ -222,8 +222,13 @@ app.kubernetes.io/component: pooler
 {{- default (printf .root.Values.secrets.nameFormat .name) .svc.secretName }}
 {{- end }}
 
+{{/*
+The ServiceAccount of one service or controller: serviceAccount.name when set (Terraform's
+helm_values sets it to the name its IRSA role or Workload Identity binding trusts), else
+<fullname>-<name>. Args: (dict "root" $ "name" "identity" "svc" $svc).
+*/}}
 {{- define "ticketing.serviceAccountName" -}}
-{{- include "ticketing.component" . }}
+{{- default (include "ticketing.component" .) (dig "serviceAccount" "name" "" .svc) }}
 {{- end }}
 
 {{/* The JWKS URL every service verifies tokens with: identity's admin port, unless set. */}}

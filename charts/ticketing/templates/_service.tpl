@@ -14,6 +14,7 @@ ticketing.service renders every object of one service. Args (dict):
 {{- $svc := .svc }}
 {{- $facts := .facts }}
 {{- $fullname := include "ticketing.component" . }}
+{{- $serviceAccount := include "ticketing.serviceAccountName" . }}
 {{- $ns := $root.Release.Namespace }}
 {{- $sd := $svc.shutdown }}
 {{- if ge (int $sd.drainDelaySeconds) (int $sd.graceSeconds) }}
@@ -37,7 +38,7 @@ ticketing.service renders every object of one service. Args (dict):
 apiVersion: v1
 kind: ServiceAccount
 metadata:
-  name: {{ $fullname }}
+  name: {{ $serviceAccount }}
   namespace: {{ $ns }}
   labels:
     {{- include "ticketing.labels" . | nindent 4 }}
@@ -75,7 +76,7 @@ roleRef:
   name: {{ $fullname }}-endpointslices
 subjects:
   - kind: ServiceAccount
-    name: {{ $fullname }}
+    name: {{ $serviceAccount }}
     namespace: {{ $ns }}
 {{- end }}
 ---
@@ -124,7 +125,7 @@ spec:
         {{- toYaml . | nindent 8 }}
         {{- end }}
     spec:
-      serviceAccountName: {{ $fullname }}
+      serviceAccountName: {{ $serviceAccount }}
       automountServiceAccountToken: {{ .discovery }}
       enableServiceLinks: false
       terminationGracePeriodSeconds: {{ add $sd.preStopSleepSeconds $sd.graceSeconds 5 }}
