@@ -437,6 +437,10 @@ TICKETING_KAFKA__TOPIC_NAMESPACE: {{ $c.kafka.topicNamespace | quote }}
 TICKETING_KAFKA__CREATE_TOPICS: {{ $c.kafka.createTopics | quote }}
 TICKETING_KAFKA__TOPIC_PARTITIONS: {{ $c.kafka.topicPartitions | quote }}
 TICKETING_KAFKA__TOPIC_REPLICATION: {{ $c.kafka.topicReplication | quote }}
+{{- with $c.kafka.oauthbearer }}
+# SASL/OAUTHBEARER with the pod's own cloud identity: no password in any Secret.
+TICKETING_KAFKA__OAUTHBEARER: {{ . | quote }}
+{{- end }}
 {{- range $key, $value := $c.kafka.properties }}
 TICKETING_KAFKA__PROPERTIES__{{ $key | upper }}: {{ $value | toString | quote }}
 {{- end }}
@@ -470,7 +474,9 @@ TICKETING_IDENTITY__BOOTSTRAP_ADMIN_EMAIL: {{ .svc.bootstrapAdminEmail | quote }
 {{- define "ticketing.service.secretEnv" -}}
 {{- $secret := include "ticketing.secretName" . }}
 {{- $facts := .facts }}
-{{- if or $facts.database $facts.redis $facts.kafka (eq .name "identity") (eq .name "payment") }}
+{{- $kafkaSecret := and $facts.kafka (not .root.Values.config.kafka.oauthbearer) }}
+{{- $groupInstance := and $facts.consumes .root.Values.config.kafka.staticMembership }}
+{{- if or $facts.database $facts.redis $kafkaSecret $groupInstance (eq .name "identity") (eq .name "payment") }}
 env:
   {{- if $facts.database }}
   # Through the pooler when there is one (database.pooler); the migration Job reads
@@ -488,7 +494,7 @@ env:
         name: {{ $secret }}
         key: redis-url
   {{- end }}
-  {{- if and $facts.consumes .root.Values.config.kafka.staticMembership }}
+  {{- if $groupInstance }}
   # Static membership: a restarted container (same pod) takes its member's place and
   # partitions back at once, without a rebalance.
   - name: TICKETING_KAFKA__GROUP_INSTANCE_ID
@@ -496,7 +502,7 @@ env:
       fieldRef:
         fieldPath: metadata.name
   {{- end }}
-  {{- if $facts.kafka }}
+  {{- if $kafkaSecret }}
   - name: TICKETING_KAFKA__PROPERTIES__SASL_USERNAME
     valueFrom:
       secretKeyRef:
