@@ -283,3 +283,91 @@ Network peers as NetworkPolicy `to`/`from` entries. Args: a list of peers from v
 - {{ toYaml . | nindent 2 | trim }}
 {{- end }}
 {{- end }}
+
+{{/* The ServiceAccount whose cloud identity the SecretStore reads the remote secrets as. */}}
+{{- define "ticketing.externalSecrets.serviceAccountName" -}}
+{{- default (include "ticketing.component" (dict "root" . "name" "external-secrets")) .Values.externalSecrets.serviceAccount.name }}
+{{- end }}
+
+{{/* The Secret externalSecrets writes the migration Jobs' Postgres admin URL to. */}}
+{{- define "ticketing.externalSecrets.bootstrapSecretName" -}}
+{{- default (include "ticketing.component" (dict "root" . "name" "postgres-admin")) .Values.externalSecrets.bootstrap.secretName }}
+{{- end }}
+
+{{/*
+The Secret the migration Jobs' init container reads the Postgres admin from:
+migrations.bootstrap.existingSecret, else externalSecrets' bootstrap Secret when there is
+one; empty: no bootstrap.
+*/}}
+{{- define "ticketing.bootstrapSecretName" -}}
+{{- $es := .Values.externalSecrets }}
+{{- if .Values.migrations.bootstrap.existingSecret }}
+{{- .Values.migrations.bootstrap.existingSecret }}
+{{- else if and $es.enabled $es.bootstrap.remoteName }}
+{{- include "ticketing.externalSecrets.bootstrapSecretName" . }}
+{{- end }}
+{{- end }}
+
+{{/*
+ticketing.externalSecrets.targets: remoteNames' keys -> the Secret each ExternalSecret
+writes (the one that workload already reads), as YAML; empty when externalSecrets is off.
+Fails on values that would leave a workload without its Secret or sync one nobody reads.
+*/}}
+{{- define "ticketing.externalSecrets.targets" -}}
+{{- $es := .Values.externalSecrets }}
+{{- if $es.enabled }}
+{{- if not $es.provider }}
+{{- fail "externalSecrets.enabled needs externalSecrets.provider: aws (Secrets Manager) or gcp (Secret Manager)" }}
+{{- end }}
+{{- if and (eq $es.provider "aws") (not (dig "aws" "region" "" $es)) }}
+{{- fail "externalSecrets.provider aws needs externalSecrets.aws.region (terraform output helm_values sets it)" }}
+{{- end }}
+{{- if and (eq $es.provider "gcp") (not (dig "gcp" "projectId" "" $es)) }}
+{{- fail "externalSecrets.provider gcp needs externalSecrets.gcp.projectId (terraform output helm_values sets it)" }}
+{{- end }}
+{{- if and $es.bootstrap.postgresAdminUrlTemplate (not $es.bootstrap.remoteName) }}
+{{- fail "externalSecrets.bootstrap.postgresAdminUrlTemplate is set without externalSecrets.bootstrap.remoteName, the remote secret it reads" }}
+{{- end }}
+{{- $bootstrap := .Values.migrations.bootstrap.existingSecret }}
+{{- $written := include "ticketing.externalSecrets.bootstrapSecretName" . }}
+{{- if and $es.bootstrap.remoteName $bootstrap (ne $bootstrap $written) }}
+{{- fail (printf "migrations.bootstrap.existingSecret is %q but externalSecrets.bootstrap writes %q: the migration Jobs would wait for a Secret nobody writes. Set both to the same name, or leave existingSecret empty." $bootstrap $written) }}
+{{- end }}
+{{- $targets := dict }}
+{{- range $key := keys $es.remoteNames | sortAlpha }}
+{{- if not (index $es.remoteNames $key) }}
+{{- /* null: dropped by a later values file */ -}}
+{{- else if eq $key "pgbouncer" }}
+{{- if ne $.Values.database.pooler "pgbouncer" }}
+{{- fail (printf "externalSecrets.remoteNames.pgbouncer is set but database.pooler is %q: no PgBouncer reads it" $.Values.database.pooler) }}
+{{- end }}
+{{- $_ := set $targets $key (default (printf $.Values.secrets.nameFormat "pgbouncer") $.Values.database.pgbouncer.existingSecret) }}
+{{- else if eq $key "prescaler" }}
+{{- if not $.Values.prescaler.enabled }}
+{{- fail "externalSecrets.remoteNames.prescaler is set but prescaler.enabled is false: nobody reads it" }}
+{{- end }}
+{{- $_ := set $targets $key (include "ticketing.secretName" (dict "root" $ "name" $key "svc" $.Values.prescaler)) }}
+{{- else if and (hasKey $.Values.services $key) (index $.Values.services $key).enabled }}
+{{- $svc := index $.Values.services $key }}
+{{- $_ := set $targets $key (include "ticketing.secretName" (dict "root" $ "name" $key "svc" $svc)) }}
+{{- if and (eq $key "payment") (dig "processor" "existingSecret" "" $svc) (ne $svc.processor.existingSecret (index $targets $key)) }}
+{{- fail (printf "services.payment.processor.existingSecret is %q, but externalSecrets.remoteNames.payment merges the processor's keys into payment's own Secret %q: leave existingSecret empty" $svc.processor.existingSecret (index $targets $key)) }}
+{{- end }}
+{{- else }}
+{{- fail (printf "externalSecrets.remoteNames.%s: %s is not an enabled service, prescaler or pgbouncer, so no workload would read its Secret (a service switched off keeps its remote name: remove it too)" $key $key) }}
+{{- end }}
+{{- end }}
+{{- toYaml $targets }}
+{{- end }}
+{{- end }}
+
+{{/*
+The reloader annotation of a workload whose Secret externalSecrets writes: a changed remote
+secret restarts its pods (Stakater Reloader). Args: (dict "root" $ "name" "identity").
+*/}}
+{{- define "ticketing.reloadAnnotation" -}}
+{{- $targets := include "ticketing.externalSecrets.targets" .root | fromYaml }}
+{{- with index $targets .name }}
+{{- printf "secret.reloader.stakater.com/reload: %s" (quote .) }}
+{{- end }}
+{{- end }}

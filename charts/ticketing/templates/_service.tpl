@@ -99,6 +99,9 @@ metadata:
     {{- include "ticketing.labels" . | nindent 4 }}
   annotations:
     {{- include "ticketing.checkovSkips" $skips | nindent 4 }}
+    {{- with include "ticketing.reloadAnnotation" . }}
+    {{- . | nindent 4 }}
+    {{- end }}
 spec:
   {{- if not $svc.autoscaling.enabled }}
   replicas: {{ $svc.replicas }}
