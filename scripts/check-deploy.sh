@@ -131,7 +131,7 @@ render() {
 # --- 2. Kubernetes schemas ----------------------------------------------------------
 
 # CRDs have no schema in kubernetes-validate; they may warn, nothing else may.
-EXPECTED_WARNING='Couldn.t find schema for kind (ServiceMonitor|PrometheusRule|PodMonitoring|Rules|ClusterRules|HTTPRoute|HealthCheckPolicy|GCPBackendPolicy|ScaledObject|SecretStore|ExternalSecret) '
+EXPECTED_WARNING='Couldn.t find schema for kind (ServiceMonitor|PrometheusRule|PodMonitoring|Rules|ClusterRules|HTTPRoute|HealthCheckPolicy|GCPBackendPolicy|ScaledObject|SecretStore|ExternalSecret|TriggerAuthentication) '
 
 kube_validate() {
   local v log="$TOOLS/kubernetes-validate.log" ok=0 files

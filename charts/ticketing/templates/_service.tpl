@@ -825,6 +825,11 @@ HPA. CPU stays a trigger; autoscaling.keda.triggers add the leading signals: pro
 (a query over the service's metrics: request rate, waiting-room depth) and kafka (a
 consumer group's lag). KEDA makes the HPA, under the service's own name.
 */}}
+{{/* The TriggerAuthentication of the prometheus triggers (keda.prometheus.podIdentity). */}}
+{{- define "ticketing.keda.prometheusAuthName" -}}
+{{ include "ticketing.fullname" . }}-prometheus
+{{- end }}
+
 {{- define "ticketing.scaledObject" -}}
 {{- $root := .root }}
 {{- $svc := .svc }}
@@ -862,9 +867,16 @@ spec:
       name: {{ .name }}
       metadata:
         serverAddress: {{ default $keda.prometheus.serverAddress .serverAddress | quote }}
-        query: {{ .query | quote }}
+        query: {{ tpl .query $root | quote }}
         threshold: {{ .threshold | quote }}
+      {{- if $keda.prometheus.podIdentity }}
+      authenticationRef:
+        name: {{ include "ticketing.keda.prometheusAuthName" $root }}
+      {{- end }}
     {{- else if eq .type "kafka" }}
+    {{- if $root.Values.config.kafka.oauthbearer }}
+    {{- fail (printf "%s: KEDA's kafka scaler cannot authenticate with config.kafka.oauthbearer %s; use a prometheus trigger on kafka_consumer_lag_messages (docs/deploy.md)" .name $root.Values.config.kafka.oauthbearer) }}
+    {{- end }}
     - type: kafka
       name: {{ .name }}
       metadata:
