@@ -14,6 +14,10 @@
 #      one, e.g. Mongey/kafka, are skipped by name); a copy with misspelled arguments fails it;
 #   5. check-jsonschema --builtin-schema vendor.github-workflows on .github/workflows/;
 #   6. yamllint on the YAML we write by hand (chart values, k8s/, skaffold, workflows);
+#      the supply chain: skaffold's dev profile builds one target-dev image for every chart
+#      service and the pre-scaler, its base config hands each artifact's image to the
+#      chart, ci.yml builds the services' images plus dev, every action is pinned to a
+#      commit SHA (`# vX`), every base image by digest; doctored copies fail it;
 #   7. the observability artifacts: scripts/check-observability.sh (promtool check/test
 #      rules, amtool check-config, dashboard queries, metric contract, runbooks; it installs
 #      Debian's prometheus + prometheus-alertmanager when promtool/amtool are missing), and
@@ -301,6 +305,117 @@ for p in problems:
 print(f"   {len(built)} artifacts = {len(services)} services = {len(chart)} chart entries")
 sys.exit(1 if problems else 0)
 PY
+}
+
+# supply_chain ROOT -> in the tree at ROOT: skaffold's dev profile builds exactly one
+# artifact, with target dev, and hands it to every chart service and the pre-scaler; the
+# base config hands every artifact's image to its chart entry; ci.yml's image matrix is
+# the services plus dev; every `uses:` in .github/workflows (but a local ./ workflow) is
+# pinned to a commit SHA with its tag in a `# vX` comment; every FROM in the Dockerfile of
+# an image (not an earlier stage) carries its @sha256: digest.
+supply_chain() {
+  "$TOOLS/venv-k8s/bin/python" - "$1" <<'PY'
+import glob, os, re, sys, yaml
+root = sys.argv[1]
+def path(p):
+    return os.path.join(root, p)
+cfg = yaml.safe_load(open(path("skaffold.yaml")))
+values = yaml.safe_load(open(path("charts/ticketing/values.yaml")))
+services = sorted(d for d in os.listdir(path("services")) if os.path.isfile(path(f"services/{d}/Cargo.toml")))
+problems = []
+
+def key(svc):
+    return f"services.{svc}" if svc in values["services"] else svc
+
+def hands(templates, where, svc, image):
+    for field, var in (("repository", "IMAGE_REPO"), ("tag", "IMAGE_TAG")):
+        got = templates.get(f"{key(svc)}.image.{field}")
+        if got != "{{.%s_%s}}" % (var, image):
+            problems.append(f"{where}: {key(svc)}.image.{field} is {got!r}, not the {var} of artifact {image}")
+
+base = cfg["deploy"]["helm"]["releases"][0].get("setValueTemplates") or {}
+for a in cfg["build"]["artifacts"]:
+    hands(base, "skaffold.yaml", a["image"], a["image"])
+dev = [p for p in cfg.get("profiles", []) if p["name"] == "dev"]
+artifacts = [op["value"] for p in dev for op in p.get("patches", []) if op.get("path") == "/build/artifacts"]
+templates = [op["value"] for p in dev for op in p.get("patches", [])
+             if op.get("path") == "/deploy/helm/releases/0/setValueTemplates"]
+if len(dev) != 1 or len(artifacts) != 1 or len(templates) != 1:
+    problems.append("skaffold.yaml: no single dev profile replacing the artifacts and the setValueTemplates")
+else:
+    arts = artifacts[0]
+    if len(arts) != 1 or (arts[0].get("docker") or {}).get("target") != "dev":
+        problems.append(f"skaffold.yaml dev profile: {len(arts)} artifacts, not exactly one with target: dev")
+    else:
+        for svc in services:
+            hands(templates[0], "skaffold.yaml dev profile", svc, arts[0]["image"])
+
+ci = yaml.safe_load(open(path(".github/workflows/ci.yml")))
+matrix = ci["jobs"].get("image", {}).get("strategy", {}).get("matrix", {}).get("image")
+if sorted(matrix or []) != sorted(services + ["dev"]):
+    problems.append(f"ci.yml: the image matrix {matrix} is not the services {services} plus dev")
+
+USES = re.compile(r"^\s*(?:-\s+)?uses:\s*(\S+)(.*)$")
+pinned, dockerfile_from = 0, 0
+for wf in sorted(glob.glob(path(".github/workflows/*.y*ml"))):
+    for n, line in enumerate(open(wf), 1):
+        m = USES.match(line)
+        if not m or m[1].startswith("./"):
+            continue
+        if not re.fullmatch(r"[\w.-]+/[\w./-]+@[0-9a-f]{40}", m[1]) or not re.fullmatch(r"\s+# v\d\S*\s*", m[2]):
+            problems.append(f"{os.path.relpath(wf, root)}:{n}: {m[1]}{m[2]} is not pinned to a commit SHA with `# vX`")
+        pinned += 1
+
+stages = set()
+for n, line in enumerate(open(path("Dockerfile")), 1):
+    m = re.match(r"^FROM\s+(?:--\S+\s+)*(\S+)(?:\s+AS\s+(\S+))?", line, re.I)
+    if not m:
+        continue
+    if m[1] not in stages:
+        dockerfile_from += 1
+        if not re.search(r"@sha256:[0-9a-f]{64}$", m[1]):
+            problems.append(f"Dockerfile:{n}: FROM {m[1]} has no @sha256: digest")
+    if m[2]:
+        stages.add(m[2])
+for p in problems:
+    print(p, file=sys.stderr)
+print(f"   dev profile: one target-dev artifact for {len(services)} chart entries; base: every artifact to its "
+      f"chart entry; ci images = services + dev; {pinned} actions pinned; {dockerfile_from} base images by digest")
+sys.exit(1 if problems else 0)
+PY
+}
+
+# The tree, then copies each doctored once: every one must fail.
+supply_chain_check() {
+  local ok=0 scratch name
+  supply_chain . || ok=1
+  scratch=$(mktemp -d)
+  declare -A doctor=(
+    [dev-target]="sed -i 's/target: dev/target: runtime/' skaffold.yaml"
+    [dev-map]="sed -i '/prescaler.image.tag: \"{{.IMAGE_TAG_ticketing}}\"/d' skaffold.yaml"
+    [base-map]="sed -i '/services.payment.image.tag: \"{{.IMAGE_TAG_payment}}\"/d' skaffold.yaml"
+    [ci-matrix]="sed -i 's/, prescaler, dev]/, prescaler]/' .github/workflows/ci.yml"
+    [uses-tag]="sed -i '0,/@[0-9a-f]\{40\} # v[0-9.]*/s//@v7/' .github/workflows/advisories.yml"
+    [from-digest]="sed -i '0,/^FROM \(.*\)@sha256:[0-9a-f]*/s//FROM \1/' Dockerfile"
+  )
+  local files=(skaffold.yaml Dockerfile charts/ticketing/values.yaml .github/workflows services/*/Cargo.toml) dir
+  for name in "${!doctor[@]}"; do
+    dir="$scratch/$name"
+    mkdir -p "$dir"
+    cp -r --parents "${files[@]}" "$dir/"
+    (cd "$dir" && eval "${doctor[$name]}")
+    if diff -rq skaffold.yaml "$dir/skaffold.yaml" >/dev/null && diff -q Dockerfile "$dir/Dockerfile" >/dev/null &&
+      diff -rq .github/workflows "$dir/.github/workflows" >/dev/null; then
+      warn "supply_chain: doctoring $name changed nothing"
+      ok=1
+    elif supply_chain "$dir" >/dev/null 2>&1; then
+      warn "supply_chain accepted a copy doctored with $name"
+      ok=1
+    fi
+  done
+  rm -rf "$scratch"
+  printf '   copies with %s fail it\n' "$(printf '%s\n' "${!doctor[@]}" | sort | paste -sd, - | sed 's/,/, /g')"
+  return $ok
 }
 
 # --- 7. observability ---------------------------------------------------------------
@@ -978,6 +1093,7 @@ if ((${#FAILED[@]} == 0)); then
   step "check-jsonschema vendor.github-workflows" workflows
   step "yamllint" yaml_lint
   step "skaffold artifacts = services = chart entries" skaffold_consistency
+  step "supply chain: skaffold dev/base images, ci images, pinned actions and base images" supply_chain_check
   step "observability: rules, tests, Alertmanager, dashboards, runbooks" observability
   step "chart: rules, scrape objects and dashboard ConfigMaps (every toggle, every cloud)" chart_observability
   step "I9: production payment runs the processor, its secrets from a Secret" money_is_real
