@@ -3,7 +3,7 @@
 #   1. helm lint --strict, then helm template for each values file of charts/ticketing
 #      -> .local/rendered/<values>.yaml (values.yaml -> default.yaml), which later tests read;
 #      k8s/ is built with kubectl's kustomize -> .local/rendered/k8s/dev-deps.yaml;
-#   2. kubernetes-validate --strict on every rendered manifest, for Kubernetes 1.29, 1.30, 1.31;
+#   2. kubernetes-validate --strict on every rendered manifest, for Kubernetes 1.31 to 1.36;
 #   3. checkov --skip-download on the rendered manifests and on terraform/: no failed check
 #      (every skip is inline, with its reason, next to what it skips);
 #   4. every .tf file parses (python-hcl2), and `terraform fmt -check` when terraform is here;
@@ -61,7 +61,10 @@ CHECK_JSONSCHEMA_VERSION=0.39.0
 YAMLLINT_VERSION=1.38.0
 CHECKOV_VERSION=3.3.30
 PYTHON_HCL2_VERSION=8.1.4
-KUBE_VERSIONS=(1.29.0 1.30.0 1.31.0)
+# From the oldest minor the clouds still support (GKE's extended channel) to the newest
+# terraform/envs/eks admits (1.35, its default, or 1.36); the API only changes between
+# minors by adding and removing, so the two ends and points between catch both.
+KUBE_VERSIONS=(1.31.0 1.33.0 1.35.0 1.36.0)
 
 CHART=charts/ticketing
 RENDERED="$STATE_DIR/rendered"
