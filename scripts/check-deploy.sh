@@ -68,6 +68,10 @@ KUBE_VERSIONS=(1.31.0 1.33.0 1.35.0 1.36.0)
 
 CHART=charts/ticketing
 RENDERED="$STATE_DIR/rendered"
+# This run's logs and doctored files: not under $TOOLS, which several checkouts may share.
+SCRATCH="$STATE_DIR/check-deploy"
+rm -rf "$SCRATCH"
+mkdir -p "$SCRATCH"
 
 # --- tools --------------------------------------------------------------------
 
@@ -113,8 +117,8 @@ render() {
   mkdir -p "$RENDERED/k8s" "$TOOLS/helm-home"
   local f out ok=0
   for f in "${VALUES_FILES[@]}"; do
-    helm_ lint --strict "$CHART" -f "$f" --namespace ticketing >"$TOOLS/lint.log" 2>&1 || {
-      cat "$TOOLS/lint.log" >&2
+    helm_ lint --strict "$CHART" -f "$f" --namespace ticketing >"$SCRATCH/lint.log" 2>&1 || {
+      cat "$SCRATCH/lint.log" >&2
       ok=1
       continue
     }
@@ -141,11 +145,11 @@ render() {
 EXPECTED_WARNING='Couldn.t find schema for kind (ServiceMonitor|PrometheusRule|PodMonitoring|Rules|ClusterRules|HTTPRoute|HealthCheckPolicy|GCPBackendPolicy|ScaledObject|SecretStore|ExternalSecret|TriggerAuthentication) '
 
 kube_validate() {
-  local v log="$TOOLS/kubernetes-validate.log" ok=0 files
+  local v log="$SCRATCH/kubernetes-validate.log" ok=0 files
   mapfile -t files < <(find "$RENDERED" -name '*.yaml' | sort)
   # It must reject a misspelled field (--strict), or it checks nothing.
-  printf 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\ndatta: {}\n' >"$TOOLS/typo.yaml"
-  if "$TOOLS/venv-k8s/bin/kubernetes-validate" --strict --quiet -k "${KUBE_VERSIONS[-1]}" "$TOOLS/typo.yaml" >/dev/null 2>&1; then
+  printf 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\ndatta: {}\n' >"$SCRATCH/typo.yaml"
+  if "$TOOLS/venv-k8s/bin/kubernetes-validate" --strict --quiet -k "${KUBE_VERSIONS[-1]}" "$SCRATCH/typo.yaml" >/dev/null 2>&1; then
     warn "kubernetes-validate --strict accepted a misspelled field"
     ok=1
   fi
@@ -191,7 +195,7 @@ checkov_summary() {
 }
 
 checkov_scan() {
-  local ok=0 log="$TOOLS/checkov.log" skips
+  local ok=0 log="$SCRATCH/checkov.log" skips
   skips_have_reasons || ok=1
   # Files one by one: checkov -d silently skips a directory below a hidden one (.local/).
   local files=() f
@@ -226,10 +230,10 @@ print(f"   {len(sys.argv) - 1} .tf files parse with python-hcl2")
 sys.exit(1 if bad else 0)
 PY
   if command -v terraform >/dev/null 2>&1; then
-    if terraform fmt -check -recursive -diff terraform >"$TOOLS/fmt.log" 2>&1; then
+    if terraform fmt -check -recursive -diff terraform >"$SCRATCH/fmt.log" 2>&1; then
       printf '   terraform fmt -check: clean (%s)\n' "$(terraform version 2>/dev/null | head -n1)"
     else
-      cat "$TOOLS/fmt.log" >&2
+      cat "$SCRATCH/fmt.log" >&2
       ok=1
     fi
   else
@@ -517,7 +521,7 @@ PY
 }
 
 chart_observability() {
-  local on="$TOOLS/observability-on.yaml" cluster="$TOOLS/observability-cluster.yaml" f clouds=() ok=0
+  local on="$SCRATCH/observability-on.yaml" cluster="$SCRATCH/observability-cluster.yaml" f clouds=() ok=0
   helm_ template ticketing "$CHART" --namespace ticketing \
     --set prometheusRule.enabled=true,grafanaDashboards.enabled=true,serviceMonitor.enabled=true \
     --set gmp.rules.enabled=true,gmp.podMonitoring.enabled=true >"$on" || return 1
@@ -533,8 +537,8 @@ chart_observability() {
   "$TOOLS/venv-k8s/bin/python" -c '
 import sys, yaml
 docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d and d["kind"] not in ("ServiceMonitor", "PodMonitoring")]
-yaml.safe_dump_all(docs, open(sys.argv[2], "w"))' "${clouds[0]}" "$TOOLS/observability-unscraped.yaml"
-  if observability_objects "$on" "$cluster" "$RENDERED/values.yaml" "$TOOLS/observability-unscraped.yaml" >/dev/null 2>&1; then
+yaml.safe_dump_all(docs, open(sys.argv[2], "w"))' "${clouds[0]}" "$SCRATCH/observability-unscraped.yaml"
+  if observability_objects "$on" "$cluster" "$RENDERED/values.yaml" "$SCRATCH/observability-unscraped.yaml" >/dev/null 2>&1; then
     warn "the check accepted $(basename "${clouds[0]}") without its scrape objects"
     ok=1
   fi
@@ -601,7 +605,7 @@ PY
 # fail); and the chart refuses to render a production release with the simulated provider
 # or the processor's secrets in env, naming I9.
 money_is_real() {
-  local ok=0 f production=() wrong log="$TOOLS/i9.log"
+  local ok=0 f production=() wrong log="$SCRATCH/i9.log"
   for f in "$RENDERED"/*.yaml; do
     grep -q '^  TICKETING_SERVER__ENVIRONMENT: "production"$' "$f" && production+=("$f")
   done
@@ -610,10 +614,10 @@ money_is_real() {
   # Minikube's simulated payment relabelled production, and a production render whose
   # ConfigMap leaks the API key: i9_check must refuse both.
   sed 's/TICKETING_SERVER__ENVIRONMENT: "development"/TICKETING_SERVER__ENVIRONMENT: "production"/' \
-    "$RENDERED/values-minikube.yaml" >"$TOOLS/i9-simulated.yaml"
+    "$RENDERED/values-minikube.yaml" >"$SCRATCH/i9-simulated.yaml"
   sed '/TICKETING_PAYMENT__PROVIDER: "processor"/a\  TICKETING_PAYMENT__PROCESSOR__API_KEY: "sk_live_leaked"' \
-    "${production[0]}" >"$TOOLS/i9-leaked.yaml"
-  for f in "$TOOLS/i9-simulated.yaml" "$TOOLS/i9-leaked.yaml"; do
+    "${production[0]}" >"$SCRATCH/i9-leaked.yaml"
+  for f in "$SCRATCH/i9-simulated.yaml" "$SCRATCH/i9-leaked.yaml"; do
     if i9_check "$f" >/dev/null 2>&1; then
       warn "i9_check accepted $(basename "$f")"
       ok=1
