@@ -34,13 +34,21 @@ output "kafka_bootstrap_brokers" {
 }
 
 output "kafka_scram_secret_arns" {
-  description = "Each service's MSK SCRAM credentials."
+  description = "The MSK SCRAM credentials of each Kafka user (the services with Kafka and prescaler)."
   value       = module.platform.kafka_scram_secret_arns
 }
 
 output "service_role_arns" {
-  description = "Each service's IAM role."
+  description = "Each workload's IAM role (the services and prescaler)."
   value       = module.platform.service_role_arns
+}
+
+locals {
+  # Each workload's ServiceAccount: the name its IAM role trusts, and that role.
+  service_accounts = { for name, arn in module.platform.service_role_arns : name => {
+    name        = module.platform.service_account_names[name]
+    annotations = { "eks.amazonaws.com/role-arn" = arn }
+  } }
 }
 
 # The part of the Helm values that only this environment knows. Install with both files:
@@ -59,13 +67,10 @@ output "helm_values" {
       }
     }
     services = {
-      for name, arn in module.platform.service_role_arns : name => {
-        enabled = true
-        serviceAccount = {
-          name        = module.platform.service_account_names[name]
-          annotations = { "eks.amazonaws.com/role-arn" = arn }
-        }
-      }
+      for name, sa in local.service_accounts : name => { enabled = true, serviceAccount = sa } if name != "prescaler"
+    }
+    prescaler = {
+      serviceAccount = local.service_accounts["prescaler"]
     }
     # Every service's Secret, and the migration Jobs' admin Secret, synced from Secrets
     # Manager by the External Secrets Operator (the module installs it).

@@ -609,9 +609,9 @@ resource "random_bytes" "signing_kek" {
 
 # --- ECR ----------------------------------------------------------------------------------
 
-# <registry>/ticketing/<service> for the images, <registry>/ticketing/charts/ticketing for the chart.
+# <registry>/ticketing/<image> for the services' and the pre-scaler's images, <registry>/ticketing/charts/ticketing for the chart.
 resource "aws_ecr_repository" "this" {
-  for_each = toset(concat(keys(var.services), ["charts/ticketing"]))
+  for_each = toset(concat(keys(local.workloads), ["charts/ticketing"]))
 
   name                 = "${var.name}/${each.value}"
   image_tag_mutability = "IMMUTABLE"

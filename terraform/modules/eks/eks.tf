@@ -194,11 +194,11 @@ resource "aws_iam_openid_connect_provider" "this" {
 locals {
   oidc_host = replace(aws_iam_openid_connect_provider.this.url, "https://", "")
 
-  service_account_names = { for s in concat(keys(var.services), ["external-secrets"]) : s => "${var.release_name}-${s}" }
+  service_account_names = { for s in concat(keys(local.workloads), ["external-secrets"]) : s => "${var.release_name}-${s}" }
 
   # IAM role key -> the namespace/name of the ServiceAccount that may assume it.
   irsa_subjects = merge(
-    { for s in keys(var.services) : s => "${var.namespace}:${local.service_account_names[s]}" },
+    { for s in keys(local.workloads) : s => "${var.namespace}:${local.service_account_names[s]}" },
     { for c, spec in local.controllers : c => "${spec.namespace}:${spec.service_account}" },
   )
   irsa_trust = { for role, subject in local.irsa_subjects : role => jsonencode({
@@ -251,16 +251,16 @@ locals {
   }
 }
 
-# Each service's Kubernetes ServiceAccount assumes its own role.
+# Each workload's Kubernetes ServiceAccount assumes its own role.
 resource "aws_iam_role" "service" {
-  for_each = var.services
+  for_each = local.workloads
 
   name               = "${var.name}-${each.key}"
   tags               = local.tags
   assume_role_policy = local.irsa_trust[each.key]
 }
 
-# A service with Kafka may use MSK IAM access control. No service reads Secrets Manager:
+# A workload with Kafka may use MSK IAM access control. None reads Secrets Manager:
 # the External Secrets Operator, with its own role (addons.tf), syncs their Secrets.
 resource "aws_iam_role_policy" "service" {
   for_each = local.kafka_users

@@ -1,11 +1,14 @@
 # The platform on AWS: a VPC over three zones, EKS with a managed node group, Karpenter
 # and IRSA, RDS for PostgreSQL, ElastiCache for Redis, Amazon MSK, ECR, all encrypted with
-# one KMS key, and one IAM role per service for its Kubernetes ServiceAccount.
+# one KMS key, and one IAM role per workload for its Kubernetes ServiceAccount.
 
 locals {
-  tags        = merge(var.tags, { "app" = "ticketing", "managed-by" = "terraform" })
+  tags = merge(var.tags, { "app" = "ticketing", "managed-by" = "terraform" })
+  # What runs in the cluster with an identity of its own: the services and the pre-scaler,
+  # which reads catalog.events (the chart's prescaler, one image of the release).
+  workloads   = merge(var.services, { prescaler = { database = false, kafka = true } })
   db_services = toset([for name, s in var.services : name if s.database])
-  kafka_users = toset([for name, s in var.services : name if s.kafka])
+  kafka_users = toset([for name, w in local.workloads : name if w.kafka])
   # The services whose signing keys are sealed with a KEK (ADR 0032).
   signing_services = toset([for name in ["identity", "notification"] : name if contains(keys(var.services), name)])
   # /16 -> three /20 private subnets (nodes, pods, data stores) and three /24 public ones.

@@ -69,7 +69,7 @@ output "kafka_bootstrap_brokers_sasl_scram" {
 }
 
 output "kafka_scram_secret_arns" {
-  description = "The SCRAM credentials of each service with Kafka."
+  description = "The SCRAM credentials of each Kafka user (the services with Kafka and prescaler)."
   value       = { for name, s in aws_secretsmanager_secret.kafka : name => s.arn }
 }
 
@@ -79,17 +79,17 @@ output "kafka_bootstrap_brokers_sasl_iam" {
 }
 
 output "service_role_arns" {
-  description = "The IAM role of each service (IRSA)."
+  description = "The IAM role of each workload: every service's and the pre-scaler's (prescaler) (IRSA)."
   value       = { for name, r in aws_iam_role.service : name => r.arn }
 }
 
 output "service_account_names" {
-  description = "The Kubernetes ServiceAccount each IAM role trusts: every service's, and the External Secrets store's (external-secrets)."
+  description = "The Kubernetes ServiceAccount each IAM role trusts: every service's, the pre-scaler's (prescaler) and the External Secrets store's (external-secrets)."
   value       = local.service_account_names
 }
 
 output "service_secret_names" {
-  description = "Each service's Secrets Manager secret, synced into its Kubernetes Secret."
+  description = "Each workload's Secrets Manager secret (the services' and prescaler), synced into its Kubernetes Secret."
   value       = { for name, s in aws_secretsmanager_secret.service : name => s.name }
 }
 
