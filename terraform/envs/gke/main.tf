@@ -13,7 +13,7 @@ provider "google" {
 data "google_client_config" "this" {}
 
 provider "helm" {
-  kubernetes {
+  kubernetes = {
     host                   = "https://${module.platform.cluster_endpoint}"
     token                  = data.google_client_config.this.access_token
     cluster_ca_certificate = base64decode(module.platform.cluster_ca_certificate)

@@ -8,7 +8,7 @@ terraform {
     }
     helm = {
       source  = "hashicorp/helm"
-      version = ">= 2.17.0, < 3.0.0"
+      version = ">= 3.0.0, < 4.0.0"
     }
     random = {
       source  = "hashicorp/random"
