@@ -70,6 +70,7 @@ module "platform" {
   alert_emails              = var.alert_emails
   kafka_lag_alert_threshold = var.kafka_lag_alert_threshold
 
+  github_repository   = var.github_repository
   attestation_signers = var.attestation_signers
   binauthz_allowlist  = var.binauthz_allowlist
 

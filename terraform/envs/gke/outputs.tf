@@ -139,3 +139,10 @@ output "helm_values" {
     }
   })
 }
+
+# gh variable set --env release for each: the release workflow promotes, signs and attests
+# with them (no key is involved).
+output "github_release_variables" {
+  description = "Variables of the GitHub repository's `release` environment for Google Cloud."
+  value       = module.platform.github_release
+}

@@ -292,8 +292,23 @@ variable "kafka_lag_alert_threshold" {
   }
 }
 
+variable "github_repository" {
+  description = "The GitHub repository (<owner>/<repo>) whose release workflow, run in its `release` environment, pushes images to Artifact Registry and attests them for Binary Authorization."
+  type        = string
+
+  validation {
+    # GitHub's rules: an owner of alphanumerics and single inner hyphens (at most 39), a
+    # repository name of [A-Za-z0-9._-] (at most 100, not . or ..).
+    condition = (
+      can(regex("^[A-Za-z0-9](?:[A-Za-z0-9]|-[A-Za-z0-9]){0,38}/[A-Za-z0-9._-]{1,100}$", var.github_repository))
+      && !contains([".", ".."], try(split("/", var.github_repository)[1], ""))
+    )
+    error_message = "github_repository must be <owner>/<repo> as GitHub spells it, e.g. example-org/ticketing."
+  }
+}
+
 variable "attestation_signers" {
-  description = "IAM members allowed to attest images for Binary Authorization: the release pipeline's identity, e.g. serviceAccount:release@<project>.iam.gserviceaccount.com or a principalSet:// of its Workload Identity pool."
+  description = "IAM members allowed to attest images by hand for Binary Authorization, besides the release workflow's service account (github_repository), which always may: e.g. serviceAccount:<name>@<project>.iam.gserviceaccount.com."
   type        = list(string)
   default     = []
 

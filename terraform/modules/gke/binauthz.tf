@@ -3,7 +3,15 @@
 # the third-party operators named in var.binauthz_allowlist. The release pipeline, after
 # verifying the image's cosign signature and scan, signs the digest with the attestor's
 # KMS key (`gcloud container binauthz attestations sign-and-create --keyversion ...`) as
-# one of var.attestation_signers.
+# the release service account (release.tf) or one of var.attestation_signers.
+
+locals {
+  # Member -> member; the release service account's key is fixed, its email known on apply.
+  attestation_signers = merge(
+    { for m in var.attestation_signers : m => m },
+    { release = google_service_account.release.member },
+  )
+}
 
 # The attestor's signing key: asymmetric, so only the signers hold the private half and
 # Binary Authorization checks with the public one.
@@ -71,9 +79,19 @@ resource "google_container_analysis_note_iam_member" "binauthz_viewer" {
   depends_on = [google_binary_authorization_attestor.release]
 }
 
-# The release pipeline's identity signs with the key and attaches attestations to the note.
+# The release pipeline's identity finds the attestor, signs with the key and attaches
+# attestations to the note.
+resource "google_binary_authorization_attestor_iam_member" "attestation_signer" {
+  for_each = local.attestation_signers
+
+  project  = var.project_id
+  attestor = google_binary_authorization_attestor.release.name
+  role     = "roles/binaryauthorization.attestorsViewer"
+  member   = each.value
+}
+
 resource "google_kms_crypto_key_iam_member" "attestation_signer" {
-  for_each = toset(var.attestation_signers)
+  for_each = local.attestation_signers
 
   crypto_key_id = google_kms_crypto_key.attestor.id
   role          = "roles/cloudkms.signerVerifier"
@@ -81,7 +99,7 @@ resource "google_kms_crypto_key_iam_member" "attestation_signer" {
 }
 
 resource "google_container_analysis_note_iam_member" "attestation_signer" {
-  for_each = toset(var.attestation_signers)
+  for_each = local.attestation_signers
 
   project = var.project_id
   note    = google_container_analysis_note.attestor.name
@@ -90,7 +108,7 @@ resource "google_container_analysis_note_iam_member" "attestation_signer" {
 }
 
 resource "google_project_iam_member" "attestation_signer" {
-  for_each = toset(var.attestation_signers)
+  for_each = local.attestation_signers
 
   project = var.project_id
   role    = "roles/containeranalysis.occurrences.editor"

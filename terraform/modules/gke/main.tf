@@ -25,12 +25,14 @@ locals {
     "container.googleapis.com",
     "containeranalysis.googleapis.com",
     "iam.googleapis.com",
+    "iamcredentials.googleapis.com",
     "managedkafka.googleapis.com",
     "monitoring.googleapis.com",
     "redis.googleapis.com",
     "secretmanager.googleapis.com",
     "servicenetworking.googleapis.com",
     "sqladmin.googleapis.com",
+    "sts.googleapis.com",
   ])
   private_services_address = split("/", var.private_services_cidr)[0]
   private_services_prefix  = tonumber(split("/", var.private_services_cidr)[1])

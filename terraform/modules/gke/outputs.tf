@@ -87,3 +87,12 @@ output "attestor" {
     key_version = "${google_kms_crypto_key.attestor.id}/cryptoKeyVersions/${data.google_kms_crypto_key_version.attestor.version}"
   }
 }
+
+output "github_release" {
+  description = "The release environment's variables for Google Cloud (.github/workflows/release.yml): GCP_REGISTRY, GCP_WIF_PROVIDER, GCP_RELEASE_SA."
+  value = {
+    GCP_REGISTRY     = "${var.region}-docker.pkg.dev/${var.project_id}/${google_artifact_registry_repository.this.repository_id}"
+    GCP_WIF_PROVIDER = google_iam_workload_identity_pool_provider.github.name
+    GCP_RELEASE_SA   = google_service_account.release.email
+  }
+}

@@ -159,8 +159,13 @@ variable "kafka_lag_alert_threshold" {
 }
 
 variable "attestation_signers" {
-  description = "IAM members (e.g. the release pipeline's service account) that sign Binary Authorization attestations."
+  description = "IAM members that sign Binary Authorization attestations besides the release workflow's service account (release.tf), which always does."
   type        = list(string)
+}
+
+variable "github_repository" {
+  description = "The GitHub repository (<owner>/<repo>) whose release workflow, in its `release` environment, pushes and attests images."
+  type        = string
 }
 
 variable "binauthz_allowlist" {
