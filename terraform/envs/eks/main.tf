@@ -81,4 +81,7 @@ module "platform" {
   deletion_protection = var.deletion_protection
   alarm_emails        = var.alarm_emails
   alarm_topic_arn     = var.alarm_topic_arn
+
+  github_repository        = var.github_repository
+  github_oidc_provider_arn = var.github_oidc_provider_arn
 }

@@ -127,3 +127,10 @@ output "alarm_topic_arn" {
   description = "The SNS topic of the RDS, ElastiCache and MSK alarms."
   value       = module.platform.alarm_topic_arn
 }
+
+# gh variable set --env release for each: the release workflow promotes and signs with them
+# (no access key is involved).
+output "github_release_variables" {
+  description = "Variables of the GitHub repository's `release` environment for AWS."
+  value       = module.platform.github_release
+}

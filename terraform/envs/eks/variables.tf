@@ -316,6 +316,32 @@ variable "alarm_emails" {
   }
 }
 
+variable "github_repository" {
+  description = "The GitHub repository (<owner>/<repo>) whose release workflow, run in its `release` environment, pushes images to ECR."
+  type        = string
+
+  validation {
+    # GitHub's rules: an owner of alphanumerics and single inner hyphens (at most 39), a
+    # repository name of [A-Za-z0-9._-] (at most 100, not . or ..).
+    condition = (
+      can(regex("^[A-Za-z0-9](?:[A-Za-z0-9]|-[A-Za-z0-9]){0,38}/[A-Za-z0-9._-]{1,100}$", var.github_repository))
+      && !contains([".", ".."], try(split("/", var.github_repository)[1], ""))
+    )
+    error_message = "github_repository must be <owner>/<repo> as GitHub spells it, e.g. example-org/ticketing."
+  }
+}
+
+variable "github_oidc_provider_arn" {
+  description = "The account's IAM OIDC provider for token.actions.githubusercontent.com, if it has one already (an account holds one per URL); null creates it."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.github_oidc_provider_arn == null || can(regex("^arn:aws[a-z-]*:iam::[0-9]{12}:oidc-provider/token\\.actions\\.githubusercontent\\.com$", var.github_oidc_provider_arn))
+    error_message = "github_oidc_provider_arn must be the ARN of the token.actions.githubusercontent.com OIDC provider."
+  }
+}
+
 variable "alarm_topic_arn" {
   description = "An existing SNS topic (PagerDuty, Opsgenie, AWS Chatbot) that also receives every alarm; null for none."
   type        = string

@@ -129,3 +129,11 @@ output "alarm_topic_arn" {
   description = "The SNS topic every CloudWatch alarm notifies."
   value       = aws_sns_topic.alarms.arn
 }
+
+output "github_release" {
+  description = "The release environment's variables for AWS (.github/workflows/release.yml): ECR_REGISTRY, AWS_RELEASE_ROLE."
+  value = {
+    ECR_REGISTRY     = "${data.aws_caller_identity.this.account_id}.dkr.ecr.${data.aws_region.this.name}.amazonaws.com/${var.name}"
+    AWS_RELEASE_ROLE = aws_iam_role.release.arn
+  }
+}

@@ -113,6 +113,17 @@ variable "alarm_emails" {
   default     = []
 }
 
+variable "github_repository" {
+  description = "The GitHub repository (<owner>/<repo>) whose release workflow, in its `release` environment, pushes images to ECR."
+  type        = string
+}
+
+variable "github_oidc_provider_arn" {
+  description = "The account's existing IAM OIDC provider for token.actions.githubusercontent.com; null creates it."
+  type        = string
+  default     = null
+}
+
 variable "alarm_topic_arn" {
   description = "An existing SNS topic (on-call tooling, Chatbot) that also receives every alarm; null for none."
   type        = string
