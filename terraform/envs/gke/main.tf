@@ -77,6 +77,7 @@ module "platform" {
   # Exact: an environment changes what runs in its cluster only in a reviewed commit.
   external_secrets_chart_version = "0.20.4"
   reloader_chart_version         = "2.2.15"
+  keda_chart_version             = "2.18.2"
 
   deletion_protection = var.deletion_protection
 }

@@ -64,6 +64,9 @@ output "helm_values" {
     image = {
       registry = module.platform.registry
     }
+    keda = {
+      prometheus = { serverAddress = module.platform.prometheus_query_url }
+    }
     config = {
       kafka = {
         brokers = module.platform.kafka_bootstrap

@@ -38,11 +38,16 @@ output "kafka_bootstrap" {
   value       = "bootstrap.${google_managed_kafka_cluster.this.cluster_id}.${var.region}.managedkafka.${var.project_id}.cloud.goog:9092"
 }
 
+output "prometheus_query_url" {
+  description = "Google Managed Prometheus' query API for this project (KEDA's prometheus triggers)."
+  value       = "https://monitoring.googleapis.com/v1/projects/${var.project_id}/location/global/prometheus"
+}
+
 output "service_accounts" {
   description = "The Google service account of each workload (the services and prescaler) and of the External Secrets store (external-secrets)."
   value = merge(
     { for name, sa in google_service_account.workload : name => sa.email },
-    { "external-secrets" = google_service_account.external_secrets.email },
+    { "external-secrets" = google_service_account.operator["external-secrets"].email },
   )
 }
 

@@ -126,18 +126,51 @@ resource "google_secret_manager_secret_version" "payment_processor" {
 
 # --- the store: the External Secrets Operator reads exactly these secrets ---------------
 
-resource "google_service_account" "external_secrets" {
-  project      = var.project_id
-  account_id   = "${var.name}-eso"
-  display_name = "ticketing External Secrets store (Workload Identity)"
+# The in-cluster operators' Google identities, each bound by Workload Identity to the
+# Kubernetes ServiceAccount (namespace/name) it runs as.
+locals {
+  operators = {
+    external-secrets = {
+      account_id = "${var.name}-eso"
+      title      = "External Secrets store"
+      ksa        = "${var.namespace}/${local.service_account_names["external-secrets"]}"
+    }
+    # KEDA scales notification on its consumer lag as Google Managed Prometheus sees it
+    # (values-gke.yaml): it may read metrics and nothing else; no Kafka credential is involved.
+    keda = {
+      account_id = "${var.name}-keda"
+      title      = "KEDA operator"
+      ksa        = "keda/keda-operator" # what KEDA's chart makes
+    }
+  }
 }
 
-resource "google_service_account_iam_member" "external_secrets" {
-  service_account_id = google_service_account.external_secrets.name
+resource "google_service_account" "operator" {
+  for_each = local.operators
+
+  project      = var.project_id
+  account_id   = each.value.account_id
+  display_name = "ticketing ${each.value.title} (Workload Identity)"
+}
+
+resource "google_service_account_iam_member" "operator" {
+  for_each = local.operators
+
+  service_account_id = google_service_account.operator[each.key].name
   role               = "roles/iam.workloadIdentityUser"
-  member             = "serviceAccount:${var.project_id}.svc.id.goog[${var.namespace}/${local.service_account_names["external-secrets"]}]"
+  member             = "serviceAccount:${var.project_id}.svc.id.goog[${each.value.ksa}]"
 
   depends_on = [google_container_cluster.this]
+}
+
+moved {
+  from = google_service_account.external_secrets
+  to   = google_service_account.operator["external-secrets"]
+}
+
+moved {
+  from = google_service_account_iam_member.external_secrets
+  to   = google_service_account_iam_member.operator["external-secrets"]
 }
 
 resource "google_secret_manager_secret_iam_member" "external_secrets" {
@@ -146,7 +179,7 @@ resource "google_secret_manager_secret_iam_member" "external_secrets" {
   project   = var.project_id
   secret_id = google_secret_manager_secret.this[each.key].secret_id
   role      = "roles/secretmanager.secretAccessor"
-  member    = "serviceAccount:${google_service_account.external_secrets.email}"
+  member    = "serviceAccount:${google_service_account.operator["external-secrets"].email}"
 }
 
 # --- the operators -----------------------------------------------------------------------
@@ -189,4 +222,26 @@ resource "helm_release" "reloader" {
   })]
 
   depends_on = [google_container_node_pool.default, google_binary_authorization_policy.this]
+}
+
+resource "google_project_iam_member" "keda" {
+  project = var.project_id
+  role    = "roles/monitoring.viewer"
+  member  = "serviceAccount:${google_service_account.operator["keda"].email}"
+}
+
+resource "helm_release" "keda" {
+  name             = "keda"
+  repository       = "https://kedacore.github.io/charts"
+  chart            = "keda"
+  version          = var.keda_chart_version
+  namespace        = "keda"
+  create_namespace = true
+  atomic           = true
+
+  values = [yamlencode({
+    podIdentity = { gcp = { enabled = true, gcpIAMServiceAccount = google_service_account.operator["keda"].email } }
+  })]
+
+  depends_on = [google_container_node_pool.default, google_binary_authorization_policy.this, google_service_account_iam_member.operator["keda"]]
 }

@@ -182,3 +182,8 @@ variable "reloader_chart_version" {
   description = "Stakater's reloader Helm chart."
   type        = string
 }
+
+variable "keda_chart_version" {
+  description = "KEDA's Helm chart (>= 2.11, whose prometheus triggers authenticate to Google Managed Prometheus with Workload Identity)."
+  type        = string
+}
