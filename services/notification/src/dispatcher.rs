@@ -8,7 +8,8 @@
 //! to `send_lease` after the attempt began: past the end of the claim. While the claim
 //! lasts no other replica takes the row, and this one claims nothing new until its batch
 //! is recorded. A send starts only while half the lease is left, so it ends (bounded by
-//! that half) within the claim.
+//! that half) within the claim; the rest of a slow batch is given back unsent, to be
+//! claimed again at once.
 //!
 //! An email therefore goes twice only if the server accepted it and the row was claimed
 //! again before SENT was recorded: this replica died or was stopped and the lease ran
@@ -100,10 +101,24 @@ impl Dispatcher {
                     failures = 0;
                     let full = claimed.len() == self.settings.dispatch_batch_size as usize;
                     let start_by = claimed_at + self.settings.send_lease / 2;
-                    futures::stream::iter(claimed)
-                        .for_each_concurrent(self.settings.dispatch_concurrency, |d| self.deliver(d, start_by))
+                    let unsent: Vec<Claimed> = futures::stream::iter(claimed)
+                        .map(|d| self.deliver(d, start_by))
+                        .buffer_unordered(self.settings.dispatch_concurrency)
+                        .filter_map(std::future::ready)
+                        .collect()
                         .await;
-                    if full { Duration::ZERO } else { self.settings.dispatch_interval }
+                    if !unsent.is_empty() {
+                        // Left until the lease ends, a slow batch's tail would wait a
+                        // whole lease while the backlog grows.
+                        tracing::warn!(
+                            unsent = unsent.len(),
+                            "the claim ran short; giving the unsent rest of the batch back"
+                        );
+                        if let Err(e) = deliveries::release(&self.pool, &unsent).await {
+                            tracing::warn!(error = format!("{e:#}"), "unsent deliveries wait for their lease");
+                        }
+                    }
+                    if full || !unsent.is_empty() { Duration::ZERO } else { self.settings.dispatch_interval }
                 }
                 Err(e) => {
                     failures += 1;
@@ -118,19 +133,20 @@ impl Dispatcher {
         }
     }
 
-    async fn deliver(&self, delivery: Claimed, start_by: Instant) {
+    /// Sends `delivery` and records the outcome; gives it back unsent when the claim
+    /// has too little left (sends earlier in the batch took long): a send begun now might
+    /// outlast the claim and race another replica's.
+    async fn deliver(&self, delivery: Claimed, start_by: Instant) -> Option<Claimed> {
+        if Instant::now() > start_by {
+            return Some(delivery);
+        }
         let span = tracing::info_span!("notification.deliver", delivery.id = %delivery.id,
             delivery.template = %delivery.template, delivery.attempt = delivery.attempts);
-        self.deliver_in_span(delivery, start_by).instrument(span).await;
+        self.deliver_in_span(delivery).instrument(span).await;
+        None
     }
 
-    async fn deliver_in_span(&self, delivery: Claimed, start_by: Instant) {
-        if Instant::now() > start_by {
-            // Sends earlier in the batch took long: this one might outlast the claim and
-            // race another replica's. The row is claimed again when the lease ends.
-            tracing::warn!("too little of the claim is left to send; leaving it to the next claim");
-            return;
-        }
+    async fn deliver_in_span(&self, delivery: Claimed) {
         let attempted_at = Instant::now();
         let outcome = match self.send(&delivery).await {
             Ok(()) => Outcome::Sent,

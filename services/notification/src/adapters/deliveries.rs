@@ -103,6 +103,23 @@ pub async fn mark_sent(pool: &PgPool, delivery: &Claimed) -> anyhow::Result<bool
     Ok(updated.rows_affected() == 1)
 }
 
+/// Gives back claimed deliveries that were not attempted, uncounting the attempt, so
+/// the next claim takes them at once instead of after the lease.
+pub async fn release(pool: &PgPool, unsent: &[Claimed]) -> anyhow::Result<()> {
+    let (ids, claims): (Vec<Uuid>, Vec<Uuid>) = unsent.iter().map(|d| (d.id, d.claim)).unzip();
+    sqlx::query(
+        "UPDATE deliveries d SET attempts = d.attempts - 1, claim = NULL, claimed_until = NULL
+           FROM unnest($1::uuid[], $2::uuid[]) AS r(id, claim)
+          WHERE d.id = r.id AND d.claim = r.claim",
+    )
+    .bind(ids)
+    .bind(claims)
+    .execute(pool)
+    .await
+    .context("releasing unsent deliveries")?;
+    Ok(())
+}
+
 /// Records a failed attempt: `retry_in` schedules the next one, `None` gives up. `false`
 /// when the row is no longer under this claim.
 pub async fn mark_failed(
