@@ -388,6 +388,11 @@ impl KafkaConfig {
     pub fn topic(&self, base: &str) -> String {
         if self.topic_namespace.is_empty() { base.to_owned() } else { format!("{}.{base}", self.topic_namespace) }
     }
+
+    /// `properties` under librdkafka's names (`sasl_mechanism` is `sasl.mechanism`).
+    pub fn librdkafka_properties(&self) -> impl Iterator<Item = (String, &str)> {
+        self.properties.iter().map(|(key, value)| (key.replace('_', "."), value.as_str()))
+    }
 }
 
 impl KafkaConfig {
@@ -453,9 +458,8 @@ impl Validate for KafkaConfig {
             issues.push(ConfigIssue::new("kafka.outbox_batch_size", "must be at least 1"));
         }
         let oauthbearer = self
-            .properties
-            .iter()
-            .any(|(key, value)| key.replace('_', ".") == "sasl.mechanism" && value.eq_ignore_ascii_case("OAUTHBEARER"));
+            .librdkafka_properties()
+            .any(|(key, value)| key == "sasl.mechanism" && value.eq_ignore_ascii_case("OAUTHBEARER"));
         if self.oauthbearer.is_some() != oauthbearer {
             issues.push(ConfigIssue::new(
                 "kafka.oauthbearer",

@@ -11,7 +11,7 @@ use prost::Message as _;
 use rdkafka::consumer::Consumer as _;
 use rdkafka::{Message as _, Offset, TopicPartitionList};
 use ticketing_platform::config::KafkaConfig;
-use ticketing_platform::kafka::{KafkaContext, StreamConsumer};
+use ticketing_platform::kafka::StreamConsumer;
 use ticketing_proto::events::v1::Envelope;
 use tokio_util::sync::CancellationToken;
 
@@ -30,14 +30,15 @@ pub async fn follow(
     knowledge: Arc<Knowledge>,
     stop: CancellationToken,
 ) -> anyhow::Result<()> {
-    let mut client = ticketing_platform::kafka::client_config(&config);
-    client
-        .set("group.id", config.group("prescaler"))
-        .set("enable.auto.commit", "false")
-        .set("enable.auto.offset.store", "false")
-        .set("auto.offset.reset", "earliest");
-    let consumer: Arc<StreamConsumer> =
-        Arc::new(client.create_with_context(KafkaContext::new(&config)).context("creating the Kafka consumer")?);
+    let consumer: StreamConsumer = ticketing_platform::kafka::create(&config, |client| {
+        client
+            .set("group.id", config.group("prescaler"))
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "earliest");
+    })
+    .context("creating the Kafka consumer")?;
+    let consumer = Arc::new(consumer);
     // The end of each partition now: reading up to it makes the schedule complete.
     let ends = loop {
         let (member, name) = (consumer.clone(), topic.clone());

@@ -32,7 +32,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::config::{KafkaConfig, MAX_RETRY_BACKOFF};
-use crate::kafka::{KafkaContext, Producer, StreamConsumer};
+use crate::kafka::{Producer, StreamConsumer};
 use crate::metrics::{ConsumerGauges, Metrics};
 
 /// How a handler failed.
@@ -200,19 +200,20 @@ impl<H: Handler> Consumer<H> {
     async fn join(&self) -> anyhow::Result<Arc<StreamConsumer>> {
         let config = &self.config;
         let millis = |d: Duration| d.as_millis().to_string();
-        let mut client = crate::kafka::client_config(config);
-        client
-            .set("group.id", &self.group)
-            .set("enable.auto.commit", "false")
-            .set("auto.offset.reset", "earliest")
-            .set("session.timeout.ms", millis(config.consumer_session_timeout))
-            .set("heartbeat.interval.ms", millis((config.consumer_session_timeout / 3).min(Duration::from_secs(3))))
-            .set("max.poll.interval.ms", millis(config.consumer_max_poll_interval));
-        if !config.group_instance_id.is_empty() {
-            client.set("group.instance.id", &config.group_instance_id);
-        }
-        let consumer: Arc<StreamConsumer> =
-            Arc::new(client.create_with_context(KafkaContext::new(config)).context("creating the Kafka consumer")?);
+        let consumer: StreamConsumer = crate::kafka::create(config, |client| {
+            client
+                .set("group.id", &self.group)
+                .set("enable.auto.commit", "false")
+                .set("auto.offset.reset", "earliest")
+                .set("session.timeout.ms", millis(config.consumer_session_timeout))
+                .set("heartbeat.interval.ms", millis((config.consumer_session_timeout / 3).min(Duration::from_secs(3))))
+                .set("max.poll.interval.ms", millis(config.consumer_max_poll_interval));
+            if !config.group_instance_id.is_empty() {
+                client.set("group.instance.id", &config.group_instance_id);
+            }
+        })
+        .context("creating the Kafka consumer")?;
+        let consumer = Arc::new(consumer);
         if config.assign_all_partitions {
             // Topics that do not exist yet, or a broker that does not answer now: the watchdog
             // calls for a new member once their partitions show.

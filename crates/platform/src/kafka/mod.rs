@@ -11,6 +11,8 @@ use std::time::Duration;
 use anyhow::Context as _;
 use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::config::FromClientConfigAndContext;
+use rdkafka::error::KafkaResult;
 use rdkafka::producer::FutureProducer;
 use rdkafka::types::RDKafkaErrorCode;
 
@@ -19,14 +21,19 @@ use crate::config::KafkaConfig;
 /// Suffix of the dead-letter topic of every consumed topic.
 pub const DLQ_SUFFIX: &str = ".dlq";
 
-/// Base client settings: brokers plus the configured extra properties.
-pub fn client_config(config: &KafkaConfig) -> ClientConfig {
+/// A client of `config`'s brokers with its extra properties and the platform's context
+/// (OAUTHBEARER tokens when configured); `settings` adds the client's own.
+pub fn create<C>(config: &KafkaConfig, settings: impl FnOnce(&mut ClientConfig)) -> KafkaResult<C>
+where
+    C: FromClientConfigAndContext<KafkaContext>,
+{
     let mut client = ClientConfig::new();
     client.set("bootstrap.servers", &config.brokers);
-    for (key, value) in &config.properties {
-        client.set(key.replace('_', "."), value);
+    for (key, value) in config.librdkafka_properties() {
+        client.set(key, value);
     }
-    client
+    settings(&mut client);
+    client.create_with_context(KafkaContext::new(config))
 }
 
 /// The platform's producer: its context supplies OAUTHBEARER tokens when configured.
@@ -38,13 +45,14 @@ pub type StreamConsumer = rdkafka::consumer::StreamConsumer<KafkaContext>;
 /// An idempotent producer: `enable.idempotence=true`, `acks=all`, so retries never duplicate
 /// or reorder within a partition. It gives up on a message after `kafka.producer_message_timeout`.
 pub fn producer(config: &KafkaConfig) -> anyhow::Result<Producer> {
-    client_config(config)
-        .set("enable.idempotence", "true")
-        .set("acks", "all")
-        .set("message.timeout.ms", config.producer_message_timeout.as_millis().to_string())
-        .set("linger.ms", "5")
-        .create_with_context(KafkaContext::new(config))
-        .context("creating the Kafka producer")
+    create(config, |client| {
+        client
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("message.timeout.ms", config.producer_message_timeout.as_millis().to_string())
+            .set("linger.ms", "5");
+    })
+    .context("creating the Kafka producer")
 }
 
 /// How long a metadata request of the metric samplers may take.
@@ -71,9 +79,7 @@ pub async fn ensure_topics_with(
     if !config.create_topics || topics.is_empty() {
         return Ok(());
     }
-    let admin: AdminClient<KafkaContext> = client_config(config)
-        .create_with_context(KafkaContext::new(config))
-        .context("creating the Kafka admin client")?;
+    let admin: AdminClient<KafkaContext> = create(config, |_| {}).context("creating the Kafka admin client")?;
     let new: Vec<_> = topics
         .iter()
         .map(|t| {

@@ -246,7 +246,7 @@ async fn kafka_clients_speak_tls_and_accept_sasl_ssl() {
     config.properties.insert("security_protocol".into(), "SSL".into());
     config.properties.insert("ssl_ca_location".into(), pki.path("ca.pem").display().to_string());
     config.properties.insert("client_id".into(), client_id.clone());
-    let consumer: BaseConsumer = kafka::client_config(&config).create().expect("an SSL client");
+    let consumer: BaseConsumer<kafka::KafkaContext> = kafka::create(&config, |_| {}).expect("an SSL client");
     // The fake broker never answers; the request is all we need (the thread ends by itself).
     std::thread::spawn(move || consumer.fetch_metadata(None, Duration::from_secs(10)).err());
     eventually("the client.id, decrypted by the TLS server", Duration::from_secs(10), || {
