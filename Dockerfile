@@ -61,7 +61,9 @@ COPY . .
 ARG SERVICE
 RUN if [ -z "${SERVICE}" ]; then echo "build with --build-arg SERVICE=<service>" >&2; exit 1; fi; \
     if [ ! -f "services/${SERVICE}/Cargo.toml" ]; then echo "no such service: ${SERVICE}" >&2; exit 1; fi
-RUN cargo build --release --locked --bin "${SERVICE}" \
+# -p selects only the service's package, so Cargo enables only the features it asks for
+# (the gateway builds and links no librdkafka); --bin alone would unify the workspace's.
+RUN cargo build --release --locked -p "ticketing-${SERVICE}" --bin "${SERVICE}" \
     && mkdir -p /out/bin \
     && cp "target/release/${SERVICE}" "/out/bin/${SERVICE}" \
     && ln -s "${SERVICE}" /out/bin/service

@@ -317,6 +317,14 @@ impl Validate for RedisConfig {
     }
 }
 
+/// Where a Kafka client gets its OAUTHBEARER tokens from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OAuthBearer {
+    /// The GCE/GKE metadata server's token of the workload's service account.
+    Gcp,
+}
+
 /// Kafka connection, topic naming and consumer behaviour.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
@@ -336,7 +344,7 @@ pub struct KafkaConfig {
     pub properties: BTreeMap<String, String>,
     /// Where SASL/OAUTHBEARER tokens come from (`gcp`: the workload's identity on GKE), with
     /// `properties.sasl_mechanism = OAUTHBEARER`; unset for SASL/SCRAM, PLAIN or none.
-    pub oauthbearer: Option<crate::kafka::OAuthBearer>,
+    pub oauthbearer: Option<OAuthBearer>,
     /// How often the outbox relay polls when it found nothing to publish.
     #[serde(with = "humantime_serde")]
     pub outbox_poll_interval: Duration,

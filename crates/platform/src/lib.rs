@@ -1,6 +1,6 @@
 //! Shared plumbing for every ticketing service: configuration, telemetry,
 //! metrics, the gRPC and admin servers with health and graceful shutdown,
-//! Postgres, Redis, Kafka (producer, outbox, consumer), token verification and the
+//! Postgres, Redis, Kafka (producer, outbox, consumer; the `kafka` feature), token verification and the
 //! envelope encryption of stored signing keys.
 //!
 //! No business types live here.
@@ -16,6 +16,7 @@ pub mod db;
 pub mod discovery;
 pub mod events;
 pub mod idempotency;
+#[cfg(feature = "kafka")]
 pub mod kafka;
 pub mod metrics;
 pub mod money;

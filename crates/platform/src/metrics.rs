@@ -10,8 +10,7 @@ use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
 use prometheus::{
-    Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 use tracing::Instrument;
 
@@ -32,11 +31,10 @@ pub struct Metrics {
     registry: Registry,
     grpc: Arc<Red>,
     http: Arc<Red>,
-    /// Outbox rows relayed, by result; shared by every relay of the service.
-    pub(crate) outbox_relayed: IntCounterVec,
-    /// Consumed messages, by group, topic and outcome; shared by every consumer.
-    pub(crate) consumed: IntCounterVec,
-    /// Outbox, Kafka, pool, Redis and dependency metrics, registered on first use.
+    /// The outbox relays' and consumers' metrics.
+    #[cfg(feature = "kafka")]
+    kafka: Arc<crate::kafka::metrics::KafkaMetrics>,
+    /// Pool, Redis and dependency metrics, registered on first use.
     plumbing: Arc<Plumbing>,
     settings: Arc<Settings>,
     /// The service's name: its `service` label, and `service.name` on its entry spans.
@@ -50,52 +48,13 @@ struct Settings {
 }
 
 /// Shared plumbing metrics. Vectors without series are not exported, so the labelled ones
-/// are registered up front; the plain gauges of the outbox, the pool and Redis's memory only
-/// once a service has an outbox, a pool or Redis, so a service without them reports no zeros.
+/// are registered up front; the plain gauges of the pool and Redis's memory only once a
+/// service has a pool or Redis, so a service without them reports no zeros.
 struct Plumbing {
-    outbox: std::sync::OnceLock<OutboxGauges>,
     pool: std::sync::OnceLock<PoolMetrics>,
     redis_memory: std::sync::OnceLock<RedisMemoryGauges>,
-    consumer_lag: IntGaugeVec,
-    consumer_assigned: IntGaugeVec,
-    consumer_stalled: IntGaugeVec,
-    consumer_rejoins: IntCounterVec,
-    /// Every consumer group of the service, whose stall readiness reads.
-    consumer_stalls: std::sync::Mutex<Vec<(String, ConsumerGauges)>>,
-    dlq: IntGaugeVec,
     redis: HistogramVec,
     dependency_up: IntGaugeVec,
-}
-
-/// `outbox_pending_messages` and `outbox_oldest_pending_age_seconds`.
-#[derive(Clone)]
-pub(crate) struct OutboxGauges {
-    pub(crate) pending: IntGauge,
-    pub(crate) oldest_age: Gauge,
-}
-
-/// The watchdog's view of one consumer group: `kafka_consumer_assigned_partitions`,
-/// `kafka_consumer_stalled`, `kafka_consumer_rejoins_total`, and why the member is stalled
-/// (`None`: it is not), which the service's readiness check reads.
-#[derive(Clone)]
-pub(crate) struct ConsumerGauges {
-    pub(crate) assigned: IntGauge,
-    stalled: IntGauge,
-    pub(crate) rejoins: prometheus::IntCounter,
-    stall: Arc<std::sync::Mutex<Option<String>>>,
-}
-
-impl ConsumerGauges {
-    /// Records whether the member is stalled, and why.
-    pub(crate) fn set_stall(&self, reason: Option<String>) {
-        self.stalled.set(i64::from(reason.is_some()));
-        *self.stall.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = reason;
-    }
-
-    /// Why the member is stalled, if it is.
-    pub(crate) fn stall(&self) -> Option<String> {
-        self.stall.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
-    }
 }
 
 /// `db_pool_*`.
@@ -142,50 +101,11 @@ impl Metrics {
         let grpc = Red::new(&registry, "grpc_server", &["method", "code"]).expect("static metric definitions");
         let http =
             Red::new(&registry, "http_server", &["method", "route", "status"]).expect("static metric definitions");
-        let outbox_relayed = IntCounterVec::new(
-            Opts::new("outbox_relay_messages_total", "Outbox rows the relay tried to publish, by result."),
-            &["result"],
-        )
-        .expect("static metric definition");
-        let consumed = IntCounterVec::new(
-            Opts::new("kafka_consumer_messages_total", "Consumed messages, by group, topic and outcome."),
-            &["group", "topic", "outcome"],
-        )
-        .expect("static metric definition");
-        let consumer_rejoins = IntCounterVec::new(
-            Opts::new(
-                "kafka_consumer_rejoins_total",
-                "Times a stalled member left its group and joined it again as a new member.",
-            ),
-            &["group"],
-        )
-        .expect("static metric definition");
-        for collector in [&outbox_relayed, &consumed, &consumer_rejoins] {
-            registry.register(Box::new(collector.clone())).expect("registered once");
-        }
         let gauge_vec = |name: &str, help: &str, labels: &[&str]| {
             let vec = IntGaugeVec::new(Opts::new(name, help), labels).expect("static metric definition");
             registry.register(Box::new(vec.clone())).expect("registered once");
             vec
         };
-        let consumer_lag = gauge_vec(
-            "kafka_consumer_lag_messages",
-            "High watermark minus the committed offset, for the partitions this replica owns.",
-            &["group", "topic", "partition"],
-        );
-        let consumer_assigned = gauge_vec(
-            "kafka_consumer_assigned_partitions",
-            "Partitions assigned to this replica's member of the group (all of them with kafka.assign_all_partitions).",
-            &["group"],
-        );
-        let consumer_stalled = gauge_vec(
-            "kafka_consumer_stalled",
-            "1 while a partition has had unconsumed messages and no progress for kafka.consumer_stall_timeout \
-             and this replica's member owns it or owns nothing, else 0.",
-            &["group"],
-        );
-        let dlq =
-            gauge_vec("kafka_dlq_messages", "Messages in a dead-letter topic (high minus low watermark).", &["topic"]);
         let dependency_up = gauge_vec(
             "platform_dependency_up",
             "1 when the latest check of the dependency passed, else 0.",
@@ -198,16 +118,11 @@ impl Metrics {
         )
         .expect("static metric definition");
         registry.register(Box::new(redis.clone())).expect("registered once");
+        #[cfg(feature = "kafka")]
+        let kafka = Arc::new(crate::kafka::metrics::KafkaMetrics::new(&registry));
         let plumbing = Plumbing {
-            outbox: std::sync::OnceLock::new(),
             pool: std::sync::OnceLock::new(),
             redis_memory: std::sync::OnceLock::new(),
-            consumer_lag,
-            consumer_assigned,
-            consumer_stalled,
-            consumer_rejoins,
-            consumer_stalls: std::sync::Mutex::default(),
-            dlq,
             redis,
             dependency_up,
         };
@@ -219,8 +134,8 @@ impl Metrics {
             registry,
             grpc: Arc::new(grpc),
             http: Arc::new(http),
-            outbox_relayed,
-            consumed,
+            #[cfg(feature = "kafka")]
+            kafka,
             plumbing: Arc::new(plumbing),
             settings: Arc::new(settings),
             service: service.into(),
@@ -254,50 +169,18 @@ impl Metrics {
         self.plumbing.dependency_up.with_label_values(&[dependency]).set(i64::from(up));
     }
 
-    pub(crate) fn consumer_lag(&self) -> &IntGaugeVec {
-        &self.plumbing.consumer_lag
+    #[cfg(feature = "kafka")]
+    pub(crate) fn kafka(&self) -> &crate::kafka::metrics::KafkaMetrics {
+        &self.kafka
     }
 
-    /// The gauges of consumer group `group`, at zero, on the list [`Metrics::consumer_stalls`] reads.
-    pub(crate) fn consumer(&self, group: &str) -> ConsumerGauges {
-        let gauges = ConsumerGauges {
-            assigned: self.plumbing.consumer_assigned.with_label_values(&[group]),
-            stalled: self.plumbing.consumer_stalled.with_label_values(&[group]),
-            rejoins: self.plumbing.consumer_rejoins.with_label_values(&[group]),
-            stall: Arc::default(),
-        };
-        gauges.set_stall(None);
-        self.plumbing
-            .consumer_stalls
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .push((group.to_owned(), gauges.clone()));
-        gauges
-    }
-
-    /// The service's consumer groups, each with why it is stalled (`None`: it is not).
+    /// The service's consumer groups, each with why it is stalled (`None`: it is not);
+    /// none without the `kafka` feature.
     pub fn consumer_stalls(&self) -> Vec<(String, Option<String>)> {
-        let stalls = self.plumbing.consumer_stalls.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        stalls.iter().map(|(group, gauges)| (group.clone(), gauges.stall())).collect()
-    }
-
-    pub(crate) fn dlq(&self) -> &IntGaugeVec {
-        &self.plumbing.dlq
-    }
-
-    pub(crate) fn outbox_gauges(&self) -> &OutboxGauges {
-        self.plumbing.outbox.get_or_init(|| {
-            let pending =
-                IntGauge::new("outbox_pending_messages", "Unpublished outbox rows.").expect("static metric definition");
-            let oldest_age = Gauge::new(
-                "outbox_oldest_pending_age_seconds",
-                "Age of the oldest unpublished outbox row; 0 when there is none.",
-            )
-            .expect("static metric definition");
-            self.register(&pending);
-            self.register(&oldest_age);
-            OutboxGauges { pending, oldest_age }
-        })
+        #[cfg(feature = "kafka")]
+        return self.kafka.consumer_stalls();
+        #[cfg(not(feature = "kafka"))]
+        Vec::new()
     }
 
     pub(crate) fn pool_metrics(&self) -> &PoolMetrics {

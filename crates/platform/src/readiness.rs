@@ -219,7 +219,7 @@ pub fn redis(conn: crate::redis::Connection) -> Check {
 
 /// A check that fails while one of the service's consumer groups is stalled: a partition has
 /// had unconsumed messages and no progress for `kafka.consumer_stall_timeout` (see
-/// [`crate::kafka::consumer`]). [`crate::App::bind`] adds it when the service has consumers.
+/// `kafka::consumer`). [`crate::App::bind`] adds it when the service has consumers.
 pub fn kafka_consumers(metrics: crate::metrics::Metrics) -> Check {
     Arc::new(move || {
         let stalled: Vec<String> = metrics

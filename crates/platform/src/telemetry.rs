@@ -14,7 +14,6 @@ use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
 use opentelemetry::trace::{TraceId, TracerProvider as _};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
-use rdkafka::message::{BorrowedHeaders, Headers, OwnedHeaders};
 use tracing::Instrument as _;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::EnvFilter;
@@ -197,24 +196,6 @@ pub fn link_from_headers(span: &tracing::Span, headers: &http::HeaderMap) {
     use opentelemetry::trace::TraceContextExt as _;
     let cx = TraceContextPropagator::new().extract(&HeaderExtractor(headers));
     span.add_link(cx.span().span_context().clone());
-}
-
-/// Adds the current span's `traceparent` to Kafka headers.
-pub fn inject_kafka(headers: OwnedHeaders, traceparent: Option<&str>) -> OwnedHeaders {
-    match traceparent {
-        Some(tp) if !tp.is_empty() => headers.insert(rdkafka::message::Header { key: "traceparent", value: Some(tp) }),
-        _ => headers,
-    }
-}
-
-/// Reads `traceparent` from Kafka headers.
-pub fn extract_kafka(headers: Option<&BorrowedHeaders>) -> Option<String> {
-    let headers = headers?;
-    headers
-        .iter()
-        .find(|h| h.key == "traceparent")
-        .and_then(|h| h.value)
-        .map(|v| String::from_utf8_lossy(v).into_owned())
 }
 
 /// Writes `span`'s trace context into outgoing HTTP/gRPC headers.
@@ -448,23 +429,6 @@ mod tests {
         assert_eq!(traceparent_sent(1.0, Some(&unsampled_parent)).await[3], "00", "an unsampled one is not");
         let unsampled = traceparent_sent(0.0, None).await;
         assert_ne!(unsampled[1], "0".repeat(32), "unsampled traces still have ids to propagate");
-    }
-
-    #[test]
-    fn kafka_headers_round_trip_traceparent() {
-        let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
-        let headers = inject_kafka(OwnedHeaders::new(), Some(tp));
-        let message = rdkafka::message::OwnedMessage::new(
-            None,
-            None,
-            "t".into(),
-            rdkafka::Timestamp::NotAvailable,
-            0,
-            0,
-            Some(headers),
-        );
-        use rdkafka::Message as _;
-        assert_eq!(extract_kafka(message.headers().map(|h| h.as_borrowed())).as_deref(), Some(tp));
     }
 
     #[test]

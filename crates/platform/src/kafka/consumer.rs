@@ -32,8 +32,9 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::config::{KafkaConfig, MAX_RETRY_BACKOFF};
+use crate::kafka::metrics::ConsumerGauges;
 use crate::kafka::{Producer, StreamConsumer};
-use crate::metrics::{ConsumerGauges, Metrics};
+use crate::metrics::Metrics;
 
 /// How a handler failed.
 #[derive(Debug, thiserror::Error)]
@@ -127,14 +128,14 @@ impl<H: Handler> Consumer<H> {
     ) -> Self {
         let group = config.group(&group.into());
         Self {
-            gauges: metrics.consumer(&group),
+            gauges: metrics.kafka().consumer(&group),
             group,
             topics,
             pool,
             producer,
             handler: Arc::new(handler),
             config: config.clone(),
-            outcomes: metrics.consumed.clone(),
+            outcomes: metrics.kafka().consumed.clone(),
             metrics: metrics.clone(),
         }
     }
@@ -291,7 +292,7 @@ impl<H: Handler> Consumer<H> {
             event.id = %envelope.id,
             event.type = %envelope.r#type,
         );
-        let parent = crate::telemetry::extract_kafka(message.headers()).unwrap_or_else(|| envelope.traceparent.clone());
+        let parent = super::extract_traceparent(message.headers()).unwrap_or_else(|| envelope.traceparent.clone());
         crate::telemetry::set_parent_from_traceparent(&span, &parent);
 
         let mut backoff = self.config.consumer_retry_backoff;
@@ -487,7 +488,7 @@ impl Watchdog {
             return;
         }
         self.gauges.assigned.set(sample.assigned as i64);
-        let gauges = self.metrics.consumer_lag();
+        let gauges = &self.metrics.kafka().consumer_lag;
         let lags: Vec<_> = sample.partitions.iter().flatten().filter(|p| p.owned).collect();
         let now: HashSet<(String, i32)> = lags.iter().map(|p| (p.topic.clone(), p.partition)).collect();
         // Partitions revoked since the last sample: another replica reports them now.
@@ -499,7 +500,7 @@ impl Watchdog {
         }
         *owned = now;
         for (topic, messages) in &sample.dlq {
-            self.metrics.dlq().with_label_values(&[topic]).set(*messages);
+            self.metrics.kafka().dlq.with_label_values(&[topic]).set(*messages);
         }
     }
 }

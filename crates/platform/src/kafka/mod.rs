@@ -1,10 +1,12 @@
 //! Kafka plumbing: the idempotent producer, topic creation, the outbox relay and the consumer.
 
 pub mod consumer;
+pub(crate) mod metrics;
 mod oauth;
 pub mod outbox;
 
-pub use oauth::{KafkaContext, OAuthBearer};
+pub use crate::config::OAuthBearer;
+pub use oauth::KafkaContext;
 
 use std::time::Duration;
 
@@ -13,6 +15,7 @@ use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::config::FromClientConfigAndContext;
 use rdkafka::error::KafkaResult;
+use rdkafka::message::{BorrowedHeaders, Headers as _, OwnedHeaders};
 use rdkafka::producer::FutureProducer;
 use rdkafka::types::RDKafkaErrorCode;
 
@@ -53,6 +56,24 @@ pub fn producer(config: &KafkaConfig) -> anyhow::Result<Producer> {
             .set("linger.ms", "5");
     })
     .context("creating the Kafka producer")
+}
+
+/// Adds the current span's `traceparent` to Kafka headers.
+pub(crate) fn inject_traceparent(headers: OwnedHeaders, traceparent: Option<&str>) -> OwnedHeaders {
+    match traceparent {
+        Some(tp) if !tp.is_empty() => headers.insert(rdkafka::message::Header { key: "traceparent", value: Some(tp) }),
+        _ => headers,
+    }
+}
+
+/// Reads `traceparent` from Kafka headers.
+pub(crate) fn extract_traceparent(headers: Option<&BorrowedHeaders>) -> Option<String> {
+    let headers = headers?;
+    headers
+        .iter()
+        .find(|h| h.key == "traceparent")
+        .and_then(|h| h.value)
+        .map(|v| String::from_utf8_lossy(v).into_owned())
 }
 
 /// How long a metadata request of the metric samplers may take.
@@ -97,4 +118,26 @@ pub async fn ensure_topics_with(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kafka_headers_round_trip_traceparent() {
+        let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let headers = inject_traceparent(OwnedHeaders::new(), Some(tp));
+        let message = rdkafka::message::OwnedMessage::new(
+            None,
+            None,
+            "t".into(),
+            rdkafka::Timestamp::NotAvailable,
+            0,
+            0,
+            Some(headers),
+        );
+        use rdkafka::Message as _;
+        assert_eq!(extract_traceparent(message.headers().map(|h| h.as_borrowed())).as_deref(), Some(tp));
+    }
 }

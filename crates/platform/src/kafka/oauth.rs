@@ -16,17 +16,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rdkafka::ClientContext;
 use rdkafka::client::OAuthToken;
 use rdkafka::consumer::ConsumerContext;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
-use crate::config::KafkaConfig;
-
-/// Where a Kafka client gets its OAUTHBEARER tokens from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum OAuthBearer {
-    /// The GCE/GKE metadata server's token of the workload's service account.
-    Gcp,
-}
+use crate::config::{KafkaConfig, OAuthBearer};
 
 /// The context of every Kafka client the platform makes: it answers librdkafka's token
 /// refreshes when `kafka.oauthbearer` is set (librdkafka asks only under `OAUTHBEARER`).

@@ -74,7 +74,7 @@ impl Relay {
             producer,
             batch_size: config.outbox_batch_size,
             poll_interval: config.outbox_poll_interval,
-            published: metrics.outbox_relayed.clone(),
+            published: metrics.kafka().outbox_relayed.clone(),
             metrics: metrics.clone(),
         }
     }
@@ -118,7 +118,7 @@ impl Relay {
         .fetch_one(&self.pool)
         .await
         .context("reading the outbox backlog")?;
-        let gauges = self.metrics.outbox_gauges();
+        let gauges = self.metrics.kafka().outbox_gauges();
         gauges.pending.set(pending);
         gauges.oldest_age.set(age.max(0.0));
         Ok(())
@@ -183,7 +183,7 @@ impl Relay {
                 crate::telemetry::set_parent_from_traceparent(&span, row.traceparent.as_deref().unwrap_or_default());
                 // Without a tracing subscriber there is no span: pass the row's context on.
                 let traceparent = crate::telemetry::traceparent_of(&span).or_else(|| row.traceparent.clone());
-                let headers = crate::telemetry::inject_kafka(OwnedHeaders::new(), traceparent.as_deref());
+                let headers = super::inject_traceparent(OwnedHeaders::new(), traceparent.as_deref());
                 let record = FutureRecord::to(&row.topic).key(&row.message_key).payload(&row.envelope).headers(headers);
                 tracing::Instrument::instrument(self.producer.send(record, Duration::from_secs(5)), span)
             })
