@@ -12,7 +12,6 @@ use tower::ServiceBuilder;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
-use utoipa_swagger_ui::SwaggerUi;
 
 use crate::config::GatewaySettings;
 use crate::problem::Problem;
@@ -36,7 +35,7 @@ pub fn router(
     let (probes, probes_doc) = crate::routes::operations::routes().split_for_parts();
     openapi.merge(probes_doc);
     let docs = Router::new()
-        .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi))
+        .merge(crate::docs::router(&openapi))
         .layer(SetResponseHeaderLayer::overriding(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(DOCS_CSP)));
     let api = api
         .fallback(|| async { Problem::not_found("no such route") })

@@ -3,6 +3,7 @@
 
 pub mod breaker;
 pub mod config;
+pub mod docs;
 pub mod extract;
 pub mod http;
 pub mod problem;
