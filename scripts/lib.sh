@@ -27,7 +27,7 @@ declare -A GRPC_PORT=(
   [booking]=50054 [payment]=50055 [notification]=50056
 )
 
-# Dependencies per service (docs/ARCHITECTURE's table): who owns a database,
+# Dependencies per service (docs/architecture.md's table): who owns a database,
 # who keeps state in Redis, who talks to Kafka. Skeletons ignore the settings
 # they do not use yet, so the scripts can pass them all along already.
 svc_has_db() { [[ $1 != gateway ]]; }
