@@ -2,6 +2,7 @@
 //! graceful shutdown of each, and flows that cross services over gRPC and Kafka.
 //! The binaries must be built first (`cargo build --bins`; `scripts/test.sh` does it).
 
+mod configuration;
 mod flow;
 mod manifests;
 
