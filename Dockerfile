@@ -113,6 +113,6 @@ LABEL org.opencontainers.image.title="${SERVICE}" \
 # entrypoint is the same in every image (the chart names the binary explicitly).
 COPY --from=builder /out/bin/ /usr/local/bin/
 USER 65532:65532
-# gRPC (5005x) and admin (5105x) ports differ per service; see README "Ports".
+# gRPC (5005x) and admin (5105x) ports differ per service; see docs/configuration.md "Ports".
 ENTRYPOINT ["/usr/local/bin/service"]
 CMD ["serve"]

@@ -1,6 +1,6 @@
 {{/*
 Facts about the seven binaries: their ports and what each one talks to. They are not
-values: they describe the code (README "Ports", ARCHITECTURE's service table), so a values
+values: they describe the code (docs/configuration.md "Ports", docs/architecture.md "Services"), so a values
 file cannot make the chart disagree with the binaries. The admin port is gRPC + 1000 and
 serves /healthz, /readyz and /metrics; identity also serves the JWKS there. `peers` are the
 services this one calls over gRPC; `discovery` services watch their peers' EndpointSlices;
