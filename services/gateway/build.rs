@@ -15,6 +15,8 @@ const FILES: [&str; 6] = [
 ];
 
 fn main() {
+    // The release comes from a dependency (a new version reruns this); nothing else is read.
+    println!("cargo:rerun-if-changed=build.rs");
     let out = std::path::PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
     let release = std::io::Cursor::new(utoipa_swagger_ui_vendored::SWAGGER_UI_VENDORED);
     let mut zip = zip::ZipArchive::new(release).expect("the vendored Swagger UI is a zip archive");
