@@ -1,7 +1,7 @@
 //! Shared plumbing for every ticketing service: configuration, telemetry,
 //! metrics, the gRPC and admin servers with health and graceful shutdown,
-//! Postgres, Redis, Kafka (producer, outbox, consumer; the `kafka` feature), token verification and the
-//! envelope encryption of stored signing keys.
+//! Postgres, Redis, Kafka (producer, outbox, consumer; the `kafka` feature), token
+//! verification and the envelope encryption of stored signing keys.
 //!
 //! No business types live here.
 
