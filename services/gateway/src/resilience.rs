@@ -10,7 +10,9 @@
 //!   backend replays (Stripe semantics). Nothing else is ever retried.
 //!
 //! A call the backend never answered (refused, reset, closed under it by a restart, or past
-//! the deadline) is UNAVAILABLE whatever tonic called it (`unreachable`).
+//! the deadline) is UNAVAILABLE whatever tonic called it (`unreachable`). The deadline bounds
+//! the whole answer, not only its headers: a backend frozen between its headers and its
+//! message must not hold the buyer past it ([`Bounded`]).
 //!
 //! The breaker counts each attempt. Failures are those calls, DEADLINE_EXCEEDED and
 //! UNAVAILABLE, except an UNAVAILABLE carrying retry advice: that backend is up and says
@@ -21,6 +23,7 @@
 //! slowly), so its slowness says nothing about the backend, and one client must not open a
 //! breaker for everyone (issue 16, ADR 0027). It counts neither way.
 
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -160,7 +163,7 @@ where
     S::Error: Into<BoxError> + Send,
     B: Send + 'static,
 {
-    type Response = http::Response<B>;
+    type Response = http::Response<Bounded<B>>;
     type Error = BoxError;
     type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
 
@@ -171,16 +174,71 @@ where
 
     fn call(&mut self, request: http::Request<Body>) -> Self::Future {
         let (inner, guard) = (self.inner.clone(), self.guard.clone());
-        Box::pin(async move { call(inner, &guard, request).await.map_err(|status| Box::new(status) as BoxError) })
+        Box::pin(async move {
+            let deadline = Instant::now() + guard.deadline;
+            match call(inner, &guard, request, deadline).await {
+                Ok(response) => Ok(response.map(|inner| Bounded { inner, deadline, timer: None, backend: guard.name })),
+                Err(status) => Err(Box::new(status) as BoxError),
+            }
+        })
     }
 }
 
-async fn call<S, B>(mut inner: S, guard: &Guard, request: http::Request<Body>) -> Result<http::Response<B>, Status>
+/// An answer's body that fails UNAVAILABLE once the call's deadline has passed. Every backend
+/// call is unary, so the deadline is the whole call's: a backend stopped after sending its
+/// headers (SIGSTOP, a stalled node) held a buyer's request until it resumed, long after
+/// the buyer's app gave up, and then acted on it.
+pub struct Bounded<B> {
+    inner: B,
+    deadline: Instant,
+    /// Made only when the body is not all there at once, which for a unary answer is rare.
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
+    backend: &'static str,
+}
+
+impl<B> http_body::Body for Bounded<B>
+where
+    B: http_body::Body + Unpin,
+    B::Error: Into<BoxError>,
+{
+    type Data = B::Data;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        if let Poll::Ready(frame) = Pin::new(&mut self.inner).poll_frame(cx) {
+            return Poll::Ready(frame.map(|f| f.map_err(Into::into)));
+        }
+        let deadline = self.deadline;
+        let timer = self.timer.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        if timer.as_mut().poll(cx).is_ready() {
+            let late = Status::unavailable(format!("{} did not finish its answer in time", self.backend));
+            return Poll::Ready(Some(Err(Box::new(late))));
+        }
+        Poll::Pending
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+async fn call<S, B>(
+    mut inner: S,
+    guard: &Guard,
+    request: http::Request<Body>,
+    deadline: Instant,
+) -> Result<http::Response<B>, Status>
 where
     S: tower::Service<http::Request<Body>, Response = http::Response<B>>,
     S::Error: Into<BoxError>,
 {
-    let deadline = Instant::now() + guard.deadline;
     let repeatable = is_read(request.uri().path()) || request.extensions().get::<Repeatable>().is_some();
     let paced = request.extensions().get::<CallerPaced>().is_some();
     if !repeatable {
@@ -322,7 +380,7 @@ mod tests {
         let retries = IntCounter::new("retries", "retries").unwrap();
         let guard = Guard::new("catalog", settings, Duration::from_millis(300), gauge, retries);
         let request = http::Request::builder().uri(path).body(Body::empty()).unwrap();
-        let result = call(inner, &guard, request).await;
+        let result = call(inner, &guard, request, Instant::now() + guard.deadline).await;
         (result, attempts.load(std::sync::atomic::Ordering::SeqCst))
     }
 
@@ -343,6 +401,30 @@ mod tests {
             assert_eq!(result.expect_err(what).code(), Code::Unavailable, "{what}");
             assert_eq!(attempts, 1, "{what}: an unkeyed write is never repeated");
         }
+    }
+
+    #[tokio::test]
+    async fn an_answer_whose_message_never_comes_ends_at_the_deadline() {
+        // Headers sent, then nothing: a backend stopped in the middle of its answer.
+        let inner = tower::service_fn(|_: http::Request<Body>| async {
+            let never = http_body_util::StreamBody::new(futures::stream::pending::<
+                Result<http_body::Frame<axum::body::Bytes>, Status>,
+            >());
+            let response = http::Response::builder()
+                .header("content-type", "application/grpc")
+                .body(Body::new(never))
+                .expect("a response");
+            Ok::<_, BoxError>(response)
+        });
+        let gauge = IntGauge::new("state", "state").unwrap();
+        let retries = IntCounter::new("retries", "retries").unwrap();
+        let guard = Guard::new("booking", BreakerSettings::default(), Duration::from_millis(300), gauge, retries);
+        let mut client = ticketing_proto::booking::v1::booking_client::BookingClient::new(Guarded::new(inner, guard));
+        let call = client.get_booking(ticketing_proto::booking::v1::GetBookingRequest::default());
+        let answer = tokio::time::timeout(Duration::from_secs(10), call).await.expect("the call outlived its deadline");
+        let status = answer.expect_err("no message came");
+        assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+        assert_eq!(status.message(), "booking did not finish its answer in time");
     }
 
     #[test]
