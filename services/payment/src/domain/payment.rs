@@ -411,7 +411,7 @@ mod machine {
         Refund(R, R),
     }
 
-    /// One payment and its refunds, driven the way `service.rs` drives them.
+    /// One payment and its refunds, driven the way `service/` drives them.
     #[derive(Debug, Clone)]
     struct Ledger {
         payment: Payment,
