@@ -11,7 +11,7 @@ use ticketing_proto::events::v1 as ev;
 
 use crate::adapters::coalesce::{Batching, Coalescer};
 use crate::adapters::ledger::{self, Refused};
-use crate::adapters::stock::{self, Counts, Ended, HoldRequest, Placed, Refusal, SeatState, Stock};
+use crate::adapters::stock::{self, Counts, Ended, HoldRefused, HoldRequest, Placed, Refusal, SeatState, Stock};
 use crate::config::InventorySettings;
 use crate::domain::{Hold, HoldId, HoldLine, HoldStatus, InventoryError, Selection};
 
@@ -160,7 +160,7 @@ impl Inventory {
         let request =
             HoldRequest { id: HoldId::new(event), user, selection, idempotency_key: idempotency_key.to_owned() };
         let mut placed = self.coalescer.place(request.clone()).await?;
-        if matches!(&placed, Placed::Refused(r) if r.code == "NOSTOCK") {
+        if matches!(&placed, Placed::Refused(r) if r.refusal == Refusal::NoStock) {
             self.ensure_loaded(event).await?;
             placed = self.coalescer.place(request).await?;
         }
@@ -173,11 +173,11 @@ impl Inventory {
                 self.holds.replayed.inc();
                 self.stock.get(first).await?.ok_or(InventoryError::HoldNotFound)
             }
-            Placed::Refused(r) if r.code == "NOSTOCK" => {
+            Placed::Refused(HoldRefused { refusal: Refusal::NoStock, .. }) => {
                 Err(InventoryError::Unavailable(anyhow::anyhow!("event {event} did not load")))
             }
             Placed::Refused(r) => {
-                let error = refused(&r);
+                let error = refused(r.refusal);
                 self.holds.refused(&error).inc();
                 Err(error)
             }
@@ -319,8 +319,8 @@ impl Inventory {
     }
 
     async fn confirm_refused(&self, id: HoldId, token: u64, booking: &str, refusal: &Refusal) -> Result<Hold> {
-        match refusal.code.as_str() {
-            "NO_HOLD" => {
+        match refusal {
+            Refusal::NoHold => {
                 // Redis may have been rebuilt after the sale; the ledger remembers it.
                 let mut conn = self.pool.acquire().await.map_err(anyhow::Error::from)?;
                 match ledger::sale(&mut conn, id).await? {
@@ -330,9 +330,10 @@ impl Inventory {
                     None => Err(InventoryError::HoldNotFound),
                 }
             }
-            "STALE_TOKEN" => Err(InventoryError::StaleToken),
-            "EXPIRED" => Err(InventoryError::Expired),
-            code => Err(InventoryError::Ended(ended_status(code.strip_prefix("ENDED:").unwrap_or(code)))),
+            Refusal::StaleToken => Err(InventoryError::StaleToken),
+            Refusal::Expired => Err(InventoryError::Expired),
+            Refusal::Ended(status) => Err(InventoryError::Ended(status.as_str())),
+            other => Err(InventoryError::Unavailable(anyhow::anyhow!("unexpected confirm refusal {other:?}"))),
         }
     }
 
@@ -502,26 +503,23 @@ fn authorize(caller: &Principal, hold: &Hold) -> Result<()> {
     }
 }
 
-fn ended_status(status: &str) -> &'static str {
-    status.parse::<HoldStatus>().map_or("ended", HoldStatus::as_str)
-}
-
-/// The domain error for a script's refusal.
-fn refused(r: &Refusal) -> InventoryError {
-    let number = || r.detail.parse::<i64>().unwrap_or(0).max(0) as u32;
-    match r.code.as_str() {
-        "NOSTOCK" => InventoryError::EventNotFound,
-        "NOT_ON_SALE" => InventoryError::NotOnSale,
-        "LIMIT" => InventoryError::LimitExceeded { remaining: number() },
-        "SOLD_OUT" => InventoryError::SoldOut { available: number() },
-        "SEAT_TAKEN" => InventoryError::SeatTaken(r.detail.clone()),
-        "NO_ADJACENT" => InventoryError::NoAdjacentSeats(number()),
-        "IDEMPOTENCY_MISMATCH" => InventoryError::IdempotencyMismatch,
-        "UNKNOWN_CATEGORY" => InventoryError::invalid("category_id", "is not a category of this event"),
-        "UNKNOWN_SEAT" => InventoryError::invalid("seat_ids", format!("{} is not a seat of this event", r.detail)),
-        "NOT_GENERAL_ADMISSION" => InventoryError::invalid("category_id", "is a seated category: choose seats"),
-        "NOT_SEATED" => InventoryError::invalid("category_id", "is a general-admission category"),
-        other => InventoryError::Unavailable(anyhow::anyhow!("unexpected hold refusal {other}")),
+/// The domain error for a hold script's refusal.
+fn refused(refusal: Refusal) -> InventoryError {
+    match refusal {
+        Refusal::NoStock => InventoryError::EventNotFound,
+        Refusal::NotOnSale(_) => InventoryError::NotOnSale,
+        Refusal::LimitExceeded { remaining } => InventoryError::LimitExceeded { remaining },
+        Refusal::SoldOut { available } => InventoryError::SoldOut { available },
+        Refusal::SeatTaken(seat) => InventoryError::SeatTaken(seat),
+        Refusal::NoAdjacentSeats(quantity) => InventoryError::NoAdjacentSeats(quantity),
+        Refusal::IdempotencyMismatch => InventoryError::IdempotencyMismatch,
+        Refusal::UnknownCategory(_) => InventoryError::invalid("category_id", "is not a category of this event"),
+        Refusal::UnknownSeat(seat) => {
+            InventoryError::invalid("seat_ids", format!("{seat} is not a seat of this event"))
+        }
+        Refusal::NotGeneralAdmission(_) => InventoryError::invalid("category_id", "is a seated category: choose seats"),
+        Refusal::NotSeated(_) => InventoryError::invalid("category_id", "is a general-admission category"),
+        other => InventoryError::Unavailable(anyhow::anyhow!("unexpected hold refusal {other:?}")),
     }
 }
 
@@ -535,4 +533,30 @@ pub fn event_lines(lines: &[HoldLine]) -> Vec<ev::InventoryHoldLine> {
             seat_ids: l.seat_ids.iter().map(uuid::Uuid::to_string).collect(),
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hold_refusals_become_the_errors_they_always_were() {
+        let cases = [
+            ("NOSTOCK", "", "event not found"),
+            ("NOT_ON_SALE", "closed", "the event is not on sale"),
+            ("LIMIT", "1", "per-user ticket limit reached: 1 more allowed"),
+            ("SOLD_OUT", "2", "not enough tickets available: 2 left"),
+            ("SEAT_TAKEN", "s1", "seat s1 is not available"),
+            ("NO_ADJACENT", "3", "no 3 adjacent seats are available in one row"),
+            ("IDEMPOTENCY_MISMATCH", "", "the idempotency key was already used for a different request"),
+            ("UNKNOWN_CATEGORY", "c", "invalid request: category_id: is not a category of this event"),
+            ("UNKNOWN_SEAT", "s2", "invalid request: seat_ids: s2 is not a seat of this event"),
+            ("NOT_GENERAL_ADMISSION", "c", "invalid request: category_id: is a seated category: choose seats"),
+            ("NOT_SEATED", "c", "invalid request: category_id: is a general-admission category"),
+            ("WHAT", "", "temporarily unavailable"),
+        ];
+        for (code, detail, message) in cases {
+            assert_eq!(refused(Refusal::parse(code, detail)).to_string(), message, "{code}");
+        }
+    }
 }

@@ -32,12 +32,90 @@ fn from_ms(ms: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_millis(ms)
 }
 
-/// A script's refusal: a code and its detail.
+/// Why a script refused: its `{'ERR', code, detail}` reply, read once here so that
+/// the service matches on this rather than on the scripts' strings.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Refusal {
-    /// e.g. `SOLD_OUT`, `NOSTOCK`.
+pub enum Refusal {
+    /// `NOSTOCK`: the event's stock is not in Redis (never loaded, or lost with Redis).
+    NoStock,
+    /// `NOT_ON_SALE`: outside the sale window, or the event is not on sale; its state.
+    NotOnSale(String),
+    /// `LIMIT`: the per-user limit would be exceeded.
+    LimitExceeded {
+        /// Tickets the user may still hold.
+        remaining: u32,
+    },
+    /// `SOLD_OUT`: not enough tickets left in the category.
+    SoldOut {
+        /// Tickets left.
+        available: u32,
+    },
+    /// `SEAT_TAKEN`: this seat (as the request named it) is held or sold.
+    SeatTaken(String),
+    /// `NO_ADJACENT`: no row has this many adjacent free seats.
+    NoAdjacentSeats(u32),
+    /// `IDEMPOTENCY_MISMATCH`: the idempotency key was used for another request.
+    IdempotencyMismatch,
+    /// `UNKNOWN_CATEGORY`: this category is not the event's.
+    UnknownCategory(String),
+    /// `UNKNOWN_SEAT`: this seat is not the event's.
+    UnknownSeat(String),
+    /// `NOT_GENERAL_ADMISSION`: a quantity was asked of this seated category.
+    NotGeneralAdmission(String),
+    /// `NOT_SEATED`: best available seats were asked of this general-admission category.
+    NotSeated(String),
+    /// `NO_HOLD`: no such hold in Redis.
+    NoHold,
+    /// `STALE_TOKEN`: the fencing token is not the hold's.
+    StaleToken,
+    /// `EXPIRED`: the hold expired.
+    Expired,
+    /// `ENDED:<status>`: the hold already ended, in this status.
+    Ended(HoldStatus),
+    /// A code (or an `ENDED:` status) no script sends: a script and this reader disagree.
+    Unknown {
+        /// The code as the script sent it.
+        code: String,
+        /// Its detail.
+        detail: String,
+    },
+}
+
+impl Refusal {
+    /// Reads a script's refusal code and detail.
+    pub fn parse(code: &str, detail: &str) -> Self {
+        let number = || detail.parse::<i64>().unwrap_or(0).max(0) as u32;
+        match code {
+            "NOSTOCK" => Self::NoStock,
+            "NOT_ON_SALE" => Self::NotOnSale(detail.to_owned()),
+            "LIMIT" => Self::LimitExceeded { remaining: number() },
+            "SOLD_OUT" => Self::SoldOut { available: number() },
+            "SEAT_TAKEN" => Self::SeatTaken(detail.to_owned()),
+            "NO_ADJACENT" => Self::NoAdjacentSeats(number()),
+            "IDEMPOTENCY_MISMATCH" => Self::IdempotencyMismatch,
+            "UNKNOWN_CATEGORY" => Self::UnknownCategory(detail.to_owned()),
+            "UNKNOWN_SEAT" => Self::UnknownSeat(detail.to_owned()),
+            "NOT_GENERAL_ADMISSION" => Self::NotGeneralAdmission(detail.to_owned()),
+            "NOT_SEATED" => Self::NotSeated(detail.to_owned()),
+            "NO_HOLD" => Self::NoHold,
+            "STALE_TOKEN" => Self::StaleToken,
+            "EXPIRED" => Self::Expired,
+            _ => match code.strip_prefix("ENDED:").map(str::parse::<HoldStatus>) {
+                Some(Ok(status)) => Self::Ended(status),
+                _ => Self::Unknown { code: code.to_owned(), detail: detail.to_owned() },
+            },
+        }
+    }
+}
+
+/// A hold the script refused: why, and the reply it came as.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HoldRefused {
+    /// Why: what the service decides on.
+    pub refusal: Refusal,
+    /// The script's code as it replied, e.g. `SOLD_OUT` (for logs and the scripts' tests).
     pub code: String,
-    /// e.g. what is left.
+    /// The script's detail as it replied, e.g. what is left.
     pub detail: String,
 }
 
@@ -49,7 +127,7 @@ pub enum Placed {
     /// The idempotency key was seen before: this is the first hold.
     Replayed(HoldId),
     /// Nothing was held.
-    Refused(Refusal),
+    Refused(HoldRefused),
 }
 
 /// What ending a hold did.
@@ -144,8 +222,17 @@ fn strings(values: Vec<redis::Value>) -> anyhow::Result<Vec<String>> {
     values.iter().map(|v| redis::from_redis_value::<String>(v).context("script reply")).collect()
 }
 
+/// A refused hold's `{'ERR', code, detail}`.
+fn hold_refused(reply: &[String]) -> HoldRefused {
+    let code = reply.get(1).cloned().unwrap_or_default();
+    let detail = reply.get(2).cloned().unwrap_or_default();
+    HoldRefused { refusal: Refusal::parse(&code, &detail), code, detail }
+}
+
+/// Any other script's `{'ERR', code, detail}`.
 fn refusal(reply: &[String]) -> Refusal {
-    Refusal { code: reply.get(1).cloned().unwrap_or_default(), detail: reply.get(2).cloned().unwrap_or_default() }
+    let part = |i: usize| reply.get(i).map_or("", String::as_str);
+    Refusal::parse(part(1), part(2))
 }
 
 /// One hold's reply from `lua/hold.lua`.
@@ -163,7 +250,7 @@ fn placed(request: &HoldRequest, reply: Vec<String>, now: u64) -> anyhow::Result
             booking_id: None,
         }),
         Some("DUP") => Placed::Replayed(HoldId { event: request.id.event, hold: reply[1].parse()? }),
-        _ => Placed::Refused(refusal(&reply)),
+        _ => Placed::Refused(hold_refused(&reply)),
     })
 }
 
@@ -677,5 +764,54 @@ mod tests {
         let general = vec![HoldLine { category_id: c1, quantity: 4, seat_ids: Vec::new() }];
         let (ga, seats, cats) = encode_lines(&general);
         assert_eq!(lines(&ga, &seats, &cats).unwrap(), general);
+    }
+
+    #[test]
+    fn every_code_the_scripts_refuse_with_is_known() {
+        let sources = [
+            include_str!("lua/hold.lua"),
+            include_str!("lua/end.lua"),
+            include_str!("lua/begin_confirm.lua"),
+            include_str!("lua/finish_confirm.lua"),
+            include_str!("lua/restock.lua"),
+            include_str!("lua/claim.lua"),
+        ];
+        let mut codes: Vec<&str> = sources
+            .iter()
+            .flat_map(|source| source.split("{'ERR', '").skip(1))
+            .filter_map(|rest| rest.split_once('\'').map(|(code, _)| code))
+            .collect();
+        codes.sort_unstable();
+        codes.dedup();
+        assert!(codes.len() >= 15, "the scripts' codes were found: {codes:?}");
+        for code in codes {
+            // `'ENDED:' .. status`: any status a hold can end in.
+            let code = if code.starts_with("ENDED:") { "ENDED:released" } else { code };
+            let refusal = Refusal::parse(code, "1");
+            assert!(!matches!(refusal, Refusal::Unknown { .. }), "{code} is read as {refusal:?}");
+        }
+    }
+
+    #[test]
+    fn refusals_are_read_once_and_unknown_codes_are_not_guessed() {
+        assert_eq!(Refusal::parse("SOLD_OUT", "2"), Refusal::SoldOut { available: 2 });
+        assert_eq!(Refusal::parse("LIMIT", "-1"), Refusal::LimitExceeded { remaining: 0 });
+        assert_eq!(Refusal::parse("NO_ADJACENT", "x"), Refusal::NoAdjacentSeats(0));
+        assert_eq!(Refusal::parse("SEAT_TAKEN", "abc"), Refusal::SeatTaken("abc".into()));
+        assert_eq!(Refusal::parse("ENDED:confirmed", ""), Refusal::Ended(HoldStatus::Confirmed));
+        for (code, detail) in [("ENDED:gone", ""), ("ENDED:", ""), ("NOPE", "x"), ("", "")] {
+            assert_eq!(
+                Refusal::parse(code, detail),
+                Refusal::Unknown { code: code.into(), detail: detail.into() },
+                "{code:?}"
+            );
+        }
+        let reply = |parts: &[&str]| parts.iter().map(|p| (*p).to_owned()).collect::<Vec<_>>();
+        assert_eq!(
+            hold_refused(&reply(&["ERR", "SOLD_OUT", "1"])),
+            HoldRefused { refusal: Refusal::SoldOut { available: 1 }, code: "SOLD_OUT".into(), detail: "1".into() }
+        );
+        assert_eq!(refusal(&reply(&["ERR", "NO_HOLD"])), Refusal::NoHold);
+        assert_eq!(refusal(&reply(&["ERR"])), Refusal::Unknown { code: String::new(), detail: String::new() });
     }
 }
