@@ -12,7 +12,7 @@ use sha2::Digest as _;
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
-use crate::config::RedisConfig;
+use crate::redis::RedisConfig;
 
 /// The role, password and database a service's `database.url` names.
 struct Owner {

@@ -60,7 +60,7 @@ impl App {
     }
 
     /// Applies the metric settings of `telemetry` (sampling interval, per-event cap).
-    pub fn telemetry(&mut self, telemetry: &crate::config::TelemetryConfig) -> &mut Self {
+    pub fn telemetry(&mut self, telemetry: &crate::telemetry::TelemetryConfig) -> &mut Self {
         self.metrics.configure(telemetry);
         self
     }

@@ -20,7 +20,73 @@ use jsonwebtoken::{Algorithm, DecodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Mutex, RwLock};
 
-use crate::config::AuthConfig;
+use crate::config::{ConfigIssue, Validate, check_http_url};
+
+/// How services verify access tokens.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AuthConfig {
+    /// Where the JWKS is served (identity's admin port in a cluster).
+    pub jwks_url: String,
+    /// Expected `iss` claim.
+    pub issuer: String,
+    /// Expected `aud` claim.
+    pub audience: String,
+    /// How often the JWKS is refetched even without an unknown `kid`.
+    #[serde(with = "humantime_serde")]
+    pub jwks_refresh_interval: Duration,
+    /// Shortest gap between two fetches triggered by unknown `kid`s.
+    #[serde(with = "humantime_serde")]
+    pub jwks_min_refetch_interval: Duration,
+    /// Allowed clock skew when checking `exp` and `nbf`.
+    #[serde(with = "humantime_serde")]
+    pub leeway: Duration,
+    /// Longest lifetime (`exp - iat`) of an access token that verifiers accept.
+    #[serde(with = "humantime_serde")]
+    pub max_token_lifetime: Duration,
+    /// Identity's gRPC address, for service tokens.
+    pub identity_url: String,
+    /// This workload's client id at identity (empty: it never calls on its own behalf).
+    pub client_id: String,
+    /// Its client secret.
+    pub client_secret: String,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            jwks_url: "http://127.0.0.1:51051/.well-known/jwks.json".into(),
+            issuer: "https://ticketing.local".into(),
+            audience: "ticketing".into(),
+            jwks_refresh_interval: Duration::from_secs(30),
+            jwks_min_refetch_interval: Duration::from_secs(10),
+            leeway: Duration::from_secs(30),
+            max_token_lifetime: Duration::from_secs(3600),
+            identity_url: "http://127.0.0.1:50051".into(),
+            client_id: String::new(),
+            client_secret: String::new(),
+        }
+    }
+}
+
+impl Validate for AuthConfig {
+    fn validate(&self, issues: &mut Vec<ConfigIssue>) {
+        check_http_url("auth.jwks_url", &self.jwks_url, issues);
+        if self.issuer.is_empty() {
+            issues.push(ConfigIssue::new("auth.issuer", "must not be empty"));
+        }
+        if self.audience.is_empty() {
+            issues.push(ConfigIssue::new("auth.audience", "must not be empty"));
+        }
+        if self.max_token_lifetime < Duration::from_secs(60) || self.max_token_lifetime > Duration::from_secs(86_400) {
+            issues.push(ConfigIssue::new("auth.max_token_lifetime", "must be between 1m and 24h"));
+        }
+        check_http_url("auth.identity_url", &self.identity_url, issues);
+        if self.client_id.is_empty() != self.client_secret.is_empty() {
+            issues.push(ConfigIssue::new("auth.client_secret", "auth.client_id and auth.client_secret go together"));
+        }
+    }
+}
 
 /// A platform role. Admins manage everything, organizers their own events, users buy,
 /// and services act for the platform itself (e.g. booking confirming a sale).

@@ -9,7 +9,10 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sqlx::migrate::Migrator;
 
-use crate::config::{self, DatabaseConfig, RedisConfig, TelemetryConfig, Validate};
+use crate::config::{self, Validate};
+use crate::db::DatabaseConfig;
+use crate::redis::RedisConfig;
+use crate::telemetry::TelemetryConfig;
 
 /// Exit status for a bad configuration (`EX_CONFIG` from sysexits.h).
 pub const EXIT_BAD_CONFIG: u8 = 78;

@@ -10,7 +10,58 @@ use sqlx::migrate::{MigrateDatabase, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection as _, PgConnection, PgPool, Postgres};
 
-use crate::config::DatabaseConfig;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::{ConfigIssue, Validate};
+
+/// The service's own Postgres database.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DatabaseConfig {
+    /// `postgres://` URL of the service's database.
+    pub url: String,
+    /// Upper bound of pooled connections.
+    pub max_connections: u32,
+    /// How long a caller waits for a pooled connection.
+    #[serde(with = "humantime_serde")]
+    pub acquire_timeout: Duration,
+    /// Run pending migrations at start (development); production runs `<service> migrate`.
+    pub migrate_on_start: bool,
+}
+
+impl DatabaseConfig {
+    /// Defaults pointing at the local server's `ticketing_<service>` database.
+    pub fn for_service(service: &str) -> Self {
+        Self {
+            url: format!("postgres://postgres@127.0.0.1:5432/ticketing_{service}"),
+            max_connections: 16,
+            acquire_timeout: Duration::from_secs(3),
+            migrate_on_start: true,
+        }
+    }
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self::for_service("service")
+    }
+}
+
+impl Validate for DatabaseConfig {
+    fn validate(&self, issues: &mut Vec<ConfigIssue>) {
+        if !(self.url.starts_with("postgres://") || self.url.starts_with("postgresql://")) {
+            issues.push(ConfigIssue::new("database.url", "must be a postgres:// URL"));
+        }
+        if self.max_connections == 0 {
+            issues.push(ConfigIssue::new("database.max_connections", "must be at least 1"));
+        }
+        if self.acquire_timeout.is_zero() {
+            issues.push(ConfigIssue::new("database.acquire_timeout", "must be positive"));
+        }
+    }
+}
 
 static PLATFORM: Migrator = sqlx::migrate!("./migrations");
 

@@ -24,7 +24,37 @@ use tokio::sync::mpsc::Sender;
 use tonic::transport::channel::Change;
 use tonic::transport::{Channel, Endpoint, Uri};
 
-use crate::config::DiscoveryConfig;
+use serde::{Deserialize, Serialize};
+
+use crate::config::{ConfigIssue, Validate};
+
+/// Where a service's gRPC clients find the pods of their peers.
+///
+/// When enabled and running in a Kubernetes pod (a service-account token and
+/// `KUBERNETES_SERVICE_HOST`), a client watches the EndpointSlices of the peer's Service
+/// (named by the host of the peer's URL) and balances each request over the ready pods;
+/// otherwise, and while no pod is ready, it calls the configured address.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DiscoveryConfig {
+    /// Watch EndpointSlices (needs list/watch on them; the chart grants it).
+    pub enabled: bool,
+    /// Namespace of peers whose URL does not name one; empty: the pod's own.
+    pub namespace: String,
+}
+
+impl Validate for DiscoveryConfig {
+    fn validate(&self, issues: &mut Vec<ConfigIssue>) {
+        let ns = &self.namespace;
+        let label = ns.len() <= 63
+            && ns.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !ns.starts_with('-')
+            && !ns.ends_with('-');
+        if !label {
+            issues.push(ConfigIssue::new("discovery.namespace", "must be empty or a Kubernetes namespace name"));
+        }
+    }
+}
 use crate::peers;
 
 /// The label that ties an EndpointSlice to its Service.

@@ -18,10 +18,6 @@ use tracing::Instrument;
 pub const LATENCY_BUCKETS: &[f64] =
     &[0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 
-/// Default of `telemetry.metrics_interval`.
-pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(10);
-/// Default of `telemetry.max_event_series`.
-pub const DEFAULT_MAX_EVENT_SERIES: usize = 50;
 /// The `event_id` of counters of events beyond the cap.
 pub const OTHER_EVENT: &str = "_other";
 
@@ -127,8 +123,8 @@ impl Metrics {
             dependency_up,
         };
         let settings = Settings {
-            interval_ms: AtomicU64::new(DEFAULT_INTERVAL.as_millis() as u64),
-            max_event_series: AtomicUsize::new(DEFAULT_MAX_EVENT_SERIES),
+            interval_ms: AtomicU64::new(crate::telemetry::DEFAULT_METRICS_INTERVAL.as_millis() as u64),
+            max_event_series: AtomicUsize::new(crate::telemetry::DEFAULT_MAX_EVENT_SERIES),
         };
         Self {
             registry,
@@ -144,7 +140,7 @@ impl Metrics {
 
     /// Applies `telemetry.metrics_interval` and `telemetry.max_event_series`; call it before
     /// starting the tasks that read them.
-    pub fn configure(&self, telemetry: &crate::config::TelemetryConfig) {
+    pub fn configure(&self, telemetry: &crate::telemetry::TelemetryConfig) {
         self.settings.interval_ms.store(telemetry.metrics_interval.as_millis().max(1) as u64, Ordering::Relaxed);
         self.settings.max_event_series.store(telemetry.max_event_series, Ordering::Relaxed);
     }

@@ -11,7 +11,7 @@ use tokio::sync::Mutex;
 use tonic::Status;
 use tonic::transport::{Channel, Endpoint};
 
-use crate::config::AuthConfig;
+use crate::auth::AuthConfig;
 use crate::telemetry::Traced;
 
 /// Metadata in which the edge (the gateway) tells identity the client address it derived

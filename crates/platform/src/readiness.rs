@@ -22,10 +22,6 @@ pub type Check = Arc<dyn Fn() -> BoxFuture<'static, anyhow::Result<()>> + Send +
 /// How long one check may take before it counts as failed.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Consecutive failed rounds of a gating check before the service turns unready, unless
-/// configured otherwise.
-pub const DEFAULT_FAILURE_THRESHOLD: u32 = 3;
-
 /// The named checks of one service and the latest verdict.
 #[derive(Clone)]
 pub struct Readiness {
@@ -58,7 +54,7 @@ impl Default for Readiness {
     fn default() -> Self {
         Self {
             checks: Vec::new(),
-            failure_threshold: DEFAULT_FAILURE_THRESHOLD,
+            failure_threshold: crate::config::DEFAULT_READINESS_FAILURE_THRESHOLD,
             verdict: Arc::default(),
             ready: Arc::default(),
             draining: Arc::default(),

@@ -15,7 +15,46 @@ use redis::aio::{ConnectionLike, MultiplexedConnection};
 use redis::{Cmd, Pipeline, RedisError, RedisFuture, RedisResult, Value};
 use tokio::sync::watch;
 
-use crate::config::RedisConfig;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::{ConfigIssue, Validate};
+
+/// Redis, for services that keep hot state there.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RedisConfig {
+    /// `redis://` or `rediss://` (TLS) URL.
+    pub url: String,
+    /// Prepended to every key, so several deployments (or tests) can share a server.
+    pub key_prefix: String,
+    /// PEM file of the CA that signs the server's certificate, for `rediss://` servers
+    /// whose CA is not in the system's store (Memorystore); unset: the system's CAs.
+    pub ca_file: Option<PathBuf>,
+}
+
+impl Default for RedisConfig {
+    fn default() -> Self {
+        Self { url: "redis://127.0.0.1:6379".into(), key_prefix: "ticketing:".into(), ca_file: None }
+    }
+}
+
+impl Validate for RedisConfig {
+    fn validate(&self, issues: &mut Vec<ConfigIssue>) {
+        if let Err(e) = redis::Client::open(self.url.as_str()) {
+            issues.push(ConfigIssue::new("redis.url", e.to_string()));
+        }
+        if let Some(path) = &self.ca_file {
+            if !self.url.starts_with("rediss://") {
+                issues.push(ConfigIssue::new("redis.ca_file", "needs a rediss:// redis.url"));
+            }
+            if let Err(e) = std::fs::read(path) {
+                issues.push(ConfigIssue::new("redis.ca_file", format!("cannot read {}: {e}", path.display())));
+            }
+        }
+    }
+}
 
 /// The longest wait for a reply, and for a connection attempt (TCP, TLS and handshake).
 const TIMEOUT: Duration = Duration::from_secs(2);

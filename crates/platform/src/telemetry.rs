@@ -23,7 +23,64 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
 
-use crate::config::TelemetryConfig;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::{ConfigIssue, Validate};
+
+/// Default of `telemetry.metrics_interval`.
+pub const DEFAULT_METRICS_INTERVAL: Duration = Duration::from_secs(10);
+/// Default of `telemetry.max_event_series`.
+pub const DEFAULT_MAX_EVENT_SERIES: usize = 50;
+
+/// Log filtering. Traces go to OTLP when `OTEL_EXPORTER_OTLP_ENDPOINT` is set.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TelemetryConfig {
+    /// An `EnvFilter` directive; `RUST_LOG` overrides it when set.
+    pub log_filter: String,
+    /// JSON logs (production) or human-readable ones (a developer's terminal).
+    pub log_json: bool,
+    /// How often gauges of shared state (outbox backlog, consumer lag, pool, seats) are sampled.
+    #[serde(with = "humantime_serde")]
+    pub metrics_interval: Duration,
+    /// Most events with per-event series (`event_id` label) per process; see
+    /// `docs/observability.md`. Further events count under `event_id="_other"`.
+    pub max_event_series: usize,
+    /// Share of the traces that start in this service that are recorded (0 to 1); a trace
+    /// that arrives keeps its caller's decision.
+    pub trace_sample_ratio: f64,
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        Self {
+            log_filter: "info".into(),
+            log_json: true,
+            metrics_interval: DEFAULT_METRICS_INTERVAL,
+            max_event_series: DEFAULT_MAX_EVENT_SERIES,
+            trace_sample_ratio: 1.0,
+        }
+    }
+}
+
+impl Validate for TelemetryConfig {
+    fn validate(&self, issues: &mut Vec<ConfigIssue>) {
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log_filter) {
+            issues.push(ConfigIssue::new("telemetry.log_filter", e.to_string()));
+        }
+        if self.metrics_interval < Duration::from_millis(100) || self.metrics_interval > Duration::from_secs(300) {
+            issues.push(ConfigIssue::new("telemetry.metrics_interval", "must be between 100ms and 5m"));
+        }
+        if self.max_event_series > 10_000 {
+            issues.push(ConfigIssue::new("telemetry.max_event_series", "must be at most 10,000"));
+        }
+        if !(0.0..=1.0).contains(&self.trace_sample_ratio) {
+            issues.push(ConfigIssue::new("telemetry.trace_sample_ratio", "must be between 0 and 1"));
+        }
+    }
+}
 
 /// The instrumentation scope of every span the services make.
 const SCOPE: &str = "ticketing";

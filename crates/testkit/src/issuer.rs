@@ -9,8 +9,8 @@ use jsonwebtoken::jwk::{
 use std::time::Duration;
 
 use jsonwebtoken::EncodingKey;
+use ticketing_platform::auth::AuthConfig;
 use ticketing_platform::auth::{Claims, Role, Scope, access_token_header};
-use ticketing_platform::config::AuthConfig;
 
 /// Issues access tokens and serves their JWKS.
 pub struct TestIssuer {

@@ -23,7 +23,9 @@ use rdkafka::message::OwnedMessage;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use sqlx::migrate::Migrator;
 use sqlx::{Connection as _, PgConnection, PgPool};
-use ticketing_platform::config::{DatabaseConfig, KafkaConfig, RedisConfig};
+use ticketing_platform::db::DatabaseConfig;
+use ticketing_platform::kafka::KafkaConfig;
+use ticketing_platform::redis::RedisConfig;
 use ticketing_platform::{Running, ShutdownHandle};
 
 /// The admin URL of the Postgres server tests create databases on.

@@ -7,7 +7,9 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 
-use ticketing_platform::config::{DatabaseConfig, KafkaConfig, RedisConfig};
+use ticketing_platform::db::DatabaseConfig;
+use ticketing_platform::kafka::KafkaConfig;
+use ticketing_platform::redis::RedisConfig;
 
 /// The path of a workspace binary next to the running test's: `target/<profile>/<name>`.
 /// Panics, saying how to build it, when it is missing.

@@ -3,11 +3,13 @@
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use ticketing_platform::auth::AuthConfig;
 use ticketing_platform::cli::ServiceConfig;
-use ticketing_platform::config::{
-    AuthConfig, ConfigIssue, DatabaseConfig, DiscoveryConfig, Environment, KafkaConfig, ServerConfig, TelemetryConfig,
-    Validate, check_http_url,
-};
+use ticketing_platform::config::{ConfigIssue, Environment, ServerConfig, Validate, check_http_url};
+use ticketing_platform::db::DatabaseConfig;
+use ticketing_platform::discovery::DiscoveryConfig;
+use ticketing_platform::kafka::KafkaConfig;
+use ticketing_platform::telemetry::TelemetryConfig;
 
 /// Booking's gRPC port; its admin port is this plus 1000.
 pub const GRPC_PORT: u16 = 50054;

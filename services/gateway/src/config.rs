@@ -4,12 +4,13 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use ticketing_platform::auth::AuthConfig;
 use ticketing_platform::cli::ServiceConfig;
 use ticketing_platform::coalesce::Batching;
-use ticketing_platform::config::{
-    AuthConfig, ConfigIssue, DiscoveryConfig, Environment, RedisConfig, ServerConfig, TelemetryConfig, Validate,
-    check_http_url,
-};
+use ticketing_platform::config::{ConfigIssue, Environment, ServerConfig, Validate, check_http_url};
+use ticketing_platform::discovery::DiscoveryConfig;
+use ticketing_platform::redis::RedisConfig;
+use ticketing_platform::telemetry::TelemetryConfig;
 
 /// The gateway's gRPC port (health only); its admin port is this plus 1000.
 pub const GRPC_PORT: u16 = 50050;
@@ -441,11 +442,11 @@ impl ServiceConfig for Config {
         &self.telemetry
     }
 
-    fn database(&self) -> Option<&ticketing_platform::config::DatabaseConfig> {
+    fn database(&self) -> Option<&ticketing_platform::db::DatabaseConfig> {
         None
     }
 
-    fn redis(&self) -> Option<&ticketing_platform::config::RedisConfig> {
+    fn redis(&self) -> Option<&ticketing_platform::redis::RedisConfig> {
         Some(&self.redis)
     }
 }

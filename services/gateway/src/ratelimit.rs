@@ -521,9 +521,9 @@ mod tests {
         connection: LazyConnection,
     }
 
-    fn limiter(redis: &ticketing_platform::config::RedisConfig) -> Limiter {
+    fn limiter(redis: &ticketing_platform::redis::RedisConfig) -> Limiter {
         let metrics = ticketing_platform::metrics::Metrics::new("test");
-        let verifier = Verifier::from_config(&ticketing_platform::config::AuthConfig::default());
+        let verifier = Verifier::from_config(&ticketing_platform::auth::AuthConfig::default());
         let connection = LazyConnection::connect(redis).unwrap();
         // A loaded CI machine can take longer than the production 100 ms; the maths is under test.
         let settings = RateLimits { redis_timeout: Duration::from_secs(5), ..RateLimits::default() };
@@ -613,7 +613,7 @@ mod tests {
     #[tokio::test]
     async fn limits_apply_again_soon_after_redis_restarts() {
         let mut server = ticketing_testkit::redis_server::PrivateRedis::start();
-        let config = ticketing_platform::config::RedisConfig {
+        let config = ticketing_platform::redis::RedisConfig {
             url: server.url.clone(),
             key_prefix: "test:".into(),
             ca_file: None,

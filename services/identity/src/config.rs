@@ -4,13 +4,15 @@
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use ticketing_platform::auth::AuthConfig;
 use ticketing_platform::auth::Scope;
 use ticketing_platform::cli::ServiceConfig;
-use ticketing_platform::config::{
-    AuthConfig, ConfigIssue, DatabaseConfig, Environment, KafkaConfig, RedisConfig, ServerConfig, TelemetryConfig,
-    Validate,
-};
+use ticketing_platform::config::{ConfigIssue, Environment, ServerConfig, Validate};
+use ticketing_platform::db::DatabaseConfig;
+use ticketing_platform::kafka::KafkaConfig;
+use ticketing_platform::redis::RedisConfig;
 use ticketing_platform::sealing::SealingConfig;
+use ticketing_platform::telemetry::TelemetryConfig;
 
 use crate::domain::throttle::LoginPolicy;
 
@@ -189,7 +191,7 @@ impl ServiceConfig for Config {
         Some(&self.database)
     }
 
-    fn redis(&self) -> Option<&ticketing_platform::config::RedisConfig> {
+    fn redis(&self) -> Option<&ticketing_platform::redis::RedisConfig> {
         Some(&self.redis)
     }
 }

@@ -5,8 +5,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use prometheus::{IntCounterVec, Opts};
 use sqlx::PgPool;
+use ticketing_platform::auth::AuthConfig;
 use ticketing_platform::auth::{Claims, Principal, Role, Scope};
-use ticketing_platform::config::AuthConfig;
 use ticketing_platform::kafka::outbox;
 use ticketing_proto::events::v1::{EmailVerificationRequested, RegistrationAttempted, UserRegistered, UserRoleChanged};
 

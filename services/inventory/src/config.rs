@@ -3,11 +3,14 @@
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use ticketing_platform::auth::AuthConfig;
 use ticketing_platform::cli::ServiceConfig;
 use ticketing_platform::coalesce::Batching;
-use ticketing_platform::config::{
-    AuthConfig, ConfigIssue, DatabaseConfig, KafkaConfig, RedisConfig, ServerConfig, TelemetryConfig, Validate,
-};
+use ticketing_platform::config::{ConfigIssue, ServerConfig, Validate};
+use ticketing_platform::db::DatabaseConfig;
+use ticketing_platform::kafka::KafkaConfig;
+use ticketing_platform::redis::RedisConfig;
+use ticketing_platform::telemetry::TelemetryConfig;
 
 /// Default gRPC port; the admin port is 1000 above.
 pub const GRPC_PORT: u16 = 50053;
@@ -128,7 +131,7 @@ impl ServiceConfig for Config {
         Some(&self.database)
     }
 
-    fn redis(&self) -> Option<&ticketing_platform::config::RedisConfig> {
+    fn redis(&self) -> Option<&ticketing_platform::redis::RedisConfig> {
         Some(&self.redis)
     }
 }

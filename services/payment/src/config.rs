@@ -4,10 +4,12 @@ use std::fmt;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use ticketing_platform::auth::AuthConfig;
 use ticketing_platform::cli::ServiceConfig;
-use ticketing_platform::config::{
-    AuthConfig, ConfigIssue, DatabaseConfig, Environment, KafkaConfig, ServerConfig, TelemetryConfig, Validate,
-};
+use ticketing_platform::config::{ConfigIssue, Environment, ServerConfig, Validate};
+use ticketing_platform::db::DatabaseConfig;
+use ticketing_platform::kafka::KafkaConfig;
+use ticketing_platform::telemetry::TelemetryConfig;
 
 /// Default gRPC port; the admin port is 1000 above.
 pub const GRPC_PORT: u16 = 50055;

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ticketing_platform::auth::Verifier;
-use ticketing_platform::config::DatabaseConfig;
+use ticketing_platform::db::DatabaseConfig;
 use ticketing_platform::idempotency::IdempotencyKeys;
 use ticketing_platform::kafka::consumer::Consumer;
 use ticketing_platform::kafka::outbox::Relay;

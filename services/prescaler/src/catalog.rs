@@ -10,7 +10,7 @@ use anyhow::Context as _;
 use prost::Message as _;
 use rdkafka::consumer::Consumer as _;
 use rdkafka::{Message as _, Offset, TopicPartitionList};
-use ticketing_platform::config::KafkaConfig;
+use ticketing_platform::kafka::KafkaConfig;
 use ticketing_platform::kafka::StreamConsumer;
 use ticketing_proto::events::v1::Envelope;
 use tokio_util::sync::CancellationToken;

@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use ticketing_platform::cli::ServiceConfig;
-use ticketing_platform::config::{ConfigIssue, KafkaConfig, ServerConfig, TelemetryConfig, Validate};
+use ticketing_platform::config::{ConfigIssue, ServerConfig, Validate};
+use ticketing_platform::kafka::KafkaConfig;
+use ticketing_platform::telemetry::TelemetryConfig;
 
 /// Default gRPC port (health only); the admin port is 1000 above.
 pub const GRPC_PORT: u16 = 50057;
@@ -139,7 +141,7 @@ impl ServiceConfig for Config {
         &self.telemetry
     }
 
-    fn database(&self) -> Option<&ticketing_platform::config::DatabaseConfig> {
+    fn database(&self) -> Option<&ticketing_platform::db::DatabaseConfig> {
         None
     }
 }

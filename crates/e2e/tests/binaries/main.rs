@@ -9,7 +9,7 @@ mod manifests;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use ticketing_platform::config::KafkaConfig;
+use ticketing_platform::kafka::KafkaConfig;
 use ticketing_testkit::process::{Restartable, Spec, binary, free_port};
 use ticketing_testkit::{TestDb, TestRedis};
 use tonic_health::pb::HealthCheckRequest;

@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 use ticketing_demo::api::{Account, Api, Urls, retry, unavailable};
 use ticketing_demo::plan::Person;
-use ticketing_platform::config::{KafkaConfig, RedisConfig};
+use ticketing_platform::kafka::KafkaConfig;
+use ticketing_platform::redis::RedisConfig;
 use ticketing_proto::identity::v1::Role;
 use ticketing_testkit::TestDb;
 use ticketing_testkit::broker::PrivateBroker;

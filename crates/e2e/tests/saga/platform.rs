@@ -121,7 +121,7 @@ pub struct Platform {
     pub booking_admin: String,
     /// What stands between the gateway and [`Options::proxied`].
     pub proxy: Option<Proxy>,
-    pub kafka: ticketing_platform::config::KafkaConfig,
+    pub kafka: ticketing_platform::kafka::KafkaConfig,
     pub admin: User,
     // Fields drop in order: services stop before their databases go.
     _services: Vec<Spawned>,
@@ -265,7 +265,7 @@ impl Platform {
 
         let mut config = ticketing_gateway::config::Config {
             server: ticketing_testkit::server_config(),
-            auth: ticketing_platform::config::AuthConfig {
+            auth: ticketing_platform::auth::AuthConfig {
                 client_id: "gateway".into(),
                 client_secret: GATEWAY_SECRET.into(),
                 ..auth.clone()

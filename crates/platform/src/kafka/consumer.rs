@@ -31,8 +31,8 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::config::{KafkaConfig, MAX_RETRY_BACKOFF};
 use crate::kafka::metrics::ConsumerGauges;
+use crate::kafka::{KafkaConfig, MAX_RETRY_BACKOFF};
 use crate::kafka::{Producer, StreamConsumer};
 use crate::metrics::Metrics;
 

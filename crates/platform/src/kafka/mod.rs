@@ -4,9 +4,10 @@ pub mod consumer;
 pub(crate) mod metrics;
 mod oauth;
 pub mod outbox;
+mod settings;
 
-pub use crate::config::OAuthBearer;
 pub use oauth::KafkaContext;
+pub use settings::{KafkaConfig, MAX_RETRY_BACKOFF, OAuthBearer};
 
 use std::time::Duration;
 
@@ -18,8 +19,6 @@ use rdkafka::error::KafkaResult;
 use rdkafka::message::{BorrowedHeaders, Headers as _, OwnedHeaders};
 use rdkafka::producer::FutureProducer;
 use rdkafka::types::RDKafkaErrorCode;
-
-use crate::config::KafkaConfig;
 
 /// Suffix of the dead-letter topic of every consumed topic.
 pub const DLQ_SUFFIX: &str = ".dlq";

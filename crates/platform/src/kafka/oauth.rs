@@ -18,7 +18,7 @@ use rdkafka::client::OAuthToken;
 use rdkafka::consumer::ConsumerContext;
 use serde::Deserialize;
 
-use crate::config::{KafkaConfig, OAuthBearer};
+use crate::kafka::{KafkaConfig, OAuthBearer};
 
 /// The context of every Kafka client the platform makes: it answers librdkafka's token
 /// refreshes when `kafka.oauthbearer` is set (librdkafka asks only under `OAUTHBEARER`).

@@ -63,12 +63,7 @@ struct Row {
 
 impl Relay {
     /// A relay draining `pool`'s outbox through `producer`.
-    pub fn new(
-        pool: PgPool,
-        producer: super::Producer,
-        config: &crate::config::KafkaConfig,
-        metrics: &Metrics,
-    ) -> Self {
+    pub fn new(pool: PgPool, producer: super::Producer, config: &crate::kafka::KafkaConfig, metrics: &Metrics) -> Self {
         Self {
             pool,
             producer,

@@ -3,7 +3,8 @@
 
 use sqlx::{Connection as _, PgConnection};
 use ticketing_platform::access::{REDIS_KEYSPACES, bootstrap_database, bootstrap_redis};
-use ticketing_platform::config::{DatabaseConfig, RedisConfig};
+use ticketing_platform::db::DatabaseConfig;
+use ticketing_platform::redis::RedisConfig;
 use ticketing_testkit::{TestDb, database_url, redis_url, unique};
 
 /// `url` with its database replaced by `database`.

@@ -11,10 +11,10 @@ use ed25519_dalek::pkcs8::EncodePrivateKey as _;
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use ticketing_platform::App;
+use ticketing_platform::auth::AuthConfig;
 use ticketing_platform::auth::{
     AuthError, Claims, JwksSource, Principal, Role, Verifier, access_token_header, with_bearer,
 };
-use ticketing_platform::config::AuthConfig;
 use ticketing_testkit as testkit;
 use tonic::service::Routes;
 use tonic_health::pb::HealthCheckRequest;

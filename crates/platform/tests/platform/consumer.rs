@@ -10,11 +10,12 @@ use rdkafka::Message as _;
 use rdkafka::producer::FutureRecord;
 use sqlx::PgConnection;
 use ticketing_platform::App;
-use ticketing_platform::config::{KafkaConfig, TelemetryConfig};
 use ticketing_platform::events::envelope;
+use ticketing_platform::kafka::KafkaConfig;
 use ticketing_platform::kafka::consumer::{Consumer, HandleError, Handler};
 use ticketing_platform::kafka::{self, DLQ_SUFFIX};
 use ticketing_platform::metrics::Metrics;
+use ticketing_platform::telemetry::TelemetryConfig;
 use ticketing_proto::events::v1::{Envelope, UserRegistered};
 use ticketing_testkit::broker::PrivateBroker;
 use ticketing_testkit::{self as testkit, TestDb};
@@ -364,7 +365,7 @@ fn gauge(metrics: &Metrics, name: &str, labels: &[(&str, &str)]) -> Option<i64> 
 async fn lag_counts_unconsumed_messages_and_the_dlq_its_messages() {
     let h = Harness::new().await;
     let metrics = Metrics::new("test");
-    let telemetry = ticketing_platform::config::TelemetryConfig {
+    let telemetry = ticketing_platform::telemetry::TelemetryConfig {
         metrics_interval: Duration::from_millis(100),
         ..Default::default()
     };

@@ -18,7 +18,7 @@ use axum::response::{IntoResponse, Response};
 use k8s_openapi::api::discovery::v1::{Endpoint, EndpointConditions, EndpointPort, EndpointSlice};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde_json::{Value, json};
-use ticketing_platform::config::DiscoveryConfig;
+use ticketing_platform::discovery::DiscoveryConfig;
 use ticketing_platform::discovery::{Discovery, SERVICE_NAME_LABEL};
 use tokio::net::TcpListener;
 use tonic::transport::Channel;

@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use prost::Message as _;
 use rdkafka::Message as _;
-use ticketing_platform::config::KafkaConfig;
 use ticketing_platform::events::envelope;
 use ticketing_platform::kafka;
+use ticketing_platform::kafka::KafkaConfig;
 use ticketing_platform::kafka::outbox::{Relay, enqueue};
 use ticketing_platform::metrics::Metrics;
 use ticketing_proto::events::v1::{Envelope, UserRegistered};
@@ -187,7 +187,7 @@ async fn the_backlog_and_its_oldest_row_age_while_the_broker_is_unreachable() {
     tx.commit().await.unwrap();
 
     let metrics = Metrics::new("test");
-    let telemetry = ticketing_platform::config::TelemetryConfig {
+    let telemetry = ticketing_platform::telemetry::TelemetryConfig {
         metrics_interval: Duration::from_millis(200),
         ..Default::default()
     };

@@ -5,9 +5,10 @@
 use std::time::{Duration, Instant};
 
 use redis::aio::ConnectionLike;
-use ticketing_platform::config::{RedisConfig, TelemetryConfig};
 use ticketing_platform::metrics::Metrics;
+use ticketing_platform::redis::RedisConfig;
 use ticketing_platform::redis::{Connection, LazyConnection};
+use ticketing_platform::telemetry::TelemetryConfig;
 use ticketing_testkit::redis_server::PrivateRedis;
 use tokio_util::sync::CancellationToken;
 

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use rdkafka::Message as _;
 use rdkafka::message::{Headers as _, OwnedMessage};
-use ticketing_platform::config::KafkaConfig;
+use ticketing_platform::kafka::KafkaConfig;
 use ticketing_platform::metrics::Metrics;
 use ticketing_testkit as testkit;
 pub use ticketing_testkit::eventually;

@@ -15,7 +15,10 @@ use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, Consumer as _};
 use sqlx::Connection as _;
-use ticketing_platform::config::{ConfigIssue, DatabaseConfig, KafkaConfig, RedisConfig, Validate};
+use ticketing_platform::config::{ConfigIssue, Validate};
+use ticketing_platform::db::DatabaseConfig;
+use ticketing_platform::kafka::KafkaConfig;
+use ticketing_platform::redis::RedisConfig;
 use ticketing_platform::{db, kafka};
 use ticketing_testkit as testkit;
 

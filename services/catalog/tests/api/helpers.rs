@@ -8,7 +8,7 @@ use prost::Message as _;
 use rdkafka::Message as _;
 use ticketing_catalog::config::Config;
 use ticketing_platform::auth::Role;
-use ticketing_platform::config::KafkaConfig;
+use ticketing_platform::kafka::KafkaConfig;
 use ticketing_proto::catalog::v1 as pb;
 use ticketing_proto::catalog::v1::catalog_client::CatalogClient;
 use ticketing_proto::common::v1::Money;

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use ticketing_identity::config::Config;
-use ticketing_platform::config::KafkaConfig;
+use ticketing_platform::kafka::KafkaConfig;
 use ticketing_proto::identity::v1 as pb;
 use ticketing_proto::identity::v1::identity_client::IdentityClient;
 use ticketing_testkit::{Spawned, TestDb, TestRedis};

@@ -7,7 +7,7 @@ use prost::Message as _;
 use rdkafka::producer::FutureRecord;
 use ticketing_inventory::config::Config;
 use ticketing_platform::auth::{Role, Scope};
-use ticketing_platform::config::KafkaConfig;
+use ticketing_platform::kafka::KafkaConfig;
 use ticketing_proto::events::v1 as ev;
 use ticketing_proto::inventory::v1 as pb;
 use ticketing_proto::inventory::v1::inventory_client::InventoryClient;

@@ -8,7 +8,7 @@ use rdkafka::producer::FutureRecord;
 use sqlx::Connection as _;
 use ticketing_notification::config::Config;
 use ticketing_platform::auth::{Role, Scope};
-use ticketing_platform::config::KafkaConfig;
+use ticketing_platform::kafka::KafkaConfig;
 use ticketing_platform::sealing::{SealedKeys, Sealer, SealingConfig};
 use ticketing_proto::common::v1::Money;
 use ticketing_proto::events::v1 as ev;

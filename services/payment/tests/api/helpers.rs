@@ -8,7 +8,7 @@ use rdkafka::Message as _;
 use rdkafka::producer::FutureRecord;
 use ticketing_payment::config::Config;
 use ticketing_platform::auth::{Role, Scope};
-use ticketing_platform::config::KafkaConfig;
+use ticketing_platform::kafka::KafkaConfig;
 use ticketing_proto::common::v1::Money;
 use ticketing_proto::events::v1 as ev;
 use ticketing_proto::payment::v1 as pb;
