@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer as _};
@@ -65,11 +65,10 @@ impl PrivateBroker {
         self.child = Some(child);
         let consumer: BaseConsumer =
             ClientConfig::new().set("bootstrap.servers", &self.address).create().expect("a metadata client");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while consumer.fetch_metadata(None, Duration::from_secs(1)).is_err() {
-            assert!(Instant::now() < deadline, "the private broker at {} never answered", self.address);
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        let what = format!("the private broker at {} to answer", self.address);
+        crate::eventually_blocking(&what, Duration::from_secs(30), Duration::from_millis(100), || {
+            consumer.fetch_metadata(None, Duration::from_secs(1)).map(drop)
+        });
     }
 
     /// Freezes the broker (SIGSTOP), as a stalled node or a partition would: its sockets stay

@@ -48,19 +48,87 @@ pub fn unique() -> String {
     uuid::Uuid::new_v4().simple().to_string()[..16].to_owned()
 }
 
-/// Polls `probe` every 20 ms until it yields `Some`, panicking with `what` after `timeout`.
-pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut probe: F) -> T
+/// How often [`eventually`] probes.
+pub const POLL: Duration = Duration::from_millis(20);
+
+/// What a probe of [`eventually`] answers: `Some(value)` or `Ok(value)` once the fact
+/// waited for holds; `None`, or `Err(seen)` naming what it saw instead, until then.
+pub trait Outcome {
+    /// What the wait returns.
+    type Value;
+    /// The value, or what was seen instead (if the probe says).
+    fn settled(self) -> Result<Self::Value, Option<String>>;
+}
+
+impl<T> Outcome for Option<T> {
+    type Value = T;
+    fn settled(self) -> Result<T, Option<String>> {
+        self.ok_or(None)
+    }
+}
+
+impl<T, E: std::fmt::Display> Outcome for Result<T, E> {
+    type Value = T;
+    fn settled(self) -> Result<T, Option<String>> {
+        self.map_err(|seen| Some(seen.to_string()))
+    }
+}
+
+/// Polls `probe` every [`POLL`] until it yields `Some` or `Ok`, panicking with `what` after
+/// `timeout`, and with what the last probe saw if it answered `Err`.
+pub async fn eventually<O, F, Fut>(what: &str, timeout: Duration, probe: F) -> O::Value
 where
+    O: Outcome,
     F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
+    Fut: Future<Output = O>,
+{
+    eventually_every(what, timeout, POLL, probe).await
+}
+
+/// [`eventually`], probing every `every`: for probes too costly to run every 20 ms (a
+/// rate-limited gateway, a whole platform on a small machine).
+pub async fn eventually_every<O, F, Fut>(what: &str, timeout: Duration, every: Duration, mut probe: F) -> O::Value
+where
+    O: Outcome,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = O>,
 {
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
-        if let Some(value) = probe().await {
-            return value;
+        let seen = match probe().await.settled() {
+            Ok(value) => return value,
+            Err(seen) => seen,
+        };
+        if tokio::time::Instant::now() >= deadline {
+            timed_out(what, timeout, seen);
         }
-        assert!(tokio::time::Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        tokio::time::sleep(every).await;
+    }
+}
+
+/// [`eventually_every`] for a blocking probe, on a thread that may block.
+pub fn eventually_blocking<O, F>(what: &str, timeout: Duration, every: Duration, mut probe: F) -> O::Value
+where
+    O: Outcome,
+    F: FnMut() -> O,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        let seen = match probe().settled() {
+            Ok(value) => return value,
+            Err(seen) => seen,
+        };
+        if Instant::now() >= deadline {
+            timed_out(what, timeout, seen);
+        }
+        std::thread::sleep(every);
+    }
+}
+
+fn timed_out(what: &str, timeout: Duration, seen: Option<String>) -> ! {
+    match seen {
+        Some(seen) => panic!("timed out after {timeout:?} waiting for {what}; last seen: {seen}"),
+        None => panic!("timed out after {timeout:?} waiting for {what}"),
     }
 }
 

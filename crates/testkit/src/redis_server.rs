@@ -3,7 +3,7 @@
 //! and restart is a Redis pod restarting on its volume: connections drop, data stays.
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::process::{Restartable, Spec};
 
@@ -46,17 +46,17 @@ impl PrivateRedis {
     }
 
     fn wait_answers(&self) {
-        let deadline = Instant::now() + Duration::from_secs(30);
         let client = redis::Client::open(self.url.as_str()).expect("a valid Redis URL");
-        loop {
-            let pong: Option<String> =
-                client.get_connection().ok().and_then(|mut c| redis::cmd("PING").query(&mut c).ok());
-            if pong.is_some() {
-                return;
-            }
-            assert!(Instant::now() < deadline, "the private Redis never answered:\n{}", self.process.output());
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        crate::eventually_blocking(
+            "the private Redis to answer",
+            Duration::from_secs(30),
+            Duration::from_millis(50),
+            || {
+                let pong: Option<String> =
+                    client.get_connection().ok().and_then(|mut c| redis::cmd("PING").query(&mut c).ok());
+                pong.ok_or_else(|| format!("no PONG; its output:\n{}", self.process.output()))
+            },
+        );
     }
 }
 

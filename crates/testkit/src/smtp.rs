@@ -4,7 +4,7 @@
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use mail_parser::MimeHeaders as _;
 use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
@@ -58,17 +58,11 @@ impl SmtpSink {
 
     /// Listens again on the same port.
     pub async fn resume(&self) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let listener = loop {
-            match TcpListener::bind(self.addr).await {
-                Ok(listener) => break listener,
-                Err(e) if Instant::now() < deadline => {
-                    eprintln!("rebinding the SMTP sink: {e}");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-                Err(e) => panic!("rebinding the SMTP sink on {}: {e}", self.addr),
-            }
-        };
+        let what = format!("the SMTP sink to rebind {}", self.addr);
+        let listener = crate::eventually_every(&what, Duration::from_secs(10), Duration::from_millis(100), || async {
+            TcpListener::bind(self.addr).await.inspect_err(|e| eprintln!("rebinding the SMTP sink: {e}"))
+        })
+        .await;
         *self.server.lock().unwrap() = Some(tokio::spawn(serve(listener, self.inbox.clone())));
     }
 
@@ -213,11 +207,12 @@ pub fn emails_to(smtp: &SmtpSink, address: &str) -> Vec<Email> {
 
 /// Waits for `n` emails to `address`, then a little longer to catch any extra one.
 pub async fn wait_for_emails(smtp: &SmtpSink, address: &str, n: usize) -> Vec<Email> {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while emails_to(smtp, address).len() < n {
-        assert!(Instant::now() < deadline, "expected {n} emails to {address}, got {:?}", emails_to(smtp, address));
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let what = format!("{n} emails to {address}");
+    crate::eventually_every(&what, Duration::from_secs(60), Duration::from_millis(50), || async {
+        let emails = emails_to(smtp, address);
+        if emails.len() >= n { Ok(()) } else { Err(format!("{emails:?}")) }
+    })
+    .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     emails_to(smtp, address)
 }
