@@ -1,7 +1,7 @@
 //! Spawning the catalog in-process against a fresh database and topic namespace, with a
 //! token issuer standing in for identity.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use prost::Message as _;
@@ -13,7 +13,7 @@ use ticketing_proto::catalog::v1 as pb;
 use ticketing_proto::catalog::v1::catalog_client::CatalogClient;
 use ticketing_proto::common::v1::Money;
 use ticketing_proto::events::v1::Envelope;
-use ticketing_testkit::{Spawned, TestDb, TestIssuer};
+use ticketing_testkit::{Spawned, TestDb, TestIssuer, eventually};
 use tonic::transport::Channel;
 use tonic::{Code, Status};
 use tonic_types::StatusExt as _;
@@ -256,15 +256,11 @@ impl TestApp {
 
     /// Waits for the relay to drain the outbox, then reads every envelope on `catalog.events`.
     pub async fn published_envelopes(&self, min: usize) -> Vec<(String, Envelope)> {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
+        eventually("the outbox rows to be published", Duration::from_secs(60), || async {
             let left: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox").fetch_one(&self.db.pool).await.unwrap();
-            if left == 0 {
-                break;
-            }
-            assert!(Instant::now() < deadline, "{left} outbox rows never published");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+            if left == 0 { Ok(()) } else { Err(format!("{left} rows left")) }
+        })
+        .await;
         let (kafka, topic) = (self.kafka.clone(), self.kafka.topic("catalog.events"));
         let messages = tokio::task::spawn_blocking(move || {
             ticketing_testkit::read_topic(&kafka, &topic, min, Duration::from_secs(30))

@@ -1,10 +1,12 @@
 //! The event lifecycle: DRAFT → PUBLISHED → ON_SALE → CLOSED, CANCELLED from the first three,
 //! every other step refused with FAILED_PRECONDITION naming the current status.
 
-use std::time::{Duration, Instant};
+use std::cell::RefCell;
+use std::time::Duration;
 
 use chrono::Utc;
 use ticketing_proto::catalog::v1 as pb;
+use ticketing_testkit::eventually;
 use tonic::{Code, Status};
 
 use crate::helpers::{TestApp, Who, in_hours, spawn_app, ts};
@@ -185,16 +187,17 @@ async fn the_scheduler_starts_and_closes_sales_on_time() {
     app.ga_category(Who::OrganizerA, &draft.id, "Standing", 100).await;
     app.publish(Who::OrganizerA, &draft.id).await.unwrap();
 
-    let mut seen = vec![pb::EventStatus::Published as i32];
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while *seen.last().unwrap() != pb::EventStatus::Closed as i32 {
-        assert!(Instant::now() < deadline, "the scheduler never closed the sale: {seen:?}");
+    let seen = RefCell::new(vec![pb::EventStatus::Published as i32]);
+    eventually("the scheduler to close the sale", Duration::from_secs(30), || async {
         let status = app.get_event(Who::Anonymous, &draft.id).await.unwrap().status;
+        let mut seen = seen.borrow_mut();
         if status != *seen.last().unwrap() {
             seen.push(status);
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        if status == pb::EventStatus::Closed as i32 { Ok(()) } else { Err(format!("{seen:?}")) }
+    })
+    .await;
+    let seen = seen.into_inner();
     let expected = [pb::EventStatus::Published, pb::EventStatus::OnSale, pb::EventStatus::Closed].map(|s| s as i32);
     assert_eq!(seen, expected);
     assert!(Utc::now() >= now + chrono::Duration::seconds(6), "closed before sale_ends_at");

@@ -1,13 +1,14 @@
 //! `UserRegistered` reaches `identity.events` exactly once, however many relays run.
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use prost::{Message as _, Name as _};
 use rdkafka::Message as _;
 use ticketing_platform::kafka::outbox::Relay;
 use ticketing_platform::metrics::Metrics;
 use ticketing_proto::events::v1::{Envelope, UserRegistered};
+use ticketing_testkit::eventually;
 use tokio_util::sync::CancellationToken;
 
 use crate::helpers::{email, spawn_app};
@@ -24,15 +25,11 @@ async fn user_registered_is_published_exactly_once_with_two_relays_at_once() {
     let emails: Vec<String> = (0..20).map(|_| email()).collect();
     let users = futures::future::join_all(emails.iter().map(|e| app.register(e))).await;
 
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
+    eventually("the outbox rows to be published", Duration::from_secs(30), || async {
         let left: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox").fetch_one(&app.db.pool).await.unwrap();
-        if left == 0 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "{left} outbox rows never published");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        if left == 0 { Ok(()) } else { Err(format!("{left} rows left")) }
+    })
+    .await;
     stop.cancel();
     racing.await.unwrap().unwrap();
 
