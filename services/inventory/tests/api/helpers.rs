@@ -1,7 +1,7 @@
 //! Spawning inventory in-process, publishing stock through Kafka, and the invariant checks.
 
 use std::collections::{HashMap, HashSet};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use prost::Message as _;
 use rdkafka::producer::FutureRecord;
@@ -11,7 +11,7 @@ use ticketing_platform::kafka::KafkaConfig;
 use ticketing_proto::events::v1 as ev;
 use ticketing_proto::inventory::v1 as pb;
 use ticketing_proto::inventory::v1::inventory_client::InventoryClient;
-use ticketing_testkit::{Spawned, TestDb, TestIssuer, TestRedis};
+use ticketing_testkit::{Spawned, TestDb, TestIssuer, TestRedis, eventually};
 use tonic::transport::Channel;
 
 pub struct TestApp {
@@ -137,11 +137,8 @@ impl TestApp {
     /// Publishes the fixture and waits until inventory has its stock.
     pub async fn stock(&self, fixture: &Fixture, event: &ev::EventPublished) {
         self.publish(fixture.event, event).await;
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while self.availability(fixture.event).await.is_err() {
-            assert!(Instant::now() < deadline, "stock for {} never appeared", fixture.event);
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let what = format!("stock for {}", fixture.event);
+        eventually(&what, Duration::from_secs(30), || self.availability(fixture.event)).await;
     }
 
     pub async fn availability(&self, event: uuid::Uuid) -> Result<pb::AvailabilityResponse, tonic::Status> {
@@ -198,16 +195,12 @@ impl TestApp {
 
     /// Waits until no hold of the event is live (every one confirmed or ended).
     pub async fn wait_until_nothing_held(&self, event: uuid::Uuid, within: Duration) {
-        let deadline = Instant::now() + within;
-        loop {
+        eventually("nothing held", within, || async {
             let held: u32 =
                 self.availability(event).await.expect("availability").categories.iter().map(|c| c.held).sum();
-            if held == 0 {
-                return;
-            }
-            assert!(Instant::now() < deadline, "{held} tickets still held after {within:?}");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+            if held == 0 { Ok(()) } else { Err(format!("{held} tickets still held")) }
+        })
+        .await;
     }
 
     /// The invariants of the architecture, checked between Redis and the ledger:

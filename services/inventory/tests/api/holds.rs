@@ -10,6 +10,7 @@ use ticketing_platform::auth::Scope;
 use ticketing_platform::status::refusal_reason;
 use ticketing_proto::events::v1 as ev;
 use ticketing_proto::inventory::v1 as pb;
+use ticketing_testkit::eventually;
 use tonic::Code;
 
 use crate::helpers::{Fixture, best, ga, seats, spawn_app, spawn_with};
@@ -263,15 +264,11 @@ async fn a_hold_ends_exactly_once_and_its_events_say_how() {
     // Read only once everything is relayed: tansu's SQLite storage can starve a produce
     // while a consumer long-polls the same partition, and the read would then wait for
     // itself.
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    loop {
+    eventually("the announcements to be relayed", Duration::from_secs(60), || async {
         let left: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox").fetch_one(&app.db.pool).await.unwrap();
-        if left == 0 {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "{left} announcements never relayed");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        if left == 0 { Ok(()) } else { Err(format!("{left} left")) }
+    })
+    .await;
     let messages = ticketing_testkit::read_topic(&app.kafka, &topic, 4, Duration::from_secs(60));
     let mut seen: HashMap<(String, String), usize> = HashMap::new();
     for m in &messages {
@@ -330,19 +327,12 @@ async fn replaying_event_published_changes_nothing() {
 
     // The same event again, in a new envelope (a republish, not a redelivery).
     app.publish(fixture.event, &published).await;
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    let consumed = loop {
+    eventually("the republished event to be consumed", Duration::from_secs(30), || async {
         let processed: i64 =
             sqlx::query_scalar("SELECT count(*) FROM processed_events").fetch_one(&app.db.pool).await.unwrap();
-        if processed == 2 {
-            break true;
-        }
-        if std::time::Instant::now() > deadline {
-            break false;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    assert!(consumed, "the republished event was never consumed");
+        if processed == 2 { Ok(()) } else { Err(format!("{processed} processed events")) }
+    })
+    .await;
     let a = app.availability(fixture.event).await.unwrap();
     assert_eq!(counts(&a, fixture.ga), (8, 0, 2), "stock and sales are untouched");
     let categories: i64 = sqlx::query_scalar("SELECT count(*) FROM categories WHERE event_id = $1")

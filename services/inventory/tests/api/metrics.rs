@@ -3,6 +3,7 @@
 use ticketing_inventory::adapters::stock::Stock;
 use ticketing_inventory::stock_metrics::StockMetrics;
 use ticketing_platform::metrics::Metrics;
+use ticketing_testkit::eventually;
 
 use crate::helpers::{Fixture, ga, seats, spawn_app};
 
@@ -53,19 +54,15 @@ async fn events_whose_sale_ended_over_an_hour_ago_have_no_stock_series() {
     let day = std::time::Duration::from_secs(86_400);
     app.publish(fixture.event, &fixture.published((now - 2 * day, now - day))).await;
     // The consumer stores the event; then the sampler leaves it out.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    loop {
+    eventually("the event to reach the ledger", std::time::Duration::from_secs(30), || async {
         let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM events WHERE event_id = $1")
             .bind(fixture.event)
             .fetch_one(&app.db.pool)
             .await
             .unwrap();
-        if stored == 1 {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "the event never reached the ledger");
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+        (stored == 1).then_some(())
+    })
+    .await;
     let metrics = Metrics::new("inventory");
     let redis = ticketing_platform::redis::connect(&app.redis.config).await.expect("redis");
     let mut sampler = StockMetrics::new(app.db.pool.clone(), Stock::new(redis, &app.redis.config.key_prefix), &metrics);
