@@ -116,7 +116,7 @@ async fn refunded_and_cancelled_bookings_revoke_their_tickets() {
     app.publish(BOOKING, &cancel.booking_id, &cancel).await;
 
     for (owner, booking) in [(buyer.id, &refunded_booking), (other_buyer.id, &cancelled_booking)] {
-        app.wait_until("the tickets to be revoked", || async {
+        eventually("the tickets to be revoked", WAIT, || async {
             let tickets = app.tickets(owner, &[Role::User], booking_id(booking)).await.unwrap();
             tickets.iter().all(|t| t.status == pb::TicketStatus::Revoked as i32).then_some(())
         })
@@ -225,7 +225,7 @@ async fn a_refund_request_revokes_the_tickets() {
         ..Default::default()
     };
     app.publish(BOOKING, &confirmed.booking_id, &requested).await;
-    app.wait_until("the tickets to be revoked", || async {
+    eventually("the tickets to be revoked", WAIT, || async {
         let tickets = app.tickets(buyer.id, &[Role::User], booking_id(&confirmed)).await.unwrap();
         tickets.iter().all(|t| t.status == pb::TicketStatus::Revoked as i32).then_some(())
     })

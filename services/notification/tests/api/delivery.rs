@@ -67,7 +67,7 @@ async fn every_event_delivered_twice_and_out_of_order_sends_each_email_once() {
     }
 
     // records: 1 user + 1 event + 5 booking events; booking emails: 5; payment emails: 1; all twice.
-    app.wait_until("every message to be consumed", || async { (consumed(&app).await >= 26).then_some(()) }).await;
+    eventually("every message to be consumed", WAIT, || async { (consumed(&app).await >= 26).then_some(()) }).await;
     let emails = wait_for_emails(&app.smtp, &buyer.email, 5).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let emails_after = emails_to(&app.smtp, &buyer.email);
@@ -117,23 +117,21 @@ async fn an_smtp_outage_is_retried_until_the_email_is_sent() {
     let buyer = Buyer::new("outage");
     let envelope = app.publish(IDENTITY, &buyer.id.to_string(), &buyer.registered()).await;
 
-    let retrying = app
-        .wait_until("RETRYING after two failed attempts", || async {
-            let deliveries = app.deliveries_of(&envelope).await;
-            deliveries.into_iter().find(|d| d.status == pb::DeliveryStatus::Retrying as i32 && d.attempts >= 2)
-        })
-        .await;
+    let retrying = eventually("RETRYING after two failed attempts", WAIT, || async {
+        let deliveries = app.deliveries_of(&envelope).await;
+        deliveries.into_iter().find(|d| d.status == pb::DeliveryStatus::Retrying as i32 && d.attempts >= 2)
+    })
+    .await;
     assert!(!retrying.last_error.is_empty(), "the failure is recorded");
     assert!(retrying.sent_at.is_none());
     assert!(app.smtp.messages().is_empty());
 
     app.smtp.resume().await;
-    let sent = app
-        .wait_until("SENT once the server is back", || async {
-            let deliveries = app.deliveries_of(&envelope).await;
-            deliveries.into_iter().find(|d| d.status == pb::DeliveryStatus::Sent as i32)
-        })
-        .await;
+    let sent = eventually("SENT once the server is back", WAIT, || async {
+        let deliveries = app.deliveries_of(&envelope).await;
+        deliveries.into_iter().find(|d| d.status == pb::DeliveryStatus::Sent as i32)
+    })
+    .await;
     assert!(sent.attempts > retrying.attempts, "{} attempts", sent.attempts);
     assert!(sent.sent_at.is_some());
     let emails = wait_for_emails(&app.smtp, &buyer.email, 1).await;
@@ -151,12 +149,11 @@ async fn a_delivery_gives_up_after_its_attempts() {
     app.smtp.stop().await;
     let buyer = Buyer::new("giveup");
     let envelope = app.publish(IDENTITY, &buyer.id.to_string(), &buyer.registered()).await;
-    let failed = app
-        .wait_until("FAILED", || async {
-            let deliveries = app.deliveries_of(&envelope).await;
-            deliveries.into_iter().find(|d| d.status == pb::DeliveryStatus::Failed as i32)
-        })
-        .await;
+    let failed = eventually("FAILED", WAIT, || async {
+        let deliveries = app.deliveries_of(&envelope).await;
+        deliveries.into_iter().find(|d| d.status == pb::DeliveryStatus::Failed as i32)
+    })
+    .await;
     assert_eq!(failed.attempts, 2);
     assert!(!failed.last_error.is_empty());
     app.smtp.resume().await;
@@ -227,7 +224,7 @@ async fn a_delivery_claimed_by_a_replica_that_died_is_sent_once_its_lease_ends()
     app.smtp.stop().await;
     let buyer = Buyer::new("lease");
     let envelope = app.publish(IDENTITY, &buyer.id.to_string(), &buyer.registered()).await;
-    app.wait_until("a first failed attempt", || async {
+    eventually("a first failed attempt", WAIT, || async {
         let deliveries = app.deliveries_of(&envelope).await;
         deliveries.into_iter().find(|d| d.status == pb::DeliveryStatus::Retrying as i32)
     })
@@ -243,12 +240,11 @@ async fn a_delivery_claimed_by_a_replica_that_died_is_sent_once_its_lease_ends()
     .await
     .unwrap();
     app.smtp.resume().await;
-    let sent = app
-        .wait_until("SENT after the lease", || async {
-            let deliveries = app.deliveries_of(&envelope).await;
-            deliveries.into_iter().find(|d| d.status == pb::DeliveryStatus::Sent as i32)
-        })
-        .await;
+    let sent = eventually("SENT after the lease", WAIT, || async {
+        let deliveries = app.deliveries_of(&envelope).await;
+        deliveries.into_iter().find(|d| d.status == pb::DeliveryStatus::Sent as i32)
+    })
+    .await;
     let sent_at = sent.sent_at.unwrap();
     let sent_at = chrono::DateTime::from_timestamp(sent_at.seconds, sent_at.nanos as u32).unwrap();
     assert!(sent_at >= lease_end, "sent at {sent_at}, while another replica's claim held until {lease_end}");
@@ -261,12 +257,12 @@ async fn an_email_sent_while_postgres_goes_away_is_recorded_once_it_returns_and_
     let buyer = Buyer::new("pgoutage");
     let accepting = app.smtp.hold_acceptance().await;
     let envelope = app.publish(IDENTITY, &buyer.id.to_string(), &buyer.registered()).await;
-    app.wait_until("the email mid-send", || async { (!app.smtp.messages().is_empty()).then_some(()) }).await;
+    eventually("the email mid-send", WAIT, || async { (!app.smtp.messages().is_empty()).then_some(()) }).await;
 
     // Postgres goes away between the server's acceptance and the record of SENT, for 3 s.
     app.allow_database_connections(false).await;
     drop(accepting);
-    app.wait_until("the send's outcome", || async {
+    eventually("the send's outcome", WAIT, || async {
         let (_, metrics) = app.admin_get("/metrics").await;
         metrics
             .lines()
@@ -277,12 +273,11 @@ async fn an_email_sent_while_postgres_goes_away_is_recorded_once_it_returns_and_
     tokio::time::sleep(Duration::from_secs(3)).await;
     app.allow_database_connections(true).await;
 
-    let sent = app
-        .wait_until("SENT", || async {
-            let deliveries = app.deliveries_of(&envelope).await;
-            deliveries.into_iter().find(|d| d.status == pb::DeliveryStatus::Sent as i32)
-        })
-        .await;
+    let sent = eventually("SENT", WAIT, || async {
+        let deliveries = app.deliveries_of(&envelope).await;
+        deliveries.into_iter().find(|d| d.status == pb::DeliveryStatus::Sent as i32)
+    })
+    .await;
     assert_eq!(sent.attempts, 1, "recorded by the attempt that sent it");
     assert_eq!(wait_for_emails(&app.smtp, &buyer.email, 1).await.len(), 1);
 }
@@ -321,27 +316,28 @@ async fn a_send_that_could_outlast_its_claim_is_given_back_and_claimed_again_at_
         assert!(deliveries::enqueue(&mut tx, &delivery).await.unwrap());
     }
     tx.commit().await.unwrap();
-    let lease_end: chrono::DateTime<chrono::Utc> = app
-        .wait_until("the claim", || async {
-            sqlx::query_scalar("SELECT claimed_until FROM deliveries WHERE source_event_id = $1")
-                .bind(second)
-                .fetch_one(&app.db.pool)
-                .await
-                .unwrap()
-        })
-        .await;
+    let lease_end = eventually("the claim", WAIT, || async {
+        sqlx::query_scalar::<_, Option<chrono::DateTime<chrono::Utc>>>(
+            "SELECT claimed_until FROM deliveries WHERE source_event_id = $1",
+        )
+        .bind(second)
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap()
+    })
+    .await;
 
     // The first send outlasts half the lease: the second, next in line, must not start
     // under that claim; it is given back and sent under a claim of its own, not left
     // waiting for the first claim's end (a slow batch's tail would fall a lease behind).
-    app.wait_until("the first send to time out", || async {
+    eventually("the first send to time out", WAIT, || async {
         (logged(&app, first).await.0 == "retrying").then_some(())
     })
     .await;
     drop(accepting);
-    let (_, attempts, sent_at) = app
-        .wait_until("the second sent", || async { Some(logged(&app, second).await).filter(|s| s.0 == "sent") })
-        .await;
+    let (_, attempts, sent_at) =
+        eventually("the second sent", WAIT, || async { Some(logged(&app, second).await).filter(|s| s.0 == "sent") })
+            .await;
     assert_eq!(attempts, 1, "given back unsent, it counts one attempt");
     assert!(sent_at.unwrap() < lease_end, "sent at {sent_at:?}: it waited for the first claim's end at {lease_end}");
 }

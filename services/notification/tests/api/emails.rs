@@ -28,12 +28,11 @@ async fn user_registered_sends_one_welcome_email_and_logs_it_as_sent() {
     assert!(email.html.contains("Ada &lt;Lovelace&gt;") && !email.html.contains("<Lovelace>"), "{}", email.html);
     assert_eq!(app.smtp.messages()[0].from, "tickets@ticketing.test");
 
-    let delivery = app
-        .wait_until("the delivery to be SENT", || async {
-            let deliveries = app.deliveries_of(&envelope).await;
-            deliveries.into_iter().find(|d| d.status == pb::DeliveryStatus::Sent as i32)
-        })
-        .await;
+    let delivery = eventually("the delivery to be SENT", WAIT, || async {
+        let deliveries = app.deliveries_of(&envelope).await;
+        deliveries.into_iter().find(|d| d.status == pb::DeliveryStatus::Sent as i32)
+    })
+    .await;
     assert_eq!(delivery.template, "welcome");
     assert_eq!(delivery.recipient, ada.email);
     assert_eq!(delivery.attempts, 1);

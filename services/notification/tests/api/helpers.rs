@@ -1,7 +1,7 @@
 //! Spawning notification in-process against a fresh database, topic namespace and
 //! SMTP sink; publishing events as the other services would; reading the emails.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use prost::Message as _;
 use rdkafka::producer::FutureRecord;
@@ -19,6 +19,7 @@ use ticketing_testkit::{Spawned, TestDb, TestIssuer};
 use tonic::transport::Channel;
 use uuid::Uuid;
 
+pub use ticketing_testkit::eventually;
 pub use ticketing_testkit::smtp::{SmtpSink, emails_to, read_qr, wait_for_emails};
 
 /// How long anything asynchronous (consumers joining, retries) may take in a test.
@@ -103,7 +104,7 @@ impl TestApp {
     pub async fn publish_show_envelope(&self, name: &str) -> (Show, Envelope) {
         let show = Show::new(name);
         let envelope = self.publish(CATALOG, &show.id.to_string(), &show.published()).await;
-        self.wait_until("the event", || async {
+        eventually("the event", WAIT, || async {
             let known = self.count("SELECT count(*) FROM events WHERE event_id = $1", show.id).await;
             (known == 1).then_some(())
         })
@@ -113,7 +114,7 @@ impl TestApp {
 
     /// Waits until the consumers have dead-lettered `n` messages in all.
     pub async fn wait_for_dead_letters(&self, n: u64) {
-        self.wait_until("dead-lettered messages", || async {
+        eventually("dead-lettered messages", WAIT, || async {
             let (_, metrics) = self.admin_get("/metrics").await;
             let dead: u64 = metrics
                 .lines()
@@ -146,7 +147,7 @@ impl TestApp {
 
     /// Waits until the booking has `n` tickets (as its owner sees them).
     pub async fn wait_for_tickets(&self, owner: Uuid, booking: Uuid, n: usize) -> Vec<pb::Ticket> {
-        self.wait_until("tickets", || async {
+        eventually("tickets", WAIT, || async {
             let tickets = self.tickets(owner, &[Role::User], booking).await.expect("list tickets");
             (tickets.len() == n).then_some(tickets)
         })
@@ -226,22 +227,6 @@ impl TestApp {
     pub async fn deliveries_of(&self, envelope: &Envelope) -> Vec<pb::Delivery> {
         let subject = pb::get_delivery_status_request::Subject::SourceEventId(envelope.id.clone());
         self.deliveries(Uuid::new_v4(), &[Role::Admin], subject).await.expect("delivery status")
-    }
-
-    /// Polls `check` until it yields something; panics after [`WAIT`].
-    pub async fn wait_until<T, F, Fut>(&self, what: &str, check: F) -> T
-    where
-        F: Fn() -> Fut,
-        Fut: Future<Output = Option<T>>,
-    {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            if let Some(found) = check().await {
-                return found;
-            }
-            assert!(Instant::now() < deadline, "waited {WAIT:?} for {what}");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
     }
 
     /// The admin server's text at `path`.
