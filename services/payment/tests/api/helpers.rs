@@ -13,7 +13,7 @@ use ticketing_proto::common::v1::Money;
 use ticketing_proto::events::v1 as ev;
 use ticketing_proto::payment::v1 as pb;
 use ticketing_proto::payment::v1::payment_client::PaymentClient;
-use ticketing_testkit::{Spawned, TestDb, TestIssuer};
+use ticketing_testkit::{Spawned, TestDb, TestIssuer, eventually};
 use tonic::transport::Channel;
 
 pub struct TestApp {
@@ -172,11 +172,12 @@ impl TestApp {
 
     /// Waits until payment's projection of `booking` reaches `status`.
     pub async fn wait_booking(&self, booking: uuid::Uuid, status: &str) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while self.booking_status(booking).await.as_deref() != Some(status) {
-            assert!(Instant::now() < deadline, "booking {booking} never became {status}");
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
+        let what = format!("booking {booking} to become {status}");
+        eventually(&what, Duration::from_secs(30), || async {
+            let current = self.booking_status(booking).await;
+            if current.as_deref() == Some(status) { Ok(()) } else { Err(format!("{current:?}")) }
+        })
+        .await;
     }
 
     /// Announces a booking and waits until payment knows it.
@@ -209,15 +210,11 @@ impl TestApp {
 
     /// Polls the payment until it reaches `status`.
     pub async fn wait_payment(&self, id: &str, status: pb::PaymentStatus, within: Duration) -> pb::PaymentDetails {
-        let deadline = Instant::now() + within;
-        loop {
+        eventually(&format!("payment {id} to become {status:?}"), within, || async {
             let payment = self.payment(id).await;
-            if payment.status == status as i32 {
-                return payment;
-            }
-            assert!(Instant::now() < deadline, "payment {id} is still {:?}, never {status:?}", payment.status());
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+            if payment.status == status as i32 { Ok(payment) } else { Err(format!("{:?}", payment.status())) }
+        })
+        .await
     }
 
     pub async fn refund(

@@ -1,11 +1,12 @@
 //! Refunds: full and partial, never more than remains, idempotent on their key or
 //! request id, and asked for by booking through `booking.events`.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ticketing_platform::auth::Scope;
 use ticketing_proto::events::v1 as ev;
 use ticketing_proto::payment::v1 as pb;
+use ticketing_testkit::eventually;
 use tonic::Code;
 
 use crate::helpers::{Booking, TestApp, decode, eur, spawn_app, types};
@@ -19,20 +20,17 @@ async fn paid(app: &TestApp, card: &str) -> (Booking, pb::PaymentDetails) {
 }
 
 async fn wait_refunds(app: &TestApp, payment: &str, status: &str, count: i64) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
+    let what = format!("{count} {status} refunds of {payment}");
+    eventually(&what, Duration::from_secs(30), || async {
         let n: i64 = sqlx::query_scalar("SELECT count(*) FROM refunds WHERE payment_id = $1::uuid AND status = $2")
             .bind(payment)
             .bind(status)
             .fetch_one(&app.db.pool)
             .await
             .unwrap();
-        if n >= count {
-            return;
-        }
-        assert!(Instant::now() < deadline, "{count} {status} refunds of {payment} never appeared");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        if n >= count { Ok(()) } else { Err(format!("{n} of them")) }
+    })
+    .await;
 }
 
 #[tokio::test]
