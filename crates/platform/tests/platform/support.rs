@@ -7,7 +7,7 @@ use rdkafka::message::{Headers as _, OwnedMessage};
 use ticketing_platform::kafka::KafkaConfig;
 use ticketing_platform::metrics::Metrics;
 use ticketing_testkit as testkit;
-pub use ticketing_testkit::eventually;
+pub use ticketing_testkit::{eventually, eventually_every};
 
 /// [`testkit::read_topic`] off the async runtime (it blocks).
 pub async fn read_topic(config: &KafkaConfig, topic: &str, min: usize, timeout: Duration) -> Vec<OwnedMessage> {
