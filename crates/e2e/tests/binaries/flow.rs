@@ -1,7 +1,7 @@
 //! Catalog and inventory binaries joined by Kafka: an organizer publishes an event,
 //! inventory turns `EventPublished` into stock, and buyers hold and buy from it.
 
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use ticketing_platform::auth::{Role, Scope};
 use ticketing_proto::catalog::v1 as catalog;
@@ -9,7 +9,7 @@ use ticketing_proto::catalog::v1::catalog_client::CatalogClient;
 use ticketing_proto::common::v1::Money;
 use ticketing_proto::inventory::v1 as inventory;
 use ticketing_proto::inventory::v1::inventory_client::InventoryClient;
-use ticketing_testkit::TestIssuer;
+use ticketing_testkit::{TestIssuer, eventually_every};
 
 use crate::Process;
 
@@ -148,15 +148,15 @@ async fn a_published_event_becomes_stock_buyers_can_hold_and_buy() {
         .expect("publish");
 
     // Inventory learns of the event through Kafka alone.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let availability = loop {
-        let request = inventory::AvailabilityRequest { event_id: event.id.clone(), ..Default::default() };
-        if let Ok(a) = stock.availability(request).await {
-            break a.into_inner();
+    let what = "inventory to receive the published event";
+    let availability = eventually_every(what, Duration::from_secs(60), Duration::from_millis(100), || {
+        let (mut stock, event) = (stock.clone(), event.id.clone());
+        async move {
+            let request = inventory::AvailabilityRequest { event_id: event, ..Default::default() };
+            stock.availability(request).await.map(tonic::Response::into_inner)
         }
-        assert!(Instant::now() < deadline, "inventory never received the published event");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    })
+    .await;
     let capacity = |id: &str| availability.categories.iter().find(|c| c.category_id == id).map(|c| c.capacity);
     assert_eq!(capacity(&floor.id), Some(50));
     assert_eq!(capacity(&seated.id), Some(10));

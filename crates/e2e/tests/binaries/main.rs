@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use ticketing_platform::kafka::KafkaConfig;
 use ticketing_testkit::process::{Restartable, Spec, binary, free_port};
-use ticketing_testkit::{TestDb, TestRedis};
+use ticketing_testkit::{TestDb, TestRedis, eventually_every};
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
@@ -171,17 +171,21 @@ impl Process {
     }
 
     async fn wait_serving(&mut self) -> HealthClient<tonic::transport::Channel> {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Some(mut client) = self.health().await
+        let what = format!("{} to become SERVING", self.service);
+        // The probe reads and (checking for an exit) writes the process.
+        let this = tokio::sync::Mutex::new(self);
+        eventually_every(&what, Duration::from_secs(60), Duration::from_millis(100), || async {
+            let mut this = this.lock().await;
+            let client = this.health().await;
+            if let Some(mut client) = client
                 && status(&mut client).await == Some(ServingStatus::Serving)
             {
-                return client;
+                return Some(client);
             }
-            assert!(self.process.exited().is_none(), "{} exited before serving:\n{}", self.service, self.log());
-            assert!(Instant::now() < deadline, "{} never became SERVING", self.service);
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+            assert!(this.process.exited().is_none(), "{} exited before serving:\n{}", this.service, this.log());
+            None
+        })
+        .await
     }
 
     async fn get(&self, path: &str) -> (u16, String) {
@@ -284,17 +288,14 @@ async fn lifecycle(service: &'static str) {
     assert_eq!(code, 200, "{service} /readyz: {body}");
     // Sampled gauges appear after the first sample: wait for every expected family.
     let expected = expected_metrics(service);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let metrics = loop {
+    let what = format!("{service} to export every expected metric");
+    let metrics = eventually_every(&what, Duration::from_secs(20), Duration::from_millis(200), || async {
         let (code, metrics) = process.get("/metrics").await;
         assert_eq!(code, 200);
         let missing: Vec<_> = expected.iter().filter(|name| !has_metric(&metrics, name)).collect();
-        if missing.is_empty() {
-            break metrics;
-        }
-        assert!(Instant::now() < deadline, "{service} does not export {missing:?}:\n{metrics}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+        if missing.is_empty() { Ok(metrics) } else { Err(format!("{missing:?} missing from:\n{metrics}")) }
+    })
+    .await;
     promtool_check(service, &metrics);
 
     // A thread of its own waits for the exit, so the time measured is the process's,
