@@ -1,11 +1,12 @@
 //! The public REST API, spoken over HTTP only: the buying flow, problem documents
 //! for bad input, headers, and the OpenAPI document.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use ticketing_proto::identity::v1::Role;
+use ticketing_testkit::eventually_every;
 
 use crate::http::{Http, account};
 use crate::platform::{Options, Platform};
@@ -53,27 +54,22 @@ async fn a_buyer_buys_seats_through_the_rest_api() {
         .await;
     assert_eq!(paid["status"], "succeeded", "{paid}");
 
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
+    eventually_every("the booking to be confirmed", Duration::from_secs(60), Duration::from_millis(200), || async {
         let current = http.ok(Method::GET, &format!("/v1/bookings/{id}"), Some(&token), None, None).await;
-        if current["status"] == "confirmed" {
-            break;
-        }
-        assert!(Instant::now() < deadline, "never confirmed: {current}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+        if current["status"] == "confirmed" { Ok(()) } else { Err(current) }
+    })
+    .await;
     let mine = http.ok(Method::GET, "/v1/bookings?status=confirmed", Some(&token), None, None).await;
     assert_eq!(mine["items"].as_array().unwrap().len(), 1);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
+    eventually_every("the tickets", Duration::from_secs(60), Duration::from_millis(200), || async {
         let tickets = http.ok(Method::GET, &format!("/v1/bookings/{id}/tickets"), Some(&token), None, None).await;
         if tickets.as_array().is_some_and(|t| t.len() == 2) {
             assert!(tickets[0]["code"].as_str().unwrap().split('.').count() == 3);
-            break;
+            return Ok(());
         }
-        assert!(Instant::now() < deadline, "no tickets: {tickets}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+        Err(tickets)
+    })
+    .await;
 }
 
 /// A bad request: name, method, path, token, body, expected status and problem kind.

@@ -1,9 +1,10 @@
 //! Speaking HTTP to the gateway, as clients do.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
+use ticketing_testkit::eventually_every;
 
 use crate::platform::Platform;
 
@@ -61,15 +62,12 @@ impl Http {
 
     /// Polls `GET path` until `done` holds for the answer.
     pub async fn wait_for(&self, path: &str, token: &str, done: impl Fn(&Value) -> bool) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
+        let what = format!("GET {path} to get there");
+        eventually_every(&what, Duration::from_secs(60), Duration::from_millis(100), || async {
             let (status, _, value) = self.call(Method::GET, path, Some(token), None, None).await;
-            if status.is_success() && done(&value) {
-                return value;
-            }
-            assert!(Instant::now() < deadline, "GET {path} never got there: {status} {value}");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+            if status.is_success() && done(&value) { Ok(value) } else { Err(format!("{status} {value}")) }
+        })
+        .await
     }
 }
 
@@ -93,15 +91,13 @@ pub async fn account(http: &Http, email: &str) -> String {
 /// The token of the newest verification email to `email`, once it arrived.
 pub async fn verification_token(http: &Http, email: &str) -> String {
     const CODE: &str = "Or enter this code in the app: ";
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
+    let what = format!("a verification email to {email}");
+    eventually_every(&what, Duration::from_secs(60), Duration::from_millis(50), || async {
         let emails = ticketing_testkit::smtp::emails_to(&http.smtp, email);
-        if let Some(token) = emails.iter().rev().find_map(|e| e.text.lines().find_map(|l| l.strip_prefix(CODE))) {
-            return token.trim().to_owned();
-        }
-        assert!(Instant::now() < deadline, "no verification email to {email}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        let token = emails.iter().rev().find_map(|e| e.text.lines().find_map(|l| l.strip_prefix(CODE)));
+        token.map(|token| token.trim().to_owned())
+    })
+    .await
 }
 
 /// A string field of `value`.
@@ -119,18 +115,16 @@ pub async fn buy(http: &Http, token: &str, event: &str, selection: Value) -> (St
 pub async fn buy_with(http: &Http, token: &str, event: &str, selection: Value, card: &str) -> (String, Value) {
     let path = format!("/v1/events/{event}/holds");
     let key = format!("hold-{}", ticketing_testkit::unique());
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let hold = loop {
+    let hold = eventually_every("a hold", Duration::from_secs(60), Duration::from_millis(200), || async {
         let (status, _, hold) = http.call(Method::POST, &path, Some(token), Some(selection.clone()), Some(&key)).await;
         match status {
-            StatusCode::CREATED => break hold,
+            StatusCode::CREATED => Ok(hold),
             // Inventory learns of the event through Kafka, and holds wait for the sale window.
-            StatusCode::NOT_FOUND | StatusCode::CONFLICT if Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
+            StatusCode::NOT_FOUND | StatusCode::CONFLICT => Err(format!("hold: {status} {hold}")),
             _ => panic!("hold: {status} {hold}"),
         }
-    };
+    })
+    .await;
     let body = json!({"hold_id": hold["id"]});
     let (status, _, booking) = http.call(Method::POST, "/v1/bookings", Some(token), Some(body), None).await;
     assert_eq!(status, StatusCode::CREATED, "{booking}");

@@ -18,7 +18,7 @@ use ticketing_proto::notification::v1::notification_client::NotificationClient;
 use ticketing_proto::payment::v1 as payment;
 use ticketing_proto::payment::v1::payment_client::PaymentClient;
 use ticketing_testkit::smtp::SmtpSink;
-use ticketing_testkit::{Spawned, TestDb, TestRedis};
+use ticketing_testkit::{Spawned, TestDb, TestRedis, eventually_every};
 use tonic::transport::Channel;
 
 use crate::proxy::Proxy;
@@ -450,15 +450,12 @@ impl Platform {
         catalog.publish_event(authed(publish, organizer)).await.expect("publish");
 
         // Inventory learns of the event through Kafka alone.
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
+        let what = format!("inventory to stock event {}", event.id);
+        eventually_every(&what, Duration::from_secs(60), Duration::from_millis(100), || async {
             let ask = inventory::AvailabilityRequest { event_id: event.id.clone(), ..Default::default() };
-            if self.inventory.clone().availability(ask).await.is_ok() {
-                break;
-            }
-            assert!(Instant::now() < deadline, "inventory never stocked event {}", event.id);
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+            self.inventory.clone().availability(ask).await.map(drop)
+        })
+        .await;
         Event { id: event.id, ga: floor.id, seated: block.id, seats: seat_ids }
     }
 
@@ -516,15 +513,12 @@ impl Platform {
 
     /// Waits until the booking reaches `status`.
     pub async fn wait_status(&self, user: &User, id: &str, status: booking::BookingStatus) -> booking::BookingDetails {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
+        let what = format!("booking {id} to become {status:?}");
+        eventually_every(&what, Duration::from_secs(60), Duration::from_millis(100), || async {
             let b = self.booking(user, id).await;
-            if b.status == status as i32 {
-                return b;
-            }
-            assert!(Instant::now() < deadline, "booking {id} stayed {:?}, never {status:?}", b.status());
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+            if b.status == status as i32 { Ok(b) } else { Err(format!("{:?}", b.status())) }
+        })
+        .await
     }
 
     /// Per-category (available, held, sold) of `event`.

@@ -3,7 +3,7 @@
 //! tickets checked in at the gate, and signed provider webhooks.
 
 use std::collections::BTreeSet;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use hmac::{Hmac, Mac};
 use reqwest::{Method, StatusCode};
@@ -12,6 +12,7 @@ use sha2::Sha256;
 use ticketing_notification::domain::rotating;
 use ticketing_proto::identity::v1 as identity;
 use ticketing_proto::identity::v1::Role;
+use ticketing_testkit::eventually_every;
 
 use crate::http::{Http, account, buy, path_of};
 use crate::platform::{Event, Options, Platform, User};
@@ -240,16 +241,13 @@ async fn rbac_every_route_lets_in_exactly_the_roles_the_matrix_says() {
     let venue = path_of(&http.ok(Method::GET, &format!("/v1/events/{e}"), None, None, None).await, "venue_id");
     // Check-in needs notification to know the event's organizer, learned from catalog's events.
     let checkin = json!({"code": "garbage", "event_id": e});
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
+    let what = format!("notification to learn who organizes {e}");
+    eventually_every(&what, Duration::from_secs(60), Duration::from_millis(200), || async {
         let (status, _, _) =
             http.call(Method::POST, "/v1/checkin", Some(&owner.token), Some(checkin.clone()), None).await;
-        if status != StatusCode::FORBIDDEN {
-            break;
-        }
-        assert!(Instant::now() < deadline, "notification never learned who organizes {e}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+        (status != StatusCode::FORBIDDEN).then_some(())
+    })
+    .await;
     // A cancelled event: every change its owner and admins may attempt is a 409, not a change.
     let cancelled = http
         .ok(Method::POST, &format!("/v1/events/{e}/cancel"), Some(&owner.token), Some(json!({"reason": "rain"})), None)
@@ -397,16 +395,17 @@ async fn two_tickets_sold(p: &Platform, http: &Http) -> Sold {
 /// The first check-in at `organizer`'s event: notification learns the event's organizer
 /// from catalog's events, and refuses until then.
 async fn first_check_in(http: &Http, organizer: &User, scan: Value) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
+    let what = "notification to learn who organizes the event";
+    eventually_every(what, Duration::from_secs(60), Duration::from_millis(200), || async {
         let (status, _, answer) =
             http.call(Method::POST, "/v1/checkin", Some(&organizer.token), Some(scan.clone()), None).await;
-        if status != StatusCode::FORBIDDEN || Instant::now() > deadline {
-            assert_eq!(status, StatusCode::OK, "{answer}");
-            return answer;
+        if status == StatusCode::FORBIDDEN {
+            return Err(format!("{status} {answer}"));
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        Ok(answer)
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

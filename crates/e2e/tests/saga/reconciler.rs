@@ -4,7 +4,7 @@
 //! declined one cancelled with its seats freed, a cancelled one restocked and refunded, an
 //! unpaid one expired. And when the late events come after all, nothing happens twice.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use prost::{Message as _, Name as _};
 use ticketing_proto::booking::v1 as booking;
@@ -13,6 +13,7 @@ use ticketing_proto::events::v1 as ev;
 use ticketing_proto::events::v1::Envelope;
 use ticketing_proto::identity::v1::Role;
 use ticketing_proto::payment::v1::PaymentStatus;
+use ticketing_testkit::eventually_every;
 use ticketing_testkit::smtp::wait_for_emails;
 
 use crate::platform::{Event, Options, Platform, REGISTRATION_EMAILS, authed};
@@ -36,11 +37,12 @@ async fn reconciled(p: &Platform, what: &str) -> u64 {
 
 /// Waits until `event`'s seated category counts (available, held, sold) are `expected`.
 async fn wait_counts(p: &Platform, event: &Event, expected: (u32, u32, u32)) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while counts_of(&p.counts(event).await, &event.seated) != expected {
-        assert!(Instant::now() < deadline, "counts stayed {:?}, never {expected:?}", p.counts(event).await);
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let what = format!("counts {expected:?}");
+    eventually_every(&what, Duration::from_secs(60), Duration::from_millis(100), || async {
+        let counts = p.counts(event).await;
+        if counts_of(&counts, &event.seated) == expected { Ok(()) } else { Err(format!("{counts:?}")) }
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -121,11 +123,13 @@ async fn payments_stuck_in_a_broker_outage_confirm_through_the_reconciler_and_th
         bookings.push(p.book(&buyer, &hold).await);
     }
     // Payment must know the bookings to charge them; then the broker goes.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while count(&p, "payment", "SELECT count(*) FROM bookings").await < PAID as i64 {
-        assert!(Instant::now() < deadline, "payment never heard of the bookings");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually_every(
+        "payment to hear of the bookings",
+        Duration::from_secs(60),
+        Duration::from_millis(100),
+        || async { (count(&p, "payment", "SELECT count(*) FROM bookings").await >= PAID as i64).then_some(()) },
+    )
+    .await;
     broker.stop();
 
     // Their PaymentSucceeded wait in payment's outbox; booking learns from payment itself.
@@ -154,25 +158,26 @@ async fn payments_stuck_in_a_broker_outage_confirm_through_the_reconciler_and_th
         .map(|e| e.id.parse().expect("a UUID event id"))
         .collect();
     assert_eq!(late.len(), PAID, "one PaymentSucceeded per charge");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let consumed: i64 = sqlx::query_scalar("SELECT count(*) FROM processed_events WHERE event_id = ANY($1)")
-            .bind(&late)
-            .fetch_one(&p.dbs["booking"].pool)
-            .await
-            .expect("booking's processed events");
-        if consumed == PAID as i64 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "booking consumed {consumed} of the late events");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    eventually_every(
+        "booking to consume the late events",
+        Duration::from_secs(60),
+        Duration::from_millis(200),
+        || async {
+            let consumed: i64 = sqlx::query_scalar("SELECT count(*) FROM processed_events WHERE event_id = ANY($1)")
+                .bind(&late)
+                .fetch_one(&p.dbs["booking"].pool)
+                .await
+                .expect("booking's processed events");
+            if consumed == PAID as i64 { Ok(()) } else { Err(format!("{consumed} consumed")) }
+        },
+    )
+    .await;
     let emails = "SELECT count(*) FROM deliveries WHERE template = 'booking_confirmed'";
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while count(&p, "notification", emails).await < PAID as i64 {
-        assert!(Instant::now() < deadline, "tickets emails missing");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    eventually_every("every tickets email", Duration::from_secs(60), Duration::from_millis(200), || async {
+        let sent = count(&p, "notification", emails).await;
+        if sent >= PAID as i64 { Ok(()) } else { Err(format!("{sent} of {PAID}")) }
+    })
+    .await;
     let announced =
         ticketing_testkit::read_topic(&p.kafka, &p.kafka.topic("booking.events"), 2 * PAID, Duration::from_secs(60))
             .iter()

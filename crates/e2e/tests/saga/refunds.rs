@@ -2,12 +2,13 @@
 //! scanned ticket that blocks the buyer's cancellation (decided atomically with check-in,
 //! first writer wins), and an admin's refund by hand.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use ticketing_proto::catalog::v1::CancellationPolicy;
 use ticketing_proto::identity::v1::Role;
+use ticketing_testkit::eventually_every;
 
 use crate::http::{Http, account, buy_with, path_of};
 use crate::platform::{Event, Options, Platform, Sale};
@@ -38,15 +39,16 @@ async fn cancel(http: &Http, token: &str, booking: &str, reason: &str) -> (Statu
 /// has not yet learnt who organizes the event (it answers 403 until then).
 async fn check_in(http: &Http, gate: &str, event: &Event, code: &str) -> Value {
     let body = json!({"code": code, "event_id": event.id, "gate_id": "north-1"});
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
+    let what = "notification to learn who organizes the event";
+    eventually_every(what, Duration::from_secs(60), Duration::from_millis(200), || async {
         let (status, _, answer) = http.call(Method::POST, "/v1/checkin", Some(gate), Some(body.clone()), None).await;
-        if status != StatusCode::FORBIDDEN || Instant::now() > deadline {
-            assert_eq!(status, StatusCode::OK, "{answer}");
-            return answer;
+        if status == StatusCode::FORBIDDEN {
+            return Err(format!("{status} {answer}"));
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        Ok(answer)
+    })
+    .await
 }
 
 async fn ticket_states(http: &Http, token: &str, booking: &str) -> Vec<String> {
@@ -140,11 +142,11 @@ async fn a_scanned_ticket_blocks_the_buyers_cancellation_and_an_admins_refund_ke
     let (later, _) = confirmed(&http, &other, &event, seats(&[2]), 1).await;
     let (status, _) = cancel(&http, &other, &later, "").await;
     assert_eq!(status, StatusCode::OK);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while seat_state(&http, &event, 2).await != "available" {
-        assert!(Instant::now() < deadline, "the later cancellation's seat never came back");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let what = "the later cancellation's seat to come back";
+    eventually_every(what, Duration::from_secs(60), Duration::from_millis(200), || async {
+        (seat_state(&http, &event, 2).await == "available").then_some(())
+    })
+    .await;
     assert_eq!(
         (seat_state(&http, &event, 0).await, seat_state(&http, &event, 1).await),
         ("sold".into(), "sold".into())
@@ -208,9 +210,9 @@ async fn a_cancellation_left_half_done_by_a_dead_replica_is_finished_by_the_swee
 
     http.wait_for(&format!("/v1/bookings/{booking}"), &buyer, |b| b["status"] == "refund_pending").await;
     assert_eq!(ticket_states(&http, &buyer, &booking).await, ["revoked"]);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while seat_state(&http, &event, 0).await != "available" {
-        assert!(Instant::now() < deadline, "the seat never came back on sale");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let what = "the seat to come back on sale";
+    eventually_every(what, Duration::from_secs(60), Duration::from_millis(200), || async {
+        (seat_state(&http, &event, 0).await == "available").then_some(())
+    })
+    .await;
 }

@@ -9,6 +9,7 @@ use ticketing_proto::inventory::v1 as inventory;
 use ticketing_proto::inventory::v1::hold_request::Selection;
 use ticketing_proto::notification::v1 as notification;
 use ticketing_proto::payment::v1 as payment;
+use ticketing_testkit::eventually_every;
 use ticketing_testkit::smtp::{read_qr, wait_for_emails};
 use tonic::Code;
 
@@ -85,11 +86,10 @@ async fn a_declined_card_cancels_the_booking_and_frees_the_seats() {
     assert_eq!(declined.status(), payment::PaymentStatus::Failed);
     let cancelled = p.wait_status(&buyer, &created.id, BookingStatus::Cancelled).await;
     assert!(cancelled.cancellation_reason.contains("declined"), "{}", cancelled.cancellation_reason);
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while counts_of(&p.counts(&event).await, &event.seated) != (4, 0, 0) {
-        assert!(std::time::Instant::now() < deadline, "the seat never came back");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually_every("the seat to come back", Duration::from_secs(30), Duration::from_millis(100), || async {
+        (counts_of(&p.counts(&event).await, &event.seated) == (4, 0, 0)).then_some(())
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -125,23 +125,24 @@ async fn a_payment_that_lands_after_expiry_is_refunded_and_sells_nothing() {
         Err(status) => panic!("the slow card is answered as UNKNOWN, not refused: {status:?}"),
     };
     p.wait_status(&buyer, &created.id, BookingStatus::Expired).await;
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while p.booking(&buyer, &created.id).await.payment_id != payment_id {
-        assert!(std::time::Instant::now() < deadline, "the late payment was never recorded");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    // One minute for both waits.
+    let patience = Duration::from_secs(60);
+    let started = std::time::Instant::now();
+    eventually_every("the late payment to be recorded", patience, Duration::from_millis(200), || async {
+        (p.booking(&buyer, &created.id).await.payment_id == payment_id).then_some(())
+    })
+    .await;
     assert_eq!(p.booking(&buyer, &created.id).await.status(), BookingStatus::Expired, "it stays expired");
-    loop {
+    let left = patience.saturating_sub(started.elapsed());
+    eventually_every("the payment to be refunded", left, Duration::from_millis(200), || async {
         let request = payment::GetPaymentRequest {
             lookup: Some(payment::get_payment_request::Lookup::PaymentId(payment_id.clone())),
         };
         let current = p.payment.clone().get_payment(authed(request, &buyer)).await.expect("payment").into_inner();
-        if current.status() == payment::PaymentStatus::Refunded {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "never refunded: {:?}", current.status());
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+        let status = current.status();
+        if status == payment::PaymentStatus::Refunded { Ok(()) } else { Err(format!("{status:?}")) }
+    })
+    .await;
     assert_eq!(counts_of(&p.counts(&event).await, &event.seated), (4, 0, 0), "no seat sold");
 }
 
@@ -174,11 +175,11 @@ async fn cancelling_a_confirmed_booking_voids_the_tickets_then_returns_the_seats
         assert_eq!(answer.result(), notification::VerificationResult::Revoked);
     }
     // ... and only then do the seats go back on sale, once the refund request is committed.
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while counts_of(&p.counts(&event).await, &event.seated) != (4, 0, 0) {
-        assert!(std::time::Instant::now() < deadline, "the seats never came back: {:?}", p.counts(&event).await);
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually_every("the seats to come back", Duration::from_secs(60), Duration::from_millis(100), || async {
+        let counts = p.counts(&event).await;
+        if counts_of(&counts, &event.seated) == (4, 0, 0) { Ok(()) } else { Err(format!("{counts:?}")) }
+    })
+    .await;
     p.wait_status(&buyer, &created.id, BookingStatus::Refunded).await;
 }
 
@@ -204,11 +205,10 @@ async fn a_thousand_concurrent_pay_requests_charge_once_and_agree() {
     let created = p.book(&buyer, &hold).await;
     // Payment must know the booking before the race, or every request is told to retry.
     let known = format!("SELECT count(*) FROM bookings WHERE id = '{}'", created.id);
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while count(&p, "payment", &known).await == 0 {
-        assert!(std::time::Instant::now() < deadline, "payment never heard of the booking");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually_every("payment to hear of the booking", Duration::from_secs(30), Duration::from_millis(50), || async {
+        (count(&p, "payment", &known).await > 0).then_some(())
+    })
+    .await;
 
     let attempts = (0..1000).map(|i| {
         let (p, buyer, created) = (&p, &buyer, &created);
@@ -381,12 +381,12 @@ async fn purchases_complete_through_a_broker_outage_with_nothing_lost_or_applied
     let confirmed = count(&p, "booking", "SELECT count(*) FROM bookings WHERE status = 'confirmed'").await;
     assert_eq!(confirmed, PURCHASES as i64);
     // No event lost: every confirmation reached notification, and each was applied once.
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
     let tickets = "SELECT count(*) FROM deliveries WHERE template = 'booking_confirmed'";
-    while count(&p, "notification", tickets).await < PURCHASES as i64 {
-        assert!(std::time::Instant::now() < deadline, "tickets emails missing");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    eventually_every("every tickets email", Duration::from_secs(60), Duration::from_millis(200), || async {
+        let sent = count(&p, "notification", tickets).await;
+        if sent >= PURCHASES as i64 { Ok(()) } else { Err(format!("{sent} of {PURCHASES}")) }
+    })
+    .await;
     assert_eq!(count(&p, "notification", tickets).await, PURCHASES as i64, "one tickets email per booking");
     let issued = count(&p, "notification", "SELECT count(*) FROM tickets").await;
     assert_eq!(issued, PURCHASES as i64, "one ticket per line item, never two");
@@ -457,16 +457,15 @@ async fn buyers_page_through_their_bookings_and_organizers_through_their_events(
         async move { client.list_event_bookings(request).await.map(tonic::Response::into_inner) }
     };
     // Booking learns the organizer from EventPublished, asynchronously.
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    let listed = loop {
+    let what = "booking to let the organizer list their event";
+    let listed = eventually_every(what, Duration::from_secs(30), Duration::from_millis(100), || async {
         match of_event(&organizer).await {
-            Ok(answer) => break answer,
-            Err(s) if s.code() == Code::PermissionDenied && std::time::Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
+            Ok(answer) => Ok(answer),
+            Err(s) if s.code() == Code::PermissionDenied => Err(format!("{s:?}")),
             Err(s) => panic!("the organizer cannot list their event: {s:?}"),
         }
-    };
+    })
+    .await;
     assert_eq!(listed.bookings.len(), 5);
     assert_eq!(of_event(&other_organizer).await.unwrap_err().code(), Code::PermissionDenied);
     assert_eq!(of_event(&buyer).await.unwrap_err().code(), Code::PermissionDenied);

@@ -22,7 +22,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures::FutureExt as _;
 use rand::rngs::StdRng;
@@ -33,6 +33,7 @@ use serde_json::{Value, json};
 use ticketing_proto::identity::v1::Role;
 use ticketing_proto::inventory::v1 as inventory;
 use ticketing_proto::inventory::v1::SeatState;
+use ticketing_testkit::eventually_every;
 use uuid::Uuid;
 
 use crate::http::Http;
@@ -421,19 +422,11 @@ impl<'p> Run<'p> {
         for b in 0..self.model.bookings.len() {
             self.load_tickets(b).await;
         }
-        let deadline = Instant::now() + PATIENCE;
-        loop {
+        eventually_every("the saga to settle where the model is", PATIENCE, POLL * 4, || async {
             let differences = self.differences().await;
-            if differences.is_empty() {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the saga never settled where the model is:\n{}",
-                differences.join("\n")
-            );
-            tokio::time::sleep(POLL * 4).await;
-        }
+            if differences.is_empty() { Ok(()) } else { Err(format!("\n{}", differences.join("\n"))) }
+        })
+        .await;
         self.model.settled();
         self.check("after settling").await;
         true
@@ -456,15 +449,16 @@ impl<'p> Run<'p> {
     async fn claim(&self, buyers: &[usize], seats: &[usize]) -> (usize, Value) {
         let body = self.seats_body(seats);
         let taken = AtomicBool::new(false);
-        let deadline = Instant::now() + PATIENCE;
+        let what = format!("seats {seats:?} to come back on sale");
         let attempts = buyers.iter().map(|&buyer| {
-            let (body, taken) = (body.clone(), &taken);
-            async move {
-                loop {
-                    let (status, hold) = self.hold(buyer, body.clone()).await;
+            let (body, taken, what) = (body.clone(), &taken, &what);
+            eventually_every(what, PATIENCE, POLL, move || {
+                let body = body.clone();
+                async move {
+                    let (status, hold) = self.hold(buyer, body).await;
                     if status == StatusCode::CREATED {
                         taken.store(true, Ordering::SeqCst);
-                        return Some((buyer, hold));
+                        return Ok(Some((buyer, hold)));
                     }
                     // A taken seat is a conflict of its own type, never a rate limit (I8).
                     assert_eq!(
@@ -472,13 +466,9 @@ impl<'p> Run<'p> {
                         (StatusCode::CONFLICT, &serde_json::json!("https://ticketing.dev/problems/seat-taken")),
                         "a hold of seats {seats:?}: {hold}"
                     );
-                    if taken.load(Ordering::SeqCst) {
-                        return None;
-                    }
-                    assert!(Instant::now() < deadline, "seats {seats:?} never came back on sale: {hold}");
-                    tokio::time::sleep(POLL).await;
+                    if taken.load(Ordering::SeqCst) { Ok(None) } else { Err(hold) }
                 }
-            }
+            })
         });
         let winners: Vec<(usize, Value)> = futures::future::join_all(attempts).await.into_iter().flatten().collect();
         assert_eq!(winners.len(), 1, "I2: seats {seats:?} held by exactly one of buyers {buyers:?}: {winners:?}");
@@ -608,16 +598,16 @@ impl<'p> Run<'p> {
     /// Notification learns who organizes the event from catalog's events; until then its gate
     /// turns the organizer away.
     async fn wait_for_the_gate(&self) {
-        let deadline = Instant::now() + PATIENCE;
-        loop {
+        let what = "notification to learn who organizes the event";
+        eventually_every(what, PATIENCE, POLL, || async {
             let (status, answer) = self.gate("not-a-ticket").await;
-            if status != StatusCode::FORBIDDEN {
-                assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
-                return;
+            if status == StatusCode::FORBIDDEN {
+                return None;
             }
-            assert!(Instant::now() < deadline, "notification never learned who organizes the event");
-            tokio::time::sleep(POLL).await;
-        }
+            assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
+            Some(())
+        })
+        .await;
     }
 
     /// Checks the gate's answer on ticket `t` of booking `b` against the model, and applies it.

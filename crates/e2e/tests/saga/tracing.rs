@@ -19,7 +19,7 @@ use std::cell::RefCell;
 use std::future::Future;
 use std::io::Write;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ::tracing::Dispatch;
 use ::tracing::dispatcher::DefaultGuard;
@@ -27,6 +27,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use ticketing_platform::telemetry;
 use ticketing_proto::identity::v1::Role;
+use ticketing_testkit::eventually_every;
 use ticketing_testkit::otlp::{Collector, SpanKind, Trace};
 use ticketing_testkit::smtp::emails_to;
 
@@ -102,24 +103,29 @@ async fn purchase(collector: &Collector, provider: &opentelemetry_sdk::trace::Sd
     let settled_in_call = paid["status"] == "succeeded";
 
     // Confirmed, and the tickets mailed: the saga's last steps have run.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !emails_to(&p.smtp, &email).iter().any(|e| !e.pngs.is_empty()) {
-        assert!(Instant::now() < deadline, "no tickets email to {email}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let what = format!("a tickets email to {email}");
+    eventually_every(&what, Duration::from_secs(60), Duration::from_millis(100), || async {
+        emails_to(&p.smtp, &email).iter().any(|e| !e.pngs.is_empty()).then_some(())
+    })
+    .await;
 
     // Spans are exported in batches: flush until the trace is complete (or time is up).
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let trace = loop {
-        let flushing = provider.clone();
-        tokio::task::spawn_blocking(move || flushing.force_flush()).await.expect("flush").expect("spans exported");
-        let trace = collector.linked_to(&trace_id, &root);
-        match complete(&trace, &trace_id, &root, settled_in_call) {
-            Ok(()) => break trace,
-            Err(missing) if Instant::now() >= deadline => panic!("{missing}\n{}", describe(&trace)),
-            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
-        }
-    };
+    let trace =
+        eventually_every("the trace to be complete", Duration::from_secs(30), Duration::from_millis(200), || {
+            let flushing = provider.clone();
+            async {
+                tokio::task::spawn_blocking(move || flushing.force_flush())
+                    .await
+                    .expect("flush")
+                    .expect("spans exported");
+                let trace = collector.linked_to(&trace_id, &root);
+                match complete(&trace, &trace_id, &root, settled_in_call) {
+                    Ok(()) => Ok(trace),
+                    Err(missing) => Err(format!("{missing}\n{}", describe(&trace))),
+                }
+            }
+        })
+        .await;
 
     let services = trace.services();
     assert!(SERVICES.iter().all(|s| services.contains(s)), "services in the trace: {services:?}");
