@@ -121,6 +121,7 @@ where
         if Instant::now() >= deadline {
             timed_out(what, timeout, seen);
         }
+        #[allow(clippy::disallowed_methods)] // its callers run it where blocking is the point
         std::thread::sleep(every);
     }
 }
@@ -335,6 +336,7 @@ pub fn read_topic(config: &KafkaConfig, topic: &str, min: usize, timeout: Durati
             let partitions: Vec<i32> =
                 metadata.topics().iter().flat_map(|t| t.partitions().iter().map(|p| p.id())).collect();
             if partitions.is_empty() {
+                #[allow(clippy::disallowed_methods)] // a blocking helper: rdkafka's metadata calls block too
                 std::thread::sleep(Duration::from_millis(100));
                 continue;
             }

@@ -357,8 +357,8 @@ mod tests {
         assert_eq!(Problem::from(early).into_response().headers()[header::RETRY_AFTER], "2", "rounded up");
     }
 
-    #[test]
-    fn server_errors_name_the_request_and_never_their_cause() {
+    #[tokio::test]
+    async fn server_errors_name_the_request_and_never_their_cause() {
         let leaky = Problem::unavailable(
             "cannot verify tokens now: GET http://identity:8080/jwks: reqwest error",
             Duration::from_secs(2),
@@ -366,8 +366,7 @@ mod tests {
         let mut response = leaky.into_response();
         assert_eq!(response.headers()[header::RETRY_AFTER], "2");
         conceal("req-7", &mut response);
-        let body =
-            futures::executor::block_on(axum::body::to_bytes(std::mem::take(response.body_mut()), 4096)).unwrap();
+        let body = axum::body::to_bytes(std::mem::take(response.body_mut()), 4096).await.unwrap();
         let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(body["type"], "https://ticketing.dev/problems/unavailable");
         let detail = body["detail"].as_str().unwrap();
@@ -375,8 +374,7 @@ mod tests {
         // A client error keeps its detail: it is about the request.
         let mut conflict = Problem::from(tonic::Status::failed_precondition("stale version")).into_response();
         conceal("req-8", &mut conflict);
-        let body =
-            futures::executor::block_on(axum::body::to_bytes(std::mem::take(conflict.body_mut()), 4096)).unwrap();
+        let body = axum::body::to_bytes(std::mem::take(conflict.body_mut()), 4096).await.unwrap();
         assert!(String::from_utf8_lossy(&body).contains("stale version"));
     }
 
