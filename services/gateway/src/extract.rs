@@ -2,7 +2,7 @@
 //! or 5xx: JSON bodies, the caller's token, idempotency keys and ids in paths.
 
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request, State};
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Path, Request, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::middleware::Next;
@@ -170,7 +170,60 @@ impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
     }
 }
 
+/// A path's `{id}`, which must be a UUID: a malformed one is a 400 naming `id`.
+pub struct PathId {
+    /// As the client sent it, which is what the backends are called with.
+    pub raw: String,
+    /// Parsed.
+    pub uuid: uuid::Uuid,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for PathId {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Problem> {
+        let Path(raw) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|rejection| Problem::field("id", rejection.body_text()))?;
+        let uuid = id("id", &raw)?;
+        Ok(Self { raw, uuid })
+    }
+}
+
 /// Parses an id from the path; a malformed one is a 400 naming the parameter.
 pub fn id(name: &str, raw: &str) -> Result<uuid::Uuid, Problem> {
     uuid::Uuid::parse_str(raw).map_err(|_| Problem::field(name, "must be a UUID"))
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::routing::get;
+    use tower::ServiceExt as _;
+
+    use super::*;
+
+    /// What `GET /things/{id}` answers through a router whose handler takes a [`PathId`].
+    async fn get_thing(id: &str) -> (StatusCode, serde_json::Value) {
+        let router = axum::Router::new().route(
+            "/things/{id}",
+            get(|PathId { raw, uuid }: PathId| async move { format!("{raw} {}", uuid.as_hyphenated()) }),
+        );
+        let request = axum::http::Request::get(format!("/things/{id}")).body(Body::empty()).expect("a request");
+        let response = router.oneshot(request).await.expect("the router answers");
+        let status = response.status();
+        let body = axum::body::to_bytes(response.into_body(), 4096).await.expect("a body");
+        let body = serde_json::from_slice(&body).unwrap_or_else(|_| String::from_utf8_lossy(&body).into());
+        (status, body)
+    }
+
+    #[tokio::test]
+    async fn a_path_id_must_be_a_uuid_and_a_bad_one_is_a_problem_naming_it() {
+        let good = "0f8c2a5e-8a4c-4a57-9d63-2a3f4b1c9e10";
+        assert_eq!(get_thing(good).await, (StatusCode::OK, serde_json::Value::String(format!("{good} {good}"))));
+        let (status, problem) = get_thing("not-a-uuid").await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{problem}");
+        assert_eq!(problem["errors"][0]["field"], "id", "{problem}");
+        assert_eq!(problem["errors"][0]["detail"], "must be a UUID", "{problem}");
+    }
 }

@@ -1,6 +1,6 @@
 //! Platform administration, over identity.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use serde::Deserialize;
 use ticketing_platform::auth::Role;
 use ticketing_proto::identity::v1 as pb;
@@ -9,7 +9,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::auth::User;
-use crate::extract::{Caller, Json, id};
+use crate::extract::{Caller, Json, PathId};
 use crate::problem::Problem;
 use crate::state::AppState;
 
@@ -41,11 +41,10 @@ pub struct RoleBody {
 async fn set_role(
     State(s): State<AppState>,
     caller: Caller,
-    Path(user): Path<String>,
+    PathId { raw: user, .. }: PathId,
     Json(b): Json<RoleBody>,
 ) -> Result<axum::Json<User>, Problem> {
     caller.require(Role::Admin)?;
-    id("id", &user)?;
     let role = match b.role {
         AccountRole::User => pb::Role::User,
         AccountRole::Organizer => pb::Role::Organizer,

@@ -1,7 +1,7 @@
 //! Bookings, their payment, cancellation and tickets, over booking, payment and
 //! notification.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -14,7 +14,7 @@ use utoipa_axum::routes;
 
 use super::events::query;
 use super::{Money, Page, instant, non_empty, page};
-use crate::extract::{Caller, IdempotencyKey, Json, id};
+use crate::extract::{Caller, IdempotencyKey, Json, PathId};
 use crate::problem::Problem;
 use crate::resilience::{caller_paced, keyed};
 use crate::state::AppState;
@@ -167,9 +167,8 @@ async fn list(
 async fn get(
     State(s): State<AppState>,
     caller: Caller,
-    Path(booking): Path<String>,
+    PathId { raw: booking, .. }: PathId,
 ) -> Result<axum::Json<Booking>, Problem> {
-    id("id", &booking)?;
     let request = caller.request(pb::GetBookingRequest { booking_id: booking });
     Ok(axum::Json(s.backends.booking.clone().get_booking(request).await?.into_inner().into()))
 }
@@ -228,11 +227,10 @@ impl From<payment::PaymentDetails> for Payment {
 async fn pay(
     State(s): State<AppState>,
     caller: Caller,
-    Path(booking): Path<String>,
+    PathId { raw: booking, .. }: PathId,
     IdempotencyKey(key): IdempotencyKey,
     Json(b): Json<PayBody>,
 ) -> Result<axum::Json<Payment>, Problem> {
-    id("id", &booking)?;
     let lookup = caller.request(pb::GetBookingRequest { booking_id: booking.clone() });
     let total = s.backends.booking.clone().get_booking(lookup).await?.into_inner().total;
     let request =
@@ -271,11 +269,10 @@ pub struct CancelBody {
 async fn cancel(
     State(s): State<AppState>,
     caller: Caller,
-    Path(booking): Path<String>,
+    PathId { raw: booking, .. }: PathId,
     IdempotencyKey(key): IdempotencyKey,
     Json(b): Json<CancelBody>,
 ) -> Result<axum::Json<Booking>, Problem> {
-    id("id", &booking)?;
     let request =
         keyed(caller.request(pb::CancelBookingRequest { booking_id: booking, idempotency_key: key, reason: b.reason }));
     Ok(axum::Json(s.backends.booking.clone().cancel_booking(request).await?.into_inner().into()))
@@ -349,9 +346,8 @@ impl From<notification::Ticket> for Ticket {
 async fn tickets(
     State(s): State<AppState>,
     caller: Caller,
-    Path(booking): Path<String>,
+    PathId { raw: booking, .. }: PathId,
 ) -> Result<axum::Json<Vec<Ticket>>, Problem> {
-    id("id", &booking)?;
     let request = caller.request(notification::ListTicketsRequest { booking_id: booking });
     let found = s.backends.notification.clone().list_tickets(request).await?.into_inner();
     Ok(axum::Json(found.tickets.into_iter().map(Into::into).collect()))

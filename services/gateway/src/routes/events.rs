@@ -15,7 +15,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::{Fields, Money, Page, instant, non_empty, page, timestamp};
-use crate::extract::{Caller, Json, id};
+use crate::extract::{Caller, Json, PathId};
 use crate::problem::{FieldError, Problem};
 use crate::resilience::caller_paced;
 use crate::snapshot::{NotModified, Revalidation};
@@ -240,8 +240,7 @@ async fn list_events(
 /// One event with its categories and prices.
 #[utoipa::path(get, path = "/v1/events/{id}", tag = "events", params(("id" = String, Path, description = "Event id")),
     responses((status = 200, body = Event), (status = 400, body = Problem), (status = 404, body = Problem)))]
-async fn get_event(State(s): State<AppState>, Path(event): Path<String>) -> Result<axum::Json<Event>, Problem> {
-    id("id", &event)?;
+async fn get_event(State(s): State<AppState>, PathId { raw: event, .. }: PathId) -> Result<axum::Json<Event>, Problem> {
     let request = pb::GetEventRequest { event_id: event, include_seat_ids: false };
     Ok(axum::Json(s.backends.catalog.clone().get_event(request).await?.into_inner().into()))
 }
@@ -295,12 +294,11 @@ pub struct AvailabilityQuery {
               (status = 400, body = Problem), (status = 404, body = Problem)))]
 async fn availability(
     State(s): State<AppState>,
-    Path(event): Path<String>,
+    PathId { raw: event, .. }: PathId,
     q: Result<Query<AvailabilityQuery>, axum::extract::rejection::QueryRejection>,
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
     let q = query(q)?;
-    id("id", &event)?;
     if !q.seats.unwrap_or(false) {
         return Ok(axum::Json(load_availability(&s, event, false).await?).into_response());
     }
@@ -544,10 +542,9 @@ async fn create_category(
 async fn publish(
     State(s): State<AppState>,
     caller: Caller,
-    Path(event): Path<String>,
+    PathId { raw: event, .. }: PathId,
 ) -> Result<axum::Json<Event>, Problem> {
     caller.require(Role::Organizer)?;
-    id("id", &event)?;
     let request = caller.request(pb::PublishEventRequest { event_id: event });
     Ok(axum::Json(s.backends.catalog.clone().publish_event(request).await?.into_inner().into()))
 }
@@ -562,10 +559,9 @@ async fn publish(
 async fn start_sale(
     State(s): State<AppState>,
     caller: Caller,
-    Path(event): Path<String>,
+    PathId { raw: event, .. }: PathId,
 ) -> Result<axum::Json<Event>, Problem> {
     caller.require(Role::Organizer)?;
-    id("id", &event)?;
     let request = caller.request(pb::StartSaleRequest { event_id: event });
     Ok(axum::Json(s.backends.catalog.clone().start_sale(request).await?.into_inner().into()))
 }
@@ -579,10 +575,9 @@ async fn start_sale(
 async fn close_sale(
     State(s): State<AppState>,
     caller: Caller,
-    Path(event): Path<String>,
+    PathId { raw: event, .. }: PathId,
 ) -> Result<axum::Json<Event>, Problem> {
     caller.require(Role::Organizer)?;
-    id("id", &event)?;
     let request = caller.request(pb::CloseEventRequest { event_id: event });
     Ok(axum::Json(s.backends.catalog.clone().close_event(request).await?.into_inner().into()))
 }
@@ -604,11 +599,10 @@ pub struct CancelEventBody {
 async fn cancel_event(
     State(s): State<AppState>,
     caller: Caller,
-    Path(event): Path<String>,
+    PathId { raw: event, .. }: PathId,
     Json(b): Json<CancelEventBody>,
 ) -> Result<axum::Json<Event>, Problem> {
     caller.require(Role::Organizer)?;
-    id("id", &event)?;
     let request = caller.request(pb::CancelEventRequest { event_id: event, reason: b.reason });
     Ok(axum::Json(s.backends.catalog.clone().cancel_event(request).await?.into_inner().into()))
 }

@@ -10,7 +10,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::{instant, non_empty};
-use crate::extract::{Caller, IdempotencyKey, Json, id};
+use crate::extract::{Caller, IdempotencyKey, Json, PathId};
 use crate::problem::Problem;
 use crate::resilience::keyed;
 use crate::state::AppState;
@@ -130,12 +130,11 @@ fn selection(b: HoldBody) -> Result<pb::hold_request::Selection, Problem> {
 async fn hold(
     State(s): State<AppState>,
     caller: Caller,
-    Path(event): Path<String>,
+    PathId { raw: event, uuid: event_id }: PathId,
     IdempotencyKey(key): IdempotencyKey,
     AdmissionPass(pass): AdmissionPass,
     Json(body): Json<HoldBody>,
 ) -> Result<(StatusCode, axum::Json<Hold>), Problem> {
-    let event_id = id("id", &event)?;
     let selection = selection(body)?;
     let admission = s.waiting_room.admit(&s.backends, caller.0.user_id, event_id, pass.as_deref(), &key).await?;
     let request = pb::HoldRequest { event_id: event, selection: Some(selection), idempotency_key: key };

@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::extract::{Caller, id};
+use crate::extract::{Caller, PathId, id};
 use crate::problem::Problem;
 use crate::state::AppState;
 use crate::waiting_room::{Place, Standing, WaitingRoom};
@@ -77,9 +77,8 @@ impl QueueTicket {
 async fn join(
     State(s): State<AppState>,
     caller: Caller,
-    Path(event): Path<String>,
+    PathId { uuid: event, .. }: PathId,
 ) -> Result<(StatusCode, axum::Json<QueueTicket>), Problem> {
-    let event = id("id", &event)?;
     // A queue place is a chance to buy: accounts made in bulk without an inbox would each
     // take one, and crowd out real buyers.
     if !caller.0.may_buy() {

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use axum::extract::{DefaultBodyLimit, FromRequestParts, Path, Query, State};
+use axum::extract::{DefaultBodyLimit, FromRequestParts, Query, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse as _, Response};
@@ -18,7 +18,7 @@ use utoipa_axum::routes;
 
 use super::events::query;
 use super::{Fields, instant};
-use crate::extract::{Caller, Json, id};
+use crate::extract::{Caller, Json, PathId};
 use crate::problem::Problem;
 use crate::resilience::caller_paced;
 use crate::snapshot::{NotModified, Revalidation};
@@ -240,12 +240,11 @@ pub struct VenueQuery {
               (status = 400, body = Problem), (status = 404, body = Problem)))]
 async fn get_venue(
     State(s): State<AppState>,
-    Path(venue): Path<String>,
+    PathId { raw: venue, .. }: PathId,
     q: Result<Query<VenueQuery>, axum::extract::rejection::QueryRejection>,
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
     let q = query(q)?;
-    id("id", &venue)?;
     let load = |include_seat_map| {
         let request = tonic::Request::new(pb::GetVenueRequest { venue_id: venue.clone(), include_seat_map });
         // A whole stadium's map is slow to load when Postgres is busy, and says little about catalog.
@@ -308,10 +307,9 @@ pub struct SeatMapBody {
 async fn import_seat_map(
     State(s): State<AppState>,
     import: SeatMapImport,
-    Path(venue): Path<String>,
+    PathId { raw: venue, .. }: PathId,
     Json(b): Json<SeatMapBody>,
 ) -> Result<axum::Json<Venue>, Problem> {
-    id("id", &venue)?;
     let seat_map = SeatMap { sections: b.sections, general_admission_areas: b.general_admission_areas };
     let request = pb::ImportSeatMapRequest {
         venue_id: venue,
