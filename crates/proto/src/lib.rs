@@ -26,5 +26,20 @@ package!(booking, "ticketing.booking.v1");
 package!(payment, "ticketing.payment.v1");
 package!(notification, "ticketing.notification.v1");
 
+/// The Kafka topics, one per publishing service, each carrying that service's
+/// `ticketing.events.v1` envelopes; names before `kafka.topic_namespace` is applied.
+pub mod topics {
+    /// Identity's: accounts registered, emails to verify, roles changed.
+    pub const IDENTITY: &str = "identity.events";
+    /// Catalog's: events published, their sales opened, closed and cancelled.
+    pub const CATALOG: &str = "catalog.events";
+    /// Inventory's: holds claimed, confirmed, released and restocked.
+    pub const INVENTORY: &str = "inventory.events";
+    /// Booking's: bookings created, confirmed, cancelled.
+    pub const BOOKING: &str = "booking.events";
+    /// Payment's: payments and refunds settled.
+    pub const PAYMENT: &str = "payment.events";
+}
+
 /// Every message's fully qualified protobuf name, used as the envelope `type`.
 pub use prost::Name;

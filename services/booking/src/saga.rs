@@ -11,6 +11,7 @@ use ticketing_platform::events::{PayloadError, payload};
 use ticketing_platform::kafka::consumer::{HandleError, Handler, required_id};
 use ticketing_proto::events::v1 as ev;
 use ticketing_proto::events::v1::Envelope;
+use ticketing_proto::topics;
 
 use crate::domain::BookingError;
 use crate::service::Bookings;
@@ -19,7 +20,7 @@ use crate::service::Bookings;
 pub const GROUP: &str = "booking.saga";
 
 /// Base names of the topics the saga reads.
-pub const TOPICS: [&str; 4] = ["payment.events", "inventory.events", "catalog.events", "booking.events"];
+pub const TOPICS: [&str; 4] = [topics::PAYMENT, topics::INVENTORY, topics::CATALOG, topics::BOOKING];
 
 /// The handler.
 pub struct Saga {

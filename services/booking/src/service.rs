@@ -19,9 +19,6 @@ use crate::domain::{
     Booking, BookingError, CancellationRequest, CancellationTerms, LineItem, Reason, Status, Transition,
 };
 
-/// Base name of the topic booking publishes on.
-pub const TOPIC: &str = "booking.events";
-
 /// Tag of booking list cursors.
 const CURSOR_TAG: &str = "b1";
 

@@ -18,12 +18,12 @@ use crate::config::Config;
 use crate::grpc::Api;
 use crate::reconciler::Reconciler;
 use crate::saga::{GROUP, Saga, TOPICS};
-use crate::service::{Bookings, TOPIC};
+use crate::service::Bookings;
 
 /// Migrates (if configured), connects and binds the service.
 pub async fn build(config: Config) -> anyhow::Result<Running> {
     let pool = db::open(&config.database, &crate::migrator()).await?;
-    let topic = config.kafka.topic(TOPIC);
+    let topic = config.kafka.topic(ticketing_proto::topics::BOOKING);
     let consumed: Vec<String> = TOPICS.iter().map(|t| config.kafka.topic(t)).collect();
     let mut topics = vec![topic.clone()];
     topics.extend(consumed.iter().flat_map(|t| [t.clone(), format!("{t}{}", kafka::DLQ_SUFFIX)]));

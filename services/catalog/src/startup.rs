@@ -8,12 +8,12 @@ use tonic::server::NamedService as _;
 
 use crate::config::Config;
 use crate::grpc::Api;
-use crate::service::{Catalog, TOPIC};
+use crate::service::Catalog;
 
 /// Migrates (if configured), connects and binds the service; call `run_until_stopped` on the result.
 pub async fn build(config: Config) -> anyhow::Result<Running> {
     let pool = db::open(&config.database, &crate::migrator()).await?;
-    let topic = config.kafka.topic(TOPIC);
+    let topic = config.kafka.topic(ticketing_proto::topics::CATALOG);
     // The outbox buffers events while the broker is away, so a missing broker is not fatal.
     // A stadium's EventPublished lists every seat; the broker's default 1 MB would refuse it.
     let max_event_bytes = config.catalog.max_event_bytes.to_string();

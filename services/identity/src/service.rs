@@ -20,9 +20,6 @@ use crate::domain::email::Email;
 use crate::domain::user::{User, display_name};
 use crate::domain::{FieldViolation, IdentityError, password};
 
-/// Base name of the topic identity publishes on.
-pub const TOPIC: &str = "identity.events";
-
 /// An access token and a refresh token.
 #[derive(Debug, Clone)]
 pub struct TokenPair {

@@ -17,7 +17,7 @@ use crate::adapters::refresh::RefreshTokens;
 use crate::adapters::throttle::LoginThrottle;
 use crate::config::Config;
 use crate::grpc::Api;
-use crate::service::{Identity, Parts, TOPIC};
+use crate::service::{Identity, Parts};
 
 /// How often each replica reloads the active key, to follow rotations made elsewhere.
 const KEY_RELOAD_INTERVAL: Duration = Duration::from_secs(30);
@@ -26,7 +26,7 @@ const KEY_RELOAD_INTERVAL: Duration = Duration::from_secs(30);
 pub async fn build(config: Config) -> anyhow::Result<Running> {
     let pool = db::open(&config.database, &crate::migrator()).await?;
     let redis = ticketing_platform::redis::connect(&config.redis).await?;
-    let topic = config.kafka.topic(TOPIC);
+    let topic = config.kafka.topic(ticketing_proto::topics::IDENTITY);
     // The outbox buffers events while the broker is away, so a missing broker is not fatal.
     if let Err(e) = kafka::ensure_topics(&config.kafka, std::slice::from_ref(&topic)).await {
         tracing::warn!(error = format!("{e:#}"), "could not ensure Kafka topics; the relay will retry publishing");

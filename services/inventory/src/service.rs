@@ -15,9 +15,6 @@ use crate::adapters::stock::{self, Counts, Ended, HoldRefused, HoldRequest, Plac
 use crate::config::InventorySettings;
 use crate::domain::{Hold, HoldId, HoldLine, HoldStatus, InventoryError, Selection};
 
-/// Base name of the topic inventory publishes on.
-pub const TOPIC: &str = "inventory.events";
-
 /// Namespace of the deterministic ids of spooled announcements.
 const SPOOL_NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x6c0c_7d0e_52b4_4f0c_9d7e_1c1d_5e6a_a001);
 

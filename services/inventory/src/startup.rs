@@ -14,17 +14,14 @@ use crate::adapters::stock::Stock;
 use crate::catalog_events::{CatalogEvents, GROUP};
 use crate::config::Config;
 use crate::grpc::Api;
-use crate::service::{Inventory, TOPIC};
-
-/// Base name of the topic inventory consumes.
-pub const CATALOG_TOPIC: &str = "catalog.events";
+use crate::service::Inventory;
 
 /// Migrates (if configured), connects and binds the service.
 pub async fn build(config: Config) -> anyhow::Result<Running> {
     let pool = db::open(&config.database, &crate::migrator()).await?;
     let redis = ticketing_platform::redis::connect(&config.redis).await?;
-    let topic = config.kafka.topic(TOPIC);
-    let catalog_topic = config.kafka.topic(CATALOG_TOPIC);
+    let topic = config.kafka.topic(ticketing_proto::topics::INVENTORY);
+    let catalog_topic = config.kafka.topic(ticketing_proto::topics::CATALOG);
     let dlq = format!("{catalog_topic}{}", kafka::DLQ_SUFFIX);
     if let Err(e) = kafka::ensure_topics(&config.kafka, &[topic.clone(), catalog_topic.clone(), dlq]).await {
         tracing::warn!(error = format!("{e:#}"), "could not ensure Kafka topics; retrying in the background");

@@ -35,15 +35,6 @@ use crate::adapters::projections::{self, EventChange, User};
 use crate::adapters::tickets;
 use crate::domain::{Template, Ticket, code, money};
 
-/// Base name of identity's topic.
-pub const IDENTITY_TOPIC: &str = "identity.events";
-/// Base name of catalog's topic.
-pub const CATALOG_TOPIC: &str = "catalog.events";
-/// Base name of booking's topic.
-pub const BOOKING_TOPIC: &str = "booking.events";
-/// Base name of payment's topic.
-pub const PAYMENT_TOPIC: &str = "payment.events";
-
 /// Group that keeps the projections and tickets.
 pub const RECORDS_GROUP: &str = "notification.records";
 /// Group that logs booking emails.

@@ -6,15 +6,13 @@ use ticketing_platform::kafka::consumer::Consumer;
 use ticketing_platform::sealing::Sealer;
 use ticketing_platform::{App, Running, db, kafka, readiness};
 use ticketing_proto::notification::v1::notification_server::NotificationServer;
+use ticketing_proto::topics;
 use tonic::server::NamedService as _;
 
 use crate::adapters::keys::TicketKeys;
 use crate::adapters::mailer::Mailer;
 use crate::config::Config;
-use crate::consumers::{
-    BOOKING_EMAILS_GROUP, BOOKING_TOPIC, CATALOG_TOPIC, Duty, Events, IDENTITY_TOPIC, PAYMENT_EMAILS_GROUP,
-    PAYMENT_TOPIC, RECORDS_GROUP,
-};
+use crate::consumers::{BOOKING_EMAILS_GROUP, Duty, Events, PAYMENT_EMAILS_GROUP, RECORDS_GROUP};
 use crate::dispatcher::Dispatcher;
 use crate::grpc::Api;
 use crate::service::Notification;
@@ -26,7 +24,7 @@ pub const TICKET_KEYS_PATH: &str = "/.well-known/ticket-keys.json";
 pub async fn build(config: Config) -> anyhow::Result<Running> {
     let pool = db::open(&config.database, &crate::migrator()).await?;
     let [identity, catalog, booking, payment] =
-        [IDENTITY_TOPIC, CATALOG_TOPIC, BOOKING_TOPIC, PAYMENT_TOPIC].map(|t| config.kafka.topic(t));
+        [topics::IDENTITY, topics::CATALOG, topics::BOOKING, topics::PAYMENT].map(|t| config.kafka.topic(t));
     let mut topics = vec![identity.clone(), catalog.clone(), booking.clone(), payment.clone()];
     topics.extend(topics.clone().iter().map(|t| format!("{t}{}", kafka::DLQ_SUFFIX)));
     // The consumers wait for topics that do not exist yet, so a missing broker is not fatal.

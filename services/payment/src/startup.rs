@@ -19,16 +19,13 @@ use crate::booking_events::{BookingEvents, GROUP};
 use crate::config::{Config, ProviderKind};
 use crate::grpc::Api;
 use crate::ports::Provider;
-use crate::service::{Payments, TOPIC};
-
-/// Base name of the topic payment consumes.
-pub const BOOKING_TOPIC: &str = "booking.events";
+use crate::service::Payments;
 
 /// Migrates (if configured), connects and binds the service.
 pub async fn build(config: Config) -> anyhow::Result<Running> {
     let pool = db::open(&config.database, &crate::migrator()).await?;
-    let topic = config.kafka.topic(TOPIC);
-    let booking_topic = config.kafka.topic(BOOKING_TOPIC);
+    let topic = config.kafka.topic(ticketing_proto::topics::PAYMENT);
+    let booking_topic = config.kafka.topic(ticketing_proto::topics::BOOKING);
     let dlq = format!("{booking_topic}{}", kafka::DLQ_SUFFIX);
     if let Err(e) = kafka::ensure_topics(&config.kafka, &[topic.clone(), booking_topic.clone(), dlq]).await {
         tracing::warn!(error = format!("{e:#}"), "could not ensure Kafka topics; retrying in the background");

@@ -17,8 +17,6 @@ use tokio_util::sync::CancellationToken;
 
 use crate::controller::Knowledge;
 
-/// The topic the catalog publishes, before the namespace.
-pub const CATALOG_TOPIC: &str = "catalog.events";
 const METADATA_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long the reader waits before asking again for a topic or broker that is not there.
 const RETRY: Duration = Duration::from_secs(2);

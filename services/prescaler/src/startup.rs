@@ -3,7 +3,7 @@
 use anyhow::Context as _;
 use ticketing_platform::{App, Running};
 
-use crate::catalog::{self, CATALOG_TOPIC};
+use crate::catalog;
 use crate::config::Config;
 use crate::controller::{self, Knowledge};
 
@@ -32,7 +32,7 @@ pub async fn build(config: Config) -> anyhow::Result<Running> {
             })
         }),
     );
-    let topic = config.kafka.topic(CATALOG_TOPIC);
+    let topic = config.kafka.topic(ticketing_proto::topics::CATALOG);
     app.spawn("catalog-reader", {
         let (kafka, knowledge, stop) = (config.kafka.clone(), knowledge.clone(), app.stop_token());
         catalog::follow(kafka, topic, knowledge, stop)

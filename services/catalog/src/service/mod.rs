@@ -13,9 +13,6 @@ use uuid::Uuid;
 use crate::adapters::time_zones::TimeZones;
 use crate::domain::{CatalogError, text};
 
-/// Base name of the topic the catalog publishes on.
-pub const TOPIC: &str = "catalog.events";
-
 type Result<T> = std::result::Result<T, CatalogError>;
 
 /// The catalog's state and use cases. Cheap to clone.

@@ -36,9 +36,6 @@ use crate::config::PaymentSettings;
 use crate::domain::{Money, Payment, PaymentError};
 use crate::ports::{Provider, ProviderError};
 
-/// Base name of the topic payment publishes on.
-pub const TOPIC: &str = "payment.events";
-
 /// Namespace of the deterministic event ids: one event per fact, however often it is
 /// (re)announced.
 const EVENT_NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x5d1f_0a8e_7c2b_4e61_9b0a_3f6e_2c8d_a002);

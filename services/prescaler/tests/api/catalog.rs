@@ -7,7 +7,7 @@ use prost::Message as _;
 use rdkafka::producer::FutureRecord;
 use ticketing_platform::events::envelope;
 use ticketing_platform::metrics::Metrics;
-use ticketing_prescaler::catalog::{CATALOG_TOPIC, follow};
+use ticketing_prescaler::catalog::follow;
 use ticketing_prescaler::controller::Knowledge;
 use ticketing_proto::events::v1::{EventClosed, EventPublished};
 use ticketing_testkit::eventually;
@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 #[tokio::test]
 async fn a_restarted_reader_rebuilds_the_schedule_from_the_beginning_of_the_topic() {
     let config = ticketing_testkit::kafka_config();
-    let topic = config.topic(CATALOG_TOPIC);
+    let topic = config.topic(ticketing_proto::topics::CATALOG);
     ticketing_platform::kafka::ensure_topics(&config, std::slice::from_ref(&topic)).await.unwrap();
     let producer = ticketing_platform::kafka::producer(&config).unwrap();
     let (open, closed) = (uuid::Uuid::new_v4().to_string(), uuid::Uuid::new_v4().to_string());
