@@ -147,13 +147,11 @@ pub async fn watch(
 ) -> anyhow::Result<()> {
     let gauges = metrics.pool_metrics().clone();
     gauges.max.set(i64::from(pool.options().get_max_connections()));
-    loop {
+    let mut rounds = crate::periodic::Every::new(metrics.interval(), stop);
+    while rounds.tick().await {
         sample_pool(&pool, &gauges).await;
-        tokio::select! {
-            () = stop.cancelled() => return Ok(()),
-            () = tokio::time::sleep(metrics.interval()) => {}
-        }
     }
+    Ok(())
 }
 
 async fn sample_pool(pool: &PgPool, gauges: &crate::metrics::PoolMetrics) {

@@ -235,16 +235,14 @@ impl IdempotencyKeys {
         stop: tokio_util::sync::CancellationToken,
     ) -> anyhow::Result<()> {
         const INTERVAL: Duration = Duration::from_secs(3600);
-        loop {
+        let mut rounds = crate::periodic::Every::new(INTERVAL, stop);
+        while rounds.tick().await {
             match self.purge(retention).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(purged = n, "purged expired idempotency keys"),
                 Err(e) => tracing::warn!(error = %e, "purging idempotency keys failed"),
             }
-            tokio::select! {
-                () = stop.cancelled() => return Ok(()),
-                () = tokio::time::sleep(INTERVAL) => {}
-            }
         }
+        Ok(())
     }
 }

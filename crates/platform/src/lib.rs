@@ -22,6 +22,7 @@ pub mod metrics;
 pub mod money;
 pub mod page;
 pub mod peers;
+pub mod periodic;
 pub mod readiness;
 pub mod redis;
 pub mod sealing;

@@ -269,7 +269,8 @@ pub async fn watch_memory(
     stop: tokio_util::sync::CancellationToken,
 ) -> anyhow::Result<()> {
     let gauges = metrics.redis_memory().clone();
-    loop {
+    let mut rounds = crate::periodic::Every::new(metrics.interval(), stop);
+    while rounds.tick().await {
         match memory(&mut connection.clone()).await {
             Ok((used, max)) => {
                 gauges.used.set(used);
@@ -277,11 +278,8 @@ pub async fn watch_memory(
             }
             Err(e) => tracing::debug!(error = %e, "cannot sample Redis's memory"),
         }
-        tokio::select! {
-            () = stop.cancelled() => return Ok(()),
-            () = tokio::time::sleep(metrics.interval()) => {}
-        }
     }
+    Ok(())
 }
 
 /// `used_memory` and `maxmemory` from `INFO memory`.

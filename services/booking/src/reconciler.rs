@@ -9,6 +9,7 @@
 use chrono::{DateTime, Utc};
 use futures::StreamExt as _;
 use prometheus::{IntCounterVec, Opts};
+use ticketing_platform::periodic;
 use ticketing_proto::common::v1::Money;
 use ticketing_proto::events::v1 as ev;
 use ticketing_proto::inventory::v1::HoldStatus;
@@ -85,15 +86,13 @@ impl Reconciler {
 
     /// Looks for due bookings every third of `reconcile_after`, until `stop`.
     pub async fn run(self, stop: CancellationToken) -> anyhow::Result<()> {
-        loop {
+        let mut rounds = periodic::Every::new(self.bookings.reconcile_after / 3, stop);
+        while rounds.tick().await {
             if let Err(e) = self.pass().await {
                 tracing::warn!(error = format!("{e:#}"), "looking for bookings to reconcile failed");
             }
-            tokio::select! {
-                () = stop.cancelled() => return Ok(()),
-                () = tokio::time::sleep(self.bookings.reconcile_after / 3) => {}
-            }
         }
+        Ok(())
     }
 
     /// Looks at every booking due now; returns how many it claimed.

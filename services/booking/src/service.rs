@@ -354,7 +354,8 @@ impl Bookings {
         stop: tokio_util::sync::CancellationToken,
     ) -> anyhow::Result<()> {
         let age = chrono::Duration::from_std(after)?;
-        loop {
+        let mut rounds = ticketing_platform::periodic::Every::new(after / 3, stop);
+        while rounds.tick().await {
             match store::stalled_cancellations(&self.pool, Utc::now() - age, 50).await {
                 Ok(stalled) => {
                     for id in stalled {
@@ -366,11 +367,8 @@ impl Bookings {
                 }
                 Err(e) => tracing::warn!(error = format!("{e:#}"), "looking for stalled cancellations failed"),
             }
-            tokio::select! {
-                () = stop.cancelled() => return Ok(()),
-                () = tokio::time::sleep(after / 3) => {}
-            }
         }
+        Ok(())
     }
 
     /// `PaymentSucceeded` (which happened at `paid_at`): sell the hold and confirm, or refund

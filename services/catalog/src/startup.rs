@@ -2,7 +2,7 @@
 
 use ticketing_platform::auth::Verifier;
 use ticketing_platform::kafka::outbox::Relay;
-use ticketing_platform::{App, Running, db, kafka, readiness};
+use ticketing_platform::{App, Running, db, kafka, periodic, readiness};
 use ticketing_proto::catalog::v1::catalog_server::CatalogServer;
 use tonic::server::NamedService as _;
 
@@ -51,15 +51,13 @@ async fn schedule_sales(
     interval: std::time::Duration,
     stop: tokio_util::sync::CancellationToken,
 ) -> anyhow::Result<()> {
-    loop {
-        tokio::select! {
-            () = stop.cancelled() => return Ok(()),
-            () = tokio::time::sleep(interval) => {}
-        }
+    let mut rounds = periodic::Every::new(interval, stop);
+    while rounds.tick().await {
         match catalog.advance_due_sales().await {
             Ok(0) => {}
             Ok(changed) => tracing::info!(changed, "sale scheduler moved events"),
             Err(e) => tracing::warn!(error = %e, "sale scheduler round failed; retrying next round"),
         }
     }
+    Ok(())
 }

@@ -7,7 +7,7 @@ use axum::routing::get;
 use ticketing_platform::auth::Verifier;
 use ticketing_platform::kafka::outbox::Relay;
 use ticketing_platform::sealing::Sealer;
-use ticketing_platform::{App, Running, db, kafka, readiness};
+use ticketing_platform::{App, Running, db, kafka, periodic, readiness};
 use ticketing_proto::identity::v1::identity_server::IdentityServer;
 use tonic::server::NamedService as _;
 
@@ -63,17 +63,14 @@ pub async fn build(config: Config) -> anyhow::Result<Running> {
 
     let relay = Relay::new(pool, kafka::producer(&config.kafka)?, &config.kafka, app.metrics());
     app.spawn("outbox-relay", relay.run(app.stop_token()));
-    let stop = app.stop_token();
+    let mut rounds = periodic::Every::new(KEY_RELOAD_INTERVAL, app.stop_token());
     app.spawn("key-reload", async move {
-        loop {
-            tokio::select! {
-                () = stop.cancelled() => return Ok(()),
-                () = tokio::time::sleep(KEY_RELOAD_INTERVAL) => {}
-            }
+        while rounds.tick().await {
             if let Err(e) = keys.reload().await {
                 tracing::warn!(error = format!("{e:#}"), "reloading the signing key failed");
             }
         }
+        Ok(())
     });
 
     let jwks_identity = identity.clone();

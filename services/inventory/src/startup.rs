@@ -5,7 +5,7 @@ use std::time::Duration;
 use ticketing_platform::auth::Verifier;
 use ticketing_platform::kafka::consumer::Consumer;
 use ticketing_platform::kafka::outbox::Relay;
-use ticketing_platform::{App, Running, db, kafka, readiness};
+use ticketing_platform::{App, Running, db, kafka, periodic, readiness};
 use ticketing_proto::inventory::v1::inventory_server::InventoryServer;
 use tokio_util::sync::CancellationToken;
 use tonic::server::NamedService as _;
@@ -61,11 +61,8 @@ pub async fn build(config: Config) -> anyhow::Result<Running> {
 /// Every replica runs it: each expiry is one atomic script, and spooled announcements
 /// carry deterministic ids.
 async fn reap(inventory: Inventory, interval: Duration, stop: CancellationToken) -> anyhow::Result<()> {
-    loop {
-        tokio::select! {
-            () = stop.cancelled() => return Ok(()),
-            () = tokio::time::sleep(interval) => {}
-        }
+    let mut rounds = periodic::Every::new(interval, stop);
+    while rounds.tick().await {
         if let Err(e) = inventory.reap().await {
             tracing::warn!(error = format!("{e:#}"), "expiring holds failed");
         }
@@ -73,4 +70,5 @@ async fn reap(inventory: Inventory, interval: Duration, stop: CancellationToken)
             tracing::warn!(error = format!("{e:#}"), "announcing ended holds failed");
         }
     }
+    Ok(())
 }

@@ -6,6 +6,7 @@ use std::collections::{HashMap, HashSet};
 
 use prometheus::{IntGaugeVec, Opts};
 use sqlx::PgPool;
+use ticketing_platform::periodic;
 use tokio_util::sync::CancellationToken;
 
 use crate::adapters::stock::Stock;
@@ -59,15 +60,13 @@ impl StockMetrics {
 
     /// Samples until `stop`, every `interval`.
     pub async fn run(mut self, interval: std::time::Duration, stop: CancellationToken) -> anyhow::Result<()> {
-        loop {
+        let mut rounds = periodic::Every::new(interval, stop);
+        while rounds.tick().await {
             if let Err(e) = self.sample().await {
                 tracing::debug!(error = format!("{e:#}"), "sampling stock metrics failed");
             }
-            tokio::select! {
-                () = stop.cancelled() => return Ok(()),
-                () = tokio::time::sleep(interval) => {}
-            }
         }
+        Ok(())
     }
 
     /// Reads the newest `telemetry.max_event_series` events on sale (or whose sale ended less

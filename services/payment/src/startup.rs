@@ -8,7 +8,7 @@ use ticketing_platform::db::DatabaseConfig;
 use ticketing_platform::idempotency::IdempotencyKeys;
 use ticketing_platform::kafka::consumer::Consumer;
 use ticketing_platform::kafka::outbox::Relay;
-use ticketing_platform::{App, Running, db, kafka, readiness};
+use ticketing_platform::{App, Running, db, kafka, periodic, readiness};
 use ticketing_proto::payment::v1::payment_server::PaymentServer;
 use tokio_util::sync::CancellationToken;
 use tonic::server::NamedService as _;
@@ -75,11 +75,8 @@ pub async fn build(config: Config) -> anyhow::Result<Running> {
 
 /// Settles unknown charges and pending refunds, until stopped. Every replica runs it.
 async fn reconcile(payments: Payments, interval: Duration, stop: CancellationToken) -> anyhow::Result<()> {
-    loop {
-        tokio::select! {
-            () = stop.cancelled() => return Ok(()),
-            () = tokio::time::sleep(interval) => {}
-        }
+    let mut rounds = periodic::Every::new(interval, stop.clone());
+    while rounds.tick().await {
         // Claimed rows are leased, so passes go on until nothing is due. A pass cut short
         // by shutdown is safe: its leases lapse and settling is conditional.
         loop {
@@ -97,4 +94,5 @@ async fn reconcile(payments: Payments, interval: Duration, stop: CancellationTok
             }
         }
     }
+    Ok(())
 }

@@ -1,0 +1,57 @@
+//! The one loop behind every "do this every so often until shutdown": sale scheduling,
+//! hold expiry, reconciliation, sweeps, purges, metric sampling.
+//!
+//! ```ignore
+//! let mut rounds = Every::new(interval, stop);
+//! while rounds.tick().await {
+//!     if let Err(e) = job.round().await { tracing::warn!(...) }
+//! }
+//! ```
+
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+/// Rounds of a periodic job: the first at once, each next one `interval` after the previous
+/// ended, none once `stop` is cancelled. A running round is never cut short: shutdown waits
+/// for it, so a round needs no care for being stopped halfway.
+pub struct Every {
+    interval: Duration,
+    stop: CancellationToken,
+    started: bool,
+}
+
+impl Every {
+    /// Rounds `interval` apart until `stop`.
+    pub fn new(interval: Duration, stop: CancellationToken) -> Self {
+        Self { interval, stop, started: false }
+    }
+
+    /// Waits for the next round; `false` when the job should return instead.
+    pub async fn tick(&mut self) -> bool {
+        if !std::mem::replace(&mut self.started, true) {
+            return !self.stop.is_cancelled();
+        }
+        tokio::select! {
+            () = self.stop.cancelled() => false,
+            () = tokio::time::sleep(self.interval) => true,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_first_round_is_at_once_and_none_follows_a_stop() {
+        let stop = CancellationToken::new();
+        let mut rounds = Every::new(Duration::from_secs(3600), stop.clone());
+        let first = tokio::time::timeout(Duration::from_secs(5), rounds.tick()).await;
+        assert_eq!(first.ok(), Some(true), "the first round does not wait an interval");
+        stop.cancel();
+        assert!(!rounds.tick().await, "a stopped job has no next round");
+        let mut late = Every::new(Duration::ZERO, stop);
+        assert!(!late.tick().await, "a job started after the stop has no round");
+    }
+}
