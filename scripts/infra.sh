@@ -165,7 +165,7 @@ ensure_probe_venv() {
   rm -rf "$venv"
 }
 
-# The e2e gateway test validates /openapi.json with it (crates/e2e/tests/saga/gateway.rs).
+# The e2e gateway test validates /openapi.json with it (crates/e2e/tests/platform/gateway.rs).
 ensure_spec_validator() {
   local venv="$STATE_DIR/venv"
   if [[ -x $venv/bin/openapi-spec-validator ]]; then

@@ -13,8 +13,8 @@ use tokio::net::TcpStream;
 
 use ticketing_proto::identity::v1::Role;
 
+use crate::harness::{Options, Platform};
 use crate::http::Http;
-use crate::platform::{Options, Platform};
 use crate::proxy::Phase;
 
 /// How long a test waits for an answer that must come at once, or a deadline of one second.

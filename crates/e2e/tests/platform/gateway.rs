@@ -8,8 +8,8 @@ use serde_json::{Value, json};
 use ticketing_proto::identity::v1::Role;
 use ticketing_testkit::eventually_every;
 
+use crate::harness::{Options, Platform};
 use crate::http::{Http, account};
-use crate::platform::{Options, Platform};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_buyer_buys_seats_through_the_rest_api() {

@@ -10,8 +10,8 @@ use serde_json::{Value, json};
 
 use ticketing_proto::identity::v1::Role;
 
+use crate::harness::{Options, Platform, Sale};
 use crate::http::{Http, account};
-use crate::platform::{Options, Platform, Sale};
 
 const PASSWORD: &str = "a-long-enough-passphrase";
 

@@ -8,8 +8,8 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use ticketing_proto::identity::v1::Role;
 
+use crate::harness::{Options, Platform, Sale, User};
 use crate::http::Http;
-use crate::platform::{Options, Platform, Sale, User};
 
 /// `POST /v1/events/{event}/holds` of `body`, with the pass and the idempotency key given.
 async fn hold(

@@ -16,7 +16,7 @@ use ticketing_proto::payment::v1::PaymentStatus;
 use ticketing_testkit::eventually_every;
 use ticketing_testkit::smtp::wait_for_emails;
 
-use crate::platform::{Event, Options, Platform, REGISTRATION_EMAILS, authed};
+use crate::harness::{Event, Options, Platform, REGISTRATION_EMAILS, authed};
 use crate::scenarios::{count, counts_of, ga, seats};
 
 /// Payment, inventory and booking's own events never reach booking; its reconciler looks

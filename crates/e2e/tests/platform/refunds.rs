@@ -10,8 +10,8 @@ use ticketing_proto::catalog::v1::CancellationPolicy;
 use ticketing_proto::identity::v1::Role;
 use ticketing_testkit::eventually_every;
 
+use crate::harness::{Event, Options, Platform, Sale};
 use crate::http::{Http, account, buy_with, path_of};
-use crate::platform::{Event, Options, Platform, Sale};
 
 const PROBLEMS: &str = "https://ticketing.dev/problems/";
 

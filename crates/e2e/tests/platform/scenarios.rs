@@ -13,7 +13,7 @@ use ticketing_testkit::eventually_every;
 use ticketing_testkit::smtp::{read_qr, wait_for_emails};
 use tonic::Code;
 
-use crate::platform::{Event, Options, Platform, REGISTRATION_EMAILS, User, authed};
+use crate::harness::{Event, Options, Platform, REGISTRATION_EMAILS, User, authed};
 
 pub(crate) fn seats(event: &Event, indexes: &[usize]) -> Selection {
     Selection::Seats(inventory::SeatSelection { seat_ids: indexes.iter().map(|&i| event.seats[i].clone()).collect() })

@@ -36,8 +36,8 @@ use ticketing_proto::inventory::v1::SeatState;
 use ticketing_testkit::eventually_every;
 use uuid::Uuid;
 
+use crate::harness::{Event, Options, Platform, Sale, User};
 use crate::http::Http;
-use crate::platform::{Event, Options, Platform, Sale, User};
 
 /// Each event's seated category (one row) and GA capacity: small, so resales are frequent.
 const SEATS: u32 = 5;

@@ -6,7 +6,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use ticketing_testkit::eventually_every;
 
-use crate::platform::Platform;
+use crate::harness::Platform;
 
 pub struct Http {
     pub base: String,

@@ -31,8 +31,8 @@ use ticketing_testkit::eventually_every;
 use ticketing_testkit::otlp::{Collector, SpanKind, Trace};
 use ticketing_testkit::smtp::emails_to;
 
+use crate::harness::{Options, Platform};
 use crate::http::{Http, account};
-use crate::platform::{Options, Platform};
 
 /// The services a purchase's trace must reach.
 const SERVICES: [&str; 5] = ["gateway", "booking", "inventory", "payment", "notification"];

@@ -9,8 +9,8 @@ use reqwest::{Method, StatusCode};
 use serde_json::json;
 use ticketing_testkit::eventually_every;
 
+use crate::harness::{Options, Platform};
 use crate::http::{Http, account};
-use crate::platform::{Options, Platform};
 use crate::proxy::Phase;
 
 /// The calls a client keeps making to booking: a read, a keyed write and an unkeyed write

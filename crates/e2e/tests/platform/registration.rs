@@ -7,8 +7,8 @@ use serde_json::{Value, json};
 use ticketing_proto::identity::v1::Role;
 use ticketing_testkit::smtp::wait_for_emails;
 
+use crate::harness::{Options, Platform, Sale};
 use crate::http::{Http, verification_token};
-use crate::platform::{Options, Platform, Sale};
 
 const PASSWORD: &str = "a-long-enough-passphrase";
 

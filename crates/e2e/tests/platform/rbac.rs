@@ -14,8 +14,8 @@ use ticketing_proto::identity::v1 as identity;
 use ticketing_proto::identity::v1::Role;
 use ticketing_testkit::eventually_every;
 
+use crate::harness::{Event, Options, Platform, User};
 use crate::http::{Http, account, buy, path_of};
-use crate::platform::{Event, Options, Platform, User};
 
 const PASSWORD: &str = "a-long-enough-passphrase";
 const WEBHOOK_SECRET: &str = "whsec_e2e_0123456789abcdef";

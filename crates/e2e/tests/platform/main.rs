@@ -1,0 +1,22 @@
+//! The whole platform in one process (identity, catalog, inventory, booking, payment,
+//! notification and the gateway) against the real Postgres, Redis, broker and an SMTP
+//! server: the purchase saga (hold → booking → payment → confirmation → tickets) and every
+//! way it can go wrong, the public HTTP API and its edge (limits, the waiting room, RBAC,
+//! the OpenAPI contract), reconciliation, restarts and tracing across the services. The
+//! real binaries' own suite is `binaries`; crash faults under load are `faults`.
+
+mod edge;
+mod gateway;
+mod harness;
+mod http;
+mod limits;
+mod proxy;
+mod rbac;
+mod reconciler;
+mod refunds;
+mod registration;
+mod restarts;
+mod scenarios;
+mod seams;
+mod tracing;
+mod waiting_room;
