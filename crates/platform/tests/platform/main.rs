@@ -10,6 +10,7 @@ mod auth;
 mod consumer;
 mod discovery;
 mod idempotency;
+mod layers;
 mod outbox;
 mod readiness;
 mod redis;
