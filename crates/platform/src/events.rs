@@ -47,6 +47,46 @@ pub fn payload<M: Message + Name + Default>(envelope: &Envelope) -> Result<M, Pa
     M::decode(envelope.payload.as_slice()).map_err(|e| PayloadError::Decode(expected, e))
 }
 
+/// Reads `envelope` as whichever of several payload types its `type` names, one arm each:
+///
+/// ```ignore
+/// let incoming = dispatch(event).on(Incoming::Paid).on(Incoming::Failed).decoded()?;
+/// let Some(incoming) = incoming else { return Ok(()) }; // a type no arm names
+/// ```
+///
+/// Every consumer reads its events this way, so each states in one place which types it
+/// handles and what it makes of them; what a type no arm names means stays the caller's.
+pub fn dispatch<T>(envelope: &Envelope) -> Dispatch<'_, T> {
+    Dispatch { envelope, decoded: None }
+}
+
+/// The arms of a [`dispatch`] so far.
+#[must_use = "an envelope is read by `decoded`"]
+pub struct Dispatch<'e, T> {
+    envelope: &'e Envelope,
+    decoded: Option<Result<T, PayloadError>>,
+}
+
+impl<T> Dispatch<'_, T> {
+    /// An arm: an envelope of type `M` is decoded and made a `T` by `arm`.
+    pub fn on<M: Message + Name + Default>(mut self, arm: impl FnOnce(M) -> T) -> Self {
+        if self.decoded.is_none() && is::<M>(&self.envelope.r#type) {
+            self.decoded = Some(payload::<M>(self.envelope).map(arm));
+        }
+        self
+    }
+
+    /// What the arm of the envelope's type made of it; `None` when no arm names the type.
+    pub fn decoded(self) -> Result<Option<T>, PayloadError> {
+        self.decoded.transpose()
+    }
+}
+
+/// Whether `type_name` is `M`'s full name, without building that name.
+fn is<M: Name>(type_name: &str) -> bool {
+    type_name.strip_prefix(M::PACKAGE).and_then(|rest| rest.strip_prefix('.')) == Some(M::NAME)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -62,5 +102,22 @@ mod tests {
         assert_eq!(payload::<UserRegistered>(&env).unwrap(), event);
         let err = payload::<ticketing_proto::events::v1::UserRoleChanged>(&env).unwrap_err();
         assert!(matches!(err, PayloadError::WrongType { .. }));
+    }
+
+    #[test]
+    fn dispatch_takes_the_arm_of_the_type_and_none_for_others() {
+        use ticketing_proto::events::v1::{EventClosed, UserRoleChanged};
+        #[derive(Debug, PartialEq)]
+        enum Incoming {
+            Registered(UserRegistered),
+            RoleChanged(UserRoleChanged),
+        }
+        let event = UserRegistered { user_id: "u1".into(), ..Default::default() };
+        let env = envelope("u1", &event);
+        let read = |env: &Envelope| dispatch(env).on(Incoming::RoleChanged).on(Incoming::Registered).decoded();
+        assert_eq!(read(&env).unwrap(), Some(Incoming::Registered(event)));
+        assert_eq!(read(&envelope("e1", &EventClosed::default())).unwrap(), None);
+        let garbled = Envelope { payload: vec![0xff], ..env };
+        assert!(matches!(read(&garbled), Err(PayloadError::Decode(..))));
     }
 }

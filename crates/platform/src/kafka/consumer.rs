@@ -47,6 +47,13 @@ pub enum HandleError {
     Permanent(anyhow::Error),
 }
 
+/// An event that does not decode never will: it goes to the DLQ.
+impl From<crate::events::PayloadError> for HandleError {
+    fn from(e: crate::events::PayloadError) -> Self {
+        Self::Permanent(e.into())
+    }
+}
+
 /// A required id in an event; a malformed one can never be processed, so it is
 /// [`HandleError::Permanent`] and the message goes to the DLQ.
 pub fn required_id(field: &str, value: &str) -> Result<uuid::Uuid, HandleError> {
