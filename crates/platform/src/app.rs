@@ -7,6 +7,8 @@
 //! 3. servers stop accepting, finish in-flight calls, and background tasks stop;
 //! 4. whatever is still running at `server.shutdown_grace` after the signal is abandoned.
 
+#[cfg(feature = "kafka")]
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -36,6 +38,19 @@ pub struct App {
     tasks: Vec<(&'static str, Task)>,
     admin_routes: axum::Router,
     verifier: Option<Verifier>,
+    #[cfg(feature = "kafka")]
+    kafka: Option<Kafka>,
+}
+
+/// The service's Kafka clients, from [`App::kafka`].
+#[cfg(feature = "kafka")]
+struct Kafka {
+    config: crate::kafka::KafkaConfig,
+    /// Shared by the outbox relay and the consumers' dead letters.
+    producer: crate::kafka::Producer,
+    /// What [`App::bind`] creates when missing: topic settings, and the topics (full names)
+    /// created with them.
+    topics: BTreeMap<Vec<(String, String)>, BTreeSet<String>>,
 }
 
 impl App {
@@ -51,6 +66,8 @@ impl App {
             tasks: Vec::new(),
             admin_routes: axum::Router::new(),
             verifier: None,
+            #[cfg(feature = "kafka")]
+            kafka: None,
         }
     }
 
@@ -112,6 +129,16 @@ impl App {
         self
     }
 
+    /// Runs `job` as task `name`: a round at once, then one `interval` after each ended, until
+    /// shutdown (which waits for the round in hand; [`crate::periodic::Every`]).
+    pub fn every(&mut self, name: &'static str, interval: Duration, job: impl crate::periodic::Job) -> &mut Self {
+        let stop = self.stop.clone();
+        self.spawn(name, async move {
+            crate::periodic::run(job, interval, stop).await;
+            Ok(())
+        })
+    }
+
     /// Adds routes to the admin server.
     pub fn admin_routes(&mut self, routes: axum::Router) -> &mut Self {
         self.admin_routes = std::mem::take(&mut self.admin_routes).merge(routes);
@@ -129,6 +156,8 @@ impl App {
     /// consumers (made with this app's metrics before this call) gets the readiness check
     /// `kafka-consumers`, which fails while one of them is stalled.
     pub async fn bind(mut self, routes: Routes, services: &[&'static str]) -> anyhow::Result<Running> {
+        #[cfg(feature = "kafka")]
+        self.ensure_topics().await;
         if !self.metrics.consumer_stalls().is_empty() {
             self.readiness.add("kafka-consumers", crate::readiness::kafka_consumers(self.metrics.clone()));
         }
@@ -147,6 +176,78 @@ impl App {
             routes,
             services: std::iter::once("").chain(services.iter().copied()).collect(),
         })
+    }
+}
+
+/// Kafka: the outbox relay, consumers, and the topics both need.
+#[cfg(feature = "kafka")]
+impl App {
+    /// Makes the service's Kafka producer from `config`; call it before the other Kafka
+    /// methods. Topics they name are created by [`App::bind`] when missing.
+    pub fn kafka(&mut self, config: &crate::kafka::KafkaConfig) -> anyhow::Result<&mut Self> {
+        let producer = crate::kafka::producer(config)?;
+        self.kafka = Some(Kafka { config: config.clone(), producer, topics: BTreeMap::new() });
+        Ok(self)
+    }
+
+    fn kafka_parts(&mut self) -> &mut Kafka {
+        self.kafka.as_mut().expect("App::kafka is called before the other Kafka methods")
+    }
+
+    /// Publishes `pool`'s outbox (task `outbox-relay`); `topic` is the base name of the topic
+    /// the service publishes.
+    pub fn outbox_relay(&mut self, pool: &sqlx::PgPool, topic: &str) -> &mut Self {
+        self.outbox_relay_with(pool, topic, &[])
+    }
+
+    /// Like [`App::outbox_relay`], creating the topic with `topic_config` (e.g. a larger
+    /// `max.message.bytes`) when it is missing.
+    pub fn outbox_relay_with(&mut self, pool: &sqlx::PgPool, topic: &str, topic_config: &[(&str, &str)]) -> &mut Self {
+        let metrics = self.metrics.clone();
+        let kafka = self.kafka_parts();
+        let topic_config = topic_config.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        kafka.topics.entry(topic_config).or_default().insert(kafka.config.topic(topic));
+        let relay = crate::kafka::outbox::Relay::new(pool.clone(), kafka.producer.clone(), &kafka.config, &metrics);
+        let stop = self.stop.clone();
+        self.spawn("outbox-relay", relay.run(stop))
+    }
+
+    /// Runs a member of consumer group `group` reading `topics` (base names) into `handler`,
+    /// as task `name`. The topics and their dead-letter topics are created when missing.
+    pub fn consume<H: crate::kafka::consumer::Handler>(
+        &mut self,
+        name: &'static str,
+        group: &str,
+        topics: &[&str],
+        pool: &sqlx::PgPool,
+        handler: H,
+    ) -> &mut Self {
+        let metrics = self.metrics.clone();
+        let kafka = self.kafka_parts();
+        let topics: Vec<String> = topics.iter().map(|t| kafka.config.topic(t)).collect();
+        let created = kafka.topics.entry(Vec::new()).or_default();
+        created.extend(topics.iter().flat_map(|t| [t.clone(), format!("{t}{}", crate::kafka::DLQ_SUFFIX)]));
+        let (producer, config) = (kafka.producer.clone(), &kafka.config);
+        let consumer =
+            crate::kafka::consumer::Consumer::new(group, topics, pool.clone(), producer, handler, config, &metrics);
+        let stop = self.stop.clone();
+        self.spawn(name, consumer.run(stop))
+    }
+
+    /// Creates the topics the relay and consumers named. A broker that does not answer is not
+    /// fatal: the relay keeps its events in the outbox and consumers wait for their topics.
+    async fn ensure_topics(&self) {
+        let Some(kafka) = &self.kafka else { return };
+        for (topic_config, topics) in &kafka.topics {
+            let topics: Vec<String> = topics.iter().cloned().collect();
+            let topic_config: Vec<(&str, &str)> = topic_config.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            if let Err(e) = crate::kafka::ensure_topics_with(&kafka.config, &topics, &topic_config).await {
+                tracing::warn!(
+                    error = format!("{e:#}"),
+                    "could not ensure Kafka topics; the relay and consumers wait for them"
+                );
+            }
+        }
     }
 }
 

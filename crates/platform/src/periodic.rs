@@ -1,6 +1,9 @@
 //! The one loop behind every "do this every so often until shutdown": sale scheduling,
 //! hold expiry, reconciliation, sweeps, purges, metric sampling.
 //!
+//! A service's job is a [`Job`] that [`crate::App::every`] runs; the platform's own loops
+//! use [`Every`] directly:
+//!
 //! ```ignore
 //! let mut rounds = Every::new(interval, stop);
 //! while rounds.tick().await {
@@ -39,6 +42,32 @@ impl Every {
     }
 }
 
+/// One round of a periodic job. A round reports its own failures (a log line, a metric):
+/// the next round comes all the same.
+pub trait Job: Send + 'static {
+    /// Does the job once.
+    fn round(&mut self) -> impl Future<Output = ()> + Send;
+}
+
+/// A closure making each round's future is a job.
+impl<F, R> Job for F
+where
+    F: FnMut() -> R + Send + 'static,
+    R: Future<Output = ()> + Send,
+{
+    fn round(&mut self) -> impl Future<Output = ()> + Send {
+        self()
+    }
+}
+
+/// Runs `job` in rounds `interval` apart until `stop` (see [`Every`]).
+pub async fn run(mut job: impl Job, interval: Duration, stop: CancellationToken) {
+    let mut rounds = Every::new(interval, stop);
+    while rounds.tick().await {
+        job.round().await;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -53,5 +82,22 @@ mod tests {
         assert!(!rounds.tick().await, "a stopped job has no next round");
         let mut late = Every::new(Duration::ZERO, stop);
         assert!(!late.tick().await, "a job started after the stop has no round");
+    }
+
+    #[tokio::test]
+    async fn a_job_runs_round_after_round_until_the_stop() {
+        let stop = CancellationToken::new();
+        let rounds = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let (counted, stopper) = (rounds.clone(), stop.clone());
+        let job = move || {
+            let (counted, stopper) = (counted.clone(), stopper.clone());
+            async move {
+                if counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 2 {
+                    stopper.cancel();
+                }
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(5), run(job, Duration::ZERO, stop)).await.expect("stops");
+        assert_eq!(rounds.load(std::sync::atomic::Ordering::SeqCst), 3, "the round in hand ends; none follows");
     }
 }
