@@ -2,15 +2,14 @@
 //! purchase saga that pays, confirms, cancels, expires and refunds them.
 
 pub mod adapters;
-pub mod announce;
 pub mod config;
 pub mod domain;
+pub mod events;
 pub mod grpc;
-pub mod reconciler;
-pub mod saga;
-pub mod sales_metrics;
+pub mod metrics;
 pub mod service;
 pub mod startup;
+pub mod workers;
 
 use sqlx::migrate::Migrator;
 

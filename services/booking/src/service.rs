@@ -14,10 +14,10 @@ use tonic::Code;
 
 use crate::adapters::peers::Peers;
 use crate::adapters::store::{self, Owner};
-use crate::announce;
 use crate::domain::{
     Booking, BookingError, CancellationRequest, CancellationTerms, LineItem, Reason, Status, Transition,
 };
+use crate::events::publish;
 
 /// Tag of booking list cursors.
 const CURSOR_TAG: &str = "b1";
@@ -31,7 +31,7 @@ pub struct Bookings {
     pub(crate) peers: Peers,
     topic: String,
     transitions: IntCounterVec,
-    sales: crate::sales_metrics::SalesMetrics,
+    sales: crate::metrics::SalesMetrics,
     /// How long a booking waits on another service's event before the reconciler looks.
     pub(crate) reconcile_after: std::time::Duration,
 }
@@ -74,7 +74,7 @@ impl Bookings {
             )
             .expect("static metric definition"),
         );
-        let sales = crate::sales_metrics::SalesMetrics::new(metrics);
+        let sales = crate::metrics::SalesMetrics::new(metrics);
         Self { pool, peers, topic, transitions, sales, reconcile_after }
     }
 
@@ -100,7 +100,7 @@ impl Bookings {
         transition: &Transition,
     ) -> anyhow::Result<()> {
         self.save(&mut *tx, booking).await?;
-        outbox::enqueue(tx, &self.topic, &announce::transition(booking, transition)).await?;
+        outbox::enqueue(tx, &self.topic, &publish::transition(booking, transition)).await?;
         if booking.status != before {
             self.transitions.with_label_values(&[booking.status.as_str()]).inc();
         }
@@ -185,7 +185,7 @@ impl Bookings {
         if let Err(existing) = store::insert(&mut tx, &booking, self.next_look(&booking)).await? {
             return Err(BookingError::AlreadyBooked(existing));
         }
-        outbox::enqueue(&mut tx, &self.topic, &announce::created(&booking)).await?;
+        outbox::enqueue(&mut tx, &self.topic, &publish::created(&booking)).await?;
         tx.commit().await?;
         self.transitions.with_label_values(&[booking.status.as_str()]).inc();
         Ok(booking)

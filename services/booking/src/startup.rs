@@ -15,10 +15,10 @@ use tonic::server::NamedService as _;
 
 use crate::adapters::peers::{Channels, Peers};
 use crate::config::Config;
+use crate::events::consume::{GROUP, Saga, TOPICS};
 use crate::grpc::Api;
-use crate::reconciler::Reconciler;
-use crate::saga::{GROUP, Saga, TOPICS};
 use crate::service::Bookings;
+use crate::workers::reconciler::Reconciler;
 
 /// Migrates (if configured), connects and binds the service.
 pub async fn build(config: Config) -> anyhow::Result<Running> {

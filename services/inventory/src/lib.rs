@@ -3,13 +3,13 @@
 //! no seat or ticket is ever sold twice.
 
 pub mod adapters;
-pub mod catalog_events;
 pub mod config;
 pub mod domain;
+pub mod events;
 pub mod grpc;
+pub mod metrics;
 pub mod service;
 pub mod startup;
-pub mod stock_metrics;
 
 use sqlx::migrate::Migrator;
 

@@ -11,8 +11,8 @@ use tokio_util::sync::CancellationToken;
 use tonic::server::NamedService as _;
 
 use crate::adapters::stock::Stock;
-use crate::catalog_events::{CatalogEvents, GROUP};
 use crate::config::Config;
+use crate::events::consume::{CatalogEvents, GROUP};
 use crate::grpc::Api;
 use crate::service::Inventory;
 
@@ -40,7 +40,7 @@ pub async fn build(config: Config) -> anyhow::Result<Running> {
     let producer = kafka::producer(&config.kafka)?;
     let relay = Relay::new(pool.clone(), producer.clone(), &config.kafka, app.metrics());
     app.spawn("outbox-relay", relay.run(app.stop_token()));
-    crate::stock_metrics::spawn(&mut app, pool.clone(), stock.clone());
+    crate::metrics::spawn(&mut app, pool.clone(), stock.clone());
     let consumer = Consumer::new(
         GROUP,
         vec![catalog_topic],

@@ -4,12 +4,12 @@
 
 pub mod adapters;
 pub mod config;
-pub mod consumers;
-pub mod dispatcher;
 pub mod domain;
+pub mod events;
 pub mod grpc;
 pub mod service;
 pub mod startup;
+pub mod workers;
 
 use sqlx::migrate::Migrator;
 

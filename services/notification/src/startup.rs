@@ -12,10 +12,10 @@ use tonic::server::NamedService as _;
 use crate::adapters::keys::TicketKeys;
 use crate::adapters::mailer::Mailer;
 use crate::config::Config;
-use crate::consumers::{BOOKING_EMAILS_GROUP, Duty, Events, PAYMENT_EMAILS_GROUP, RECORDS_GROUP};
-use crate::dispatcher::Dispatcher;
+use crate::events::consume::{BOOKING_EMAILS_GROUP, Duty, Events, PAYMENT_EMAILS_GROUP, RECORDS_GROUP};
 use crate::grpc::Api;
 use crate::service::Notification;
+use crate::workers::dispatcher::Dispatcher;
 
 /// Where the admin server publishes the ticket keys.
 pub const TICKET_KEYS_PATH: &str = "/.well-known/ticket-keys.json";

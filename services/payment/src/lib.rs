@@ -3,9 +3,9 @@
 //! refunds in full or in part, and authenticates provider webhooks.
 
 pub mod adapters;
-pub mod booking_events;
 pub mod config;
 pub mod domain;
+pub mod events;
 pub mod grpc;
 pub mod ports;
 pub mod service;

@@ -15,8 +15,8 @@ use tonic::server::NamedService as _;
 
 use crate::adapters::processor::Processor;
 use crate::adapters::simulated::Simulated;
-use crate::booking_events::{BookingEvents, GROUP};
 use crate::config::{Config, ProviderKind};
+use crate::events::consume::{BookingEvents, GROUP};
 use crate::grpc::Api;
 use crate::ports::Provider;
 use crate::service::Payments;

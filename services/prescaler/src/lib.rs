@@ -2,9 +2,8 @@
 //! raises the hot services' HPA floors (`minReplicas`) a lead time before the sale, and
 //! lowers them after the rush (ADR 0024).
 
-pub mod catalog;
 pub mod config;
-pub mod controller;
-pub mod plan;
-pub mod schedule;
+pub mod domain;
+pub mod events;
 pub mod startup;
+pub mod workers;

@@ -3,9 +3,9 @@
 use anyhow::Context as _;
 use ticketing_platform::{App, Running};
 
-use crate::catalog;
 use crate::config::Config;
-use crate::controller::{self, Knowledge};
+use crate::events::consume;
+use crate::workers::controller::{self, Knowledge};
 
 /// Connects to the Kubernetes API and binds the ports.
 pub async fn build(config: Config) -> anyhow::Result<Running> {
@@ -35,7 +35,7 @@ pub async fn build(config: Config) -> anyhow::Result<Running> {
     let topic = config.kafka.topic(ticketing_proto::topics::CATALOG);
     app.spawn("catalog-reader", {
         let (kafka, knowledge, stop) = (config.kafka.clone(), knowledge.clone(), app.stop_token());
-        catalog::follow(kafka, topic, knowledge, stop)
+        consume::follow(kafka, topic, knowledge, stop)
     });
     app.spawn("hpa-controller", {
         let (settings, metrics, stop) = (config.prescaler.clone(), app.metrics().clone(), app.stop_token());

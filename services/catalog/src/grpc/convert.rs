@@ -11,7 +11,7 @@ use crate::domain::event::{CancellationPolicy, CancellationPolicyInput, Event, E
 use crate::domain::seat_map::{Area, Row, Seat, SeatMap, Section};
 use crate::domain::venue::Venue;
 use crate::domain::{CatalogError, FieldViolation};
-use crate::service::announce::{money, timestamp};
+use crate::events::publish::{money, timestamp};
 
 impl From<CatalogError> for Status {
     fn from(e: CatalogError) -> Self {

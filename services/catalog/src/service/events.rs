@@ -4,7 +4,7 @@ use chrono::Utc;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use super::{Catalog, Result, announce, commit, parse_id};
+use super::{Catalog, Result, commit, parse_id};
 use crate::adapters::{categories, events, seat_maps, venues};
 use crate::domain::CatalogError;
 use crate::domain::access::Caller;
@@ -12,6 +12,7 @@ use crate::domain::category::Allocation;
 use crate::domain::event::{Event, EventInput, EventPatch, EventStatus, Transition, cancellation_reason};
 use crate::domain::page::{EventCursor, next_cursor};
 use crate::domain::search::EventSearchInput;
+use crate::events::publish;
 
 /// Most due sales one scheduler round handles, so a backlog cannot starve shutdown.
 const DUE_PER_ROUND: usize = 100;
@@ -117,7 +118,7 @@ impl Catalog {
         let mut updated = events::update_details(&mut tx, id, &venue.name, &details).await?;
         updated.categories = event.categories;
         if updated.status != EventStatus::Draft {
-            self.announce(&mut tx, id, &announce::updated(&updated, by)).await?;
+            self.announce(&mut tx, id, &publish::updated(&updated, by)).await?;
         }
         commit(tx).await?;
         tracing::info!(event_id = %id, version = updated.version, "event updated");
@@ -194,11 +195,11 @@ impl Catalog {
         match transition {
             Transition::Publish => {
                 let places = seat_maps::places_by_category(&mut *tx, &[updated.id]).await?;
-                self.announce(tx, updated.id, &announce::published(&updated, &places)).await?;
+                self.announce(tx, updated.id, &publish::published(&updated, &places)).await?;
             }
-            Transition::StartSale => self.announce(tx, updated.id, &announce::sale_started(&updated, by)).await?,
-            Transition::Close => self.announce(tx, updated.id, &announce::closed(&updated, by)).await?,
-            Transition::Cancel => self.announce(tx, updated.id, &announce::cancelled(&updated, by)).await?,
+            Transition::StartSale => self.announce(tx, updated.id, &publish::sale_started(&updated, by)).await?,
+            Transition::Close => self.announce(tx, updated.id, &publish::closed(&updated, by)).await?,
+            Transition::Cancel => self.announce(tx, updated.id, &publish::cancelled(&updated, by)).await?,
         }
         tracing::info!(event_id = %updated.id, from = %event.status, to = %status, by = ?by, "event status changed");
         Ok(updated)

@@ -2,7 +2,6 @@
 //! (the venue for an import, the event for anything about an event or its categories) and,
 //! when other services must hear of the change, writes its Kafka event to the outbox.
 
-pub mod announce;
 mod categories;
 mod events;
 mod venues;

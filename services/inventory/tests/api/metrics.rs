@@ -1,7 +1,7 @@
 //! The stock gauges the oversell canary reads: sold from the ledger, live counts from Redis.
 
 use ticketing_inventory::adapters::stock::Stock;
-use ticketing_inventory::stock_metrics::StockMetrics;
+use ticketing_inventory::metrics::StockMetrics;
 use ticketing_platform::metrics::Metrics;
 use ticketing_testkit::eventually;
 

@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use ticketing_platform::metrics::Metrics;
 use ticketing_prescaler::config::{PrescalerSettings, Target};
-use ticketing_prescaler::controller::{self, BASELINE_ANNOTATION, Knowledge, UNTIL_ANNOTATION};
+use ticketing_prescaler::workers::controller::{self, BASELINE_ANNOTATION, Knowledge, UNTIL_ANNOTATION};
 use ticketing_proto::events::v1::{CategorySnapshot, EventPublished};
 use ticketing_testkit::eventually;
 use tokio_util::sync::CancellationToken;

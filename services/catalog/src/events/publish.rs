@@ -29,7 +29,7 @@ fn user(id: Option<Uuid>) -> String {
 
 /// Everything inventory needs to create stock: each seated category's seats come best first,
 /// with their rows and positions so it can find adjacent seats.
-pub(super) fn published(event: &Event, places: &HashMap<Uuid, Vec<SeatPlace>>) -> pb::EventPublished {
+pub(crate) fn published(event: &Event, places: &HashMap<Uuid, Vec<SeatPlace>>) -> pb::EventPublished {
     let d = &event.details;
     pb::EventPublished {
         event_id: event.id.to_string(),
@@ -71,7 +71,7 @@ fn snapshot(category: &Category, places: Option<&Vec<SeatPlace>>) -> pb::Categor
 }
 
 /// A published event's details changed.
-pub(super) fn updated(event: &Event, by: Uuid) -> pb::EventUpdated {
+pub(crate) fn updated(event: &Event, by: Uuid) -> pb::EventUpdated {
     let d = &event.details;
     pb::EventUpdated {
         event_id: event.id.to_string(),
@@ -91,7 +91,7 @@ pub(super) fn updated(event: &Event, by: Uuid) -> pb::EventUpdated {
 }
 
 /// The sale started; `by` is `None` for the scheduler.
-pub(super) fn sale_started(event: &Event, by: Option<Uuid>) -> pb::EventSaleStarted {
+pub(crate) fn sale_started(event: &Event, by: Option<Uuid>) -> pb::EventSaleStarted {
     pb::EventSaleStarted {
         event_id: event.id.to_string(),
         organizer_id: event.organizer_id.to_string(),
@@ -103,7 +103,7 @@ pub(super) fn sale_started(event: &Event, by: Option<Uuid>) -> pb::EventSaleStar
 }
 
 /// The sale closed; `by` is `None` for the scheduler.
-pub(super) fn closed(event: &Event, by: Option<Uuid>) -> pb::EventClosed {
+pub(crate) fn closed(event: &Event, by: Option<Uuid>) -> pb::EventClosed {
     pb::EventClosed {
         event_id: event.id.to_string(),
         organizer_id: event.organizer_id.to_string(),
@@ -113,7 +113,7 @@ pub(super) fn closed(event: &Event, by: Option<Uuid>) -> pb::EventClosed {
 }
 
 /// The event was called off.
-pub(super) fn cancelled(event: &Event, by: Option<Uuid>) -> pb::EventCancelled {
+pub(crate) fn cancelled(event: &Event, by: Option<Uuid>) -> pb::EventCancelled {
     pb::EventCancelled {
         event_id: event.id.to_string(),
         organizer_id: event.organizer_id.to_string(),

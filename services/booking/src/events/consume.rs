@@ -3,7 +3,7 @@
 //! committed. Each event is applied once (the platform consumer dedupes on its id, in the
 //! handler's transaction); every step also tolerates replays and any order, because it
 //! looks at the booking's state before changing it. When an event is late, the
-//! [`reconciler`](crate::reconciler) takes the same steps.
+//! [`reconciler`](crate::workers::reconciler) takes the same steps.
 
 use chrono::DateTime;
 use sqlx::PgConnection;

@@ -6,7 +6,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use crate::config::Target;
-use crate::schedule::{Sale, Schedule};
+use crate::domain::schedule::{Sale, Schedule};
 
 /// When the floors go up and for how long.
 #[derive(Debug, Clone, Copy)]

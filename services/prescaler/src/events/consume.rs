@@ -15,7 +15,7 @@ use ticketing_platform::kafka::StreamConsumer;
 use ticketing_proto::events::v1::Envelope;
 use tokio_util::sync::CancellationToken;
 
-use crate::controller::Knowledge;
+use crate::workers::controller::Knowledge;
 
 const METADATA_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long the reader waits before asking again for a topic or broker that is not there.

@@ -1,5 +1,5 @@
 //! The Kubernetes side: a kube-runtime controller over the namespace's HPAs that sets each
-//! managed one's floor to what [`crate::plan::decide`] says, by a conditional merge patch.
+//! managed one's floor to what [`crate::domain::plan::decide`] says, by a conditional merge patch.
 //!
 //! Each HPA is reconciled when it changes (a `helm upgrade` that put the chart's floor back
 //! is undone at once), when the schedule changes, at the next window boundary, and at least
@@ -26,8 +26,8 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{PrescalerSettings, Target};
-use crate::plan::{Decision, Observed, Window, decide};
-use crate::schedule::Schedule;
+use crate::domain::plan::{Decision, Observed, Window, decide};
+use crate::domain::schedule::Schedule;
 
 /// The annotation holding the floor the pre-scaler raised from; present while raised.
 pub const BASELINE_ANNOTATION: &str = "prescaler.ticketing.dev/baseline-min-replicas";

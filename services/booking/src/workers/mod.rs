@@ -1,0 +1,3 @@
+//! Booking's background jobs: each replica runs every one of them.
+
+pub mod reconciler;

@@ -1,0 +1,3 @@
+//! Notification's background jobs: each replica runs every one of them.
+
+pub mod dispatcher;

@@ -1,0 +1,3 @@
+//! Payment's Kafka side: the booking events it projects and refunds from ([`consume`]).
+
+pub mod consume;

@@ -1,0 +1,4 @@
+//! The pre-scaler's Kafka side: it publishes nothing, and [`consume`] reads `catalog.events`
+//! into the schedule.
+
+pub mod consume;

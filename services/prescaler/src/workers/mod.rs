@@ -1,0 +1,3 @@
+//! The pre-scaler's background job: the HPA controller.
+
+pub mod controller;
