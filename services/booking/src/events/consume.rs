@@ -7,7 +7,7 @@
 
 use chrono::DateTime;
 use sqlx::PgConnection;
-use ticketing_platform::events::{PayloadError, payload};
+use ticketing_platform::events::dispatch;
 use ticketing_platform::kafka::consumer::{HandleError, Handler, required_id};
 use ticketing_proto::events::v1 as ev;
 use ticketing_proto::events::v1::Envelope;
@@ -34,57 +34,67 @@ impl Saga {
     }
 }
 
-fn decoded<M: prost::Message + prost::Name + Default>(event: &Envelope) -> Result<M, HandleError> {
-    payload(event).map_err(|e: PayloadError| HandleError::Permanent(e.into()))
-}
-
-fn is<M: prost::Name>(event: &Envelope) -> bool {
-    event.r#type == M::full_name()
+/// The events the saga acts on.
+enum Incoming {
+    PaymentSucceeded(ev::PaymentSucceeded),
+    PaymentFailed(ev::PaymentFailed),
+    RefundSucceeded(ev::RefundSucceeded),
+    BookingRefundRequested(ev::BookingRefundRequested),
+    HoldExpired(ev::HoldExpired),
+    HoldReleased(ev::HoldReleased),
+    EventPublished(ev::EventPublished),
+    EventCancelled(ev::EventCancelled),
 }
 
 impl Handler for Saga {
     async fn handle(&self, tx: &mut PgConnection, event: &Envelope) -> Result<(), HandleError> {
+        let incoming = dispatch(event)
+            .on(Incoming::PaymentSucceeded)
+            .on(Incoming::PaymentFailed)
+            .on(Incoming::RefundSucceeded)
+            .on(Incoming::BookingRefundRequested)
+            .on(Incoming::HoldExpired)
+            .on(Incoming::HoldReleased)
+            .on(Incoming::EventPublished)
+            .on(Incoming::EventCancelled)
+            .decoded()?;
+        // Other events on these topics do not concern bookings.
+        let Some(incoming) = incoming else { return Ok(()) };
         let b = &self.bookings;
-        let applied = if is::<ev::PaymentSucceeded>(event) {
-            let paid: ev::PaymentSucceeded = decoded(event)?;
-            b.payment_succeeded(
-                tx,
-                required_id("booking_id", &paid.booking_id)?,
-                required_id("payment_id", &paid.payment_id)?,
-                event.occurred_at.and_then(|t| DateTime::from_timestamp(t.seconds, t.nanos.max(0) as u32)),
-            )
-            .await
-        } else if is::<ev::PaymentFailed>(event) {
-            let failed: ev::PaymentFailed = decoded(event)?;
-            let detail = format!("payment failed: {}", failed.failure_code);
-            b.payment_failed(tx, required_id("booking_id", &failed.booking_id)?, &detail).await
-        } else if is::<ev::RefundSucceeded>(event) {
-            b.refund_succeeded(tx, &decoded(event)?).await
-        } else if is::<ev::BookingRefundRequested>(event) {
-            b.restock_requested(tx, &decoded(event)?).await
-        } else if is::<ev::HoldExpired>(event) {
-            b.hold_ended(tx, &decoded::<ev::HoldExpired>(event)?.hold_id, true).await
-        } else if is::<ev::HoldReleased>(event) {
-            b.hold_ended(tx, &decoded::<ev::HoldReleased>(event)?.hold_id, false).await
-        } else if is::<ev::EventPublished>(event) {
-            let published: ev::EventPublished = decoded(event)?;
-            b.event_published(
-                tx,
-                required_id("event_id", &published.event_id)?,
-                required_id("organizer_id", &published.organizer_id)?,
-            )
-            .await
-        } else if is::<ev::EventCancelled>(event) {
-            let cancelled: ev::EventCancelled = decoded(event)?;
-            b.event_cancelled(
-                tx,
-                required_id("event_id", &cancelled.event_id)?,
-                required_id("organizer_id", &cancelled.organizer_id)?,
-            )
-            .await
-        } else {
-            // Other events on these topics do not concern bookings.
-            Ok(())
+        let applied = match incoming {
+            Incoming::PaymentSucceeded(paid) => {
+                b.payment_succeeded(
+                    tx,
+                    required_id("booking_id", &paid.booking_id)?,
+                    required_id("payment_id", &paid.payment_id)?,
+                    event.occurred_at.and_then(|t| DateTime::from_timestamp(t.seconds, t.nanos.max(0) as u32)),
+                )
+                .await
+            }
+            Incoming::PaymentFailed(failed) => {
+                let detail = format!("payment failed: {}", failed.failure_code);
+                b.payment_failed(tx, required_id("booking_id", &failed.booking_id)?, &detail).await
+            }
+            Incoming::RefundSucceeded(refunded) => b.refund_succeeded(tx, &refunded).await,
+            Incoming::BookingRefundRequested(requested) => b.restock_requested(tx, &requested).await,
+            Incoming::HoldExpired(expired) => b.hold_ended(tx, &expired.hold_id, true).await,
+            Incoming::HoldReleased(released) => b.hold_ended(tx, &released.hold_id, false).await,
+            Incoming::EventPublished(published) => {
+                b.event_published(
+                    tx,
+                    required_id("event_id", &published.event_id)?,
+                    required_id("organizer_id", &published.organizer_id)?,
+                )
+                .await
+            }
+            Incoming::EventCancelled(cancelled) => {
+                b.event_cancelled(
+                    tx,
+                    required_id("event_id", &cancelled.event_id)?,
+                    required_id("organizer_id", &cancelled.organizer_id)?,
+                )
+                .await
+            }
         };
         match applied {
             Ok(()) => Ok(()),

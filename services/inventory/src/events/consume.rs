@@ -3,6 +3,7 @@
 //! of replays and of changes older than what was already applied.
 
 use sqlx::PgConnection;
+use ticketing_platform::events::dispatch;
 use ticketing_platform::kafka::consumer::{HandleError, Handler};
 use ticketing_proto::events::v1 as ev;
 use ticketing_proto::events::v1::Envelope;
@@ -34,40 +35,41 @@ fn timestamp(t: Option<&prost_types::Timestamp>) -> anyhow::Result<chrono::DateT
         .ok_or_else(|| anyhow::anyhow!("missing or invalid timestamp"))
 }
 
+/// The catalog events that concern stock.
+enum Incoming {
+    Published(ev::EventPublished),
+    Updated(ev::EventUpdated),
+    SaleStarted(ev::EventSaleStarted),
+    Closed(ev::EventClosed),
+    Cancelled(ev::EventCancelled),
+}
+
 impl CatalogEvents {
     /// Applies one event. `Ok(false)` means it must wait for the event's stock to exist.
     /// Malformed events fail every attempt and so reach the DLQ after the bounded retries.
-    async fn apply(&self, tx: &mut PgConnection, event: &Envelope) -> anyhow::Result<bool> {
-        use ticketing_platform::events::payload;
-        let (id, applied) = match event.r#type.as_str() {
-            t if t == <ev::EventPublished as prost::Name>::full_name() => {
-                let published: ev::EventPublished = payload(event)?;
+    async fn apply(&self, tx: &mut PgConnection, incoming: Incoming) -> anyhow::Result<bool> {
+        let (id, applied) = match incoming {
+            Incoming::Published(published) => {
                 ledger::insert_stock(tx, &published).await?;
                 return Ok(true);
             }
-            t if t == <ev::EventUpdated as prost::Name>::full_name() => {
-                let updated: ev::EventUpdated = payload(event)?;
+            Incoming::Updated(updated) => {
                 let id = event_id(&updated.event_id)?;
                 let window = (timestamp(updated.sale_starts_at.as_ref())?, timestamp(updated.sale_ends_at.as_ref())?);
                 (id, ledger::update_event(tx, id, window, updated.per_user_limit, updated.version).await?)
             }
-            t if t == <ev::EventSaleStarted as prost::Name>::full_name() => {
-                let started: ev::EventSaleStarted = payload(event)?;
+            Incoming::SaleStarted(started) => {
                 let id = event_id(&started.event_id)?;
                 (id, ledger::set_state(tx, id, "on_sale", started.version).await?)
             }
-            t if t == <ev::EventClosed as prost::Name>::full_name() => {
-                let closed: ev::EventClosed = payload(event)?;
+            Incoming::Closed(closed) => {
                 let id = event_id(&closed.event_id)?;
                 (id, ledger::set_state(tx, id, "closed", closed.version).await?)
             }
-            t if t == <ev::EventCancelled as prost::Name>::full_name() => {
-                let cancelled: ev::EventCancelled = payload(event)?;
+            Incoming::Cancelled(cancelled) => {
                 let id = event_id(&cancelled.event_id)?;
                 (id, ledger::set_state(tx, id, "cancelled", cancelled.version).await?)
             }
-            // Other catalog events (venues, drafts) do not concern stock.
-            _ => return Ok(true),
         };
         if applied {
             let (state, window, limit) = ledger::event_meta(tx, id).await?;
@@ -79,13 +81,19 @@ impl CatalogEvents {
 
 impl Handler for CatalogEvents {
     async fn handle(&self, tx: &mut PgConnection, event: &Envelope) -> Result<(), HandleError> {
-        match self.apply(tx, event).await {
+        let incoming = dispatch(event)
+            .on(Incoming::Published)
+            .on(Incoming::Updated)
+            .on(Incoming::SaleStarted)
+            .on(Incoming::Closed)
+            .on(Incoming::Cancelled)
+            .decoded()?;
+        // Other catalog events (venues, drafts) do not concern stock.
+        let Some(incoming) = incoming else { return Ok(()) };
+        match self.apply(tx, incoming).await {
             Ok(true) => Ok(()),
             // A change overtook its EventPublished; retry until the stock exists.
             Ok(false) => Err(HandleError::Retryable(anyhow::anyhow!("event {} has no stock yet", event.aggregate_id))),
-            Err(e) if e.downcast_ref::<ticketing_platform::events::PayloadError>().is_some() => {
-                Err(HandleError::Permanent(e))
-            }
             Err(e) => Err(HandleError::Retryable(e)),
         }
     }

@@ -1,4 +1,4 @@
-//! The Kafka consumers: what each consumed event records (users, events, bookings,
+//! The Kafka consumers' handler: what each consumed event records (users, events, bookings,
 //! tickets, revocations) and which email it logs for the dispatcher to send.
 //!
 //! Three consumer groups, so that no event waits behind an unrelated one:
@@ -18,10 +18,9 @@
 //! replayed and reordered events change nothing twice and log no second email.
 
 use chrono::{DateTime, Utc};
-use prost::Name as _;
 use serde_json::json;
 use sqlx::PgConnection;
-use ticketing_platform::events::payload;
+use ticketing_platform::events::dispatch;
 use ticketing_platform::kafka::consumer::required_id as id;
 use ticketing_platform::kafka::consumer::{HandleError, Handler};
 use ticketing_proto::events::v1 as ev;
@@ -87,33 +86,20 @@ enum Incoming {
 
 impl Incoming {
     fn decode(event: &Envelope) -> Result<Self, HandleError> {
-        let t = event.r#type.as_str();
-        let decoded = if t == ev::UserRegistered::full_name() {
-            payload(event).map(Self::UserRegistered)
-        } else if t == ev::RegistrationAttempted::full_name() {
-            payload(event).map(Self::RegistrationAttempted)
-        } else if t == ev::EmailVerificationRequested::full_name() {
-            payload(event).map(Self::EmailVerificationRequested)
-        } else if t == ev::EventPublished::full_name() {
-            payload(event).map(Self::EventPublished)
-        } else if t == ev::EventUpdated::full_name() {
-            payload(event).map(Self::EventUpdated)
-        } else if t == ev::BookingConfirmed::full_name() {
-            payload(event).map(Self::BookingConfirmed)
-        } else if t == ev::BookingCancelled::full_name() {
-            payload(event).map(Self::BookingCancelled)
-        } else if t == ev::BookingExpired::full_name() {
-            payload(event).map(Self::BookingExpired)
-        } else if t == ev::BookingRefundRequested::full_name() {
-            payload(event).map(Self::BookingRefundRequested)
-        } else if t == ev::BookingRefunded::full_name() {
-            payload(event).map(Self::BookingRefunded)
-        } else if t == ev::RefundSucceeded::full_name() {
-            payload(event).map(Self::RefundSucceeded)
-        } else {
-            Ok(Self::Other)
-        };
-        decoded.map_err(permanent)
+        let incoming = dispatch(event)
+            .on(Self::UserRegistered)
+            .on(Self::RegistrationAttempted)
+            .on(Self::EmailVerificationRequested)
+            .on(Self::EventPublished)
+            .on(Self::EventUpdated)
+            .on(Self::BookingConfirmed)
+            .on(Self::BookingCancelled)
+            .on(Self::BookingExpired)
+            .on(Self::BookingRefundRequested)
+            .on(Self::BookingRefunded)
+            .on(Self::RefundSucceeded)
+            .decoded()?;
+        Ok(incoming.unwrap_or(Self::Other))
     }
 }
 

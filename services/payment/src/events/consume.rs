@@ -3,7 +3,7 @@
 //! event id, refunds on `refund_request_id`) and tolerant of any delivery order.
 
 use sqlx::PgConnection;
-use ticketing_platform::events::{PayloadError, payload};
+use ticketing_platform::events::dispatch;
 use ticketing_platform::kafka::consumer::{HandleError, Handler};
 use ticketing_proto::events::v1 as ev;
 use ticketing_proto::events::v1::Envelope;
@@ -60,73 +60,67 @@ enum Action {
     Nothing,
 }
 
-fn action(event: &Envelope) -> anyhow::Result<Action> {
-    use prost::Name as _;
-    let action = match event.r#type.as_str() {
-        t if t == ev::BookingCreated::full_name() => {
-            let e: ev::BookingCreated = payload(event)?;
-            let total = money("total", e.total.as_ref())?.ok_or_else(|| Malformed("total is missing".into()))?;
-            let expires_at = e
-                .expires_at
-                .and_then(|t| chrono::DateTime::from_timestamp(t.seconds, t.nanos.max(0) as u32))
-                .ok_or_else(|| Malformed("expires_at is missing or invalid".into()))?;
-            let mut fact = fact(&e.booking_id, &e.user_id, &e.event_id, BookingStatus::PendingPayment)?;
-            fact.total = Some(total);
-            fact.expires_at = Some(expires_at);
-            Action::Project(fact)
-        }
-        t if t == ev::BookingConfirmed::full_name() => {
-            let e: ev::BookingConfirmed = payload(event)?;
-            let mut fact = fact(&e.booking_id, &e.user_id, &e.event_id, BookingStatus::Confirmed)?;
-            fact.total = money("total", e.total.as_ref())?;
-            Action::Project(fact)
-        }
-        t if t == ev::BookingCancelled::full_name() => {
-            let e: ev::BookingCancelled = payload(event)?;
-            Action::Project(fact(&e.booking_id, &e.user_id, &e.event_id, BookingStatus::Cancelled)?)
-        }
-        t if t == ev::BookingExpired::full_name() => {
-            let e: ev::BookingExpired = payload(event)?;
-            Action::Project(fact(&e.booking_id, &e.user_id, &e.event_id, BookingStatus::Expired)?)
-        }
-        t if t == ev::BookingRefunded::full_name() => {
-            let e: ev::BookingRefunded = payload(event)?;
-            Action::Project(fact(&e.booking_id, &e.user_id, &e.event_id, BookingStatus::Refunded)?)
-        }
-        t if t == ev::BookingRefundRequested::full_name() => {
-            let e: ev::BookingRefundRequested = payload(event)?;
-            if e.refund_request_id.is_empty() || e.refund_request_id.len() > 255 {
-                return Err(Malformed("refund_request_id must hold 1 to 255 characters".into()).into());
-            }
-            // A zero amount means "everything that remains", like an absent one.
-            let amount = e.amount.as_ref().filter(|m| m.minor_units != 0);
-            let reason = if e.reason_detail.is_empty() {
-                e.reason().as_str_name().to_owned()
-            } else {
-                e.reason_detail.chars().take(500).collect()
-            };
-            Action::Refund(RefundInput {
-                payment_id: id("payment_id", &e.payment_id)?,
-                amount: money("amount", amount)?,
-                request_id: e.refund_request_id,
-                reason,
-            })
-        }
-        // Other booking events (none yet) do not concern payment.
-        _ => Action::Nothing,
+fn created(e: ev::BookingCreated) -> Result<Action, Malformed> {
+    let total = money("total", e.total.as_ref())?.ok_or_else(|| Malformed("total is missing".into()))?;
+    let expires_at = e
+        .expires_at
+        .and_then(|t| chrono::DateTime::from_timestamp(t.seconds, t.nanos.max(0) as u32))
+        .ok_or_else(|| Malformed("expires_at is missing or invalid".into()))?;
+    let mut fact = fact(&e.booking_id, &e.user_id, &e.event_id, BookingStatus::PendingPayment)?;
+    fact.total = Some(total);
+    fact.expires_at = Some(expires_at);
+    Ok(Action::Project(fact))
+}
+
+fn confirmed(e: ev::BookingConfirmed) -> Result<Action, Malformed> {
+    let mut fact = fact(&e.booking_id, &e.user_id, &e.event_id, BookingStatus::Confirmed)?;
+    fact.total = money("total", e.total.as_ref())?;
+    Ok(Action::Project(fact))
+}
+
+fn cancelled(e: ev::BookingCancelled) -> Result<Action, Malformed> {
+    Ok(Action::Project(fact(&e.booking_id, &e.user_id, &e.event_id, BookingStatus::Cancelled)?))
+}
+
+fn expired(e: ev::BookingExpired) -> Result<Action, Malformed> {
+    Ok(Action::Project(fact(&e.booking_id, &e.user_id, &e.event_id, BookingStatus::Expired)?))
+}
+
+fn refunded(e: ev::BookingRefunded) -> Result<Action, Malformed> {
+    Ok(Action::Project(fact(&e.booking_id, &e.user_id, &e.event_id, BookingStatus::Refunded)?))
+}
+
+fn refund_requested(e: ev::BookingRefundRequested) -> Result<Action, Malformed> {
+    if e.refund_request_id.is_empty() || e.refund_request_id.len() > 255 {
+        return Err(Malformed("refund_request_id must hold 1 to 255 characters".into()));
+    }
+    // A zero amount means "everything that remains", like an absent one.
+    let amount = e.amount.as_ref().filter(|m| m.minor_units != 0);
+    let reason = if e.reason_detail.is_empty() {
+        e.reason().as_str_name().to_owned()
+    } else {
+        e.reason_detail.chars().take(500).collect()
     };
-    Ok(action)
+    Ok(Action::Refund(RefundInput {
+        payment_id: id("payment_id", &e.payment_id)?,
+        amount: money("amount", amount)?,
+        request_id: e.refund_request_id,
+        reason,
+    }))
 }
 
 impl Handler for BookingEvents {
     async fn handle(&self, tx: &mut PgConnection, event: &Envelope) -> Result<(), HandleError> {
-        let action = action(event).map_err(|e| {
-            if e.is::<PayloadError>() || e.is::<Malformed>() {
-                HandleError::Permanent(e)
-            } else {
-                HandleError::Retryable(e)
-            }
-        })?;
+        let action = dispatch(event)
+            .on(created)
+            .on(confirmed)
+            .on(cancelled)
+            .on(expired)
+            .on(refunded)
+            .on(refund_requested)
+            .decoded()?;
+        // Other booking events (none yet) do not concern payment.
+        let action = action.unwrap_or(Ok(Action::Nothing)).map_err(|e| HandleError::Permanent(e.into()))?;
         match action {
             Action::Project(fact) => self.payments.apply_booking(tx, &fact).await.map_err(HandleError::Retryable),
             Action::Refund(input) => self.payments.request_refund(tx, input).await.map_err(|e| {

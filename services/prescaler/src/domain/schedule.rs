@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use ticketing_platform::events::{PayloadError, payload};
+use ticketing_platform::events::{PayloadError, dispatch};
 use ticketing_proto::events::v1::{
     Envelope, EventCancelled, EventClosed, EventPublished, EventSaleStarted, EventUpdated,
 };
@@ -59,24 +59,14 @@ impl Schedule {
     /// Folds one envelope from `catalog.events` in; `Ok(true)` when the schedule changed.
     /// Types it does not need are skipped; a payload that does not decode is an error.
     pub fn apply(&mut self, envelope: &Envelope) -> Result<bool, PayloadError> {
-        let name = envelope.r#type.rsplit('.').next().unwrap_or_default();
-        Ok(match name {
-            "EventPublished" => self.published(&payload::<EventPublished>(envelope)?),
-            "EventUpdated" => self.updated(&payload::<EventUpdated>(envelope)?),
-            "EventSaleStarted" => {
-                let started: EventSaleStarted = payload(envelope)?;
-                self.sale_started(&started, instant(envelope.occurred_at.as_ref()))
-            }
-            "EventClosed" => {
-                let closed: EventClosed = payload(envelope)?;
-                self.over(&closed.event_id, closed.version)
-            }
-            "EventCancelled" => {
-                let cancelled: EventCancelled = payload(envelope)?;
-                self.over(&cancelled.event_id, cancelled.version)
-            }
-            _ => false,
-        })
+        let changed = dispatch(envelope)
+            .on(|published: EventPublished| self.published(&published))
+            .on(|updated: EventUpdated| self.updated(&updated))
+            .on(|started: EventSaleStarted| self.sale_started(&started, instant(envelope.occurred_at.as_ref())))
+            .on(|closed: EventClosed| self.over(&closed.event_id, closed.version))
+            .on(|cancelled: EventCancelled| self.over(&cancelled.event_id, cancelled.version))
+            .decoded()?;
+        Ok(changed.unwrap_or(false))
     }
 
     /// An event was published; without a sale start it has nothing to pre-scale.
