@@ -4,6 +4,7 @@
 pub mod adapters;
 pub mod config;
 pub mod domain;
+pub mod events;
 pub mod grpc;
 pub mod service;
 pub mod startup;

@@ -8,7 +8,6 @@ use sqlx::PgPool;
 use ticketing_platform::auth::AuthConfig;
 use ticketing_platform::auth::{Claims, Principal, Role, Scope};
 use ticketing_platform::kafka::outbox;
-use ticketing_proto::events::v1::{EmailVerificationRequested, RegistrationAttempted, UserRegistered, UserRoleChanged};
 
 use crate::adapters::hasher::Hasher;
 use crate::adapters::keys::KeyRing;
@@ -19,6 +18,7 @@ use crate::config::IdentitySettings;
 use crate::domain::email::Email;
 use crate::domain::user::{User, display_name};
 use crate::domain::{FieldViolation, IdentityError, password};
+use crate::events::publish;
 
 /// An access token and a refresh token.
 #[derive(Debug, Clone)]
@@ -154,14 +154,7 @@ impl Identity {
     async fn request_verification(&self, tx: &mut sqlx::PgConnection, user: &User) -> Result<()> {
         let expires_at = Utc::now() + self.settings.email_verification_ttl;
         let token = verifications::issue(&mut *tx, user.id, expires_at).await?;
-        let event = EmailVerificationRequested {
-            user_id: user.id.to_string(),
-            email: user.email.to_string(),
-            display_name: user.display_name.clone(),
-            token,
-            expires_at: Some(prost_types::Timestamp { seconds: expires_at.timestamp(), nanos: 0 }),
-        };
-        outbox::enqueue(tx, &self.topic, &ticketing_platform::events::envelope(user.id.to_string(), &event)).await?;
+        outbox::enqueue(tx, &self.topic, &publish::verification_requested(user, token, expires_at)).await?;
         Ok(())
     }
 
@@ -199,26 +192,11 @@ impl Identity {
             self.request_verification(&mut tx, user).await?;
         }
         let event = match &created {
-            Some(user) => ticketing_platform::events::envelope(
-                user.id.to_string(),
-                &UserRegistered {
-                    user_id: user.id.to_string(),
-                    email: user.email.to_string(),
-                    display_name: user.display_name.clone(),
-                    role: user.role.to_string(),
-                },
-            ),
+            Some(user) => publish::registered(user),
             None => {
                 // Taken by a concurrent registration and deleted since: nobody to tell.
                 let Some((owner, _)) = users::by_email(&mut *tx, email).await? else { return Ok(None) };
-                ticketing_platform::events::envelope(
-                    owner.id.to_string(),
-                    &RegistrationAttempted {
-                        user_id: owner.id.to_string(),
-                        email: owner.email.to_string(),
-                        display_name: owner.display_name.clone(),
-                    },
-                )
+                publish::registration_attempted(&owner)
             }
         };
         outbox::enqueue(&mut tx, &self.topic, &event).await?;
@@ -315,14 +293,7 @@ impl Identity {
             return Err(IdentityError::LastAdmin);
         }
         let updated = users::set_role(&mut tx, user_id, role).await?;
-        let event = UserRoleChanged {
-            user_id: user_id.to_string(),
-            old_role: user.role.to_string(),
-            new_role: role.to_string(),
-            changed_by: actor.to_string(),
-        };
-        outbox::enqueue(&mut tx, &self.topic, &ticketing_platform::events::envelope(user_id.to_string(), &event))
-            .await?;
+        outbox::enqueue(&mut tx, &self.topic, &publish::role_changed(&user, role, actor)).await?;
         tx.commit().await.map_err(anyhow::Error::from)?;
         tracing::info!(%user_id, %actor, old = %user.role, new = %role, "role changed");
         Ok(updated)

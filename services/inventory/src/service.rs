@@ -7,16 +7,13 @@ use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, Opts};
 use sqlx::PgPool;
 use ticketing_platform::auth::{Principal, Scope};
 use ticketing_platform::kafka::outbox;
-use ticketing_proto::events::v1 as ev;
 
 use crate::adapters::coalesce::{Batching, Coalescer};
 use crate::adapters::ledger::{self, Refused};
 use crate::adapters::stock::{self, Counts, Ended, HoldRefused, HoldRequest, Placed, Refusal, SeatState, Stock};
 use crate::config::InventorySettings;
-use crate::domain::{Hold, HoldId, HoldLine, HoldStatus, InventoryError, Selection};
-
-/// Namespace of the deterministic ids of spooled announcements.
-const SPOOL_NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x6c0c_7d0e_52b4_4f0c_9d7e_1c1d_5e6a_a001);
+use crate::domain::{Hold, HoldId, HoldStatus, InventoryError, Selection};
+use crate::events::publish;
 
 /// How long a replica waits for another one to finish loading an event.
 const LOAD_WAIT: Duration = Duration::from_secs(15);
@@ -277,16 +274,7 @@ impl Inventory {
         match ledger::record_sale(&mut tx, &hold, booking).await? {
             Ok(recorded) => {
                 if recorded {
-                    let event = ev::HoldConfirmed {
-                        hold_id: id.to_string(),
-                        event_id: id.event.to_string(),
-                        user_id: hold.user.to_string(),
-                        lines: event_lines(&hold.lines),
-                        fencing_token: token,
-                        booking_id: booking.to_owned(),
-                    };
-                    let envelope = ticketing_platform::events::envelope(id.to_string(), &event);
-                    outbox::enqueue(&mut tx, &self.topic, &envelope).await?;
+                    outbox::enqueue(&mut tx, &self.topic, &publish::confirmed(id, &hold, token, booking)).await?;
                 }
                 tx.commit().await.map_err(anyhow::Error::from)?;
                 if recorded {
@@ -341,15 +329,7 @@ impl Inventory {
             return Err(InventoryError::HoldNotFound);
         };
         if changed {
-            let event = ev::HoldRestocked {
-                hold_id: id.to_string(),
-                event_id: id.event.to_string(),
-                user_id: sale.user.to_string(),
-                lines: event_lines(&sale.lines),
-                booking_id: booking.to_owned(),
-            };
-            outbox::enqueue(&mut tx, &self.topic, &ticketing_platform::events::envelope(id.to_string(), &event))
-                .await?;
+            outbox::enqueue(&mut tx, &self.topic, &publish::restocked(id, &sale, booking)).await?;
         }
         tx.commit().await.map_err(anyhow::Error::from)?;
         self.stock.restock(id).await?;
@@ -439,7 +419,6 @@ impl Inventory {
     }
 
     /// Moves spooled release and expiry announcements into the outbox; returns how many.
-    /// Ids are derived from what happened, so two replicas draining at once publish once.
     pub async fn drain_spool(&self) -> anyhow::Result<usize> {
         let mut moved = 0;
         for event in self.stock.events().await? {
@@ -452,31 +431,11 @@ impl Inventory {
                 let Some((outcome, hold)) = entry.split_once(':') else { continue };
                 let id = HoldId { event, hold: hold.parse()? };
                 let Some(hold) = self.stock.get(id).await? else { continue };
-                let lines = event_lines(&hold.lines);
-                let event_id = uuid::Uuid::new_v5(&SPOOL_NAMESPACE, format!("{entry}:{event}").as_bytes());
-                let aggregate = id.to_string();
-                let envelope = if outcome == "released" {
-                    let by = self.stock.ended_by(id).await?.unwrap_or_default();
-                    let message = ev::HoldReleased {
-                        hold_id: id.to_string(),
-                        event_id: event.to_string(),
-                        user_id: hold.user.to_string(),
-                        lines,
-                        fencing_token: hold.fencing_token,
-                        released_by: by,
-                    };
-                    ticketing_platform::events::envelope_with_id(event_id, aggregate, &message)
-                } else {
-                    let message = ev::HoldExpired {
-                        hold_id: id.to_string(),
-                        event_id: event.to_string(),
-                        user_id: hold.user.to_string(),
-                        lines,
-                        fencing_token: hold.fencing_token,
-                        expired_at: hold.ended_at.map(prost_types::Timestamp::from),
-                    };
-                    ticketing_platform::events::envelope_with_id(event_id, aggregate, &message)
+                let released_by = match outcome {
+                    "released" => Some(self.stock.ended_by(id).await?.unwrap_or_default()),
+                    _ => None,
                 };
+                let envelope = publish::ended(entry, id, &hold, released_by);
                 outbox::enqueue(&mut tx, &self.topic, &envelope).await?;
             }
             tx.commit().await?;
@@ -518,18 +477,6 @@ fn refused(refusal: Refusal) -> InventoryError {
         Refusal::NotSeated(_) => InventoryError::invalid("category_id", "is a general-admission category"),
         other => InventoryError::Unavailable(anyhow::anyhow!("unexpected hold refusal {other:?}")),
     }
-}
-
-/// Hold lines as events carry them.
-pub fn event_lines(lines: &[HoldLine]) -> Vec<ev::InventoryHoldLine> {
-    lines
-        .iter()
-        .map(|l| ev::InventoryHoldLine {
-            category_id: l.category_id.to_string(),
-            quantity: l.quantity,
-            seat_ids: l.seat_ids.iter().map(uuid::Uuid::to_string).collect(),
-        })
-        .collect()
 }
 
 #[cfg(test)]

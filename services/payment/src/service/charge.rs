@@ -2,14 +2,12 @@
 
 use anyhow::Context as _;
 use sqlx::PgConnection;
-use ticketing_platform::events::envelope_with_id;
 use ticketing_platform::kafka::outbox;
-use ticketing_proto::events::v1 as ev;
-use ticketing_proto::events::v1::Envelope;
 
-use super::{Called, Payments, Result, event_id, label, money};
+use super::{Called, Payments, Result, label};
 use crate::adapters::store::{self, NewPayment};
 use crate::domain::{Applied, ChargeAction, Money, Outcome, Payment, PaymentError, PaymentStatus};
+use crate::events::publish;
 use crate::ports::ChargeAttempt;
 
 /// A Charge request, validated.
@@ -23,40 +21,6 @@ pub struct ChargeInput {
     pub card_token: String,
     /// The call's idempotency key (may be empty).
     pub idempotency_key: String,
-}
-
-/// The event announcing a settled payment.
-fn payment_event(p: &Payment) -> Option<Envelope> {
-    let aggregate = p.booking_id.to_string();
-    match p.status {
-        PaymentStatus::Succeeded => Some(envelope_with_id(
-            event_id(p.id, "succeeded"),
-            aggregate,
-            &ev::PaymentSucceeded {
-                payment_id: p.id.to_string(),
-                booking_id: p.booking_id.to_string(),
-                user_id: p.user_id.to_string(),
-                amount: money(&p.amount),
-                provider: p.provider.clone(),
-                provider_reference: p.provider_reference.clone(),
-            },
-        )),
-        PaymentStatus::Failed => Some(envelope_with_id(
-            event_id(p.id, "failed"),
-            aggregate,
-            &ev::PaymentFailed {
-                payment_id: p.id.to_string(),
-                booking_id: p.booking_id.to_string(),
-                user_id: p.user_id.to_string(),
-                amount: money(&p.amount),
-                provider: p.provider.clone(),
-                provider_reference: p.provider_reference.clone(),
-                failure_code: p.failure_code.clone(),
-                failure_message: p.failure_message.clone(),
-            },
-        )),
-        _ => None,
-    }
 }
 
 impl Payments {
@@ -142,7 +106,7 @@ impl Payments {
             return Ok(None);
         }
         let settled = store::save_payment(&mut *tx, &payment, None).await?;
-        if let Some(event) = payment_event(&settled) {
+        if let Some(event) = publish::payment_event(&settled) {
             outbox::enqueue(&mut *tx, &self.topic, &event).await?;
         }
         tracing::info!(payment = %settled.id, booking = %settled.booking_id, status = settled.status.as_str(), "payment settled");

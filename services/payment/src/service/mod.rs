@@ -26,19 +26,14 @@ use anyhow::Context as _;
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts};
 use sqlx::{PgConnection, PgPool};
 use ticketing_platform::auth::{Principal, Scope};
-use ticketing_proto::common::v1 as common;
 
 pub use charge::ChargeInput;
 pub use refunds::{RefundInput, UnknownPayment};
 
 use crate::adapters::store::{self, BookingFact};
 use crate::config::PaymentSettings;
-use crate::domain::{Money, Payment, PaymentError};
+use crate::domain::{Payment, PaymentError};
 use crate::ports::{Provider, ProviderError};
-
-/// Namespace of the deterministic event ids: one event per fact, however often it is
-/// (re)announced.
-const EVENT_NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x5d1f_0a8e_7c2b_4e61_9b0a_3f6e_2c8d_a002);
 
 /// How long a caller whose booking is not known yet should wait before retrying.
 pub const BOOKING_RETRY_AFTER: Duration = Duration::from_secs(1);
@@ -136,14 +131,6 @@ fn label(code: &str) -> String {
     let code: String =
         code.chars().take(40).map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' }).collect();
     if code.is_empty() { "unspecified".into() } else { code }
-}
-
-fn money(m: &Money) -> Option<common::Money> {
-    Some(common::Money { currency: m.currency.clone(), minor_units: m.minor_units })
-}
-
-fn event_id(subject: uuid::Uuid, fact: &str) -> uuid::Uuid {
-    uuid::Uuid::new_v5(&EVENT_NAMESPACE, format!("{subject}/{fact}").as_bytes())
 }
 
 impl Payments {

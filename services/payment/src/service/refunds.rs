@@ -5,17 +5,15 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use sqlx::PgConnection;
-use ticketing_platform::events::envelope_with_id;
 use ticketing_platform::kafka::outbox;
-use ticketing_proto::events::v1 as ev;
-use ticketing_proto::events::v1::Envelope;
 
-use super::{Called, Payments, Result, event_id, money};
+use super::{Called, Payments, Result};
 use crate::adapters::store::{self, NewRefund, Recorded};
 use crate::domain::payment::refund_amount;
 use crate::domain::{
     Applied, ChargeAction, Money, Outcome, Payment, PaymentError, PaymentStatus, Refund, RefundStatus,
 };
+use crate::events::publish;
 use crate::ports::RefundAttempt;
 
 /// A Refund request, validated.
@@ -29,45 +27,6 @@ pub struct RefundInput {
     pub request_id: String,
     /// Why.
     pub reason: String,
-}
-
-/// The event announcing a settled refund.
-fn refund_event(r: &Refund, p: &Payment) -> Option<Envelope> {
-    let aggregate = p.booking_id.to_string();
-    match r.status {
-        RefundStatus::Succeeded => Some(envelope_with_id(
-            event_id(r.id, "succeeded"),
-            aggregate,
-            &ev::RefundSucceeded {
-                refund_id: r.id.to_string(),
-                payment_id: p.id.to_string(),
-                booking_id: p.booking_id.to_string(),
-                user_id: p.user_id.to_string(),
-                amount: money(&r.amount),
-                provider: r.provider.clone(),
-                provider_reference: r.provider_reference.clone(),
-                refund_request_id: r.request_id.clone(),
-                fully_refunded: p.status == PaymentStatus::Refunded,
-            },
-        )),
-        RefundStatus::Failed => Some(envelope_with_id(
-            event_id(r.id, "failed"),
-            aggregate,
-            &ev::RefundFailed {
-                refund_id: r.id.to_string(),
-                payment_id: p.id.to_string(),
-                booking_id: p.booking_id.to_string(),
-                user_id: p.user_id.to_string(),
-                amount: money(&r.amount),
-                provider: r.provider.clone(),
-                provider_reference: r.provider_reference.clone(),
-                refund_request_id: r.request_id.clone(),
-                failure_code: r.failure_code.clone(),
-                failure_message: r.failure_message.clone(),
-            },
-        )),
-        RefundStatus::Pending => None,
-    }
 }
 
 /// A refund was asked for a payment payment never made: retrying cannot help.
@@ -179,7 +138,7 @@ impl Payments {
             payment.apply(&ChargeAction::Refunded(refund.amount.minor_units))?;
             payment = store::save_payment(&mut *tx, &payment, None).await?;
         }
-        if let Some(event) = refund_event(&refund, &payment) {
+        if let Some(event) = publish::refund_event(&refund, &payment) {
             outbox::enqueue(&mut *tx, &self.topic, &event).await?;
         }
         tracing::info!(refund = %refund.id, payment = %payment.id, status = refund.status.as_str(), "refund settled");
@@ -234,7 +193,7 @@ impl Payments {
                 if let Recorded::New(refund) =
                     store::record_failed_refund(&mut *tx, &new, &amount, code, &message).await?
                 {
-                    if let Some(event) = refund_event(&refund, &payment) {
+                    if let Some(event) = publish::refund_event(&refund, &payment) {
                         outbox::enqueue(&mut *tx, &self.topic, &event).await?;
                     }
                     self.metrics.refunds.with_label_values(&[self.provider.name(), "failed"]).inc();

@@ -1,0 +1,58 @@
+//! The events identity publishes on `identity.events`, each in its envelope keyed by the user.
+
+use chrono::{DateTime, Utc};
+use ticketing_platform::auth::Role;
+use ticketing_platform::events::envelope;
+use ticketing_proto::events::v1::{
+    EmailVerificationRequested, Envelope, RegistrationAttempted, UserRegistered, UserRoleChanged,
+};
+
+use crate::domain::user::User;
+
+/// `user` has an account.
+pub fn registered(user: &User) -> Envelope {
+    envelope(
+        user.id.to_string(),
+        &UserRegistered {
+            user_id: user.id.to_string(),
+            email: user.email.to_string(),
+            display_name: user.display_name.clone(),
+            role: user.role.to_string(),
+        },
+    )
+}
+
+/// Someone tried to register `owner`'s address.
+pub fn registration_attempted(owner: &User) -> Envelope {
+    envelope(
+        owner.id.to_string(),
+        &RegistrationAttempted {
+            user_id: owner.id.to_string(),
+            email: owner.email.to_string(),
+            display_name: owner.display_name.clone(),
+        },
+    )
+}
+
+/// `user` is to be mailed `token`, which proves their address until `expires_at`.
+pub fn verification_requested(user: &User, token: String, expires_at: DateTime<Utc>) -> Envelope {
+    let event = EmailVerificationRequested {
+        user_id: user.id.to_string(),
+        email: user.email.to_string(),
+        display_name: user.display_name.clone(),
+        token,
+        expires_at: Some(prost_types::Timestamp { seconds: expires_at.timestamp(), nanos: 0 }),
+    };
+    envelope(user.id.to_string(), &event)
+}
+
+/// `actor` changed `user`'s role to `role`.
+pub fn role_changed(user: &User, role: Role, actor: uuid::Uuid) -> Envelope {
+    let event = UserRoleChanged {
+        user_id: user.id.to_string(),
+        old_role: user.role.to_string(),
+        new_role: role.to_string(),
+        changed_by: actor.to_string(),
+    };
+    envelope(user.id.to_string(), &event)
+}
