@@ -345,32 +345,6 @@ impl Bookings {
         Ok(booking)
     }
 
-    /// Finishes, until `stop`, the cancellations asked for more than `after` ago and still
-    /// under way (their replica died between the request and the revocation, or notification
-    /// was down), looking every third of `after`.
-    pub async fn sweep_cancellations(
-        self,
-        after: std::time::Duration,
-        stop: tokio_util::sync::CancellationToken,
-    ) -> anyhow::Result<()> {
-        let age = chrono::Duration::from_std(after)?;
-        let mut rounds = ticketing_platform::periodic::Every::new(after / 3, stop);
-        while rounds.tick().await {
-            match store::stalled_cancellations(&self.pool, Utc::now() - age, 50).await {
-                Ok(stalled) => {
-                    for id in stalled {
-                        match self.finish_cancellation(id).await {
-                            Ok(_) | Err(BookingError::TicketScanned) => {}
-                            Err(e) => tracing::warn!(booking = %id, error = %e, "finishing a cancellation failed"),
-                        }
-                    }
-                }
-                Err(e) => tracing::warn!(error = format!("{e:#}"), "looking for stalled cancellations failed"),
-            }
-        }
-        Ok(())
-    }
-
     /// `PaymentSucceeded` (which happened at `paid_at`): sell the hold and confirm, or refund
     /// a payment that came too late.
     pub async fn payment_succeeded(

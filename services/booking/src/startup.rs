@@ -1,4 +1,4 @@
-//! Wires booking's store, peers, use cases, saga consumer and transport.
+//! Wires booking's store, peers, use cases, saga consumer, workers and transport.
 
 use std::time::Duration;
 
@@ -6,11 +6,10 @@ use anyhow::Context as _;
 use ticketing_platform::auth::Verifier;
 use ticketing_platform::discovery::Discovery;
 use ticketing_platform::idempotency::IdempotencyKeys;
-use ticketing_platform::kafka::consumer::Consumer;
-use ticketing_platform::kafka::outbox::Relay;
 use ticketing_platform::peers::ServiceTokens;
-use ticketing_platform::{App, Running, db, kafka, readiness};
+use ticketing_platform::{App, Running, db, readiness};
 use ticketing_proto::booking::v1::booking_server::BookingServer;
+use ticketing_proto::topics;
 use tonic::server::NamedService as _;
 
 use crate::adapters::peers::{Channels, Peers};
@@ -18,18 +17,13 @@ use crate::config::Config;
 use crate::events::consume::{GROUP, Saga, TOPICS};
 use crate::grpc::Api;
 use crate::service::Bookings;
+use crate::workers::cancellation_sweeper::CancellationSweeper;
 use crate::workers::reconciler::Reconciler;
 
 /// Migrates (if configured), connects and binds the service.
 pub async fn build(config: Config) -> anyhow::Result<Running> {
     let pool = db::open(&config.database, &crate::migrator()).await?;
-    let topic = config.kafka.topic(ticketing_proto::topics::BOOKING);
-    let consumed: Vec<String> = TOPICS.iter().map(|t| config.kafka.topic(t)).collect();
-    let mut topics = vec![topic.clone()];
-    topics.extend(consumed.iter().flat_map(|t| [t.clone(), format!("{t}{}", kafka::DLQ_SUFFIX)]));
-    if let Err(e) = kafka::ensure_topics(&config.kafka, &topics).await {
-        tracing::warn!(error = format!("{e:#}"), "could not ensure Kafka topics; retrying in the background");
-    }
+    let topic = config.kafka.topic(topics::BOOKING);
 
     let settings = &config.booking;
     let tokens = ServiceTokens::from_config(&config.auth)?.context("auth.client_id is required")?;
@@ -49,17 +43,17 @@ pub async fn build(config: Config) -> anyhow::Result<Running> {
     app.authenticate_with(Verifier::from_config(&config.auth));
     app.check("postgres", readiness::postgres(pool.clone()));
 
-    let producer = kafka::producer(&config.kafka)?;
-    let relay = Relay::new(pool.clone(), producer.clone(), &config.kafka, app.metrics());
-    app.spawn("outbox-relay", relay.run(app.stop_token()));
-    let saga =
-        Consumer::new(GROUP, consumed, pool, producer, Saga::new(bookings.clone()), &config.kafka, app.metrics());
-    app.spawn("saga", saga.run(app.stop_token()));
-    app.spawn(
-        "cancellation-sweeper",
-        bookings.clone().sweep_cancellations(settings.cancellation_sweep_after, app.stop_token()),
+    app.kafka(&config.kafka)?.outbox_relay(&pool, topics::BOOKING).consume(
+        "saga",
+        GROUP,
+        &TOPICS,
+        &pool,
+        Saga::new(bookings.clone()),
     );
-    app.spawn("reconciler", Reconciler::new(bookings.clone(), app.metrics()).run(app.stop_token()));
+    let sweeper = CancellationSweeper::new(bookings.clone(), settings.cancellation_sweep_after)?;
+    app.every("cancellation-sweeper", sweeper.interval(), sweeper);
+    let reconciler = Reconciler::new(bookings.clone(), app.metrics());
+    app.every("reconciler", reconciler.interval(), reconciler);
     app.spawn("idempotency-purge", keys.clone().purge_until(settings.idempotency_ttl, app.stop_token()));
 
     let routes = tonic::service::Routes::new(BookingServer::new(Api::new(bookings, keys)));

@@ -8,6 +8,7 @@ pub mod events;
 pub mod grpc;
 pub mod service;
 pub mod startup;
+pub mod workers;
 
 use sqlx::migrate::Migrator;
 

@@ -1,14 +1,13 @@
 //! Wires identity's adapters, use cases and transports into a runnable service.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::routing::get;
 use ticketing_platform::auth::Verifier;
-use ticketing_platform::kafka::outbox::Relay;
 use ticketing_platform::sealing::Sealer;
-use ticketing_platform::{App, Running, db, kafka, periodic, readiness};
+use ticketing_platform::{App, Running, db, readiness};
 use ticketing_proto::identity::v1::identity_server::IdentityServer;
+use ticketing_proto::topics;
 use tonic::server::NamedService as _;
 
 use crate::adapters::hasher::Hasher;
@@ -18,19 +17,13 @@ use crate::adapters::throttle::LoginThrottle;
 use crate::config::Config;
 use crate::grpc::Api;
 use crate::service::{Identity, Parts};
-
-/// How often each replica reloads the active key, to follow rotations made elsewhere.
-const KEY_RELOAD_INTERVAL: Duration = Duration::from_secs(30);
+use crate::workers::key_reload::{self, KeyReload};
 
 /// Migrates (if configured), connects and binds the service; call `run_until_stopped` on the result.
 pub async fn build(config: Config) -> anyhow::Result<Running> {
     let pool = db::open(&config.database, &crate::migrator()).await?;
     let redis = ticketing_platform::redis::connect(&config.redis).await?;
-    let topic = config.kafka.topic(ticketing_proto::topics::IDENTITY);
-    // The outbox buffers events while the broker is away, so a missing broker is not fatal.
-    if let Err(e) = kafka::ensure_topics(&config.kafka, std::slice::from_ref(&topic)).await {
-        tracing::warn!(error = format!("{e:#}"), "could not ensure Kafka topics; the relay will retry publishing");
-    }
+    let topic = config.kafka.topic(topics::IDENTITY);
 
     let mut app = App::new("identity", config.server.clone());
     app.telemetry(&config.telemetry).watch_pool(&pool).watch_redis(&redis);
@@ -61,17 +54,8 @@ pub async fn build(config: Config) -> anyhow::Result<Running> {
     app.check("postgres", readiness::postgres(pool.clone()));
     app.check("redis", readiness::redis(redis));
 
-    let relay = Relay::new(pool, kafka::producer(&config.kafka)?, &config.kafka, app.metrics());
-    app.spawn("outbox-relay", relay.run(app.stop_token()));
-    let mut rounds = periodic::Every::new(KEY_RELOAD_INTERVAL, app.stop_token());
-    app.spawn("key-reload", async move {
-        while rounds.tick().await {
-            if let Err(e) = keys.reload().await {
-                tracing::warn!(error = format!("{e:#}"), "reloading the signing key failed");
-            }
-        }
-        Ok(())
-    });
+    app.kafka(&config.kafka)?.outbox_relay(&pool, topics::IDENTITY);
+    app.every("key-reload", key_reload::INTERVAL, KeyReload::new(keys));
 
     let jwks_identity = identity.clone();
     app.admin_routes(axum::Router::new().route(

@@ -10,6 +10,7 @@ pub mod grpc;
 pub mod metrics;
 pub mod service;
 pub mod startup;
+pub mod workers;
 
 use sqlx::migrate::Migrator;
 

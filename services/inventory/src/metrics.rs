@@ -6,8 +6,7 @@ use std::collections::{HashMap, HashSet};
 
 use prometheus::{IntGaugeVec, Opts};
 use sqlx::PgPool;
-use ticketing_platform::periodic;
-use tokio_util::sync::CancellationToken;
+use ticketing_platform::periodic::Job;
 
 use crate::adapters::stock::Stock;
 
@@ -56,17 +55,6 @@ impl StockMetrics {
             .expect("static metric definition"),
         );
         Self { pool, stock, seats, capacity, max_events: metrics.max_event_series(), exported: HashSet::new() }
-    }
-
-    /// Samples until `stop`, every `interval`.
-    pub async fn run(mut self, interval: std::time::Duration, stop: CancellationToken) -> anyhow::Result<()> {
-        let mut rounds = periodic::Every::new(interval, stop);
-        while rounds.tick().await {
-            if let Err(e) = self.sample().await {
-                tracing::debug!(error = format!("{e:#}"), "sampling stock metrics failed");
-            }
-        }
-        Ok(())
     }
 
     /// Reads the newest `telemetry.max_event_series` events on sale (or whose sale ended less
@@ -122,9 +110,11 @@ impl StockMetrics {
     }
 }
 
-/// Starts sampling in `app`.
-pub fn spawn(app: &mut ticketing_platform::App, pool: PgPool, stock: Stock) {
-    let interval = app.metrics().interval();
-    let sampler = StockMetrics::new(pool, stock, app.metrics());
-    app.spawn("stock-metrics", sampler.run(interval, app.stop_token()));
+/// Sampled every `telemetry.metrics_interval`.
+impl Job for StockMetrics {
+    async fn round(&mut self) {
+        if let Err(e) = self.sample().await {
+            tracing::debug!(error = format!("{e:#}"), "sampling stock metrics failed");
+        }
+    }
 }

@@ -2,9 +2,8 @@
 
 use axum::routing::get;
 use ticketing_platform::auth::Verifier;
-use ticketing_platform::kafka::consumer::Consumer;
 use ticketing_platform::sealing::Sealer;
-use ticketing_platform::{App, Running, db, kafka, readiness};
+use ticketing_platform::{App, Running, db, readiness};
 use ticketing_proto::notification::v1::notification_server::NotificationServer;
 use ticketing_proto::topics;
 use tonic::server::NamedService as _;
@@ -23,14 +22,6 @@ pub const TICKET_KEYS_PATH: &str = "/.well-known/ticket-keys.json";
 /// Migrates (if configured), connects and binds the service.
 pub async fn build(config: Config) -> anyhow::Result<Running> {
     let pool = db::open(&config.database, &crate::migrator()).await?;
-    let [identity, catalog, booking, payment] =
-        [topics::IDENTITY, topics::CATALOG, topics::BOOKING, topics::PAYMENT].map(|t| config.kafka.topic(t));
-    let mut topics = vec![identity.clone(), catalog.clone(), booking.clone(), payment.clone()];
-    topics.extend(topics.clone().iter().map(|t| format!("{t}{}", kafka::DLQ_SUFFIX)));
-    // The consumers wait for topics that do not exist yet, so a missing broker is not fatal.
-    if let Err(e) = kafka::ensure_topics(&config.kafka, &topics).await {
-        tracing::warn!(error = format!("{e:#}"), "could not ensure Kafka topics; consumers will wait for them");
-    }
 
     let mut app = App::new("notification", config.server.clone());
     app.telemetry(&config.telemetry).watch_pool(&pool);
@@ -43,17 +34,15 @@ pub async fn build(config: Config) -> anyhow::Result<Running> {
     // check-in must keep working through it.
     app.check("postgres", readiness::postgres(pool.clone()));
 
-    let producer = kafka::producer(&config.kafka)?;
+    app.kafka(&config.kafka)?;
     let consumers = [
-        ("records-consumer", RECORDS_GROUP, vec![identity, catalog, booking.clone()], Duty::Records),
-        ("booking-emails-consumer", BOOKING_EMAILS_GROUP, vec![booking], Duty::Emails),
-        ("payment-emails-consumer", PAYMENT_EMAILS_GROUP, vec![payment], Duty::Emails),
+        ("records-consumer", RECORDS_GROUP, &[topics::IDENTITY, topics::CATALOG, topics::BOOKING][..], Duty::Records),
+        ("booking-emails-consumer", BOOKING_EMAILS_GROUP, &[topics::BOOKING], Duty::Emails),
+        ("payment-emails-consumer", PAYMENT_EMAILS_GROUP, &[topics::PAYMENT], Duty::Emails),
     ];
     for (name, group, topics, duty) in consumers {
         let handler = Events::new(keys.clone(), duty, &config.notification.verify_email_url);
-        let consumer =
-            Consumer::new(group, topics, pool.clone(), producer.clone(), handler, &config.kafka, app.metrics());
-        app.spawn(name, consumer.run(app.stop_token()));
+        app.consume(name, group, topics, &pool, handler);
     }
     let dispatcher = Dispatcher::new(pool, mailer, config.notification.clone(), app.metrics());
     app.spawn("dispatcher", dispatcher.run(app.stop_token()));

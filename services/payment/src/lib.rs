@@ -10,6 +10,7 @@ pub mod grpc;
 pub mod ports;
 pub mod service;
 pub mod startup;
+pub mod workers;
 
 use sqlx::migrate::Migrator;
 

@@ -9,12 +9,11 @@
 use chrono::{DateTime, Utc};
 use futures::StreamExt as _;
 use prometheus::{IntCounterVec, Opts};
-use ticketing_platform::periodic;
+use ticketing_platform::periodic::Job;
 use ticketing_proto::common::v1::Money;
 use ticketing_proto::events::v1 as ev;
 use ticketing_proto::inventory::v1::HoldStatus;
 use ticketing_proto::payment::v1::{PaymentDetails, PaymentStatus, RefundStatus};
-use tokio_util::sync::CancellationToken;
 use tonic::Code;
 
 use crate::adapters::store;
@@ -84,15 +83,9 @@ impl Reconciler {
         Self { bookings, reconciled }
     }
 
-    /// Looks for due bookings every third of `reconcile_after`, until `stop`.
-    pub async fn run(self, stop: CancellationToken) -> anyhow::Result<()> {
-        let mut rounds = periodic::Every::new(self.bookings.reconcile_after / 3, stop);
-        while rounds.tick().await {
-            if let Err(e) = self.pass().await {
-                tracing::warn!(error = format!("{e:#}"), "looking for bookings to reconcile failed");
-            }
-        }
-        Ok(())
+    /// How far apart its rounds are: a third of `reconcile_after`.
+    pub fn interval(&self) -> std::time::Duration {
+        self.bookings.reconcile_after / 3
     }
 
     /// Looks at every booking due now; returns how many it claimed.
@@ -282,6 +275,14 @@ impl Reconciler {
             Ok(RefundStatus::Pending) if asked > now - WATCH_FOR => Ok(Look::Again(backoff(now, asked, after))),
             // It failed (payment's reconciliation and alerts own it now), or it never settles.
             _ => Ok(Look::Done),
+        }
+    }
+}
+
+impl Job for Reconciler {
+    async fn round(&mut self) {
+        if let Err(e) = self.pass().await {
+            tracing::warn!(error = format!("{e:#}"), "looking for bookings to reconcile failed");
         }
     }
 }

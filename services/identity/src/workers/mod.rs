@@ -1,0 +1,3 @@
+//! Identity's background jobs: each replica runs every one of them.
+
+pub mod key_reload;

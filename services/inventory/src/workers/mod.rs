@@ -1,0 +1,3 @@
+//! Inventory's background jobs: each replica runs every one of them.
+
+pub mod reaper;

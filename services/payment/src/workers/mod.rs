@@ -1,0 +1,3 @@
+//! Payment's background jobs: each replica runs every one of them.
+
+pub mod reconciler;
