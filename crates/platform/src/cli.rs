@@ -66,12 +66,15 @@ impl Command {
     }
 }
 
-/// A service's configuration, as the shared command line needs to see it.
+/// A service's configuration, as the shared command line needs to see it;
+/// [`service_config!`](macro@crate::service_config) implements it.
 pub trait ServiceConfig: Serialize + DeserializeOwned + Validate + Send + 'static {
     /// Log settings.
     fn telemetry(&self) -> &TelemetryConfig;
     /// The service's database, if it owns one.
-    fn database(&self) -> Option<&DatabaseConfig>;
+    fn database(&self) -> Option<&DatabaseConfig> {
+        None
+    }
     /// The service's Redis, if it keeps state there.
     fn redis(&self) -> Option<&RedisConfig> {
         None

@@ -204,7 +204,7 @@ impl fmt::Display for ConfigIssue {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[derive(Debug, Default, Serialize, Deserialize)]
@@ -219,16 +219,19 @@ mod tests {
         }
     }
 
-    /// Loads `Sample` with `vars` as the only `TICKETING_*` environment.
+    /// Loads `defaults` with `vars` as the only `TICKETING_*` environment.
     #[allow(clippy::result_large_err)] // the closure's error type is figment's
-    fn load_vars(vars: &[(&str, &str)]) -> Result<Sample, String> {
+    pub(crate) fn load_vars<T>(defaults: T, vars: &[(&str, &str)]) -> Result<T, String>
+    where
+        T: Serialize + DeserializeOwned + Validate,
+    {
         let mut result = Err(String::new());
         figment::Jail::expect_with(|jail| {
             jail.clear_env();
             for (k, v) in vars {
                 jail.set_env(k, v);
             }
-            result = load(Sample::default(), None).map_err(|e| e.to_string());
+            result = load(defaults, None).map_err(|e| e.to_string());
             Ok(())
         });
         result
@@ -236,25 +239,25 @@ mod tests {
 
     #[test]
     fn defaults_are_valid() {
-        let config = load_vars(&[]).expect("defaults load");
+        let config = load_vars(Sample::default(), &[]).expect("defaults load");
         assert_eq!(config.server.shutdown_grace, Duration::from_secs(20));
     }
 
     #[test]
     fn a_bad_value_names_its_key() {
-        let err = load_vars(&[("TICKETING_SERVER__GRPC_ADDR", "not-an-addr")]).unwrap_err();
+        let err = load_vars(Sample::default(), &[("TICKETING_SERVER__GRPC_ADDR", "not-an-addr")]).unwrap_err();
         assert!(err.contains("`server.grpc_addr`"), "{err}");
     }
 
     #[test]
     fn a_rule_violation_names_its_key() {
-        let err = load_vars(&[("TICKETING_SERVER__READINESS_FAILURE_THRESHOLD", "0")]).unwrap_err();
+        let err = load_vars(Sample::default(), &[("TICKETING_SERVER__READINESS_FAILURE_THRESHOLD", "0")]).unwrap_err();
         assert!(err.contains("`server.readiness_failure_threshold`"), "{err}");
     }
 
     #[test]
     fn env_overrides_defaults() {
-        let config = load_vars(&[("TICKETING_SERVER__SHUTDOWN_GRACE", "5s")]).expect("loads");
+        let config = load_vars(Sample::default(), &[("TICKETING_SERVER__SHUTDOWN_GRACE", "5s")]).expect("loads");
         assert_eq!(config.server.shutdown_grace, Duration::from_secs(5));
     }
 }

@@ -26,6 +26,7 @@ pub mod periodic;
 pub mod readiness;
 pub mod redis;
 pub mod sealing;
+pub mod service_config;
 pub mod shutdown;
 pub mod status;
 pub mod telemetry;
