@@ -4,12 +4,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use ticketing_platform::auth::AuthConfig;
-use ticketing_platform::cli::ServiceConfig;
-use ticketing_platform::config::{ConfigIssue, Environment, ServerConfig, Validate, check_http_url};
-use ticketing_platform::db::DatabaseConfig;
-use ticketing_platform::discovery::DiscoveryConfig;
-use ticketing_platform::kafka::KafkaConfig;
-use ticketing_platform::telemetry::TelemetryConfig;
+use ticketing_platform::config::{ConfigIssue, Environment, Validate, check_http_url};
 
 /// Booking's gRPC port; its admin port is this plus 1000.
 pub const GRPC_PORT: u16 = 50054;
@@ -17,24 +12,29 @@ pub const GRPC_PORT: u16 = 50054;
 /// The client secret booking uses by default, for local runs; refused in production.
 pub const DEVELOPMENT_SECRET: &str = "booking-development-secret-change-me-0000";
 
-/// Everything booking reads.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default)]
-pub struct Config {
-    /// Ports and shutdown.
-    pub server: ServerConfig,
-    /// Logs and traces.
-    pub telemetry: TelemetryConfig,
-    /// Booking's database.
-    pub database: DatabaseConfig,
-    /// The broker.
-    pub kafka: KafkaConfig,
-    /// Token verification, and booking's own client credentials.
-    pub auth: AuthConfig,
-    /// Booking's own settings.
-    pub booking: BookingSettings,
-    /// How inventory's and catalog's pods are found.
-    pub discovery: DiscoveryConfig,
+ticketing_platform::service_config! {
+    service = "booking";
+    grpc_port = GRPC_PORT;
+
+    /// Everything booking reads.
+    pub struct Config {
+        /// Booking's database.
+        database,
+        /// The broker.
+        kafka,
+        /// Token verification, and booking's own client credentials.
+        // Development only: `identity.service_clients.booking` must match; production sets
+        // the secret from a Secret and refuses this one.
+        auth = AuthConfig {
+            client_id: "booking".into(),
+            client_secret: DEVELOPMENT_SECRET.into(),
+            ..AuthConfig::default()
+        },
+        /// Booking's own settings.
+        booking: BookingSettings,
+        /// How inventory's and catalog's pods are found.
+        discovery,
+    }
 }
 
 /// Settings only booking has.
@@ -67,27 +67,6 @@ pub struct BookingSettings {
     pub reconcile_after: Duration,
 }
 
-impl Default for Config {
-    fn default() -> Self {
-        // Development only: `identity.service_clients.booking` must match; production sets
-        // the secret from a Secret and refuses this one.
-        let auth = AuthConfig {
-            client_id: "booking".into(),
-            client_secret: DEVELOPMENT_SECRET.into(),
-            ..AuthConfig::default()
-        };
-        Self {
-            server: ServerConfig::with_ports(GRPC_PORT),
-            telemetry: TelemetryConfig::default(),
-            database: DatabaseConfig::for_service("booking"),
-            kafka: KafkaConfig::default(),
-            auth,
-            booking: BookingSettings::default(),
-            discovery: DiscoveryConfig::default(),
-        }
-    }
-}
-
 impl Default for BookingSettings {
     fn default() -> Self {
         Self {
@@ -105,12 +84,7 @@ impl Default for BookingSettings {
 
 impl Validate for Config {
     fn validate(&self, issues: &mut Vec<ConfigIssue>) {
-        self.server.validate(issues);
-        self.telemetry.validate(issues);
-        self.database.validate(issues);
-        self.kafka.validate(issues);
-        self.auth.validate(issues);
-        self.discovery.validate(issues);
+        self.validate_shared(issues);
         if self.server.environment == Environment::Production && self.auth.client_secret == DEVELOPMENT_SECRET {
             issues.push(ConfigIssue::new("auth.client_secret", "the development secret is refused in production"));
         }
@@ -140,16 +114,6 @@ impl Validate for Config {
         if b.idempotency_ttl < Duration::from_secs(24 * 3600) {
             issues.push(ConfigIssue::new("booking.idempotency_ttl", "must be at least 24h (Stripe semantics)"));
         }
-    }
-}
-
-impl ServiceConfig for Config {
-    fn telemetry(&self) -> &TelemetryConfig {
-        &self.telemetry
-    }
-
-    fn database(&self) -> Option<&DatabaseConfig> {
-        Some(&self.database)
     }
 }
 

@@ -4,34 +4,28 @@
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use ticketing_platform::auth::AuthConfig;
-use ticketing_platform::cli::ServiceConfig;
-use ticketing_platform::config::{ConfigIssue, ServerConfig, Validate};
-use ticketing_platform::db::DatabaseConfig;
-use ticketing_platform::kafka::KafkaConfig;
-use ticketing_platform::telemetry::TelemetryConfig;
+use ticketing_platform::config::{ConfigIssue, Validate};
 
 /// Default gRPC port; the admin port is 1000 above.
 pub const GRPC_PORT: u16 = 50052;
 
 const MIB: usize = 1024 * 1024;
 
-/// The whole configuration.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default)]
-pub struct Config {
-    /// Ports and shutdown.
-    pub server: ServerConfig,
-    /// Logs.
-    pub telemetry: TelemetryConfig,
-    /// Venues, seat maps, events and categories.
-    pub database: DatabaseConfig,
-    /// `catalog.events`.
-    pub kafka: KafkaConfig,
-    /// Verifying callers' access tokens against identity's JWKS.
-    pub auth: AuthConfig,
-    /// The catalog's own settings.
-    pub catalog: CatalogSettings,
+ticketing_platform::service_config! {
+    service = "catalog";
+    grpc_port = GRPC_PORT;
+
+    /// The whole configuration.
+    pub struct Config {
+        /// Venues, seat maps, events and categories.
+        database,
+        /// `catalog.events`.
+        kafka,
+        /// Verifying callers' access tokens against identity's JWKS.
+        auth,
+        /// The catalog's own settings.
+        catalog: CatalogSettings,
+    }
 }
 
 /// Settings only the catalog has.
@@ -49,19 +43,6 @@ pub struct CatalogSettings {
     pub max_event_bytes: usize,
 }
 
-impl Default for Config {
-    fn default() -> Self {
-        Self {
-            server: ServerConfig::with_ports(GRPC_PORT),
-            telemetry: TelemetryConfig::default(),
-            database: DatabaseConfig::for_service("catalog"),
-            kafka: KafkaConfig::default(),
-            auth: AuthConfig::default(),
-            catalog: CatalogSettings::default(),
-        }
-    }
-}
-
 impl Default for CatalogSettings {
     fn default() -> Self {
         Self { scheduler_interval: Duration::from_secs(1), max_request_bytes: 32 * MIB, max_event_bytes: 16 * MIB }
@@ -70,11 +51,7 @@ impl Default for CatalogSettings {
 
 impl Validate for Config {
     fn validate(&self, issues: &mut Vec<ConfigIssue>) {
-        self.server.validate(issues);
-        self.telemetry.validate(issues);
-        self.database.validate(issues);
-        self.kafka.validate(issues);
-        self.auth.validate(issues);
+        self.validate_shared(issues);
         let catalog = &self.catalog;
         if catalog.scheduler_interval < Duration::from_millis(10)
             || catalog.scheduler_interval > Duration::from_secs(3600)
@@ -88,16 +65,6 @@ impl Validate for Config {
         if !(MIB..=512 * MIB).contains(&catalog.max_event_bytes) {
             issues.push(ConfigIssue::new("catalog.max_event_bytes", "must be between 1 MiB and 512 MiB"));
         }
-    }
-}
-
-impl ServiceConfig for Config {
-    fn telemetry(&self) -> &TelemetryConfig {
-        &self.telemetry
-    }
-
-    fn database(&self) -> Option<&DatabaseConfig> {
-        Some(&self.database)
     }
 }
 

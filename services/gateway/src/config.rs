@@ -5,32 +5,33 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use ticketing_platform::auth::AuthConfig;
-use ticketing_platform::cli::ServiceConfig;
 use ticketing_platform::coalesce::Batching;
-use ticketing_platform::config::{ConfigIssue, Environment, ServerConfig, Validate, check_http_url};
-use ticketing_platform::discovery::DiscoveryConfig;
-use ticketing_platform::redis::RedisConfig;
-use ticketing_platform::telemetry::TelemetryConfig;
+use ticketing_platform::config::{ConfigIssue, Environment, Validate, check_http_url};
 
 /// The gateway's gRPC port (health only); its admin port is this plus 1000.
 pub const GRPC_PORT: u16 = 50050;
 
-/// Everything the gateway reads.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default)]
-pub struct Config {
-    /// Ports and shutdown.
-    pub server: ServerConfig,
-    /// Logs and traces.
-    pub telemetry: TelemetryConfig,
-    /// Rate limits and the waiting room.
-    pub redis: RedisConfig,
-    /// Token verification.
-    pub auth: AuthConfig,
-    /// The gateway's own settings.
-    pub gateway: GatewaySettings,
-    /// How the services' pods are found.
-    pub discovery: DiscoveryConfig,
+ticketing_platform::service_config! {
+    service = "gateway";
+    grpc_port = GRPC_PORT;
+
+    /// Everything the gateway reads.
+    pub struct Config {
+        /// Rate limits and the waiting room.
+        redis,
+        /// Token verification.
+        // Its credentials at identity, whose service token vouches for the client
+        // addresses it hands on; production reads the secret from a Secret.
+        auth = AuthConfig {
+            client_id: "gateway".into(),
+            client_secret: DEVELOPMENT_CLIENT_SECRET.into(),
+            ..AuthConfig::default()
+        },
+        /// The gateway's own settings.
+        gateway: GatewaySettings,
+        /// How the services' pods are found.
+        discovery,
+    }
 }
 
 /// Settings only the gateway has.
@@ -293,25 +294,6 @@ impl Validate for BreakerSettings {
     }
 }
 
-impl Default for Config {
-    fn default() -> Self {
-        Self {
-            server: ServerConfig::with_ports(GRPC_PORT),
-            telemetry: TelemetryConfig::default(),
-            redis: RedisConfig::default(),
-            // Its credentials at identity, whose service token vouches for the client
-            // addresses it hands on; production reads the secret from a Secret.
-            auth: AuthConfig {
-                client_id: "gateway".into(),
-                client_secret: DEVELOPMENT_CLIENT_SECRET.into(),
-                ..AuthConfig::default()
-            },
-            gateway: GatewaySettings::default(),
-            discovery: DiscoveryConfig::default(),
-        }
-    }
-}
-
 impl Default for GatewaySettings {
     fn default() -> Self {
         Self {
@@ -377,10 +359,7 @@ impl GatewaySettings {
 
 impl Validate for Config {
     fn validate(&self, issues: &mut Vec<ConfigIssue>) {
-        self.server.validate(issues);
-        self.telemetry.validate(issues);
-        self.redis.validate(issues);
-        self.auth.validate(issues);
+        self.validate_shared(issues);
         if self.auth.client_id.is_empty() {
             issues.push(ConfigIssue::new(
                 "auth.client_id",
@@ -390,7 +369,6 @@ impl Validate for Config {
         if self.server.environment == Environment::Production && self.auth.client_secret == DEVELOPMENT_CLIENT_SECRET {
             issues.push(ConfigIssue::new("auth.client_secret", "the development secret is refused in production"));
         }
-        self.discovery.validate(issues);
         let g = &self.gateway;
         for (key, url) in g.backends() {
             check_http_url(key, url, issues);
@@ -434,20 +412,6 @@ impl Validate for Config {
                 issues.push(ConfigIssue::new("gateway.cors_origins", format!("{origin:?} is not an origin")));
             }
         }
-    }
-}
-
-impl ServiceConfig for Config {
-    fn telemetry(&self) -> &TelemetryConfig {
-        &self.telemetry
-    }
-
-    fn database(&self) -> Option<&ticketing_platform::db::DatabaseConfig> {
-        None
-    }
-
-    fn redis(&self) -> Option<&ticketing_platform::redis::RedisConfig> {
-        Some(&self.redis)
     }
 }
 

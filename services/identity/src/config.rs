@@ -4,41 +4,33 @@
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use ticketing_platform::auth::AuthConfig;
 use ticketing_platform::auth::Scope;
-use ticketing_platform::cli::ServiceConfig;
-use ticketing_platform::config::{ConfigIssue, Environment, ServerConfig, Validate};
-use ticketing_platform::db::DatabaseConfig;
-use ticketing_platform::kafka::KafkaConfig;
-use ticketing_platform::redis::RedisConfig;
-use ticketing_platform::sealing::SealingConfig;
-use ticketing_platform::telemetry::TelemetryConfig;
+use ticketing_platform::config::{ConfigIssue, Environment, Validate};
 
 use crate::domain::throttle::LoginPolicy;
 
 /// Default gRPC port; the admin port is 1000 above.
 pub const GRPC_PORT: u16 = 50051;
 
-/// The whole configuration.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default)]
-pub struct Config {
-    /// Ports and shutdown.
-    pub server: ServerConfig,
-    /// Logs.
-    pub telemetry: TelemetryConfig,
-    /// Users and signing keys.
-    pub database: DatabaseConfig,
-    /// Refresh tokens and login throttling.
-    pub redis: RedisConfig,
-    /// `identity.events`.
-    pub kafka: KafkaConfig,
-    /// Issuer and audience of the tokens identity signs (and verifies).
-    pub auth: AuthConfig,
-    /// The KEKs that seal the signing keys' private halves in Postgres.
-    pub sealing: SealingConfig,
-    /// Identity's own settings.
-    pub identity: IdentitySettings,
+ticketing_platform::service_config! {
+    service = "identity";
+    grpc_port = GRPC_PORT;
+
+    /// The whole configuration.
+    pub struct Config {
+        /// Users and signing keys.
+        database,
+        /// Refresh tokens and login throttling.
+        redis,
+        /// `identity.events`.
+        kafka,
+        /// Issuer and audience of the tokens identity signs (and verifies).
+        auth,
+        /// The KEKs that seal the signing keys' private halves in Postgres.
+        sealing,
+        /// Identity's own settings.
+        identity: IdentitySettings,
+    }
 }
 
 /// Settings only identity has.
@@ -77,21 +69,6 @@ pub struct IdentitySettings {
     pub email_verification_ttl: Duration,
 }
 
-impl Default for Config {
-    fn default() -> Self {
-        Self {
-            server: ServerConfig::with_ports(GRPC_PORT),
-            telemetry: TelemetryConfig::default(),
-            database: DatabaseConfig::for_service("identity"),
-            redis: RedisConfig::default(),
-            kafka: KafkaConfig::default(),
-            auth: AuthConfig::default(),
-            sealing: SealingConfig::default(),
-            identity: IdentitySettings::default(),
-        }
-    }
-}
-
 impl Default for IdentitySettings {
     fn default() -> Self {
         Self {
@@ -118,13 +95,7 @@ impl Default for IdentitySettings {
 
 impl Validate for Config {
     fn validate(&self, issues: &mut Vec<ConfigIssue>) {
-        self.server.validate(issues);
-        self.telemetry.validate(issues);
-        self.database.validate(issues);
-        self.redis.validate(issues);
-        self.kafka.validate(issues);
-        self.auth.validate(issues);
-        self.sealing.validate_in(self.server.environment, issues);
+        self.validate_shared(issues);
         let id = &self.identity;
         if id.access_token_ttl < Duration::from_secs(60) || id.access_token_ttl > Duration::from_secs(3600) {
             issues.push(ConfigIssue::new("identity.access_token_ttl", "must be between 1m and 1h"));
@@ -180,20 +151,6 @@ impl Validate for Config {
 
 fn is_client_id(id: &str) -> bool {
     !id.is_empty() && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-}
-
-impl ServiceConfig for Config {
-    fn telemetry(&self) -> &TelemetryConfig {
-        &self.telemetry
-    }
-
-    fn database(&self) -> Option<&DatabaseConfig> {
-        Some(&self.database)
-    }
-
-    fn redis(&self) -> Option<&ticketing_platform::redis::RedisConfig> {
-        Some(&self.redis)
-    }
 }
 
 #[cfg(test)]

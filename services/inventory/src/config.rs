@@ -3,36 +3,29 @@
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use ticketing_platform::auth::AuthConfig;
-use ticketing_platform::cli::ServiceConfig;
 use ticketing_platform::coalesce::Batching;
-use ticketing_platform::config::{ConfigIssue, ServerConfig, Validate};
-use ticketing_platform::db::DatabaseConfig;
-use ticketing_platform::kafka::KafkaConfig;
-use ticketing_platform::redis::RedisConfig;
-use ticketing_platform::telemetry::TelemetryConfig;
+use ticketing_platform::config::{ConfigIssue, Validate};
 
 /// Default gRPC port; the admin port is 1000 above.
 pub const GRPC_PORT: u16 = 50053;
 
-/// The whole configuration.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default)]
-pub struct Config {
-    /// Ports and shutdown.
-    pub server: ServerConfig,
-    /// Logs.
-    pub telemetry: TelemetryConfig,
-    /// The sold ledger.
-    pub database: DatabaseConfig,
-    /// Live stock and holds.
-    pub redis: RedisConfig,
-    /// `catalog.events` in, `inventory.events` out.
-    pub kafka: KafkaConfig,
-    /// Token verification.
-    pub auth: AuthConfig,
-    /// Inventory's own settings.
-    pub inventory: InventorySettings,
+ticketing_platform::service_config! {
+    service = "inventory";
+    grpc_port = GRPC_PORT;
+
+    /// The whole configuration.
+    pub struct Config {
+        /// The sold ledger.
+        database,
+        /// Live stock and holds.
+        redis,
+        /// `catalog.events` in, `inventory.events` out.
+        kafka,
+        /// Token verification.
+        auth,
+        /// Inventory's own settings.
+        inventory: InventorySettings,
+    }
 }
 
 /// Settings only inventory has.
@@ -59,20 +52,6 @@ pub struct InventorySettings {
     pub hold_batches_in_flight: usize,
 }
 
-impl Default for Config {
-    fn default() -> Self {
-        Self {
-            server: ServerConfig::with_ports(GRPC_PORT),
-            telemetry: TelemetryConfig::default(),
-            database: DatabaseConfig::for_service("inventory"),
-            redis: RedisConfig::default(),
-            kafka: KafkaConfig::default(),
-            auth: AuthConfig::default(),
-            inventory: InventorySettings::default(),
-        }
-    }
-}
-
 impl InventorySettings {
     /// How concurrent holds share script calls.
     pub fn hold_batching(&self) -> Batching {
@@ -96,12 +75,7 @@ impl Default for InventorySettings {
 
 impl Validate for Config {
     fn validate(&self, issues: &mut Vec<ConfigIssue>) {
-        self.server.validate(issues);
-        self.telemetry.validate(issues);
-        self.database.validate(issues);
-        self.redis.validate(issues);
-        self.kafka.validate(issues);
-        self.auth.validate(issues);
+        self.validate_shared(issues);
         let s = &self.inventory;
         if s.hold_ttl < Duration::from_millis(100) || s.hold_ttl > Duration::from_secs(3600) {
             issues.push(ConfigIssue::new("inventory.hold_ttl", "must be between 100ms and 1h"));
@@ -119,19 +93,5 @@ impl Validate for Config {
             issues.push(ConfigIssue::new("inventory.max_quantity", "must be between 1 and 100"));
         }
         s.hold_batching().validate("inventory.hold_batch_size", "inventory.hold_batches_in_flight", issues);
-    }
-}
-
-impl ServiceConfig for Config {
-    fn telemetry(&self) -> &TelemetryConfig {
-        &self.telemetry
-    }
-
-    fn database(&self) -> Option<&DatabaseConfig> {
-        Some(&self.database)
-    }
-
-    fn redis(&self) -> Option<&ticketing_platform::redis::RedisConfig> {
-        Some(&self.redis)
     }
 }

@@ -4,35 +4,28 @@
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use ticketing_platform::auth::AuthConfig;
-use ticketing_platform::cli::ServiceConfig;
-use ticketing_platform::config::{ConfigIssue, Environment, ServerConfig, Validate};
-use ticketing_platform::db::DatabaseConfig;
-use ticketing_platform::kafka::KafkaConfig;
-use ticketing_platform::sealing::SealingConfig;
-use ticketing_platform::telemetry::TelemetryConfig;
+use ticketing_platform::config::{ConfigIssue, Environment, Validate};
 
 /// Default gRPC port; the admin port is 1000 above.
 pub const GRPC_PORT: u16 = 50056;
 
-/// The whole configuration.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default)]
-pub struct Config {
-    /// Ports and shutdown.
-    pub server: ServerConfig,
-    /// Logs.
-    pub telemetry: TelemetryConfig,
-    /// The delivery log, tickets, signing keys and projections.
-    pub database: DatabaseConfig,
-    /// `identity.events`, `catalog.events`, `booking.events` and `payment.events` in.
-    pub kafka: KafkaConfig,
-    /// Token verification.
-    pub auth: AuthConfig,
-    /// The KEKs that seal the ticket signing keys' private halves in Postgres.
-    pub sealing: SealingConfig,
-    /// Notification's own settings.
-    pub notification: NotificationSettings,
+ticketing_platform::service_config! {
+    service = "notification";
+    grpc_port = GRPC_PORT;
+
+    /// The whole configuration.
+    pub struct Config {
+        /// The delivery log, tickets, signing keys and projections.
+        database,
+        /// `identity.events`, `catalog.events`, `booking.events` and `payment.events` in.
+        kafka,
+        /// Token verification.
+        auth,
+        /// The KEKs that seal the ticket signing keys' private halves in Postgres.
+        sealing,
+        /// Notification's own settings.
+        notification: NotificationSettings,
+    }
 }
 
 /// Settings only notification has.
@@ -113,20 +106,6 @@ pub struct SmtpSettings {
     pub pool_size: u32,
 }
 
-impl Default for Config {
-    fn default() -> Self {
-        Self {
-            server: ServerConfig::with_ports(GRPC_PORT),
-            telemetry: TelemetryConfig::default(),
-            database: DatabaseConfig::for_service("notification"),
-            kafka: KafkaConfig::default(),
-            auth: AuthConfig::default(),
-            sealing: SealingConfig::default(),
-            notification: NotificationSettings::default(),
-        }
-    }
-}
-
 impl Default for NotificationSettings {
     fn default() -> Self {
         Self {
@@ -161,12 +140,7 @@ impl Default for SmtpSettings {
 
 impl Validate for Config {
     fn validate(&self, issues: &mut Vec<ConfigIssue>) {
-        self.server.validate(issues);
-        self.telemetry.validate(issues);
-        self.database.validate(issues);
-        self.kafka.validate(issues);
-        self.auth.validate(issues);
-        self.sealing.validate_in(self.server.environment, issues);
+        self.validate_shared(issues);
         self.notification.validate(self.server.environment, issues);
     }
 }
@@ -224,16 +198,6 @@ impl NotificationSettings {
         if self.send_lease <= smtp.timeout {
             bad("send_lease", "must be longer than notification.smtp.timeout");
         }
-    }
-}
-
-impl ServiceConfig for Config {
-    fn telemetry(&self) -> &TelemetryConfig {
-        &self.telemetry
-    }
-
-    fn database(&self) -> Option<&DatabaseConfig> {
-        Some(&self.database)
     }
 }
 

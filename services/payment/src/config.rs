@@ -4,32 +4,26 @@ use std::fmt;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use ticketing_platform::auth::AuthConfig;
-use ticketing_platform::cli::ServiceConfig;
-use ticketing_platform::config::{ConfigIssue, Environment, ServerConfig, Validate};
-use ticketing_platform::db::DatabaseConfig;
-use ticketing_platform::kafka::KafkaConfig;
-use ticketing_platform::telemetry::TelemetryConfig;
+use ticketing_platform::config::{ConfigIssue, Environment, Validate};
 
 /// Default gRPC port; the admin port is 1000 above.
 pub const GRPC_PORT: u16 = 50055;
 
-/// The whole configuration.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default)]
-pub struct Config {
-    /// Ports and shutdown.
-    pub server: ServerConfig,
-    /// Logs.
-    pub telemetry: TelemetryConfig,
-    /// Payments, refunds, the booking projection (and the simulated provider's ledger).
-    pub database: DatabaseConfig,
-    /// `booking.events` in, `payment.events` out.
-    pub kafka: KafkaConfig,
-    /// Token verification.
-    pub auth: AuthConfig,
-    /// Payment's own settings.
-    pub payment: PaymentSettings,
+ticketing_platform::service_config! {
+    service = "payment";
+    grpc_port = GRPC_PORT;
+
+    /// The whole configuration.
+    pub struct Config {
+        /// Payments, refunds, the booking projection (and the simulated provider's ledger).
+        database,
+        /// `booking.events` in, `payment.events` out.
+        kafka,
+        /// Token verification.
+        auth,
+        /// Payment's own settings.
+        payment: PaymentSettings,
+    }
 }
 
 /// Which provider adapter charges cards.
@@ -119,19 +113,6 @@ impl fmt::Debug for ProcessorSettings {
     }
 }
 
-impl Default for Config {
-    fn default() -> Self {
-        Self {
-            server: ServerConfig::with_ports(GRPC_PORT),
-            telemetry: TelemetryConfig::default(),
-            database: DatabaseConfig::for_service("payment"),
-            kafka: KafkaConfig::default(),
-            auth: AuthConfig::default(),
-            payment: PaymentSettings::default(),
-        }
-    }
-}
-
 impl Default for PaymentSettings {
     fn default() -> Self {
         Self {
@@ -183,11 +164,7 @@ impl PaymentSettings {
 
 impl Validate for Config {
     fn validate(&self, issues: &mut Vec<ConfigIssue>) {
-        self.server.validate(issues);
-        self.telemetry.validate(issues);
-        self.database.validate(issues);
-        self.kafka.validate(issues);
-        self.auth.validate(issues);
+        self.validate_shared(issues);
         self.payment.validate(self.server.environment, issues);
     }
 }
@@ -289,16 +266,6 @@ impl ProcessorSettings {
         } else if !clean(secret) || !(MIN_WEBHOOK_SECRET_LEN..=MAX_CREDENTIAL_LEN).contains(&secret.len()) {
             issue("webhook_secret", "must be 16 to 1024 printable ASCII characters, with no spaces or newlines");
         }
-    }
-}
-
-impl ServiceConfig for Config {
-    fn telemetry(&self) -> &TelemetryConfig {
-        &self.telemetry
-    }
-
-    fn database(&self) -> Option<&DatabaseConfig> {
-        Some(&self.database)
     }
 }
 

@@ -5,26 +5,22 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use ticketing_platform::cli::ServiceConfig;
-use ticketing_platform::config::{ConfigIssue, ServerConfig, Validate};
-use ticketing_platform::kafka::KafkaConfig;
-use ticketing_platform::telemetry::TelemetryConfig;
+use ticketing_platform::config::{ConfigIssue, Validate};
 
 /// Default gRPC port (health only); the admin port is 1000 above.
 pub const GRPC_PORT: u16 = 50057;
 
-/// The whole configuration.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default)]
-pub struct Config {
-    /// Ports and shutdown.
-    pub server: ServerConfig,
-    /// Logs.
-    pub telemetry: TelemetryConfig,
-    /// `catalog.events` in, read from the beginning on every start.
-    pub kafka: KafkaConfig,
-    /// The pre-scaler's own settings.
-    pub prescaler: PrescalerSettings,
+ticketing_platform::service_config! {
+    service = "prescaler";
+    grpc_port = GRPC_PORT;
+
+    /// The whole configuration.
+    pub struct Config {
+        /// `catalog.events` in, read from the beginning on every start.
+        kafka,
+        /// The pre-scaler's own settings.
+        prescaler: PrescalerSettings,
+    }
 }
 
 /// Settings only the pre-scaler has.
@@ -66,17 +62,6 @@ impl Default for Target {
     }
 }
 
-impl Default for Config {
-    fn default() -> Self {
-        Self {
-            server: ServerConfig::with_ports(GRPC_PORT),
-            telemetry: TelemetryConfig::default(),
-            kafka: KafkaConfig::default(),
-            prescaler: PrescalerSettings::default(),
-        }
-    }
-}
-
 impl Default for PrescalerSettings {
     fn default() -> Self {
         Self {
@@ -91,9 +76,7 @@ impl Default for PrescalerSettings {
 
 impl Validate for Config {
     fn validate(&self, issues: &mut Vec<ConfigIssue>) {
-        self.server.validate(issues);
-        self.telemetry.validate(issues);
-        self.kafka.validate(issues);
+        self.validate_shared(issues);
         self.prescaler.validate(issues);
     }
 }
@@ -133,16 +116,6 @@ impl PrescalerSettings {
                 bad(&format!("services.{name}.buyers_per_replica"), "must be at least 1");
             }
         }
-    }
-}
-
-impl ServiceConfig for Config {
-    fn telemetry(&self) -> &TelemetryConfig {
-        &self.telemetry
-    }
-
-    fn database(&self) -> Option<&ticketing_platform::db::DatabaseConfig> {
-        None
     }
 }
 
