@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 use crate::config::WaitingRoomSettings;
 use crate::problem::{Problem, Url};
-use crate::routes::instant;
+use crate::routes::common::instant;
 use crate::state::Backends;
 
 /// Queue keys outlive the sale by this much, so late status polls still answer.

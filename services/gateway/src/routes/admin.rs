@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::auth::User;
+use super::dto::User;
 use crate::extract::{Caller, Json, PathId};
 use crate::problem::Problem;
 use crate::state::AppState;

@@ -9,7 +9,8 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::instant;
+use super::common::instant;
+use super::dto::User;
 use crate::extract::{Caller, ClientIp, Json};
 use crate::problem::Problem;
 use crate::state::AppState;
@@ -24,38 +25,6 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(logout))
         .routes(routes!(me, update_me))
         .routes(routes!(jwks))
-}
-
-/// An account.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct User {
-    pub id: String,
-    pub email: String,
-    pub display_name: String,
-    /// `user`, `organizer` or `admin`.
-    pub role: String,
-    /// Whether the account's email is verified; unverified accounts may not hold tickets
-    /// or join a queue.
-    pub email_verified: bool,
-    pub created_at: Option<DateTime<Utc>>,
-}
-
-impl From<pb::User> for User {
-    fn from(u: pb::User) -> Self {
-        let role = match u.role() {
-            pb::Role::Organizer => "organizer",
-            pb::Role::Admin => "admin",
-            _ => "user",
-        };
-        Self {
-            id: u.id,
-            email: u.email,
-            display_name: u.display_name,
-            role: role.into(),
-            email_verified: u.email_verified,
-            created_at: instant(u.created_at),
-        }
-    }
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

@@ -12,8 +12,8 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::events::query;
-use super::{Money, Page, instant, non_empty, page};
+use super::common::{instant, non_empty, page, query};
+use super::dto::{Money, Page, Ticket};
 use crate::extract::{Caller, IdempotencyKey, Json, PathId};
 use crate::problem::Problem;
 use crate::resilience::{caller_paced, keyed};
@@ -276,65 +276,6 @@ async fn cancel(
     let request =
         keyed(caller.request(pb::CancelBookingRequest { booking_id: booking, idempotency_key: key, reason: b.reason }));
     Ok(axum::Json(s.backends.booking.clone().cancel_booking(request).await?.into_inner().into()))
-}
-
-/// A signed ticket.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Ticket {
-    pub id: String,
-    pub event_id: String,
-    pub seat_label: String,
-    /// The static code, `<kid>.<payload>.<signature>`: what the emailed QR code encodes,
-    /// and what a gate that allows static codes admits.
-    pub code: String,
-    /// `issued`, `scanned` or `revoked`.
-    pub status: String,
-    /// The first scan at the gate.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub scanned_at: Option<DateTime<Utc>>,
-    /// How the owner's app shows the rotating code; only in the owner's own listing.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub rotation: Option<TicketRotation>,
-}
-
-/// A ticket's rotating code: the app's QR code encodes `<code>~<totp>`, where `totp` is
-/// the RFC 6238 value (T0 = 0) of the current time step under these parameters,
-/// recomputed each period. A screenshot stops admitting a step or two later.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct TicketRotation {
-    /// The ticket's own secret, base32 (RFC 4648, unpadded). Keep it on the device.
-    pub secret: String,
-    /// Seconds per time step (15).
-    pub period_seconds: u32,
-    /// Decimal digits of the value (8).
-    pub digits: u32,
-    /// The HMAC hash (`SHA256`).
-    pub algorithm: String,
-}
-
-impl From<notification::Ticket> for Ticket {
-    fn from(t: notification::Ticket) -> Self {
-        let status = match t.status() {
-            notification::TicketStatus::Issued => "issued",
-            notification::TicketStatus::Scanned => "scanned",
-            notification::TicketStatus::Revoked => "revoked",
-            notification::TicketStatus::Unspecified => "unknown",
-        };
-        Self {
-            id: t.id,
-            event_id: t.event_id,
-            seat_label: t.seat_label,
-            code: t.code,
-            status: status.into(),
-            scanned_at: instant(t.scanned_at),
-            rotation: t.rotation.map(|r| TicketRotation {
-                secret: r.secret,
-                period_seconds: r.period_seconds,
-                digits: r.digits,
-                algorithm: r.algorithm,
-            }),
-        }
-    }
 }
 
 /// The tickets of a confirmed booking. The booking's owner also gets each ticket's

@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::bookings::Ticket;
+use super::dto::Ticket;
 use crate::extract::{Caller, Json, id};
 use crate::problem::Problem;
 use crate::state::AppState;

@@ -14,7 +14,8 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{Fields, Money, Page, instant, non_empty, page, timestamp};
+use super::common::{Fields, instant, non_empty, page, query, timestamp};
+use super::dto::{Money, Page};
 use crate::extract::{Caller, Json, PathId};
 use crate::problem::{FieldError, Problem};
 use crate::resilience::caller_paced;
@@ -194,13 +195,6 @@ fn rfc3339(field: &str, raw: Option<&str>, errors: &mut Vec<FieldError>) -> Opti
             None
         }
     }
-}
-
-/// A query string that does not parse is a 400 naming the problem.
-pub fn query<T>(query: Result<Query<T>, axum::extract::rejection::QueryRejection>) -> Result<T, Problem> {
-    query.map(|Query(q)| q).map_err(|e| {
-        Problem::new(axum::http::StatusCode::BAD_REQUEST, "invalid-query", "Invalid query string", e.body_text())
-    })
 }
 
 /// Published and on-sale events, soonest first, with keyset pagination.

@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{instant, non_empty};
+use super::common::{instant, non_empty};
 use crate::extract::{Caller, IdempotencyKey, Json, PathId};
 use crate::problem::Problem;
 use crate::resilience::keyed;

@@ -1,12 +1,15 @@
 //! The public REST API under `/v1`, each route documented in the OpenAPI document
 //! it is registered with (utoipa-axum), so the router and `/openapi.json` cannot
-//! drift apart.
+//! drift apart. What routes share is in [`common`] (helpers) and [`dto`] (body types): no
+//! route module imports another.
 
 pub mod admin;
 pub mod auth;
 pub mod bookings;
 pub mod checkin;
+pub mod common;
 pub mod contract;
+pub mod dto;
 pub mod events;
 pub mod holds;
 pub mod operations;
@@ -14,107 +17,12 @@ pub mod queue;
 pub mod venues;
 pub mod webhooks;
 
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{Modify, OpenApi, ToSchema};
+use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::config::GatewaySettings;
-use crate::problem::{FieldError, Problem};
 use crate::state::AppState;
-
-/// A price or amount: ISO 4217 currency and integer minor units (cents), never floats.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Money {
-    /// e.g. `EUR`.
-    pub currency: String,
-    /// e.g. `8900` for 89.00.
-    pub minor_units: i64,
-}
-
-impl From<ticketing_proto::common::v1::Money> for Money {
-    fn from(m: ticketing_proto::common::v1::Money) -> Self {
-        Self { currency: m.currency, minor_units: m.minor_units }
-    }
-}
-
-impl From<Money> for ticketing_proto::common::v1::Money {
-    fn from(m: Money) -> Self {
-        Self { currency: m.currency, minor_units: m.minor_units }
-    }
-}
-
-/// The bad fields of a request body, gathered so that one answer lists them all.
-#[derive(Debug, Default)]
-pub struct Fields(Vec<FieldError>);
-
-impl Fields {
-    /// Records a bad `field`.
-    pub fn bad(&mut self, field: impl Into<String>, detail: impl Into<String>) {
-        self.0.push(FieldError { field: field.into(), detail: detail.into() });
-    }
-
-    /// `raw` must be a UUID.
-    pub fn id(&mut self, field: &str, raw: &str) {
-        if uuid::Uuid::parse_str(raw).is_err() {
-            self.bad(field, "must be a UUID");
-        }
-    }
-
-    /// An amount: an ISO 4217 code and non-negative minor units.
-    pub fn money(&mut self, field: &str, money: &Money) {
-        if money.currency.len() != 3 || !money.currency.bytes().all(|b| b.is_ascii_uppercase()) {
-            self.bad(format!("{field}.currency"), "must be an ISO 4217 code such as EUR");
-        }
-        if money.minor_units < 0 {
-            self.bad(format!("{field}.minor_units"), "must not be negative");
-        }
-    }
-
-    /// 400 listing every bad field, if any.
-    pub fn check(self) -> Result<(), Problem> {
-        if self.0.is_empty() { Ok(()) } else { Err(Problem::invalid(self.0)) }
-    }
-}
-
-/// A page of a listing and the cursor of the next one (absent on the last page).
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Page<T> {
-    /// The items.
-    pub items: Vec<T>,
-    /// Pass as `cursor` for the next page.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub next_cursor: Option<String>,
-}
-
-/// Most items a page may ask for.
-pub const MAX_PAGE: u32 = 100;
-
-/// A listing's page: its cursor and a `limit` of 1 to [`MAX_PAGE`] items (absent: the
-/// service's default).
-pub fn page(cursor: Option<String>, limit: Option<u32>) -> Result<ticketing_proto::common::v1::PageRequest, Problem> {
-    if limit.is_some_and(|l| !(1..=MAX_PAGE).contains(&l)) {
-        return Err(Problem::field("limit", format!("must be 1 to {MAX_PAGE}")));
-    }
-    Ok(ticketing_proto::common::v1::PageRequest { limit: limit.unwrap_or(0), cursor: cursor.unwrap_or_default() })
-}
-
-/// A protobuf timestamp as an RFC 3339 instant.
-pub fn instant(t: Option<prost_types::Timestamp>) -> Option<DateTime<Utc>> {
-    t.and_then(|t| DateTime::from_timestamp(t.seconds, t.nanos.max(0) as u32))
-}
-
-/// An RFC 3339 instant as a protobuf timestamp.
-pub fn timestamp(at: DateTime<Utc>) -> prost_types::Timestamp {
-    prost_types::Timestamp { seconds: at.timestamp(), nanos: at.timestamp_subsec_nanos() as i32 }
-}
-
-/// An empty string as `None`.
-pub fn non_empty(s: String) -> Option<String> {
-    Some(s).filter(|s| !s.is_empty())
-}
 
 struct BearerAuth;
 
@@ -168,22 +76,4 @@ pub fn api(settings: &GatewaySettings) -> (axum::Router<AppState>, utoipa::opena
         .split_for_parts();
     contract::Contract.modify(&mut openapi);
     (router, openapi)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_page_asks_for_1_to_100_items_or_the_default() {
-        assert_eq!(page(None, None).unwrap().limit, 0, "the service's default");
-        assert_eq!(
-            page(Some("c".into()), Some(100)).unwrap(),
-            ticketing_proto::common::v1::PageRequest { limit: 100, cursor: "c".into() }
-        );
-        for limit in [0, 101, u32::MAX] {
-            let problem = page(None, Some(limit)).unwrap_err();
-            assert_eq!((problem.status, problem.errors[0].field.as_str()), (400, "limit"), "{limit}");
-        }
-    }
 }

@@ -16,8 +16,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::events::query;
-use super::{Fields, instant};
+use super::common::{Fields, instant, query};
 use crate::extract::{Caller, Json, PathId};
 use crate::problem::Problem;
 use crate::resilience::caller_paced;

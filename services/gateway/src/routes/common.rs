@@ -1,0 +1,93 @@
+//! What the routes share: validation of bodies, queries and pages, and the conversions
+//! between the API's values and the backends'.
+
+use axum::extract::Query;
+use chrono::{DateTime, Utc};
+
+use super::dto::Money;
+use crate::problem::{FieldError, Problem};
+
+/// The bad fields of a request body, gathered so that one answer lists them all.
+#[derive(Debug, Default)]
+pub struct Fields(Vec<FieldError>);
+
+impl Fields {
+    /// Records a bad `field`.
+    pub fn bad(&mut self, field: impl Into<String>, detail: impl Into<String>) {
+        self.0.push(FieldError { field: field.into(), detail: detail.into() });
+    }
+
+    /// `raw` must be a UUID.
+    pub fn id(&mut self, field: &str, raw: &str) {
+        if uuid::Uuid::parse_str(raw).is_err() {
+            self.bad(field, "must be a UUID");
+        }
+    }
+
+    /// An amount: an ISO 4217 code and non-negative minor units.
+    pub fn money(&mut self, field: &str, money: &Money) {
+        if money.currency.len() != 3 || !money.currency.bytes().all(|b| b.is_ascii_uppercase()) {
+            self.bad(format!("{field}.currency"), "must be an ISO 4217 code such as EUR");
+        }
+        if money.minor_units < 0 {
+            self.bad(format!("{field}.minor_units"), "must not be negative");
+        }
+    }
+
+    /// 400 listing every bad field, if any.
+    pub fn check(self) -> Result<(), Problem> {
+        if self.0.is_empty() { Ok(()) } else { Err(Problem::invalid(self.0)) }
+    }
+}
+
+/// Most items a page may ask for.
+pub const MAX_PAGE: u32 = 100;
+
+/// A listing's page: its cursor and a `limit` of 1 to [`MAX_PAGE`] items (absent: the
+/// service's default).
+pub fn page(cursor: Option<String>, limit: Option<u32>) -> Result<ticketing_proto::common::v1::PageRequest, Problem> {
+    if limit.is_some_and(|l| !(1..=MAX_PAGE).contains(&l)) {
+        return Err(Problem::field("limit", format!("must be 1 to {MAX_PAGE}")));
+    }
+    Ok(ticketing_proto::common::v1::PageRequest { limit: limit.unwrap_or(0), cursor: cursor.unwrap_or_default() })
+}
+
+/// A protobuf timestamp as an RFC 3339 instant.
+pub fn instant(t: Option<prost_types::Timestamp>) -> Option<DateTime<Utc>> {
+    t.and_then(|t| DateTime::from_timestamp(t.seconds, t.nanos.max(0) as u32))
+}
+
+/// An RFC 3339 instant as a protobuf timestamp.
+pub fn timestamp(at: DateTime<Utc>) -> prost_types::Timestamp {
+    prost_types::Timestamp { seconds: at.timestamp(), nanos: at.timestamp_subsec_nanos() as i32 }
+}
+
+/// An empty string as `None`.
+pub fn non_empty(s: String) -> Option<String> {
+    Some(s).filter(|s| !s.is_empty())
+}
+
+/// A query string that does not parse is a 400 naming the problem.
+pub fn query<T>(query: Result<Query<T>, axum::extract::rejection::QueryRejection>) -> Result<T, Problem> {
+    query.map(|Query(q)| q).map_err(|e| {
+        Problem::new(axum::http::StatusCode::BAD_REQUEST, "invalid-query", "Invalid query string", e.body_text())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_page_asks_for_1_to_100_items_or_the_default() {
+        assert_eq!(page(None, None).unwrap().limit, 0, "the service's default");
+        assert_eq!(
+            page(Some("c".into()), Some(100)).unwrap(),
+            ticketing_proto::common::v1::PageRequest { limit: 100, cursor: "c".into() }
+        );
+        for limit in [0, 101, u32::MAX] {
+            let problem = page(None, Some(limit)).unwrap_err();
+            assert_eq!((problem.status, problem.errors[0].field.as_str()), (400, "limit"), "{limit}");
+        }
+    }
+}
