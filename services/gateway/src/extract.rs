@@ -1,5 +1,6 @@
 //! Request extractors whose failures are problem documents, never plain-text 4xx
-//! or 5xx: JSON bodies, the caller's token, idempotency keys and ids in paths.
+//! or 5xx: JSON bodies, the caller's token, idempotency keys, admission passes and ids in
+//! paths.
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Path, Request, State};
@@ -167,6 +168,19 @@ impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
             return Err(Problem::field("Idempotency-Key", "must be 1 to 255 characters"));
         }
         Ok(Self(key.to_owned()))
+    }
+}
+
+/// The `Admission-Pass` header of a hold, if sent ([`crate::waiting_room`]).
+pub struct AdmissionPass(pub Option<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for AdmissionPass {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Problem> {
+        let Some(value) = parts.headers.get("admission-pass") else { return Ok(Self(None)) };
+        let pass = value.to_str().map_err(|_| Problem::field("Admission-Pass", "must be visible ASCII"))?;
+        Ok(Self(Some(pass.to_owned())))
     }
 }
 

@@ -9,6 +9,8 @@ use serde::Serialize;
 use tonic::Code;
 use utoipa::ToSchema;
 
+use crate::waiting_room::{RoomError, queue_url};
+
 /// Base of every problem `type` URI; the last segment names the kind.
 pub const TYPE_BASE: &str = "https://ticketing.dev/problems/";
 
@@ -285,6 +287,54 @@ impl From<tonic::Status> for Problem {
                 tracing::error!(code = ?status.code(), message, "backend failed");
                 Self::new(StatusCode::BAD_GATEWAY, "backend-error", "A backend failed", "")
             }
+        }
+    }
+}
+
+/// The waiting room's refusals and failures, as the public API says them.
+impl From<RoomError> for Problem {
+    fn from(e: RoomError) -> Self {
+        let pass = |slug: &str, title: &'static str, detail: &'static str| {
+            Self::new(StatusCode::FORBIDDEN, slug, title, detail)
+        };
+        match e {
+            RoomError::Catalog(status) => status.into(),
+            RoomError::NoRedis | RoomError::Redis(_) => {
+                // The queue cannot be served, and letting everybody through would defeat it.
+                tracing::warn!(error = %e, "waiting room: Redis failed");
+                Self::unavailable("the waiting room is unavailable; retry shortly", Duration::from_secs(1))
+            }
+            RoomError::SaleClosed => {
+                Self::new(StatusCode::CONFLICT, "sale-closed", "Not on sale", "the event's sale is over")
+            }
+            RoomError::NoWaitingRoom => Self::new(
+                StatusCode::CONFLICT,
+                "no-waiting-room",
+                "No waiting room",
+                "this event's sale has no queue: hold tickets directly",
+            ),
+            RoomError::NoSuchTicket => Self::not_found("no such ticket in this event's queue"),
+            RoomError::NotYourTicket => Self::forbidden("the ticket belongs to another buyer"),
+            RoomError::PassRequired { event } => Self {
+                queue_url: Some(Box::new(Url(queue_url(event)))),
+                ..pass(
+                    "admission-pass-required",
+                    "Admission pass required",
+                    "this sale runs through a waiting room: join its queue and hold with the Admission-Pass it gives you",
+                )
+            },
+            RoomError::PassInvalid(detail) => pass("admission-pass-invalid", "Invalid admission pass", detail),
+            RoomError::PassExpired => pass(
+                "admission-pass-expired",
+                "Admission pass expired",
+                "the pass's time ran out; it cannot be renewed",
+            ),
+            RoomError::PassUsed => Self::new(
+                StatusCode::CONFLICT,
+                "admission-pass-used",
+                "Admission pass already used",
+                "a pass admits one hold",
+            ),
         }
     }
 }

@@ -10,11 +10,10 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::common::{instant, non_empty};
-use crate::extract::{Caller, IdempotencyKey, Json, PathId};
+use crate::extract::{AdmissionPass, Caller, IdempotencyKey, Json, PathId};
 use crate::problem::Problem;
 use crate::resilience::keyed;
 use crate::state::AppState;
-use crate::waiting_room::AdmissionPass;
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(hold)).routes(routes!(release))

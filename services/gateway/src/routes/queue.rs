@@ -11,7 +11,7 @@ use utoipa_axum::routes;
 use crate::extract::{Caller, PathId, id};
 use crate::problem::Problem;
 use crate::state::AppState;
-use crate::waiting_room::{Place, Standing, WaitingRoom};
+use crate::waiting_room::{Place, Standing, queue_url};
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(join)).routes(routes!(status))
@@ -52,7 +52,7 @@ impl QueueTicket {
             Standing::Expired => ("expired", None, None),
         };
         Self {
-            status_url: format!("{}/{}", WaitingRoom::queue_url(event), place.ticket),
+            status_url: format!("{}/{}", queue_url(event), place.ticket),
             ticket: place.ticket,
             event_id: event.to_string(),
             status: status.into(),
