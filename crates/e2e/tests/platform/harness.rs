@@ -164,7 +164,8 @@ impl Platform {
         config.identity.bootstrap_admin_password = ADMIN_PASSWORD.into();
         config.identity.service_clients.insert("booking".into(), BOOKING_SECRET.into());
         config.identity.service_clients.insert("gateway".into(), GATEWAY_SECRET.into());
-        let identity = Spawned::start(ticketing_identity::startup::build(config.clone()).await.expect("identity"));
+        let identity =
+            Spawned::start(Box::pin(ticketing_identity::startup::build(config.clone())).await.expect("identity"));
         let mut auth = config.auth.clone();
         auth.jwks_url = format!("{}/.well-known/jwks.json", identity.admin_url());
         auth.identity_url = format!("http://{}", identity.grpc_addr);
@@ -179,7 +180,7 @@ impl Platform {
         config.database = db.config.clone();
         config.kafka = kafka.clone();
         config.auth = auth.clone();
-        let catalog = Spawned::start(ticketing_catalog::startup::build(config).await.expect("catalog"));
+        let catalog = Spawned::start(Box::pin(ticketing_catalog::startup::build(config)).await.expect("catalog"));
         let catalog_url = format!("http://{}", catalog.grpc_addr);
         let catalog_client = CatalogClient::new(catalog.channel().await);
         services.push(catalog);
@@ -216,7 +217,8 @@ impl Platform {
         n.dispatch_interval = Duration::from_millis(50);
         n.retry_backoff = Duration::from_millis(200);
         n.max_retry_backoff = Duration::from_secs(1);
-        let notification = Spawned::start(ticketing_notification::startup::build(config).await.expect("notification"));
+        let notification =
+            Spawned::start(Box::pin(ticketing_notification::startup::build(config)).await.expect("notification"));
         let notification_url = format!("http://{}", notification.grpc_addr);
         let notification_client = NotificationClient::new(notification.channel().await);
         dbs.insert("notification", db);
@@ -237,7 +239,7 @@ impl Platform {
             config.payment.processor.api_key = "sk_test_e2e".into();
             config.payment.processor.webhook_secret = secret.into();
         }
-        let payment = Spawned::start(ticketing_payment::startup::build(config).await.expect("payment"));
+        let payment = Spawned::start(Box::pin(ticketing_payment::startup::build(config)).await.expect("payment"));
         let payment_client = PaymentClient::new(payment.channel().await);
         let payment_addr = payment.grpc_addr;
         dbs.insert("payment", db);
@@ -255,7 +257,7 @@ impl Platform {
         config.booking.notification_url = notification_url;
         config.booking.payment_url = format!("http://{payment_addr}");
         (options.booking)(&mut config);
-        let booking = Spawned::start(ticketing_booking::startup::build(config).await.expect("booking"));
+        let booking = Spawned::start(Box::pin(ticketing_booking::startup::build(config)).await.expect("booking"));
         let booking_client = BookingClient::new(booking.channel().await);
         let booking_admin = booking.admin_url();
         services.push(booking);
@@ -306,7 +308,7 @@ impl Platform {
             }
             None => None,
         };
-        let gateway = ticketing_gateway::startup::build(config).await.expect("gateway");
+        let gateway = Box::pin(ticketing_gateway::startup::build(config)).await.expect("gateway");
         let http = format!("http://{}", gateway.http_addr);
         let gateway = Spawned::start(gateway.running);
         let gateway_admin = gateway.admin_url();
