@@ -252,6 +252,16 @@ wait_ports_idle() {
     done
   done
 }
+# Where this script may (root, as in CI), reserve the ports so the kernel never picks them
+# as source ports: an outgoing connection that lives for minutes (a pool's, a broker's)
+# outlasts the wait above and the restarts below. Elsewhere the wait is all there is.
+reserve_ports() {
+  local file=/proc/sys/net/ipv4/ip_local_reserved_ports svc current ports=()
+  [[ -w $file ]] || return 0
+  for svc in "${SERVICES[@]}"; do ports+=("${GRPC_PORT[$svc]}" $((GRPC_PORT[$svc] + 1000))); done
+  current=$(<"$file")
+  (IFS=,; echo "${current:+$current,}${ports[*]}") >"$file" 2>/dev/null || true
+}
 declare -A STARTED_AT
 # start_svc SVC [restart]: a restart keeps the log and does not wait for the ports: the
 # sockets the dead process left in TIME-WAIT do not stop a listener binding (SO_REUSEADDR),
@@ -271,6 +281,7 @@ start_svc() {
   STARTED_AT[$svc]=$SECONDS
   echo "${PID[$svc]}" >"$PID_DIR/$svc.pid"
 }
+reserve_ports
 for svc in "${SERVICES[@]}"; do start_svc "$svc"; done
 say "started the seven services; waiting for /readyz (up to ${READY_TIMEOUT}s each)"
 
