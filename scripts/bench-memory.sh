@@ -38,7 +38,7 @@ if [[ ${1:-} == --start ]]; then
 fi
 curl -fsS --max-time 2 http://127.0.0.1:8080/readyz >/dev/null ||
   die "the gateway does not answer on 127.0.0.1:8080; start the platform with scripts/run-local.sh"
-loadgen=$ROOT/target/$PROFILE/loadgen
+loadgen=${CARGO_TARGET_DIR:-$ROOT/target}/$PROFILE/loadgen
 [[ -x $loadgen ]] || die "$loadgen is missing: scripts/run-local.sh builds it (PROFILE=$PROFILE)"
 export DEMO_ADMIN_PASSWORD=${TICKETING_IDENTITY__BOOTSTRAP_ADMIN_PASSWORD:-$(cat "$ROOT/.local/demo-admin-password")}
 

@@ -69,7 +69,7 @@ walkthrough() {
 say "load: purchases (the README's walkthrough) and ${LOAD_SECONDS}s of the load generator"
 walkthrough
 DEMO_ADMIN_PASSWORD=${TICKETING_IDENTITY__BOOTSTRAP_ADMIN_PASSWORD:-$(cat "$ROOT/.local/demo-admin-password")} \
-  "$ROOT/target/$PROFILE/loadgen" --gateway http://127.0.0.1:8080 --clients 20 --users 10 \
+  "${CARGO_TARGET_DIR:-$ROOT/target}/$PROFILE/loadgen" --gateway http://127.0.0.1:8080 --clients 20 --users 10 \
   --duration "${LOAD_SECONDS}s" --rounds 1 --warmup 1s >"$work/loadgen.log" 2>&1 || { cat "$work/loadgen.log"; die "the load generator failed"; }
 walkthrough
 # Rates over [1m] and [5m] need a few scrapes after the load.
