@@ -16,9 +16,6 @@ use tonic::{Code, Status};
 
 use crate::status::{FieldViolation, invalid_argument};
 
-/// Longest accepted key.
-pub const MAX_KEY_LEN: usize = 255;
-
 /// Keys of one service.
 #[derive(Clone)]
 pub struct IdempotencyKeys {
@@ -37,16 +34,14 @@ pub struct Scope<'a> {
     pub key: &'a str,
 }
 
-/// Checks a key's shape: `INVALID_ARGUMENT` naming `field` when it is bad.
+/// Checks a key's shape (the kernel's rule; empty is no key): `INVALID_ARGUMENT` naming
+/// `field` when it is bad.
 pub fn validate_key(key: &str, field: &str) -> Result<(), Status> {
-    if key.len() > MAX_KEY_LEN || key.chars().any(char::is_control) {
-        let violation = FieldViolation::new(
-            field,
-            format!("must be at most {MAX_KEY_LEN} characters, none of them control characters"),
-        );
-        return Err(invalid_argument("invalid idempotency key", &[violation]));
+    if key.is_empty() || ticketing_kernel::idempotency::is_valid_key(key) {
+        return Ok(());
     }
-    Ok(())
+    let violation = FieldViolation::new(field, ticketing_kernel::idempotency::KEY_RULE);
+    Err(invalid_argument("invalid idempotency key", &[violation]))
 }
 
 /// A key's row, and whether its owner's time ran out.

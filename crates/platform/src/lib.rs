@@ -19,7 +19,6 @@ pub mod idempotency;
 #[cfg(feature = "kafka")]
 pub mod kafka;
 pub mod metrics;
-pub mod money;
 pub mod page;
 pub mod peers;
 pub mod periodic;

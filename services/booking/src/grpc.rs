@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use ticketing_kernel::time::to_proto;
 use ticketing_platform::auth::Principal;
 use ticketing_platform::idempotency::{IdempotencyKeys, Scope, validate_key};
 use ticketing_proto::booking::v1 as pb;
@@ -48,10 +49,6 @@ impl From<BookingError> for Status {
     }
 }
 
-fn timestamp(at: chrono::DateTime<chrono::Utc>) -> Option<prost_types::Timestamp> {
-    Some(prost_types::Timestamp { seconds: at.timestamp(), nanos: at.timestamp_subsec_nanos() as i32 })
-}
-
 fn status_to_proto(status: State) -> pb::BookingStatus {
     match status {
         State::PendingPayment => pb::BookingStatus::PendingPayment,
@@ -95,11 +92,11 @@ impl From<Booking> for pb::BookingDetails {
                 })
                 .collect(),
             total: money(b.total_minor),
-            expires_at: timestamp(b.expires_at),
+            expires_at: Some(to_proto(b.expires_at)),
             payment_id: b.payment_id.map(|p| p.to_string()).unwrap_or_default(),
             cancellation_reason: b.cancellation_reason.clone(),
-            created_at: timestamp(b.created_at),
-            updated_at: timestamp(b.updated_at),
+            created_at: Some(to_proto(b.created_at)),
+            updated_at: Some(to_proto(b.updated_at)),
         }
     }
 }

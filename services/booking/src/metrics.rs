@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use chrono::{DateTime, Utc};
 use prometheus::{CounterVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, Opts};
+use ticketing_kernel::money::major_units;
 use ticketing_platform::metrics::{LATENCY_BUCKETS, Metrics, PerEvent};
 
 use crate::domain::Booking;
@@ -79,25 +80,8 @@ impl SalesMetrics {
         let sales = self.events.get(booking.event_id);
         sales.tickets.inc_by(booking.line_items.len() as u64);
         sales.currencies.lock().unwrap_or_else(PoisonError::into_inner).insert(booking.currency.clone());
-        let amount = major_units(&booking.currency, booking.total_minor);
+        // A counter only grows; a booking's total is never negative anyway.
+        let amount = major_units(&booking.currency, booking.total_minor.max(0));
         self.revenue.with_label_values(&[&*sales.label, booking.currency.as_str()]).inc_by(amount);
-    }
-}
-
-/// `minor` in the currency's major unit.
-pub fn major_units(currency: &str, minor: i64) -> f64 {
-    let digits = ticketing_platform::money::minor_unit_digits(currency);
-    minor.max(0) as f64 / 10f64.powi(digits as i32)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn prices_are_in_major_units() {
-        assert_eq!(major_units("EUR", 1250), 12.5);
-        assert_eq!(major_units("JPY", 1250), 1250.0);
-        assert_eq!(major_units("KWD", 1250), 1.25);
     }
 }

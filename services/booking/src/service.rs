@@ -53,8 +53,8 @@ fn peer_error(status: tonic::Status) -> BookingError {
 }
 
 fn instant(t: Option<&prost_types::Timestamp>) -> Result<DateTime<Utc>> {
-    t.and_then(|t| DateTime::from_timestamp(t.seconds, t.nanos.max(0) as u32))
-        .ok_or_else(|| BookingError::Unavailable(anyhow::anyhow!("peer sent no timestamp")))
+    t.and_then(ticketing_kernel::time::from_proto)
+        .ok_or_else(|| BookingError::Unavailable(anyhow::anyhow!("peer sent no valid timestamp")))
 }
 
 impl Bookings {

@@ -163,11 +163,13 @@ impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Problem> {
         let Some(value) = parts.headers.get("idempotency-key") else { return Ok(Self(String::new())) };
-        let key = value.to_str().map_err(|_| Problem::field("Idempotency-Key", "must be visible ASCII"))?;
-        if key.is_empty() || key.len() > ticketing_platform::idempotency::MAX_KEY_LEN {
-            return Err(Problem::field("Idempotency-Key", "must be 1 to 255 characters"));
+        use ticketing_kernel::idempotency::{KEY_RULE, is_valid_key};
+        // The kernel's rule, which the services apply too: a key let through here is never
+        // refused behind (the gateway could only report that as a key reused).
+        match value.to_str() {
+            Ok(key) if is_valid_key(key) => Ok(Self(key.to_owned())),
+            _ => Err(Problem::field("Idempotency-Key", KEY_RULE)),
         }
-        Ok(Self(key.to_owned()))
     }
 }
 

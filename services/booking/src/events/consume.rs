@@ -5,7 +5,6 @@
 //! looks at the booking's state before changing it. When an event is late, the
 //! [`reconciler`](crate::workers::reconciler) takes the same steps.
 
-use chrono::DateTime;
 use sqlx::PgConnection;
 use ticketing_platform::events::dispatch;
 use ticketing_platform::kafka::consumer::{HandleError, Handler, required_id};
@@ -67,7 +66,7 @@ impl Handler for Saga {
                     tx,
                     required_id("booking_id", &paid.booking_id)?,
                     required_id("payment_id", &paid.payment_id)?,
-                    event.occurred_at.and_then(|t| DateTime::from_timestamp(t.seconds, t.nanos.max(0) as u32)),
+                    event.occurred_at.as_ref().and_then(ticketing_kernel::time::from_proto),
                 )
                 .await
             }

@@ -1,5 +1,6 @@
 //! The events booking publishes on `booking.events`, built from a booking.
 
+use ticketing_kernel::time::to_proto;
 use ticketing_proto::common::v1::Money;
 use ticketing_proto::events::v1 as ev;
 
@@ -26,10 +27,6 @@ fn lines(booking: &Booking) -> Vec<ev::BookingLineItem> {
         .collect()
 }
 
-fn timestamp(at: chrono::DateTime<chrono::Utc>) -> Option<prost_types::Timestamp> {
-    Some(prost_types::Timestamp { seconds: at.timestamp(), nanos: at.timestamp_subsec_nanos() as i32 })
-}
-
 /// A booking awaits payment.
 pub fn created(b: &Booking) -> Envelope {
     envelope(
@@ -41,7 +38,7 @@ pub fn created(b: &Booking) -> Envelope {
             hold_id: b.hold_id.clone(),
             line_items: lines(b),
             total: money(&b.currency, b.total_minor),
-            expires_at: timestamp(b.expires_at),
+            expires_at: Some(to_proto(b.expires_at)),
         },
     )
 }

@@ -60,10 +60,6 @@ fn unavailable(what: &'static str) -> impl FnOnce(tonic::Status) -> BookingError
     move |s| BookingError::Unavailable(anyhow::anyhow!("{what}: {s}"))
 }
 
-fn instant(t: Option<&prost_types::Timestamp>) -> Option<DateTime<Utc>> {
-    t.and_then(|t| DateTime::from_timestamp(t.seconds, t.nanos.max(0) as u32))
-}
-
 impl Reconciler {
     /// A reconciler of `bookings`, counting what it does in `metrics`.
     pub fn new(bookings: Bookings, metrics: &ticketing_platform::metrics::Metrics) -> Self {
@@ -171,7 +167,7 @@ impl Reconciler {
     ) -> Result<Look> {
         let b = &self.bookings;
         let Some(payment) = payment else { return self.settle_hold(booking, awaited, now, after, since).await };
-        let settled_at = instant(payment.updated_at.as_ref()).unwrap_or(now);
+        let settled_at = payment.updated_at.as_ref().and_then(ticketing_kernel::time::from_proto).unwrap_or(now);
         if settled_at > now - after {
             // Settled a moment ago: its event is most likely on its way.
             return Ok(Look::Again(settled_at + after));

@@ -6,7 +6,7 @@ use sqlx::{PgConnection, PgExecutor};
 use uuid::Uuid;
 
 use crate::domain::category::{Allocation, Category, CategoryFields};
-use crate::domain::money::Money;
+use ticketing_kernel::money::Money;
 
 #[derive(sqlx::FromRow)]
 struct Row {

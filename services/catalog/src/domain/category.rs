@@ -3,9 +3,9 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
+use ticketing_kernel::money::Money;
 use uuid::Uuid;
 
-use super::money::Money;
 use super::{CatalogError, Violations, text};
 
 /// Largest general-admission capacity of one category.
@@ -202,7 +202,7 @@ impl CategoryChange {
         CategoryFields {
             name: self.name.clone().unwrap_or_else(|| current.name.clone()),
             description: self.description.clone().unwrap_or_else(|| current.description.clone()),
-            price: self.price.clone().unwrap_or_else(|| current.price.clone()),
+            price: self.price.unwrap_or(current.price),
         }
     }
 }
@@ -239,7 +239,7 @@ mod tests {
         assert_eq!(fields(error), ["price", "allocation", "name"]);
         let ok = CategoryInput {
             name: Some(" Floor ".into()),
-            price: price("eur", 8_950),
+            price: price("EUR", 8_950),
             allocation: Some(AllocationInput::GeneralAdmission { capacity: 500, area_id: String::new() }),
             ..CategoryInput::default()
         }

@@ -531,7 +531,7 @@ mod tests {
     use chrono::{Duration, TimeZone as _};
 
     use super::*;
-    use crate::domain::money::Money;
+    use ticketing_kernel::money::Money;
 
     fn at(hours: i64) -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2030, 6, 1, 18, 0, 0).unwrap() + Duration::hours(hours)

@@ -4,7 +4,6 @@ pub mod access;
 pub mod category;
 pub mod error;
 pub mod event;
-pub mod money;
 pub mod page;
 pub mod search;
 pub mod seat_map;

@@ -2,21 +2,15 @@
 
 use std::collections::HashMap;
 
-use chrono::{DateTime, Utc};
+use ticketing_kernel::time::to_proto;
 use ticketing_proto::common::v1 as common;
 use ticketing_proto::events::v1 as pb;
 use uuid::Uuid;
 
 use crate::domain::category::{Allocation, Category};
 use crate::domain::event::Event;
-use crate::domain::money::Money;
 use crate::domain::seat_map::SeatPlace;
-
-/// The protobuf form of an instant.
-pub fn timestamp(at: DateTime<Utc>) -> prost_types::Timestamp {
-    // Sub-second nanos are below 2e9, so they always fit an i32.
-    prost_types::Timestamp { seconds: at.timestamp(), nanos: at.timestamp_subsec_nanos().try_into().unwrap_or(0) }
-}
+use ticketing_kernel::money::Money;
 
 /// The protobuf form of a price.
 pub fn money(price: &Money) -> common::Money {
@@ -36,11 +30,11 @@ pub(crate) fn published(event: &Event, places: &HashMap<Uuid, Vec<SeatPlace>>) -
         organizer_id: event.organizer_id.to_string(),
         venue_id: d.venue_id.to_string(),
         name: d.name.clone(),
-        starts_at: Some(timestamp(d.starts_at)),
-        ends_at: Some(timestamp(d.ends_at)),
+        starts_at: Some(to_proto(d.starts_at)),
+        ends_at: Some(to_proto(d.ends_at)),
         time_zone: d.time_zone.clone(),
-        sale_starts_at: d.sale_starts_at.map(timestamp),
-        sale_ends_at: d.sale_ends_at.map(timestamp),
+        sale_starts_at: d.sale_starts_at.map(to_proto),
+        sale_ends_at: d.sale_ends_at.map(to_proto),
         per_user_limit: d.per_user_limit,
         categories: event.categories.iter().map(|c| snapshot(c, places.get(&c.id))).collect(),
         version: event.version,
@@ -78,11 +72,11 @@ pub(crate) fn updated(event: &Event, by: Uuid) -> pb::EventUpdated {
         organizer_id: event.organizer_id.to_string(),
         name: d.name.clone(),
         description: d.description.clone(),
-        starts_at: Some(timestamp(d.starts_at)),
-        ends_at: Some(timestamp(d.ends_at)),
+        starts_at: Some(to_proto(d.starts_at)),
+        ends_at: Some(to_proto(d.ends_at)),
         time_zone: d.time_zone.clone(),
-        sale_starts_at: d.sale_starts_at.map(timestamp),
-        sale_ends_at: d.sale_ends_at.map(timestamp),
+        sale_starts_at: d.sale_starts_at.map(to_proto),
+        sale_ends_at: d.sale_ends_at.map(to_proto),
         per_user_limit: d.per_user_limit,
         version: event.version,
         updated_by: by.to_string(),
@@ -95,8 +89,8 @@ pub(crate) fn sale_started(event: &Event, by: Option<Uuid>) -> pb::EventSaleStar
     pb::EventSaleStarted {
         event_id: event.id.to_string(),
         organizer_id: event.organizer_id.to_string(),
-        sale_starts_at: event.details.sale_starts_at.map(timestamp),
-        sale_ends_at: event.details.sale_ends_at.map(timestamp),
+        sale_starts_at: event.details.sale_starts_at.map(to_proto),
+        sale_ends_at: event.details.sale_ends_at.map(to_proto),
         version: event.version,
         started_by: user(by),
     }

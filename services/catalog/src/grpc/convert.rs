@@ -1,6 +1,7 @@
 //! Proto ↔ domain conversions and the one mapping from [`CatalogError`] to `Status`.
 
 use chrono::{DateTime, Utc};
+use ticketing_kernel::time::to_proto;
 use ticketing_platform::auth::Principal;
 use ticketing_proto::catalog::v1 as pb;
 use tonic::{Request, Status};
@@ -11,7 +12,7 @@ use crate::domain::event::{CancellationPolicy, CancellationPolicyInput, Event, E
 use crate::domain::seat_map::{Area, Row, Seat, SeatMap, Section};
 use crate::domain::venue::Venue;
 use crate::domain::{CatalogError, FieldViolation};
-use crate::events::publish::{money, timestamp};
+use crate::events::publish::money;
 
 impl From<CatalogError> for Status {
     fn from(e: CatalogError) -> Self {
@@ -46,7 +47,7 @@ pub fn instants<const N: usize>(
     let mut bad = Vec::new();
     let converted = fields.map(|(field, ts)| {
         let ts = ts?;
-        let at = u32::try_from(ts.nanos).ok().and_then(|nanos| DateTime::from_timestamp(ts.seconds, nanos));
+        let at = ticketing_kernel::time::from_proto(ts);
         if at.is_none() {
             bad.push(field);
         }
@@ -100,8 +101,8 @@ pub fn venue(venue: Venue, seat_map: Option<SeatMap>) -> pb::Venue {
         general_admission_capacity: venue.ga_capacity,
         seat_map_revision: venue.seat_map_revision,
         seat_map: seat_map.map(Into::into),
-        created_at: Some(timestamp(venue.created_at)),
-        updated_at: Some(timestamp(venue.updated_at)),
+        created_at: Some(to_proto(venue.created_at)),
+        updated_at: Some(to_proto(venue.updated_at)),
     }
 }
 
@@ -157,19 +158,19 @@ impl From<Event> for pb::Event {
             venue_id: d.venue_id.to_string(),
             name: d.name,
             description: d.description,
-            starts_at: Some(timestamp(d.starts_at)),
-            ends_at: Some(timestamp(d.ends_at)),
+            starts_at: Some(to_proto(d.starts_at)),
+            ends_at: Some(to_proto(d.ends_at)),
             time_zone: d.time_zone,
-            sale_starts_at: d.sale_starts_at.map(timestamp),
-            sale_ends_at: d.sale_ends_at.map(timestamp),
+            sale_starts_at: d.sale_starts_at.map(to_proto),
+            sale_ends_at: d.sale_ends_at.map(to_proto),
             per_user_limit: d.per_user_limit,
             status: status_to_proto(event.status).into(),
             categories: event.categories.into_iter().map(Into::into).collect(),
             version: event.version,
             cancellation_reason: event.cancellation_reason,
-            created_at: Some(timestamp(event.created_at)),
-            updated_at: Some(timestamp(event.updated_at)),
-            published_at: event.published_at.map(timestamp),
+            created_at: Some(to_proto(event.created_at)),
+            updated_at: Some(to_proto(event.updated_at)),
+            published_at: event.published_at.map(to_proto),
             waiting_room: Some(pb::WaitingRoom {
                 enabled: d.waiting_room.is_some(),
                 admission_per_minute: d.waiting_room.unwrap_or(0),
@@ -203,8 +204,8 @@ impl From<Category> for pb::Category {
             price: Some(money(&category.price)),
             capacity: category.capacity,
             allocation: Some(allocation),
-            created_at: Some(timestamp(category.created_at)),
-            updated_at: Some(timestamp(category.updated_at)),
+            created_at: Some(to_proto(category.created_at)),
+            updated_at: Some(to_proto(category.updated_at)),
         }
     }
 }

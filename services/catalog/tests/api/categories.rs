@@ -84,6 +84,8 @@ async fn categories_check_prices_areas_seats_and_names() {
         (ga("Pit 2", 101, &area_id, eur(1)), vec!["general_admission.capacity"]),
         (ga("Pit 2", 10, &foreign[0], eur(1)), vec!["general_admission.area_id"]),
         (ga("Dollars", 10, "", Some(Money { currency: "USD".into(), minor_units: 100 })), vec!["price.currency"]),
+        // The kernel's one rule: the gateway refuses lower case too, so no path accepts it.
+        (ga("Lower", 10, "", Some(Money { currency: "eur".into(), minor_units: 100 })), vec!["price.currency"]),
         (
             ga("", 0, "x", Some(Money { currency: "euro".into(), minor_units: -1 })),
             vec![

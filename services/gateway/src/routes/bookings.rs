@@ -103,7 +103,7 @@ pub struct CreateBody {
 
 /// Books the caller's hold, priced from the catalog; it expires with the hold unless paid.
 #[utoipa::path(post, path = "/v1/bookings", tag = "bookings", security(("bearer" = [])),
-    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe")),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: 1 to 255 printable ASCII characters")),
     request_body = CreateBody,
     responses((status = 201, body = Booking), (status = 400, body = Problem), (status = 401, body = Problem),
               (status = 404, body = Problem),
@@ -220,7 +220,7 @@ impl From<payment::PaymentDetails> for Payment {
 /// `Idempotency-Key` to get the first answer.
 #[utoipa::path(post, path = "/v1/bookings/{id}/payment", tag = "bookings", security(("bearer" = [])),
     params(("id" = String, Path, description = "Booking id"),
-           ("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe")),
+           ("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: 1 to 255 printable ASCII characters")),
     request_body = PayBody,
     responses((status = 200, body = Payment), (status = 400, body = Problem), (status = 401, body = Problem),
               (status = 404, body = Problem), (status = 409, body = Problem), (status = 503, body = Problem)))]
@@ -258,7 +258,7 @@ pub struct CancelBody {
 /// booking by hand, with a reason.
 #[utoipa::path(post, path = "/v1/bookings/{id}/cancel", tag = "bookings", security(("bearer" = [])),
     params(("id" = String, Path, description = "Booking id"),
-           ("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe")),
+           ("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: 1 to 255 printable ASCII characters")),
     request_body = CancelBody,
     responses((status = 200, body = Booking), (status = 400, body = Problem), (status = 401, body = Problem),
               (status = 404, body = Problem),

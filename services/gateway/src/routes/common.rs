@@ -24,13 +24,12 @@ impl Fields {
         }
     }
 
-    /// An amount: an ISO 4217 code and non-negative minor units.
+    /// A price: the kernel's rule for money.
     pub fn money(&mut self, field: &str, money: &Money) {
-        if money.currency.len() != 3 || !money.currency.bytes().all(|b| b.is_ascii_uppercase()) {
-            self.bad(format!("{field}.currency"), "must be an ISO 4217 code such as EUR");
-        }
-        if money.minor_units < 0 {
-            self.bad(format!("{field}.minor_units"), "must not be negative");
+        if let Err(violations) = ticketing_kernel::money::Money::parse(&money.currency, money.minor_units) {
+            for (part, rule) in violations {
+                self.bad(format!("{field}.{part}"), rule);
+            }
         }
     }
 
@@ -52,14 +51,9 @@ pub fn page(cursor: Option<String>, limit: Option<u32>) -> Result<ticketing_prot
     Ok(ticketing_proto::common::v1::PageRequest { limit: limit.unwrap_or(0), cursor: cursor.unwrap_or_default() })
 }
 
-/// A protobuf timestamp as an RFC 3339 instant.
+/// A protobuf timestamp as an RFC 3339 instant (none when absent or invalid).
 pub fn instant(t: Option<prost_types::Timestamp>) -> Option<DateTime<Utc>> {
-    t.and_then(|t| DateTime::from_timestamp(t.seconds, t.nanos.max(0) as u32))
-}
-
-/// An RFC 3339 instant as a protobuf timestamp.
-pub fn timestamp(at: DateTime<Utc>) -> prost_types::Timestamp {
-    prost_types::Timestamp { seconds: at.timestamp(), nanos: at.timestamp_subsec_nanos() as i32 }
+    t.as_ref().and_then(ticketing_kernel::time::from_proto)
 }
 
 /// An empty string as `None`.

@@ -12,7 +12,8 @@ use super::common::instant;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Money {
-    /// e.g. `EUR`.
+    /// Three upper-case letters, e.g. `EUR`.
+    #[schema(pattern = "^[A-Z]{3}$", example = "EUR")]
     pub currency: String,
     /// e.g. `8900` for 89.00.
     pub minor_units: i64,

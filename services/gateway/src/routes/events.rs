@@ -5,6 +5,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse as _, Response};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use ticketing_kernel::time::to_proto;
 use ticketing_platform::auth::Role;
 use ticketing_proto::catalog::v1 as pb;
 use ticketing_proto::inventory::v1 as inventory;
@@ -14,7 +15,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::common::{Fields, instant, non_empty, page, query, timestamp};
+use super::common::{Fields, instant, non_empty, page, query};
 use super::dto::{Money, Page};
 use crate::extract::{Caller, Json, PathId};
 use crate::problem::{FieldError, Problem};
@@ -189,7 +190,7 @@ pub struct EventQuery {
 fn rfc3339(field: &str, raw: Option<&str>, errors: &mut Vec<FieldError>) -> Option<prost_types::Timestamp> {
     let raw = raw?;
     match DateTime::parse_from_rfc3339(raw) {
-        Ok(at) => Some(timestamp(at.with_timezone(&Utc))),
+        Ok(at) => Some(to_proto(at.with_timezone(&Utc))),
         Err(_) => {
             errors.push(FieldError { field: field.into(), detail: "must be an RFC 3339 instant".into() });
             None
@@ -383,11 +384,11 @@ async fn create_event(
         venue_id: b.venue_id,
         name: b.name,
         description: b.description,
-        starts_at: Some(timestamp(b.starts_at)),
-        ends_at: Some(timestamp(b.ends_at)),
+        starts_at: Some(to_proto(b.starts_at)),
+        ends_at: Some(to_proto(b.ends_at)),
         time_zone: b.time_zone.unwrap_or_default(),
-        sale_starts_at: b.sale_starts_at.map(timestamp),
-        sale_ends_at: b.sale_ends_at.map(timestamp),
+        sale_starts_at: b.sale_starts_at.map(to_proto),
+        sale_ends_at: b.sale_ends_at.map(to_proto),
         per_user_limit: b.per_user_limit,
         organizer_id: b.organizer_id.unwrap_or_default(),
         waiting_room: b.waiting_room.map(Into::into),
@@ -448,11 +449,11 @@ async fn update_event(
         name: b.name,
         description: b.description,
         venue_id: b.venue_id,
-        starts_at: b.starts_at.map(timestamp),
-        ends_at: b.ends_at.map(timestamp),
+        starts_at: b.starts_at.map(to_proto),
+        ends_at: b.ends_at.map(to_proto),
         time_zone: b.time_zone,
-        sale_starts_at: b.sale_starts_at.map(timestamp),
-        sale_ends_at: b.sale_ends_at.map(timestamp),
+        sale_starts_at: b.sale_starts_at.map(to_proto),
+        sale_ends_at: b.sale_ends_at.map(to_proto),
         per_user_limit: b.per_user_limit,
         waiting_room: b.waiting_room.map(Into::into),
         cancellation_policy: b.cancellation_policy.map(Into::into),

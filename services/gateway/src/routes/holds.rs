@@ -111,7 +111,7 @@ fn selection(b: HoldBody) -> Result<pb::hold_request::Selection, Problem> {
 /// successful hold uses up; a failed hold gives it back.
 #[utoipa::path(post, path = "/v1/events/{id}/holds", tag = "holds", security(("bearer" = [])),
     params(("id" = String, Path, description = "Event id"),
-           ("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe"),
+           ("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: 1 to 255 printable ASCII characters"),
            ("Admission-Pass" = Option<String>, Header,
             description = "The pass from the event's waiting room; required when the event has one")),
     request_body = HoldBody,

@@ -1,6 +1,6 @@
 //! Proto ↔ domain conversions and the one mapping from [`IdentityError`] to `Status`.
 
-use chrono::{DateTime, Utc};
+use ticketing_kernel::time::to_proto;
 use ticketing_platform::auth::Role;
 use ticketing_proto::identity::v1 as pb;
 use tonic::{Code, Status};
@@ -62,10 +62,6 @@ pub fn role_from_proto(value: i32) -> Result<Role, Status> {
     }
 }
 
-fn timestamp(t: DateTime<Utc>) -> prost_types::Timestamp {
-    prost_types::Timestamp { seconds: t.timestamp(), nanos: t.timestamp_subsec_nanos() as i32 }
-}
-
 impl From<User> for pb::User {
     fn from(user: User) -> Self {
         Self {
@@ -74,8 +70,8 @@ impl From<User> for pb::User {
             display_name: user.display_name,
             role: role_to_proto(user.role).into(),
             email_verified: user.email_verified,
-            created_at: Some(timestamp(user.created_at)),
-            updated_at: Some(timestamp(user.updated_at)),
+            created_at: Some(to_proto(user.created_at)),
+            updated_at: Some(to_proto(user.updated_at)),
         }
     }
 }
@@ -84,9 +80,9 @@ impl From<TokenPair> for pb::TokenPair {
     fn from(pair: TokenPair) -> Self {
         Self {
             access_token: pair.access_token,
-            access_token_expires_at: Some(timestamp(pair.access_expires_at)),
+            access_token_expires_at: Some(to_proto(pair.access_expires_at)),
             refresh_token: pair.refresh_token,
-            refresh_token_expires_at: Some(timestamp(pair.refresh_expires_at)),
+            refresh_token_expires_at: Some(to_proto(pair.refresh_expires_at)),
             token_type: "Bearer".into(),
         }
     }

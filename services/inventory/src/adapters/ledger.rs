@@ -13,7 +13,7 @@ use crate::domain::{Hold, HoldId, HoldLine, HoldStatus};
 
 fn timestamp(t: Option<&prost_types::Timestamp>) -> anyhow::Result<DateTime<Utc>> {
     let t = t.context("missing timestamp")?;
-    DateTime::from_timestamp(t.seconds, t.nanos.max(0) as u32).context("timestamp out of range")
+    ticketing_kernel::time::from_proto(t).context("invalid timestamp")
 }
 
 fn ms(t: DateTime<Utc>) -> u64 {

@@ -31,8 +31,7 @@ fn event_id(id: &str) -> anyhow::Result<uuid::Uuid> {
 }
 
 fn timestamp(t: Option<&prost_types::Timestamp>) -> anyhow::Result<chrono::DateTime<chrono::Utc>> {
-    t.and_then(|t| chrono::DateTime::from_timestamp(t.seconds, t.nanos.max(0) as u32))
-        .ok_or_else(|| anyhow::anyhow!("missing or invalid timestamp"))
+    t.and_then(ticketing_kernel::time::from_proto).ok_or_else(|| anyhow::anyhow!("missing or invalid timestamp"))
 }
 
 /// The catalog events that concern stock.

@@ -1,7 +1,6 @@
 //! Proto ↔ domain conversions and the one mapping from [`InventoryError`] to `Status`.
 
-use std::time::SystemTime;
-
+use ticketing_kernel::time::to_proto;
 use ticketing_platform::status::FieldViolation;
 use ticketing_proto::inventory::v1 as pb;
 use tonic::Status;
@@ -76,10 +75,6 @@ pub fn selection(selection: Option<pb::hold_request::Selection>) -> Result<Selec
     }
 }
 
-fn timestamp(t: SystemTime) -> prost_types::Timestamp {
-    prost_types::Timestamp::from(t)
-}
-
 fn status(status: HoldStatus) -> pb::HoldStatus {
     match status {
         HoldStatus::Active | HoldStatus::Confirming => pb::HoldStatus::Active,
@@ -97,7 +92,7 @@ impl From<Hold> for pb::HoldDetails {
             event_id: hold.id.event.to_string(),
             user_id: hold.user.to_string(),
             status: status(hold.status).into(),
-            expires_at: Some(timestamp(hold.expires_at)),
+            expires_at: Some(to_proto(hold.expires_at.into())),
             fencing_token: hold.fencing_token,
             lines: hold
                 .lines
@@ -108,8 +103,8 @@ impl From<Hold> for pb::HoldDetails {
                     seat_ids: l.seat_ids.iter().map(uuid::Uuid::to_string).collect(),
                 })
                 .collect(),
-            created_at: Some(timestamp(hold.created_at)),
-            ended_at: hold.ended_at.map(timestamp),
+            created_at: Some(to_proto(hold.created_at.into())),
+            ended_at: hold.ended_at.map(|t| to_proto(t.into())),
             booking_id: hold.booking_id.unwrap_or_default(),
         }
     }

@@ -3,7 +3,6 @@
 pub mod code;
 pub mod delivery;
 pub mod error;
-pub mod money;
 pub mod rotating;
 pub mod ticket;
 

@@ -20,6 +20,8 @@
 use chrono::{DateTime, Utc};
 use serde_json::json;
 use sqlx::PgConnection;
+use ticketing_kernel::money;
+use ticketing_kernel::time::from_proto;
 use ticketing_platform::events::dispatch;
 use ticketing_platform::kafka::consumer::required_id as id;
 use ticketing_platform::kafka::consumer::{HandleError, Handler};
@@ -32,7 +34,7 @@ use crate::adapters::deliveries::{self, NewDelivery};
 use crate::adapters::keys::TicketKeys;
 use crate::adapters::projections::{self, EventChange, User};
 use crate::adapters::tickets;
-use crate::domain::{Template, Ticket, code, money};
+use crate::domain::{Template, Ticket, code};
 
 /// Group that keeps the projections and tickets.
 pub const RECORDS_GROUP: &str = "notification.records";
@@ -163,7 +165,7 @@ impl Events {
         let event_id = id("event_id", &confirmed.event_id)?;
         projections::record_booking(tx, booking, user, Some(event_id)).await.map_err(retryable)?;
         // Postgres keeps microseconds: sign exactly what is stored.
-        let issued_at = event.occurred_at.as_ref().and_then(timestamp).unwrap_or_else(Utc::now);
+        let issued_at = event.occurred_at.as_ref().and_then(from_proto).unwrap_or_else(Utc::now);
         let issued_at = DateTime::from_timestamp_micros(issued_at.timestamp_micros()).unwrap_or(issued_at);
         let (kid, key) = self.keys.active(tx).await.map_err(retryable)?;
         let mut new = Vec::with_capacity(confirmed.line_items.len());
@@ -181,10 +183,7 @@ impl Events {
                     booking_id: booking.to_string(),
                     category_id: category.to_string(),
                     seat_label: label.clone(),
-                    issued_at: Some(prost_types::Timestamp {
-                        seconds: issued_at.timestamp(),
-                        nanos: issued_at.timestamp_subsec_nanos() as i32,
-                    }),
+                    issued_at: Some(ticketing_kernel::time::to_proto(issued_at)),
                 },
             );
             new.push(Ticket {
@@ -214,7 +213,7 @@ async fn upsert_event(tx: &mut PgConnection, fields: EventFields<'_>) -> Result<
         id: id("event_id", event)?,
         organizer_id: id("organizer_id", organizer)?,
         name,
-        starts_at: starts_at.and_then(timestamp),
+        starts_at: starts_at.and_then(from_proto),
         time_zone,
         version: i64::try_from(version).map_err(permanent)?,
     };
@@ -251,7 +250,7 @@ impl Events {
                 // Base64url: nothing in it needs escaping in a query string.
                 let link = format!("{}?token={}", self.verify_email_url, v.token);
                 let expires =
-                    v.expires_at.as_ref().and_then(timestamp).map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string());
+                    v.expires_at.as_ref().and_then(from_proto).map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string());
                 let context = json!({ "link": link, "token": v.token, "expires": expires });
                 (Template::VerifyEmail, &v.user_id, recipient(&v.email, &v.display_name), context)
             }
@@ -343,10 +342,6 @@ fn cancellation_reason(reason: ev::BookingCancellationReason) -> &'static str {
         R::LatePayment => "the payment arrived after the booking had ended",
         R::Unspecified => "it could not be completed",
     }
-}
-
-fn timestamp(t: &prost_types::Timestamp) -> Option<DateTime<Utc>> {
-    DateTime::from_timestamp(t.seconds, u32::try_from(t.nanos).ok()?)
 }
 
 /// An id that may be empty.

@@ -1,6 +1,6 @@
 //! Proto ↔ domain conversions and the one mapping from [`NotificationError`] to `Status`.
 
-use chrono::{DateTime, Utc};
+use ticketing_kernel::time::to_proto;
 use ticketing_platform::status::FieldViolation;
 use ticketing_proto::notification::v1 as pb;
 use tonic::Status;
@@ -48,10 +48,6 @@ pub fn uuid(field: &str, value: &str) -> Result<uuid::Uuid, Status> {
     value.parse().map_err(|_| invalid(field, "must be a UUID"))
 }
 
-fn timestamp(t: DateTime<Utc>) -> prost_types::Timestamp {
-    prost_types::Timestamp::from(std::time::SystemTime::from(t))
-}
-
 impl From<Delivery> for pb::Delivery {
     fn from(d: Delivery) -> Self {
         let status = match d.status {
@@ -67,11 +63,11 @@ impl From<Delivery> for pb::Delivery {
             recipient: d.recipient,
             status: status.into(),
             attempts: d.attempts,
-            sent_at: d.sent_at.map(timestamp),
+            sent_at: d.sent_at.map(to_proto),
             last_error: d.last_error.unwrap_or_default(),
             source_event_id: d.source_event_id.to_string(),
             booking_id: d.booking_id.map(|b| b.to_string()).unwrap_or_default(),
-            created_at: Some(timestamp(d.created_at)),
+            created_at: Some(to_proto(d.created_at)),
         }
     }
 }
@@ -92,8 +88,8 @@ impl From<Ticket> for pb::Ticket {
             seat_label: t.seat_label,
             code: t.code,
             status: status.into(),
-            issued_at: Some(timestamp(t.issued_at)),
-            scanned_at: t.scanned_at.map(timestamp),
+            issued_at: Some(to_proto(t.issued_at)),
+            scanned_at: t.scanned_at.map(to_proto),
             rotation: None,
         }
     }

@@ -216,7 +216,7 @@ impl Provider for Processor {
     async fn charge(&self, attempt: &ChargeAttempt) -> Result<Outcome, ProviderError> {
         let body = serde_json::json!({
             "amount": attempt.amount.minor_units,
-            "currency": attempt.amount.currency.to_ascii_lowercase(),
+            "currency": attempt.amount.currency.as_str().to_ascii_lowercase(),
             "source": attempt.card_token,
             "metadata": {"payment_id": attempt.payment_id.to_string(), "booking_id": attempt.booking_id.to_string()},
         });

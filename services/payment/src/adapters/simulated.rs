@@ -135,7 +135,7 @@ impl Provider for Simulated {
         .bind(&attempt.key)
         .bind(format!("ch_sim_{}", uuid::Uuid::new_v4().simple()))
         .bind(&attempt.card_token)
-        .bind(&attempt.amount.currency)
+        .bind(attempt.amount.currency.as_str())
         .bind(attempt.amount.minor_units)
         .bind(status)
         .bind(code)

@@ -104,7 +104,7 @@ mod tests {
             id: uuid::Uuid::new_v4(),
             user_id: uuid::Uuid::from_u128(1),
             status,
-            total: Some(Money { currency: "EUR".into(), minor_units: 5000 }),
+            total: Some(Money::parse("EUR", 5000).unwrap()),
             expires_at: Some(Utc::now() + chrono::Duration::minutes(5)),
         }
     }
@@ -126,7 +126,7 @@ mod tests {
     fn only_the_owner_pays_the_exact_total_of_a_live_pending_booking() {
         let now = Utc::now();
         let owner = uuid::Uuid::from_u128(1);
-        let total = Money { currency: "EUR".into(), minor_units: 5000 };
+        let total = Money::parse("EUR", 5000).unwrap();
         assert!(booking(BookingStatus::PendingPayment).check_chargeable(owner, &total, now).is_ok());
         let stranger = booking(BookingStatus::PendingPayment).check_chargeable(uuid::Uuid::from_u128(2), &total, now);
         assert!(matches!(stranger, Err(PaymentError::NotOwner)));

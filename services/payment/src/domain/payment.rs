@@ -278,7 +278,7 @@ pub fn refund_amount(payment: &Payment, reserved: i64, asked: Option<&Money>) ->
             format!("must be the payment's currency, {}", payment.amount.currency),
         )),
         Some(asked) if asked.minor_units > remaining => Err(PaymentError::ExceedsRemaining { remaining }),
-        Some(asked) => Ok(asked.clone()),
+        Some(asked) => Ok(*asked),
         None if remaining <= 0 => Err(PaymentError::ExceedsRemaining { remaining: 0 }),
         None => Ok(payment.amount.with_minor_units(remaining)),
     }
@@ -293,7 +293,7 @@ mod tests {
             id: uuid::Uuid::new_v4(),
             booking_id: uuid::Uuid::new_v4(),
             user_id: uuid::Uuid::new_v4(),
-            amount: Money { currency: "EUR".into(), minor_units: 10_000 },
+            amount: Money::parse("EUR", 10_000).unwrap(),
             refunded_minor: 0,
             status,
             provider: "simulated".into(),
@@ -310,7 +310,7 @@ mod tests {
     #[test]
     fn refunds_never_exceed_what_remains() {
         let p = payment(PaymentStatus::Succeeded);
-        let eur = |n| Money { currency: "EUR".into(), minor_units: n };
+        let eur = |n| Money::parse("EUR", n).unwrap();
         assert_eq!(refund_amount(&p, 0, None).unwrap(), eur(10_000), "absent means everything");
         assert_eq!(refund_amount(&p, 2_500, None).unwrap(), eur(7_500), "everything that remains");
         assert_eq!(refund_amount(&p, 2_500, Some(&eur(7_500))).unwrap(), eur(7_500));
@@ -319,7 +319,7 @@ mod tests {
             Err(PaymentError::ExceedsRemaining { remaining: 7_500 })
         ));
         assert!(matches!(refund_amount(&p, 10_000, None), Err(PaymentError::ExceedsRemaining { remaining: 0 })));
-        let usd = Money { currency: "USD".into(), minor_units: 1 };
+        let usd = Money::parse("USD", 1).unwrap();
         assert!(matches!(refund_amount(&p, 0, Some(&usd)), Err(PaymentError::Invalid(_))));
     }
 

@@ -37,7 +37,7 @@ fn id(field: &str, value: &str) -> Result<uuid::Uuid, Malformed> {
 }
 
 fn money(field: &str, m: Option<&ticketing_proto::common::v1::Money>) -> Result<Option<Money>, Malformed> {
-    m.map(|m| Money::parse(&m.currency, m.minor_units)).transpose().map_err(|errors| {
+    m.map(|m| Money::parse_positive(&m.currency, m.minor_units)).transpose().map_err(|errors| {
         Malformed(format!("{field}: {}", errors.iter().map(|e| e.1.as_str()).collect::<Vec<_>>().join(", ")))
     })
 }
@@ -64,7 +64,8 @@ fn created(e: ev::BookingCreated) -> Result<Action, Malformed> {
     let total = money("total", e.total.as_ref())?.ok_or_else(|| Malformed("total is missing".into()))?;
     let expires_at = e
         .expires_at
-        .and_then(|t| chrono::DateTime::from_timestamp(t.seconds, t.nanos.max(0) as u32))
+        .as_ref()
+        .and_then(ticketing_kernel::time::from_proto)
         .ok_or_else(|| Malformed("expires_at is missing or invalid".into()))?;
     let mut fact = fact(&e.booking_id, &e.user_id, &e.event_id, BookingStatus::PendingPayment)?;
     fact.total = Some(total);

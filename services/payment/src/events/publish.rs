@@ -86,7 +86,7 @@ pub fn refund_event(r: &Refund, p: &Payment) -> Option<Envelope> {
 }
 
 fn money(m: &Money) -> Option<common::Money> {
-    Some(common::Money { currency: m.currency.clone(), minor_units: m.minor_units })
+    Some(common::Money { currency: m.currency.to_string(), minor_units: m.minor_units })
 }
 
 fn event_id(subject: uuid::Uuid, fact: &str) -> uuid::Uuid {

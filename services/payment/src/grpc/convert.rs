@@ -1,7 +1,6 @@
 //! Proto ↔ domain conversions and the one mapping from [`PaymentError`] to `Status`.
 
-use std::time::SystemTime;
-
+use ticketing_kernel::time::to_proto;
 use ticketing_platform::status::{FieldViolation, invalid_argument, retry_after};
 use ticketing_proto::common::v1 as common;
 use ticketing_proto::payment::v1 as pb;
@@ -43,7 +42,7 @@ pub fn uuid(field: &str, value: &str) -> Result<uuid::Uuid, Status> {
 
 fn amount(field: &str, m: Option<&common::Money>, violations: &mut Vec<FieldViolation>) -> Option<Money> {
     let m = m?;
-    Money::parse(&m.currency, m.minor_units)
+    Money::parse_positive(&m.currency, m.minor_units)
         .map_err(|errors| {
             violations.extend(errors.into_iter().map(|(f, d)| FieldViolation::new(format!("{field}.{f}"), d)))
         })
@@ -94,12 +93,8 @@ pub fn refund_input(r: &pb::RefundRequest) -> Result<RefundInput, Status> {
     })
 }
 
-fn timestamp(t: chrono::DateTime<chrono::Utc>) -> prost_types::Timestamp {
-    prost_types::Timestamp::from(SystemTime::from(t))
-}
-
 fn money(m: &Money) -> Option<common::Money> {
-    Some(common::Money { currency: m.currency.clone(), minor_units: m.minor_units })
+    Some(common::Money { currency: m.currency.to_string(), minor_units: m.minor_units })
 }
 
 fn payment_status(s: PaymentStatus) -> pb::PaymentStatus {
@@ -134,8 +129,8 @@ impl From<Payment> for pb::PaymentDetails {
             provider_reference: p.provider_reference,
             failure_code: p.failure_code,
             failure_message: p.failure_message,
-            created_at: Some(timestamp(p.created_at)),
-            updated_at: Some(timestamp(p.updated_at)),
+            created_at: Some(to_proto(p.created_at)),
+            updated_at: Some(to_proto(p.updated_at)),
         }
     }
 }
@@ -153,7 +148,7 @@ pub fn refund_details(r: Refund, payment: &Payment) -> pb::RefundDetails {
         provider_reference: r.provider_reference,
         failure_code: r.failure_code,
         failure_message: r.failure_message,
-        created_at: Some(timestamp(r.created_at)),
-        updated_at: Some(timestamp(r.updated_at)),
+        created_at: Some(to_proto(r.created_at)),
+        updated_at: Some(to_proto(r.updated_at)),
     }
 }

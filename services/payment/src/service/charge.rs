@@ -57,7 +57,7 @@ impl Payments {
             key: payment.id.to_string(),
             payment_id: payment.id,
             booking_id: payment.booking_id,
-            amount: payment.amount.clone(),
+            amount: payment.amount,
             card_token: payment.card_token.clone(),
         };
         let called = self.call("charge", || self.provider.charge(&attempt)).await;

@@ -86,7 +86,7 @@ impl Payments {
             refund_id: refund.id,
             payment_id: payment.id,
             charge_reference: payment.provider_reference.clone(),
-            amount: refund.amount.clone(),
+            amount: refund.amount,
         };
         match self.call("refund", || self.provider.refund(&attempt)).await {
             Called::Answered(outcome @ (Outcome::Succeeded { .. } | Outcome::Failed { .. })) => {
@@ -170,7 +170,7 @@ impl Payments {
                     PaymentError::ExceedsRemaining { .. } => "amount_exceeds_remaining",
                     _ => "invalid_refund_request",
                 };
-                let amount = asked.clone().unwrap_or_else(|| p.amount.clone());
+                let amount = asked.unwrap_or(p.amount);
                 Declined::Refused { payment: Box::new(p.clone()), amount, code, message: e.to_string() }
             })
         })

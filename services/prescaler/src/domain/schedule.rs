@@ -47,7 +47,7 @@ pub struct Schedule {
 }
 
 fn instant(at: Option<&prost_types::Timestamp>) -> Option<DateTime<Utc>> {
-    at.and_then(|t| DateTime::from_timestamp(t.seconds, u32::try_from(t.nanos).unwrap_or(0)))
+    at.and_then(ticketing_kernel::time::from_proto)
 }
 
 impl Schedule {

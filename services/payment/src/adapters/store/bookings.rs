@@ -33,7 +33,7 @@ pub async fn apply_booking(conn: &mut PgConnection, fact: &BookingFact) -> anyho
     .bind(fact.id)
     .bind(fact.user_id)
     .bind(fact.event_id)
-    .bind(fact.total.as_ref().map(|m| m.currency.clone()))
+    .bind(fact.total.as_ref().map(|m| m.currency.as_str()))
     .bind(fact.total.as_ref().map(|m| m.minor_units))
     .bind(fact.expires_at)
     .bind(fact.status.as_str())
@@ -57,7 +57,7 @@ pub async fn apply_booking(conn: &mut PgConnection, fact: &BookingFact) -> anyho
     )
     .bind(fact.id)
     .bind(current.advance(fact.status).as_str())
-    .bind(fact.total.as_ref().map(|m| m.currency.clone()))
+    .bind(fact.total.as_ref().map(|m| m.currency.as_str()))
     .bind(fact.total.as_ref().map(|m| m.minor_units))
     .bind(fact.expires_at)
     .execute(&mut *conn)
@@ -89,7 +89,11 @@ pub async fn booking(pool: &PgPool, id: uuid::Uuid) -> anyhow::Result<Option<Boo
             id: r.id,
             user_id: r.user_id,
             status: BookingStatus::parse(&r.status).with_context(|| format!("unknown booking status {}", r.status))?,
-            total: r.currency.zip(r.total_minor).map(|(currency, minor_units)| Money { currency, minor_units }),
+            total: r
+                .currency
+                .zip(r.total_minor)
+                .map(|(c, minor_units)| super::stored_money(&c, minor_units))
+                .transpose()?,
             expires_at: r.expires_at,
         })
     })

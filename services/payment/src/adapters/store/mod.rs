@@ -13,6 +13,8 @@ mod webhooks;
 
 use std::time::Duration;
 
+use ticketing_kernel::money::{Currency, Money};
+
 pub use bookings::{BookingFact, apply_booking, booking};
 pub use payments::{
     NewPayment, claim_open_payments, insert_payment, latest_payment, live_payment, lock_payment, payment_by_id,
@@ -23,6 +25,13 @@ pub use refunds::{
     refund_by_id, save_refund,
 };
 pub use webhooks::record_webhook;
+
+/// An amount as stored: written from a parsed [`Money`], so a currency that no longer parses
+/// is a corrupt row.
+fn stored_money(currency: &str, minor_units: i64) -> anyhow::Result<Money> {
+    let currency = Currency::parse(currency).map_err(|rule| anyhow::anyhow!("stored currency {currency:?} {rule}"))?;
+    Ok(Money { currency, minor_units })
+}
 
 fn violates(e: &sqlx::Error, constraint: &str) -> bool {
     matches!(e, sqlx::Error::Database(db) if db.constraint() == Some(constraint))

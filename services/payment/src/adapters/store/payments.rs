@@ -44,7 +44,7 @@ impl TryFrom<PaymentRow> for Payment {
             id: r.id,
             booking_id: r.booking_id,
             user_id: r.user_id,
-            amount: Money { currency: r.currency, minor_units: r.amount_minor },
+            amount: super::stored_money(&r.currency, r.amount_minor)?,
             refunded_minor: r.refunded_minor,
             provider: r.provider,
             card_token: r.card_token,
@@ -95,7 +95,7 @@ pub async fn insert_payment(pool: &PgPool, new: &NewPayment) -> anyhow::Result<O
     .bind(new.id)
     .bind(new.booking_id)
     .bind(new.user_id)
-    .bind(&new.amount.currency)
+    .bind(new.amount.currency.as_str())
     .bind(new.amount.minor_units)
     .bind(new.provider)
     .bind(&new.card_token)

@@ -42,7 +42,7 @@ impl TryFrom<RefundRow> for Refund {
             id: r.id,
             payment_id: r.payment_id,
             request_id: r.request_id,
-            amount: Money { currency: r.currency, minor_units: r.amount_minor },
+            amount: super::stored_money(&r.currency, r.amount_minor)?,
             reason: r.reason,
             provider: r.provider,
             provider_reference: r.provider_reference,
@@ -129,7 +129,7 @@ pub async fn record_refund<E>(
     .bind(new.id)
     .bind(new.payment_id)
     .bind(&new.request_id)
-    .bind(&amount.currency)
+    .bind(amount.currency.as_str())
     .bind(amount.minor_units)
     .bind(&new.reason)
     .bind(new.provider)
@@ -164,7 +164,7 @@ pub async fn record_failed_refund(
     .bind(new.id)
     .bind(new.payment_id)
     .bind(&new.request_id)
-    .bind(&amount.currency)
+    .bind(amount.currency.as_str())
     .bind(amount.minor_units.max(1))
     .bind(&new.reason)
     .bind(new.provider)
