@@ -130,11 +130,12 @@ impl App {
     }
 
     /// Runs `job` as task `name`: a round at once, then one `interval` after each ended, until
-    /// shutdown (which waits for the round in hand; [`crate::periodic::Every`]).
+    /// shutdown (which waits for the round in hand; [`crate::periodic::Every`]). Its rounds are
+    /// counted in `platform_job_rounds_total{job="<name>"}`.
     pub fn every(&mut self, name: &'static str, interval: Duration, job: impl crate::periodic::Job) -> &mut Self {
-        let stop = self.stop.clone();
+        let (stop, done) = (self.stop.clone(), self.metrics.job_rounds(name));
         self.spawn(name, async move {
-            crate::periodic::run(job, interval, stop).await;
+            crate::periodic::run(job, interval, stop, done).await;
             Ok(())
         })
     }

@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 use tracing::Instrument;
 
@@ -51,6 +52,7 @@ struct Plumbing {
     redis_memory: std::sync::OnceLock<RedisMemoryGauges>,
     redis: HistogramVec,
     dependency_up: IntGaugeVec,
+    job_rounds: IntCounterVec,
 }
 
 /// `db_pool_*`.
@@ -107,6 +109,12 @@ impl Metrics {
             "1 when the latest check of the dependency passed, else 0.",
             &["dependency"],
         );
+        let job_rounds = IntCounterVec::new(
+            Opts::new("platform_job_rounds_total", "Rounds of a periodic job or loop done, failed or not, by job."),
+            &["job"],
+        )
+        .expect("static metric definition");
+        registry.register(Box::new(job_rounds.clone())).expect("registered once");
         let redis = HistogramVec::new(
             HistogramOpts::new("redis_command_duration_seconds", "Time of one Redis script or command.")
                 .buckets(LATENCY_BUCKETS.to_vec()),
@@ -121,6 +129,7 @@ impl Metrics {
             redis_memory: std::sync::OnceLock::new(),
             redis,
             dependency_up,
+            job_rounds,
         };
         let settings = Settings {
             interval_ms: AtomicU64::new(crate::telemetry::DEFAULT_METRICS_INTERVAL.as_millis() as u64),
@@ -153,6 +162,12 @@ impl Metrics {
     /// Most events with series of their own (`telemetry.max_event_series`).
     pub fn max_event_series(&self) -> usize {
         self.settings.max_event_series.load(Ordering::Relaxed)
+    }
+
+    /// The rounds counter of periodic job `job`: that a job still runs is a fact an alert or
+    /// a test can wait on, where the time it takes is not.
+    pub fn job_rounds(&self, job: &str) -> IntCounter {
+        self.plumbing.job_rounds.with_label_values(&[job])
     }
 
     /// The histogram of one Redis `operation`, resolved once by the caller for its hot path.

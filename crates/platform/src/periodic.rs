@@ -60,11 +60,13 @@ where
     }
 }
 
-/// Runs `job` in rounds `interval` apart until `stop` (see [`Every`]).
-pub async fn run(mut job: impl Job, interval: Duration, stop: CancellationToken) {
+/// Runs `job` in rounds `interval` apart until `stop` (see [`Every`]), counting each in
+/// `done` (`platform_job_rounds_total`).
+pub async fn run(mut job: impl Job, interval: Duration, stop: CancellationToken, done: prometheus::IntCounter) {
     let mut rounds = Every::new(interval, stop);
     while rounds.tick().await {
         job.round().await;
+        done.inc();
     }
 }
 
@@ -97,7 +99,11 @@ mod tests {
                 }
             }
         };
-        tokio::time::timeout(Duration::from_secs(5), run(job, Duration::ZERO, stop)).await.expect("stops");
+        let done = prometheus::IntCounter::new("rounds", "Rounds.").expect("valid");
+        tokio::time::timeout(Duration::from_secs(5), run(job, Duration::ZERO, stop, done.clone()))
+            .await
+            .expect("stops");
         assert_eq!(rounds.load(std::sync::atomic::Ordering::SeqCst), 3, "the round in hand ends; none follows");
+        assert_eq!(done.get(), 3, "each round is counted");
     }
 }

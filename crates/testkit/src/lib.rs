@@ -359,6 +359,19 @@ pub fn read_topic(config: &KafkaConfig, topic: &str, min: usize, timeout: Durati
     messages
 }
 
+/// The rounds periodic job `job` has done (`platform_job_rounds_total` at `metrics_url`).
+pub async fn job_rounds(metrics_url: &str, job: &str) -> u64 {
+    let text = match reqwest::get(metrics_url).await {
+        Ok(response) => response.text().await.unwrap_or_default(),
+        Err(_) => String::new(),
+    };
+    let label = format!("job=\"{job}\"");
+    text.lines()
+        .filter(|l| l.starts_with("platform_job_rounds_total{") && l.contains(&label))
+        .filter_map(|l| l.rsplit_once(' ')?.1.parse::<u64>().ok())
+        .sum()
+}
+
 /// A service running in-process; dropping it starts its shutdown.
 pub struct Spawned {
     /// Where its gRPC server listens.
@@ -389,6 +402,18 @@ impl Spawned {
     /// The admin base URL, e.g. `http://127.0.0.1:1234`.
     pub fn admin_url(&self) -> String {
         format!("http://{}", self.admin_addr)
+    }
+
+    /// Waits until periodic job `job` has done `more` rounds from now: whatever it would do
+    /// with what is there now, it has done (two rounds: the one in hand may have begun before).
+    pub async fn wait_job_rounds(&self, job: &str, more: u64) {
+        let url = format!("{}/metrics", self.admin_url());
+        let from = job_rounds(&url, job).await;
+        let what = format!("{more} more rounds of {job} (after {from})");
+        eventually(&what, Duration::from_secs(30), || async {
+            (job_rounds(&url, job).await >= from + more).then_some(())
+        })
+        .await;
     }
 
     /// Waits until `/readyz` says `ready` (or not), for up to 10 s.

@@ -241,11 +241,13 @@ fn expected_metrics(service: &str) -> Vec<&'static str> {
             r#"redis_command_duration_seconds_bucket{operation="hold""#,
             r#"platform_dependency_up{dependency="redis""#,
             "kafka_dlq_messages",
+            r#"platform_job_rounds_total{job="reaper""#,
         ]),
         "booking" => names.extend([
             "booking_payment_to_confirmed_seconds",
             r#"booking_tickets_sold_total{event_id="_other""#,
             "kafka_dlq_messages",
+            r#"platform_job_rounds_total{job="reconciler""#,
         ]),
         "gateway" => names.extend([
             r#"gateway_waiting_room_joined_total{event_id="_other""#,
@@ -253,7 +255,11 @@ fn expected_metrics(service: &str) -> Vec<&'static str> {
             "gateway_waiting_room_wait_seconds",
             r#"redis_command_duration_seconds_bucket{operation="waiting_room""#,
         ]),
-        "identity" => names.push(r#"platform_dependency_up{dependency="redis""#),
+        "identity" => names
+            .extend([r#"platform_dependency_up{dependency="redis""#, r#"platform_job_rounds_total{job="key-reload""#]),
+        "catalog" => names.push(r#"platform_job_rounds_total{job="sale-scheduler""#),
+        "payment" => names.push(r#"platform_job_rounds_total{job="reconciler""#),
+        "notification" => names.push(r#"platform_job_rounds_total{job="dispatcher""#),
         _ => {}
     }
     names

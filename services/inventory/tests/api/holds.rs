@@ -239,12 +239,15 @@ async fn a_hold_ends_exactly_once_and_its_events_say_how() {
 
     let expired = app.hold(alice, fixture.event, ga(fixture.ga, 1)).await.unwrap();
     claim(&expired).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    // Read (which changes nothing) until its time is up; a confirm then comes too late.
+    ticketing_testkit::eventually("the hold to expire", Duration::from_secs(10), || async {
+        let get = pb::GetHoldRequest { hold_id: expired.hold_id.clone(), claim: false };
+        let read = app.client.clone().get_hold(app.as_user(alice, get)).await.unwrap().into_inner();
+        (read.status == pb::HoldStatus::Expired as i32).then_some(())
+    })
+    .await;
     let too_late = app.confirm(&expired, "booking-3").await.unwrap_err();
     assert_eq!(too_late.code(), Code::FailedPrecondition, "{too_late:?}");
-    let get = pb::GetHoldRequest { hold_id: expired.hold_id.clone(), claim: false };
-    let read = app.client.clone().get_hold(app.as_user(alice, get)).await.unwrap().into_inner();
-    assert_eq!(read.status, pb::HoldStatus::Expired as i32);
 
     let restock = pb::RestockRequest { hold_id: sold.hold_id.clone(), booking_id: "booking-1".into() };
     let restocked = app.client.clone().restock(app.as_service(restock.clone())).await.unwrap().into_inner();

@@ -20,7 +20,7 @@
 use std::time::Duration;
 
 use futures::StreamExt as _;
-use prometheus::{IntCounterVec, Opts};
+use prometheus::{IntCounter, IntCounterVec, Opts};
 use sqlx::PgPool;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -63,10 +63,14 @@ pub struct Dispatcher {
     settings: NotificationSettings,
     policy: RetryPolicy,
     emails: IntCounterVec,
+    /// `platform_job_rounds_total{job="dispatcher"}`: its own loop (the wait between rounds
+    /// depends on the round), counted like the platform's periodic jobs.
+    rounds: IntCounter,
 }
 
 impl Dispatcher {
-    /// A dispatcher sending through `mailer`, counting `notification_emails_total`.
+    /// A dispatcher sending through `mailer`, counting `notification_emails_total` and its
+    /// rounds.
     pub fn new(
         pool: PgPool,
         mailer: Mailer,
@@ -85,7 +89,8 @@ impl Dispatcher {
             backoff: settings.retry_backoff,
             max_backoff: settings.max_retry_backoff,
         };
-        Self { pool, mailer, renderer: Renderer::new(), settings, policy, emails }
+        let rounds = metrics.job_rounds("dispatcher");
+        Self { pool, mailer, renderer: Renderer::new(), settings, policy, emails, rounds }
     }
 
     /// Sends until `stop`; sends in flight finish first.
@@ -126,6 +131,7 @@ impl Dispatcher {
                     (self.settings.dispatch_interval * 2u32.pow(failures.min(6))).min(Duration::from_secs(10))
                 }
             };
+            self.rounds.inc();
             tokio::select! {
                 () = stop.cancelled() => return Ok(()),
                 () = tokio::time::sleep(wait) => {}

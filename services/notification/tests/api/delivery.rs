@@ -69,7 +69,9 @@ async fn every_event_delivered_twice_and_out_of_order_sends_each_email_once() {
     // records: 1 user + 1 event + 5 booking events; booking emails: 5; payment emails: 1; all twice.
     eventually("every message to be consumed", WAIT, || async { (consumed(&app).await >= 26).then_some(()) }).await;
     let emails = wait_for_emails(&app.smtp, &buyer.email, 5).await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // Every delivery is recorded with its message; two dispatcher rounds later any
+    // duplicate would have been sent.
+    app.service.wait_job_rounds("dispatcher", 2).await;
     let emails_after = emails_to(&app.smtp, &buyer.email);
     let subjects: Vec<&str> = emails_after.iter().map(|e| e.subject.as_str()).collect();
     assert_eq!(emails_after.len(), 5, "{subjects:?}");
@@ -157,7 +159,7 @@ async fn a_delivery_gives_up_after_its_attempts() {
     assert_eq!(failed.attempts, 2);
     assert!(!failed.last_error.is_empty());
     app.smtp.resume().await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    app.service.wait_job_rounds("dispatcher", 2).await;
     assert!(app.smtp.messages().is_empty(), "a failed delivery is not retried");
 }
 

@@ -24,8 +24,8 @@ pub struct TestApp {
     /// The booking service's identity: one caller, so its idempotency keys meet.
     pub service_user: uuid::Uuid,
     producer: ticketing_platform::kafka::Producer,
-    /// Kept so the service runs until the test ends.
-    _service: Spawned,
+    /// The service, running until the test ends.
+    pub service: Spawned,
 }
 
 /// Fast timing for tests: a 1 s client deadline (room for a loaded CI machine), a 2.5 s
@@ -55,7 +55,7 @@ pub async fn spawn_with(customize: impl FnOnce(&mut Config)) -> TestApp {
     let service = Spawned::start(running);
     let client = PaymentClient::new(service.channel().await);
     let producer = ticketing_platform::kafka::producer(&kafka).unwrap();
-    TestApp { client, issuer, db, kafka, service_user: uuid::Uuid::new_v4(), producer, _service: service }
+    TestApp { client, issuer, db, kafka, service_user: uuid::Uuid::new_v4(), producer, service }
 }
 
 /// A second replica of `app`'s service: same database, topics and consumer group.

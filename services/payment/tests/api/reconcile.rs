@@ -100,7 +100,8 @@ async fn charges_left_pending_by_a_crash_are_settled_without_charging_twice() {
     let elsewhere = Booking::new();
     app.create_booking(&elsewhere).await;
     let id = crashed_payment_of(&app, &elsewhere, "tok_visa", "processor").await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // Due at once: two reconciler rounds later it would have been submitted.
+    app.service.wait_job_rounds("reconciler", 2).await;
     assert_eq!(app.payment(&id.to_string()).await.status(), pb::PaymentStatus::Pending);
     assert_eq!(app.ledger_charges().await, 2, "nothing charged here");
 }
