@@ -1,0 +1,198 @@
+//! Fake peers: identity, inventory, catalog, notification and payment served by tonic on
+//! one loopback port, each RPC answering what its test scripted (UNIMPLEMENTED when it
+//! scripted nothing), and keeping the requests it received so that a test can tell what
+//! booking asked, and which refusals never reached a peer.
+
+use std::any::Any;
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use futures::future::BoxFuture;
+use ticketing_proto::catalog::v1 as catalog;
+use ticketing_proto::identity::v1 as identity;
+use ticketing_proto::inventory::v1 as inventory;
+use ticketing_proto::notification::v1 as notification;
+use ticketing_proto::payment::v1 as payment;
+use tonic::{Request, Response, Status};
+
+type Message = Box<dyn Any + Send>;
+type Handler = Arc<dyn Fn(Message) -> BoxFuture<'static, Result<Message, Status>> + Send + Sync>;
+
+/// One peer's scripted answers, by RPC (the generated method's name, e.g. `get_hold`).
+#[derive(Clone, Default)]
+pub struct Script {
+    handlers: Arc<Mutex<HashMap<&'static str, Handler>>>,
+    received: Arc<Mutex<HashMap<&'static str, Vec<Message>>>>,
+}
+
+impl Script {
+    /// Answers `method` with what `handler` makes of each request.
+    pub fn on<Req, Reply, Fut>(&self, method: &'static str, handler: impl Fn(Req) -> Fut + Send + Sync + 'static)
+    where
+        Req: Send + 'static,
+        Reply: Send + 'static,
+        Fut: Future<Output = Result<Reply, Status>> + Send + 'static,
+    {
+        let handler: Handler = Arc::new(move |request: Message| {
+            let request = *request.downcast::<Req>().unwrap_or_else(|_| panic!("{method} takes another request"));
+            let reply = handler(request);
+            Box::pin(async move { reply.await.map(|r| Box::new(r) as Message) })
+        });
+        self.handlers.lock().unwrap_or_else(PoisonError::into_inner).insert(method, handler);
+    }
+
+    /// Answers every call of `method` with `answer`.
+    pub fn answer<Reply: Clone + Send + Sync + 'static>(&self, method: &'static str, answer: Result<Reply, Status>) {
+        let handler: Handler = Arc::new(move |_| {
+            let answer = answer.clone().map(|r| Box::new(r) as Message);
+            Box::pin(std::future::ready(answer))
+        });
+        self.handlers.lock().unwrap_or_else(PoisonError::into_inner).insert(method, handler);
+    }
+
+    /// How often `method` was called.
+    pub fn calls(&self, method: &str) -> usize {
+        self.received.lock().unwrap_or_else(PoisonError::into_inner).get(method).map_or(0, Vec::len)
+    }
+
+    /// The requests `method` received, oldest first.
+    pub fn requests<Req: Clone + 'static>(&self, method: &str) -> Vec<Req> {
+        let received = self.received.lock().unwrap_or_else(PoisonError::into_inner);
+        let requests = received.get(method).map(Vec::as_slice).unwrap_or_default();
+        let request =
+            |r: &Message| r.downcast_ref::<Req>().cloned().unwrap_or_else(|| panic!("{method} takes another"));
+        requests.iter().map(request).collect()
+    }
+
+    async fn call<Req: Clone + Send + 'static, Reply: 'static>(
+        &self,
+        method: &'static str,
+        request: Request<Req>,
+    ) -> Result<Response<Reply>, Status> {
+        let request = request.into_inner();
+        let kept: Message = Box::new(request.clone());
+        self.received.lock().unwrap_or_else(PoisonError::into_inner).entry(method).or_default().push(kept);
+        let handler = self.handlers.lock().unwrap_or_else(PoisonError::into_inner).get(method).cloned();
+        let handler = handler.ok_or_else(|| Status::unimplemented(format!("the test scripted no {method}")))?;
+        let reply = handler(Box::new(request)).await?;
+        Ok(Response::new(*reply.downcast::<Reply>().unwrap_or_else(|_| panic!("{method} answers another reply"))))
+    }
+}
+
+/// A peer whose every RPC asks its [`Script`].
+macro_rules! fake {
+    ($fake:ident: $service:path { $($method:ident($request:ty) -> $reply:ty;)* }) => {
+        struct $fake(Script);
+
+        #[tonic::async_trait]
+        impl $service for $fake {
+            $(async fn $method(&self, request: Request<$request>) -> Result<Response<$reply>, Status> {
+                self.0.call(stringify!($method), request).await
+            })*
+        }
+    };
+}
+
+fake!(Identity: identity::identity_server::Identity {
+    register(identity::RegisterRequest) -> identity::RegisterResponse;
+    verify_email(identity::VerifyEmailRequest) -> identity::VerifyEmailResponse;
+    resend_verification_email(identity::ResendVerificationEmailRequest) -> identity::ResendVerificationEmailResponse;
+    mark_email_verified(identity::MarkEmailVerifiedRequest) -> identity::User;
+    login(identity::LoginRequest) -> identity::TokenPair;
+    refresh(identity::RefreshRequest) -> identity::TokenPair;
+    logout(identity::LogoutRequest) -> identity::LogoutResponse;
+    get_me(identity::GetMeRequest) -> identity::User;
+    update_me(identity::UpdateMeRequest) -> identity::User;
+    set_user_role(identity::SetUserRoleRequest) -> identity::User;
+    get_jwks(identity::GetJwksRequest) -> identity::GetJwksResponse;
+    rotate_signing_keys(identity::RotateSigningKeysRequest) -> identity::RotateSigningKeysResponse;
+    revoke_signing_key(identity::RevokeSigningKeyRequest) -> identity::RevokeSigningKeyResponse;
+    issue_service_token(identity::IssueServiceTokenRequest) -> identity::ServiceToken;
+});
+
+fake!(Inventory: inventory::inventory_server::Inventory {
+    hold(inventory::HoldRequest) -> inventory::HoldDetails;
+    release(inventory::ReleaseRequest) -> inventory::HoldDetails;
+    confirm(inventory::ConfirmRequest) -> inventory::HoldDetails;
+    restock(inventory::RestockRequest) -> inventory::HoldDetails;
+    get_hold(inventory::GetHoldRequest) -> inventory::HoldDetails;
+    availability(inventory::AvailabilityRequest) -> inventory::AvailabilityResponse;
+});
+
+fake!(Catalog: catalog::catalog_server::Catalog {
+    create_venue(catalog::CreateVenueRequest) -> catalog::Venue;
+    get_venue(catalog::GetVenueRequest) -> catalog::Venue;
+    list_venues(catalog::ListVenuesRequest) -> catalog::ListVenuesResponse;
+    import_seat_map(catalog::ImportSeatMapRequest) -> catalog::Venue;
+    create_event(catalog::CreateEventRequest) -> catalog::Event;
+    update_event(catalog::UpdateEventRequest) -> catalog::Event;
+    get_event(catalog::GetEventRequest) -> catalog::Event;
+    get_event_seats(catalog::GetEventSeatsRequest) -> catalog::GetEventSeatsResponse;
+    list_events(catalog::ListEventsRequest) -> catalog::ListEventsResponse;
+    publish_event(catalog::PublishEventRequest) -> catalog::Event;
+    start_sale(catalog::StartSaleRequest) -> catalog::Event;
+    close_event(catalog::CloseEventRequest) -> catalog::Event;
+    cancel_event(catalog::CancelEventRequest) -> catalog::Event;
+    create_category(catalog::CreateCategoryRequest) -> catalog::Category;
+    update_category(catalog::UpdateCategoryRequest) -> catalog::Category;
+    delete_category(catalog::DeleteCategoryRequest) -> catalog::DeleteCategoryResponse;
+});
+
+fake!(Notification: notification::notification_server::Notification {
+    get_delivery_status(notification::GetDeliveryStatusRequest) -> notification::GetDeliveryStatusResponse;
+    list_tickets(notification::ListTicketsRequest) -> notification::ListTicketsResponse;
+    verify_ticket(notification::VerifyTicketRequest) -> notification::VerifyTicketResponse;
+    revoke_tickets(notification::RevokeTicketsRequest) -> notification::RevokeTicketsResponse;
+    get_ticket_signing_keys(notification::GetTicketSigningKeysRequest) -> notification::GetTicketSigningKeysResponse;
+    rotate_ticket_signing_key(notification::RotateTicketSigningKeyRequest)
+        -> notification::RotateTicketSigningKeyResponse;
+});
+
+fake!(Payment: payment::payment_server::Payment {
+    charge(payment::ChargeRequest) -> payment::PaymentDetails;
+    get_payment(payment::GetPaymentRequest) -> payment::PaymentDetails;
+    refund(payment::RefundRequest) -> payment::RefundDetails;
+    handle_webhook(payment::HandleWebhookRequest) -> payment::HandleWebhookResponse;
+});
+
+/// The fake peers and where they listen.
+pub struct Peers {
+    /// Issues booking's `service` tokens.
+    pub identity: Script,
+    pub inventory: Script,
+    pub catalog: Script,
+    pub notification: Script,
+    /// Only booking's reconciler and refund step call payment, which this suite does not
+    /// start: served so that booking has every peer it is built with.
+    pub payment: Script,
+    /// The one address serving all five.
+    pub addr: SocketAddr,
+}
+
+impl Peers {
+    /// Serves the fakes on a free loopback port until the test's runtime ends.
+    pub async fn start() -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind the fake peers");
+        let peers = Self {
+            identity: Script::default(),
+            inventory: Script::default(),
+            catalog: Script::default(),
+            notification: Script::default(),
+            payment: Script::default(),
+            addr: listener.local_addr().expect("a bound address"),
+        };
+        let server = tonic::transport::Server::builder()
+            .add_service(identity::identity_server::IdentityServer::new(Identity(peers.identity.clone())))
+            .add_service(inventory::inventory_server::InventoryServer::new(Inventory(peers.inventory.clone())))
+            .add_service(catalog::catalog_server::CatalogServer::new(Catalog(peers.catalog.clone())))
+            .add_service(notification::notification_server::NotificationServer::new(Notification(
+                peers.notification.clone(),
+            )))
+            .add_service(payment::payment_server::PaymentServer::new(Payment(peers.payment.clone())))
+            .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener));
+        tokio::spawn(server);
+        peers
+    }
+}
