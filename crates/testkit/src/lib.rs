@@ -6,6 +6,7 @@
 //! and `KAFKA_BROKERS`, with loopback defaults.
 
 pub mod broker;
+pub mod fakes;
 mod issuer;
 pub mod otlp;
 pub mod process;
