@@ -14,7 +14,7 @@ use sha2::{Digest as _, Sha256};
 use sqlx::PgPool;
 use tonic::{Code, Status};
 
-use crate::status::{FieldViolation, invalid_argument};
+use crate::status::{FieldViolation, IDEMPOTENCY_KEY_REUSED, REFUSAL_DOMAIN, invalid_argument};
 
 /// Keys of one service.
 #[derive(Clone)]
@@ -56,10 +56,13 @@ struct StoredKey {
 }
 
 /// `INVALID_ARGUMENT` on `idempotency_key`: the key was used for a different request
-/// (Stripe semantics; the gateway answers 422 `idempotency-key-reused`).
+/// (Stripe semantics). It names [`IDEMPOTENCY_KEY_REUSED`] in an `ErrorInfo`, which is what
+/// the gateway answers 422 `idempotency-key-reused` for: a key merely malformed is a 400.
 pub fn key_reused() -> Status {
-    let violation = FieldViolation::new("idempotency_key", "was already used for a different request");
-    invalid_argument("idempotency key reused", &[violation])
+    let violation = tonic_types::FieldViolation::new("idempotency_key", "was already used for a different request");
+    let mut details = tonic_types::ErrorDetails::with_bad_request(vec![violation]);
+    details.set_error_info(IDEMPOTENCY_KEY_REUSED, REFUSAL_DOMAIN, std::collections::HashMap::new());
+    <Status as tonic_types::StatusExt>::with_error_details(Code::InvalidArgument, "idempotency key reused", details)
 }
 
 fn transient(code: Code) -> bool {

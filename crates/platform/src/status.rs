@@ -49,6 +49,10 @@ pub fn refused(reason: &str, message: impl Into<String>) -> Status {
 /// refusals a 403 at the gateway, since it is about the caller, not the thing they asked for.
 pub const EMAIL_UNVERIFIED: &str = "EMAIL_UNVERIFIED";
 
+/// The `ErrorInfo` reason of `idempotency::key_reused`: the gateway answers 422 for it alone,
+/// a key a service merely finds malformed being a bad field like any other.
+pub const IDEMPOTENCY_KEY_REUSED: &str = "IDEMPOTENCY_KEY_REUSED";
+
 /// The reason a [`refused`] status names, if it names one.
 pub fn refusal_reason(status: &Status) -> Option<String> {
     status.get_details_error_info().filter(|i| i.domain == REFUSAL_DOMAIN).map(|i| i.reason)

@@ -243,7 +243,8 @@ impl From<tonic::Status> for Problem {
                             .collect()
                     })
                     .unwrap_or_default();
-                if errors.iter().any(|e| e.field == "idempotency_key") {
+                let reason = ticketing_platform::status::refusal_reason(&status);
+                if reason.as_deref() == Some(ticketing_platform::status::IDEMPOTENCY_KEY_REUSED) {
                     return Self {
                         errors,
                         ..Self::new(
@@ -353,11 +354,13 @@ mod tests {
         assert_eq!((problem.status, problem.kind.as_str()), (400, "https://ticketing.dev/problems/validation-error"));
         assert_eq!(problem.errors, [FieldError { field: "email".into(), detail: "is required".into() }]);
 
-        let reused = ticketing_platform::status::invalid_argument(
-            "reused",
-            &[ticketing_platform::status::FieldViolation::new("idempotency_key", "was used")],
+        assert_eq!(Problem::from(ticketing_platform::idempotency::key_reused()).status, 422);
+        // A key a service finds malformed is the caller's bad field, not a key reused.
+        let malformed = ticketing_platform::status::invalid_argument(
+            "invalid idempotency key",
+            &[ticketing_platform::status::FieldViolation::new("idempotency_key", "must be printable")],
         );
-        assert_eq!(Problem::from(reused).status, 422);
+        assert_eq!(Problem::from(malformed).status, 400);
     }
 
     #[test]

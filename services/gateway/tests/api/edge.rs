@@ -131,8 +131,7 @@ async fn an_idempotency_key_is_1_to_255_visible_characters_and_goes_to_the_backe
 async fn a_key_reused_for_another_request_is_a_422() {
     let gateway = Gateway::start().await;
     let path = format!("/v1/events/{}/holds", gateway.has_event(on_sale(None)));
-    let violation = ticketing_platform::status::FieldViolation::new("idempotency_key", "was used for another hold");
-    let reused = ticketing_platform::status::invalid_argument("idempotency key reused", &[violation]);
+    let reused = ticketing_platform::idempotency::key_reused();
     gateway.backends.inventory.answer::<inventory::HoldDetails>("hold", Err(reused));
     let (_, buyer) = gateway.account(Role::User);
     let request = gateway
