@@ -83,6 +83,7 @@ impl App {
     }
 
     /// Samples `pool`'s `db_pool_*` metrics every `telemetry.metrics_interval` until shutdown.
+    #[cfg(feature = "postgres")]
     pub fn watch_pool(&mut self, pool: &sqlx::PgPool) -> &mut Self {
         let task = crate::db::watch(pool.clone(), self.metrics.clone(), self.stop.clone());
         self.spawn("db-pool-metrics", task)

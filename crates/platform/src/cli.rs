@@ -7,15 +7,23 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use sqlx::migrate::Migrator;
 
 use crate::config::{self, Validate};
+#[cfg(feature = "postgres")]
 use crate::db::DatabaseConfig;
 use crate::redis::RedisConfig;
 use crate::telemetry::TelemetryConfig;
 
 /// Exit status for a bad configuration (`EX_CONFIG` from sysexits.h).
 pub const EXIT_BAD_CONFIG: u8 = 78;
+
+/// A service's embedded migrations, which `migrate` applies after the platform's.
+#[cfg(feature = "postgres")]
+pub use sqlx::migrate::Migrator;
+
+/// Without the `postgres` feature a service has no migrations: `main` takes `None`.
+#[cfg(not(feature = "postgres"))]
+pub enum Migrator {}
 
 #[derive(Parser)]
 struct Cli {
@@ -72,6 +80,7 @@ pub trait ServiceConfig: Serialize + DeserializeOwned + Validate + Send + 'stati
     /// Log settings.
     fn telemetry(&self) -> &TelemetryConfig;
     /// The service's database, if it owns one.
+    #[cfg(feature = "postgres")]
     fn database(&self) -> Option<&DatabaseConfig> {
         None
     }
@@ -82,6 +91,8 @@ pub trait ServiceConfig: Serialize + DeserializeOwned + Validate + Send + 'stati
 }
 
 /// Parses the command line, loads the configuration and runs `serve`, `migrate` or `bootstrap`.
+/// Without the `postgres` feature, `migrate` and `bootstrap --postgres-admin-url` fail as
+/// they do for a service without a database.
 ///
 /// A bad configuration, whether found on loading or at start ([`config::ConfigError`] in
 /// the error chain), exits with [`EXIT_BAD_CONFIG`] and a message naming the key; any
@@ -116,20 +127,13 @@ where
                 tracing::info!(service = name, "configuration accepted");
                 Ok(())
             }
-            Command::Migrate => {
-                let database = config.database().ok_or_else(|| anyhow::anyhow!("{name} has no database to migrate"))?;
-                crate::db::migrate(database, &crate::db::migrator(migrations)).await?;
-                tracing::info!(service = name, "migrations applied");
-                Ok(())
-            }
+            Command::Migrate => migrate(name, &config, migrations).await,
             Command::Bootstrap { postgres_admin_url, connection_limit, redis_admin_url } => {
                 if postgres_admin_url.is_none() && redis_admin_url.is_none() {
                     anyhow::bail!("bootstrap needs --postgres-admin-url, --redis-admin-url or both");
                 }
                 if let Some(admin_url) = postgres_admin_url {
-                    let database = config.database().ok_or_else(|| anyhow::anyhow!("{name} has no database"))?;
-                    crate::access::bootstrap_database(&admin_url, &database.url, connection_limit).await?;
-                    tracing::info!(service = name, "Postgres role and database in place");
+                    bootstrap_database(name, &config, &admin_url, connection_limit).await?;
                 }
                 if let Some(admin_url) = redis_admin_url {
                     let redis = config.redis().ok_or_else(|| anyhow::anyhow!("{name} keeps nothing in Redis"))?;
@@ -155,4 +159,39 @@ where
             }
         }
     }
+}
+
+/// `migrate`: the platform's migrations and `migrations` on the service's database.
+#[cfg(feature = "postgres")]
+async fn migrate(name: &str, config: &impl ServiceConfig, migrations: Option<&Migrator>) -> anyhow::Result<()> {
+    let database = config.database().ok_or_else(|| anyhow::anyhow!("{name} has no database to migrate"))?;
+    crate::db::migrate(database, &crate::db::migrator(migrations)).await?;
+    tracing::info!(service = name, "migrations applied");
+    Ok(())
+}
+
+/// Without the `postgres` feature no service has a database.
+#[cfg(not(feature = "postgres"))]
+async fn migrate(name: &str, _: &impl ServiceConfig, _: Option<&Migrator>) -> anyhow::Result<()> {
+    anyhow::bail!("{name} has no database to migrate")
+}
+
+/// `bootstrap --postgres-admin-url`: the service's own role and database.
+#[cfg(feature = "postgres")]
+async fn bootstrap_database(
+    name: &str,
+    config: &impl ServiceConfig,
+    admin_url: &str,
+    connection_limit: Option<u32>,
+) -> anyhow::Result<()> {
+    let database = config.database().ok_or_else(|| anyhow::anyhow!("{name} has no database"))?;
+    crate::access::bootstrap_database(admin_url, &database.url, connection_limit).await?;
+    tracing::info!(service = name, "Postgres role and database in place");
+    Ok(())
+}
+
+/// Without the `postgres` feature no service has a database.
+#[cfg(not(feature = "postgres"))]
+async fn bootstrap_database(name: &str, _: &impl ServiceConfig, _: &str, _: Option<u32>) -> anyhow::Result<()> {
+    anyhow::bail!("{name} has no database")
 }

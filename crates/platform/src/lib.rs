@@ -1,7 +1,8 @@
 //! Shared plumbing for every ticketing service: configuration, telemetry,
 //! metrics, the gRPC and admin servers with health and graceful shutdown,
-//! Postgres, Redis, Kafka (producer, outbox, consumer; the `kafka` feature), token
-//! verification and the envelope encryption of stored signing keys.
+//! Postgres (the `postgres` feature), Redis, Kafka (producer, outbox, consumer; the `kafka`
+//! feature, which implies `postgres`), token verification and the envelope encryption of
+//! stored signing keys (`postgres`).
 //!
 //! No business types live here.
 
@@ -12,9 +13,11 @@ pub mod auth;
 pub mod cli;
 pub mod coalesce;
 pub mod config;
+#[cfg(feature = "postgres")]
 pub mod db;
 pub mod discovery;
 pub mod events;
+#[cfg(feature = "postgres")]
 pub mod idempotency;
 #[cfg(feature = "kafka")]
 pub mod kafka;
@@ -24,6 +27,7 @@ pub mod peers;
 pub mod periodic;
 pub mod readiness;
 pub mod redis;
+#[cfg(feature = "postgres")]
 pub mod sealing;
 pub mod service_config;
 pub mod shutdown;

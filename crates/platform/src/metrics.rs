@@ -48,6 +48,7 @@ struct Settings {
 /// are registered up front; the plain gauges of the pool and Redis's memory only once a
 /// service has a pool or Redis, so a service without them reports no zeros.
 struct Plumbing {
+    #[cfg(feature = "postgres")]
     pool: std::sync::OnceLock<PoolMetrics>,
     redis_memory: std::sync::OnceLock<RedisMemoryGauges>,
     redis: HistogramVec,
@@ -56,6 +57,7 @@ struct Plumbing {
 }
 
 /// `db_pool_*`.
+#[cfg(feature = "postgres")]
 #[derive(Clone)]
 pub(crate) struct PoolMetrics {
     pub(crate) idle: IntGauge,
@@ -125,6 +127,7 @@ impl Metrics {
         #[cfg(feature = "kafka")]
         let kafka = Arc::new(crate::kafka::metrics::KafkaMetrics::new(&registry));
         let plumbing = Plumbing {
+            #[cfg(feature = "postgres")]
             pool: std::sync::OnceLock::new(),
             redis_memory: std::sync::OnceLock::new(),
             redis,
@@ -194,6 +197,7 @@ impl Metrics {
         Vec::new()
     }
 
+    #[cfg(feature = "postgres")]
     pub(crate) fn pool_metrics(&self) -> &PoolMetrics {
         self.plumbing.pool.get_or_init(|| {
             let connections = IntGaugeVec::new(

@@ -187,6 +187,7 @@ impl Readiness {
 /// A check that runs `SELECT 1` on an idle connection of the pool, or opens one. A pool
 /// whose every connection is in use counts as up: it is busy serving, and waiting for a
 /// connection would fail readiness exactly when the service is busiest.
+#[cfg(feature = "postgres")]
 pub fn postgres(pool: sqlx::PgPool) -> Check {
     Arc::new(move || {
         let pool = pool.clone();

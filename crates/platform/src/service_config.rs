@@ -11,11 +11,11 @@
 //! |---|---|---|
 //! | `server` (always) | `config::ServerConfig` | `ServerConfig::with_ports(grpc_port)` |
 //! | `telemetry` (always) | `telemetry::TelemetryConfig` | its `Default` |
-//! | `database` | `db::DatabaseConfig` | `DatabaseConfig::for_service(service)` |
+//! | `database` | `db::DatabaseConfig` (the `postgres` feature) | `DatabaseConfig::for_service(service)` |
 //! | `redis` | `redis::RedisConfig` | its `Default` |
 //! | `kafka` | `kafka::KafkaConfig` (the `kafka` feature) | its `Default` |
 //! | `auth` | `auth::AuthConfig` | its `Default` |
-//! | `sealing` | `sealing::SealingConfig` | its `Default`; checked against `server.environment` |
+//! | `sealing` | `sealing::SealingConfig` (the `postgres` feature) | its `Default`; checked against `server.environment` |
 //! | `discovery` | `discovery::DiscoveryConfig` | its `Default` |
 
 /// Declares a service's `Config`: `server`, `telemetry`, the shared sections listed by name
