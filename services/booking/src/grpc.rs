@@ -34,9 +34,9 @@ impl From<BookingError> for Status {
         match e {
             BookingError::Invalid(violations) => ticketing_platform::status::invalid_argument(&message, &violations),
             BookingError::NotFound | BookingError::HoldNotFound => Status::not_found(message),
-            BookingError::HoldNotActive | BookingError::IllegalTransition { .. } => {
-                Status::failed_precondition(message)
-            }
+            BookingError::HoldNotActive
+            | BookingError::CategoryNotOnSale(_)
+            | BookingError::IllegalTransition { .. } => Status::failed_precondition(message),
             BookingError::CancellationClosed(_) => ticketing_platform::status::refused("CANCELLATION_CLOSED", message),
             BookingError::TicketScanned => ticketing_platform::status::refused("TICKET_SCANNED", message),
             BookingError::AlreadyBooked(_) => Status::already_exists(message),

@@ -43,6 +43,11 @@ fn parse_id(field: &str, raw: &str) -> Result<uuid::Uuid> {
     uuid::Uuid::parse_str(raw).map_err(|_| BookingError::invalid(field, "must be a UUID"))
 }
 
+/// An id a peer sent: malformed, it is the peer's fault, not a field of the caller's request.
+fn peer_id(peer: &str, field: &str, raw: &str) -> Result<uuid::Uuid> {
+    uuid::Uuid::parse_str(raw).map_err(|_| anyhow::anyhow!("{peer} sent a malformed {field}: {raw:?}").into())
+}
+
 /// What a peer's refusal means for the caller.
 fn peer_error(status: tonic::Status) -> BookingError {
     match status.code() {
@@ -132,14 +137,11 @@ impl Bookings {
         let mut currency = String::new();
         let mut line_items = Vec::new();
         for line in &hold.lines {
-            let category = event
-                .categories
-                .iter()
-                .find(|c| c.id == line.category_id)
-                .ok_or_else(|| anyhow::anyhow!("hold category {} is not in the event", line.category_id))?;
-            let price = category.price.clone().ok_or_else(|| anyhow::anyhow!("category without a price"))?;
+            let not_on_sale = || BookingError::CategoryNotOnSale(line.category_id.clone());
+            let category = event.categories.iter().find(|c| c.id == line.category_id).ok_or_else(not_on_sale)?;
+            let price = category.price.clone().ok_or_else(not_on_sale)?;
             currency = price.currency;
-            let category_id = parse_id("category_id", &line.category_id)?;
+            let category_id = peer_id("inventory", "category_id", &line.category_id)?;
             let seats: Vec<Option<&String>> = if line.seat_ids.is_empty() {
                 vec![None; line.quantity as usize]
             } else {
@@ -155,7 +157,7 @@ impl Bookings {
                 line_items.push(LineItem {
                     id: uuid::Uuid::now_v7(),
                     category_id,
-                    seat_id: seat.map(|s| parse_id("seat_id", s)).transpose()?,
+                    seat_id: seat.map(|s| peer_id("inventory", "seat_id", s)).transpose()?,
                     label,
                     unit_price_minor: price.minor_units,
                 });
@@ -165,7 +167,7 @@ impl Bookings {
         let booking = Booking {
             id: uuid::Uuid::now_v7(),
             user_id: caller.user_id,
-            event_id: parse_id("event_id", &hold.event_id)?,
+            event_id: peer_id("inventory", "event_id", &hold.event_id)?,
             hold_id: hold_id.to_owned(),
             fencing_token: hold.fencing_token,
             status: Status::PendingPayment,

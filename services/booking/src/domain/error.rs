@@ -19,6 +19,10 @@ pub enum BookingError {
     /// The hold is no longer active (expired, released or sold).
     #[error("the hold is no longer active")]
     HoldNotActive,
+    /// A category of the hold is no longer on sale: gone from the event, or without a price.
+    /// Retrying cannot help, unlike a peer that did not answer.
+    #[error("category {0} of the hold is no longer on sale")]
+    CategoryNotOnSale(String),
     /// The hold already backs a booking.
     #[error("the hold already backs booking {0}")]
     AlreadyBooked(uuid::Uuid),
@@ -26,7 +30,7 @@ pub enum BookingError {
     #[error("not allowed")]
     PermissionDenied,
     /// The transition is not allowed from the booking's state.
-    #[error("a {from} booking cannot be {action}")]
+    #[error("the booking is {from} and cannot be {action}")]
     IllegalTransition {
         /// The booking's status.
         from: Status,

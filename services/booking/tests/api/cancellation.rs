@@ -77,7 +77,7 @@ async fn what_was_cancelled_or_expired_cannot_be_cancelled_again() {
 
     for (booking, state) in [(&cancelled, "cancelled"), (&expired, "expired")] {
         let refused = service.cancel(&buyer.1, &booking.id, "", "").await.unwrap_err();
-        let message = format!("a {state} booking cannot be cancelled");
+        let message = format!("the booking is {state} and cannot be cancelled");
         assert_eq!((refused.code(), refused.message()), (Code::FailedPrecondition, message.as_str()));
     }
     assert_eq!(service.peers.inventory.calls("release"), 1, "only the first cancellation released a hold");

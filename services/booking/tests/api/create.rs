@@ -8,6 +8,7 @@ use ticketing_proto::catalog::v1 as catalog;
 use ticketing_proto::events::v1 as ev;
 use ticketing_proto::inventory::v1 as inventory;
 use tonic::{Code, Status};
+use tonic_types::StatusExt as _;
 use uuid::Uuid;
 
 use crate::harness::{BookingService, eur, from_now, hold, on_sale, seated, standing};
@@ -122,4 +123,40 @@ async fn a_hold_backs_one_booking_and_a_second_already_exists() {
     assert_eq!(second.message(), format!("the hold already backs booking {}", first.id));
     assert_eq!(service.stored_bookings().await, 1);
     assert_eq!(service.announced(&first.id).await, [ev::BookingCreated::full_name()]);
+}
+
+#[tokio::test]
+async fn a_hold_whose_category_is_no_longer_on_sale_is_refused_for_good_not_for_a_retry() {
+    let service = BookingService::start().await;
+    let (buyer, token) = service.account(Role::User);
+    let event = on_sale();
+    let category = event.categories[0].id.clone();
+    // Removed from the event after the hold was made, or left without a price.
+    let mut removed = event.clone();
+    removed.categories.remove(0);
+    let mut unpriced = event.clone();
+    unpriced.categories[0].price = None;
+    for changed in [removed, unpriced] {
+        service.knows_event(&changed);
+        let hold_id = service.knows_hold(hold(buyer, &event, vec![standing(&event, 1)]));
+        let refused = service.create(&token, &hold_id, "").await.unwrap_err();
+        assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
+        assert!(refused.message().contains(&category), "{refused:?}");
+        assert!(refused.get_details_retry_info().is_none(), "no retry hint: retrying cannot help");
+    }
+    assert_eq!(service.stored_bookings().await, 0);
+}
+
+#[tokio::test]
+async fn an_id_inventory_sends_malformed_is_its_fault_not_a_field_of_the_request() {
+    let service = BookingService::start().await;
+    let (buyer, token) = service.account(Role::User);
+    let mut event = on_sale();
+    event.categories[0].id = "standing".into();
+    service.knows_event(&event);
+    let hold_id = service.knows_hold(hold(buyer, &event, vec![standing(&event, 1)]));
+    let failed = service.create(&token, &hold_id, "").await.unwrap_err();
+    assert_eq!(failed.code(), Code::Unavailable, "{failed:?}");
+    assert!(failed.get_details_bad_request().is_none(), "no field of the caller's is blamed: {failed:?}");
+    assert_eq!(service.stored_bookings().await, 0);
 }

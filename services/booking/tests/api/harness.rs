@@ -274,8 +274,7 @@ pub fn eur(minor_units: i64) -> Option<Money> {
 
 /// `now` plus `offset` (minus, when negative), as a timestamp.
 pub fn from_now(offset: chrono::Duration) -> Option<prost_types::Timestamp> {
-    let at = chrono::Utc::now() + offset;
-    Some(prost_types::Timestamp { seconds: at.timestamp(), nanos: at.timestamp_subsec_nanos() as i32 })
+    Some(ticketing_kernel::time::to_proto(chrono::Utc::now() + offset))
 }
 
 /// An event on sale in a month, priced in EUR: "Standing" general admission at 45.00 and
