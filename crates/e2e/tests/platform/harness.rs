@@ -523,6 +523,26 @@ impl Platform {
         .await
     }
 
+    /// The messages each consumer group has finished, whatever their outcome, by (its
+    /// service's admin URL, group, topic): `kafka_consumer_messages_total` of every service.
+    pub async fn consumed(&self) -> HashMap<(String, String, String), u64> {
+        let mut consumed = HashMap::new();
+        for service in &self._services {
+            let url = service.admin_url();
+            let text = reqwest::get(format!("{url}/metrics")).await.expect("metrics").text().await.expect("a body");
+            for line in text.lines().filter(|l| l.starts_with("kafka_consumer_messages_total{")) {
+                let label = |name: &str| {
+                    let start = line.find(&format!("{name}=\""))? + name.len() + 2;
+                    Some(line[start..].split('"').next()?.to_owned())
+                };
+                let (Some(group), Some(topic)) = (label("group"), label("topic")) else { continue };
+                let count = line.rsplit_once(' ').and_then(|(_, n)| n.parse::<u64>().ok()).unwrap_or(0);
+                *consumed.entry((url.clone(), group, topic)).or_default() += count;
+            }
+        }
+        consumed
+    }
+
     /// Per-category (available, held, sold) of `event`.
     pub async fn counts(&self, event: &Event) -> Vec<(String, u32, u32, u32)> {
         let ask = inventory::AvailabilityRequest { event_id: event.id.clone(), ..Default::default() };

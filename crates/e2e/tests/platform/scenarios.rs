@@ -1,5 +1,6 @@
 //! The scenarios, one test each.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use ticketing_proto::booking::v1 as booking;
@@ -278,7 +279,8 @@ async fn every_event_delivered_again_in_reverse_changes_nothing() {
 
     // Every event every consumer reads, again, newest first.
     let producer = ticketing_platform::kafka::producer(&p.kafka).expect("producer");
-    let mut replayed = 0;
+    let consumed = p.consumed().await;
+    let mut replayed = HashMap::new();
     for base in ["identity.events", "catalog.events", "inventory.events", "booking.events", "payment.events"] {
         let topic = p.kafka.topic(base);
         let messages = ticketing_testkit::read_topic(&p.kafka, &topic, 1, Duration::from_secs(10));
@@ -288,11 +290,26 @@ async fn every_event_delivered_again_in_reverse_changes_nothing() {
                 record = record.key(key);
             }
             producer.send(record, Duration::from_secs(10)).await.map_err(|(e, _)| e).expect("republish");
-            replayed += 1;
+            *replayed.entry(topic.clone()).or_insert(0u64) += 1;
         }
     }
-    assert!(replayed >= 15, "only {replayed} events replayed");
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert!(replayed.values().sum::<u64>() >= 15, "only {replayed:?} events replayed");
+    let read = |topic: &String| consumed.keys().any(|(_, _, read)| read == topic);
+    assert!(replayed.keys().all(read), "every replayed topic has a group to wait for: {consumed:?}");
+    // Quiescence, not a pause: every group that had read a topic has finished every message
+    // replayed on it (whatever it made of them).
+    ticketing_testkit::eventually("every group to finish the replay", Duration::from_secs(60), || async {
+        let now = p.consumed().await;
+        let behind: Vec<_> = consumed
+            .iter()
+            .filter(|&(key, &before)| {
+                now.get(key).copied().unwrap_or(0) < before + replayed.get(&key.2).copied().unwrap_or(0)
+            })
+            .map(|(key, _)| key)
+            .collect();
+        if behind.is_empty() { Ok(()) } else { Err(format!("behind: {behind:?}")) }
+    })
+    .await;
 
     let after = snapshot(&p, &event).await;
     // Booking's processed_events grows by nothing: every replay is a known event id.
