@@ -57,6 +57,12 @@ fn peer_error(status: tonic::Status) -> BookingError {
     }
 }
 
+/// Now, to the microsecond Postgres keeps: an instant answered is the one read back later.
+fn stored_now() -> DateTime<Utc> {
+    use chrono::SubsecRound as _;
+    Utc::now().trunc_subsecs(6)
+}
+
 fn instant(t: Option<&prost_types::Timestamp>) -> Result<DateTime<Utc>> {
     t.and_then(ticketing_kernel::time::from_proto)
         .ok_or_else(|| BookingError::Unavailable(anyhow::anyhow!("peer sent no valid timestamp")))
@@ -90,8 +96,10 @@ impl Bookings {
         booking.awaiting().map(|_| Utc::now() + after)
     }
 
-    /// Writes `booking` back, with its next reconciliation.
-    pub(crate) async fn save(&self, db: &mut PgConnection, booking: &Booking) -> anyhow::Result<()> {
+    /// Writes `booking` back, with its next reconciliation, stamped with the instant it is
+    /// stored at: what the caller answers is what a later read shows.
+    pub(crate) async fn save(&self, db: &mut PgConnection, booking: &mut Booking) -> anyhow::Result<()> {
+        booking.updated_at = stored_now();
         store::update(db, booking, self.next_look(booking)).await
     }
 
@@ -100,7 +108,7 @@ impl Bookings {
     async fn apply(
         &self,
         tx: &mut PgConnection,
-        booking: &Booking,
+        booking: &mut Booking,
         before: Status,
         transition: &Transition,
     ) -> anyhow::Result<()> {
@@ -163,7 +171,7 @@ impl Bookings {
                 });
             }
         }
-        let now = Utc::now();
+        let now = stored_now();
         let booking = Booking {
             id: uuid::Uuid::now_v7(),
             user_id: caller.user_id,
@@ -269,7 +277,7 @@ impl Bookings {
                 self.peers.release(&booking.hold_id).await.map_err(|s| anyhow::anyhow!("releasing the hold: {s}"))?;
                 let why = if by_admin { Reason::Admin } else { Reason::UserRequested };
                 let transition = booking.cancel(why, Some(caller.user_id), reason)?;
-                self.apply(&mut tx, &booking, before, &transition).await?;
+                self.apply(&mut tx, &mut booking, before, &transition).await?;
                 tx.commit().await?;
                 Ok(booking)
             }
@@ -287,7 +295,7 @@ impl Bookings {
                     detail: reason.to_owned(),
                 };
                 booking.request_cancellation(request)?;
-                self.save(&mut tx, &booking).await?;
+                self.save(&mut tx, &mut booking).await?;
                 tx.commit().await?;
                 self.finish_cancellation(id).await
             }
@@ -333,11 +341,11 @@ impl Bookings {
             Ok(attended) => {
                 let why = if request.by == booking.user_id { Reason::UserRequested } else { Reason::Admin };
                 let transition = booking.request_refund(why, &request.detail, !attended)?;
-                self.apply(&mut tx, &booking, before, &transition).await?;
+                self.apply(&mut tx, &mut booking, before, &transition).await?;
             }
             Err(s) if ticketing_platform::status::refusal_reason(&s).as_deref() == Some("TICKET_SCANNED") => {
                 booking.abandon_cancellation();
-                self.save(&mut tx, &booking).await?;
+                self.save(&mut tx, &mut booking).await?;
                 tx.commit().await?;
                 return Err(BookingError::TicketScanned);
             }
@@ -365,23 +373,24 @@ impl Bookings {
                 match self.peers.confirm(&booking.hold_id, booking.fencing_token, booking.id).await {
                     Ok(()) => {
                         let transition = booking.confirm(payment)?;
-                        self.apply(tx, &booking, before, &transition).await?;
+                        self.apply(tx, &mut booking, before, &transition).await?;
                         // The consumer commits right after the handler returns.
                         self.sales.confirmed(&booking, paid_at);
                     }
                     // Expired, released or fenced off: the seats are gone, the money goes back.
                     Err(s) if matches!(s.code(), Code::FailedPrecondition | Code::NotFound | Code::Aborted) => {
                         let transition = booking.expire()?;
-                        self.apply(tx, &booking, before, &transition).await?;
+                        self.apply(tx, &mut booking, before, &transition).await?;
                         let transition = booking.refund_late_payment(payment)?;
-                        self.apply(tx, &booking, booking.status, &transition).await?;
+                        let unchanged = booking.status;
+                        self.apply(tx, &mut booking, unchanged, &transition).await?;
                     }
                     Err(s) => return Err(BookingError::Unavailable(anyhow::anyhow!("confirming the hold: {s}"))),
                 }
             }
             Status::Cancelled | Status::Expired if booking.refund_requested_at.is_none() => {
                 let transition = booking.refund_late_payment(payment)?;
-                self.apply(tx, &booking, before, &transition).await?;
+                self.apply(tx, &mut booking, before, &transition).await?;
             }
             // Already confirmed, or already being refunded: a redelivery.
             _ => {}
@@ -397,7 +406,7 @@ impl Bookings {
         if booking.status == Status::PendingPayment {
             self.peers.release(&booking.hold_id).await.map_err(|s| anyhow::anyhow!("releasing the hold: {s}"))?;
             let transition = booking.cancel(Reason::PaymentFailed, None, detail)?;
-            self.apply(tx, &booking, Status::PendingPayment, &transition).await?;
+            self.apply(tx, &mut booking, Status::PendingPayment, &transition).await?;
         }
         Ok(())
     }
@@ -413,7 +422,7 @@ impl Bookings {
         } else {
             booking.cancel(Reason::UserRequested, None, "the hold was released")?
         };
-        self.apply(tx, &booking, Status::PendingPayment, &transition).await?;
+        self.apply(tx, &mut booking, Status::PendingPayment, &transition).await?;
         Ok(())
     }
 
@@ -429,7 +438,7 @@ impl Bookings {
             } else {
                 booking.cancel(Reason::EventCancelled, None, detail)?
             };
-            self.apply(tx, &booking, before, &transition).await?;
+            self.apply(tx, &mut booking, before, &transition).await?;
         }
         Ok(())
     }
@@ -442,7 +451,7 @@ impl Bookings {
         };
         if booking.status == Status::RefundPending && refund.fully_refunded {
             let transition = booking.refunded(&refund.refund_id)?;
-            self.apply(tx, &booking, Status::RefundPending, &transition).await?;
+            self.apply(tx, &mut booking, Status::RefundPending, &transition).await?;
         }
         Ok(())
     }
@@ -459,7 +468,7 @@ impl Bookings {
         let Some(mut booking) = store::lock(tx, booking_id).await? else { return Err(BookingError::NotFound) };
         if booking.restock_due {
             booking.restocked();
-            self.save(tx, &booking).await?;
+            self.save(tx, &mut booking).await?;
         }
         Ok(())
     }
@@ -473,7 +482,7 @@ impl Bookings {
         }
         self.return_seats(&booking.hold_id, booking.id).await?;
         booking.restocked();
-        self.save(tx, &booking).await?;
+        self.save(tx, &mut booking).await?;
         Ok(())
     }
 

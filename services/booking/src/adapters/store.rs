@@ -73,8 +73,8 @@ pub async fn insert(
 ) -> anyhow::Result<Result<(), Uuid>> {
     let inserted: Option<Uuid> = sqlx::query_scalar(
         "INSERT INTO bookings (id, user_id, event_id, hold_id, fencing_token, status, currency, total_minor, expires_at,
-                               reconcile_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                               reconcile_at, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
          ON CONFLICT (hold_id) DO NOTHING RETURNING id",
     )
     .bind(booking.id)
@@ -87,6 +87,8 @@ pub async fn insert(
     .bind(booking.total_minor)
     .bind(booking.expires_at)
     .bind(reconcile_at)
+    .bind(booking.created_at)
+    .bind(booking.updated_at)
     .fetch_optional(&mut *tx)
     .await
     .context("inserting a booking")?;
@@ -200,7 +202,7 @@ pub async fn update(
     sqlx::query(
         "UPDATE bookings SET status = $2, payment_id = $3, refund_requested_at = $4, cancellation_reason = $5,
                 cancel_requested_at = $6, cancel_requested_by = $7, cancel_forced = $8, cancel_detail = $9,
-                restock_due = $10, reconcile_at = $11, updated_at = now()
+                restock_due = $10, reconcile_at = $11, updated_at = $12
          WHERE id = $1",
     )
     .bind(booking.id)
@@ -214,6 +216,7 @@ pub async fn update(
     .bind(booking.cancellation.as_ref().map_or("", |c| c.detail.as_str()))
     .bind(booking.restock_due)
     .bind(reconcile_at)
+    .bind(booking.updated_at)
     .execute(db)
     .await
     .context("updating a booking")?;

@@ -43,6 +43,22 @@ async fn a_buyer_cancels_an_unpaid_booking_and_its_hold_is_released() {
 }
 
 #[tokio::test]
+async fn the_instants_a_call_answers_are_those_a_later_read_shows() {
+    let service = BookingService::start().await;
+    let (buyer, token) = service.account(Role::User);
+    let created = service.book(&(buyer, token.clone()), &on_sale()).await;
+    let read = service.get(&token, &created.id).await.expect("the buyer reads it");
+    assert_eq!((&read.created_at, &read.updated_at), (&created.created_at, &created.updated_at));
+    assert_eq!(created.created_at, created.updated_at);
+
+    let cancelled = service.cancel(&token, &created.id, "", "").await.expect("the buyer cancels");
+    let instant = |t: &Option<prost_types::Timestamp>| t.as_ref().and_then(ticketing_kernel::time::from_proto);
+    assert!(instant(&cancelled.updated_at) > instant(&created.updated_at), "{cancelled:?}");
+    let read = service.get(&token, &created.id).await.expect("the buyer reads it");
+    assert_eq!((&read.created_at, &read.updated_at), (&created.created_at, &cancelled.updated_at));
+}
+
+#[tokio::test]
 async fn someone_elses_booking_cannot_be_cancelled_but_an_admin_may() {
     let service = BookingService::start().await;
     let buyer = service.account(Role::User);
