@@ -65,6 +65,13 @@ impl Validate for DatabaseConfig {
 
 static PLATFORM: Migrator = sqlx::migrate!("./migrations");
 
+/// `at` as a `timestamptz` column keeps it (to the microsecond): what a service answers or
+/// signs is then exactly what a later read gives back.
+pub fn stored(at: chrono::DateTime<chrono::Utc>) -> chrono::DateTime<chrono::Utc> {
+    use chrono::SubsecRound as _;
+    at.trunc_subsecs(6)
+}
+
 /// The platform's migrations followed by `service`'s own (pass `None` for none yet).
 pub fn migrator(service: Option<&Migrator>) -> Migrator {
     let mut migrations: Vec<_> = PLATFORM.migrations.iter().cloned().collect();

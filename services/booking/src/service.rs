@@ -57,10 +57,9 @@ fn peer_error(status: tonic::Status) -> BookingError {
     }
 }
 
-/// Now, to the microsecond Postgres keeps: an instant answered is the one read back later.
+/// Now, as Postgres keeps it: an instant answered is the one read back later.
 fn stored_now() -> DateTime<Utc> {
-    use chrono::SubsecRound as _;
-    Utc::now().trunc_subsecs(6)
+    ticketing_platform::db::stored(Utc::now())
 }
 
 fn instant(t: Option<&prost_types::Timestamp>) -> Result<DateTime<Utc>> {

@@ -17,7 +17,7 @@
 //! `processed_events` row, and every write is idempotent besides, so redelivered,
 //! replayed and reordered events change nothing twice and log no second email.
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use serde_json::json;
 use sqlx::PgConnection;
 use ticketing_kernel::money;
@@ -166,7 +166,7 @@ impl Events {
         projections::record_booking(tx, booking, user, Some(event_id)).await.map_err(retryable)?;
         // Postgres keeps microseconds: sign exactly what is stored.
         let issued_at = event.occurred_at.as_ref().and_then(from_proto).unwrap_or_else(Utc::now);
-        let issued_at = DateTime::from_timestamp_micros(issued_at.timestamp_micros()).unwrap_or(issued_at);
+        let issued_at = ticketing_platform::db::stored(issued_at);
         let (kid, key) = self.keys.active(tx).await.map_err(retryable)?;
         let mut new = Vec::with_capacity(confirmed.line_items.len());
         for item in &confirmed.line_items {
