@@ -192,8 +192,13 @@ async fn an_api_server_that_refuses_is_asked_again_until_it_accepts() {
     eventually("two refused patches", SETTLE, || async { (api.refused() >= 2).then_some(()) }).await;
     assert_eq!(min_replicas(&api.get("ticketing-gateway")), 2);
     assert!(!prescaler.task.is_finished(), "a refusal does not stop the controller");
+    // The controller counts a refusal after the API server has answered it: wait for the count.
     let refused = [r#"hpa="ticketing-gateway""#, r#"action="raise""#, r#"result="refused""#];
-    assert!(prescaler.sample("prescaler_patches_total", &refused) >= Some(2), "{}", prescaler.metrics.render());
+    eventually("two refusals counted", SETTLE, || async {
+        let counted = prescaler.sample("prescaler_patches_total", &refused);
+        if counted >= Some(2) { Ok(()) } else { Err(prescaler.metrics.render()) }
+    })
+    .await;
 
     api.refuse(false);
     eventually("the floor raised", SETTLE, || async {
