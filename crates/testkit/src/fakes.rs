@@ -121,6 +121,7 @@ fake!(Inventory: inventory::inventory_server::Inventory {
     restock(inventory::RestockRequest) -> inventory::HoldDetails;
     get_hold(inventory::GetHoldRequest) -> inventory::HoldDetails;
     availability(inventory::AvailabilityRequest) -> inventory::AvailabilityResponse;
+    batch_availability(inventory::BatchAvailabilityRequest) -> inventory::BatchAvailabilityResponse;
 });
 
 fake!(Catalog: catalog::catalog_server::Catalog {

@@ -362,6 +362,21 @@ impl Inventory {
         Ok(Availability { categories, seats })
     }
 
+    /// Live counts of each of `events` (distinct), read concurrently; an event without
+    /// stock is left out, so that one unknown event does not fail a page of them.
+    pub async fn batch_availability(&self, events: &[uuid::Uuid]) -> Result<Vec<(uuid::Uuid, Availability)>> {
+        let reads = events.iter().map(|&event| async move { (event, self.availability(event, false).await) });
+        let mut found = Vec::with_capacity(events.len());
+        for (event, availability) in futures::future::join_all(reads).await {
+            match availability {
+                Ok(availability) => found.push((event, availability)),
+                Err(InventoryError::EventNotFound) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(found)
+    }
+
     /// Expires every due hold of every loaded event; returns how many ended.
     /// Expiries run concurrently (the multiplexed connection pipelines them) and a full
     /// batch is followed by another at once, so a flash sale's expiries keep pace.

@@ -45,6 +45,59 @@ pub fn uuid(field: &str, value: &str) -> Result<uuid::Uuid, Status> {
     value.parse().map_err(|_| invalid(field, "must be a UUID"))
 }
 
+/// Most events one `BatchAvailability` may ask for: a page of events.
+pub const MAX_BATCH: usize = 100;
+
+/// The distinct events of a `BatchAvailability`, in the order first asked: 1 to
+/// [`MAX_BATCH`] UUIDs.
+pub fn event_ids(raw: &[String]) -> Result<Vec<uuid::Uuid>, Status> {
+    if raw.is_empty() || raw.len() > MAX_BATCH {
+        return Err(invalid("event_ids", &format!("must list 1 to {MAX_BATCH} events")));
+    }
+    let mut events = Vec::with_capacity(raw.len());
+    for (i, id) in raw.iter().enumerate() {
+        let event = uuid(&format!("event_ids[{i}]"), id)?;
+        if !events.contains(&event) {
+            events.push(event);
+        }
+    }
+    Ok(events)
+}
+
+/// An event's availability, restricted to the categories `wanted`.
+pub fn availability(
+    event: uuid::Uuid,
+    a: &crate::service::Availability,
+    wanted: impl Fn(&uuid::Uuid) -> bool,
+) -> pb::AvailabilityResponse {
+    pb::AvailabilityResponse {
+        event_id: event.to_string(),
+        categories: a
+            .categories
+            .iter()
+            .filter(|(c, _)| wanted(c))
+            .map(|(c, n)| pb::CategoryAvailability {
+                category_id: c.to_string(),
+                capacity: n.capacity,
+                available: n.available,
+                held: n.held,
+                sold: n.sold,
+            })
+            .collect(),
+        seats: a
+            .seats
+            .iter()
+            .filter(|(_, c, _)| wanted(c))
+            .map(|(s, c, state)| pb::SeatAvailability {
+                seat_id: s.to_string(),
+                category_id: c.to_string(),
+                state: seat_state(*state).into(),
+            })
+            .collect(),
+        as_of: Some(prost_types::Timestamp::from(std::time::SystemTime::now())),
+    }
+}
+
 /// Parses a hold id field.
 pub fn hold_id(value: &str) -> Result<HoldId, Status> {
     value.parse().map_err(|e: String| invalid("hold_id", &e))

@@ -77,31 +77,16 @@ impl InventoryApi for Api {
             .collect::<Result<_, _>>()?;
         let wanted = |c: &uuid::Uuid| only.is_empty() || only.contains(c);
         let availability = self.inventory.availability(event, r.include_seats).await?;
-        Ok(Response::new(pb::AvailabilityResponse {
-            event_id: event.to_string(),
-            categories: availability
-                .categories
-                .iter()
-                .filter(|(c, _)| wanted(c))
-                .map(|(c, n)| pb::CategoryAvailability {
-                    category_id: c.to_string(),
-                    capacity: n.capacity,
-                    available: n.available,
-                    held: n.held,
-                    sold: n.sold,
-                })
-                .collect(),
-            seats: availability
-                .seats
-                .iter()
-                .filter(|(_, c, _)| wanted(c))
-                .map(|(s, c, state)| pb::SeatAvailability {
-                    seat_id: s.to_string(),
-                    category_id: c.to_string(),
-                    state: convert::seat_state(*state).into(),
-                })
-                .collect(),
-            as_of: Some(prost_types::Timestamp::from(std::time::SystemTime::now())),
-        }))
+        Ok(Response::new(convert::availability(event, &availability, wanted)))
+    }
+
+    async fn batch_availability(
+        &self,
+        request: Request<pb::BatchAvailabilityRequest>,
+    ) -> Result<Response<pb::BatchAvailabilityResponse>, Status> {
+        let events = convert::event_ids(&request.get_ref().event_ids)?;
+        let found = self.inventory.batch_availability(&events).await?;
+        let events = found.iter().map(|(event, a)| convert::availability(*event, a, |_| true)).collect();
+        Ok(Response::new(pb::BatchAvailabilityResponse { events }))
     }
 }

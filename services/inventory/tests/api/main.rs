@@ -1,5 +1,6 @@
 //! Inventory's integration tests, against real Postgres, Redis and the broker.
 
+mod availability;
 mod coalescing;
 mod contention;
 mod helpers;
