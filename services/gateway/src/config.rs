@@ -89,6 +89,37 @@ pub struct GatewaySettings {
     pub circuit_breaker: BreakerSettings,
     /// Admission passes of events in on-sale mode.
     pub waiting_room: WaitingRoomSettings,
+    /// How deep and costly one `POST /graphql` query may be.
+    pub graphql: GraphqlSettings,
+}
+
+/// `gateway.graphql`: a query over either limit is refused whole with a GraphQL error, before
+/// any backend is called.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GraphqlSettings {
+    /// Deepest nesting of fields (GraphiQL's introspection query is 14 deep).
+    pub max_depth: usize,
+    /// Most fields a query may select, each list counted `first` times and each seat map
+    /// as many fields (see docs/gateway.md).
+    pub max_complexity: usize,
+}
+
+impl Default for GraphqlSettings {
+    fn default() -> Self {
+        Self { max_depth: 20, max_complexity: 5000 }
+    }
+}
+
+impl GraphqlSettings {
+    fn validate(&self, issues: &mut Vec<ConfigIssue>) {
+        if !(10..=64).contains(&self.max_depth) {
+            issues.push(ConfigIssue::new("gateway.graphql.max_depth", "must be between 10 and 64"));
+        }
+        if !(100..=1_000_000).contains(&self.max_complexity) {
+            issues.push(ConfigIssue::new("gateway.graphql.max_complexity", "must be between 100 and 1,000,000"));
+        }
+    }
 }
 
 /// The gateway's client secret at identity by default, for local runs; refused in production.
@@ -317,6 +348,7 @@ impl Default for GatewaySettings {
             rate_limits: RateLimits::default(),
             circuit_breaker: BreakerSettings::default(),
             waiting_room: WaitingRoomSettings::default(),
+            graphql: GraphqlSettings::default(),
         }
     }
 }
@@ -407,6 +439,7 @@ impl Validate for Config {
         g.validate_front_end(self.server.environment, issues);
         g.circuit_breaker.validate(issues);
         g.waiting_room.validate(self.server.environment, issues);
+        g.graphql.validate(issues);
         for origin in &g.cors_origins {
             if origin != "*" && !(origin.starts_with("http://") || origin.starts_with("https://")) {
                 issues.push(ConfigIssue::new("gateway.cors_origins", format!("{origin:?} is not an origin")));
@@ -493,6 +526,15 @@ mod tests {
                 "gateway.rate_limits.heavy.burst",
             ]
         );
+    }
+
+    #[test]
+    fn graphql_limits_are_bounded() {
+        let mut config = Config::default();
+        config.gateway.graphql = GraphqlSettings { max_depth: 9, max_complexity: 99 };
+        assert_eq!(issues(&config), ["gateway.graphql.max_depth", "gateway.graphql.max_complexity"]);
+        config.gateway.graphql = GraphqlSettings { max_depth: 64, max_complexity: 1_000_000 };
+        assert!(issues(&config).is_empty());
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! The public HTTP server: the API routes, `/openapi.json`, Swagger UI at `/docs`,
+//! The public HTTP server: the API routes, `/openapi.json`, Swagger UI at `/docs`, GraphiQL,
 //! and the layers every request passes (request ids, security headers, CORS, body
 //! limit and deadline, load shedding, RED metrics).
 
@@ -23,6 +23,8 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 const API_CSP: &str = "default-src 'none'; frame-ancestors 'none'";
 /// Swagger UI's own assets, served from here (vendored), never from a CDN.
 const DOCS_CSP: &str = "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; script-src 'self'; frame-ancestors 'none'";
+/// GraphiQL's: the docs' policy, and the fonts its stylesheet inlines.
+pub const GRAPHIQL_CSP: &str = "default-src 'self'; img-src 'self' data:; font-src 'self' data:; style-src 'self' 'unsafe-inline'; script-src 'self'; frame-ancestors 'none'";
 
 /// The whole public router, with its state applied.
 pub fn router(
@@ -36,7 +38,11 @@ pub fn router(
     openapi.merge(probes_doc);
     let docs = Router::new()
         .merge(crate::docs::router(&openapi))
-        .layer(SetResponseHeaderLayer::overriding(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(DOCS_CSP)));
+        .layer(SetResponseHeaderLayer::overriding(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(DOCS_CSP)))
+        .merge(crate::graphql::graphiql::assets().layer(SetResponseHeaderLayer::overriding(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(GRAPHIQL_CSP),
+        )));
     let api = api
         .fallback(|| async { Problem::not_found("no such route") })
         .method_not_allowed_fallback(|| async {

@@ -5,6 +5,7 @@ pub mod breaker;
 pub mod config;
 pub mod docs;
 pub mod extract;
+pub mod graphql;
 pub mod http;
 pub mod problem;
 pub mod ratelimit;

@@ -190,7 +190,7 @@ impl Problem {
 
     /// What a client may read of a server error: its type and a sentence naming the request,
     /// never the cause (a backend's address, a library's error text).
-    fn public(&self, request_id: &str) -> Self {
+    pub fn public(&self, request_id: &str) -> Self {
         let what = match self.status {
             503 => "Temporarily unavailable; retry after the Retry-After delay.",
             504 => "A backend ran out of time; retry after the Retry-After delay.",

@@ -4,7 +4,7 @@
 //!
 //! Retried, on UNAVAILABLE only (the backend did not answer, or asked to come back), with jittered exponential backoff, never past the call's deadline:
 //! - reads: methods named `Get*` or `List*` (reads by the API's naming rule) and
-//!   inventory's `Availability`. `VerifyTicket` is not: it marks the ticket scanned, so
+//!   inventory's `Availability` and `BatchAvailability`. `VerifyTicket` is not: it marks the ticket scanned, so
 //!   a retry after a lost answer would turn a valid first scan into "already scanned";
 //! - mutating calls marked with [`keyed`] that carry an idempotency key, which the
 //!   backend replays (Stripe semantics). Nothing else is ever retried.
@@ -90,7 +90,7 @@ pub fn caller_paced<T>(mut request: tonic::Request<T>) -> tonic::Request<T> {
 /// Reads are safe to repeat.
 fn is_read(path: &str) -> bool {
     let method = path.rsplit('/').next().unwrap_or_default();
-    method.starts_with("Get") || method.starts_with("List") || method == "Availability"
+    method.starts_with("Get") || method.starts_with("List") || method.ends_with("Availability")
 }
 
 /// One backend's breaker and its metrics, shared by every clone of its client.
@@ -350,6 +350,7 @@ mod tests {
             "/ticketing.catalog.v1.Catalog/GetEvent",
             "/ticketing.catalog.v1.Catalog/ListEvents",
             "/ticketing.inventory.v1.Inventory/Availability",
+            "/ticketing.inventory.v1.Inventory/BatchAvailability",
             "/ticketing.identity.v1.Identity/GetJwks",
         ] {
             assert!(is_read(read), "{read}");

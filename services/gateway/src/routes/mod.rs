@@ -55,6 +55,7 @@ impl Modify for BearerAuth {
         (name = "checkin", description = "Checking tickets in at the gate"),
         (name = "webhooks", description = "Payment providers' webhooks, authenticated by their signature"),
         (name = "admin", description = "Platform administration"),
+        (name = "graphql", description = "The GraphQL read API (events, venues, availability, the caller's bookings) and GraphiQL"),
         (name = "operations", description = "Liveness and readiness for load balancers")
     )
 )]
@@ -73,6 +74,7 @@ pub fn api(settings: &GatewaySettings) -> (axum::Router<AppState>, utoipa::opena
         .merge(checkin::routes())
         .merge(webhooks::routes())
         .merge(admin::routes())
+        .merge(crate::graphql::routes(&settings.graphql))
         .split_for_parts();
     contract::Contract.modify(&mut openapi);
     (router, openapi)

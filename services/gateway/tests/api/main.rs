@@ -4,6 +4,7 @@
 
 mod edge;
 mod fakes;
+mod graphql;
 mod harness;
 mod refusals;
 mod waiting_room;
