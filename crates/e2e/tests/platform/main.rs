@@ -2,11 +2,12 @@
 //! notification and the gateway) against the real Postgres, Redis, broker and an SMTP
 //! server: the purchase saga (hold → booking → payment → confirmation → tickets) and every
 //! way it can go wrong, the public HTTP API and its edge (limits, the waiting room, RBAC,
-//! the OpenAPI contract), reconciliation, restarts and tracing across the services. The
+//! the OpenAPI contract, GraphQL), reconciliation, restarts and tracing across the services. The
 //! real binaries' own suite is `binaries`; crash faults under load are `faults`.
 
 mod edge;
 mod gateway;
+mod graphql;
 mod harness;
 mod http;
 mod limits;

@@ -315,6 +315,8 @@ async fn rbac_every_route_lets_in_exactly_the_roles_the_matrix_says() {
         row(Method::POST, "/v1/checkin", "", Owner, &[422], json(checkin)),
         row(Method::POST, "/v1/webhooks/payments/{provider}", "processor", Public, &[400],
             json(json!({"id": "evt_1"}))),
+        row(Method::POST, "/graphql", "", Public, &[200], json(json!({"query": "{ events(first: 1) { items { id } } }"}))),
+        row(Method::GET, "/graphql", "", Public, &[200], Body::None),
     ];
 
     // The table covers exactly what the gateway serves.
