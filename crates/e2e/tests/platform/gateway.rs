@@ -345,4 +345,13 @@ async fn the_openapi_document_passes_a_real_validator_and_swagger_ui_renders_it_
     run(&chromium, &[&headless[..], &["--window-size=1280,2000", &shot, &url]].concat());
     let png = std::fs::read(&screenshot).expect("chromium wrote the screenshot");
     assert!(png.starts_with(b"\x89PNG") && png.len() > 20_000, "a blank or missing screenshot: {} bytes", png.len());
+
+    // GraphiQL is vendored too: its rendered container proves React and GraphiQL load from
+    // the gateway alone under the page's CSP.
+    let graphiql = format!("{}/graphql", http.base);
+    let dom = run(&chromium, &[&headless[..], &["--dump-dom", &graphiql]].concat());
+    let dom = String::from_utf8_lossy(&dom.stdout);
+    assert!(dom.contains("graphiql-container"), "GraphiQL did not render: {dom:.2000}");
+    let shot = format!("--screenshot={}", dir.join("graphiql.png").display());
+    run(&chromium, &[&headless[..], &["--window-size=1280,900", &shot, &graphiql]].concat());
 }
