@@ -36,7 +36,17 @@ ReactDOM.createRoot(document.getElementById("graphiql")).render(
   React.createElement(GraphiQL, {
     fetcher,
     defaultEditorToolsVisibility: true,
-    defaultQuery: "{\n  events(first: 5) {\n    items { name startsAt categories { name price { currency minorUnits } availability { available } } }\n  }\n}\n",
+    defaultQuery: [
+      "{",
+      "  events(first: 5) {",
+      "    items {",
+      "      name",
+      "      startsAt",
+      "      categories { name price { currency minorUnits } availability { available } }",
+      "    }",
+      "  }",
+      "}",
+    ].join("\n"),
   }),
 );
 "#;

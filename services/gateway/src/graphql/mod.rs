@@ -168,15 +168,26 @@ pub fn routes(settings: &GraphqlSettings) -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(graphiql::page, execute)).layer(Extension(schema(settings)))
 }
 
-/// A GraphQL request: `query`, and optionally `operationName` and `variables`.
-#[derive(utoipa::ToSchema)]
-#[allow(dead_code)]
+/// A GraphQL request: `query`, and optionally `operationName` and `variables`. Strict like
+/// every body: a missing query, a field of the wrong type or an unknown field is a 422.
+#[derive(serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct GraphqlRequest {
     query: String,
-    #[schema(rename = "operationName")]
     operation_name: Option<String>,
     #[schema(value_type = Option<Object>)]
-    variables: Option<serde_json::Value>,
+    variables: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+impl From<GraphqlRequest> for async_graphql::Request {
+    fn from(r: GraphqlRequest) -> Self {
+        let variables = async_graphql::Variables::from_json(serde_json::Value::Object(r.variables.unwrap_or_default()));
+        let request = async_graphql::Request::new(r.query).variables(variables);
+        match r.operation_name {
+            Some(name) => request.operation_name(name),
+            None => request,
+        }
+    }
 }
 
 /// Runs a query (queries only; `me` needs a bearer token). Always 200 with `data` and,
@@ -194,10 +205,10 @@ async fn execute(
     Extension(schema): Extension<GraphqlSchema>,
     headers: HeaderMap,
     caller: std::result::Result<Caller, Problem>,
-    Json(request): Json<async_graphql::Request>,
+    Json(request): Json<GraphqlRequest>,
 ) -> axum::Json<async_graphql::Response> {
     let viewer = Viewer(bearer(&headers).map(|_| caller.map(|Caller(principal)| principal)));
-    let request = request.data(viewer).data(Loaders::new(&s.backends));
+    let request = async_graphql::Request::from(request).data(viewer).data(Loaders::new(&s.backends));
     let mut response = schema.execute(request).await;
     // What the schema refused (syntax, validation, limits) names no problem type yet.
     for error in &mut response.errors {

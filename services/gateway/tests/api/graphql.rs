@@ -114,6 +114,20 @@ async fn too_deep_too_costly_or_too_large_queries_are_refused_before_any_backend
     assert!(answer.body["errors"][0]["message"].as_str().unwrap().contains("complex"), "{}", answer.body);
     assert_eq!(answer.body["data"], Value::Null);
 
+    let post = |body: Value| gateway.call(Method::POST, "/graphql").json(&body);
+    for body in [
+        json!({}),
+        json!({"query": 7}),
+        json!({"query": "{ events { items { id } } }", "vars": {}}),
+        json!({"query": "{ events { items { id } } }", "variables": [1]}),
+    ] {
+        let answer = send(post(body.clone())).await;
+        assert_eq!((answer.status, answer.problem()), (StatusCode::UNPROCESSABLE_ENTITY, "invalid-body"), "{body}");
+    }
+    let with_variables = json!({"query": "query Q($n: Int) { events(first: $n) { items { id } } }",
+                                "operationName": "Q", "variables": {"n": 0}});
+    let answer = send(post(with_variables)).await;
+    assert_eq!(codes(&answer), ["VALIDATION_ERROR"], "variables reach the query: {}", answer.body);
     let malformed = gateway.graphql("{ events { ", None).await;
     assert_eq!(codes(&malformed), ["BAD_REQUEST"], "{}", malformed.body);
     let huge = format!("{{ events {{ items {{ id }} }} }} # {}", "x".repeat(2 << 20));
