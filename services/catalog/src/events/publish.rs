@@ -22,8 +22,9 @@ fn user(id: Option<Uuid>) -> String {
 }
 
 /// Everything inventory needs to create stock: each seated category's seats come best first,
-/// with their rows and positions so it can find adjacent seats.
-pub(crate) fn published(event: &Event, places: &HashMap<Uuid, Vec<SeatPlace>>) -> pb::EventPublished {
+/// with their rows and positions so it can find adjacent seats; notification prints the
+/// venue's name on tickets.
+pub(crate) fn published(event: &Event, places: &HashMap<Uuid, Vec<SeatPlace>>, venue: &str) -> pb::EventPublished {
     let d = &event.details;
     pb::EventPublished {
         event_id: event.id.to_string(),
@@ -39,6 +40,7 @@ pub(crate) fn published(event: &Event, places: &HashMap<Uuid, Vec<SeatPlace>>) -
         categories: event.categories.iter().map(|c| snapshot(c, places.get(&c.id))).collect(),
         version: event.version,
         admission_per_minute: d.waiting_room.unwrap_or(0),
+        venue_name: venue.to_owned(),
     }
 }
 
@@ -64,8 +66,8 @@ fn snapshot(category: &Category, places: Option<&Vec<SeatPlace>>) -> pb::Categor
     }
 }
 
-/// A published event's details changed.
-pub(crate) fn updated(event: &Event, by: Uuid) -> pb::EventUpdated {
+/// A published event's details changed (`venue` is the name of its venue, which may be new).
+pub(crate) fn updated(event: &Event, by: Uuid, venue: &str) -> pb::EventUpdated {
     let d = &event.details;
     pb::EventUpdated {
         event_id: event.id.to_string(),
@@ -81,6 +83,7 @@ pub(crate) fn updated(event: &Event, by: Uuid) -> pb::EventUpdated {
         version: event.version,
         updated_by: by.to_string(),
         admission_per_minute: d.waiting_room.unwrap_or(0),
+        venue_name: venue.to_owned(),
     }
 }
 

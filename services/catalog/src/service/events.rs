@@ -118,7 +118,7 @@ impl Catalog {
         let mut updated = events::update_details(&mut tx, id, &venue.name, &details).await?;
         updated.categories = event.categories;
         if updated.status != EventStatus::Draft {
-            self.announce(&mut tx, id, &publish::updated(&updated, by)).await?;
+            self.announce(&mut tx, id, &publish::updated(&updated, by, &venue.name)).await?;
         }
         commit(tx).await?;
         tracing::info!(event_id = %id, version = updated.version, "event updated");
@@ -195,7 +195,10 @@ impl Catalog {
         match transition {
             Transition::Publish => {
                 let places = seat_maps::places_by_category(&mut *tx, &[updated.id]).await?;
-                self.announce(tx, updated.id, &publish::published(&updated, &places)).await?;
+                // Tickets print the venue's name; an event's venue always exists.
+                let venue = venues::by_id(&mut *tx, updated.details.venue_id).await?.map(|v| v.name);
+                let published = publish::published(&updated, &places, venue.as_deref().unwrap_or_default());
+                self.announce(tx, updated.id, &published).await?;
             }
             Transition::StartSale => self.announce(tx, updated.id, &publish::sale_started(&updated, by)).await?,
             Transition::Close => self.announce(tx, updated.id, &publish::closed(&updated, by)).await?,

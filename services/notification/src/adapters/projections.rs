@@ -1,5 +1,5 @@
 //! What notification keeps of other services' events: users (email, name), events
-//! (organizer, name, start) and bookings (owner, revocation).
+//! (organizer, name, start, venue) and bookings (owner, revocation).
 
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgExecutor};
@@ -21,6 +21,8 @@ pub struct Event {
     pub name: String,
     /// Its start in its own time zone, e.g. `2026-12-01 20:00 (Europe/Berlin)`.
     pub starts_local: Option<String>,
+    /// Its venue's name; empty for events published before catalog sent it.
+    pub venue_name: String,
 }
 
 /// Records or refreshes a user.
@@ -56,6 +58,8 @@ pub struct EventChange<'a> {
     pub starts_at: Option<DateTime<Utc>>,
     /// Its IANA time zone.
     pub time_zone: &'a str,
+    /// Its venue's name.
+    pub venue_name: &'a str,
     /// The event's version after the change; older changes are ignored.
     pub version: i64,
 }
@@ -63,11 +67,11 @@ pub struct EventChange<'a> {
 /// Applies `change` unless a newer version is already recorded.
 pub async fn upsert_event(conn: &mut PgConnection, change: &EventChange<'_>) -> sqlx::Result<()> {
     sqlx::query(
-        "INSERT INTO events (event_id, organizer_id, name, starts_at, time_zone, version)
-         VALUES ($1, $2, $3, $4, $5, $6)
+        "INSERT INTO events (event_id, organizer_id, name, starts_at, time_zone, version, venue_name)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)
          ON CONFLICT (event_id) DO UPDATE
             SET organizer_id = EXCLUDED.organizer_id, name = EXCLUDED.name, starts_at = EXCLUDED.starts_at,
-                time_zone = EXCLUDED.time_zone, version = EXCLUDED.version
+                time_zone = EXCLUDED.time_zone, version = EXCLUDED.version, venue_name = EXCLUDED.venue_name
           WHERE events.version < EXCLUDED.version",
     )
     .bind(change.id)
@@ -76,6 +80,7 @@ pub async fn upsert_event(conn: &mut PgConnection, change: &EventChange<'_>) -> 
     .bind(change.starts_at)
     .bind(change.time_zone)
     .bind(change.version)
+    .bind(change.venue_name)
     .execute(conn)
     .await?;
     Ok(())
@@ -89,7 +94,8 @@ pub async fn event(db: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<Option<Eve
                 CASE WHEN starts_at IS NULL THEN NULL
                      WHEN time_zone IN (SELECT name FROM pg_timezone_names)
                      THEN to_char(starts_at AT TIME ZONE time_zone, 'YYYY-MM-DD HH24:MI') || ' (' || time_zone || ')'
-                     ELSE to_char(starts_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI') || ' (UTC)' END AS starts_local
+                     ELSE to_char(starts_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI') || ' (UTC)' END AS starts_local,
+                venue_name
            FROM events WHERE event_id = $1",
     )
     .bind(id)

@@ -128,11 +128,11 @@ impl Events {
             }
             Incoming::EventPublished(e) => {
                 let fields = (&*e.event_id, &*e.organizer_id, &*e.name, e.starts_at.as_ref(), &*e.time_zone, e.version);
-                upsert_event(tx, fields).await?;
+                upsert_event(tx, fields, &e.venue_name).await?;
             }
             Incoming::EventUpdated(e) => {
                 let fields = (&*e.event_id, &*e.organizer_id, &*e.name, e.starts_at.as_ref(), &*e.time_zone, e.version);
-                upsert_event(tx, fields).await?;
+                upsert_event(tx, fields, &e.venue_name).await?;
             }
             Incoming::BookingConfirmed(c) => self.issue_tickets(tx, event, c).await?,
             Incoming::BookingCancelled(c) => revoke(tx, &c.booking_id, &c.user_id, &c.event_id, "cancelled").await?,
@@ -207,7 +207,7 @@ impl Events {
 /// `(event id, organizer id, name, start, time zone, version)` of a published or updated event.
 type EventFields<'a> = (&'a str, &'a str, &'a str, Option<&'a prost_types::Timestamp>, &'a str, u64);
 
-async fn upsert_event(tx: &mut PgConnection, fields: EventFields<'_>) -> Result<(), HandleError> {
+async fn upsert_event(tx: &mut PgConnection, fields: EventFields<'_>, venue_name: &str) -> Result<(), HandleError> {
     let (event, organizer, name, starts_at, time_zone, version) = fields;
     let change = EventChange {
         id: id("event_id", event)?,
@@ -215,6 +215,7 @@ async fn upsert_event(tx: &mut PgConnection, fields: EventFields<'_>) -> Result<
         name,
         starts_at: starts_at.and_then(from_proto),
         time_zone,
+        venue_name,
         version: i64::try_from(version).map_err(permanent)?,
     };
     projections::upsert_event(tx, &change).await.map_err(retryable)
