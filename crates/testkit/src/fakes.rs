@@ -146,6 +146,7 @@ fake!(Catalog: catalog::catalog_server::Catalog {
 fake!(Notification: notification::notification_server::Notification {
     get_delivery_status(notification::GetDeliveryStatusRequest) -> notification::GetDeliveryStatusResponse;
     list_tickets(notification::ListTicketsRequest) -> notification::ListTicketsResponse;
+    get_tickets_pdf(notification::GetTicketsPdfRequest) -> notification::GetTicketsPdfResponse;
     verify_ticket(notification::VerifyTicketRequest) -> notification::VerifyTicketResponse;
     revoke_tickets(notification::RevokeTicketsRequest) -> notification::RevokeTicketsResponse;
     get_ticket_signing_keys(notification::GetTicketSigningKeysRequest) -> notification::GetTicketSigningKeysResponse;

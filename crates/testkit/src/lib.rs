@@ -9,6 +9,7 @@ pub mod broker;
 pub mod fakes;
 mod issuer;
 pub mod otlp;
+pub mod pdf;
 pub mod process;
 pub mod redis_server;
 pub mod smtp;

@@ -178,6 +178,8 @@ pub struct Email {
     pub html: String,
     /// The PNG images, in order.
     pub pngs: Vec<Vec<u8>>,
+    /// The attached PDFs: file name and bytes.
+    pub pdfs: Vec<(String, Vec<u8>)>,
 }
 
 /// Parses a received message as a mail client would.
@@ -189,6 +191,12 @@ pub fn parse(received: &Received) -> Email {
         .filter(|p| p.content_type().is_some_and(|c| c.ctype() == "image" && c.subtype() == Some("png")))
         .map(|p| p.contents().to_vec())
         .collect();
+    let pdfs = message
+        .parts
+        .iter()
+        .filter(|p| p.content_type().is_some_and(|c| c.ctype() == "application" && c.subtype() == Some("pdf")))
+        .map(|p| (p.attachment_name().unwrap_or_default().to_owned(), p.contents().to_vec()))
+        .collect();
     Email {
         to: received.to.clone(),
         header_to: message.to().and_then(|a| a.first()).and_then(|a| a.address()).unwrap_or_default().to_owned(),
@@ -197,6 +205,7 @@ pub fn parse(received: &Received) -> Email {
         text: message.body_text(0).map(|t| t.into_owned()).unwrap_or_default(),
         html: message.body_html(0).map(|t| t.into_owned()).unwrap_or_default(),
         pngs,
+        pdfs,
     }
 }
 
@@ -224,8 +233,12 @@ pub fn read_qr(png_bytes: &[u8]) -> String {
     let mut buf = vec![0; reader.output_buffer_size().expect("a sane size")];
     let info = reader.next_frame(&mut buf).expect("a frame");
     assert_eq!(info.color_type, png::ColorType::Grayscale);
-    let (w, h) = (info.width as usize, info.height as usize);
-    let mut image = rqrr::PreparedImage::prepare_from_greyscale(w, h, |x, y| buf[y * w + x]);
+    read_qr_in(info.width as usize, info.height as usize, &buf)
+}
+
+/// Reads the one QR code in a greyscale image of `width` × `height` pixels, row by row.
+pub fn read_qr_in(width: usize, height: usize, pixels: &[u8]) -> String {
+    let mut image = rqrr::PreparedImage::prepare_from_greyscale(width, height, |x, y| pixels[y * width + x]);
     let grids = image.detect_grids();
     assert_eq!(grids.len(), 1, "one QR code per image");
     grids[0].decode().expect("a readable QR code").1

@@ -1,5 +1,5 @@
-//! Notification's use cases over gRPC: delivery status, a booking's tickets, check-in
-//! and the ticket keys.
+//! Notification's use cases over gRPC: delivery status, a booking's tickets (listed or
+//! as a PDF), check-in and the ticket keys.
 
 use chrono::{DateTime, Utc};
 use prometheus::{IntCounterVec, Opts};
@@ -8,6 +8,7 @@ use ticketing_platform::auth::{Principal, Role, Scope};
 use uuid::Uuid;
 
 use crate::adapters::keys::TicketKeys;
+use crate::adapters::pdf::{self, Booklet, PrintedTicket};
 use crate::adapters::{deliveries, projections, tickets};
 use crate::domain::code::ParsedCode;
 use crate::domain::rotating;
@@ -59,6 +60,17 @@ pub struct ListedTicket {
     pub ticket: Ticket,
     /// Its rotating-code secret: for its owner only.
     pub rotation_secret: Option<[u8; 32]>,
+}
+
+/// A booking's tickets as a PDF.
+#[derive(Debug, Clone)]
+pub struct TicketsPdf {
+    /// The document.
+    pub pdf: Vec<u8>,
+    /// What to save it as.
+    pub filename: String,
+    /// One per ticket.
+    pub pages: usize,
 }
 
 /// The service's state and use cases.
@@ -121,6 +133,44 @@ impl Notification {
             listed.push(ListedTicket { ticket, rotation_secret });
         }
         Ok(listed)
+    }
+
+    /// The booking's tickets that still admit, one PDF page each, for its owner only: a
+    /// printed code is a static code that anyone holding the paper can use, so not even
+    /// an admin prints someone else's. Anyone else, and a booking without such tickets,
+    /// is told there is nothing, so the answer does not reveal whose a booking is.
+    pub async fn tickets_pdf(&self, caller: &Principal, booking: Uuid) -> Result<TicketsPdf> {
+        const NOTHING: NotificationError = NotificationError::NotFound("no printable tickets for this booking");
+        let owner = projections::booking_owner(&self.pool, booking).await?;
+        if owner != Some(caller.user_id) {
+            return Err(NOTHING);
+        }
+        let issued: Vec<Ticket> =
+            tickets::of_booking(&self.pool, booking).await?.into_iter().filter(|t| t.revoked_at.is_none()).collect();
+        let Some(first) = issued.first() else { return Err(NOTHING) };
+        if issued.len() > pdf::MAX_PAGES {
+            let detail = format!("has more than {} tickets, more than one PDF holds", pdf::MAX_PAGES);
+            return Err(NotificationError::invalid("booking_id", detail));
+        }
+        let event = projections::event(&self.pool, first.event_id).await?;
+        let holder = projections::user(&self.pool, caller.user_id).await?.map(|u| u.display_name);
+        let booklet = Booklet {
+            event_name: event.as_ref().map_or("Your event", |e| e.name.as_str()).to_owned(),
+            venue: event.as_ref().map(|e| e.venue_name.clone()).unwrap_or_default(),
+            starts: event.and_then(|e| e.starts_local).unwrap_or_default(),
+            booking_id: booking.to_string(),
+            holder: holder.unwrap_or_default(),
+            tickets: issued
+                .into_iter()
+                .map(|t| PrintedTicket { id: t.id.to_string(), label: t.seat_label, code: t.code })
+                .collect(),
+        };
+        let pages = booklet.tickets.len();
+        // QR encoding is CPU work (up to 100 pages): off the async workers.
+        let pdf = tokio::task::spawn_blocking(move || pdf::render(&booklet))
+            .await
+            .map_err(|e| NotificationError::Unavailable(e.into()))??;
+        Ok(TicketsPdf { pdf, filename: format!("tickets-{booking}.pdf"), pages })
     }
 
     /// Its owner and admins may read a booking's deliveries and tickets. A booking not

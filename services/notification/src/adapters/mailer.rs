@@ -60,7 +60,8 @@ impl Mailer {
         format!("<{delivery}@{}>", self.from.email.domain())
     }
 
-    /// Builds the message: plain text and HTML alternatives, the HTML with its inline images.
+    /// Builds the message: plain text and HTML alternatives, the HTML with its inline
+    /// images, and any attachments beside them (`multipart/mixed`).
     pub fn compose(&self, delivery: uuid::Uuid, to: &str, email: Rendered) -> Result<Message, SendError> {
         let to: Mailbox = to.parse().map_err(|e| SendError::permanent(format!("bad recipient {to:?}: {e}")))?;
         let html = SinglePart::html(email.html);
@@ -75,13 +76,21 @@ impl Mailer {
             });
             MultiPart::alternative().singlepart(SinglePart::plain(email.text)).multipart(related)
         };
+        let body = if email.attachments.is_empty() {
+            html
+        } else {
+            email.attachments.into_iter().fold(MultiPart::mixed().multipart(html), |mixed, file| {
+                let kind = ContentType::parse(file.content_type).expect("attachments carry static, valid types");
+                mixed.singlepart(Attachment::new(file.filename).body(file.body, kind))
+            })
+        };
         Message::builder()
             .from(self.from.clone())
             .to(to)
             .subject(email.subject)
             .message_id(Some(self.message_id(delivery)))
             .date_now()
-            .multipart(html)
+            .multipart(body)
             .map_err(|e| SendError::permanent(format!("building the message: {e}")))
     }
 
@@ -108,7 +117,7 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::adapters::render::{InlineImage, Rendered};
+    use crate::adapters::render::{FileAttachment, InlineImage, Rendered};
 
     // The connection pool runs on Tokio, so building a transport needs a runtime.
     #[tokio::test]
@@ -138,15 +147,29 @@ mod tests {
                 filename: "ticket-1.png".into(),
                 png: vec![1],
             }],
+            attachments: vec![FileAttachment {
+                filename: "tickets-b.pdf".into(),
+                content_type: "application/pdf",
+                body: b"%PDF-1.7".to_vec(),
+            }],
         };
         let message = mailer.compose(delivery, "ada@example.com", email).unwrap();
         let raw = String::from_utf8(message.formatted()).unwrap();
         assert!(raw.contains(&format!("Message-ID: <{delivery}@example.com>")), "{raw}");
-        for part in ["multipart/alternative", "text/plain", "text/html", "multipart/related", "image/png"] {
+        for part in
+            ["multipart/mixed", "multipart/alternative", "text/plain", "text/html", "multipart/related", "image/png"]
+        {
             assert!(raw.contains(part), "{part} missing:\n{raw}");
         }
         assert!(raw.contains("Content-ID: <t1@ticketing>"), "{raw}");
-        let bad = Rendered { subject: String::new(), text: String::new(), html: String::new(), images: vec![] };
+        assert!(raw.contains("Content-Disposition: attachment; filename=\"tickets-b.pdf\""), "{raw}");
+        let bad = Rendered {
+            subject: String::new(),
+            text: String::new(),
+            html: String::new(),
+            images: vec![],
+            attachments: vec![],
+        };
         let refused = mailer.compose(delivery, "not an address", bad).unwrap_err();
         assert!(refused.permanent, "a bad address never becomes good");
     }

@@ -1,9 +1,11 @@
 //! Email templates: subject, plain text and HTML per template, embedded at compile time
-//! and rendered with minijinja (HTML auto-escaped), plus the QR images tickets show inline.
+//! and rendered with minijinja (HTML auto-escaped), plus the QR images tickets show inline
+//! and the tickets' PDF attached.
 
 use anyhow::Context as _;
 use minijinja::{Environment, UndefinedBehavior};
 
+use super::pdf::{Booklet, PrintedTicket};
 use crate::domain::Template;
 
 /// The template sources, by file name.
@@ -43,6 +45,19 @@ pub struct Rendered {
     pub html: String,
     /// Images the HTML shows by `cid:`.
     pub images: Vec<InlineImage>,
+    /// Files attached to the message.
+    pub attachments: Vec<FileAttachment>,
+}
+
+/// A file attached to an email.
+#[derive(Debug, Clone)]
+pub struct FileAttachment {
+    /// The name a client saves it as.
+    pub filename: String,
+    /// Its MIME type.
+    pub content_type: &'static str,
+    /// Its bytes.
+    pub body: Vec<u8>,
 }
 
 /// A PNG shown inline.
@@ -81,8 +96,10 @@ impl Renderer {
     }
 
     /// Renders `template` with `context`. Tickets in the context (`tickets[].id`,
-    /// `tickets[].code`) become inline QR images, referred to as `tickets[].cid`.
+    /// `tickets[].code`) become inline QR images, referred to as `tickets[].cid`, and a
+    /// PDF attachment with a page each.
     pub fn render(&self, template: Template, context: &serde_json::Value) -> anyhow::Result<Rendered> {
+        let attachments = booklet(context).map(printed).transpose()?.into_iter().collect();
         let mut context = context.clone();
         let mut images = Vec::new();
         if let Some(tickets) = context.get_mut("tickets").and_then(serde_json::Value::as_array_mut) {
@@ -106,8 +123,36 @@ impl Renderer {
         };
         // Headers are one line: whatever a user put in their name cannot add another.
         let subject = render("subject")?.split_whitespace().collect::<Vec<_>>().join(" ");
-        Ok(Rendered { subject, text: render("txt")?, html: render("html")?, images })
+        Ok(Rendered { subject, text: render("txt")?, html: render("html")?, images, attachments })
     }
+}
+
+/// The printed tickets of a context with tickets (`event_name`, `venue`, `starts`,
+/// `booking_id`, `holder` and `tickets[].{id, label, code}`; what a delivery logged before
+/// a field existed lacks prints without it).
+fn booklet(context: &serde_json::Value) -> Option<Booklet> {
+    let text = |value: &serde_json::Value, key: &str| value.get(key).and_then(|v| v.as_str()).unwrap_or("").to_owned();
+    let tickets = context.get("tickets")?.as_array()?;
+    Some(Booklet {
+        event_name: text(context, "event_name"),
+        venue: text(context, "venue"),
+        starts: text(context, "starts"),
+        booking_id: text(context, "booking_id"),
+        holder: text(context, "holder"),
+        tickets: tickets
+            .iter()
+            .map(|t| PrintedTicket { id: text(t, "id"), label: text(t, "label"), code: text(t, "code") })
+            .collect(),
+    })
+}
+
+fn printed(booklet: Booklet) -> anyhow::Result<FileAttachment> {
+    let body = super::pdf::render(&booklet).context("printing the tickets")?;
+    Ok(FileAttachment {
+        filename: format!("tickets-{}.pdf", booklet.booking_id),
+        content_type: "application/pdf",
+        body,
+    })
 }
 
 #[cfg(test)]
@@ -155,6 +200,11 @@ mod tests {
             assert!(image.png.starts_with(b"\x89PNG"));
         }
         assert!(rendered.text.contains("Code: k.payload2.sig"));
+        let [pdf] = &rendered.attachments[..] else { panic!("one PDF attached") };
+        assert_eq!((pdf.filename.as_str(), pdf.content_type), ("tickets-b-1.pdf", "application/pdf"));
+        assert!(pdf.body.starts_with(b"%PDF-"));
+        let other = Renderer::new().render(Template::Welcome, &context(Template::Welcome)).unwrap();
+        assert!(other.attachments.is_empty(), "only tickets are printed");
     }
 
     #[test]

@@ -11,6 +11,9 @@ pub enum NotificationError {
     /// The caller may not see or do this.
     #[error("{0}")]
     Forbidden(&'static str),
+    /// Nothing the caller may see is there (also said for what is someone else's).
+    #[error("{0}")]
+    NotFound(&'static str),
     /// A ticket of the booking was scanned at the gate: it can no longer be revoked
     /// (without force).
     #[error("a ticket of this booking was already scanned at the gate")]

@@ -313,7 +313,10 @@ async fn booking_or_refund_email(tx: &mut PgConnection, source: Uuid, incoming: 
         None => None,
     };
     context["name"] = greeting(&recipient).into();
+    // The attached PDF prints the holder's name only when they gave one.
+    context["holder"] = recipient.display_name.trim().into();
     context["event_name"] = event.as_ref().map_or("your event", |e| e.name.as_str()).into();
+    context["venue"] = event.as_ref().map_or("", |e| e.venue_name.as_str()).into();
     context["starts"] = event.and_then(|e| e.starts_local).into();
     let delivery = NewDelivery {
         source_event_id: source,

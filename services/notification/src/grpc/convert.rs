@@ -19,6 +19,7 @@ impl From<NotificationError> for Status {
                 ticketing_platform::status::invalid_argument(&message, &violations)
             }
             NotificationError::Forbidden(_) => Status::permission_denied(message),
+            NotificationError::NotFound(_) => Status::not_found(message),
             NotificationError::TicketScanned => ticketing_platform::status::refused("TICKET_SCANNED", message),
             NotificationError::Unavailable(source) => {
                 tracing::error!(error = format!("{source:#}"), "notification dependency failed");

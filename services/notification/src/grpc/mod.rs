@@ -51,6 +51,20 @@ impl NotificationApi for Api {
         Ok(Response::new(pb::ListTicketsResponse { tickets: tickets.into_iter().map(Into::into).collect() }))
     }
 
+    async fn get_tickets_pdf(
+        &self,
+        request: Request<pb::GetTicketsPdfRequest>,
+    ) -> Result<Response<pb::GetTicketsPdfResponse>, Status> {
+        let caller = Principal::of(&request)?;
+        let booking = convert::uuid("booking_id", &request.get_ref().booking_id)?;
+        let printed = self.notification.tickets_pdf(&caller, booking).await?;
+        Ok(Response::new(pb::GetTicketsPdfResponse {
+            filename: printed.filename,
+            pages: u32::try_from(printed.pages).unwrap_or(u32::MAX),
+            pdf: printed.pdf,
+        }))
+    }
+
     async fn verify_ticket(
         &self,
         request: Request<pb::VerifyTicketRequest>,

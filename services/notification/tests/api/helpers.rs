@@ -145,6 +145,17 @@ impl TestApp {
         self.client.clone().list_tickets(request).await.map(|r| r.into_inner().tickets)
     }
 
+    /// GetTicketsPdf as `user` with `roles`.
+    pub async fn tickets_pdf(
+        &self,
+        user: Uuid,
+        roles: &[Role],
+        booking: Uuid,
+    ) -> Result<pb::GetTicketsPdfResponse, tonic::Status> {
+        let request = self.authed(pb::GetTicketsPdfRequest { booking_id: booking.to_string() }, user, roles);
+        self.client.clone().get_tickets_pdf(request).await.map(tonic::Response::into_inner)
+    }
+
     /// Waits until the booking has `n` tickets (as its owner sees them).
     pub async fn wait_for_tickets(&self, owner: Uuid, booking: Uuid, n: usize) -> Vec<pb::Ticket> {
         eventually("tickets", WAIT, || async {
@@ -308,6 +319,7 @@ impl Show {
             starts_at: Some(prost_types::Timestamp { seconds: 1_800_000_000, nanos: 0 }),
             time_zone: "Europe/Berlin".into(),
             version: 1,
+            venue_name: "Hallenstadion".into(),
             ..Default::default()
         }
     }

@@ -5,5 +5,6 @@ mod checkin;
 mod delivery;
 mod emails;
 mod helpers;
+mod printed;
 mod rotating;
 mod sealing;
