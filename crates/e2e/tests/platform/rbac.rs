@@ -312,6 +312,8 @@ async fn rbac_every_route_lets_in_exactly_the_roles_the_matrix_says() {
         row(Method::POST, "/v1/bookings/{id}/cancel", nobody, SignedIn, &[404], json(json!({"reason": "no"}))),
         // Notification knows no booking by that id, so it has no tickets.
         row(Method::GET, "/v1/bookings/{id}/tickets", nobody, SignedIn, &[200], Body::None),
+        // Only the owner prints a booking's tickets; for anyone else it does not exist.
+        row(Method::GET, "/v1/bookings/{id}/tickets.pdf", nobody, SignedIn, &[404], Body::None),
         row(Method::POST, "/v1/checkin", "", Owner, &[422], json(checkin)),
         row(Method::POST, "/v1/webhooks/payments/{provider}", "processor", Public, &[400],
             json(json!({"id": "evt_1"}))),

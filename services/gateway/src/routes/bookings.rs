@@ -2,7 +2,8 @@
 //! notification.
 
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse as _, Response};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use ticketing_proto::booking::v1 as pb;
@@ -26,6 +27,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(pay))
         .routes(routes!(cancel))
         .routes(routes!(tickets))
+        .routes(routes!(tickets_pdf))
 }
 
 const STATUSES: [(&str, pb::BookingStatus); 6] = [
@@ -292,4 +294,35 @@ async fn tickets(
     let request = caller.request(notification::ListTicketsRequest { booking_id: booking });
     let found = s.backends.notification.clone().list_tickets(request).await?.into_inner();
     Ok(axum::Json(found.tickets.into_iter().map(Into::into).collect()))
+}
+
+/// The booking's tickets as a PDF to print or keep: one page per ticket that still admits,
+/// with its event, venue, start, seat, booking reference, the buyer's name and its QR code
+/// (the static signed code, which gates that also take printed tickets admit once). For
+/// the booking's owner only; anyone else gets 404, as for a booking that does not exist.
+#[utoipa::path(get, path = "/v1/bookings/{id}/tickets.pdf", tag = "bookings", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Booking id")),
+    responses((status = 200, description = "The tickets, one page each", content_type = "application/pdf",
+               body = Vec<u8>,
+               headers(("Content-Disposition" = String, description = "`attachment; filename=\"tickets-<id>.pdf\"`"))),
+              (status = 400, body = Problem), (status = 401, body = Problem),
+              (status = 404, body = Problem,
+               description = "Not the caller's booking, no such booking, or no tickets yet (or any more)")))]
+async fn tickets_pdf(
+    State(s): State<AppState>,
+    caller: Caller,
+    PathId { raw: booking, .. }: PathId,
+) -> Result<Response, Problem> {
+    let request = caller.request(notification::GetTicketsPdfRequest { booking_id: booking });
+    let printed = s.backends.notification.clone().get_tickets_pdf(request).await?.into_inner();
+    // The name is notification's (`tickets-<uuid>.pdf`); only its safe characters reach the header.
+    let filename: String =
+        printed.filename.chars().filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_')).collect();
+    let headers = [
+        (header::CONTENT_TYPE, "application/pdf".to_owned()),
+        (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{filename}\"")),
+        // Whoever holds a copy holds the tickets: no shared cache keeps one.
+        (header::CACHE_CONTROL, "private, no-store".to_owned()),
+    ];
+    Ok((headers, printed.pdf).into_response())
 }
