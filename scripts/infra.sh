@@ -295,14 +295,15 @@ ensure_helm() {
 
 # librdkafka is built with the system's OpenSSL (SSL/SASL_SSL to managed Kafka, ADR 0016);
 # the TLS tests make a throwaway CA with the openssl command; the gateway test screenshots
-# the Swagger UI with headless chromium; jq picks values out of the README's sample curls.
+# the Swagger UI with headless chromium; jq picks values out of the README's sample curls;
+# the printed-tickets test renders PDF pages with poppler-utils' pdftoppm and pdftotext.
 ensure_packages() {
   local missing=() pkg
-  for pkg in libssl-dev pkg-config openssl chromium jq; do
+  for pkg in libssl-dev pkg-config openssl chromium jq poppler-utils; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
   done
   if ((${#missing[@]} == 0)); then
-    say "packages: libssl-dev $(dpkg-query -W -f='${Version}' libssl-dev), pkg-config, openssl, chromium, jq"
+    say "packages: libssl-dev $(dpkg-query -W -f='${Version}' libssl-dev), pkg-config, openssl, chromium, jq, poppler-utils"
     return
   fi
   say "installing ${missing[*]} (Debian)"

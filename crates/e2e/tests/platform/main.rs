@@ -11,6 +11,7 @@ mod graphql;
 mod harness;
 mod http;
 mod limits;
+mod printed;
 mod proxy;
 mod rbac;
 mod reconciler;
