@@ -296,6 +296,12 @@ async fn tickets(
     Ok(axum::Json(found.tickets.into_iter().map(Into::into).collect()))
 }
 
+/// A PDF document, as bytes (OpenAPI 3.1: a string whose content is `application/pdf`).
+#[derive(ToSchema)]
+#[schema(value_type = String, format = Binary, content_media_type = "application/pdf")]
+#[allow(dead_code)] // Only its schema is used: the handler sends the bytes as they came.
+struct PdfDocument(Vec<u8>);
+
 /// The booking's tickets as a PDF to print or keep: one page per ticket that still admits,
 /// with its event, venue, start, seat, booking reference, the buyer's name and its QR code
 /// (the static signed code, which gates that also take printed tickets admit once). For
@@ -303,7 +309,7 @@ async fn tickets(
 #[utoipa::path(get, path = "/v1/bookings/{id}/tickets.pdf", tag = "bookings", security(("bearer" = [])),
     params(("id" = String, Path, description = "Booking id")),
     responses((status = 200, description = "The tickets, one page each", content_type = "application/pdf",
-               body = Vec<u8>,
+               body = PdfDocument,
                headers(("Content-Disposition" = String, description = "`attachment; filename=\"tickets-<id>.pdf\"`"))),
               (status = 400, body = Problem), (status = 401, body = Problem),
               (status = 404, body = Problem,
@@ -325,4 +331,22 @@ async fn tickets_pdf(
         (header::CACHE_CONTROL, "private, no-store".to_owned()),
     ];
     Ok((headers, printed.pdf).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_tickets_pdf_is_documented_as_a_binary_pdf_attachment() {
+        let (_, openapi) = crate::routes::api(&crate::config::GatewaySettings::default());
+        let doc = serde_json::to_value(&openapi).unwrap();
+        let ok = &doc["paths"]["/v1/bookings/{id}/tickets.pdf"]["get"]["responses"]["200"];
+        let content = ok["content"].as_object().unwrap();
+        assert_eq!(content.keys().collect::<Vec<_>>(), ["application/pdf"], "{ok}");
+        let schema = &doc["components"]["schemas"]["PdfDocument"];
+        assert_eq!(
+            (schema["type"].as_str(), schema["contentMediaType"].as_str()),
+            (Some("string"), Some("application/pdf"))
+        );
+        assert!(ok["headers"]["Content-Disposition"].is_object(), "{ok}");
+    }
 }
