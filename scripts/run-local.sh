@@ -10,7 +10,8 @@
 #   4. starts the seven services in the background (logs: .local/logs/<service>.log,
 #      pids: .local/pids/<service>.pid), waits for each /readyz and prints the URLs;
 #   5. seeds the demo data (demo-seed, crates/demo), once: a later run finds it and only
-#      renews expired PENDING_PAYMENT bookings (DEMO_SEED=0 skips the step);
+#      renews expired PENDING_PAYMENT bookings (DEMO_SEED=0 skips the step); each run
+#      writes the tickets PDFs of a few confirmed demo bookings to .local/tickets/;
 #   6. stays in the foreground until Ctrl-C (or scripts/stop-local.sh), starting again any
 #      service that exits on its own (as Kubernetes restarts a container), then stops them
 #      all with SIGTERM. Its own pid, the mail sink's and the broker's (when this run started it)
@@ -335,6 +336,7 @@ seed_demo() {
   fi
   say "seeding the demo data (log: $LOG_DIR/demo-seed.log)"
   DEMO_ADMIN_EMAIL=$ADMIN_EMAIL DEMO_ADMIN_PASSWORD=$ADMIN_PASSWORD "$BIN_DIR/demo-seed" "${short[@]}" \
+    --notification-url "http://127.0.0.1:${GRPC_PORT[notification]}" --tickets-dir "$STATE_DIR/tickets" \
     2>&1 | tee "$LOG_DIR/demo-seed.log" || rc=$?
   ((rc == 0)) || warn "demo-seed failed (status $rc); see $LOG_DIR/demo-seed.log"
   if [[ -n ${PID[inventory-seed]:-} ]]; then
@@ -364,6 +366,7 @@ $("$BIN_DIR/demo-seed" --logins)
   Logs:          $LOG_DIR/<service>.log      pids: $PID_DIR/
 
   Mail:          every email lands in $LOG_DIR/mail.log (SMTP 127.0.0.1:2525)
+  Tickets:       PDFs of a few demo bookings in $STATE_DIR/tickets/ (GET /v1/bookings/{id}/tickets.pdf)
 
   Public API:    http://127.0.0.1:8080/v1/events   (the gateway)
   Swagger UI:    http://127.0.0.1:8080/docs         OpenAPI: http://127.0.0.1:8080/openapi.json

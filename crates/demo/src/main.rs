@@ -5,7 +5,9 @@
 use std::io::Write as _;
 
 use clap::Parser;
+use ticketing_demo::api::Api;
 use ticketing_demo::plan::{self, Target};
+use ticketing_demo::printed::{self, PrintOptions};
 use ticketing_demo::seed::{self, Options};
 use ticketing_proto::identity::v1::Role;
 
@@ -17,6 +19,8 @@ struct Cli {
     logins: bool,
     #[command(flatten)]
     options: Options,
+    #[command(flatten)]
+    print: PrintOptions,
 }
 
 #[tokio::main]
@@ -48,6 +52,19 @@ async fn main() -> anyhow::Result<()> {
         writeln!(out, "  PENDING_PAYMENT bookings expire with their holds (inventory.hold_ttl, 10m by default)")?;
     }
     logins(&mut out)?;
+    if let Some(dir) = &cli.print.tickets_dir {
+        let api = Api::connect(&cli.options.urls)?;
+        // The demo data stands without them: a failure is reported, not fatal.
+        match printed::print(&api, &cli.print.notification_url, dir).await {
+            Ok(printed) => {
+                writeln!(out, "  printed tickets, as GET /v1/bookings/{{id}}/tickets.pdf serves them to their buyer:")?;
+                for p in &printed {
+                    writeln!(out, "    {} ({}, booking {})", p.file.display(), p.email, p.booking)?;
+                }
+            }
+            Err(e) => writeln!(out, "  printing demo tickets failed: {e:#}")?,
+        }
+    }
     for f in &report.failures {
         writeln!(out, "  failed: {f}")?;
     }
