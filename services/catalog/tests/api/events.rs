@@ -55,6 +55,7 @@ async fn each_change_is_announced_exactly_once_with_what_inventory_needs() {
     let event: EventPublished = ticketing_platform::events::payload(&messages[0].1).unwrap();
     assert_eq!((event.event_id.as_str(), event.name.as_str()), (draft.id.as_str(), "Premiere"));
     assert_eq!((event.organizer_id, event.venue_id), (app.organizer_a.to_string(), venue.id.clone()));
+    assert_eq!(event.venue_name, venue.name, "tickets print the venue's name");
     assert_eq!(
         (event.per_user_limit, event.version, event.time_zone.as_str()),
         (6, published.version, "Europe/Berlin")
@@ -79,6 +80,7 @@ async fn each_change_is_announced_exactly_once_with_what_inventory_needs() {
     assert_eq!((updated.description.as_str(), updated.name.as_str()), ("Now with an encore", "Premiere"));
     assert_eq!((updated.updated_by, updated.version), (app.admin.to_string(), published.version + 1));
     assert_eq!(updated.admission_per_minute, 1_200, "the pre-scaler reads the demand from it");
+    assert_eq!(updated.venue_name, venue.name);
     let started: EventSaleStarted = ticketing_platform::events::payload(&messages[2].1).unwrap();
     assert_eq!(started.started_by, app.organizer_a.to_string());
     let called_off: EventCancelled = ticketing_platform::events::payload(&messages[3].1).unwrap();
