@@ -108,14 +108,20 @@ impl fmt::Display for Money {
 /// `"EUR 50.00"`: `currency` and `minor_units` with the currency's minor digits, for amounts
 /// read from elsewhere that are shown, not checked.
 pub fn format(currency: &str, minor_units: i64) -> String {
+    format!("{currency} {}", decimal(currency, minor_units))
+}
+
+/// `"50.00"`: `minor_units` as a decimal number with `currency`'s minor digits, for exports
+/// that put the currency in a column of its own.
+pub fn decimal(currency: &str, minor_units: i64) -> String {
     let digits = minor_unit_digits(currency);
     let sign = if minor_units < 0 { "-" } else { "" };
     let units = minor_units.unsigned_abs();
     if digits == 0 {
-        return format!("{currency} {sign}{units}");
+        return format!("{sign}{units}");
     }
     let scale = 10u64.pow(digits);
-    format!("{currency} {sign}{}.{:0width$}", units / scale, units % scale, width = digits as usize)
+    format!("{sign}{}.{:0width$}", units / scale, units % scale, width = digits as usize)
 }
 
 /// `minor_units` of `currency` in its major unit, for metrics (never for sums).
