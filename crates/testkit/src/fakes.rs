@@ -167,4 +167,5 @@ fake!(Booking: booking::booking_server::Booking {
     list_my_bookings(booking::ListMyBookingsRequest) -> booking::ListBookingsResponse;
     list_event_bookings(booking::ListEventBookingsRequest) -> booking::ListBookingsResponse;
     cancel_booking(booking::CancelBookingRequest) -> booking::BookingDetails;
+    get_event_sales(booking::GetEventSalesRequest) -> booking::EventSales;
 });

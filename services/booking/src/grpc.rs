@@ -11,6 +11,7 @@ use ticketing_proto::booking::v1::booking_server::Booking as BookingApi;
 use ticketing_proto::common::v1::{Money, PageRequest, PageResponse};
 use tonic::{Request, Response, Status};
 
+use crate::domain::sales::{Bucket, SalesReport, Tally};
 use crate::domain::{Booking, BookingError, Status as State};
 use crate::service::{Bookings, Page};
 
@@ -97,7 +98,80 @@ impl From<Booking> for pb::BookingDetails {
             cancellation_reason: b.cancellation_reason.clone(),
             created_at: Some(to_proto(b.created_at)),
             updated_at: Some(to_proto(b.updated_at)),
+            confirmed_at: b.confirmed_at.map(to_proto),
+            refunded: money(b.refunded_minor),
         }
+    }
+}
+
+/// A request's optional instant; one that is out of range is a bad `field`.
+fn optional_instant(
+    field: &str,
+    t: Option<&prost_types::Timestamp>,
+) -> Result<Option<chrono::DateTime<chrono::Utc>>, Status> {
+    t.map(|t| {
+        ticketing_kernel::time::from_proto(t)
+            .ok_or_else(|| BookingError::invalid(field, "is not a valid instant").into())
+    })
+    .transpose()
+}
+
+fn bucket(raw: i32) -> Result<Bucket, Status> {
+    match pb::SalesBucket::try_from(raw) {
+        Ok(pb::SalesBucket::Hour) => Ok(Bucket::Hour),
+        // Days unless asked otherwise.
+        Ok(pb::SalesBucket::Day | pb::SalesBucket::Unspecified) => Ok(Bucket::Day),
+        Err(_) => Err(BookingError::invalid("bucket", format!("{raw} is not a bucket")).into()),
+    }
+}
+
+fn bucket_to_proto(bucket: Bucket) -> pb::SalesBucket {
+    match bucket {
+        Bucket::Hour => pb::SalesBucket::Hour,
+        Bucket::Day => pb::SalesBucket::Day,
+    }
+}
+
+/// `tally`'s money in `currency`.
+fn amounts(currency: &str, tally: &Tally) -> (Option<Money>, Option<Money>) {
+    let money = |minor_units| Some(Money { currency: currency.to_owned(), minor_units });
+    (money(tally.revenue_minor), money(tally.refunds_minor))
+}
+
+fn sales(event_id: String, report: SalesReport) -> pb::EventSales {
+    pb::EventSales {
+        event_id,
+        categories: report
+            .categories
+            .iter()
+            .map(|c| {
+                let (revenue, refunds) = amounts(&c.currency, &c.tally);
+                pb::CategorySales {
+                    category_id: c.category_id.to_string(),
+                    tickets_sold: c.tally.tickets_sold,
+                    revenue,
+                    tickets_refunded: c.tally.tickets_refunded,
+                    refunds,
+                }
+            })
+            .collect(),
+        from: Some(to_proto(report.window.from)),
+        to: Some(to_proto(report.window.to)),
+        bucket: bucket_to_proto(report.window.bucket) as i32,
+        series: report
+            .series
+            .iter()
+            .map(|p| {
+                let (revenue, refunds) = amounts(&p.currency, &p.tally);
+                pb::SalesPoint {
+                    start: Some(to_proto(p.start)),
+                    tickets_sold: p.tally.tickets_sold,
+                    revenue,
+                    tickets_refunded: p.tally.tickets_refunded,
+                    refunds,
+                }
+            })
+            .collect(),
     }
 }
 
@@ -153,6 +227,18 @@ impl BookingApi for Api {
         let PageRequest { cursor, limit } = r.page.unwrap_or_default();
         let page = self.bookings.of_event(&caller, &r.event_id, &statuses(&r.statuses)?, &cursor, limit).await?;
         Ok(Response::new(listing(page)))
+    }
+
+    async fn get_event_sales(
+        &self,
+        request: Request<pb::GetEventSalesRequest>,
+    ) -> Result<Response<pb::EventSales>, Status> {
+        let caller = Principal::of(&request)?;
+        let r = request.into_inner();
+        let window =
+            (optional_instant("from", r.from.as_ref())?, optional_instant("to", r.to.as_ref())?, bucket(r.bucket)?);
+        let report = self.bookings.sales(&caller, &r.event_id, window).await?;
+        Ok(Response::new(sales(r.event_id, report)))
     }
 
     async fn cancel_booking(

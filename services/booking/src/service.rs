@@ -1,5 +1,6 @@
-//! Booking's use cases: create, read, list and cancel bookings, and the saga steps
-//! the consumers drive. Every state change commits together with its event.
+//! Booking's use cases: create, read, list and cancel bookings, report an event's sales,
+//! and the saga steps the consumers drive. Every state change commits together with its
+//! event and its lines in the sales ledger.
 
 use std::collections::HashMap;
 
@@ -13,7 +14,8 @@ use ticketing_proto::events::v1 as ev;
 use tonic::Code;
 
 use crate::adapters::peers::Peers;
-use crate::adapters::store::{self, Owner};
+use crate::adapters::store::{self, Owner, Sale};
+use crate::domain::sales::{Bucket, SalesReport, Window};
 use crate::domain::{
     Booking, BookingError, CancellationRequest, CancellationTerms, LineItem, Reason, Status, Transition,
 };
@@ -112,6 +114,13 @@ impl Bookings {
         transition: &Transition,
     ) -> anyhow::Result<()> {
         self.save(&mut *tx, booking).await?;
+        match transition {
+            Transition::Confirmed => {
+                store::record_sale(tx, booking, Sale::Sold, booking.confirmed_at.unwrap_or(booking.updated_at)).await?;
+            }
+            Transition::Refunded { .. } => store::record_sale(tx, booking, Sale::Refunded, booking.updated_at).await?,
+            _ => {}
+        }
         outbox::enqueue(tx, &self.topic, &publish::transition(booking, transition)).await?;
         if booking.status != before {
             self.transitions.with_label_values(&[booking.status.as_str()]).inc();
@@ -187,6 +196,8 @@ impl Bookings {
             cancellation: None,
             restock_due: false,
             line_items,
+            confirmed_at: None,
+            refunded_minor: 0,
             created_at: now,
             updated_at: now,
         };
@@ -249,6 +260,38 @@ impl Bookings {
             return Err(BookingError::PermissionDenied);
         }
         self.page(Owner::Event(event), statuses, cursor, limit).await
+    }
+
+    /// An event's sales from the ledger, all time per category and in `bucket`s over
+    /// `[from, to)`: its organizer or an admin. An event booking has not heard of yet (a
+    /// draft, or one whose `EventPublished` is still on its way) is asked of the catalog.
+    pub async fn sales(
+        &self,
+        caller: &Principal,
+        event: &str,
+        (from, to, bucket): (Option<DateTime<Utc>>, Option<DateTime<Utc>>, Bucket),
+    ) -> Result<SalesReport> {
+        let id = parse_id("event_id", event)?;
+        let window = Window::new(from, to, bucket, Utc::now())?;
+        if !caller.roles.contains(&Role::Admin) && self.organizer(caller, id).await? != Some(caller.user_id) {
+            return Err(BookingError::PermissionDenied);
+        }
+        let categories = store::sales_by_category(&self.pool, id).await?;
+        let points = store::sales_series(&self.pool, id, &window).await?;
+        Ok(SalesReport::new(categories, window, points))
+    }
+
+    /// Who organizes `event`: booking's projection, else the catalog (asked with the
+    /// caller's token; an event it does not show them has no organizer they could be).
+    async fn organizer(&self, caller: &Principal, event: uuid::Uuid) -> Result<Option<uuid::Uuid>> {
+        if let Some(organizer) = store::organizer(&self.pool, event).await? {
+            return Ok(Some(organizer));
+        }
+        match self.peers.event(&caller.token, &event.to_string()).await {
+            Ok(found) => Ok(uuid::Uuid::parse_str(&found.organizer_id).ok()),
+            Err(s) if matches!(s.code(), Code::NotFound | Code::PermissionDenied | Code::InvalidArgument) => Ok(None),
+            Err(s) => Err(BookingError::Unavailable(anyhow::anyhow!("asking the catalog who organizes it: {s}"))),
+        }
     }
 
     /// Cancels a booking for its buyer or an admin. An unpaid one is cancelled and its hold
@@ -371,7 +414,7 @@ impl Bookings {
             Status::PendingPayment => {
                 match self.peers.confirm(&booking.hold_id, booking.fencing_token, booking.id).await {
                     Ok(()) => {
-                        let transition = booking.confirm(payment)?;
+                        let transition = booking.confirm(payment, stored_now())?;
                         self.apply(tx, &mut booking, before, &transition).await?;
                         // The consumer commits right after the handler returns.
                         self.sales.confirmed(&booking, paid_at);

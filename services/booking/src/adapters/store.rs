@@ -1,4 +1,4 @@
-//! Bookings, line items and the event projection in booking's Postgres.
+//! Bookings, line items, the event projection and the sales ledger in booking's Postgres.
 
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
@@ -6,11 +6,13 @@ use sqlx::{PgConnection, PgExecutor};
 use ticketing_platform::page::TimeCursor;
 use uuid::Uuid;
 
+use crate::domain::sales::{CategorySales, Point, Tally, Window};
 use crate::domain::{Booking, CancellationRequest, LineItem, Status};
 
 const COLUMNS: &str = "id, user_id, event_id, hold_id, fencing_token, status, currency, total_minor, expires_at, \
                        payment_id, refund_requested_at, cancellation_reason, cancel_requested_at, \
-                       cancel_requested_by, cancel_forced, cancel_detail, restock_due, created_at, updated_at";
+                       cancel_requested_by, cancel_forced, cancel_detail, restock_due, confirmed_at, refunded_minor, \
+                       created_at, updated_at";
 
 #[derive(sqlx::FromRow)]
 struct Row {
@@ -31,6 +33,8 @@ struct Row {
     cancel_forced: bool,
     cancel_detail: String,
     restock_due: bool,
+    confirmed_at: Option<DateTime<Utc>>,
+    refunded_minor: i64,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
 }
@@ -58,6 +62,8 @@ impl Row {
             },
             restock_due: self.restock_due,
             line_items,
+            confirmed_at: self.confirmed_at,
+            refunded_minor: self.refunded_minor,
             created_at: self.created_at,
             updated_at: self.updated_at,
         })
@@ -202,7 +208,7 @@ pub async fn update(
     sqlx::query(
         "UPDATE bookings SET status = $2, payment_id = $3, refund_requested_at = $4, cancellation_reason = $5,
                 cancel_requested_at = $6, cancel_requested_by = $7, cancel_forced = $8, cancel_detail = $9,
-                restock_due = $10, reconcile_at = $11, updated_at = $12
+                restock_due = $10, reconcile_at = $11, updated_at = $12, confirmed_at = $13, refunded_minor = $14
          WHERE id = $1",
     )
     .bind(booking.id)
@@ -217,6 +223,8 @@ pub async fn update(
     .bind(booking.restock_due)
     .bind(reconcile_at)
     .bind(booking.updated_at)
+    .bind(booking.confirmed_at)
+    .bind(booking.refunded_minor)
     .execute(db)
     .await
     .context("updating a booking")?;
@@ -350,4 +358,109 @@ pub async fn organizer(db: impl PgExecutor<'_>, event: Uuid) -> anyhow::Result<O
         .fetch_optional(db)
         .await
         .context("reading an event's organizer")
+}
+
+/// What a sales ledger row records of a ticket.
+#[derive(Debug, Clone, Copy)]
+pub enum Sale {
+    /// Sold: its booking was confirmed.
+    Sold,
+    /// Paid back: its booking was refunded in full.
+    Refunded,
+}
+
+impl Sale {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Sold => "sold",
+            Self::Refunded => "refunded",
+        }
+    }
+}
+
+/// Records every ticket of `booking` in the sales ledger as `sale` at `at`, in the
+/// transaction of the transition; a ticket is recorded once per kind.
+pub async fn record_sale(
+    tx: &mut PgConnection,
+    booking: &Booking,
+    sale: Sale,
+    at: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    let items = &booking.line_items;
+    sqlx::query(
+        "INSERT INTO sales (line_item_id, kind, booking_id, event_id, category_id, currency, amount_minor, at)
+         SELECT u.id, $1, $2, $3, u.category_id, $4, u.price, $5
+         FROM UNNEST($6::uuid[], $7::uuid[], $8::bigint[]) AS u(id, category_id, price)
+         ON CONFLICT (line_item_id, kind) DO NOTHING",
+    )
+    .bind(sale.as_str())
+    .bind(booking.id)
+    .bind(booking.event_id)
+    .bind(&booking.currency)
+    .bind(at)
+    .bind(items.iter().map(|i| i.id).collect::<Vec<_>>())
+    .bind(items.iter().map(|i| i.category_id).collect::<Vec<_>>())
+    .bind(items.iter().map(|i| i.unit_price_minor).collect::<Vec<_>>())
+    .execute(&mut *tx)
+    .await
+    .context("recording a sale")?;
+    Ok(())
+}
+
+/// Ledger rows grouped by a key: its kind, how many tickets and their sum.
+type Grouped<K> = (K, String, String, i64, i64);
+
+fn tally<K: PartialEq>(rows: Vec<Grouped<K>>) -> Vec<(K, String, Tally)> {
+    let mut out: Vec<(K, String, Tally)> = Vec::new();
+    for (key, currency, kind, tickets, amount) in rows {
+        let at = match out.iter().position(|(k, c, _)| *k == key && *c == currency) {
+            Some(at) => at,
+            None => {
+                out.push((key, currency, Tally::default()));
+                out.len() - 1
+            }
+        };
+        let tally = &mut out[at].2;
+        let tickets = u64::try_from(tickets).unwrap_or_default();
+        if kind == Sale::Sold.as_str() {
+            (tally.tickets_sold, tally.revenue_minor) = (tickets, amount);
+        } else {
+            (tally.tickets_refunded, tally.refunds_minor) = (tickets, amount);
+        }
+    }
+    out
+}
+
+/// An event's sales per category and currency, all time.
+pub async fn sales_by_category(db: impl PgExecutor<'_>, event: Uuid) -> anyhow::Result<Vec<CategorySales>> {
+    let rows: Vec<Grouped<Uuid>> = sqlx::query_as(
+        "SELECT category_id, currency, kind, count(*), sum(amount_minor)::bigint FROM sales
+         WHERE event_id = $1 GROUP BY category_id, currency, kind ORDER BY category_id, currency",
+    )
+    .bind(event)
+    .fetch_all(db)
+    .await
+    .context("summing an event's sales")?;
+    Ok(tally(rows)
+        .into_iter()
+        .map(|(category_id, currency, tally)| CategorySales { category_id, currency, tally })
+        .collect())
+}
+
+/// An event's sales per bucket of `window` and currency, for the buckets with any.
+pub async fn sales_series(db: impl PgExecutor<'_>, event: Uuid, window: &Window) -> anyhow::Result<Vec<Point>> {
+    let rows: Vec<Grouped<DateTime<Utc>>> = sqlx::query_as(
+        "SELECT date_bin($4, at, TIMESTAMPTZ '2000-01-01 00:00:00+00') AS start, currency, kind, count(*),
+                sum(amount_minor)::bigint
+         FROM sales WHERE event_id = $1 AND at >= $2 AND at < $3
+         GROUP BY start, currency, kind ORDER BY start, currency",
+    )
+    .bind(event)
+    .bind(window.from)
+    .bind(window.to)
+    .bind(window.bucket.length().to_std().context("a bucket's length")?)
+    .fetch_all(db)
+    .await
+    .context("bucketing an event's sales")?;
+    Ok(tally(rows).into_iter().map(|(start, currency, tally)| Point { start, currency, tally }).collect())
 }

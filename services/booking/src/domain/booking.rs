@@ -198,6 +198,10 @@ pub struct Booking {
     pub restock_due: bool,
     /// One per ticket.
     pub line_items: Vec<LineItem>,
+    /// When it was confirmed, if it ever was.
+    pub confirmed_at: Option<DateTime<Utc>>,
+    /// What was paid back of a sold booking, in minor units.
+    pub refunded_minor: i64,
     /// Created.
     pub created_at: DateTime<Utc>,
     /// Last changed.
@@ -219,10 +223,11 @@ impl Booking {
         Ok(())
     }
 
-    /// Paid by `payment` and sold.
-    pub fn confirm(&mut self, payment: uuid::Uuid) -> Result<Transition, BookingError> {
+    /// Paid by `payment` and sold, `at` that instant.
+    pub fn confirm(&mut self, payment: uuid::Uuid, at: DateTime<Utc>) -> Result<Transition, BookingError> {
         self.become_(Status::Confirmed, "confirmed")?;
         self.payment_id = Some(payment);
+        self.confirmed_at = Some(at);
         Ok(Transition::Confirmed)
     }
 
@@ -282,6 +287,8 @@ impl Booking {
     /// Its refund went through in full.
     pub fn refunded(&mut self, refund_id: &str) -> Result<Transition, BookingError> {
         self.become_(Status::Refunded, "marked refunded")?;
+        // Booking only ever asks for the whole total back.
+        self.refunded_minor = self.total_minor;
         Ok(Transition::Refunded { refund_id: refund_id.to_owned() })
     }
 
@@ -359,6 +366,8 @@ mod tests {
             cancellation: None,
             restock_due: false,
             line_items: Vec::new(),
+            confirmed_at: None,
+            refunded_minor: 0,
             created_at: now,
             updated_at: now,
         }
@@ -395,7 +404,7 @@ mod tests {
 
     fn apply(booking: &mut Booking, op: &Op, payment: uuid::Uuid) -> Option<Result<Transition, BookingError>> {
         Some(match op {
-            Op::Confirm => booking.confirm(payment),
+            Op::Confirm => booking.confirm(payment, Utc::now()),
             Op::Expire => booking.expire(),
             Op::Cancel => booking.cancel(Reason::UserRequested, None, "changed my mind"),
             Op::RequestCancellation { forced } => {
@@ -451,10 +460,14 @@ mod tests {
                     Transition::Confirmed => {
                         proptest::prop_assert_eq!(to, Status::Confirmed);
                         proptest::prop_assert_eq!(booking.payment_id, Some(payment));
+                        proptest::prop_assert!(booking.confirmed_at.is_some());
                     }
                     Transition::Cancelled { .. } => proptest::prop_assert_eq!(to, Status::Cancelled),
                     Transition::Expired => proptest::prop_assert_eq!(to, Status::Expired),
-                    Transition::Refunded { .. } => proptest::prop_assert_eq!(to, Status::Refunded),
+                    Transition::Refunded { .. } => {
+                        proptest::prop_assert_eq!(to, Status::Refunded);
+                        proptest::prop_assert_eq!(booking.refunded_minor, booking.total_minor, "refunded in full");
+                    }
                     Transition::RefundRequested { payment: refunded, reason, restock, .. } => {
                         refunds += 1;
                         proptest::prop_assert_eq!(*refunded, payment);
@@ -486,7 +499,7 @@ mod tests {
         let payment = uuid::Uuid::now_v7();
         let mut booking = pending();
         assert_eq!(booking.awaiting(), Some(Awaited::Payment));
-        booking.confirm(payment).unwrap();
+        booking.confirm(payment, Utc::now()).unwrap();
         assert_eq!(booking.awaiting(), None);
         booking.request_refund(Reason::UserRequested, "ill", true).unwrap();
         assert_eq!(booking.awaiting(), Some(Awaited::Restock), "the seats first");
@@ -508,7 +521,7 @@ mod tests {
     fn every_state_is_reachable_and_the_final_ones_stay() {
         let payment = uuid::Uuid::now_v7();
         let mut refunded = pending();
-        refunded.confirm(payment).unwrap();
+        refunded.confirm(payment, Utc::now()).unwrap();
         let request = CancellationRequest { at: Utc::now(), by: refunded.user_id, forced: false, detail: "x".into() };
         refunded.request_cancellation(request).unwrap();
         assert_eq!(refunded.status, Status::Confirmed, "asking is not yet cancelling");
@@ -521,7 +534,9 @@ mod tests {
         cancelled.cancel(Reason::PaymentFailed, None, "declined").unwrap();
         for mut done in [refunded, expired, cancelled] {
             let status = done.status;
-            assert!(done.confirm(payment).is_err() && done.expire().is_err() && done.refunded("r").is_err());
+            assert!(
+                done.confirm(payment, Utc::now()).is_err() && done.expire().is_err() && done.refunded("r").is_err()
+            );
             assert_eq!(done.status, status);
         }
     }

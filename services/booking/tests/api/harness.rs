@@ -256,6 +256,30 @@ impl BookingService {
         self.outbox(id).await.into_iter().map(|e| e.r#type).collect()
     }
 
+    /// `GetEventSales` of `event` as the holder of `token`.
+    pub async fn sales(
+        &self,
+        token: &str,
+        event: &str,
+        from: Option<prost_types::Timestamp>,
+        to: Option<prost_types::Timestamp>,
+        bucket: pb::SalesBucket,
+    ) -> Result<pb::EventSales, Status> {
+        let request = pb::GetEventSalesRequest { event_id: event.into(), from, to, bucket: bucket as i32 };
+        Ok(self.client().get_event_sales(authed(token, request)).await?.into_inner())
+    }
+
+    /// Moves booking `id`'s lines in the sales ledger to `at`, as if it had sold (and been
+    /// refunded) then: bucket edges need instants a test picks.
+    pub async fn date_sales(&self, id: &str, at: chrono::DateTime<chrono::Utc>) {
+        sqlx::query("UPDATE sales SET at = $2 WHERE booking_id = $1")
+            .bind(Uuid::parse_str(id).expect("a booking id"))
+            .bind(at)
+            .execute(&self.db.pool)
+            .await
+            .expect("move the ledger's lines");
+    }
+
     /// How many bookings booking stored.
     pub async fn stored_bookings(&self) -> i64 {
         sqlx::query_scalar("SELECT count(*) FROM bookings").fetch_one(&self.db.pool).await.expect("count bookings")

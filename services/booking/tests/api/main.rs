@@ -9,5 +9,6 @@ mod fakes;
 mod harness;
 mod idempotency;
 mod outages;
+mod reports;
 mod validation;
 mod visibility;
