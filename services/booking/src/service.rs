@@ -255,8 +255,7 @@ impl Bookings {
         limit: u32,
     ) -> Result<Page> {
         let event = parse_id("event_id", event)?;
-        let admin = caller.roles.contains(&Role::Admin);
-        if !admin && store::organizer(&self.pool, event).await? != Some(caller.user_id) {
+        if !caller.roles.contains(&Role::Admin) && self.organizer(caller, event).await? != Some(caller.user_id) {
             return Err(BookingError::PermissionDenied);
         }
         self.page(Owner::Event(event), statuses, cursor, limit).await

@@ -110,7 +110,7 @@ async fn an_events_bookings_are_listed_for_its_organizer_and_admins_only() {
     let (organizer, organizer_token) = service.account(Role::Organizer);
 
     let unknown = of_event(&service, &organizer_token, &booking.event_id).await.unwrap_err();
-    assert_eq!(unknown.code(), Code::PermissionDenied, "booking has not heard who organizes it: {unknown:?}");
+    assert_eq!(unknown.code(), Code::PermissionDenied, "nobody said they organize it: {unknown:?}");
     service.organizes(organizer, &booking.event_id).await;
     let listed = of_event(&service, &organizer_token, &booking.event_id).await.expect("its organizer lists it");
     assert_eq!(ids(&listed), [booking.id.as_str()]);
