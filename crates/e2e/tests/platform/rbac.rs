@@ -289,6 +289,8 @@ async fn rbac_every_route_lets_in_exactly_the_roles_the_matrix_says() {
         row(Method::GET, "/v1/events/{id}", e, Public, &[200], Body::None),
         row(Method::PATCH, "/v1/events/{id}", e, Owner, &[409], json(json!({"expected_version": 999_999}))),
         row(Method::GET, "/v1/events/{id}/availability", e, Public, &[200], Body::None),
+        row(Method::GET, "/v1/events/{id}/stats", e, Owner, &[200], Body::None),
+        row(Method::GET, "/v1/events/{id}/bookings.csv", e, Owner, &[200], Body::None),
         row(Method::POST, "/v1/events/{id}/categories", e, Owner, &[409],
             json(json!({"name": "More", "price": price, "capacity": 1}))),
         row(Method::POST, "/v1/events/{id}/publish", e, Owner, &[409], Body::None),

@@ -13,7 +13,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::common::{instant, non_empty, page, query};
+use super::common::{BOOKING_STATUSES, booking_status, instant, non_empty, page, query};
 use super::dto::{Money, Page, Ticket};
 use crate::extract::{Caller, IdempotencyKey, Json, PathId};
 use crate::problem::Problem;
@@ -29,15 +29,6 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(tickets))
         .routes(routes!(tickets_pdf))
 }
-
-const STATUSES: [(&str, pb::BookingStatus); 6] = [
-    ("pending_payment", pb::BookingStatus::PendingPayment),
-    ("confirmed", pb::BookingStatus::Confirmed),
-    ("cancelled", pb::BookingStatus::Cancelled),
-    ("expired", pb::BookingStatus::Expired),
-    ("refund_pending", pb::BookingStatus::RefundPending),
-    ("refunded", pb::BookingStatus::Refunded),
-];
 
 /// One ticket of a booking.
 #[derive(Debug, Serialize, ToSchema)]
@@ -70,7 +61,7 @@ pub struct Booking {
 
 impl From<pb::BookingDetails> for Booking {
     fn from(b: pb::BookingDetails) -> Self {
-        let status = STATUSES.iter().find(|(_, s)| *s as i32 == b.status).map_or("unknown", |(name, _)| name);
+        let status = booking_status(b.status);
         Self {
             id: b.id,
             event_id: b.event_id,
@@ -148,7 +139,7 @@ async fn list(
     let q = query(q)?;
     let statuses = match q.status.as_deref() {
         None => vec![],
-        Some(name) => match STATUSES.iter().find(|(n, _)| *n == name) {
+        Some(name) => match BOOKING_STATUSES.iter().find(|(n, _)| *n == name) {
             Some((_, status)) => vec![*status as i32],
             None => return Err(Problem::field("status", "is not a booking status")),
         },

@@ -33,10 +33,39 @@ impl Fields {
         }
     }
 
+    /// An optional RFC 3339 instant (a query parameter); `None` when absent or bad.
+    pub fn instant(&mut self, field: &str, raw: Option<&str>) -> Option<prost_types::Timestamp> {
+        match DateTime::parse_from_rfc3339(raw?) {
+            Ok(at) => Some(ticketing_kernel::time::to_proto(at.with_timezone(&Utc))),
+            Err(_) => {
+                self.bad(field, "must be an RFC 3339 instant");
+                None
+            }
+        }
+    }
+
     /// 400 listing every bad field, if any.
     pub fn check(self) -> Result<(), Problem> {
         if self.0.is_empty() { Ok(()) } else { Err(Problem::invalid(self.0)) }
     }
+}
+
+/// Booking statuses by their names in the API.
+pub const BOOKING_STATUSES: [(&str, ticketing_proto::booking::v1::BookingStatus); 6] = {
+    use ticketing_proto::booking::v1::BookingStatus;
+    [
+        ("pending_payment", BookingStatus::PendingPayment),
+        ("confirmed", BookingStatus::Confirmed),
+        ("cancelled", BookingStatus::Cancelled),
+        ("expired", BookingStatus::Expired),
+        ("refund_pending", BookingStatus::RefundPending),
+        ("refunded", BookingStatus::Refunded),
+    ]
+};
+
+/// The API's name of a booking status (`unknown` for one it does not know).
+pub fn booking_status(status: i32) -> &'static str {
+    BOOKING_STATUSES.iter().find(|(_, s)| *s as i32 == status).map_or("unknown", |(name, _)| name)
 }
 
 /// Most items a page may ask for.

@@ -18,7 +18,7 @@ use utoipa_axum::routes;
 use super::common::{Fields, instant, non_empty, page, query};
 use super::dto::{Money, Page};
 use crate::extract::{Caller, Json, PathId};
-use crate::problem::{FieldError, Problem};
+use crate::problem::Problem;
 use crate::resilience::caller_paced;
 use crate::snapshot::{NotModified, Revalidation};
 use crate::state::AppState;
@@ -187,17 +187,6 @@ pub struct EventQuery {
     pub limit: Option<u32>,
 }
 
-fn rfc3339(field: &str, raw: Option<&str>, errors: &mut Vec<FieldError>) -> Option<prost_types::Timestamp> {
-    let raw = raw?;
-    match DateTime::parse_from_rfc3339(raw) {
-        Ok(at) => Some(to_proto(at.with_timezone(&Utc))),
-        Err(_) => {
-            errors.push(FieldError { field: field.into(), detail: "must be an RFC 3339 instant".into() });
-            None
-        }
-    }
-}
-
 /// Published and on-sale events, soonest first, with keyset pagination.
 #[utoipa::path(get, path = "/v1/events", tag = "events", params(EventQuery),
     responses((status = 200, body = Page<Event>), (status = 400, body = Problem)))]
@@ -206,17 +195,13 @@ async fn list_events(
     q: Result<Query<EventQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<axum::Json<Page<Event>>, Problem> {
     let q = query(q)?;
-    let mut errors = Vec::new();
-    let starts_from = rfc3339("from", q.from.as_deref(), &mut errors);
-    let starts_before = rfc3339("to", q.to.as_deref(), &mut errors);
-    if let Some(venue) = q.venue.as_deref()
-        && uuid::Uuid::parse_str(venue).is_err()
-    {
-        errors.push(FieldError { field: "venue".into(), detail: "must be a UUID".into() });
+    let mut fields = Fields::default();
+    let starts_from = fields.instant("from", q.from.as_deref());
+    let starts_before = fields.instant("to", q.to.as_deref());
+    if let Some(venue) = q.venue.as_deref() {
+        fields.id("venue", venue);
     }
-    if !errors.is_empty() {
-        return Err(Problem::invalid(errors));
-    }
+    fields.check()?;
     let request = pb::ListEventsRequest {
         query: q.q.unwrap_or_default(),
         starts_from,

@@ -14,6 +14,7 @@ pub mod events;
 pub mod holds;
 pub mod operations;
 pub mod queue;
+pub mod reports;
 pub mod venues;
 pub mod webhooks;
 
@@ -67,6 +68,7 @@ pub fn api(settings: &GatewaySettings) -> (axum::Router<AppState>, utoipa::opena
     let (router, mut openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(auth::routes())
         .merge(events::routes())
+        .merge(reports::routes())
         .merge(queue::routes())
         .merge(holds::routes())
         .merge(bookings::routes())
