@@ -17,6 +17,7 @@ mod rbac;
 mod reconciler;
 mod refunds;
 mod registration;
+mod reports;
 mod restarts;
 mod scenarios;
 mod seams;
