@@ -251,6 +251,10 @@ pub struct Claims {
     /// workloads' tokens, and read as `false` when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email_verified: Option<bool>,
+    /// The session (refresh token family) a user's token was issued for (OIDC's `sid`),
+    /// so identity can tell the caller's own session from their others.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
     /// Unique token id.
     pub jti: String,
 }
@@ -269,6 +273,7 @@ impl Claims {
             nbf: now,
             scope: String::new(),
             email_verified: None,
+            sid: None,
             jti: uuid::Uuid::new_v4().to_string(),
         }
     }

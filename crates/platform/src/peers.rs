@@ -19,6 +19,11 @@ use crate::telemetry::Traced;
 /// `service` token; anyone else could name any address.
 pub const CLIENT_ADDRESS: &str = "x-ticketing-client-address";
 
+/// Metadata in which the edge tells identity the client's `User-Agent` on a login, which
+/// the user sees in their list of sessions; believed, like [`CLIENT_ADDRESS`], only from a
+/// trusted edge.
+pub const CLIENT_USER_AGENT: &str = "x-ticketing-client-user-agent";
+
 /// A channel to `url` that connects on first use and reconnects by itself, so a
 /// peer that is down at start only fails the calls made while it is down.
 /// Channels that balance over a peer's pods in a cluster are made by

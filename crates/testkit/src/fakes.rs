@@ -112,6 +112,12 @@ fake!(Identity: identity::identity_server::Identity {
     rotate_signing_keys(identity::RotateSigningKeysRequest) -> identity::RotateSigningKeysResponse;
     revoke_signing_key(identity::RevokeSigningKeyRequest) -> identity::RevokeSigningKeyResponse;
     issue_service_token(identity::IssueServiceTokenRequest) -> identity::ServiceToken;
+    change_password(identity::ChangePasswordRequest) -> identity::ChangePasswordResponse;
+    forgot_password(identity::ForgotPasswordRequest) -> identity::ForgotPasswordResponse;
+    reset_password(identity::ResetPasswordRequest) -> identity::ResetPasswordResponse;
+    list_sessions(identity::ListSessionsRequest) -> identity::ListSessionsResponse;
+    revoke_session(identity::RevokeSessionRequest) -> identity::RevokeSessionResponse;
+    delete_me(identity::DeleteMeRequest) -> identity::DeleteMeResponse;
 });
 
 fake!(Inventory: inventory::inventory_server::Inventory {

@@ -67,6 +67,9 @@ pub struct IdentitySettings {
     /// How long a verification link works.
     #[serde(with = "humantime_serde")]
     pub email_verification_ttl: Duration,
+    /// How long a password reset link works.
+    #[serde(with = "humantime_serde")]
+    pub password_reset_ttl: Duration,
 }
 
 impl Default for IdentitySettings {
@@ -89,6 +92,7 @@ impl Default for IdentitySettings {
             trusted_edge_clients: vec!["gateway".into()],
             require_email_verification: true,
             email_verification_ttl: Duration::from_secs(24 * 3600),
+            password_reset_ttl: Duration::from_secs(30 * 60),
         }
     }
 }
@@ -144,6 +148,10 @@ impl Validate for Config {
             || id.email_verification_ttl > Duration::from_secs(7 * 86400)
         {
             issues.push(ConfigIssue::new("identity.email_verification_ttl", "must be between 1m and 7d"));
+        }
+        // Short: a reset link in an inbox someone else reads opens the account.
+        if id.password_reset_ttl < Duration::from_secs(60) || id.password_reset_ttl > Duration::from_secs(3600) {
+            issues.push(ConfigIssue::new("identity.password_reset_ttl", "must be between 1m and 1h"));
         }
         id.login.validate(issues);
     }

@@ -11,14 +11,28 @@ use ticketing_platform::kafka::outbox;
 
 use crate::adapters::hasher::Hasher;
 use crate::adapters::keys::KeyRing;
-use crate::adapters::refresh::{RefreshTokens, Rotation};
+use crate::adapters::refresh::{Origin, RefreshTokens, Rotation, Session};
 use crate::adapters::throttle::LoginThrottle;
+use crate::adapters::verifications::Purpose;
 use crate::adapters::{users, verifications};
 use crate::config::IdentitySettings;
 use crate::domain::email::Email;
 use crate::domain::user::{User, display_name};
 use crate::domain::{FieldViolation, IdentityError, password};
 use crate::events::publish;
+
+/// The session (`sid`) an access token was issued for. The token was verified by the
+/// transport's auth layer, so its payload is read without checking it again.
+fn session_of(token: &str) -> Option<String> {
+    use base64::Engine as _;
+    #[derive(serde::Deserialize)]
+    struct Sid {
+        sid: Option<String>,
+    }
+    let payload = token.split('.').nth(1)?;
+    let json = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).ok()?;
+    serde_json::from_slice::<Sid>(&json).ok()?.sid
+}
 
 /// An access token and a refresh token.
 #[derive(Debug, Clone)]
@@ -71,6 +85,15 @@ pub struct Parts {
     pub metrics: ticketing_platform::metrics::Metrics,
 }
 
+/// What changing a password did to the caller's sessions.
+#[derive(Debug, Clone)]
+pub enum PasswordChanged {
+    /// Every other session ended; the caller's own goes on.
+    SessionKept,
+    /// The caller's token named no live session, so every session ended; here is a new one.
+    NewSession(TokenPair),
+}
+
 type Result<T> = std::result::Result<T, IdentityError>;
 
 /// Namespace of the subjects of service tokens.
@@ -117,7 +140,7 @@ impl Identity {
     /// Verifies the email of the account `token` was mailed to. The token is used up.
     pub async fn verify_email(&self, token: &str) -> Result<User> {
         let mut tx = self.pool.begin().await.map_err(anyhow::Error::from)?;
-        let user_id = verifications::redeem(&mut tx, token).await?;
+        let user_id = verifications::redeem(&mut tx, Purpose::VerifyEmail, token).await?;
         // Deleting the used or expired token is kept even when it verifies nothing.
         let user = match user_id {
             Some(id) => users::mark_verified(&mut tx, id).await?,
@@ -153,18 +176,25 @@ impl Identity {
     /// A new verification token for `user`, published for notification to mail.
     async fn request_verification(&self, tx: &mut sqlx::PgConnection, user: &User) -> Result<()> {
         let expires_at = Utc::now() + self.settings.email_verification_ttl;
-        let token = verifications::issue(&mut *tx, user.id, expires_at).await?;
+        let token = verifications::issue(&mut *tx, Purpose::VerifyEmail, user.id, expires_at).await?;
         outbox::enqueue(tx, &self.topic, &publish::verification_requested(user, token, expires_at)).await?;
         Ok(())
+    }
+
+    /// The violations of `password` as the new password of an account whose email's local
+    /// part is `local`, under `field`.
+    fn password_violations(&self, field: &str, password: &str, local: &str) -> Vec<FieldViolation> {
+        password::violations(password, self.settings.password_min_length, local)
+            .into_iter()
+            .map(|problem| FieldViolation::new(field, problem))
+            .collect()
     }
 
     fn validate_new_account(&self, email: &str, password: &str, name: &str) -> Result<(Email, String)> {
         let mut violations = Vec::new();
         let email = Email::parse(email).map_err(|e| violations.push(FieldViolation::new("email", e))).ok();
         let local = email.as_ref().map_or("", Email::local_part);
-        for problem in password::violations(password, self.settings.password_min_length, local) {
-            violations.push(FieldViolation::new("password", problem));
-        }
+        violations.extend(self.password_violations("password", password, local));
         let name = display_name(name, local).map_err(|e| violations.push(FieldViolation::new("display_name", e))).ok();
         match (email, name) {
             (Some(email), Some(name)) if violations.is_empty() => Ok((email, name)),
@@ -209,11 +239,11 @@ impl Identity {
     }
 
     /// Exchanges credentials for tokens, subject to throttling per account and client address.
-    pub async fn login(&self, email: &str, password: &str, client_ip: Option<&str>) -> Result<TokenPair> {
+    pub async fn login(&self, email: &str, password: &str, origin: &Origin) -> Result<TokenPair> {
         // Malformed emails cannot match an account; they are throttled and answered alike.
         let account = email.trim().to_lowercase();
         // Callers without an address share one, rather than escape the address's counters.
-        let client_ip = client_ip.unwrap_or("unknown");
+        let client_ip = origin.address.as_deref().unwrap_or("unknown");
         if let Some(retry_after) = self.throttle.begin(&account, client_ip).await? {
             self.logins.with_label_values(&["throttled"]).inc();
             return Err(IdentityError::Throttled { retry_after });
@@ -229,8 +259,8 @@ impl Identity {
         };
         self.throttle.succeeded(&account, client_ip).await?;
         self.logins.with_label_values(&["success"]).inc();
-        let refresh = self.refresh.issue(user.id).await?;
-        self.token_pair(&user, refresh.token, refresh.expires_in).await
+        let refresh = self.refresh.issue(user.id, origin).await?;
+        self.token_pair(&user, refresh.token, refresh.expires_in, &refresh.session).await
     }
 
     /// Whether `caller` is a trusted edge, whose word on the client's address counts.
@@ -241,13 +271,13 @@ impl Identity {
     /// Rotates a refresh token and issues a new pair with the user's current role.
     pub async fn refresh(&self, token: &str) -> Result<TokenPair> {
         match self.refresh.rotate(token).await? {
-            Rotation::Rotated { user_id, token, expires_in } => {
+            Rotation::Rotated { user_id, session, token, expires_in } => {
                 let mut conn = self.pool.acquire().await.map_err(anyhow::Error::from)?;
                 let Some(user) = users::by_id(&mut conn, user_id).await? else {
                     self.refresh.revoke(&token).await?;
                     return Err(IdentityError::InvalidRefreshToken);
                 };
-                self.token_pair(&user, token, expires_in).await
+                self.token_pair(&user, token, expires_in, &session).await
             }
             Rotation::Reused => {
                 tracing::warn!("refresh token reuse detected; family revoked");
@@ -297,6 +327,138 @@ impl Identity {
         tx.commit().await.map_err(anyhow::Error::from)?;
         tracing::info!(%user_id, %actor, old = %user.role, new = %role, "role changed");
         Ok(updated)
+    }
+
+    /// Changes the caller's password after checking the current one (throttled as a login
+    /// is), ends their other sessions and voids pending reset links.
+    pub async fn change_password(&self, caller: &Principal, current: &str, new: &str) -> Result<PasswordChanged> {
+        let user = self.user(caller.user_id).await?;
+        let violations = self.password_violations("new_password", new, user.email.local_part());
+        if !violations.is_empty() {
+            return Err(IdentityError::Invalid(violations));
+        }
+        self.confirm_password(&user, current).await?;
+        let hash = self.hasher.hash(new).await?;
+        let mut tx = self.pool.begin().await.map_err(anyhow::Error::from)?;
+        users::lock(&mut tx, user.id).await?.ok_or(IdentityError::UserNotFound)?;
+        users::set_password(&mut tx, user.id, &hash).await?;
+        verifications::revoke_all(&mut tx, Purpose::ResetPassword, user.id).await?;
+        tx.commit().await.map_err(anyhow::Error::from)?;
+        let current_session = match session_of(&caller.token) {
+            Some(sid) if self.refresh.is_live(user.id, &sid).await? => Some(sid),
+            _ => None,
+        };
+        let ended = self.refresh.end_sessions(user.id, current_session.as_deref()).await?;
+        tracing::info!(user_id = %user.id, ended, kept = current_session.is_some(), "password changed");
+        if current_session.is_some() {
+            return Ok(PasswordChanged::SessionKept);
+        }
+        let refresh = self.refresh.issue(user.id, &Origin::default()).await?;
+        Ok(PasswordChanged::NewSession(
+            self.token_pair(&user, refresh.token, refresh.expires_in, &refresh.session).await?,
+        ))
+    }
+
+    /// Mails a password reset link to `email` if it has an account, voiding earlier links.
+    /// The caller learns nothing either way.
+    pub async fn forgot_password(&self, email: &str) -> Result<()> {
+        let email = Email::parse(email).map_err(|e| IdentityError::invalid("email", e))?;
+        let mut tx = self.pool.begin().await.map_err(anyhow::Error::from)?;
+        if let Some((user, _)) = users::by_email(&mut *tx, &email).await? {
+            let expires_at = Utc::now() + self.settings.password_reset_ttl;
+            let token = verifications::issue(&mut tx, Purpose::ResetPassword, user.id, expires_at).await?;
+            outbox::enqueue(&mut tx, &self.topic, &publish::password_reset_requested(&user, token, expires_at)).await?;
+            tracing::info!(user_id = %user.id, "password reset requested");
+        }
+        tx.commit().await.map_err(anyhow::Error::from)?;
+        Ok(())
+    }
+
+    /// Sets a new password with a reset token, which is used up, and ends every session.
+    pub async fn reset_password(&self, token: &str, new: &str) -> Result<()> {
+        // The rules that need no account first, so a weak password costs no hash.
+        let violations = self.password_violations("new_password", new, "");
+        if !violations.is_empty() {
+            return Err(IdentityError::Invalid(violations));
+        }
+        let hash = self.hasher.hash(new).await?;
+        let mut tx = self.pool.begin().await.map_err(anyhow::Error::from)?;
+        let user = match verifications::redeem(&mut tx, Purpose::ResetPassword, token).await? {
+            Some(id) => users::lock(&mut tx, id).await?,
+            None => None,
+        };
+        let Some(user) = user else {
+            // Deleting a used or expired token is kept even when it resets nothing.
+            tx.commit().await.map_err(anyhow::Error::from)?;
+            return Err(IdentityError::InvalidResetToken);
+        };
+        let violations = self.password_violations("new_password", new, user.email.local_part());
+        if !violations.is_empty() {
+            // Rolled back: the link still works with a better password.
+            return Err(IdentityError::Invalid(violations));
+        }
+        users::set_password(&mut tx, user.id, &hash).await?;
+        tx.commit().await.map_err(anyhow::Error::from)?;
+        let ended = self.refresh.end_sessions(user.id, None).await?;
+        tracing::info!(user_id = %user.id, ended, "password reset");
+        Ok(())
+    }
+
+    /// The caller's live sessions, each with whether the caller's token belongs to it.
+    pub async fn sessions(&self, caller: &Principal) -> Result<Vec<(Session, bool)>> {
+        let current = session_of(&caller.token);
+        let sessions = self.refresh.sessions(caller.user_id).await?;
+        Ok(sessions.into_iter().map(|s| (s.clone(), current.as_deref() == Some(s.id.as_str()))).collect())
+    }
+
+    /// Ends one of the caller's sessions; another user's is as unknown as a made-up one.
+    pub async fn end_session(&self, caller: &Principal, id: &str) -> Result<()> {
+        if self.refresh.end_session(caller.user_id, id).await? {
+            tracing::info!(user_id = %caller.user_id, session = id, "session ended by its user");
+            Ok(())
+        } else {
+            Err(IdentityError::SessionNotFound)
+        }
+    }
+
+    /// Deletes the caller's account after checking `password`: erases its personal data,
+    /// ends its sessions and announces `UserDeleted`. The last admin cannot leave.
+    pub async fn delete_account(&self, caller: &Principal, password: &str) -> Result<()> {
+        let user = self.user(caller.user_id).await?;
+        self.confirm_password(&user, password).await?;
+        let mut tx = self.pool.begin().await.map_err(anyhow::Error::from)?;
+        users::lock_roles(&mut tx).await?;
+        let user = users::lock(&mut tx, user.id).await?.ok_or(IdentityError::UserNotFound)?;
+        if user.role == Role::Admin && users::count_admins(&mut tx).await? <= 1 {
+            return Err(IdentityError::LastAdmin);
+        }
+        users::erase(&mut tx, user.id).await?;
+        for purpose in [Purpose::VerifyEmail, Purpose::ResetPassword] {
+            verifications::revoke_all(&mut tx, purpose, user.id).await?;
+        }
+        outbox::enqueue(&mut tx, &self.topic, &publish::user_deleted(user.id)).await?;
+        tx.commit().await.map_err(anyhow::Error::from)?;
+        let ended = self.refresh.end_sessions(user.id, None).await?;
+        tracing::info!(user_id = %user.id, ended, "account deleted");
+        Ok(())
+    }
+
+    /// Checks `user`'s password as a login would, throttled on the account's counters and
+    /// on the user (in place of an address: the caller is signed in, and the gateway's
+    /// address would make every user share one counter).
+    async fn confirm_password(&self, user: &User, password: &str) -> Result<()> {
+        let (account, caller) = (user.email.as_str(), format!("user:{}", user.id));
+        if let Some(retry_after) = self.throttle.begin(account, &caller).await? {
+            return Err(IdentityError::Throttled { retry_after });
+        }
+        let mut conn = self.pool.acquire().await.map_err(anyhow::Error::from)?;
+        let hash = users::password_hash(&mut conn, user.id).await?;
+        drop(conn);
+        if !self.hasher.verify(password, Some(&hash)).await? {
+            return Err(IdentityError::WrongPassword);
+        }
+        self.throttle.succeeded(account, &caller).await?;
+        Ok(())
     }
 
     /// The published signing keys.
@@ -375,11 +537,18 @@ impl Identity {
         Ok((self.keys.sign(&claims).await?, expires_at))
     }
 
-    async fn token_pair(&self, user: &User, refresh_token: String, refresh_ttl: Duration) -> Result<TokenPair> {
+    async fn token_pair(
+        &self,
+        user: &User,
+        refresh_token: String,
+        refresh_ttl: Duration,
+        session: &str,
+    ) -> Result<TokenPair> {
         let now = Utc::now();
         let access_expires_at = now + self.settings.access_token_ttl;
         let claims = Claims {
             email_verified: Some(user.email_verified),
+            sid: Some(session.to_owned()),
             ..Claims::issue(
                 user.id.to_string(),
                 vec![user.role],

@@ -74,18 +74,19 @@ pub async fn by_email(conn: impl sqlx::PgExecutor<'_>, email: &Email) -> anyhow:
         row: Row,
         password_hash: String,
     }
-    let found: Option<WithHash> =
-        sqlx::query_as(&format!("SELECT {COLUMNS}, password_hash FROM users WHERE lower(email) = $1"))
-            .bind(email.as_str())
-            .fetch_optional(conn)
-            .await
-            .context("looking up a user by email")?;
+    let found: Option<WithHash> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS}, password_hash FROM users WHERE lower(email) = $1 AND deleted_at IS NULL"
+    ))
+    .bind(email.as_str())
+    .fetch_optional(conn)
+    .await
+    .context("looking up a user by email")?;
     found.map(|f| Ok((User::try_from(f.row)?, f.password_hash))).transpose()
 }
 
 /// The user with `id`.
 pub async fn by_id(conn: &mut PgConnection, id: uuid::Uuid) -> anyhow::Result<Option<User>> {
-    let row: Option<Row> = sqlx::query_as(&format!("SELECT {COLUMNS} FROM users WHERE id = $1"))
+    let row: Option<Row> = sqlx::query_as(&format!("SELECT {COLUMNS} FROM users WHERE id = $1 AND deleted_at IS NULL"))
         .bind(id)
         .fetch_optional(conn)
         .await
@@ -96,7 +97,8 @@ pub async fn by_id(conn: &mut PgConnection, id: uuid::Uuid) -> anyhow::Result<Op
 /// Sets the display name; `None` when the user does not exist.
 pub async fn update_display_name(pool: &PgPool, id: uuid::Uuid, name: &str) -> anyhow::Result<Option<User>> {
     let row: Option<Row> = sqlx::query_as(&format!(
-        "UPDATE users SET display_name = $2, updated_at = now() WHERE id = $1 RETURNING {COLUMNS}"
+        "UPDATE users SET display_name = $2, updated_at = now() WHERE id = $1 AND deleted_at IS NULL
+         RETURNING {COLUMNS}"
     ))
     .bind(id)
     .bind(name)
@@ -106,14 +108,50 @@ pub async fn update_display_name(pool: &PgPool, id: uuid::Uuid, name: &str) -> a
     row.map(User::try_from).transpose()
 }
 
-/// Locks the user row for a role change; `None` when absent.
+/// Locks the user row for a change; `None` when absent or deleted.
 pub async fn lock(conn: &mut PgConnection, id: uuid::Uuid) -> anyhow::Result<Option<User>> {
-    let row: Option<Row> = sqlx::query_as(&format!("SELECT {COLUMNS} FROM users WHERE id = $1 FOR UPDATE"))
-        .bind(id)
-        .fetch_optional(conn)
-        .await
-        .context("locking a user")?;
+    let row: Option<Row> =
+        sqlx::query_as(&format!("SELECT {COLUMNS} FROM users WHERE id = $1 AND deleted_at IS NULL FOR UPDATE"))
+            .bind(id)
+            .fetch_optional(conn)
+            .await
+            .context("locking a user")?;
     row.map(User::try_from).transpose()
+}
+
+/// The password hash of the locked user `id`.
+pub async fn password_hash(conn: &mut PgConnection, id: uuid::Uuid) -> anyhow::Result<String> {
+    sqlx::query_scalar("SELECT password_hash FROM users WHERE id = $1 AND deleted_at IS NULL")
+        .bind(id)
+        .fetch_one(conn)
+        .await
+        .context("reading a password hash")
+}
+
+/// Replaces the password hash of the locked user `id`.
+pub async fn set_password(conn: &mut PgConnection, id: uuid::Uuid, hash: &str) -> anyhow::Result<()> {
+    sqlx::query("UPDATE users SET password_hash = $2, updated_at = now() WHERE id = $1 AND deleted_at IS NULL")
+        .bind(id)
+        .bind(hash)
+        .execute(conn)
+        .await
+        .context("setting a password")?;
+    Ok(())
+}
+
+/// Erases the locked user `id`, leaving a tombstone: no email (which frees the address), no
+/// name, no password, no role above `user`.
+pub async fn erase(conn: &mut PgConnection, id: uuid::Uuid) -> anyhow::Result<()> {
+    sqlx::query(
+        "UPDATE users SET email = 'deleted:' || id::text, display_name = '', password_hash = NULL, role = 'user',
+                          email_verified_at = NULL, deleted_at = now(), updated_at = now()
+         WHERE id = $1 AND deleted_at IS NULL",
+    )
+    .bind(id)
+    .execute(conn)
+    .await
+    .context("erasing a user")?;
+    Ok(())
 }
 
 /// How many admins exist. Callers serialize role changes with [`lock_roles`].
@@ -150,7 +188,7 @@ pub async fn set_role(conn: &mut PgConnection, id: uuid::Uuid, role: Role) -> an
 pub async fn mark_verified(conn: &mut PgConnection, id: uuid::Uuid) -> anyhow::Result<Option<User>> {
     let row: Option<Row> = sqlx::query_as(&format!(
         "UPDATE users SET email_verified_at = coalesce(email_verified_at, now()), updated_at = now()
-         WHERE id = $1 RETURNING {COLUMNS}"
+         WHERE id = $1 AND deleted_at IS NULL RETURNING {COLUMNS}"
     ))
     .bind(id)
     .fetch_optional(conn)

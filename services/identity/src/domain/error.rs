@@ -31,6 +31,15 @@ pub enum IdentityError {
     /// The email verification token is unknown, used or expired.
     #[error("this verification link is unknown, used or expired; ask for a new one")]
     InvalidVerificationToken,
+    /// The password confirming a change to the caller's own account is wrong.
+    #[error("the password is wrong")]
+    WrongPassword,
+    /// The password reset token is unknown, used or expired.
+    #[error("this password reset link is unknown, used or expired; ask for a new one")]
+    InvalidResetToken,
+    /// The caller has no such session.
+    #[error("session not found")]
+    SessionNotFound,
     /// No such user.
     #[error("user not found")]
     UserNotFound,
@@ -38,7 +47,7 @@ pub enum IdentityError {
     #[error("signing key not found")]
     SigningKeyNotFound,
     /// The change would leave no admin.
-    #[error("the last admin cannot be demoted")]
+    #[error("the last admin cannot be demoted or deleted")]
     LastAdmin,
     /// A dependency failed; the caller may retry.
     #[error("temporarily unavailable")]

@@ -4,7 +4,8 @@ use chrono::{DateTime, Utc};
 use ticketing_platform::auth::Role;
 use ticketing_platform::events::envelope;
 use ticketing_proto::events::v1::{
-    EmailVerificationRequested, Envelope, RegistrationAttempted, UserRegistered, UserRoleChanged,
+    EmailVerificationRequested, Envelope, PasswordResetRequested, RegistrationAttempted, UserDeleted, UserRegistered,
+    UserRoleChanged,
 };
 
 use crate::domain::user::User;
@@ -44,6 +45,23 @@ pub fn verification_requested(user: &User, token: String, expires_at: DateTime<U
         expires_at: Some(prost_types::Timestamp { seconds: expires_at.timestamp(), nanos: 0 }),
     };
     envelope(user.id.to_string(), &event)
+}
+
+/// `user` is to be mailed `token`, which sets a new password until `expires_at`.
+pub fn password_reset_requested(user: &User, token: String, expires_at: DateTime<Utc>) -> Envelope {
+    let event = PasswordResetRequested {
+        user_id: user.id.to_string(),
+        email: user.email.to_string(),
+        display_name: user.display_name.clone(),
+        token,
+        expires_at: Some(prost_types::Timestamp { seconds: expires_at.timestamp(), nanos: 0 }),
+    };
+    envelope(user.id.to_string(), &event)
+}
+
+/// The user `id` deleted their account.
+pub fn user_deleted(id: uuid::Uuid) -> Envelope {
+    envelope(id.to_string(), &UserDeleted { user_id: id.to_string() })
 }
 
 /// `actor` changed `user`'s role to `role`.

@@ -5,6 +5,7 @@ use ticketing_platform::auth::Role;
 use ticketing_proto::identity::v1 as pb;
 use tonic::{Code, Status};
 
+use crate::adapters::refresh::Session;
 use crate::domain::user::User;
 use crate::domain::{FieldViolation, IdentityError};
 use crate::service::TokenPair;
@@ -25,7 +26,15 @@ impl From<IdentityError> for Status {
                 &message,
                 &[FieldViolation::new("token", "unknown, used or expired")],
             ),
-            IdentityError::UserNotFound | IdentityError::SigningKeyNotFound => Status::not_found(message),
+            IdentityError::InvalidResetToken => ticketing_platform::status::invalid_argument(
+                &message,
+                &[FieldViolation::new("token", "unknown, used or expired")],
+            ),
+            // The caller is signed in: a 401 would send clients off to refresh their tokens.
+            IdentityError::WrongPassword => Status::permission_denied(message),
+            IdentityError::UserNotFound | IdentityError::SigningKeyNotFound | IdentityError::SessionNotFound => {
+                Status::not_found(message)
+            }
             IdentityError::LastAdmin => Status::failed_precondition(message),
             IdentityError::Unavailable(source) => {
                 tracing::error!(error = format!("{source:#}"), "identity dependency failed");
@@ -73,6 +82,18 @@ impl From<User> for pb::User {
             created_at: Some(to_proto(user.created_at)),
             updated_at: Some(to_proto(user.updated_at)),
         }
+    }
+}
+
+/// The proto session for `session`, `current` when the caller's token belongs to it.
+pub fn session_to_proto(session: Session, current: bool) -> pb::Session {
+    pb::Session {
+        id: session.id,
+        created_at: Some(to_proto(session.created_at)),
+        last_used_at: Some(to_proto(session.last_used_at)),
+        client_address: session.address.unwrap_or_default(),
+        user_agent: session.user_agent.unwrap_or_default(),
+        current,
     }
 }
 

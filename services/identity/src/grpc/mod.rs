@@ -5,12 +5,16 @@ pub mod convert;
 use std::net::IpAddr;
 
 use ticketing_platform::auth::{Principal, Role};
-use ticketing_platform::peers::CLIENT_ADDRESS;
+use ticketing_platform::peers::{CLIENT_ADDRESS, CLIENT_USER_AGENT};
 use ticketing_proto::identity::v1 as pb;
 use ticketing_proto::identity::v1::identity_server::Identity as IdentityApi;
 use tonic::{Request, Response, Status};
 
-use crate::service::Identity;
+use crate::adapters::refresh::Origin;
+use crate::service::{Identity, PasswordChanged};
+
+/// Longest user agent kept with a session, in characters.
+const USER_AGENT_MAX: usize = 200;
 
 /// Implements `ticketing.identity.v1.Identity`.
 #[derive(Clone)]
@@ -24,16 +28,22 @@ impl Api {
         Self { identity }
     }
 
-    /// The client's address: the one a trusted edge names in [`CLIENT_ADDRESS`], else the
+    /// Where a login comes from. The client's address: the one a trusted edge names in
+    /// [`CLIENT_ADDRESS`], else the
     /// peer's. Never `x-forwarded-for` or the header from anyone else: whoever calls
     /// identity directly could name any address, and share or dodge another's throttle.
-    fn client_ip<T>(&self, request: &Request<T>) -> Option<String> {
+    /// With the address, the user agent the trusted edge names (printable ASCII, cut short).
+    fn origin<T>(&self, request: &Request<T>) -> Origin {
         let from_edge = Principal::of(request).is_ok_and(|caller| self.identity.is_trusted_edge(&caller));
-        from_edge
-            .then(|| request.metadata().get(CLIENT_ADDRESS)?.to_str().ok()?.parse::<IpAddr>().ok())
-            .flatten()
+        let edge_says = |key: &str| from_edge.then(|| request.metadata().get(key)?.to_str().ok()).flatten();
+        let address = edge_says(CLIENT_ADDRESS)
+            .and_then(|a| a.parse::<IpAddr>().ok())
             .or_else(|| request.remote_addr().map(|a| a.ip()))
-            .map(|ip| ip.to_string())
+            .map(|ip| ip.to_string());
+        let user_agent = edge_says(CLIENT_USER_AGENT)
+            .map(|ua| ua.chars().filter(|c| c.is_ascii_graphic() || *c == ' ').take(USER_AGENT_MAX).collect::<String>())
+            .filter(|ua| !ua.trim().is_empty());
+        Origin { address, user_agent }
     }
 }
 
@@ -72,9 +82,9 @@ impl IdentityApi for Api {
     }
 
     async fn login(&self, request: Request<pb::LoginRequest>) -> Result<Response<pb::TokenPair>, Status> {
-        let ip = self.client_ip(&request);
+        let origin = self.origin(&request);
         let r = request.into_inner();
-        let pair = self.identity.login(&r.email, &r.password, ip.as_deref()).await?;
+        let pair = self.identity.login(&r.email, &r.password, &origin).await?;
         Ok(Response::new(pair.into()))
     }
 
@@ -138,5 +148,63 @@ impl IdentityApi for Api {
         let (access_token, expires_at) = self.identity.service_token(&r.client_id, &r.client_secret).await?;
         let expires_at = prost_types::Timestamp { seconds: expires_at.timestamp(), nanos: 0 };
         Ok(Response::new(pb::ServiceToken { access_token, expires_at: Some(expires_at) }))
+    }
+
+    async fn change_password(
+        &self,
+        request: Request<pb::ChangePasswordRequest>,
+    ) -> Result<Response<pb::ChangePasswordResponse>, Status> {
+        let caller = Principal::of(&request)?;
+        let r = request.into_inner();
+        let changed = self.identity.change_password(&caller, &r.current_password, &r.new_password).await?;
+        Ok(Response::new(match changed {
+            PasswordChanged::SessionKept => pb::ChangePasswordResponse { session_kept: true, tokens: None },
+            PasswordChanged::NewSession(pair) => {
+                pb::ChangePasswordResponse { session_kept: false, tokens: Some(pair.into()) }
+            }
+        }))
+    }
+
+    async fn forgot_password(
+        &self,
+        request: Request<pb::ForgotPasswordRequest>,
+    ) -> Result<Response<pb::ForgotPasswordResponse>, Status> {
+        self.identity.forgot_password(&request.into_inner().email).await?;
+        Ok(Response::new(pb::ForgotPasswordResponse {}))
+    }
+
+    async fn reset_password(
+        &self,
+        request: Request<pb::ResetPasswordRequest>,
+    ) -> Result<Response<pb::ResetPasswordResponse>, Status> {
+        let r = request.into_inner();
+        self.identity.reset_password(&r.token, &r.new_password).await?;
+        Ok(Response::new(pb::ResetPasswordResponse {}))
+    }
+
+    async fn list_sessions(
+        &self,
+        request: Request<pb::ListSessionsRequest>,
+    ) -> Result<Response<pb::ListSessionsResponse>, Status> {
+        let caller = Principal::of(&request)?;
+        let sessions = self.identity.sessions(&caller).await?;
+        Ok(Response::new(pb::ListSessionsResponse {
+            sessions: sessions.into_iter().map(|(s, current)| convert::session_to_proto(s, current)).collect(),
+        }))
+    }
+
+    async fn revoke_session(
+        &self,
+        request: Request<pb::RevokeSessionRequest>,
+    ) -> Result<Response<pb::RevokeSessionResponse>, Status> {
+        let caller = Principal::of(&request)?;
+        self.identity.end_session(&caller, &request.into_inner().id).await?;
+        Ok(Response::new(pb::RevokeSessionResponse {}))
+    }
+
+    async fn delete_me(&self, request: Request<pb::DeleteMeRequest>) -> Result<Response<pb::DeleteMeResponse>, Status> {
+        let caller = Principal::of(&request)?;
+        self.identity.delete_account(&caller, &request.into_inner().password).await?;
+        Ok(Response::new(pb::DeleteMeResponse {}))
     }
 }

@@ -55,6 +55,12 @@ pub async fn spawn_with(customize: impl FnOnce(&mut Config)) -> TestApp {
     start(config, db, redis, kafka).await
 }
 
+/// Identity with a broker that refuses connections, so every event stays in its outbox
+/// for the test to read.
+pub async fn spawn_unpublished() -> TestApp {
+    spawn_with(|c| c.kafka.brokers = "127.0.0.1:9".into()).await
+}
+
 /// Starts identity with `config` on state the test prepared.
 pub async fn start(config: Config, db: TestDb, redis: TestRedis, kafka: KafkaConfig) -> TestApp {
     let running = ticketing_identity::startup::build(config.clone()).await.expect("identity starts");
@@ -145,4 +151,16 @@ impl TestApp {
     pub async fn me(&self, token: &str) -> Result<pb::User, tonic::Status> {
         self.client.clone().get_me(authed(pb::GetMeRequest {}, token)).await.map(tonic::Response::into_inner)
     }
+}
+
+/// The events of type `M` in identity's outbox, oldest first.
+pub async fn outbox<M: prost::Message + prost::Name + Default>(app: &TestApp) -> Vec<M> {
+    use prost::Message as _;
+    let envelopes: Vec<Vec<u8>> = sqlx::query_scalar("SELECT envelope FROM outbox WHERE event_type = $1 ORDER BY seq")
+        .bind(M::full_name())
+        .fetch_all(&app.db.pool)
+        .await
+        .unwrap();
+    let decode = |e: &Vec<u8>| ticketing_proto::events::v1::Envelope::decode(&e[..]).unwrap();
+    envelopes.iter().map(|e| ticketing_platform::events::payload::<M>(&decode(e)).unwrap()).collect()
 }

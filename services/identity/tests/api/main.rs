@@ -1,5 +1,6 @@
 //! Identity's integration tests, against real Postgres, Redis and the broker.
 
+mod account;
 mod accounts;
 mod events;
 mod helpers;

@@ -3,34 +3,17 @@
 //! inbox.
 
 use base64::Engine as _;
-use prost::{Message as _, Name as _};
-use ticketing_proto::events::v1::{EmailVerificationRequested, Envelope};
+use ticketing_proto::events::v1::EmailVerificationRequested;
 use ticketing_proto::identity::v1 as pb;
 use tonic::Code;
 use tonic_types::StatusExt as _;
 
-use crate::helpers::{PASSWORD, TestApp, authed, email, spawn_app, spawn_with};
-
-/// Identity with a broker that refuses connections, so every event stays in its outbox
-/// for the test to read.
-async fn spawn_unpublished() -> TestApp {
-    spawn_with(|c| c.kafka.brokers = "127.0.0.1:9".into()).await
-}
+use crate::helpers::{PASSWORD, TestApp, authed, email, outbox, spawn_app, spawn_unpublished, spawn_with};
 
 /// The tokens mailed to `address` so far, oldest first, as the outbox holds them.
 async fn tokens_to(app: &TestApp, address: &str) -> Vec<String> {
-    let envelopes: Vec<Vec<u8>> = sqlx::query_scalar("SELECT envelope FROM outbox WHERE event_type = $1 ORDER BY seq")
-        .bind(EmailVerificationRequested::full_name())
-        .fetch_all(&app.db.pool)
-        .await
-        .unwrap();
-    envelopes
-        .iter()
-        .map(|e| ticketing_platform::events::payload::<EmailVerificationRequested>(&Envelope::decode(&e[..]).unwrap()))
-        .map(Result::unwrap)
-        .filter(|v| v.email == address)
-        .map(|v| v.token)
-        .collect()
+    let requested = outbox::<EmailVerificationRequested>(app).await;
+    requested.into_iter().filter(|v| v.email == address).map(|v| v.token).collect()
 }
 
 /// The `email_verified` claim of a fresh login's access token.
