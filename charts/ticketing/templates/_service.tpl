@@ -465,6 +465,9 @@ TICKETING_GATEWAY__FRONT_END: {{ . | quote }}
 {{- if and (eq .name "notification") .svc.verifyEmailUrl }}
 TICKETING_NOTIFICATION__VERIFY_EMAIL_URL: {{ .svc.verifyEmailUrl | quote }}
 {{- end }}
+{{- if and (eq .name "notification") .svc.resetPasswordUrl }}
+TICKETING_NOTIFICATION__RESET_PASSWORD_URL: {{ .svc.resetPasswordUrl | quote }}
+{{- end }}
 {{- if and (eq .name "identity") .svc.bootstrapAdminEmail }}
 TICKETING_IDENTITY__BOOTSTRAP_ADMIN_EMAIL: {{ .svc.bootstrapAdminEmail | quote }}
 {{- end }}

@@ -60,6 +60,10 @@ pub struct NotificationSettings {
     /// The page of the web app that verifies an email: the verification email links to it
     /// with `?token=…`, and the page posts the token to `POST /v1/auth/verify-email`.
     pub verify_email_url: String,
+    /// The page of the web app that sets a new password: the reset email links to it with
+    /// `?token=…`, and the page posts the token and the new password to
+    /// `POST /v1/auth/password/reset`.
+    pub reset_password_url: String,
 }
 
 /// Check-in settings.
@@ -120,6 +124,7 @@ impl Default for NotificationSettings {
             send_lease: Duration::from_secs(120),
             tickets: TicketSettings::default(),
             verify_email_url: "http://127.0.0.1:8080/verify-email".into(),
+            reset_password_url: "http://127.0.0.1:8080/reset-password".into(),
         }
     }
 }
@@ -151,12 +156,16 @@ impl NotificationSettings {
         if self.from.parse::<lettre::message::Mailbox>().is_err() {
             bad("from", "must be an email address, optionally with a name: `Name <user@domain>`");
         }
-        let url = &self.verify_email_url;
-        if !(url.starts_with("https://") || url.starts_with("http://")) || url.contains(['?', '#']) {
-            bad("verify_email_url", "must be an http(s) URL without a query or fragment");
-        }
-        if environment == Environment::Production && !url.starts_with("https://") {
-            bad("verify_email_url", "a verification link goes over https in production");
+        for (key, url) in
+            [("verify_email_url", &self.verify_email_url), ("reset_password_url", &self.reset_password_url)]
+        {
+            if !(url.starts_with("https://") || url.starts_with("http://")) || url.contains(['?', '#']) {
+                bad(key, "must be an http(s) URL without a query or fragment");
+            }
+            // The link's token opens the account.
+            if environment == Environment::Production && !url.starts_with("https://") {
+                bad(key, "a link with a token goes over https in production");
+            }
         }
         let smtp = &self.smtp;
         if smtp.host.trim().is_empty() {

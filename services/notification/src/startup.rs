@@ -41,7 +41,7 @@ pub async fn build(config: Config) -> anyhow::Result<Running> {
         ("payment-emails-consumer", PAYMENT_EMAILS_GROUP, &[topics::PAYMENT], Duty::Emails),
     ];
     for (name, group, topics, duty) in consumers {
-        let handler = Events::new(keys.clone(), duty, &config.notification.verify_email_url);
+        let handler = Events::new(keys.clone(), duty, &config.notification);
         app.consume(name, group, topics, &pool, handler);
     }
     let dispatcher = Dispatcher::new(pool, mailer, config.notification.clone(), app.metrics());

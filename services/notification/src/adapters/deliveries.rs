@@ -48,6 +48,24 @@ pub async fn enqueue(conn: &mut PgConnection, delivery: &NewDelivery<'_>) -> sql
     Ok(inserted == 1)
 }
 
+/// Erases what the log holds about the user's emails (address, names, links, ticket
+/// codes), keeping that they were sent; the ones not sent yet are given up.
+pub async fn erase_user(conn: &mut PgConnection, user_id: Uuid) -> sqlx::Result<u64> {
+    let erased = sqlx::query(
+        "UPDATE deliveries SET recipient = '', context = '{}'::jsonb,
+                status = CASE WHEN status IN ('pending', 'retrying') THEN 'failed' ELSE status END,
+                last_error = CASE WHEN status IN ('pending', 'retrying') THEN 'the account was deleted'
+                                  ELSE last_error END,
+                claim = NULL, claimed_until = NULL
+          WHERE user_id = $1",
+    )
+    .bind(user_id)
+    .execute(conn)
+    .await?
+    .rows_affected();
+    Ok(erased)
+}
+
 /// A delivery this replica has claimed and must now send.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Claimed {

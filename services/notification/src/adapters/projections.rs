@@ -12,6 +12,8 @@ pub struct User {
     pub email: String,
     /// How to greet them (may be empty).
     pub display_name: String,
+    /// They deleted their account: nothing is sent to them any more.
+    pub erased: bool,
 }
 
 /// An event as emails show it.
@@ -30,7 +32,8 @@ pub async fn upsert_user(conn: &mut PgConnection, id: Uuid, email: &str, display
     sqlx::query(
         "INSERT INTO users (user_id, email, display_name) VALUES ($1, $2, $3)
          ON CONFLICT (user_id) DO UPDATE SET email = EXCLUDED.email, display_name = EXCLUDED.display_name,
-                                             updated_at = now()",
+                                             updated_at = now()
+          WHERE users.deleted_at IS NULL",
     )
     .bind(id)
     .bind(email)
@@ -40,9 +43,26 @@ pub async fn upsert_user(conn: &mut PgConnection, id: Uuid, email: &str, display
     Ok(())
 }
 
-/// The user, if their registration has been seen.
+/// The user, if their registration (or their account's deletion) has been seen.
 pub async fn user(db: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<Option<User>> {
-    sqlx::query_as("SELECT email, display_name FROM users WHERE user_id = $1").bind(id).fetch_optional(db).await
+    sqlx::query_as("SELECT email, display_name, deleted_at IS NOT NULL AS erased FROM users WHERE user_id = $1")
+        .bind(id)
+        .fetch_optional(db)
+        .await
+}
+
+/// Forgets the user's address and name for good, keeping the id: a replayed registration
+/// finds the row erased and leaves it so.
+pub async fn erase_user(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO users (user_id, email, display_name, deleted_at) VALUES ($1, '', '', now())
+         ON CONFLICT (user_id) DO UPDATE SET email = '', display_name = '', updated_at = now(),
+                                             deleted_at = coalesce(users.deleted_at, now())",
+    )
+    .bind(id)
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 /// The parts of a published or updated event that notification keeps.

@@ -32,6 +32,9 @@ const SOURCES: &[(&str, &str)] = &[
     ("verify_email.subject", include_str!("../../templates/verify_email.subject")),
     ("verify_email.txt", include_str!("../../templates/verify_email.txt")),
     ("verify_email.html", include_str!("../../templates/verify_email.html")),
+    ("reset_password.subject", include_str!("../../templates/reset_password.subject")),
+    ("reset_password.txt", include_str!("../../templates/reset_password.txt")),
+    ("reset_password.html", include_str!("../../templates/reset_password.html")),
 ];
 
 /// A rendered email, ready to be sent.

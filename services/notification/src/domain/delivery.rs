@@ -28,11 +28,13 @@ pub enum Template {
     RegistrationAttempted,
     /// After `EmailVerificationRequested`: the link that verifies the address.
     VerifyEmail,
+    /// After `PasswordResetRequested`: the link that sets a new password.
+    ResetPassword,
 }
 
 impl Template {
     /// Every template.
-    pub const ALL: [Self; 7] = [
+    pub const ALL: [Self; 8] = [
         Self::Welcome,
         Self::BookingConfirmed,
         Self::BookingCancelled,
@@ -40,6 +42,7 @@ impl Template {
         Self::RefundSucceeded,
         Self::RegistrationAttempted,
         Self::VerifyEmail,
+        Self::ResetPassword,
     ];
 
     /// The name stored in the log, used in metrics and as the template file stem.
@@ -52,6 +55,7 @@ impl Template {
             Self::RefundSucceeded => "refund_succeeded",
             Self::RegistrationAttempted => "registration_attempted",
             Self::VerifyEmail => "verify_email",
+            Self::ResetPassword => "reset_password",
         }
     }
 }

@@ -34,6 +34,7 @@ use crate::adapters::deliveries::{self, NewDelivery};
 use crate::adapters::keys::TicketKeys;
 use crate::adapters::projections::{self, EventChange, User};
 use crate::adapters::tickets;
+use crate::config::NotificationSettings;
 use crate::domain::{Template, Ticket, code};
 
 /// Group that keeps the projections and tickets.
@@ -59,13 +60,20 @@ pub struct Events {
     duty: Duty,
     /// `notification.verify_email_url`.
     verify_email_url: std::sync::Arc<str>,
+    /// `notification.reset_password_url`.
+    reset_password_url: std::sync::Arc<str>,
 }
 
 impl Events {
-    /// A handler doing `duty`, signing tickets with `keys`, linking verification emails to
-    /// `verify_email_url`.
-    pub fn new(keys: TicketKeys, duty: Duty, verify_email_url: &str) -> Self {
-        Self { keys, duty, verify_email_url: verify_email_url.into() }
+    /// A handler doing `duty`, signing tickets with `keys`, linking emails to the pages of
+    /// `settings`.
+    pub fn new(keys: TicketKeys, duty: Duty, settings: &NotificationSettings) -> Self {
+        Self {
+            keys,
+            duty,
+            verify_email_url: settings.verify_email_url.as_str().into(),
+            reset_password_url: settings.reset_password_url.as_str().into(),
+        }
     }
 }
 
@@ -74,6 +82,8 @@ enum Incoming {
     UserRegistered(ev::UserRegistered),
     RegistrationAttempted(ev::RegistrationAttempted),
     EmailVerificationRequested(ev::EmailVerificationRequested),
+    PasswordResetRequested(ev::PasswordResetRequested),
+    UserDeleted(ev::UserDeleted),
     EventPublished(ev::EventPublished),
     EventUpdated(ev::EventUpdated),
     BookingConfirmed(ev::BookingConfirmed),
@@ -92,6 +102,8 @@ impl Incoming {
             .on(Self::UserRegistered)
             .on(Self::RegistrationAttempted)
             .on(Self::EmailVerificationRequested)
+            .on(Self::PasswordResetRequested)
+            .on(Self::UserDeleted)
             .on(Self::EventPublished)
             .on(Self::EventUpdated)
             .on(Self::BookingConfirmed)
@@ -126,6 +138,13 @@ impl Events {
                     .await
                     .map_err(retryable)?;
             }
+            // The address, the name and the emails sent to them go; tickets and bookings
+            // stay (their user id is opaque), and so do their tickets' validity.
+            Incoming::UserDeleted(d) => {
+                let user = id("user_id", &d.user_id)?;
+                projections::erase_user(tx, user).await.map_err(retryable)?;
+                deliveries::erase_user(tx, user).await.map_err(retryable)?;
+            }
             Incoming::EventPublished(e) => {
                 let fields = (&*e.event_id, &*e.organizer_id, &*e.name, e.starts_at.as_ref(), &*e.time_zone, e.version);
                 upsert_event(tx, fields, &e.venue_name).await?;
@@ -147,7 +166,10 @@ impl Events {
                 let (booking, user) = (id("booking_id", &r.booking_id)?, id("user_id", &r.user_id)?);
                 projections::record_booking(tx, booking, user, None).await.map_err(retryable)?;
             }
-            Incoming::RegistrationAttempted(_) | Incoming::EmailVerificationRequested(_) | Incoming::Other => {}
+            Incoming::RegistrationAttempted(_)
+            | Incoming::EmailVerificationRequested(_)
+            | Incoming::PasswordResetRequested(_)
+            | Incoming::Other => {}
         }
         Ok(())
     }
@@ -236,10 +258,17 @@ async fn revoke(
 }
 
 impl Events {
-    /// The welcome email, the verification link, and the owner's warning that someone
-    /// tried to register their address: each event carries the address, so none waits.
+    /// The welcome email, the verification and password reset links, and the owner's
+    /// warning that someone tried to register their address: each event carries the
+    /// address, so none waits.
     async fn account_email(&self, tx: &mut PgConnection, source: Uuid, incoming: &Incoming) -> Result<(), HandleError> {
-        let recipient = |email: &str, name: &str| User { email: email.to_owned(), display_name: name.to_owned() };
+        let recipient =
+            |email: &str, name: &str| User { email: email.to_owned(), display_name: name.to_owned(), erased: false };
+        // Base64url tokens: nothing in them needs escaping in a query string.
+        let link_context = |base: &str, token: &str, expires_at: Option<&prost_types::Timestamp>| {
+            let expires = expires_at.and_then(from_proto).map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string());
+            json!({ "link": format!("{base}?token={token}"), "token": token, "expires": expires })
+        };
         let (template, user_id, user, mut context) = match incoming {
             Incoming::UserRegistered(u) => {
                 (Template::Welcome, &u.user_id, recipient(&u.email, &u.display_name), json!({}))
@@ -248,12 +277,12 @@ impl Events {
                 (Template::RegistrationAttempted, &a.user_id, recipient(&a.email, &a.display_name), json!({}))
             }
             Incoming::EmailVerificationRequested(v) => {
-                // Base64url: nothing in it needs escaping in a query string.
-                let link = format!("{}?token={}", self.verify_email_url, v.token);
-                let expires =
-                    v.expires_at.as_ref().and_then(from_proto).map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string());
-                let context = json!({ "link": link, "token": v.token, "expires": expires });
+                let context = link_context(&self.verify_email_url, &v.token, v.expires_at.as_ref());
                 (Template::VerifyEmail, &v.user_id, recipient(&v.email, &v.display_name), context)
+            }
+            Incoming::PasswordResetRequested(r) => {
+                let context = link_context(&self.reset_password_url, &r.token, r.expires_at.as_ref());
+                (Template::ResetPassword, &r.user_id, recipient(&r.email, &r.display_name), context)
             }
             _ => return Ok(()),
         };
@@ -308,6 +337,10 @@ async fn booking_or_refund_email(tx: &mut PgConnection, source: Uuid, incoming: 
         // Wait for the UserRegistered (bounded by the consumer's retries, then the DLQ).
         return Err(HandleError::Retryable(anyhow::anyhow!("user {user_id} is not known yet")));
     };
+    if recipient.erased {
+        tracing::info!(%user_id, %booking, "the user deleted their account; no email");
+        return Ok(());
+    }
     let event = match event {
         Some(event) => projections::event(&mut *tx, id("event_id", event)?).await.map_err(retryable)?,
         None => None,
