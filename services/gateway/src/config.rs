@@ -204,6 +204,10 @@ pub struct RateLimits {
     /// costs a password hash and makes an account with budgets of its own. Also
     /// `POST /v1/auth/verify-email/resend`, per user: each sends an email.
     pub register: Limit,
+    /// `POST /v1/auth/password/forgot`, per email address (lower-cased and hashed), whether
+    /// or not it has an account: each may send a reset email to that inbox. Per client IP
+    /// the route takes the `register` limit.
+    pub password_reset: Limit,
     /// The large public answers (`GET /v1/events/{id}/availability?seats=true`,
     /// `GET /v1/venues/{id}?seat_map=true`), per client IP (on top of the IP limit).
     pub heavy: Limit,
@@ -249,6 +253,8 @@ impl Default for RateLimits {
             login: Limit { per_second: 1.0, burst: 20 },
             // Ten at once, then three a minute: a family or a venue's Wi-Fi, not a script.
             register: Limit { per_second: 0.05, burst: 10 },
+            // Three at once, then one every ten minutes: enough for a lost email, not a flood.
+            password_reset: Limit { per_second: 1.0 / 600.0, burst: 3 },
             heavy: Limit { per_second: 1.0, burst: 20 },
             trusted_proxy_hops: 0,
             redis_timeout: Duration::from_millis(100),
@@ -287,6 +293,7 @@ impl Validate for RateLimits {
         self.user.validate("gateway.rate_limits.user", issues);
         self.login.validate("gateway.rate_limits.login", issues);
         self.register.validate("gateway.rate_limits.register", issues);
+        self.password_reset.validate("gateway.rate_limits.password_reset", issues);
         self.heavy.validate("gateway.rate_limits.heavy", issues);
         if self.trusted_proxy_hops > 10 {
             issues.push(ConfigIssue::new("gateway.rate_limits.trusted_proxy_hops", "must be at most 10"));

@@ -1,8 +1,9 @@
 //! Rate limits shared by every gateway replica: GCRA (the generic cell rate algorithm)
 //! in Redis, one Lua script checking every limit that applies to a request at once: per
 //! client IP for everyone, per user for a verified token, per IP and per email on
-//! `POST /v1/auth/login`, per IP on `POST /v1/auth/register` (and per user on its
-//! verification email's resend), and per IP on the large
+//! `POST /v1/auth/login` and `POST /v1/auth/password/forgot`, per IP on
+//! `POST /v1/auth/register` (and per user on its verification email's resend), and per IP
+//! on the large
 //! public answers (`seats=true`, `seat_map=true`). Concurrent requests' checks are coalesced into one script call
 //! (`ticketing_platform::coalesce`), which takes each request in turn: the decisions are
 //! exactly those of one call per request, for a fraction of the round trips.
@@ -87,6 +88,8 @@ enum Rule {
     LoginEmail,
     Register,
     Resend,
+    ForgotIp,
+    ForgotEmail,
     Heavy,
 }
 
@@ -99,6 +102,8 @@ impl Rule {
             Self::LoginEmail => "login-email",
             Self::Register => "register",
             Self::Resend => "verify-resend",
+            Self::ForgotIp => "password-forgot-ip",
+            Self::ForgotEmail => "password-forgot-email",
             Self::Heavy => "heavy",
         }
     }
@@ -342,7 +347,7 @@ fn is_heavy(method: &Method, uri: &axum::http::Uri) -> bool {
 }
 
 /// The email a login is for, normalised and hashed (no addresses in Redis keys).
-fn login_email(body: &[u8]) -> Option<String> {
+fn body_email(body: &[u8]) -> Option<String> {
     let value: serde_json::Value = serde_json::from_slice(body).ok()?;
     let email = value.get("email")?.as_str()?.trim().to_lowercase();
     (!email.is_empty()).then(|| hex(&sha2::Sha256::digest(email.as_bytes())[..16]))
@@ -385,15 +390,23 @@ pub async fn limit(State(limiter): State<RateLimiter>, mut request: Request, nex
     if request.method() == Method::POST && request.uri().path() == "/v1/auth/register" {
         checks.push((Rule::Register, settings.register, ip.clone()));
     }
-    if request.method() == Method::POST && request.uri().path() == "/v1/auth/login" {
-        checks.push((Rule::LoginIp, settings.login, ip));
+    // Logins per email guard the account; reset emails per address guard its inbox.
+    let by_email = match request.uri().path() {
+        "/v1/auth/login" => Some((Rule::LoginIp, settings.login, Rule::LoginEmail, settings.login)),
+        "/v1/auth/password/forgot" => {
+            Some((Rule::ForgotIp, settings.register, Rule::ForgotEmail, settings.password_reset))
+        }
+        _ => None,
+    };
+    if let Some((ip_rule, ip_limit, email_rule, email_limit)) = by_email.filter(|_| request.method() == Method::POST) {
+        checks.push((ip_rule, ip_limit, ip));
         let (parts, body) = request.into_parts();
         let Ok(bytes) = axum::body::to_bytes(body, inner.max_body_bytes).await else {
             return Problem::new(StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large", "Body too large", "")
                 .into_response();
         };
-        if let Some(email) = login_email(&bytes) {
-            checks.push((Rule::LoginEmail, settings.login, email));
+        if let Some(email) = body_email(&bytes) {
+            checks.push((email_rule, email_limit, email));
         }
         request = Request::from_parts(parts, axum::body::Body::from(bytes));
     }
@@ -506,13 +519,13 @@ mod tests {
     }
 
     #[test]
-    fn login_emails_are_normalised_and_hashed() {
-        let a = login_email(br#"{"email": " Fan@Example.com ", "password": "x"}"#).unwrap();
-        assert_eq!(Some(a.clone()), login_email(br#"{"email": "fan@example.com"}"#));
+    fn body_emails_are_normalised_and_hashed() {
+        let a = body_email(br#"{"email": " Fan@Example.com ", "password": "x"}"#).unwrap();
+        assert_eq!(Some(a.clone()), body_email(br#"{"email": "fan@example.com"}"#));
         assert_eq!(a.len(), 32);
         assert!(!a.contains('@'));
-        assert_eq!(login_email(b"not json"), None);
-        assert_eq!(login_email(br#"{"email": 7}"#), None);
+        assert_eq!(body_email(b"not json"), None);
+        assert_eq!(body_email(br#"{"email": 7}"#), None);
     }
 
     struct Limiter {

@@ -1,9 +1,11 @@
 //! Accounts and tokens, over identity.
 
-use axum::extract::State;
-use axum::http::StatusCode;
+use axum::extract::{Path, State};
+use axum::http::header::USER_AGENT;
+use axum::http::{HeaderMap, StatusCode};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use ticketing_platform::peers::CLIENT_USER_AGENT;
 use ticketing_proto::identity::v1 as pb;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -23,8 +25,13 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(login))
         .routes(routes!(refresh))
         .routes(routes!(logout))
-        .routes(routes!(me, update_me))
+        .routes(routes!(me, update_me, delete_me))
         .routes(routes!(jwks))
+        .routes(routes!(change_password))
+        .routes(routes!(forgot_password))
+        .routes(routes!(reset_password))
+        .routes(routes!(sessions))
+        .routes(routes!(revoke_session))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -129,9 +136,18 @@ impl From<pb::TokenPair> for Tokens {
 async fn login(
     State(s): State<AppState>,
     client: ClientIp,
+    headers: HeaderMap,
     Json(b): Json<LoginBody>,
 ) -> Result<axum::Json<Tokens>, Problem> {
-    let request = client.request(&s.tokens, pb::LoginRequest { email: b.email, password: b.password }).await?;
+    let mut request = client.request(&s.tokens, pb::LoginRequest { email: b.email, password: b.password }).await?;
+    // Shown in the user's list of sessions; printable ASCII only, cut short.
+    let user_agent = headers
+        .get(USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(|ua| ua.chars().filter(|c| c.is_ascii_graphic() || *c == ' ').take(USER_AGENT_MAX).collect::<String>());
+    if let Some(value) = user_agent.and_then(|ua| ua.parse().ok()) {
+        request.metadata_mut().insert(CLIENT_USER_AGENT, value);
+    }
     let pair = s.backends.identity.clone().login(request).await?;
     Ok(axum::Json(pair.into_inner().into()))
 }
@@ -182,6 +198,170 @@ async fn update_me(
 ) -> Result<axum::Json<User>, Problem> {
     let request = caller.request(pb::UpdateMeRequest { display_name: b.display_name });
     Ok(axum::Json(s.backends.identity.clone().update_me(request).await?.into_inner().into()))
+}
+
+/// Longest `User-Agent` passed on to identity, in characters.
+const USER_AGENT_MAX: usize = 200;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChangePasswordBody {
+    pub current_password: String,
+    /// The rules of registration: at least 12 characters, not a common password.
+    pub new_password: String,
+}
+
+/// What changing the password did to the caller's sessions.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PasswordChanged {
+    /// True: every other session ended, and the caller's tokens go on working. False: the
+    /// access token named no live session (one issued before sessions were named), so every
+    /// session ended and `tokens` is a new sign-in for the caller.
+    pub session_kept: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tokens: Option<Tokens>,
+}
+
+/// Changes the caller's password. A wrong current password is refused with 403 and counts
+/// as a failed login on the account (delays, 429 with `Retry-After`); pending reset links
+/// stop working, and the caller's other sessions end.
+#[utoipa::path(post, path = "/v1/me/password", tag = "auth", security(("bearer" = [])),
+    request_body = ChangePasswordBody,
+    responses((status = 200, body = PasswordChanged), (status = 400, body = Problem),
+        (status = 401, body = Problem), (status = 403, body = Problem, description = "A wrong current password"),
+        (status = 429, body = Problem)))]
+async fn change_password(
+    State(s): State<AppState>,
+    caller: Caller,
+    Json(b): Json<ChangePasswordBody>,
+) -> Result<axum::Json<PasswordChanged>, Problem> {
+    let request = caller
+        .request(pb::ChangePasswordRequest { current_password: b.current_password, new_password: b.new_password });
+    let changed = s.backends.identity.clone().change_password(request).await?.into_inner();
+    Ok(axum::Json(PasswordChanged { session_kept: changed.session_kept, tokens: changed.tokens.map(Tokens::from) }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ForgotPasswordBody {
+    pub email: String,
+}
+
+/// Mails a single-use password reset link to the address if it has an account. The answer
+/// is the same whether or not it has one. Limited per email address
+/// (`gateway.rate_limits.password_reset`) and per client address (`.register`).
+#[utoipa::path(post, path = "/v1/auth/password/forgot", tag = "auth", request_body = ForgotPasswordBody,
+    responses((status = 202, body = EmailSent), (status = 400, body = Problem), (status = 429, body = Problem)))]
+async fn forgot_password(
+    State(s): State<AppState>,
+    Json(b): Json<ForgotPasswordBody>,
+) -> Result<(StatusCode, axum::Json<EmailSent>), Problem> {
+    s.backends.identity.clone().forgot_password(pb::ForgotPasswordRequest { email: b.email }).await?;
+    let detail = "If this address has an account, an email with a link to reset its password is on its way.";
+    Ok((StatusCode::ACCEPTED, axum::Json(EmailSent { detail: detail.to_owned() })))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResetPasswordBody {
+    /// The token of the reset email's link.
+    pub token: String,
+    /// The rules of registration: at least 12 characters, not a common password.
+    pub new_password: String,
+}
+
+/// Sets a new password with the token of a reset email. The token works once, until it
+/// expires (30 minutes); every session of the account ends, so everyone signs in again.
+#[utoipa::path(post, path = "/v1/auth/password/reset", tag = "auth", request_body = ResetPasswordBody,
+    responses((status = 204, description = "The password is set"),
+        (status = 400, body = Problem, description = "An unknown, used or expired token, or a weak password")))]
+async fn reset_password(State(s): State<AppState>, Json(b): Json<ResetPasswordBody>) -> Result<StatusCode, Problem> {
+    let request = pb::ResetPasswordRequest { token: b.token, new_password: b.new_password };
+    s.backends.identity.clone().reset_password(request).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A sign-in with a live refresh token.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Session {
+    pub id: String,
+    pub created_at: Option<DateTime<Utc>>,
+    /// The last refresh, or the sign-in.
+    pub last_used_at: Option<DateTime<Utc>>,
+    /// The client's address at sign-in, as the gateway saw it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_address: Option<String>,
+    /// The client's `User-Agent` at sign-in.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_agent: Option<String>,
+    /// Whether the access token of this request belongs to it.
+    pub current: bool,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Sessions {
+    /// Most recently used first.
+    pub sessions: Vec<Session>,
+}
+
+/// The caller's sessions: one per sign-in whose refresh token still works.
+#[utoipa::path(get, path = "/v1/me/sessions", tag = "auth", security(("bearer" = [])),
+    responses((status = 200, body = Sessions), (status = 401, body = Problem)))]
+async fn sessions(State(s): State<AppState>, caller: Caller) -> Result<axum::Json<Sessions>, Problem> {
+    let list = s.backends.identity.clone().list_sessions(caller.request(pb::ListSessionsRequest {})).await?;
+    let non_empty = |v: String| (!v.is_empty()).then_some(v);
+    let sessions = list
+        .into_inner()
+        .sessions
+        .into_iter()
+        .map(|s| Session {
+            id: s.id,
+            created_at: instant(s.created_at),
+            last_used_at: instant(s.last_used_at),
+            client_address: non_empty(s.client_address),
+            user_agent: non_empty(s.user_agent),
+            current: s.current,
+        })
+        .collect();
+    Ok(axum::Json(Sessions { sessions }))
+}
+
+/// Ends one of the caller's sessions: its refresh token stops working (its access tokens
+/// live out their 15 minutes). Another user's session is as unknown as a made-up id: 404.
+#[utoipa::path(delete, path = "/v1/me/sessions/{id}", tag = "auth", security(("bearer" = [])),
+    params(("id" = String, Path, description = "A session id from `GET /v1/me/sessions`")),
+    responses((status = 204, description = "Ended"), (status = 401, body = Problem), (status = 404, body = Problem)))]
+async fn revoke_session(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode, Problem> {
+    s.backends.identity.clone().revoke_session(caller.request(pb::RevokeSessionRequest { id })).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteMeBody {
+    /// The account's password, as confirmation.
+    pub password: String,
+}
+
+/// Deletes the caller's account, confirmed by its password in the body: the email, name and
+/// password are erased (the address may register again), every session ends, and the other
+/// services erase what they hold about the user. Bookings and tickets stay valid. A wrong
+/// password is 403 and counts as a failed login; the last admin gets 409.
+#[utoipa::path(delete, path = "/v1/me", tag = "auth", security(("bearer" = [])), request_body = DeleteMeBody,
+    responses((status = 204, description = "Deleted"), (status = 401, body = Problem),
+        (status = 403, body = Problem, description = "A wrong password"),
+        (status = 409, body = Problem, description = "The last admin"), (status = 429, body = Problem)))]
+async fn delete_me(
+    State(s): State<AppState>,
+    caller: Caller,
+    Json(b): Json<DeleteMeBody>,
+) -> Result<StatusCode, Problem> {
+    s.backends.identity.clone().delete_me(caller.request(pb::DeleteMeRequest { password: b.password })).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// The public keys that verify access tokens (RFC 7517).
