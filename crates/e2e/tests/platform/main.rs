@@ -5,6 +5,7 @@
 //! the OpenAPI contract, GraphQL), reconciliation, restarts and tracing across the services. The
 //! real binaries' own suite is `binaries`; crash faults under load are `faults`.
 
+mod account;
 mod edge;
 mod gateway;
 mod graphql;

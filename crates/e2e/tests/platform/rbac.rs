@@ -207,6 +207,8 @@ enum Body {
     Json(Value),
     /// A registration with a fresh email.
     NewAccount,
+    /// A fresh email without an account (each address has a small budget of its own).
+    UnknownEmail,
     /// A refresh token not used yet.
     RefreshToken,
 }
@@ -280,6 +282,16 @@ async fn rbac_every_route_lets_in_exactly_the_roles_the_matrix_says() {
         row(Method::POST, "/v1/auth/logout", "", Public, &[204], Body::RefreshToken),
         row(Method::GET, "/v1/me", "", SignedIn, &[200], Body::None),
         row(Method::PATCH, "/v1/me", "", SignedIn, &[200], json(json!({"display_name": "Matrix"}))),
+        // Account self-service, answered without harming the shared accounts: wrong passwords
+        // (one guess per caller's account, well inside the login throttle's free failures).
+        row(Method::POST, "/v1/me/password", "", SignedIn, &[403],
+            json(json!({"current_password": "not-the-passphrase", "new_password": "another-long-passphrase"}))),
+        row(Method::DELETE, "/v1/me", "", SignedIn, &[403], json(json!({"password": "not-the-passphrase"}))),
+        row(Method::GET, "/v1/me/sessions", "", SignedIn, &[200], Body::None),
+        row(Method::DELETE, "/v1/me/sessions/{id}", &nobody.replace('-', ""), SignedIn, &[404], Body::None),
+        row(Method::POST, "/v1/auth/password/forgot", "", Public, &[202], Body::UnknownEmail),
+        row(Method::POST, "/v1/auth/password/reset", "", Public, &[400],
+            json(json!({"token": "not-a-token", "new_password": "another-long-passphrase"}))),
         row(Method::GET, "/.well-known/jwks.json", "", Public, &[200], Body::None),
         row(Method::GET, "/healthz", "", Public, &[200], Body::None),
         row(Method::GET, "/readyz", "", Public, &[200], Body::None),
@@ -356,6 +368,7 @@ async fn rbac_every_route_lets_in_exactly_the_roles_the_matrix_says() {
                 Body::NewAccount => Some(json!({"email": format!("m-{}@example.com", ticketing_testkit::unique()),
                                                 "password": PASSWORD})),
                 Body::RefreshToken => Some(json!({"refresh_token": refresh_tokens.pop().unwrap()})),
+                Body::UnknownEmail => Some(json!({"email": format!("m-{}@example.com", ticketing_testkit::unique())})),
             };
             let (status, headers, answer) = http.call(r.method.clone(), &r.path, token, body, None).await;
             let ok = match r.access.refusal(who) {
