@@ -268,9 +268,15 @@ mod tests {
         config.sealing.kek = format!("prod:{}", "A".repeat(43) + "=");
         assert_eq!(
             issues(&config),
-            ["notification.verify_email_url", "notification.smtp.security", "notification.send_lease"]
+            [
+                "notification.verify_email_url",
+                "notification.reset_password_url",
+                "notification.smtp.security",
+                "notification.send_lease"
+            ]
         );
         config.notification.verify_email_url = "https://tickets.example.com/verify-email".into();
+        config.notification.reset_password_url = "https://tickets.example.com/reset-password".into();
         config.notification.smtp.security = SmtpSecurity::Starttls;
         config.notification.send_lease = Duration::from_secs(60);
         assert_eq!(issues(&config), Vec::<String>::new());
