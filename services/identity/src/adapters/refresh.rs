@@ -122,9 +122,11 @@ static REVOKE: LazyLock<redis::Script> = LazyLock::new(|| {
         r"
 local current = redis.call('HGET', KEYS[1], 'current')
 if current == ARGV[1] or redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 1 then
-  return redis.call('DEL', KEYS[1], KEYS[2])
+  local user = redis.call('HGET', KEYS[1], 'user')
+  redis.call('DEL', KEYS[1], KEYS[2])
+  return user
 end
-return 0
+return false
 ",
     )
 });
@@ -273,13 +275,16 @@ impl RefreshTokens {
         let Some((family, presented)) = parse(token) else { return Ok(()) };
         let (family_key, used_key) = self.keys(family);
         let mut conn = self.redis.clone();
-        let _: i64 = REVOKE
+        let user: Option<String> = REVOKE
             .key(&family_key)
             .key(&used_key)
             .arg(hash(presented))
             .invoke_async(&mut conn)
             .await
             .context("revoking a refresh token family")?;
+        if let Some(user) = user.and_then(|u| u.parse().ok()) {
+            let _: i64 = redis::cmd("SREM").arg(self.index(user)).arg(family).query_async(&mut conn).await?;
+        }
         Ok(())
     }
 
