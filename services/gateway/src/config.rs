@@ -254,7 +254,7 @@ impl Default for RateLimits {
             // Ten at once, then three a minute: a family or a venue's Wi-Fi, not a script.
             register: Limit { per_second: 0.05, burst: 10 },
             // Three at once, then one every ten minutes: enough for a lost email, not a flood.
-            password_reset: Limit { per_second: 1.0 / 600.0, burst: 3 },
+            password_reset: Limit { per_second: 0.002, burst: 3 },
             heavy: Limit { per_second: 1.0, burst: 20 },
             trusted_proxy_hops: 0,
             redis_timeout: Duration::from_millis(100),
