@@ -217,7 +217,7 @@ impl Bookings {
             return Ok(true);
         }
         Ok(caller.roles.contains(&Role::Organizer)
-            && store::organizer(&self.pool, booking.event_id).await? == Some(caller.user_id))
+            && self.organizer(caller, booking.event_id).await? == Some(caller.user_id))
     }
 
     /// One booking.
