@@ -46,6 +46,7 @@ async fn printed_tickets_are_one_page_each_and_their_codes_admit_once() {
         headers[header::CONTENT_DISPOSITION],
         format!("attachment; filename=\"tickets-{booking}.pdf\"").as_str()
     );
+    assert_eq!(headers[header::CACHE_CONTROL], "private, no-store", "no shared cache keeps the tickets");
     let pdf = response.bytes().await.unwrap();
 
     // Only its owner prints it: another buyer and even an admin are told it does not exist.

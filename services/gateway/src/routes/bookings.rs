@@ -3,7 +3,7 @@
 
 use axum::extract::{Query, State};
 use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse as _, Response};
+use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use ticketing_proto::booking::v1 as pb;
@@ -290,8 +290,18 @@ async fn tickets(
 /// A PDF document, as bytes (OpenAPI 3.1: a string whose content is `application/pdf`).
 #[derive(ToSchema)]
 #[schema(value_type = String, format = Binary, content_media_type = "application/pdf")]
-#[allow(dead_code)] // Only its schema is used: the handler sends the bytes as they came.
 struct PdfDocument(Vec<u8>);
+
+impl IntoResponse for PdfDocument {
+    fn into_response(self) -> Response {
+        let headers = [
+            (header::CONTENT_TYPE, "application/pdf"),
+            // Whoever holds a copy holds the tickets: no shared cache keeps one.
+            (header::CACHE_CONTROL, "private, no-store"),
+        ];
+        (headers, self.0).into_response()
+    }
+}
 
 /// The booking's tickets as a PDF to print or keep: one page per ticket that still admits,
 /// with its event, venue, start, seat, booking reference, the buyer's name and its QR code
@@ -315,13 +325,8 @@ async fn tickets_pdf(
     // The name is notification's (`tickets-<uuid>.pdf`); only its safe characters reach the header.
     let filename: String =
         printed.filename.chars().filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_')).collect();
-    let headers = [
-        (header::CONTENT_TYPE, "application/pdf".to_owned()),
-        (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{filename}\"")),
-        // Whoever holds a copy holds the tickets: no shared cache keeps one.
-        (header::CACHE_CONTROL, "private, no-store".to_owned()),
-    ];
-    Ok((headers, printed.pdf).into_response())
+    let disposition = [(header::CONTENT_DISPOSITION, format!("attachment; filename=\"{filename}\""))];
+    Ok((disposition, PdfDocument(printed.pdf)).into_response())
 }
 
 #[cfg(test)]
