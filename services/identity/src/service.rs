@@ -343,6 +343,7 @@ impl Identity {
         users::lock(&mut tx, user.id).await?.ok_or(IdentityError::UserNotFound)?;
         users::set_password(&mut tx, user.id, &hash).await?;
         verifications::revoke_all(&mut tx, Purpose::ResetPassword, user.id).await?;
+        outbox::enqueue(&mut tx, &self.topic, &publish::password_changed(&user, false, Utc::now())).await?;
         tx.commit().await.map_err(anyhow::Error::from)?;
         let current_session = match session_of(&caller.token) {
             Some(sid) if self.refresh.is_live(user.id, &sid).await? => Some(sid),
@@ -398,6 +399,7 @@ impl Identity {
             return Err(IdentityError::Invalid(violations));
         }
         users::set_password(&mut tx, user.id, &hash).await?;
+        outbox::enqueue(&mut tx, &self.topic, &publish::password_changed(&user, true, Utc::now())).await?;
         tx.commit().await.map_err(anyhow::Error::from)?;
         let ended = self.refresh.end_sessions(user.id, None).await?;
         tracing::info!(user_id = %user.id, ended, "password reset");

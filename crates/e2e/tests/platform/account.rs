@@ -97,6 +97,13 @@ async fn a_forgotten_password_is_reset_by_mail_and_sessions_are_the_users_to_end
     assert_eq!(body["errors"][0]["field"], "token", "{body}");
 
     assert_eq!(refresh(&http, &path_of(&laptop, "refresh_token")).await, StatusCode::UNAUTHORIZED, "signed out");
+    // The owner is told, in case the reset was not theirs (ASVS V2.2.3).
+    let what = format!("a password changed email to {email}");
+    let notice = eventually_every(&what, Duration::from_secs(60), Duration::from_millis(50), || async {
+        emails_to(&http.smtp, &email).into_iter().find(|e| e.subject == "Your Ticketing password was changed")
+    })
+    .await;
+    assert!(notice.text.contains("with a reset link sent to this address"), "{}", notice.text);
     assert_eq!(login(&http, &email, PASSWORD, "E2E").await.0, StatusCode::UNAUTHORIZED, "the old password");
     let (status, again) = login(&http, &email, NEW_PASSWORD, "E2E").await;
     assert_eq!(status, StatusCode::OK, "{again}");

@@ -4,8 +4,8 @@ use chrono::{DateTime, Utc};
 use ticketing_platform::auth::Role;
 use ticketing_platform::events::envelope;
 use ticketing_proto::events::v1::{
-    EmailVerificationRequested, Envelope, PasswordResetRequested, RegistrationAttempted, UserDeleted, UserRegistered,
-    UserRoleChanged,
+    EmailVerificationRequested, Envelope, PasswordChanged, PasswordResetRequested, RegistrationAttempted, UserDeleted,
+    UserRegistered, UserRoleChanged,
 };
 
 use crate::domain::user::User;
@@ -55,6 +55,18 @@ pub fn password_reset_requested(user: &User, token: String, expires_at: DateTime
         display_name: user.display_name.clone(),
         token,
         expires_at: Some(prost_types::Timestamp { seconds: expires_at.timestamp(), nanos: 0 }),
+    };
+    envelope(user.id.to_string(), &event)
+}
+
+/// `user`'s password was changed at `at`, through a reset link when `by_reset`.
+pub fn password_changed(user: &User, by_reset: bool, at: DateTime<Utc>) -> Envelope {
+    let event = PasswordChanged {
+        user_id: user.id.to_string(),
+        email: user.email.to_string(),
+        display_name: user.display_name.clone(),
+        changed_at: Some(prost_types::Timestamp { seconds: at.timestamp(), nanos: 0 }),
+        by_reset,
     };
     envelope(user.id.to_string(), &event)
 }

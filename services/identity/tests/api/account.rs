@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use ticketing_proto::events::v1::{PasswordResetRequested, UserDeleted};
+use ticketing_proto::events::v1::{PasswordChanged, PasswordResetRequested, UserDeleted};
 use ticketing_proto::identity::v1 as pb;
 use tonic::Code;
 use tonic_types::StatusExt as _;
@@ -150,6 +150,11 @@ async fn a_mailed_reset_link_sets_the_password_once_and_ends_every_session() {
     assert_field(&reset(&app, &tokens[1], "short").await.unwrap_err(), "new_password");
     reset(&app, &tokens[1], NEW_PASSWORD).await.expect("a weak password did not use the link up");
     assert_field(&reset(&app, &tokens[1], "yet-another-passphrase").await.unwrap_err(), "token");
+    let told = |changes: Vec<PasswordChanged>| -> Vec<(String, bool)> {
+        changes.into_iter().map(|c| (c.email, c.by_reset)).collect()
+    };
+    let reset_once = [(user.email.clone(), true)];
+    assert_eq!(told(outbox(&app).await), reset_once, "the owner is told of the reset, not of refused tries");
     assert_eq!(app.refresh(&session.refresh_token).await.unwrap_err().code(), Code::Unauthenticated);
     assert_eq!(app.login(&user.email, PASSWORD).await.unwrap_err().code(), Code::Unauthenticated);
     let session = app.login(&user.email, NEW_PASSWORD).await.expect("the new password works");
@@ -165,6 +170,8 @@ async fn a_mailed_reset_link_sets_the_password_once_and_ends_every_session() {
     forgot(&app, &user.email).await;
     let pending = reset_tokens(&app, &user.email).await.pop().unwrap();
     change(&app, &session.access_token, NEW_PASSWORD, PASSWORD).await.unwrap();
+    let then_changed = [reset_once[0].clone(), (user.email.clone(), false)];
+    assert_eq!(told(outbox(&app).await), then_changed, "and of the change made signed in");
     assert_field(&reset(&app, &pending, NEW_PASSWORD).await.unwrap_err(), "token");
     let left: i64 = sqlx::query_scalar("SELECT count(*) FROM password_resets").fetch_one(&app.db.pool).await.unwrap();
     assert_eq!(left, 0, "nothing left that resets a password");

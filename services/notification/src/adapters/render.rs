@@ -35,6 +35,9 @@ const SOURCES: &[(&str, &str)] = &[
     ("reset_password.subject", include_str!("../../templates/reset_password.subject")),
     ("reset_password.txt", include_str!("../../templates/reset_password.txt")),
     ("reset_password.html", include_str!("../../templates/reset_password.html")),
+    ("password_changed.subject", include_str!("../../templates/password_changed.subject")),
+    ("password_changed.txt", include_str!("../../templates/password_changed.txt")),
+    ("password_changed.html", include_str!("../../templates/password_changed.html")),
 ];
 
 /// A rendered email, ready to be sent.
@@ -169,7 +172,8 @@ mod tests {
                            "event_name": "Eras & Co", "starts": "2026-12-01 20:00 (Europe/Berlin)",
                            "total": "EUR 100.00", "reason": "the payment failed", "amount": "EUR 50.00",
                            "full": true, "link": "https://tickets.example.com/verify-email?token=abc",
-                           "token": "abc", "expires": "2026-12-02 20:00 UTC" });
+                           "token": "abc", "expires": "2026-12-02 20:00 UTC",
+                           "changed_at": "2026-12-02 19:00 UTC", "by_reset": true });
         let mut context = base;
         if template == Template::BookingConfirmed {
             context["tickets"] = json!([

@@ -30,11 +30,13 @@ pub enum Template {
     VerifyEmail,
     /// After `PasswordResetRequested`: the link that sets a new password.
     ResetPassword,
+    /// After `PasswordChanged`: the owner learns of a change they may not have made.
+    PasswordChanged,
 }
 
 impl Template {
     /// Every template.
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 9] = [
         Self::Welcome,
         Self::BookingConfirmed,
         Self::BookingCancelled,
@@ -43,6 +45,7 @@ impl Template {
         Self::RegistrationAttempted,
         Self::VerifyEmail,
         Self::ResetPassword,
+        Self::PasswordChanged,
     ];
 
     /// The name stored in the log, used in metrics and as the template file stem.
@@ -56,6 +59,7 @@ impl Template {
             Self::RegistrationAttempted => "registration_attempted",
             Self::VerifyEmail => "verify_email",
             Self::ResetPassword => "reset_password",
+            Self::PasswordChanged => "password_changed",
         }
     }
 }

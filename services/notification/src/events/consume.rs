@@ -83,6 +83,7 @@ enum Incoming {
     RegistrationAttempted(ev::RegistrationAttempted),
     EmailVerificationRequested(ev::EmailVerificationRequested),
     PasswordResetRequested(ev::PasswordResetRequested),
+    PasswordChanged(ev::PasswordChanged),
     UserDeleted(ev::UserDeleted),
     EventPublished(ev::EventPublished),
     EventUpdated(ev::EventUpdated),
@@ -103,6 +104,7 @@ impl Incoming {
             .on(Self::RegistrationAttempted)
             .on(Self::EmailVerificationRequested)
             .on(Self::PasswordResetRequested)
+            .on(Self::PasswordChanged)
             .on(Self::UserDeleted)
             .on(Self::EventPublished)
             .on(Self::EventUpdated)
@@ -169,6 +171,7 @@ impl Events {
             Incoming::RegistrationAttempted(_)
             | Incoming::EmailVerificationRequested(_)
             | Incoming::PasswordResetRequested(_)
+            | Incoming::PasswordChanged(_)
             | Incoming::Other => {}
         }
         Ok(())
@@ -259,8 +262,8 @@ async fn revoke(
 
 impl Events {
     /// The welcome email, the verification and password reset links, and the owner's
-    /// warning that someone tried to register their address: each event carries the
-    /// address, so none waits.
+    /// warnings that someone tried to register their address or that their password
+    /// changed: each event carries the address, so none waits.
     async fn account_email(&self, tx: &mut PgConnection, source: Uuid, incoming: &Incoming) -> Result<(), HandleError> {
         let recipient =
             |email: &str, name: &str| User { email: email.to_owned(), display_name: name.to_owned(), erased: false };
@@ -283,6 +286,11 @@ impl Events {
             Incoming::PasswordResetRequested(r) => {
                 let context = link_context(&self.reset_password_url, &r.token, r.expires_at.as_ref());
                 (Template::ResetPassword, &r.user_id, recipient(&r.email, &r.display_name), context)
+            }
+            Incoming::PasswordChanged(c) => {
+                let at = c.changed_at.as_ref().and_then(from_proto).map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string());
+                let context = json!({ "changed_at": at, "by_reset": c.by_reset });
+                (Template::PasswordChanged, &c.user_id, recipient(&c.email, &c.display_name), context)
             }
             _ => return Ok(()),
         };
