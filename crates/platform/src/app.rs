@@ -214,6 +214,15 @@ impl App {
         self.spawn("outbox-relay", relay.run(stop))
     }
 
+    /// Creates `topic` (a base name) at start when missing, for a service whose outbox also
+    /// carries events of a topic it does not own (every service's audit records).
+    pub fn publishes(&mut self, topic: &str) -> &mut Self {
+        let kafka = self.kafka_parts();
+        let topic = kafka.config.topic(topic);
+        kafka.topics.entry(Vec::new()).or_default().insert(topic);
+        self
+    }
+
     /// Runs a member of consumer group `group` reading `topics` (base names) into `handler`,
     /// as task `name`. The topics and their dead-letter topics are created when missing.
     pub fn consume<H: crate::kafka::consumer::Handler>(

@@ -25,6 +25,7 @@ package!(inventory, "ticketing.inventory.v1");
 package!(booking, "ticketing.booking.v1");
 package!(payment, "ticketing.payment.v1");
 package!(notification, "ticketing.notification.v1");
+package!(audit, "ticketing.audit.v1");
 
 /// The Kafka topics, one per publishing service, each carrying that service's
 /// `ticketing.events.v1` envelopes; names before `kafka.topic_namespace` is applied.
@@ -39,6 +40,9 @@ pub mod topics {
     pub const BOOKING: &str = "booking.events";
     /// Payment's: payments and refunds settled.
     pub const PAYMENT: &str = "payment.events";
+    /// Every service's privileged actions (`AuditRecord`), which identity keeps in its
+    /// audit log: the one topic several services write.
+    pub const AUDIT: &str = "audit.events";
 }
 
 /// Every message's fully qualified protobuf name, used as the envelope `type`.

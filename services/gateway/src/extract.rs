@@ -10,7 +10,7 @@ use axum::middleware::Next;
 use axum::response::Response;
 use serde::de::DeserializeOwned;
 use ticketing_platform::auth::{AuthError, Principal, Role};
-use ticketing_platform::peers::{CLIENT_ADDRESS, ServiceTokens};
+use ticketing_platform::peers::{CLIENT_ADDRESS, CLIENT_USER_AGENT, ServiceTokens};
 
 use crate::problem::Problem;
 use crate::state::AppState;
@@ -82,9 +82,51 @@ impl Caller {
         }
     }
 
-    /// `message` as a gRPC request carrying the caller's token.
+    /// `message` as a gRPC request carrying the caller's token and, in [`CLIENT_ADDRESS`] and
+    /// [`CLIENT_USER_AGENT`], where the request came from ([`identify_client`]), which the
+    /// services write into the audit records of privileged actions (ADR 0046).
     pub fn request<T>(&self, message: T) -> tonic::Request<T> {
-        ticketing_platform::auth::with_bearer(tonic::Request::new(message), &self.0.token)
+        let mut request = ticketing_platform::auth::with_bearer(tonic::Request::new(message), &self.0.token);
+        // Outside a request (a test calling a handler directly) there is no origin to name.
+        let _ = ORIGIN.try_with(|origin| origin.stamp(&mut request));
+        request
+    }
+}
+
+tokio::task_local! {
+    /// The origin of the request being handled, set by [`identify_client`] around the handler.
+    /// A task-local rather than a field of [`Caller`], so every call a handler makes on the
+    /// caller's behalf names it without each handler having to ask for it.
+    static ORIGIN: ClientOrigin;
+}
+
+/// Where a request came from: the address of [`ClientIp`] and the `User-Agent`, printable
+/// ASCII cut short.
+#[derive(Debug, Clone, Default)]
+struct ClientOrigin {
+    address: Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>,
+    user_agent: Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>,
+}
+
+impl ClientOrigin {
+    fn of(ip: Option<std::net::IpAddr>, headers: &axum::http::HeaderMap) -> Self {
+        let user_agent = headers
+            .get(axum::http::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .and_then(ticketing_platform::audit::printable_user_agent);
+        Self {
+            address: ip.and_then(|ip| ip.to_string().parse().ok()),
+            user_agent: user_agent.and_then(|ua| ua.parse().ok()),
+        }
+    }
+
+    fn stamp<T>(&self, request: &mut tonic::Request<T>) {
+        if let Some(address) = &self.address {
+            request.metadata_mut().insert(CLIENT_ADDRESS, address.clone());
+        }
+        if let Some(user_agent) = &self.user_agent {
+            request.metadata_mut().insert(CLIENT_USER_AGENT, user_agent.clone());
+        }
     }
 }
 
@@ -100,8 +142,9 @@ pub struct ClientIp(pub Option<std::net::IpAddr>);
 pub async fn identify_client(State(hops): State<usize>, mut request: Request, next: Next) -> Response {
     let peer = request.extensions().get::<ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip());
     let ip = crate::ratelimit::client_ip(peer, request.headers(), hops);
+    let origin = ClientOrigin::of(ip, request.headers());
     request.extensions_mut().insert(ClientIp(ip));
-    next.run(request).await
+    ORIGIN.scope(origin, next.run(request)).await
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
