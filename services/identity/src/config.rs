@@ -22,7 +22,7 @@ ticketing_platform::service_config! {
         database,
         /// Refresh tokens and login throttling.
         redis,
-        /// `identity.events`.
+        /// `identity.events`, and the audit records of every service on `audit.events`.
         kafka,
         /// Issuer and audience of the tokens identity signs (and verifies).
         auth,
@@ -70,6 +70,10 @@ pub struct IdentitySettings {
     /// How long a password reset link works.
     #[serde(with = "humantime_serde")]
     pub password_reset_ttl: Duration,
+    /// How long the audit log keeps an entry (ADR 0046); older ones are removed, the chain's
+    /// anchor moving onto the last one removed.
+    #[serde(with = "humantime_serde")]
+    pub audit_retention: Duration,
 }
 
 impl Default for IdentitySettings {
@@ -93,6 +97,7 @@ impl Default for IdentitySettings {
             require_email_verification: true,
             email_verification_ttl: Duration::from_secs(24 * 3600),
             password_reset_ttl: Duration::from_secs(30 * 60),
+            audit_retention: Duration::from_secs(400 * 86400),
         }
     }
 }
@@ -152,6 +157,10 @@ impl Validate for Config {
         // Short: a reset link in an inbox someone else reads opens the account.
         if id.password_reset_ttl < Duration::from_secs(60) || id.password_reset_ttl > Duration::from_secs(3600) {
             issues.push(ConfigIssue::new("identity.password_reset_ttl", "must be between 1m and 1h"));
+        }
+        // At least a day: the retention job runs hourly, and a shorter log audits little.
+        if id.audit_retention < Duration::from_secs(86400) {
+            issues.push(ConfigIssue::new("identity.audit_retention", "must be at least 1d"));
         }
         id.login.validate(issues);
     }

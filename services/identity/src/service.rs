@@ -1,10 +1,14 @@
 //! Identity's use cases.
 
+pub mod audit;
+
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use prometheus::{IntCounterVec, Opts};
+use serde_json::json;
 use sqlx::PgPool;
+use ticketing_platform::audit::{Actor, Target};
 use ticketing_platform::auth::AuthConfig;
 use ticketing_platform::auth::{Claims, Principal, Role, Scope};
 use ticketing_platform::kafka::outbox;
@@ -58,6 +62,7 @@ pub struct Identity {
     settings: IdentitySettings,
     auth: AuthConfig,
     topic: String,
+    audit_topic: String,
     logins: IntCounterVec,
     /// Subjects of `identity.trusted_edge_clients`' service tokens.
     edges: Vec<uuid::Uuid>,
@@ -81,6 +86,8 @@ pub struct Parts {
     pub auth: AuthConfig,
     /// Full name of `identity.events`.
     pub topic: String,
+    /// Full name of `audit.events`.
+    pub audit_topic: String,
     /// The service's metrics.
     pub metrics: ticketing_platform::metrics::Metrics,
 }
@@ -122,6 +129,7 @@ impl Identity {
             settings: parts.settings,
             auth: parts.auth,
             topic: parts.topic,
+            audit_topic: parts.audit_topic,
             logins,
         }
     }
@@ -308,9 +316,9 @@ impl Identity {
         users::update_display_name(&self.pool, id, &name).await?.ok_or(IdentityError::UserNotFound)
     }
 
-    /// Sets `user_id`'s role on behalf of the admin `actor`, refusing to demote the last admin.
-    /// The new role shows in the user's next access token.
-    pub async fn set_role(&self, actor: uuid::Uuid, user_id: &str, role: Role) -> Result<User> {
+    /// Sets `user_id`'s role on behalf of the admin `actor`, refusing to demote the last admin,
+    /// and records it in the audit log. The new role shows in the user's next access token.
+    pub async fn set_role(&self, actor: &Actor, user_id: &str, role: Role) -> Result<User> {
         let user_id =
             uuid::Uuid::parse_str(user_id).map_err(|_| IdentityError::invalid("user_id", "must be a UUID"))?;
         let mut tx = self.pool.begin().await.map_err(anyhow::Error::from)?;
@@ -323,9 +331,18 @@ impl Identity {
             return Err(IdentityError::LastAdmin);
         }
         let updated = users::set_role(&mut tx, user_id, role).await?;
-        outbox::enqueue(&mut tx, &self.topic, &publish::role_changed(&user, role, actor)).await?;
+        outbox::enqueue(&mut tx, &self.topic, &publish::role_changed(&user, role, actor.user_id)).await?;
+        let target = Target::new("user", user_id);
+        let record = actor.record(
+            "identity",
+            "user.role_changed",
+            target,
+            Some(&json!({"role": user.role})),
+            &json!({"role": role}),
+        );
+        ticketing_platform::audit::enqueue(&mut tx, &self.audit_topic, &record).await?;
         tx.commit().await.map_err(anyhow::Error::from)?;
-        tracing::info!(%user_id, %actor, old = %user.role, new = %role, "role changed");
+        tracing::info!(%user_id, actor = %actor.user_id, old = %user.role, new = %role, "role changed");
         Ok(updated)
     }
 

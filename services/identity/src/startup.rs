@@ -6,6 +6,7 @@ use axum::routing::get;
 use ticketing_platform::auth::Verifier;
 use ticketing_platform::sealing::Sealer;
 use ticketing_platform::{App, Running, db, readiness};
+use ticketing_proto::audit::v1::audit_server::AuditServer;
 use ticketing_proto::identity::v1::identity_server::IdentityServer;
 use ticketing_proto::topics;
 use tonic::server::NamedService as _;
@@ -15,8 +16,12 @@ use crate::adapters::keys::KeyRing;
 use crate::adapters::refresh::RefreshTokens;
 use crate::adapters::throttle::LoginThrottle;
 use crate::config::Config;
+use crate::events::consume::{self as audit_events, AuditEvents};
 use crate::grpc::Api;
+use crate::grpc::audit::AuditApi;
+use crate::service::audit::AuditLog;
 use crate::service::{Identity, Parts};
+use crate::workers::audit_retention::{self, AuditRetention};
 use crate::workers::key_reload::{self, KeyReload};
 
 /// Migrates (if configured), connects and binds the service; call `run_until_stopped` on the result.
@@ -24,6 +29,7 @@ pub async fn build(config: Config) -> anyhow::Result<Running> {
     let pool = db::open(&config.database, &crate::migrator()).await?;
     let redis = ticketing_platform::redis::connect(&config.redis).await?;
     let topic = config.kafka.topic(topics::IDENTITY);
+    let audit_topic = config.kafka.topic(topics::AUDIT);
 
     let mut app = App::new("identity", config.server.clone());
     app.telemetry(&config.telemetry).watch_pool(&pool).watch_redis(&redis);
@@ -38,6 +44,7 @@ pub async fn build(config: Config) -> anyhow::Result<Running> {
         settings: config.identity.clone(),
         auth: config.auth.clone(),
         topic,
+        audit_topic,
         metrics: app.metrics().clone(),
     });
     identity.bootstrap_admin().await?;
@@ -54,8 +61,17 @@ pub async fn build(config: Config) -> anyhow::Result<Running> {
     app.check("postgres", readiness::postgres(pool.clone()));
     app.check("redis", readiness::redis(redis));
 
-    app.kafka(&config.kafka)?.outbox_relay(&pool, topics::IDENTITY);
+    // Identity keeps the audit log: it reads every service's records, its own included.
+    let audit = AuditLog::new(pool.clone(), config.identity.audit_retention);
+    app.kafka(&config.kafka)?.outbox_relay(&pool, topics::IDENTITY).consume(
+        "audit-consumer",
+        audit_events::GROUP,
+        &[topics::AUDIT],
+        &pool,
+        AuditEvents::new(audit.clone()),
+    );
     app.every("key-reload", key_reload::INTERVAL, KeyReload::new(keys));
+    app.every("audit-retention", audit_retention::INTERVAL, AuditRetention::new(audit.clone()));
 
     let jwks_identity = identity.clone();
     app.admin_routes(axum::Router::new().route(
@@ -66,8 +82,9 @@ pub async fn build(config: Config) -> anyhow::Result<Running> {
         }),
     ));
 
-    let routes = tonic::service::Routes::new(IdentityServer::new(Api::new(identity)));
-    app.bind(routes, &[IdentityServer::<Api>::NAME]).await
+    let routes = tonic::service::Routes::new(IdentityServer::new(Api::new(identity)))
+        .add_service(AuditServer::new(AuditApi::new(audit)));
+    app.bind(routes, &[IdentityServer::<Api>::NAME, AuditServer::<AuditApi>::NAME]).await
 }
 
 async fn jwks_response(identity: &Identity) -> axum::response::Response {

@@ -1,5 +1,6 @@
 //! Identity's domain: pure types and rules, no I/O.
 
+pub mod audit;
 pub mod email;
 pub mod error;
 pub mod password;

@@ -1,4 +1,5 @@
-//! Identity's Kafka side: it consumes nothing, and [`publish`] builds what it writes to the
-//! outbox for `identity.events`.
+//! Identity's Kafka side: [`publish`] builds what it writes to the outbox for
+//! `identity.events`, and [`consume`] keeps the audit log from `audit.events`.
 
+pub mod consume;
 pub mod publish;

@@ -1,5 +1,6 @@
 //! The gRPC transport: thin handlers over [`Identity`].
 
+pub mod audit;
 pub mod convert;
 
 use std::net::IpAddr;
@@ -111,9 +112,10 @@ impl IdentityApi for Api {
 
     async fn set_user_role(&self, request: Request<pb::SetUserRoleRequest>) -> Result<Response<pb::User>, Status> {
         let caller = Principal::with_role(&request, Role::Admin)?;
+        let actor = ticketing_platform::audit::Actor::of(&caller, &request);
         let r = request.into_inner();
         let role = convert::role_from_proto(r.role)?;
-        Ok(Response::new(self.identity.set_role(caller.user_id, &r.user_id, role).await?.into()))
+        Ok(Response::new(self.identity.set_role(&actor, &r.user_id, role).await?.into()))
     }
 
     async fn get_jwks(&self, _request: Request<pb::GetJwksRequest>) -> Result<Response<pb::GetJwksResponse>, Status> {

@@ -2,6 +2,7 @@
 
 mod account;
 mod accounts;
+mod audit;
 mod events;
 mod helpers;
 mod redis_outage;
