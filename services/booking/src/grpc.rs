@@ -246,12 +246,13 @@ impl BookingApi for Api {
         request: Request<pb::CancelBookingRequest>,
     ) -> Result<Response<pb::BookingDetails>, Status> {
         let caller = Principal::of(&request)?;
+        let actor = ticketing_platform::audit::Actor::of(&caller, &request);
         let r = request.into_inner();
         validate_key(&r.idempotency_key, "idempotency_key")?;
         let scope = Scope { operation: "booking.CancelBooking", caller: caller.user_id, key: &r.idempotency_key };
         let fingerprint = pb::CancelBookingRequest { idempotency_key: String::new(), ..r.clone() };
         let cancelled = self.keys.once(scope, &fingerprint, async {
-            Ok(self.bookings.cancel(&caller, &r.booking_id, &r.reason).await?.into())
+            Ok(self.bookings.cancel(&caller, &actor, &r.booking_id, &r.reason).await?.into())
         });
         Ok(Response::new(cancelled.await?))
     }

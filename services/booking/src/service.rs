@@ -6,7 +6,9 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use prometheus::{IntCounterVec, Opts};
+use serde_json::json;
 use sqlx::{PgConnection, PgPool};
+use ticketing_platform::audit::{self, Actor, Target};
 use ticketing_platform::auth::{Principal, Role};
 use ticketing_platform::kafka::outbox;
 use ticketing_platform::page::{TimeCursor, next_cursor, page_size};
@@ -32,6 +34,7 @@ pub struct Bookings {
     pub(crate) pool: PgPool,
     pub(crate) peers: Peers,
     topic: String,
+    audit_topic: String,
     transitions: IntCounterVec,
     sales: crate::metrics::SalesMetrics,
     /// How long a booking waits on another service's event before the reconciler looks.
@@ -70,12 +73,14 @@ fn instant(t: Option<&prost_types::Timestamp>) -> Result<DateTime<Utc>> {
 }
 
 impl Bookings {
-    /// Assembles the service; bookings waiting on another service's event are left to it for
-    /// `reconcile_after` before the reconciler asks.
+    /// Assembles the service, publishing on `topic` (`booking.events`) and its audit records
+    /// on `audit_topic` (`audit.events`); bookings waiting on another service's event are left
+    /// to it for `reconcile_after` before the reconciler asks.
     pub fn new(
         pool: PgPool,
         peers: Peers,
         topic: String,
+        audit_topic: String,
         reconcile_after: std::time::Duration,
         metrics: &ticketing_platform::metrics::Metrics,
     ) -> Self {
@@ -87,7 +92,7 @@ impl Bookings {
             .expect("static metric definition"),
         );
         let sales = crate::metrics::SalesMetrics::new(metrics);
-        Self { pool, peers, topic, transitions, sales, reconcile_after }
+        Self { pool, peers, topic, audit_topic, transitions, sales, reconcile_after }
     }
 
     /// When the reconciler should look at `booking`, as it now stands: `reconcile_after` from
@@ -299,7 +304,9 @@ impl Bookings {
     /// recorded, notification revokes the tickets (refused if one was scanned, unless an
     /// admin asks), and only then does the booking become REFUND_PENDING, whose event asks
     /// payment for the refund and, after commit, returns the seats to stock.
-    pub async fn cancel(&self, caller: &Principal, id: &str, reason: &str) -> Result<Booking> {
+    /// An admin's cancellation of someone else's booking is recorded in the audit log, as is
+    /// a check-in it overrode.
+    pub async fn cancel(&self, caller: &Principal, actor: &Actor, id: &str, reason: &str) -> Result<Booking> {
         let id = parse_id("booking_id", id)?;
         if reason.chars().count() > 500 {
             return Err(BookingError::invalid("reason", "must be at most 500 characters"));
@@ -319,6 +326,10 @@ impl Bookings {
                 let why = if by_admin { Reason::Admin } else { Reason::UserRequested };
                 let transition = booking.cancel(why, Some(caller.user_id), reason)?;
                 self.apply(&mut tx, &mut booking, before, &transition).await?;
+                if by_admin {
+                    let after = json!({"status": booking.status.as_str(), "reason": reason});
+                    self.audit(&mut tx, actor, "booking.cancelled_by_hand", &booking, before, after).await?;
+                }
                 tx.commit().await?;
                 Ok(booking)
             }
@@ -337,11 +348,31 @@ impl Bookings {
                 };
                 booking.request_cancellation(request)?;
                 self.save(&mut tx, &mut booking).await?;
+                if by_admin {
+                    let after = json!({"status": booking.status.as_str(), "refund_requested": true, "reason": reason});
+                    self.audit(&mut tx, actor, "booking.refunded_by_hand", &booking, before, after).await?;
+                }
                 tx.commit().await?;
-                self.finish_cancellation(id).await
+                self.finish_cancellation(id, Some(actor)).await
             }
             from => Err(BookingError::IllegalTransition { from, action: "cancelled" }),
         }
+    }
+
+    /// Records `action` by `actor` on `booking` (in status `before` until then) in the audit
+    /// log, in the caller's transaction.
+    async fn audit(
+        &self,
+        tx: &mut PgConnection,
+        actor: &Actor,
+        action: &str,
+        booking: &Booking,
+        before: Status,
+        after: serde_json::Value,
+    ) -> anyhow::Result<()> {
+        let before = json!({"status": before.as_str(), "user_id": booking.user_id, "event_id": booking.event_id});
+        let record = actor.record("booking", action, Target::new("booking", booking.id), Some(&before), &after);
+        audit::enqueue(tx, &self.audit_topic, &record).await
     }
 
     /// Refuses a buyer's cancellation the event's policy no longer allows.
@@ -364,7 +395,11 @@ impl Bookings {
     /// notification refuses because a ticket was scanned, the request is dropped. Safe to
     /// repeat and to run on several replicas: every step is idempotent, and a booking that
     /// moved on meanwhile (say, its event was cancelled) is left as it is.
-    pub async fn finish_cancellation(&self, id: uuid::Uuid) -> Result<Booking> {
+    ///
+    /// An admin's refund that revoked a ticket already scanned overrides a check-in: that is
+    /// recorded in the audit log, as done by `actor` (the admin, when they are still waiting
+    /// for the answer) or by the admin who asked (a sweeper finishing the request later).
+    pub async fn finish_cancellation(&self, id: uuid::Uuid, actor: Option<&Actor>) -> Result<Booking> {
         let mut conn = self.pool.acquire().await?;
         let seen = store::get(&mut conn, id).await?.ok_or(BookingError::NotFound)?;
         drop(conn);
@@ -383,6 +418,15 @@ impl Bookings {
                 let why = if request.by == booking.user_id { Reason::UserRequested } else { Reason::Admin };
                 let transition = booking.request_refund(why, &request.detail, !attended)?;
                 self.apply(&mut tx, &mut booking, before, &transition).await?;
+                if attended && request.forced {
+                    let actor = actor.cloned().unwrap_or_else(|| Actor::recorded(request.by));
+                    let after =
+                        json!({"status": booking.status.as_str(), "tickets": "revoked", "reason": request.detail});
+                    let target = Target::new("booking", id);
+                    let scanned = json!({"tickets": "scanned"});
+                    let record = actor.record("booking", "booking.check_in_overridden", target, Some(&scanned), &after);
+                    audit::enqueue(&mut tx, &self.audit_topic, &record).await?;
+                }
             }
             Err(s) if ticketing_platform::status::refusal_reason(&s).as_deref() == Some("TICKET_SCANNED") => {
                 booking.abandon_cancellation();

@@ -37,13 +37,14 @@ pub async fn build(config: Config) -> anyhow::Result<Running> {
     let peers = Peers::new(channels, tokens);
     let mut app = App::new("booking", config.server.clone());
     app.telemetry(&config.telemetry).watch_pool(&pool);
-    let bookings = Bookings::new(pool.clone(), peers, topic, settings.reconcile_after, app.metrics());
+    let audit_topic = config.kafka.topic(topics::AUDIT);
+    let bookings = Bookings::new(pool.clone(), peers, topic, audit_topic, settings.reconcile_after, app.metrics());
     // A request owns its key for at most a few peer calls; after that a repeat may take over.
     let keys = IdempotencyKeys::new(pool.clone(), settings.peer_timeout * 4 + Duration::from_secs(30));
     app.authenticate_with(Verifier::from_config(&config.auth));
     app.check("postgres", readiness::postgres(pool.clone()));
 
-    app.kafka(&config.kafka)?.outbox_relay(&pool, topics::BOOKING).consume(
+    app.kafka(&config.kafka)?.outbox_relay(&pool, topics::BOOKING).publishes(topics::AUDIT).consume(
         "saga",
         GROUP,
         &TOPICS,

@@ -29,7 +29,8 @@ pub async fn build(config: Config) -> anyhow::Result<Running> {
     kafka.properties.entry("message_max_bytes".into()).or_insert_with(|| max_event_bytes.clone());
     app.kafka(&kafka)?.outbox_relay_with(&pool, topics::CATALOG, &[("max.message.bytes", &max_event_bytes)]);
 
-    let catalog = Catalog::new(pool, topic);
+    app.publishes(topics::AUDIT);
+    let catalog = Catalog::new(pool, topic, config.kafka.topic(topics::AUDIT));
     app.every("sale-scheduler", config.catalog.scheduler_interval, SaleScheduler::new(catalog.clone()));
 
     // tonic refuses requests above 4 MiB by default; a 60,000-seat import is larger.

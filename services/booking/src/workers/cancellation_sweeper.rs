@@ -33,7 +33,7 @@ impl Job for CancellationSweeper {
         match store::stalled_cancellations(&self.bookings.pool, Utc::now() - self.age, 50).await {
             Ok(stalled) => {
                 for id in stalled {
-                    match self.bookings.finish_cancellation(id).await {
+                    match self.bookings.finish_cancellation(id, None).await {
                         Ok(_) | Err(BookingError::TicketScanned) => {}
                         Err(e) => tracing::warn!(booking = %id, error = %e, "finishing a cancellation failed"),
                     }

@@ -194,6 +194,18 @@ async fn an_admin_refunds_by_hand_whatever_the_policy_and_must_say_why() {
     let refund: ev::BookingRefundRequested = last_event(&service, &booking.id).await;
     assert_eq!(refund.reason(), ev::BookingCancellationReason::Admin);
     assert!(!refund.restock);
+
+    // Both the refund by hand and the check-in it overrode are in the audit trail.
+    let audited = service.audited(&booking.id).await;
+    let actions: Vec<&str> = audited.iter().map(|r| r.action.as_str()).collect();
+    assert_eq!(actions, ["booking.refunded_by_hand", "booking.check_in_overridden"]);
+    for record in &audited {
+        assert_eq!((record.service.as_str(), record.actor_roles.as_slice()), ("booking", &["admin".to_owned()][..]));
+        assert_eq!((record.target_type.as_str(), record.target_id.as_str()), ("booking", booking.id.as_str()));
+        assert!(record.after.contains("the show was cut short"), "{}", record.after);
+    }
+    assert!(audited[0].before.contains(r#""status":"confirmed""#), "{}", audited[0].before);
+    assert_eq!(audited[1].before, r#"{"tickets":"scanned"}"#);
 }
 
 #[tokio::test]

@@ -115,6 +115,7 @@ impl BookingService {
             pool.clone(),
             peers::Peers::new(channels, tokens),
             topic,
+            config.kafka.topic(topics::AUDIT),
             settings.reconcile_after,
             app.metrics(),
         );
@@ -243,11 +244,26 @@ impl BookingService {
 
     /// The events booking committed about booking `id`, oldest first.
     pub async fn outbox(&self, id: &str) -> Vec<Envelope> {
-        let rows: Vec<Vec<u8>> = sqlx::query_scalar("SELECT envelope FROM outbox WHERE message_key = $1 ORDER BY seq")
-            .bind(id)
-            .fetch_all(&self.db.pool)
-            .await
-            .expect("read the outbox");
+        self.outbox_of(id, false).await
+    }
+
+    /// The audit records booking committed about booking `id`, oldest first.
+    pub async fn audited(&self, id: &str) -> Vec<ticketing_proto::events::v1::AuditRecord> {
+        let envelopes = self.outbox_of(id, true).await;
+        envelopes.iter().map(|e| ticketing_platform::events::payload(e).expect("an audit record")).collect()
+    }
+
+    /// The outbox's rows about `id`: its audit records, or its other events.
+    async fn outbox_of(&self, id: &str, audit: bool) -> Vec<Envelope> {
+        let rows: Vec<Vec<u8>> = sqlx::query_scalar(
+            "SELECT envelope FROM outbox WHERE message_key = $1 AND (event_type = $2) = $3 ORDER BY seq",
+        )
+        .bind(id)
+        .bind(<ticketing_proto::events::v1::AuditRecord as prost::Name>::full_name())
+        .bind(audit)
+        .fetch_all(&self.db.pool)
+        .await
+        .expect("read the outbox");
         rows.iter().map(|row| Envelope::decode(row.as_slice()).expect("an envelope")).collect()
     }
 

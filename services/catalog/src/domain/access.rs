@@ -5,6 +5,7 @@
 //! events are public; drafts are visible to their organizer and admins. Writes need the
 //! organizer or admin role; organizers change only what they own, admins everything.
 
+use ticketing_platform::audit::Actor;
 use ticketing_platform::auth::Role;
 use uuid::Uuid;
 
@@ -28,12 +29,14 @@ pub struct Caller {
     user_id: Option<Uuid>,
     admin: bool,
     organizer: bool,
+    /// Who they are and where they came from, for the audit records of their changes.
+    actor: Option<Actor>,
 }
 
 impl Caller {
     /// A call without an access token.
     pub fn anonymous() -> Self {
-        Self { user_id: None, admin: false, organizer: false }
+        Self { user_id: None, admin: false, organizer: false, actor: None }
     }
 
     /// An authenticated user with `roles`.
@@ -42,7 +45,20 @@ impl Caller {
             user_id: Some(user_id),
             admin: roles.contains(&Role::Admin),
             organizer: roles.contains(&Role::Organizer),
+            actor: None,
         }
+    }
+
+    /// The authenticated `actor`.
+    pub fn acting(actor: Actor) -> Self {
+        Self { actor: Some(actor.clone()), ..Self::user(actor.user_id, &actor.roles) }
+    }
+
+    /// Who acts, for an audit record: the caller as authenticated (with where they came
+    /// from, when known).
+    pub fn actor(&self) -> Result<Actor, CatalogError> {
+        let id = self.manager()?;
+        Ok(self.actor.clone().unwrap_or_else(|| Actor::recorded(id)))
     }
 
     /// The user's id, if authenticated.

@@ -37,7 +37,10 @@ impl From<CatalogError> for Status {
 
 /// The caller of `request`: anonymous without a token (the auth layer has refused bad ones).
 pub fn caller<T>(request: &Request<T>) -> Caller {
-    request.extensions().get::<Principal>().map_or_else(Caller::anonymous, |p| Caller::user(p.user_id, &p.roles))
+    request
+        .extensions()
+        .get::<Principal>()
+        .map_or_else(Caller::anonymous, |p| Caller::acting(ticketing_platform::audit::Actor::of(p, request)))
 }
 
 /// Converts timestamps named by their request fields, reporting every unrepresentable one.

@@ -1,7 +1,9 @@
 //! Events: creation, changes, reads, search and the lifecycle (including the sale scheduler).
 
 use chrono::Utc;
+use serde_json::json;
 use sqlx::PgConnection;
+use ticketing_platform::audit::Target;
 use uuid::Uuid;
 
 use super::{Catalog, Result, commit, parse_id};
@@ -33,7 +35,17 @@ impl Catalog {
         } else {
             self.check_time_zone("time_zone", &details.time_zone).await?;
         }
-        let event = events::insert(&self.pool, owner, &venue.name, &details).await?;
+        let mut tx = self.begin().await?;
+        let event = events::insert(&mut *tx, owner, &venue.name, &details).await?;
+        let after = json!({
+            "name": event.details.name,
+            "organizer_id": owner,
+            "venue_id": event.details.venue_id,
+            "starts_at": event.details.starts_at,
+            "status": event.status.as_str(),
+        });
+        self.audit(&mut tx, caller, "event.created", Target::new("event", event.id), None, after).await?;
+        commit(tx).await?;
         tracing::info!(event_id = %event.id, organizer_id = %owner, "event created");
         Ok(event)
     }
@@ -152,7 +164,19 @@ impl Catalog {
         let id = parse_id("event_id", id)?;
         let mut tx = self.begin().await?;
         let event = lock_event(&mut tx, caller, id).await?;
+        let before = json!({"status": event.status.as_str()});
         let event = self.apply(&mut tx, event, transition, Some(by), &reason).await?;
+        let action = match transition {
+            Transition::Publish => "event.published",
+            Transition::StartSale => "event.sale_opened",
+            Transition::Close => "event.closed",
+            Transition::Cancel => "event.cancelled",
+        };
+        let mut after = json!({"status": event.status.as_str()});
+        if !reason.is_empty() {
+            after["reason"] = reason.into();
+        }
+        self.audit(&mut tx, caller, action, Target::new("event", id), Some(before), after).await?;
         commit(tx).await?;
         Ok(event)
     }

@@ -9,7 +9,10 @@ mod venues;
 use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
+use ticketing_platform::audit::{self, Target};
+
 use crate::adapters::time_zones::TimeZones;
+use crate::domain::access::Caller;
 use crate::domain::{CatalogError, text};
 
 type Result<T> = std::result::Result<T, CatalogError>;
@@ -19,13 +22,15 @@ type Result<T> = std::result::Result<T, CatalogError>;
 pub struct Catalog {
     pool: PgPool,
     topic: String,
+    audit_topic: String,
     zones: TimeZones,
 }
 
 impl Catalog {
-    /// The catalog over `pool`, publishing on `topic` (the full name of `catalog.events`).
-    pub fn new(pool: PgPool, topic: String) -> Self {
-        Self { zones: TimeZones::new(pool.clone()), pool, topic }
+    /// The catalog over `pool`, publishing on `topic` (the full name of `catalog.events`) and
+    /// its audit records on `audit_topic` (that of `audit.events`).
+    pub fn new(pool: PgPool, topic: String, audit_topic: String) -> Self {
+        Self { zones: TimeZones::new(pool.clone()), pool, topic, audit_topic }
     }
 
     async fn begin(&self) -> Result<Transaction<'static, Postgres>> {
@@ -50,6 +55,22 @@ impl Catalog {
     ) -> Result<()> {
         let envelope = ticketing_platform::events::envelope(event_id.to_string(), message);
         ticketing_platform::kafka::outbox::enqueue(conn, &self.topic, &envelope).await?;
+        Ok(())
+    }
+
+    /// Records `action` by `caller` on `target` in the audit log, in the caller's transaction,
+    /// with the target's state before (none for a creation) and after.
+    async fn audit(
+        &self,
+        conn: &mut PgConnection,
+        caller: &Caller,
+        action: &str,
+        target: Target<'_>,
+        before: Option<serde_json::Value>,
+        after: serde_json::Value,
+    ) -> Result<()> {
+        let record = caller.actor()?.record("catalog", action, target, before.as_ref(), &after);
+        audit::enqueue(conn, &self.audit_topic, &record).await?;
         Ok(())
     }
 }

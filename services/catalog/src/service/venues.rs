@@ -1,6 +1,7 @@
 //! Venues and seat-map imports.
 
 use anyhow::Context as _;
+use ticketing_platform::audit::Target;
 
 use super::{Catalog, Result, commit, parse_id};
 use crate::adapters::{seat_maps, venues};
@@ -71,10 +72,22 @@ impl Catalog {
             return Err(CatalogError::Precondition(format!("the seat map cannot change: {why}")));
         }
         seat_maps::remove_stale(&mut tx, venue_id, revision).await?;
+        let before = seat_map_state(&venue);
         let venue = venues::set_seat_map(&mut tx, venue_id, revision, plan.seat_count(), plan.ga_capacity()).await?;
         let stored = seat_maps::load(&mut tx, venue_id).await?;
+        let target = Target::new("venue", venue_id);
+        self.audit(&mut tx, caller, "venue.seat_map_imported", target, Some(before), seat_map_state(&venue)).await?;
         commit(tx).await?;
         tracing::info!(%venue_id, revision, seats = venue.seat_count, "seat map imported");
         Ok((venue, stored))
     }
+}
+
+/// What the audit log keeps of a venue's seat map: its revision and size, not every seat.
+fn seat_map_state(venue: &Venue) -> serde_json::Value {
+    serde_json::json!({
+        "seat_map_revision": venue.seat_map_revision,
+        "seat_count": venue.seat_count,
+        "ga_capacity": venue.ga_capacity,
+    })
 }
