@@ -6,6 +6,7 @@ use std::time::Duration;
 use ticketing_platform::auth::Verifier;
 use ticketing_platform::discovery::Discovery;
 use ticketing_platform::telemetry::Traced;
+use ticketing_proto::audit::v1::audit_client::AuditClient;
 use ticketing_proto::booking::v1::booking_client::BookingClient;
 use ticketing_proto::catalog::v1::catalog_client::CatalogClient;
 use ticketing_proto::identity::v1::identity_client::IdentityClient;
@@ -25,6 +26,8 @@ pub type Backend = Guarded<Traced<Channel>>;
 #[derive(Clone)]
 pub struct Backends {
     pub identity: IdentityClient<Backend>,
+    /// Identity's audit log, over identity's channel and breaker.
+    pub audit: AuditClient<Backend>,
     pub catalog: CatalogClient<Backend>,
     pub inventory: InventoryClient<Backend>,
     pub booking: BookingClient<Backend>,
@@ -63,8 +66,10 @@ impl Backends {
         };
         // A stadium's seat map is far above tonic's 4 MiB default.
         const LARGE: usize = 64 << 20;
+        let identity = at("identity", &settings.identity_url)?;
         Ok(Self {
-            identity: IdentityClient::new(at("identity", &settings.identity_url)?),
+            audit: AuditClient::new(identity.clone()),
+            identity: IdentityClient::new(identity),
             catalog: CatalogClient::new(at("catalog", &settings.catalog_url)?)
                 .max_decoding_message_size(LARGE)
                 .max_encoding_message_size(LARGE),

@@ -6,6 +6,7 @@
 //! real binaries' own suite is `binaries`; crash faults under load are `faults`.
 
 mod account;
+mod audit;
 mod edge;
 mod gateway;
 mod graphql;

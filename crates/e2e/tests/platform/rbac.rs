@@ -296,6 +296,8 @@ async fn rbac_every_route_lets_in_exactly_the_roles_the_matrix_says() {
         row(Method::GET, "/healthz", "", Public, &[200], Body::None),
         row(Method::GET, "/readyz", "", Public, &[200], Body::None),
         row(Method::PUT, "/v1/admin/users/{id}/role", nobody, Admin, &[404], json(json!({"role": "user"}))),
+        row(Method::GET, "/v1/admin/audit", "", Admin, &[200], Body::None),
+        row(Method::GET, "/v1/admin/audit/verify", "", Admin, &[200], Body::None),
         row(Method::GET, "/v1/events", "", Public, &[200], Body::None),
         row(Method::POST, "/v1/events", "", Owner, &[201], new_event),
         row(Method::GET, "/v1/events/{id}", e, Public, &[200], Body::None),
