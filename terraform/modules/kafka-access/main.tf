@@ -2,7 +2,8 @@
 # into Kafka ACLs (and, on EKS, MSK IAM policies). It has no resources of its own.
 #
 # Built from the services' code: each topic is written only by the service that owns it
-# (its outbox relay); each consumer group belongs to one service and reads only the topics
+# (its outbox relay), but for audit.events, which every service performing privileged actions
+# writes; each consumer group belongs to one service and reads only the topics
 # that service consumes. A consumer that gives up on a message copies it to `<topic>.dlq`,
 # so a DLQ is written by the consumers of its topic (and read by operators, never by a
 # service). Services create the topics they touch at start (kafka.create_topics); creating
@@ -40,6 +41,16 @@ locals {
     "payment.events"   = "payment"
   }
 
+  # Topics several services write through their outboxes: each service's audit records of
+  # privileged actions (ADR 0046), which identity keeps.
+  shared = {
+    "audit.events" = ["identity", "catalog", "booking"]
+  }
+  writes = concat(
+    [for topic, service in local.owners : { service = service, topic = topic }],
+    flatten([for topic, services in local.shared : [for service in services : { service = service, topic = topic }]]),
+  )
+
   # Consumer group -> its service and the topics it reads (the services' GROUP constants).
   groups = {
     "booking.saga"                = { service = "booking", topics = ["payment.events", "inventory.events", "catalog.events", "booking.events"] }
@@ -48,6 +59,7 @@ locals {
     "notification.records"        = { service = "notification", topics = ["identity.events", "catalog.events", "booking.events"] }
     "notification.booking-emails" = { service = "notification", topics = ["booking.events"] }
     "notification.payment-emails" = { service = "notification", topics = ["payment.events"] }
+    "identity.audit"              = { service = "identity", topics = ["audit.events"] }
     # The pre-scaler reads catalog.events from the start each time, committing nothing.
     "prescaler" = { service = "prescaler", topics = ["catalog.events"] }
   }
@@ -62,12 +74,12 @@ locals {
     for service, topics in local.reads : service => service == "prescaler" ? [] : [for t in topics : "${t}.dlq"]
   }
 
-  writers = distinct(concat(values(local.owners), [for service, dlqs in local.dead_letters : service if length(dlqs) > 0]))
+  writers = distinct(concat([for w in local.writes : w.service], [for service, dlqs in local.dead_letters : service if length(dlqs) > 0]))
 
   # One binding per (service, resource, operation), names in the namespace.
   bindings = [for b in distinct(concat(
-    [for topic, service in local.owners : { service = service, type = "Topic", name = topic, operation = "Write" }],
-    [for topic, service in local.owners : { service = service, type = "Topic", name = topic, operation = "Create" }],
+    [for w in local.writes : { service = w.service, type = "Topic", name = w.topic, operation = "Write" }],
+    [for w in local.writes : { service = w.service, type = "Topic", name = w.topic, operation = "Create" }],
     # The producers are idempotent (brokers before Kafka 3.0 ask for this on the cluster).
     [for service in local.writers : { service = service, type = "Cluster", name = "kafka-cluster", operation = "IdempotentWrite" }],
     flatten([for service, topics in local.reads : [for t in topics : { service = service, type = "Topic", name = t, operation = "Read" }]]),
