@@ -125,22 +125,23 @@ fn state(text: String) -> Option<serde_json::Value> {
 
 impl From<audit::AuditEntry> for AuditEntry {
     fn from(e: audit::AuditEntry) -> Self {
+        let r = e.record.unwrap_or_default();
         Self {
             seq: e.seq,
-            id: e.id,
-            occurred_at: instant(e.occurred_at),
+            id: r.id,
+            occurred_at: instant(r.occurred_at),
             recorded_at: instant(e.recorded_at),
-            service: e.service,
-            actor_id: e.actor_id,
-            actor_roles: e.actor_roles,
-            action: e.action,
-            target_type: e.target_type,
-            target_id: e.target_id,
-            client_address: non_empty(e.client_address),
-            user_agent: non_empty(e.user_agent),
-            before: state(e.before),
-            after: state(e.after),
-            trace_id: non_empty(e.trace_id),
+            service: r.service,
+            actor_id: r.actor_id,
+            actor_roles: r.actor_roles,
+            action: r.action,
+            target_type: r.target_type,
+            target_id: r.target_id,
+            client_address: non_empty(r.client_address),
+            user_agent: non_empty(r.user_agent),
+            before: state(r.before),
+            after: state(r.after),
+            trace_id: non_empty(r.trace_id),
             prev_hash: e.prev_hash,
             hash: e.hash,
         }

@@ -4,6 +4,7 @@ use ticketing_platform::auth::{Principal, Role};
 use ticketing_proto::audit::v1 as pb;
 use ticketing_proto::audit::v1::audit_server::Audit;
 use ticketing_proto::common::v1::PageResponse;
+use ticketing_proto::events::v1::AuditRecord;
 use tonic::{Request, Response, Status};
 
 use crate::domain::audit::{Entry, RawQuery, hex};
@@ -70,11 +71,9 @@ impl Audit for AuditApi {
 
 fn entry(e: Entry) -> pb::AuditEntry {
     let f = e.fields;
-    pb::AuditEntry {
-        seq: e.seq,
+    let record = AuditRecord {
         id: f.id.to_string(),
         occurred_at: Some(ticketing_kernel::time::to_proto(f.occurred_at)),
-        recorded_at: Some(ticketing_kernel::time::to_proto(f.recorded_at)),
         service: f.service,
         actor_id: f.actor_id.to_string(),
         actor_roles: f.actor_roles,
@@ -87,6 +86,11 @@ fn entry(e: Entry) -> pb::AuditEntry {
         before: f.before,
         after: f.after,
         trace_id: f.trace_id,
+    };
+    pb::AuditEntry {
+        seq: e.seq,
+        record: Some(record),
+        recorded_at: Some(ticketing_kernel::time::to_proto(f.recorded_at)),
         prev_hash: hex(&e.prev_hash),
         hash: hex(&e.hash),
     }

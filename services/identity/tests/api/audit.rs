@@ -175,7 +175,7 @@ async fn a_role_change_reaches_the_log_with_who_and_where_and_only_admins_read_i
     let entry = eventually("the role change to reach the audit log", Duration::from_secs(30), || async {
         let found = client.clone().list_audit_entries(authed(ask(), &admin.access_token)).await;
         match found.map(|f| f.into_inner().entries) {
-            Ok(mut entries) if !entries.is_empty() => Ok(entries.remove(0)),
+            Ok(mut entries) if !entries.is_empty() => Ok(entries.remove(0).record.expect("a record")),
             other => Err(format!("{other:?}")),
         }
     })
