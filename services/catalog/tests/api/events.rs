@@ -102,3 +102,51 @@ async fn a_refused_change_announces_nothing() {
     let messages = app.published_envelopes(1).await;
     assert_eq!(messages.len(), 1, "only the one EventPublished: {messages:?}");
 }
+
+#[tokio::test]
+async fn each_privileged_change_is_recorded_on_audit_events_with_its_actor_and_states() {
+    use prost::Message as _;
+    use rdkafka::Message as _;
+    use ticketing_proto::events::v1::{AuditRecord, Envelope};
+
+    let app = spawn_app().await;
+    let venue = app.venue(Who::OrganizerA, "Hall").await;
+    app.import(Who::OrganizerA, &venue.id, seat_map(1, 1, 2)).await.unwrap();
+    let draft = app.draft(Who::OrganizerA, &venue.id).await;
+    app.ga_category(Who::OrganizerA, &draft.id, "Standing", 10).await;
+    app.publish(Who::OrganizerA, &draft.id).await.unwrap();
+    let cancel = pb::CancelEventRequest { event_id: draft.id.clone(), reason: "Storm warning".into() };
+    app.client().cancel_event(app.req(Who::Admin, cancel)).await.unwrap();
+
+    app.published_envelopes(2).await;
+    let (kafka, topic) = (app.kafka.clone(), app.kafka.topic("audit.events"));
+    let messages = tokio::task::spawn_blocking(move || {
+        ticketing_testkit::read_topic(&kafka, &topic, 4, std::time::Duration::from_secs(30))
+    })
+    .await
+    .unwrap();
+    let mut records: Vec<AuditRecord> = messages
+        .iter()
+        .map(|m| ticketing_platform::events::payload(&Envelope::decode(m.payload().unwrap()).unwrap()).unwrap())
+        .collect();
+    records.sort_by_key(|r| r.occurred_at.map(|t| (t.seconds, t.nanos)));
+    let actions: Vec<(&str, &str)> = records.iter().map(|r| (r.action.as_str(), r.target_id.as_str())).collect();
+    assert_eq!(
+        actions,
+        [
+            ("venue.seat_map_imported", venue.id.as_str()),
+            ("event.created", draft.id.as_str()),
+            ("event.published", draft.id.as_str()),
+            ("event.cancelled", draft.id.as_str()),
+        ],
+        "a category is not a privileged action"
+    );
+    let organizer = app.organizer_a.to_string();
+    assert!(records[..3].iter().all(|r| r.actor_id == organizer && r.actor_roles == ["organizer"]), "{records:?}");
+    assert_eq!(records[0].before, r#"{"ga_capacity":0,"seat_count":0,"seat_map_revision":0}"#);
+    assert_eq!(records[1].before, "", "a creation has no before");
+    let cancelled = &records[3];
+    assert_eq!((cancelled.service.as_str(), cancelled.actor_roles.as_slice()), ("catalog", &["admin".to_owned()][..]));
+    assert_eq!(cancelled.before, r#"{"status":"published"}"#);
+    assert_eq!(cancelled.after, r#"{"reason":"Storm warning","status":"cancelled"}"#);
+}
