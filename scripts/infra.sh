@@ -8,6 +8,9 @@
 #   - helm and kubectl are installed under $STATE_DIR/deploy/bin (the chart's tests render it);
 #   - the gateway's API checks have their tools: chromium (headless screenshot of the Swagger
 #     UI) and openapi-spec-validator (PyPI, in $STATE_DIR/venv);
+#   - the certified OpenID provider of identity's social-login tests (npm's oidc-provider,
+#     pinned by scripts/oidc-provider/package-lock.json) is installed under
+#     $STATE_DIR/oidc-provider, with scripts/oidc-provider/provider.js beside it;
 #   - the build and test packages are installed: libssl-dev and pkg-config (rdkafka's `ssl`
 #     feature links the system's OpenSSL), openssl (the TLS tests make their certificates).
 # It exports nothing; it prints the environment the tests use.
@@ -312,7 +315,27 @@ ensure_packages() {
     die "apt-get install ${missing[*]} failed"
 }
 
+# --- the OpenID provider of the social-login tests ---------------------------------
+
+# identity's API tests start it on loopback (ADR 0045); `npm ci` runs only when the
+# lockfile changed, so a machine that has it spends a comparison.
+ensure_oidc_provider() {
+  local src=$ROOT/scripts/oidc-provider dir=$STATE_DIR/oidc-provider
+  mkdir -p "$dir"
+  if ! cmp -s "$src/package-lock.json" "$dir/package-lock.json" || [[ ! -d $dir/node_modules/oidc-provider ]]; then
+    command -v npm >/dev/null || apt_install nodejs npm
+    command -v npm >/dev/null || die "npm not found; install Node.js (Debian's nodejs + npm)"
+    say "installing oidc-provider (npm) under $dir"
+    rm -f "$dir/package-lock.json"
+    cp "$src/package.json" "$src/package-lock.json" "$dir/"
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null) || die "npm ci of oidc-provider failed"
+  fi
+  cp "$src/provider.js" "$dir/"
+  say "oidc-provider: $(node -p "require('$dir/node_modules/oidc-provider/package.json').version") ($dir), node $(node --version)"
+}
+
 ensure_packages
+ensure_oidc_provider
 ensure_postgres
 ensure_redis
 ensure_tansu

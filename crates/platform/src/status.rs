@@ -53,6 +53,10 @@ pub const EMAIL_UNVERIFIED: &str = "EMAIL_UNVERIFIED";
 /// a key a service merely finds malformed being a bad field like any other.
 pub const IDEMPOTENCY_KEY_REUSED: &str = "IDEMPOTENCY_KEY_REUSED";
 
+/// The `ErrorInfo` reason of identity's `UNAVAILABLE` when an OpenID provider failed: the
+/// gateway answers 502, the failure being a third party's (ADR 0045).
+pub const OIDC_PROVIDER_FAILED: &str = "OIDC_PROVIDER_FAILED";
+
 /// The reason a [`refused`] status names, if it names one.
 pub fn refusal_reason(status: &Status) -> Option<String> {
     status.get_details_error_info().filter(|i| i.domain == REFUSAL_DOMAIN).map(|i| i.reason)

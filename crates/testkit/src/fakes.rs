@@ -118,6 +118,8 @@ fake!(Identity: identity::identity_server::Identity {
     list_sessions(identity::ListSessionsRequest) -> identity::ListSessionsResponse;
     revoke_session(identity::RevokeSessionRequest) -> identity::RevokeSessionResponse;
     delete_me(identity::DeleteMeRequest) -> identity::DeleteMeResponse;
+    start_oidc_login(identity::StartOidcLoginRequest) -> identity::StartOidcLoginResponse;
+    finish_oidc_login(identity::FinishOidcLoginRequest) -> identity::TokenPair;
 });
 
 fake!(Inventory: inventory::inventory_server::Inventory {

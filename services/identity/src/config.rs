@@ -74,6 +74,111 @@ pub struct IdentitySettings {
     /// anchor moving onto the last one removed.
     #[serde(with = "humantime_serde")]
     pub audit_retention: Duration,
+    /// Social login with OpenID providers (ADR 0045).
+    pub oidc: OidcSettings,
+}
+
+/// Social login: the OpenID providers users may sign in with.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct OidcSettings {
+    /// Provider name (the `{provider}` of the routes) → its client registration.
+    pub providers: std::collections::BTreeMap<String, OidcProvider>,
+    /// How long a started sign-in may take to come back (its state, PKCE verifier and
+    /// nonce are kept that long, single-use).
+    #[serde(with = "humantime_serde")]
+    pub state_ttl: Duration,
+}
+
+impl Default for OidcSettings {
+    fn default() -> Self {
+        Self { providers: std::collections::BTreeMap::new(), state_ttl: Duration::from_secs(10 * 60) }
+    }
+}
+
+/// Our registration as a client of one OpenID provider.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct OidcProvider {
+    /// Issuer URL; its `/.well-known/openid-configuration` is discovered. `https`, or
+    /// `http` on a loopback address (tests).
+    pub issuer: String,
+    /// Our client id at the provider.
+    pub client_id: String,
+    /// Our client secret there (from a Secret, e.g.
+    /// `TICKETING_IDENTITY__OIDC__PROVIDERS__GOOGLE__CLIENT_SECRET`); never logged.
+    pub client_secret: String,
+    /// Where the provider sends the browser back: the gateway's
+    /// `/v1/auth/oidc/{provider}/callback`, or a web client's page that passes the `code`
+    /// and `state` on to it. Registered with the provider.
+    pub redirect_uri: String,
+    /// Scopes asked for; `openid` is always sent, `email` is needed to find accounts.
+    pub scopes: Vec<String>,
+}
+
+impl Default for OidcProvider {
+    fn default() -> Self {
+        Self {
+            issuer: String::new(),
+            client_id: String::new(),
+            client_secret: String::new(),
+            redirect_uri: String::new(),
+            scopes: vec!["openid".into(), "email".into(), "profile".into()],
+        }
+    }
+}
+
+impl std::fmt::Debug for OidcProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OidcProvider")
+            .field("issuer", &self.issuer)
+            .field("client_id", &self.client_id)
+            .field("client_secret", &"<redacted>")
+            .field("redirect_uri", &self.redirect_uri)
+            .field("scopes", &self.scopes)
+            .finish()
+    }
+}
+
+impl OidcSettings {
+    fn validate(&self, issues: &mut Vec<ConfigIssue>) {
+        if self.state_ttl < Duration::from_secs(60) || self.state_ttl > Duration::from_secs(3600) {
+            issues.push(ConfigIssue::new("identity.oidc.state_ttl", "must be between 1m and 1h"));
+        }
+        for (name, provider) in &self.providers {
+            let key = |field: &str| format!("identity.oidc.providers.{name}.{field}");
+            if !is_client_id(name) {
+                issues.push(ConfigIssue::new(
+                    format!("identity.oidc.providers.{name}"),
+                    "provider names use only a-z, 0-9 and '-'",
+                ));
+            }
+            if !is_provider_url(&provider.issuer) {
+                issues.push(ConfigIssue::new(key("issuer"), "must be an https URL (http only on a loopback address)"));
+            }
+            if url::Url::parse(&provider.redirect_uri).is_err() {
+                issues.push(ConfigIssue::new(key("redirect_uri"), "must be an absolute URL"));
+            }
+            if provider.client_id.is_empty() {
+                issues.push(ConfigIssue::new(key("client_id"), "is required"));
+            }
+            if provider.client_secret.is_empty() {
+                issues.push(ConfigIssue::new(key("client_secret"), "is required"));
+            }
+        }
+    }
+}
+
+/// An `https` URL, or an `http` one on a loopback address.
+fn is_provider_url(text: &str) -> bool {
+    let Ok(url) = url::Url::parse(text) else { return false };
+    let loopback = match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(domain)) => domain == "localhost",
+        None => false,
+    };
+    url.scheme() == "https" || (url.scheme() == "http" && loopback)
 }
 
 impl Default for IdentitySettings {
@@ -98,6 +203,7 @@ impl Default for IdentitySettings {
             email_verification_ttl: Duration::from_secs(24 * 3600),
             password_reset_ttl: Duration::from_secs(30 * 60),
             audit_retention: Duration::from_secs(400 * 86400),
+            oidc: OidcSettings::default(),
         }
     }
 }
@@ -163,6 +269,7 @@ impl Validate for Config {
             issues.push(ConfigIssue::new("identity.audit_retention", "must be at least 1d"));
         }
         id.login.validate(issues);
+        id.oidc.validate(issues);
     }
 }
 
@@ -185,5 +292,30 @@ mod tests {
         let mut issues = Vec::new();
         config.validate(&mut issues);
         assert!(issues.iter().any(|i| i.key == "identity.access_token_ttl"), "{issues:?}");
+    }
+
+    #[test]
+    fn providers_need_https_issuers_except_on_loopback() {
+        assert!(is_provider_url("https://accounts.google.com"));
+        assert!(is_provider_url("http://127.0.0.1:4000"));
+        assert!(is_provider_url("http://localhost:4000/oidc"));
+        assert!(!is_provider_url("http://idp.example.com"));
+        assert!(!is_provider_url("accounts.google.com"));
+
+        let mut config = Config::default();
+        let provider = OidcProvider {
+            issuer: "http://idp.example.com".into(),
+            redirect_uri: "https://tickets.example.com/v1/auth/oidc/corp/callback".into(),
+            client_id: "ticketing".into(),
+            ..OidcProvider::default()
+        };
+        config.identity.oidc.providers.insert("corp".into(), provider);
+        let mut issues = Vec::new();
+        config.validate(&mut issues);
+        let keys: Vec<_> = issues.iter().map(|i| i.key.as_str()).collect();
+        assert!(keys.contains(&"identity.oidc.providers.corp.issuer"), "{issues:?}");
+        assert!(keys.contains(&"identity.oidc.providers.corp.client_secret"), "{issues:?}");
+        let debug = format!("{:?}", config.identity.oidc);
+        assert!(debug.contains("<redacted>"), "{debug}");
     }
 }

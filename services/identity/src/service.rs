@@ -15,6 +15,7 @@ use ticketing_platform::kafka::outbox;
 
 use crate::adapters::hasher::Hasher;
 use crate::adapters::keys::KeyRing;
+use crate::adapters::oidc::{PendingLogins, ProviderAccount, Providers};
 use crate::adapters::refresh::{Origin, RefreshTokens, Rotation, Session};
 use crate::adapters::throttle::LoginThrottle;
 use crate::adapters::verifications::Purpose;
@@ -59,6 +60,8 @@ pub struct Identity {
     refresh: RefreshTokens,
     throttle: LoginThrottle,
     hasher: Hasher,
+    oidc: Providers,
+    pending: PendingLogins,
     settings: IdentitySettings,
     auth: AuthConfig,
     topic: String,
@@ -80,6 +83,10 @@ pub struct Parts {
     pub throttle: LoginThrottle,
     /// Password hasher.
     pub hasher: Hasher,
+    /// The OpenID providers of social login.
+    pub oidc: Providers,
+    /// Social logins started and not yet finished.
+    pub pending: PendingLogins,
     /// Identity settings.
     pub settings: IdentitySettings,
     /// Token issuer and audience.
@@ -126,6 +133,8 @@ impl Identity {
             refresh: parts.refresh,
             throttle: parts.throttle,
             hasher: parts.hasher,
+            oidc: parts.oidc,
+            pending: parts.pending,
             settings: parts.settings,
             auth: parts.auth,
             topic: parts.topic,
@@ -224,26 +233,116 @@ impl Identity {
         // Hashed before the email is looked at, so a taken email costs the same time.
         let hash = self.hasher.hash(password).await?;
         let mut tx = self.pool.begin().await.map_err(anyhow::Error::from)?;
-        let new = users::NewUser { email, display_name: name, password_hash: &hash, role, email_verified: verified };
-        let created = users::insert(&mut tx, &new).await?;
-        if let Some(user) = created.as_ref().filter(|u| !u.email_verified) {
-            self.request_verification(&mut tx, user).await?;
-        }
+        let new =
+            users::NewUser { email, display_name: name, password_hash: Some(&hash), role, email_verified: verified };
+        let created = self.insert_user(&mut tx, &new).await?;
         let event = match &created {
-            Some(user) => publish::registered(user),
+            Some(_) => None,
             None => {
                 // Taken by a concurrent registration and deleted since: nobody to tell.
                 let Some((owner, _)) = users::by_email(&mut *tx, email).await? else { return Ok(None) };
-                publish::registration_attempted(&owner)
+                Some(publish::registration_attempted(&owner))
             }
         };
-        outbox::enqueue(&mut tx, &self.topic, &event).await?;
+        if let Some(event) = event {
+            outbox::enqueue(&mut tx, &self.topic, &event).await?;
+        }
         tx.commit().await.map_err(anyhow::Error::from)?;
         match &created {
             Some(user) => tracing::info!(user_id = %user.id, role = %user.role, "user registered"),
             None => tracing::info!("registration of a taken email; its owner is told"),
         }
         Ok(created)
+    }
+
+    /// Inserts the user with its `UserRegistered` event and, unless it is verified, a
+    /// verification request; `None` if the email is taken.
+    async fn insert_user(&self, tx: &mut sqlx::PgConnection, new: &users::NewUser<'_>) -> Result<Option<User>> {
+        let Some(user) = users::insert(&mut *tx, new).await? else { return Ok(None) };
+        if !user.email_verified {
+            self.request_verification(&mut *tx, &user).await?;
+        }
+        outbox::enqueue(tx, &self.topic, &publish::registered(&user)).await?;
+        Ok(Some(user))
+    }
+
+    /// The authorization URL of a sign-in with the OpenID provider `provider`; its state,
+    /// PKCE verifier and nonce are kept for `identity.oidc.state_ttl`.
+    pub async fn start_oidc_login(&self, provider: &str) -> Result<String> {
+        let started = self.oidc.start(provider).await?;
+        self.pending.put(&started.state, &started.pending).await?;
+        Ok(started.url)
+    }
+
+    /// Finishes a sign-in with `provider`: the state is used up, the code exchanged and the
+    /// ID token verified; the provider account's user signs in (found by its link, linked
+    /// by a verified email, or created) with tokens as a password login gets.
+    pub async fn finish_oidc_login(
+        &self,
+        provider: &str,
+        code: &str,
+        state: &str,
+        origin: &Origin,
+    ) -> Result<TokenPair> {
+        self.oidc.knows(provider)?;
+        let pending = self.pending.take(state).await?;
+        let pending = pending.filter(|p| p.provider == provider).ok_or(IdentityError::InvalidOidcState)?;
+        let account = match self.oidc.finish(pending, code).await {
+            Ok(account) => account,
+            Err(e) => {
+                self.logins.with_label_values(&["oidc_refused"]).inc();
+                return Err(e);
+            }
+        };
+        let user = self.user_of(provider, &account).await?;
+        self.logins.with_label_values(&["oidc"]).inc();
+        tracing::info!(user_id = %user.id, provider, "signed in with an OpenID provider");
+        let refresh = self.refresh.issue(user.id, origin).await?;
+        self.token_pair(&user, refresh.token, refresh.expires_in, &refresh.session).await
+    }
+
+    /// The user a provider account signs in as: the one it is linked to; else the account
+    /// with its email, linked now, when the provider and the account both verified the
+    /// address; else a new account without a password.
+    async fn user_of(&self, provider: &str, account: &ProviderAccount) -> Result<User> {
+        let mut tx = self.pool.begin().await.map_err(anyhow::Error::from)?;
+        if let Some(user) = users::linked(&mut tx, provider, &account.subject).await? {
+            return Ok(user);
+        }
+        let email = account.email.as_deref().and_then(|e| Email::parse(e).ok()).ok_or(IdentityError::OidcNoEmail)?;
+        let user = match users::by_email(&mut *tx, &email).await? {
+            // Someone who registered an address they never proved is not its owner, whom
+            // the provider vouches for; and an address the provider does not vouch for
+            // proves nothing about our account.
+            Some((user, _)) if account.email_verified && user.email_verified => Some(user),
+            Some(_) => return Err(IdentityError::OidcAccountConflict),
+            None => {
+                let fallback = email.local_part().to_owned();
+                let name = display_name(account.name.as_deref().unwrap_or(""), &fallback).unwrap_or(fallback);
+                let verified = account.email_verified || !self.settings.require_email_verification;
+                let new = users::NewUser {
+                    email: &email,
+                    display_name: &name,
+                    password_hash: None,
+                    role: Role::User,
+                    email_verified: verified,
+                };
+                self.insert_user(&mut tx, &new).await?
+            }
+        };
+        match user {
+            Some(user) if users::link(&mut tx, provider, &account.subject, user.id).await? => {
+                tx.commit().await.map_err(anyhow::Error::from)?;
+                tracing::info!(user_id = %user.id, provider, "linked a provider account");
+                Ok(user)
+            }
+            // A concurrent first sign-in of the same person linked (or registered) first.
+            _ => {
+                drop(tx);
+                let mut conn = self.pool.acquire().await.map_err(anyhow::Error::from)?;
+                users::linked(&mut conn, provider, &account.subject).await?.ok_or(IdentityError::OidcAccountConflict)
+            }
+        }
     }
 
     /// Exchanges credentials for tokens, subject to throttling per account and client address.
@@ -260,7 +359,8 @@ impl Identity {
             Ok(email) => users::by_email(&self.pool, &email).await?,
             Err(_) => None,
         };
-        let ok = self.hasher.verify(password, found.as_ref().map(|(_, hash)| hash.as_str())).await?;
+        // An account without a password (made by a social login) answers as an unknown one.
+        let ok = self.hasher.verify(password, found.as_ref().and_then(|(_, hash)| hash.as_deref())).await?;
         let Some((user, _)) = found.filter(|_| ok) else {
             self.logins.with_label_values(&["invalid_credentials"]).inc();
             return Err(IdentityError::InvalidCredentials);
@@ -452,6 +552,7 @@ impl Identity {
             return Err(IdentityError::LastAdmin);
         }
         users::erase(&mut tx, user.id).await?;
+        users::unlink_all(&mut tx, user.id).await?;
         for purpose in [Purpose::VerifyEmail, Purpose::ResetPassword] {
             verifications::revoke_all(&mut tx, purpose, user.id).await?;
         }
@@ -473,7 +574,7 @@ impl Identity {
         let mut conn = self.pool.acquire().await.map_err(anyhow::Error::from)?;
         let hash = users::password_hash(&mut conn, user.id).await?;
         drop(conn);
-        if !self.hasher.verify(password, Some(&hash)).await? {
+        if !self.hasher.verify(password, hash.as_deref()).await? {
             return Err(IdentityError::WrongPassword);
         }
         self.throttle.succeeded(account, &caller).await?;

@@ -13,6 +13,7 @@ use tonic::server::NamedService as _;
 
 use crate::adapters::hasher::Hasher;
 use crate::adapters::keys::KeyRing;
+use crate::adapters::oidc::{PendingLogins, Providers};
 use crate::adapters::refresh::RefreshTokens;
 use crate::adapters::throttle::LoginThrottle;
 use crate::config::Config;
@@ -41,6 +42,8 @@ pub async fn build(config: Config) -> anyhow::Result<Running> {
         refresh: RefreshTokens::new(redis.clone(), &config.redis.key_prefix, config.identity.refresh_token_ttl),
         throttle: LoginThrottle::new(redis.clone(), &config.redis.key_prefix, &config.identity.login),
         hasher: Hasher::new().await?,
+        oidc: Providers::new(&config.identity.oidc)?,
+        pending: PendingLogins::new(redis.clone(), &config.redis.key_prefix, config.identity.oidc.state_ttl),
         settings: config.identity.clone(),
         auth: config.auth.clone(),
         topic,

@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod hasher;
 pub mod keys;
+pub mod oidc;
 pub mod refresh;
 pub mod throttle;
 pub mod users;

@@ -41,7 +41,8 @@ const COLUMNS: &str = "id, email, display_name, role, email_verified_at, created
 pub struct NewUser<'a> {
     pub email: &'a Email,
     pub display_name: &'a str,
-    pub password_hash: &'a str,
+    /// None for an account made by a social login (ADR 0045).
+    pub password_hash: Option<&'a str>,
     pub role: Role,
     /// Made verified (the bootstrap admin, or verification off).
     pub email_verified: bool,
@@ -66,13 +67,16 @@ pub async fn insert(conn: &mut PgConnection, new: &NewUser<'_>) -> anyhow::Resul
     row.map(User::try_from).transpose()
 }
 
-/// The user with `email` and their password hash.
-pub async fn by_email(conn: impl sqlx::PgExecutor<'_>, email: &Email) -> anyhow::Result<Option<(User, String)>> {
+/// The user with `email` and their password hash (none for an account without a password).
+pub async fn by_email(
+    conn: impl sqlx::PgExecutor<'_>,
+    email: &Email,
+) -> anyhow::Result<Option<(User, Option<String>)>> {
     #[derive(sqlx::FromRow)]
     struct WithHash {
         #[sqlx(flatten)]
         row: Row,
-        password_hash: String,
+        password_hash: Option<String>,
     }
     let found: Option<WithHash> = sqlx::query_as(&format!(
         "SELECT {COLUMNS}, password_hash FROM users WHERE lower(email) = $1 AND deleted_at IS NULL"
@@ -119,8 +123,8 @@ pub async fn lock(conn: &mut PgConnection, id: uuid::Uuid) -> anyhow::Result<Opt
     row.map(User::try_from).transpose()
 }
 
-/// The password hash of the locked user `id`.
-pub async fn password_hash(conn: &mut PgConnection, id: uuid::Uuid) -> anyhow::Result<String> {
+/// The password hash of the locked user `id`; none for an account without a password.
+pub async fn password_hash(conn: &mut PgConnection, id: uuid::Uuid) -> anyhow::Result<Option<String>> {
     sqlx::query_scalar("SELECT password_hash FROM users WHERE id = $1 AND deleted_at IS NULL")
         .bind(id)
         .fetch_one(conn)
@@ -195,4 +199,42 @@ pub async fn mark_verified(conn: &mut PgConnection, id: uuid::Uuid) -> anyhow::R
     .await
     .context("marking an email verified")?;
     row.map(User::try_from).transpose()
+}
+
+/// The live user a provider's subject is linked to.
+pub async fn linked(conn: &mut PgConnection, provider: &str, subject: &str) -> anyhow::Result<Option<User>> {
+    let columns = COLUMNS.split(", ").map(|c| format!("u.{c}")).collect::<Vec<_>>().join(", ");
+    let row: Option<Row> = sqlx::query_as(&format!(
+        "SELECT {columns} FROM oidc_links l JOIN users u ON u.id = l.user_id
+         WHERE l.provider = $1 AND l.subject = $2 AND u.deleted_at IS NULL"
+    ))
+    .bind(provider)
+    .bind(subject)
+    .fetch_optional(conn)
+    .await
+    .context("looking up a provider link")?;
+    row.map(User::try_from).transpose()
+}
+
+/// Links a provider's subject to `user_id`; false when the subject is linked already.
+pub async fn link(conn: &mut PgConnection, provider: &str, subject: &str, user_id: uuid::Uuid) -> anyhow::Result<bool> {
+    let inserted =
+        sqlx::query("INSERT INTO oidc_links (provider, subject, user_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
+            .bind(provider)
+            .bind(subject)
+            .bind(user_id)
+            .execute(conn)
+            .await
+            .context("linking a provider account")?;
+    Ok(inserted.rows_affected() == 1)
+}
+
+/// Removes every provider link of `user_id` (its account is being deleted).
+pub async fn unlink_all(conn: &mut PgConnection, user_id: uuid::Uuid) -> anyhow::Result<()> {
+    sqlx::query("DELETE FROM oidc_links WHERE user_id = $1")
+        .bind(user_id)
+        .execute(conn)
+        .await
+        .context("removing provider links")?;
+    Ok(())
 }

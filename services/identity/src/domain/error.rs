@@ -49,6 +49,28 @@ pub enum IdentityError {
     /// The change would leave no admin.
     #[error("the last admin cannot be demoted or deleted")]
     LastAdmin,
+    /// No OpenID provider of that name is configured.
+    #[error("unknown sign-in provider")]
+    UnknownProvider,
+    /// The state of a social login is unknown, used or expired.
+    #[error("this sign-in is unknown, used or expired; start again")]
+    InvalidOidcState,
+    /// The provider refused the code, or its answer did not verify.
+    #[error("the sign-in provider did not confirm this sign-in: {0}")]
+    OidcRejected(String),
+    /// The provider shared no usable email address, so no account can be found or made.
+    #[error("the sign-in provider shared no email address; allow it to, or register with a password")]
+    OidcNoEmail,
+    /// The provider's email belongs to an account the login may not be linked to: the
+    /// provider does not vouch for the address, or our account never verified it.
+    #[error(
+        "an account with this email exists, and it can be linked only when both the provider and the account have \
+         verified the address; sign in with your password instead"
+    )]
+    OidcAccountConflict,
+    /// The provider could not be reached or answered nonsense.
+    #[error("the sign-in provider failed; try again later")]
+    OidcProviderFailed(#[source] anyhow::Error),
     /// A dependency failed; the caller may retry.
     #[error("temporarily unavailable")]
     Unavailable(#[source] anyhow::Error),

@@ -36,12 +36,35 @@ impl From<IdentityError> for Status {
                 Status::not_found(message)
             }
             IdentityError::LastAdmin => Status::failed_precondition(message),
+            IdentityError::UnknownProvider => Status::not_found(message),
+            IdentityError::InvalidOidcState => ticketing_platform::status::invalid_argument(
+                &message,
+                &[FieldViolation::new("state", "unknown, used or expired")],
+            ),
+            IdentityError::OidcRejected(_) => Status::unauthenticated(message),
+            IdentityError::OidcNoEmail | IdentityError::OidcAccountConflict => Status::failed_precondition(message),
+            IdentityError::OidcProviderFailed(source) => {
+                tracing::warn!(error = format!("{source:#}"), "an OpenID provider failed");
+                provider_failed(message)
+            }
             IdentityError::Unavailable(source) => {
                 tracing::error!(error = format!("{source:#}"), "identity dependency failed");
                 Status::unavailable(message)
             }
         }
     }
+}
+
+/// `UNAVAILABLE` naming [`OIDC_PROVIDER_FAILED`] in an `ErrorInfo`: the gateway answers 502,
+/// since the failure is the provider's, not ours.
+fn provider_failed(message: String) -> Status {
+    use tonic_types::{ErrorDetails, StatusExt as _};
+    let details = ErrorDetails::with_error_info(
+        ticketing_platform::status::OIDC_PROVIDER_FAILED,
+        ticketing_platform::status::REFUSAL_DOMAIN,
+        std::collections::HashMap::new(),
+    );
+    Status::with_error_details(Code::Unavailable, message, details)
 }
 
 /// The proto role for a domain role.

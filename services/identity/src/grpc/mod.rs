@@ -209,4 +209,22 @@ impl IdentityApi for Api {
         self.identity.delete_account(&caller, &request.into_inner().password).await?;
         Ok(Response::new(pb::DeleteMeResponse {}))
     }
+
+    async fn start_oidc_login(
+        &self,
+        request: Request<pb::StartOidcLoginRequest>,
+    ) -> Result<Response<pb::StartOidcLoginResponse>, Status> {
+        let authorization_url = self.identity.start_oidc_login(&request.into_inner().provider).await?;
+        Ok(Response::new(pb::StartOidcLoginResponse { authorization_url }))
+    }
+
+    async fn finish_oidc_login(
+        &self,
+        request: Request<pb::FinishOidcLoginRequest>,
+    ) -> Result<Response<pb::TokenPair>, Status> {
+        let origin = self.origin(&request);
+        let r = request.into_inner();
+        let pair = self.identity.finish_oidc_login(&r.provider, &r.code, &r.state, &origin).await?;
+        Ok(Response::new(pair.into()))
+    }
 }

@@ -5,6 +5,7 @@ mod accounts;
 mod audit;
 mod events;
 mod helpers;
+mod oidc;
 mod redis_outage;
 mod roles;
 mod sealing;

@@ -1,0 +1,278 @@
+//! Social login (ADR 0045) against a certified OpenID provider, npm's `oidc-provider`,
+//! started on loopback (scripts/oidc-provider/provider.js, installed by scripts/infra.sh).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use prost::{Message as _, Name as _};
+use ticketing_identity::config::{Config, OidcProvider};
+use ticketing_proto::events::v1::{Envelope, UserRegistered};
+use ticketing_proto::identity::v1 as pb;
+use tokio::io::AsyncBufReadExt as _;
+use tonic::Code;
+
+use crate::helpers::{TestApp, authed, email, spawn_with};
+
+const PROVIDER: &str = "test";
+const CLIENT_ID: &str = "ticketing";
+const CLIENT_SECRET: &str = "ticketing-test-client-secret";
+/// Registered with the provider; the test reads the code off the redirect instead.
+const REDIRECT_URI: &str = "http://127.0.0.1:9/v1/auth/oidc/test/callback";
+
+/// A running `oidc-provider`, stopped when dropped.
+struct Provider {
+    issuer: String,
+    _process: tokio::process::Child,
+}
+
+/// Where scripts/infra.sh installs the provider: `$OIDC_PROVIDER_DIR`, or the workspace's
+/// `.local/oidc-provider`.
+fn provider_dir() -> PathBuf {
+    std::env::var_os("OIDC_PROVIDER_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.local/oidc-provider"))
+}
+
+async fn start_provider() -> Provider {
+    let dir = provider_dir();
+    assert!(
+        dir.join("node_modules/oidc-provider/package.json").exists(),
+        "oidc-provider is not installed in {}: run scripts/infra.sh (it installs it from npm)",
+        dir.display()
+    );
+    // The script as checked in, beside its node_modules (where its import resolves); copied
+    // once per test binary, and renamed into place so no run sees half a file.
+    static COPIED: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    let target = COPIED.get_or_init(|| {
+        let source = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/oidc-provider/provider.js");
+        let script = std::fs::read(&source).expect("scripts/oidc-provider/provider.js");
+        let partial = dir.join(format!(".provider-{}.js", std::process::id()));
+        std::fs::write(&partial, script).expect("copying provider.js");
+        std::fs::rename(&partial, dir.join("provider.js")).expect("copying provider.js");
+        dir.join("provider.js")
+    });
+    let mut process = tokio::process::Command::new("node")
+        .arg(target)
+        .env("PORT", "0")
+        .env("CLIENT_ID", CLIENT_ID)
+        .env("CLIENT_SECRET", CLIENT_SECRET)
+        .env("REDIRECT_URI", REDIRECT_URI)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("node starts (is Node.js installed?)");
+    let mut lines = tokio::io::BufReader::new(process.stdout.take().unwrap()).lines();
+    let issuer = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if let Some(issuer) = line.strip_prefix("issuer ") {
+                return issuer.to_owned();
+            }
+        }
+        panic!("oidc-provider exited without listening");
+    })
+    .await
+    .expect("oidc-provider listens within 30s");
+    // Its notices go on coming; a closed pipe would end it at the next one.
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = lines.next_line().await {
+            tracing::debug!(target: "oidc-provider", "{line}");
+        }
+    });
+    Provider { issuer, _process: process }
+}
+
+fn provider_config(issuer: &str) -> OidcProvider {
+    OidcProvider {
+        issuer: issuer.to_owned(),
+        client_id: CLIENT_ID.into(),
+        client_secret: CLIENT_SECRET.into(),
+        redirect_uri: REDIRECT_URI.into(),
+        ..OidcProvider::default()
+    }
+}
+
+/// Identity with the provider configured as `test`.
+async fn spawn(provider: &Provider) -> TestApp {
+    let issuer = provider.issuer.clone();
+    spawn_with(move |c: &mut Config| {
+        c.identity.oidc.providers.insert(PROVIDER.into(), provider_config(&issuer));
+    })
+    .await
+}
+
+/// A browser without JavaScript: follows redirects itself and keeps cookies, stopping at
+/// the redirect back to us.
+struct Browser {
+    http: reqwest::Client,
+    cookies: BTreeMap<String, String>,
+}
+
+impl Browser {
+    fn new() -> Self {
+        let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+        Self { http, cookies: BTreeMap::new() }
+    }
+
+    /// Follows `url` to the redirect back to [`REDIRECT_URI`]: its `code` and `state`.
+    async fn sign_in(&mut self, url: &str) -> (String, String) {
+        let mut url = url::Url::parse(url).unwrap();
+        for _ in 0..10 {
+            if url.as_str().starts_with(REDIRECT_URI) {
+                let query: BTreeMap<String, String> = url.query_pairs().into_owned().collect();
+                assert!(!query.contains_key("error"), "the provider refused: {query:?}");
+                return (query["code"].clone(), query["state"].clone());
+            }
+            let cookie = self.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ");
+            let response = self.http.get(url.clone()).header("cookie", cookie).send().await.unwrap();
+            for set in response.headers().get_all("set-cookie") {
+                let pair = set.to_str().unwrap().split(';').next().unwrap();
+                let (name, value) = pair.split_once('=').unwrap();
+                if value.is_empty() {
+                    self.cookies.remove(name);
+                } else {
+                    self.cookies.insert(name.to_owned(), value.to_owned());
+                }
+            }
+            let status = response.status();
+            let Some(location) = response.headers().get("location") else {
+                panic!("{status} at {url} without a redirect: {}", response.text().await.unwrap_or_default());
+            };
+            url = url.join(location.to_str().unwrap()).unwrap();
+        }
+        panic!("too many redirects");
+    }
+}
+
+/// The authorization URL of a new sign-in, with a `login_hint` naming who the provider
+/// signs in (`verified:<email>` or `unverified:<email>`).
+async fn start(app: &TestApp, hint: &str) -> String {
+    let request = pb::StartOidcLoginRequest { provider: PROVIDER.into() };
+    let url = app.client.clone().start_oidc_login(request).await.expect("start").into_inner().authorization_url;
+    let mut url = url::Url::parse(&url).unwrap();
+    url.query_pairs_mut().append_pair("login_hint", hint);
+    url.to_string()
+}
+
+async fn finish(app: &TestApp, code: &str, state: &str) -> Result<pb::TokenPair, tonic::Status> {
+    let request = pb::FinishOidcLoginRequest { provider: PROVIDER.into(), code: code.into(), state: state.into() };
+    app.client.clone().finish_oidc_login(request).await.map(tonic::Response::into_inner)
+}
+
+/// A whole sign-in as `hint`.
+async fn sign_in(app: &TestApp, hint: &str) -> Result<pb::TokenPair, tonic::Status> {
+    let (code, state) = Browser::new().sign_in(&start(app, hint).await).await;
+    finish(app, &code, &state).await
+}
+
+#[tokio::test]
+async fn a_social_login_creates_an_account_and_signs_in_to_it_again() {
+    let provider = start_provider().await;
+    let app = spawn(&provider).await;
+    let address = email();
+
+    let tokens = sign_in(&app, &format!("verified:{address}")).await.expect("a first social login");
+    let me = app.me(&tokens.access_token).await.expect("our access token works");
+    assert_eq!(me.email, address);
+    assert!(me.email_verified, "the provider vouched for the address");
+    let refreshed = app.refresh(&tokens.refresh_token).await.expect("our refresh token works");
+    assert_eq!(app.me(&refreshed.access_token).await.unwrap().id, me.id);
+
+    let again = sign_in(&app, &format!("verified:{address}")).await.expect("a second social login");
+    assert_eq!(app.me(&again.access_token).await.unwrap().id, me.id, "the link finds the same user");
+
+    // Announced like a registration (welcome emails, notification's projection): the
+    // bootstrap admin's and this user's are all the topic holds (both made verified).
+    let topic = app.kafka.topic("identity.events");
+    let messages = ticketing_testkit::read_topic(&app.kafka, &topic, 2, Duration::from_secs(20));
+    let registered: Vec<UserRegistered> = messages
+        .iter()
+        .map(|m| Envelope::decode(rdkafka::Message::payload(m).unwrap()).unwrap())
+        .filter(|e| e.r#type == UserRegistered::full_name())
+        .map(|e| ticketing_platform::events::payload(&e).unwrap())
+        .collect();
+    assert!(registered.iter().any(|e| e.user_id == me.id && e.email == address), "{registered:?}");
+    // No password: a password login with any password fails as for an unknown account.
+    let refused = app.login(&address, "").await.expect_err("no password login");
+    assert_eq!(refused.code(), Code::Unauthenticated);
+    // Both sign-ins are sessions of the account.
+    let request = authed(pb::ListSessionsRequest {}, &again.access_token);
+    let sessions = app.client.clone().list_sessions(request).await.unwrap().into_inner().sessions;
+    assert_eq!(sessions.len(), 2, "{sessions:?}");
+}
+
+#[tokio::test]
+async fn a_social_login_links_to_an_existing_account_only_through_verified_emails() {
+    let provider = start_provider().await;
+    let app = spawn(&provider).await;
+    let address = email();
+    let account = app.register(&address).await;
+    assert!(!account.email_verified);
+
+    // Our account never proved the address: whoever registered it may not own it.
+    let refused = sign_in(&app, &format!("verified:{address}")).await.expect_err("an unverified account");
+    assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
+
+    let admin = app.admin_session().await;
+    let request = authed(pb::MarkEmailVerifiedRequest { user_id: account.id.clone() }, &admin.access_token);
+    app.client.clone().mark_email_verified(request).await.unwrap();
+    // The provider does not vouch for the address: no link either.
+    let refused = sign_in(&app, &format!("unverified:{address}")).await.expect_err("an unverified provider email");
+    assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
+
+    let tokens = sign_in(&app, &format!("verified:{address}")).await.expect("both verified: linked");
+    assert_eq!(app.me(&tokens.access_token).await.unwrap().id, account.id);
+    // The password still works too.
+    app.login(&address, crate::helpers::PASSWORD).await.expect("the password login still works");
+
+    // An address the provider does not vouch for makes an account that must verify it.
+    let other = email();
+    let tokens = sign_in(&app, &format!("unverified:{other}")).await.expect("a new, unverified account");
+    let me = app.me(&tokens.access_token).await.unwrap();
+    assert_eq!((me.email.as_str(), me.email_verified), (other.as_str(), false));
+}
+
+#[tokio::test]
+async fn reused_states_tampered_codes_and_unknown_providers_are_refused() {
+    let provider = start_provider().await;
+    let app = spawn(&provider).await;
+    let hint = format!("verified:{}", email());
+
+    let (code, state) = Browser::new().sign_in(&start(&app, &hint).await).await;
+    finish(&app, &code, &state).await.expect("the first use");
+    let reused = finish(&app, &code, &state).await.expect_err("a reused state");
+    assert_eq!(reused.code(), Code::InvalidArgument, "{reused:?}");
+
+    let (code, state) = Browser::new().sign_in(&start(&app, &hint).await).await;
+    let tampered = finish(&app, &format!("{code}x"), &state).await.expect_err("a tampered code");
+    assert_eq!(tampered.code(), Code::Unauthenticated, "{tampered:?}");
+    // The state went with it: the real code cannot follow.
+    let after = finish(&app, &code, &state).await.expect_err("the state is used up");
+    assert_eq!(after.code(), Code::InvalidArgument);
+
+    let made_up = finish(&app, "code", "made-up-state").await.expect_err("a made-up state");
+    assert_eq!(made_up.code(), Code::InvalidArgument);
+    let request = pb::StartOidcLoginRequest { provider: "nope".into() };
+    let unknown = app.client.clone().start_oidc_login(request).await.expect_err("an unknown provider");
+    assert_eq!(unknown.code(), Code::NotFound);
+    let request = pb::FinishOidcLoginRequest { provider: "nope".into(), code: code.clone(), state: state.clone() };
+    let unknown = app.client.clone().finish_oidc_login(request).await.expect_err("an unknown provider");
+    assert_eq!(unknown.code(), Code::NotFound);
+}
+
+#[tokio::test]
+async fn a_provider_that_does_not_answer_is_a_provider_failure() {
+    let app = spawn_with(|c: &mut Config| {
+        c.identity.oidc.providers.insert(PROVIDER.into(), provider_config("http://127.0.0.1:9"));
+    })
+    .await;
+    let request = pb::StartOidcLoginRequest { provider: PROVIDER.into() };
+    let failed = app.client.clone().start_oidc_login(request).await.expect_err("no provider there");
+    assert_eq!(failed.code(), Code::Unavailable, "{failed:?}");
+    assert_eq!(
+        ticketing_platform::status::refusal_reason(&failed).as_deref(),
+        Some(ticketing_platform::status::OIDC_PROVIDER_FAILED)
+    );
+}
