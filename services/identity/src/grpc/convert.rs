@@ -55,11 +55,14 @@ impl From<IdentityError> for Status {
     }
 }
 
-/// `UNAVAILABLE` naming [`OIDC_PROVIDER_FAILED`] in an `ErrorInfo`: the gateway answers 502,
-/// since the failure is the provider's, not ours.
+/// `UNAVAILABLE` naming [`OIDC_PROVIDER_FAILED`](ticketing_platform::status::OIDC_PROVIDER_FAILED)
+/// in an `ErrorInfo`, so the gateway answers 502 (the failure is a third party's), and with
+/// a `RetryInfo`, so the gateway's breaker does not hold identity responsible and pause
+/// every other call to it.
 fn provider_failed(message: String) -> Status {
     use tonic_types::{ErrorDetails, StatusExt as _};
-    let details = ErrorDetails::with_error_info(
+    let mut details = ErrorDetails::with_retry_info(Some(std::time::Duration::from_secs(5)));
+    details.set_error_info(
         ticketing_platform::status::OIDC_PROVIDER_FAILED,
         ticketing_platform::status::REFUSAL_DOMAIN,
         std::collections::HashMap::new(),
