@@ -346,6 +346,13 @@ fn is_heavy(method: &Method, uri: &axum::http::Uri) -> bool {
     }
 }
 
+/// `/v1/auth/oidc/{provider}/start`.
+fn is_oidc_start(path: &str) -> bool {
+    path.strip_prefix("/v1/auth/oidc/")
+        .and_then(|rest| rest.strip_suffix("/start"))
+        .is_some_and(|provider| !provider.is_empty() && !provider.contains('/'))
+}
+
 /// The email a login is for, normalised and hashed (no addresses in Redis keys).
 fn body_email(body: &[u8]) -> Option<String> {
     let value: serde_json::Value = serde_json::from_slice(body).ok()?;
@@ -389,6 +396,11 @@ pub async fn limit(State(limiter): State<RateLimiter>, mut request: Request, nex
     // budget of its own: a limit far below the general one, on its own key.
     if request.method() == Method::POST && request.uri().path() == "/v1/auth/register" {
         checks.push((Rule::Register, settings.register, ip.clone()));
+    }
+    // Each social login started keeps a state in identity's Redis and calls the provider:
+    // the login budget per address.
+    if request.method() == Method::GET && is_oidc_start(request.uri().path()) {
+        checks.push((Rule::LoginIp, settings.login, ip.clone()));
     }
     // Logins per email guard the account; reset emails per address guard its inbox.
     let by_email = match request.uri().path() {

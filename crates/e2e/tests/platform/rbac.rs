@@ -292,6 +292,10 @@ async fn rbac_every_route_lets_in_exactly_the_roles_the_matrix_says() {
         row(Method::POST, "/v1/auth/password/forgot", "", Public, &[202], Body::UnknownEmail),
         row(Method::POST, "/v1/auth/password/reset", "", Public, &[400],
             json(json!({"token": "not-a-token", "new_password": "another-long-passphrase"}))),
+        // Social login (ADR 0045): no provider is configured here, so every caller gets the
+        // unknown provider's 404 (identity's API tests sign in with a real provider).
+        row(Method::GET, "/v1/auth/oidc/{provider}/start", "nope", Public, &[404], Body::None),
+        row(Method::GET, "/v1/auth/oidc/{provider}/callback", "nope", Public, &[404], Body::None),
         row(Method::GET, "/.well-known/jwks.json", "", Public, &[200], Body::None),
         row(Method::GET, "/healthz", "", Public, &[200], Body::None),
         row(Method::GET, "/readyz", "", Public, &[200], Body::None),

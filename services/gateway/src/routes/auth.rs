@@ -140,7 +140,14 @@ async fn login(
     Json(b): Json<LoginBody>,
 ) -> Result<axum::Json<Tokens>, Problem> {
     let mut request = client.request(&s.tokens, pb::LoginRequest { email: b.email, password: b.password }).await?;
-    // Shown in the user's list of sessions; printable ASCII only, cut short.
+    with_user_agent(&mut request, &headers);
+    let pair = s.backends.identity.clone().login(request).await?;
+    Ok(axum::Json(pair.into_inner().into()))
+}
+
+/// Passes the client's `User-Agent` on to identity for a login's session, where the user's
+/// list of sessions shows it: printable ASCII only, cut short.
+pub(super) fn with_user_agent<T>(request: &mut tonic::Request<T>, headers: &HeaderMap) {
     let user_agent = headers
         .get(USER_AGENT)
         .and_then(|v| v.to_str().ok())
@@ -148,8 +155,6 @@ async fn login(
     if let Some(value) = user_agent.and_then(|ua| ua.parse().ok()) {
         request.metadata_mut().insert(CLIENT_USER_AGENT, value);
     }
-    let pair = s.backends.identity.clone().login(request).await?;
-    Ok(axum::Json(pair.into_inner().into()))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

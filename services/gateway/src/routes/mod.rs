@@ -12,6 +12,7 @@ pub mod contract;
 pub mod dto;
 pub mod events;
 pub mod holds;
+pub mod oidc;
 pub mod operations;
 pub mod queue;
 pub mod reports;
@@ -67,6 +68,7 @@ struct ApiDoc;
 pub fn api(settings: &GatewaySettings) -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
     let (router, mut openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(auth::routes())
+        .merge(oidc::routes())
         .merge(events::routes())
         .merge(reports::routes())
         .merge(queue::routes())
