@@ -60,10 +60,17 @@ async fn start_provider() -> Provider {
         .env("CLIENT_SECRET", CLIENT_SECRET)
         .env("REDIRECT_URI", REDIRECT_URI)
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        // Piped, not inherited: a child holding the runner's own output would keep it open.
+        .stderr(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
         .expect("node starts (is Node.js installed?)");
+    let mut errors = tokio::io::BufReader::new(process.stderr.take().unwrap()).lines();
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = errors.next_line().await {
+            eprintln!("oidc-provider: {line}");
+        }
+    });
     let mut lines = tokio::io::BufReader::new(process.stdout.take().unwrap()).lines();
     let issuer = tokio::time::timeout(Duration::from_secs(30), async {
         while let Some(line) = lines.next_line().await.unwrap() {
