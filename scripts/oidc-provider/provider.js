@@ -3,7 +3,8 @@
 // signs in whoever the authorization request's `login_hint` names, so a test can follow the
 // redirects with a plain HTTP client. Test use only: it has no passwords.
 //
-//   node provider.js            (PORT=0: any free port; CLIENT_ID, CLIENT_SECRET, REDIRECT_URI)
+//   node provider.js            (PORT=0: any free port; CLIENT_ID, CLIENT_SECRET, REDIRECT_URI;
+//                                EXIT_WITH_STDIN=1: stop when stdin closes)
 //
 // Prints `issuer <url>` on stdout once it listens. A `login_hint` of `verified:<email>` signs
 // in an account whose email is verified, `unverified:<email>` one whose email is not; the
@@ -23,6 +24,12 @@ function account(id) {
     accountId: id,
     claims: async () => ({ sub: id, email, email_verified: kind === 'verified', name: email.split('@')[0] }),
   };
+}
+
+// Ends with whoever started it: when stdin closes (the test process exited, even killed).
+if (process.env.EXIT_WITH_STDIN) {
+  process.stdin.on('end', () => process.exit(0));
+  process.stdin.resume();
 }
 
 const server = createServer();

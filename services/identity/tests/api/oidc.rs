@@ -59,6 +59,9 @@ async fn start_provider() -> Provider {
         .env("CLIENT_ID", CLIENT_ID)
         .env("CLIENT_SECRET", CLIENT_SECRET)
         .env("REDIRECT_URI", REDIRECT_URI)
+        // Killed when dropped; and should this process die first, the closed pipe ends it.
+        .env("EXIT_WITH_STDIN", "1")
+        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         // Piped, not inherited: a child holding the runner's own output would keep it open.
         .stderr(Stdio::piped())
