@@ -471,6 +471,14 @@ TICKETING_NOTIFICATION__RESET_PASSWORD_URL: {{ .svc.resetPasswordUrl | quote }}
 {{- if and (eq .name "identity") .svc.bootstrapAdminEmail }}
 TICKETING_IDENTITY__BOOTSTRAP_ADMIN_EMAIL: {{ .svc.bootstrapAdminEmail | quote }}
 {{- end }}
+{{- if eq .name "identity" }}
+{{- range $name, $provider := .svc.oidcProviders }}
+{{- $prefix := printf "TICKETING_IDENTITY__OIDC__PROVIDERS__%s__" (upper $name) }}
+{{ $prefix }}ISSUER: {{ $provider.issuer | quote }}
+{{ $prefix }}CLIENT_ID: {{ $provider.clientId | quote }}
+{{ $prefix }}REDIRECT_URI: {{ $provider.redirectUri | quote }}
+{{- end }}
+{{- end }}
 {{- range $key, $value := .svc.env }}
 {{ $key }}: {{ $value | toString | quote }}
 {{- end }}
@@ -586,6 +594,13 @@ env:
         name: {{ $secret }}
         key: bootstrap-admin-password
         optional: true
+  {{- range $name, $provider := .svc.oidcProviders }}
+  - name: TICKETING_IDENTITY__OIDC__PROVIDERS__{{ upper $name }}__CLIENT_SECRET
+    valueFrom:
+      secretKeyRef:
+        name: {{ $secret }}
+        key: oidc-{{ $name }}-client-secret
+  {{- end }}
   {{- end }}
 {{- end }}
 {{- end }}
