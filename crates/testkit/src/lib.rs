@@ -8,6 +8,7 @@
 pub mod broker;
 pub mod fakes;
 mod issuer;
+pub mod oidc;
 pub mod otlp;
 pub mod pdf;
 pub mod process;

@@ -53,7 +53,14 @@ pub struct Options {
     pub proxied: Option<&'static str>,
     /// Last word on booking's settings (its reconciler, whether it consumes).
     pub booking: fn(&mut ticketing_booking::config::Config),
+    /// The port of an OpenID provider on loopback (`ticketing_testkit::oidc`), configured
+    /// in identity as the provider `test` redirecting to [`OIDC_REDIRECT_URI`].
+    pub oidc_provider: Option<u16>,
 }
+
+/// The redirect URI of the provider `test`: nothing listens there; tests read the code off
+/// the redirect and hand it to the gateway's callback, as a web client's page would.
+pub const OIDC_REDIRECT_URI: &str = "http://127.0.0.1:9/signed-in";
 
 impl Default for Options {
     fn default() -> Self {
@@ -65,6 +72,7 @@ impl Default for Options {
             gateway: |_| {},
             proxied: None,
             booking: |_| {},
+            oidc_provider: None,
         }
     }
 }
@@ -164,6 +172,16 @@ impl Platform {
         config.identity.bootstrap_admin_password = ADMIN_PASSWORD.into();
         config.identity.service_clients.insert("booking".into(), BOOKING_SECRET.into());
         config.identity.service_clients.insert("gateway".into(), GATEWAY_SECRET.into());
+        if let Some(port) = options.oidc_provider {
+            let provider = ticketing_identity::config::OidcProvider {
+                issuer: format!("http://127.0.0.1:{port}"),
+                client_id: ticketing_testkit::oidc::CLIENT_ID.into(),
+                client_secret: ticketing_testkit::oidc::CLIENT_SECRET.into(),
+                redirect_uri: OIDC_REDIRECT_URI.into(),
+                ..Default::default()
+            };
+            config.identity.oidc.providers.insert("test".into(), provider);
+        }
         let identity =
             Spawned::start(Box::pin(ticketing_identity::startup::build(config.clone())).await.expect("identity"));
         let mut auth = config.auth.clone();

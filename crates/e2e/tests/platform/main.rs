@@ -13,6 +13,7 @@ mod graphql;
 mod harness;
 mod http;
 mod limits;
+mod oidc;
 mod printed;
 mod proxy;
 mod rbac;

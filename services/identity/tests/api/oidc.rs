@@ -1,98 +1,20 @@
 //! Social login (ADR 0045) against a certified OpenID provider, npm's `oidc-provider`,
 //! started on loopback (scripts/oidc-provider/provider.js, installed by scripts/infra.sh).
 
-use std::collections::BTreeMap;
-use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::Duration;
 
 use prost::{Message as _, Name as _};
 use ticketing_identity::config::{Config, OidcProvider};
 use ticketing_proto::events::v1::{Envelope, UserRegistered};
 use ticketing_proto::identity::v1 as pb;
-use tokio::io::AsyncBufReadExt as _;
+use ticketing_testkit::oidc::{Browser, CLIENT_ID, CLIENT_SECRET, Provider, start_provider, with_login_hint};
 use tonic::Code;
 
 use crate::helpers::{TestApp, authed, email, spawn_with};
 
 const PROVIDER: &str = "test";
-const CLIENT_ID: &str = "ticketing";
-const CLIENT_SECRET: &str = "ticketing-test-client-secret";
 /// Registered with the provider; the test reads the code off the redirect instead.
 const REDIRECT_URI: &str = "http://127.0.0.1:9/v1/auth/oidc/test/callback";
-
-/// A running `oidc-provider`, stopped when dropped.
-struct Provider {
-    issuer: String,
-    _process: tokio::process::Child,
-}
-
-/// Where scripts/infra.sh installs the provider: `$OIDC_PROVIDER_DIR`, or the workspace's
-/// `.local/oidc-provider`.
-fn provider_dir() -> PathBuf {
-    std::env::var_os("OIDC_PROVIDER_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.local/oidc-provider"))
-}
-
-async fn start_provider() -> Provider {
-    let dir = provider_dir();
-    assert!(
-        dir.join("node_modules/oidc-provider/package.json").exists(),
-        "oidc-provider is not installed in {}: run scripts/infra.sh (it installs it from npm)",
-        dir.display()
-    );
-    // The script as checked in, beside its node_modules (where its import resolves); copied
-    // once per test binary, and renamed into place so no run sees half a file.
-    static COPIED: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    let target = COPIED.get_or_init(|| {
-        let source = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/oidc-provider/provider.js");
-        let script = std::fs::read(&source).expect("scripts/oidc-provider/provider.js");
-        let partial = dir.join(format!(".provider-{}.js", std::process::id()));
-        std::fs::write(&partial, script).expect("copying provider.js");
-        std::fs::rename(&partial, dir.join("provider.js")).expect("copying provider.js");
-        dir.join("provider.js")
-    });
-    let mut process = tokio::process::Command::new("node")
-        .arg(target)
-        .env("PORT", "0")
-        .env("CLIENT_ID", CLIENT_ID)
-        .env("CLIENT_SECRET", CLIENT_SECRET)
-        .env("REDIRECT_URI", REDIRECT_URI)
-        // Killed when dropped; and should this process die first, the closed pipe ends it.
-        .env("EXIT_WITH_STDIN", "1")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        // Piped, not inherited: a child holding the runner's own output would keep it open.
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("node starts (is Node.js installed?)");
-    let mut errors = tokio::io::BufReader::new(process.stderr.take().unwrap()).lines();
-    tokio::spawn(async move {
-        while let Ok(Some(line)) = errors.next_line().await {
-            eprintln!("oidc-provider: {line}");
-        }
-    });
-    let mut lines = tokio::io::BufReader::new(process.stdout.take().unwrap()).lines();
-    let issuer = tokio::time::timeout(Duration::from_secs(30), async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            if let Some(issuer) = line.strip_prefix("issuer ") {
-                return issuer.to_owned();
-            }
-        }
-        panic!("oidc-provider exited without listening");
-    })
-    .await
-    .expect("oidc-provider listens within 30s");
-    // Its notices go on coming; a closed pipe would end it at the next one.
-    tokio::spawn(async move {
-        while let Ok(Some(line)) = lines.next_line().await {
-            tracing::debug!(target: "oidc-provider", "{line}");
-        }
-    });
-    Provider { issuer, _process: process }
-}
 
 fn provider_config(issuer: &str) -> OidcProvider {
     OidcProvider {
@@ -113,57 +35,12 @@ async fn spawn(provider: &Provider) -> TestApp {
     .await
 }
 
-/// A browser without JavaScript: follows redirects itself and keeps cookies, stopping at
-/// the redirect back to us.
-struct Browser {
-    http: reqwest::Client,
-    cookies: BTreeMap<String, String>,
-}
-
-impl Browser {
-    fn new() -> Self {
-        let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-        Self { http, cookies: BTreeMap::new() }
-    }
-
-    /// Follows `url` to the redirect back to [`REDIRECT_URI`]: its `code` and `state`.
-    async fn sign_in(&mut self, url: &str) -> (String, String) {
-        let mut url = url::Url::parse(url).unwrap();
-        for _ in 0..10 {
-            if url.as_str().starts_with(REDIRECT_URI) {
-                let query: BTreeMap<String, String> = url.query_pairs().into_owned().collect();
-                assert!(!query.contains_key("error"), "the provider refused: {query:?}");
-                return (query["code"].clone(), query["state"].clone());
-            }
-            let cookie = self.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ");
-            let response = self.http.get(url.clone()).header("cookie", cookie).send().await.unwrap();
-            for set in response.headers().get_all("set-cookie") {
-                let pair = set.to_str().unwrap().split(';').next().unwrap();
-                let (name, value) = pair.split_once('=').unwrap();
-                if value.is_empty() {
-                    self.cookies.remove(name);
-                } else {
-                    self.cookies.insert(name.to_owned(), value.to_owned());
-                }
-            }
-            let status = response.status();
-            let Some(location) = response.headers().get("location") else {
-                panic!("{status} at {url} without a redirect: {}", response.text().await.unwrap_or_default());
-            };
-            url = url.join(location.to_str().unwrap()).unwrap();
-        }
-        panic!("too many redirects");
-    }
-}
-
 /// The authorization URL of a new sign-in, with a `login_hint` naming who the provider
 /// signs in (`verified:<email>` or `unverified:<email>`).
 async fn start(app: &TestApp, hint: &str) -> String {
     let request = pb::StartOidcLoginRequest { provider: PROVIDER.into() };
     let url = app.client.clone().start_oidc_login(request).await.expect("start").into_inner().authorization_url;
-    let mut url = url::Url::parse(&url).unwrap();
-    url.query_pairs_mut().append_pair("login_hint", hint);
-    url.to_string()
+    with_login_hint(&url, hint)
 }
 
 async fn finish(app: &TestApp, code: &str, state: &str) -> Result<pb::TokenPair, tonic::Status> {
@@ -173,13 +50,13 @@ async fn finish(app: &TestApp, code: &str, state: &str) -> Result<pb::TokenPair,
 
 /// A whole sign-in as `hint`.
 async fn sign_in(app: &TestApp, hint: &str) -> Result<pb::TokenPair, tonic::Status> {
-    let (code, state) = Browser::new().sign_in(&start(app, hint).await).await;
+    let (code, state) = Browser::new().sign_in(&start(app, hint).await, REDIRECT_URI).await;
     finish(app, &code, &state).await
 }
 
 #[tokio::test]
 async fn a_social_login_creates_an_account_and_signs_in_to_it_again() {
-    let provider = start_provider().await;
+    let provider = start_provider(REDIRECT_URI).await;
     let app = spawn(&provider).await;
     let address = email();
 
@@ -215,7 +92,7 @@ async fn a_social_login_creates_an_account_and_signs_in_to_it_again() {
 
 #[tokio::test]
 async fn a_social_login_links_to_an_existing_account_only_through_verified_emails() {
-    let provider = start_provider().await;
+    let provider = start_provider(REDIRECT_URI).await;
     let app = spawn(&provider).await;
     let address = email();
     let account = app.register(&address).await;
@@ -246,16 +123,16 @@ async fn a_social_login_links_to_an_existing_account_only_through_verified_email
 
 #[tokio::test]
 async fn reused_states_tampered_codes_and_unknown_providers_are_refused() {
-    let provider = start_provider().await;
+    let provider = start_provider(REDIRECT_URI).await;
     let app = spawn(&provider).await;
     let hint = format!("verified:{}", email());
 
-    let (code, state) = Browser::new().sign_in(&start(&app, &hint).await).await;
+    let (code, state) = Browser::new().sign_in(&start(&app, &hint).await, REDIRECT_URI).await;
     finish(&app, &code, &state).await.expect("the first use");
     let reused = finish(&app, &code, &state).await.expect_err("a reused state");
     assert_eq!(reused.code(), Code::InvalidArgument, "{reused:?}");
 
-    let (code, state) = Browser::new().sign_in(&start(&app, &hint).await).await;
+    let (code, state) = Browser::new().sign_in(&start(&app, &hint).await, REDIRECT_URI).await;
     let tampered = finish(&app, &format!("{code}x"), &state).await.expect_err("a tampered code");
     assert_eq!(tampered.code(), Code::Unauthenticated, "{tampered:?}");
     // The state went with it: the real code cannot follow.
