@@ -442,6 +442,15 @@ pub async fn limit(State(limiter): State<RateLimiter>, mut request: Request, nex
 mod tests {
     use super::*;
 
+    #[test]
+    fn only_a_social_login_start_takes_the_login_budget() {
+        assert!(is_oidc_start("/v1/auth/oidc/google/start"));
+        assert!(!is_oidc_start("/v1/auth/oidc/google/callback"));
+        assert!(!is_oidc_start("/v1/auth/oidc//start"));
+        assert!(!is_oidc_start("/v1/auth/oidc/a/b/start"));
+        assert!(!is_oidc_start("/v1/auth/login"));
+    }
+
     fn xff(value: &str) -> HeaderMap {
         let mut headers = HeaderMap::new();
         headers.insert("x-forwarded-for", HeaderValue::from_str(value).unwrap());
