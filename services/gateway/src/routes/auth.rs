@@ -5,6 +5,7 @@ use axum::http::header::USER_AGENT;
 use axum::http::{HeaderMap, StatusCode};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use ticketing_platform::audit::printable_user_agent;
 use ticketing_platform::peers::CLIENT_USER_AGENT;
 use ticketing_proto::identity::v1 as pb;
 use utoipa::ToSchema;
@@ -148,10 +149,7 @@ async fn login(
 /// Passes the client's `User-Agent` on to identity for a login's session, where the user's
 /// list of sessions shows it: printable ASCII only, cut short.
 pub(super) fn with_user_agent<T>(request: &mut tonic::Request<T>, headers: &HeaderMap) {
-    let user_agent = headers
-        .get(USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-        .map(|ua| ua.chars().filter(|c| c.is_ascii_graphic() || *c == ' ').take(USER_AGENT_MAX).collect::<String>());
+    let user_agent = headers.get(USER_AGENT).and_then(|v| v.to_str().ok()).and_then(printable_user_agent);
     if let Some(value) = user_agent.and_then(|ua| ua.parse().ok()) {
         request.metadata_mut().insert(CLIENT_USER_AGENT, value);
     }
@@ -204,9 +202,6 @@ async fn update_me(
     let request = caller.request(pb::UpdateMeRequest { display_name: b.display_name });
     Ok(axum::Json(s.backends.identity.clone().update_me(request).await?.into_inner().into()))
 }
-
-/// Longest `User-Agent` passed on to identity, in characters.
-const USER_AGENT_MAX: usize = 200;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

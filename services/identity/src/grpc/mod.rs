@@ -11,11 +11,10 @@ use ticketing_proto::identity::v1 as pb;
 use ticketing_proto::identity::v1::identity_server::Identity as IdentityApi;
 use tonic::{Request, Response, Status};
 
+use ticketing_platform::audit::printable_user_agent;
+
 use crate::adapters::refresh::Origin;
 use crate::service::{Identity, PasswordChanged};
-
-/// Longest user agent kept with a session, in characters.
-const USER_AGENT_MAX: usize = 200;
 
 /// Implements `ticketing.identity.v1.Identity`.
 #[derive(Clone)]
@@ -41,9 +40,7 @@ impl Api {
             .and_then(|a| a.parse::<IpAddr>().ok())
             .or_else(|| request.remote_addr().map(|a| a.ip()))
             .map(|ip| ip.to_string());
-        let user_agent = edge_says(CLIENT_USER_AGENT)
-            .map(|ua| ua.chars().filter(|c| c.is_ascii_graphic() || *c == ' ').take(USER_AGENT_MAX).collect::<String>())
-            .filter(|ua| !ua.trim().is_empty());
+        let user_agent = edge_says(CLIENT_USER_AGENT).and_then(printable_user_agent);
         Origin { address, user_agent }
     }
 }
