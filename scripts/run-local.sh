@@ -146,6 +146,30 @@ start_mail_sink() {
   echo "$MAIL_PID" >"$PID_DIR/mail.pid"
 }
 
+# A demo OpenID provider for social login (ADR 0045): the certified oidc-provider that
+# scripts/infra.sh installs, as identity's provider `demo`. It signs in whoever the
+# authorization request's login_hint names (verified:<email>), with no password: a demo's.
+OIDC_PORT=8088 OIDC_PID= OIDC_SECRET=
+OIDC_REDIRECT=http://127.0.0.1:8080/v1/auth/oidc/demo/callback
+start_oidc_provider() {
+  local dir=$STATE_DIR/oidc-provider
+  [[ -f $dir/provider.js && -d $dir/node_modules/oidc-provider ]] && command -v node >/dev/null ||
+    { warn "oidc-provider is not installed (scripts/infra.sh installs it); no demo social login"; return 0; }
+  port_free "$OIDC_PORT" || { warn "127.0.0.1:$OIDC_PORT is taken; no demo social login"; return 0; }
+  local secret
+  secret=$(head -c 24 /dev/urandom | base64 | tr -dc 'A-Za-z0-9')
+  : >"$LOG_DIR/oidc-provider.log"
+  PORT=$OIDC_PORT CLIENT_ID=ticketing-demo CLIENT_SECRET=$secret REDIRECT_URI=$OIDC_REDIRECT \
+    setsid node "$dir/provider.js" >>"$LOG_DIR/oidc-provider.log" 2>&1 </dev/null &
+  OIDC_PID=$!
+  echo "$OIDC_PID" >"$PID_DIR/oidc-provider.pid"
+  if wait_http "http://127.0.0.1:$OIDC_PORT/.well-known/openid-configuration" 30 "$OIDC_PID"; then
+    OIDC_SECRET=$secret
+  else
+    warn "the demo OpenID provider did not start; see $LOG_DIR/oidc-provider.log"
+  fi
+}
+
 # svc_env SERVICE -> fills ENV with the service's settings.
 svc_env() {
   local svc=$1 grpc=${GRPC_PORT[$1]}
@@ -179,6 +203,14 @@ svc_env() {
       "TICKETING_IDENTITY__SERVICE_CLIENTS__BOOKING=$BOOKING_SECRET"
       "TICKETING_IDENTITY__SERVICE_CLIENTS__GATEWAY=$GATEWAY_SECRET"
     )
+    if [[ -n $OIDC_SECRET ]]; then
+      ENV+=(
+        "TICKETING_IDENTITY__OIDC__PROVIDERS__DEMO__ISSUER=http://127.0.0.1:$OIDC_PORT"
+        "TICKETING_IDENTITY__OIDC__PROVIDERS__DEMO__CLIENT_ID=ticketing-demo"
+        "TICKETING_IDENTITY__OIDC__PROVIDERS__DEMO__CLIENT_SECRET=$OIDC_SECRET"
+        "TICKETING_IDENTITY__OIDC__PROVIDERS__DEMO__REDIRECT_URI=$OIDC_REDIRECT"
+      )
+    fi
   fi
   if [[ $svc == identity || $svc == notification ]]; then ENV+=("TICKETING_SEALING__KEK=$SIGNING_KEK"); fi
   if [[ $svc == gateway ]]; then
@@ -220,7 +252,8 @@ stop_all() {
   local svc pids=()
   for svc in "${!PID[@]}"; do pids+=("${PID[$svc]}"); done
   if [[ -n $MAIL_PID ]]; then kill "$MAIL_PID" 2>/dev/null || true; fi
-  rm -f "$PID_DIR/mail.pid" "$PID_DIR/run-local.pid"
+  if [[ -n $OIDC_PID ]]; then kill "$OIDC_PID" 2>/dev/null || true; fi
+  rm -f "$PID_DIR/mail.pid" "$PID_DIR/oidc-provider.pid" "$PID_DIR/run-local.pid"
   ((${#pids[@]})) || return 0
   say "stopping the services (SIGTERM)"
   stop_pids "$SHUTDOWN_TIMEOUT" "${pids[@]}"
@@ -240,6 +273,7 @@ trap 'stop_all' EXIT
 trap 'echo; exit 0' INT TERM
 echo $$ >"$PID_DIR/run-local.pid"
 start_mail_sink
+start_oidc_provider
 
 # Our ports lie in Linux's ephemeral range (32768-60999): an outgoing connection, or one
 # closed a moment ago (TIME-WAIT, up to 60 s), may hold one, and a listener cannot bind it
@@ -370,6 +404,8 @@ $("$BIN_DIR/demo-seed" --logins)
 
   Public API:    http://127.0.0.1:8080/v1/events   (the gateway)
   Swagger UI:    http://127.0.0.1:8080/docs         OpenAPI: http://127.0.0.1:8080/openapi.json
+  Social login:  http://127.0.0.1:8080/v1/auth/oidc/demo/start (the demo OpenID provider on
+                 127.0.0.1:$OIDC_PORT signs in whom login_hint=verified:<email> names)
 
   Try:  curl -s -X POST http://127.0.0.1:8080/v1/auth/login -H 'content-type: application/json' \
           -d '{"email":"$ADMIN_EMAIL","password":"$ADMIN_PASSWORD"}'

@@ -29,6 +29,7 @@ running() {
     case $1 in
       run-local) want=run-local.sh ;;
       mail) want=aiosmtpd ;;
+      oidc-provider) want=provider.js ;;
       broker) want=tansu ;;
       inventory-seed) want=/inventory ;;
       *) want=/$1 ;;
@@ -51,7 +52,7 @@ if pid=$(running run-local) && [[ -n $pid ]]; then
 fi
 
 # 2. Leftovers: a run-local.sh killed hard, or one that is still stopping.
-names=("${SERVICES[@]}" inventory-seed mail)
+names=("${SERVICES[@]}" inventory-seed mail oidc-provider)
 pids=()
 for name in "${names[@]}"; do
   pid=$(running "$name")
