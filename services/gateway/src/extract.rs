@@ -124,6 +124,10 @@ impl ClientOrigin {
         if let Some(address) = &self.address {
             request.metadata_mut().insert(CLIENT_ADDRESS, address.clone());
         }
+        self.stamp_user_agent(request);
+    }
+
+    fn stamp_user_agent<T>(&self, request: &mut tonic::Request<T>) {
         if let Some(user_agent) = &self.user_agent {
             request.metadata_mut().insert(CLIENT_USER_AGENT, user_agent.clone());
         }
@@ -157,7 +161,8 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
 
 impl ClientIp {
     /// `message` for identity on the gateway's own behalf, naming the client's address in
-    /// [`CLIENT_ADDRESS`]: identity believes the address only with the gateway's token.
+    /// [`CLIENT_ADDRESS`] and its `User-Agent` in [`CLIENT_USER_AGENT`] (a session's list
+    /// shows it): identity believes them only with the gateway's token.
     pub async fn request<T>(&self, tokens: &ServiceTokens, message: T) -> Result<tonic::Request<T>, Problem> {
         let mut request = tokens.request(message).await.map_err(|status| {
             tracing::error!(code = ?status.code(), message = status.message(), "no service token for the gateway");
@@ -166,6 +171,8 @@ impl ClientIp {
         if let Some(value) = self.0.and_then(|ip| ip.to_string().parse().ok()) {
             request.metadata_mut().insert(CLIENT_ADDRESS, value);
         }
+        // The agent identify_client already read and cleaned for this request.
+        let _ = ORIGIN.try_with(|origin| origin.stamp_user_agent(&mut request));
         Ok(request)
     }
 }

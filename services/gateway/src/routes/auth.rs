@@ -1,12 +1,9 @@
 //! Accounts and tokens, over identity.
 
 use axum::extract::{Path, State};
-use axum::http::header::USER_AGENT;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use ticketing_platform::audit::printable_user_agent;
-use ticketing_platform::peers::CLIENT_USER_AGENT;
 use ticketing_proto::identity::v1 as pb;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -137,22 +134,11 @@ impl From<pb::TokenPair> for Tokens {
 async fn login(
     State(s): State<AppState>,
     client: ClientIp,
-    headers: HeaderMap,
     Json(b): Json<LoginBody>,
 ) -> Result<axum::Json<Tokens>, Problem> {
-    let mut request = client.request(&s.tokens, pb::LoginRequest { email: b.email, password: b.password }).await?;
-    with_user_agent(&mut request, &headers);
+    let request = client.request(&s.tokens, pb::LoginRequest { email: b.email, password: b.password }).await?;
     let pair = s.backends.identity.clone().login(request).await?;
     Ok(axum::Json(pair.into_inner().into()))
-}
-
-/// Passes the client's `User-Agent` on to identity for a login's session, where the user's
-/// list of sessions shows it: printable ASCII only, cut short.
-pub(super) fn with_user_agent<T>(request: &mut tonic::Request<T>, headers: &HeaderMap) {
-    let user_agent = headers.get(USER_AGENT).and_then(|v| v.to_str().ok()).and_then(printable_user_agent);
-    if let Some(value) = user_agent.and_then(|ua| ua.parse().ok()) {
-        request.metadata_mut().insert(CLIENT_USER_AGENT, value);
-    }
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

@@ -2,8 +2,8 @@
 //! provider's authorization URL and comes back to the callback with a code and a state.
 
 use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
 use axum::http::header::LOCATION;
-use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse as _;
 use serde::{Deserialize, Serialize};
 use ticketing_proto::identity::v1 as pb;
@@ -11,7 +11,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::auth::{Tokens, with_user_agent};
+use super::auth::Tokens;
 use crate::extract::ClientIp;
 use crate::problem::Problem;
 use crate::state::AppState;
@@ -81,7 +81,6 @@ pub struct CallbackQuery {
 async fn callback(
     State(s): State<AppState>,
     client: ClientIp,
-    headers: HeaderMap,
     Path(provider): Path<String>,
     Query(q): Query<CallbackQuery>,
 ) -> Result<axum::Json<Tokens>, Problem> {
@@ -93,8 +92,7 @@ async fn callback(
     }
     let message =
         pb::FinishOidcLoginRequest { provider, code: q.code.unwrap_or_default(), state: q.state.unwrap_or_default() };
-    let mut request = client.request(&s.tokens, message).await?;
-    with_user_agent(&mut request, &headers);
+    let request = client.request(&s.tokens, message).await?;
     let pair = s.backends.identity.clone().finish_oidc_login(request).await.map_err(problem)?;
     Ok(axum::Json(pair.into_inner().into()))
 }
