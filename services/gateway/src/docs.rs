@@ -5,11 +5,11 @@
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::Path;
-use axum::http::{HeaderValue, header};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::http::{HeaderMap, header};
+use axum::response::Redirect;
 use axum::routing::get;
 
-use crate::problem::Problem;
+use crate::embedded::{self, File, gzipped};
 
 /// The page: Swagger UI's own, with the initializer as a file (the CSP allows no inline script).
 const INDEX: &str = r#"<!DOCTYPE html>
@@ -44,34 +44,24 @@ const INITIALIZER: &str = r##"window.onload = function () {
 "##;
 
 /// `name`'s bytes and media type, if `/docs` serves it.
-fn asset(name: &str) -> Option<(&'static [u8], &'static str)> {
-    macro_rules! unpacked {
+fn asset(name: &str) -> Option<(File, &'static str)> {
+    macro_rules! image {
         ($file:literal) => {
-            include_bytes!(concat!(env!("OUT_DIR"), "/", $file))
+            File::Plain(include_bytes!(concat!(env!("OUT_DIR"), "/", $file)))
         };
     }
+    const JS: &str = "text/javascript; charset=utf-8";
     Some(match name {
-        "index.html" => (INDEX.as_bytes(), "text/html; charset=utf-8"),
-        "swagger-initializer.js" => (INITIALIZER.as_bytes(), "text/javascript; charset=utf-8"),
-        "swagger-ui-bundle.js" => (unpacked!("swagger-ui-bundle.js"), "text/javascript; charset=utf-8"),
-        "swagger-ui-standalone-preset.js" => {
-            (unpacked!("swagger-ui-standalone-preset.js"), "text/javascript; charset=utf-8")
-        }
-        "swagger-ui.css" => (unpacked!("swagger-ui.css"), "text/css; charset=utf-8"),
-        "index.css" => (unpacked!("index.css"), "text/css; charset=utf-8"),
-        "favicon-32x32.png" => (unpacked!("favicon-32x32.png"), "image/png"),
-        "favicon-16x16.png" => (unpacked!("favicon-16x16.png"), "image/png"),
+        "index.html" => (File::Plain(INDEX.as_bytes()), "text/html; charset=utf-8"),
+        "swagger-initializer.js" => (File::Plain(INITIALIZER.as_bytes()), JS),
+        "swagger-ui-bundle.js" => (gzipped!("swagger-ui-bundle.js"), JS),
+        "swagger-ui-standalone-preset.js" => (gzipped!("swagger-ui-standalone-preset.js"), JS),
+        "swagger-ui.css" => (gzipped!("swagger-ui.css"), "text/css; charset=utf-8"),
+        "index.css" => (gzipped!("index.css"), "text/css; charset=utf-8"),
+        "favicon-32x32.png" => (image!("favicon-32x32.png"), "image/png"),
+        "favicon-16x16.png" => (image!("favicon-16x16.png"), "image/png"),
         _ => return None,
     })
-}
-
-fn serve(name: &str) -> Response {
-    match asset(name) {
-        Some((bytes, media_type)) => {
-            ([(header::CONTENT_TYPE, HeaderValue::from_static(media_type))], Bytes::from_static(bytes)).into_response()
-        }
-        None => Problem::not_found("no such file").into_response(),
-    }
 }
 
 /// `/openapi.json` (`openapi`, serialized once) and `/docs`.
@@ -83,14 +73,17 @@ pub fn router(openapi: &utoipa::openapi::OpenApi) -> Router {
             get(move || async move { ([(header::CONTENT_TYPE, "application/json")], spec.clone()) }),
         )
         .route("/docs", get(|| async { Redirect::permanent("/docs/") }))
-        .route("/docs/", get(|| async { serve("index.html") }))
-        .route("/docs/{file}", get(|Path(file): Path<String>| async move { serve(&file) }))
+        .route("/docs/", get(|request: HeaderMap| async move { embedded::serve(asset("index.html"), &request).await }))
+        .route(
+            "/docs/{file}",
+            get(|Path(file): Path<String>, request: HeaderMap| async move {
+                embedded::serve(asset(&file), &request).await
+            }),
+        )
 }
 
 #[cfg(test)]
 mod tests {
-    use axum::http::StatusCode;
-
     use super::*;
 
     #[test]
@@ -99,8 +92,8 @@ mod tests {
         for file in loaded {
             assert!(asset(file).is_some(), "the page loads {file}, which /docs does not serve");
         }
-        assert!(asset("swagger-ui-bundle.js").is_some_and(|(bytes, _)| bytes.len() > 100_000));
+        assert!(matches!(asset("swagger-ui-bundle.js"), Some((File::Gzipped(gz), _)) if gz.len() > 100_000));
         assert!(asset("swagger-ui-bundle.js.map").is_none());
-        assert_eq!(serve("../Cargo.toml").status(), StatusCode::NOT_FOUND);
+        assert!(asset("../Cargo.toml").is_none());
     }
 }

@@ -4,6 +4,7 @@
 pub mod breaker;
 pub mod config;
 pub mod docs;
+pub mod embedded;
 pub mod extract;
 pub mod graphql;
 pub mod http;

@@ -3,13 +3,12 @@
 //! which an offline or locked-down deployment cannot reach and the page's CSP forbids.
 
 use axum::Router;
-use axum::body::Bytes;
 use axum::extract::Path;
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
-use crate::problem::Problem;
+use crate::embedded::{self, File, gzipped};
 
 /// The page; its script is a file, as the CSP allows no inline script.
 const PAGE: &str = r#"<!DOCTYPE html>
@@ -52,19 +51,14 @@ ReactDOM.createRoot(document.getElementById("graphiql")).render(
 "#;
 
 /// `name`'s bytes and media type, if the page loads it.
-fn asset(name: &str) -> Option<(&'static [u8], &'static str)> {
-    macro_rules! vendored {
-        ($file:literal) => {
-            include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/assets/graphiql/", $file))
-        };
-    }
+fn asset(name: &str) -> Option<(File, &'static str)> {
     const JS: &str = "text/javascript; charset=utf-8";
     Some(match name {
-        "init.js" => (INIT.as_bytes(), JS),
-        "graphiql.min.js" => (vendored!("graphiql.min.js"), JS),
-        "graphiql.min.css" => (vendored!("graphiql.min.css"), "text/css; charset=utf-8"),
-        "react.production.min.js" => (vendored!("react.production.min.js"), JS),
-        "react-dom.production.min.js" => (vendored!("react-dom.production.min.js"), JS),
+        "init.js" => (File::Plain(INIT.as_bytes()), JS),
+        "graphiql.min.js" => (gzipped!("graphiql/graphiql.min.js"), JS),
+        "graphiql.min.css" => (gzipped!("graphiql/graphiql.min.css"), "text/css; charset=utf-8"),
+        "react.production.min.js" => (gzipped!("graphiql/react.production.min.js"), JS),
+        "react-dom.production.min.js" => (gzipped!("graphiql/react-dom.production.min.js"), JS),
         _ => return None,
     })
 }
@@ -87,15 +81,9 @@ pub async fn page() -> Response {
 pub fn assets() -> Router {
     Router::new().route(
         "/graphql/assets/{file}",
-        get(|Path(file): Path<String>| async move {
-            match asset(&file) {
-                Some((bytes, media_type)) => {
-                    ([(header::CONTENT_TYPE, HeaderValue::from_static(media_type))], Bytes::from_static(bytes))
-                        .into_response()
-                }
-                None => Problem::not_found("no such file").into_response(),
-            }
-        }),
+        get(
+            |Path(file): Path<String>, request: HeaderMap| async move { embedded::serve(asset(&file), &request).await },
+        ),
     )
 }
 

@@ -1,7 +1,8 @@
 //! `POST /graphql` in front of the fakes: availability batched into one inventory call,
 //! depth, complexity and size limits, backend errors as GraphQL errors with the REST
 //! problem types' codes, `me` for the signed-in caller's own bookings only, and the REST
-//! reads' rate limits. GraphiQL at `GET /graphql` loads nothing from elsewhere.
+//! reads' rate limits. GraphiQL at `GET /graphql` loads nothing from elsewhere, and its
+//! files go gzipped to a client that takes gzip.
 
 use std::future::ready;
 use std::time::Duration;
@@ -247,4 +248,54 @@ async fn graphiql_is_served_from_here_under_a_self_only_policy() {
     }
     let missing = send(gateway.call(Method::GET, "/graphql/assets/nope.js")).await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn graphiqls_files_go_gzipped_to_clients_that_take_gzip_and_plain_to_the_rest() {
+    let gateway = Gateway::start().await;
+    let vendored = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/assets/graphiql/graphiql.min.js")).unwrap();
+    let get = |path: &str, accepted: Option<&'static str>| {
+        let request = gateway.call(Method::GET, path);
+        let request = match accepted {
+            Some(accepted) => request.header("accept-encoding", accepted),
+            None => request,
+        };
+        async move {
+            let response = request.send().await.expect("the gateway answers");
+            assert_eq!(response.status(), StatusCode::OK, "{accepted:?}");
+            let headers = response.headers().clone();
+            let vary =
+                headers.get_all("vary").iter().any(|v| v.to_str().unwrap().eq_ignore_ascii_case("accept-encoding"));
+            assert!(vary, "a cache keeps each coding apart: {headers:?}");
+            let body = response.bytes().await.expect("a body");
+            assert_eq!(headers["content-length"], body.len().to_string().as_str(), "{accepted:?}");
+            (headers.get("content-encoding").map(|e| e.to_str().unwrap().to_owned()), headers, body)
+        }
+    };
+    let inflate = |gz: &[u8]| {
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(gz), &mut bytes).expect("gzip");
+        bytes
+    };
+
+    let script = "/graphql/assets/graphiql.min.js";
+    let (encoding, headers, gz) = get(script, Some("gzip, br")).await;
+    assert_eq!(encoding.as_deref(), Some("gzip"));
+    assert_eq!(headers["content-type"], "text/javascript; charset=utf-8");
+    assert!(gz.len() < vendored.len() / 3, "{} bytes gzipped", gz.len());
+    assert!(inflate(&gz) == vendored, "gzipped once, to exactly the vendored file");
+    for accepted in [Some("identity"), Some("gzip;q=0, br"), None] {
+        let (encoding, headers, plain) = get(script, accepted).await;
+        assert_eq!(encoding, None, "{accepted:?}");
+        assert_eq!(headers["content-type"], "text/javascript; charset=utf-8");
+        assert!(plain == vendored, "the vendored file as it is, for {accepted:?}");
+    }
+
+    // Swagger UI's, the same way.
+    let (encoding, _, gz) = get("/docs/swagger-ui.css", Some("deflate, gzip;q=0.5")).await;
+    assert_eq!(encoding.as_deref(), Some("gzip"));
+    let (encoding, headers, plain) = get("/docs/swagger-ui.css", None).await;
+    assert_eq!(encoding, None);
+    assert_eq!(headers["content-type"], "text/css; charset=utf-8");
+    assert!(plain.starts_with(b".swagger-ui") && inflate(&gz) == plain, "{:?}", &plain[..40]);
 }
