@@ -278,6 +278,14 @@ impl From<tonic::Status> for Problem {
             // refusals (sold out, over the limit) are FAILED_PRECONDITION above (I8).
             Code::ResourceExhausted => Self::rate_limited(message, retry_after),
             Code::Unavailable => Self::unavailable(message, retry_after),
+            // The connection broke while the backend answered (it died or restarted
+            // mid-answer): tonic says UNKNOWN and keeps the transport's error as the source,
+            // which a backend's own UNKNOWN never carries. The outcome is as unknown as
+            // with UNAVAILABLE, and as safe to retry with the same idempotency key.
+            Code::Unknown if std::error::Error::source(&status).is_some() => {
+                tracing::warn!(message, "connection to a backend lost mid-answer");
+                Self::unavailable("the connection to a backend was lost; retry", retry_after)
+            }
             // Sent by a backend that is up but ran out of time itself; a backend that does not
             // answer at all is UNAVAILABLE by then (`resilience::unreachable`).
             Code::DeadlineExceeded | Code::Cancelled => Self {
@@ -343,6 +351,18 @@ impl From<RoomError> for Problem {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_connection_lost_mid_answer_is_retryable_and_a_backends_unknown_is_not() {
+        // What tonic makes of a response body cut off by a backend killed mid-answer.
+        let cut = tonic::Status::from_error(Box::new(std::io::Error::from(std::io::ErrorKind::ConnectionReset)));
+        assert_eq!(cut.code(), Code::Unknown);
+        let problem = Problem::from(cut);
+        assert_eq!((problem.status, problem.retry_after), (503, Some(Duration::from_secs(1))));
+
+        let sent = Problem::from(tonic::Status::unknown("the backend's own failure"));
+        assert_eq!((sent.status, sent.retry_after), (502, None));
+    }
 
     #[test]
     fn field_violations_become_errors_and_key_reuse_is_422() {
