@@ -56,9 +56,20 @@ pub async fn spawn_with(customize: impl FnOnce(&mut Config)) -> TestApp {
 }
 
 /// Identity with a broker that refuses connections, so every event stays in its outbox
-/// for the test to read.
+/// for the test to read. It creates no topics there: that would wait out the admin
+/// client's timeout before the service starts.
 pub async fn spawn_unpublished() -> TestApp {
-    spawn_with(|c| c.kafka.brokers = "127.0.0.1:9".into()).await
+    spawn_unpublished_with(|_| {}).await
+}
+
+/// [`spawn_unpublished`] with `customize` applied too.
+pub async fn spawn_unpublished_with(customize: impl FnOnce(&mut Config)) -> TestApp {
+    spawn_with(|c| {
+        c.kafka.brokers = "127.0.0.1:9".into();
+        c.kafka.create_topics = false;
+        customize(c);
+    })
+    .await
 }
 
 /// Starts identity with `config` on state the test prepared.
