@@ -1,16 +1,13 @@
 //! Social login (ADR 0045) against a certified OpenID provider, npm's `oidc-provider`,
 //! started on loopback (scripts/oidc-provider/provider.js, installed by scripts/infra.sh).
 
-use std::time::Duration;
-
-use prost::{Message as _, Name as _};
 use ticketing_identity::config::{Config, OidcProvider};
-use ticketing_proto::events::v1::{Envelope, UserRegistered};
+use ticketing_proto::events::v1::UserRegistered;
 use ticketing_proto::identity::v1 as pb;
 use ticketing_testkit::oidc::{Browser, CLIENT_ID, CLIENT_SECRET, Provider, start_provider, with_login_hint};
 use tonic::Code;
 
-use crate::helpers::{TestApp, authed, email, spawn_with};
+use crate::helpers::{TestApp, authed, email, outbox, spawn_unpublished_with, spawn_with};
 
 const PROVIDER: &str = "test";
 /// Registered with the provider; the test reads the code off the redirect instead.
@@ -30,6 +27,15 @@ fn provider_config(issuer: &str) -> OidcProvider {
 async fn spawn(provider: &Provider) -> TestApp {
     let issuer = provider.issuer.clone();
     spawn_with(move |c: &mut Config| {
+        c.identity.oidc.providers.insert(PROVIDER.into(), provider_config(&issuer));
+    })
+    .await
+}
+
+/// [`spawn`], keeping every event in the outbox for the test to read.
+async fn spawn_unpublished(provider: &Provider) -> TestApp {
+    let issuer = provider.issuer.clone();
+    spawn_unpublished_with(move |c: &mut Config| {
         c.identity.oidc.providers.insert(PROVIDER.into(), provider_config(&issuer));
     })
     .await
@@ -57,7 +63,7 @@ async fn sign_in(app: &TestApp, hint: &str) -> Result<pb::TokenPair, tonic::Stat
 #[tokio::test]
 async fn a_social_login_creates_an_account_and_signs_in_to_it_again() {
     let provider = start_provider(REDIRECT_URI).await;
-    let app = spawn(&provider).await;
+    let app = spawn_unpublished(&provider).await;
     let address = email();
 
     let tokens = sign_in(&app, &format!("verified:{address}")).await.expect("a first social login");
@@ -70,17 +76,11 @@ async fn a_social_login_creates_an_account_and_signs_in_to_it_again() {
     let again = sign_in(&app, &format!("verified:{address}")).await.expect("a second social login");
     assert_eq!(app.me(&again.access_token).await.unwrap().id, me.id, "the link finds the same user");
 
-    // Announced like a registration (welcome emails, notification's projection): the
-    // bootstrap admin's and this user's are all the topic holds (both made verified).
-    let topic = app.kafka.topic("identity.events");
-    let messages = ticketing_testkit::read_topic(&app.kafka, &topic, 2, Duration::from_secs(20));
-    let registered: Vec<UserRegistered> = messages
-        .iter()
-        .map(|m| Envelope::decode(rdkafka::Message::payload(m).unwrap()).unwrap())
-        .filter(|e| e.r#type == UserRegistered::full_name())
-        .map(|e| ticketing_platform::events::payload(&e).unwrap())
-        .collect();
-    assert!(registered.iter().any(|e| e.user_id == me.id && e.email == address), "{registered:?}");
+    // Announced like a registration (welcome emails, notification's projection), once: in
+    // the outbox beside the bootstrap admin's, written with the account.
+    let registered: Vec<UserRegistered> = outbox(&app).await;
+    let mine: Vec<_> = registered.iter().filter(|e| e.user_id == me.id).collect();
+    assert!(mine.len() == 1 && mine[0].email == address, "{registered:?}");
     // No password: a password login with any password fails as for an unknown account.
     let refused = app.login(&address, "").await.expect_err("no password login");
     assert_eq!(refused.code(), Code::Unauthenticated);
