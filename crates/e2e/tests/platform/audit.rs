@@ -1,7 +1,8 @@
 //! The audit trail of privileged actions (ADR 0046) through the gateway: an admin changes a
-//! role and an organizer builds, publishes and opens the sale of an event over HTTP; the
-//! admin finds each action in `GET /v1/admin/audit` with who, from where and the target
-//! before and after, and the chain verifies. Nobody else may read the log.
+//! role and an organizer builds (venue, seat map, event, category), publishes and opens the
+//! sale of an event over HTTP; the admin finds each action in `GET /v1/admin/audit` with
+//! who, from where and the target before and after, and the chain verifies. Nobody else may
+//! read the log.
 
 use std::time::{Duration, SystemTime};
 
@@ -74,7 +75,8 @@ async fn audit_an_admin_sees_who_did_what_from_where_and_the_chain_holds() {
     let event = path_of(&act(&http, Method::POST, "/v1/events", org, Some(body)).await, "id");
     let category = json!({"name": "Floor", "price": {"currency": "EUR", "minor_units": 1_000}, "capacity": 50,
                           "area_id": area});
-    act(&http, Method::POST, &format!("/v1/events/{event}/categories"), org, Some(category)).await;
+    let category =
+        path_of(&act(&http, Method::POST, &format!("/v1/events/{event}/categories"), org, Some(category)).await, "id");
     act(&http, Method::POST, &format!("/v1/events/{event}/publish"), org, None).await;
     act(&http, Method::POST, &format!("/v1/events/{event}/sale/start"), org, None).await;
 
@@ -100,13 +102,23 @@ async fn audit_an_admin_sees_who_did_what_from_where_and_the_chain_holds() {
     let seq = |e: &Value| e["seq"].as_i64().unwrap();
     assert!(seq(&actions[0]) < seq(&actions[1]) && seq(&actions[1]) < seq(&actions[2]), "{actions:?}");
 
-    let import = entries_about(&http, &admin, "venue", &venue, 1).await;
-    assert_eq!(import[0]["action"], "venue.seat_map_imported");
+    let venue_actions = entries_about(&http, &admin, "venue", &venue, 2).await;
+    let (created, import) = (&venue_actions[0], &venue_actions[1]);
     assert_eq!(
-        (import[0]["before"]["seat_map_revision"].as_u64(), import[0]["after"]["seat_map_revision"].as_u64()),
+        (created["action"].as_str(), created["after"]["name"].as_str()),
+        (Some("venue.created"), Some("Audit Hall"))
+    );
+    assert_eq!(import["action"], "venue.seat_map_imported");
+    assert_eq!(
+        (import["before"]["seat_map_revision"].as_u64(), import["after"]["seat_map_revision"].as_u64()),
         (Some(0), Some(1))
     );
-    assert_eq!(import[0]["after"]["ga_capacity"], 50);
+    assert_eq!(import["after"]["ga_capacity"], 50);
+
+    let priced = entries_about(&http, &admin, "category", &category, 1).await;
+    assert_eq!(priced[0]["action"], "category.created");
+    assert_eq!(priced[0]["after"]["event_id"], event.as_str(), "an auditor can tell the event: {}", priced[0]);
+    assert_eq!(priced[0]["after"]["price"], json!({"currency": "EUR", "minor_units": 1_000}));
 
     let changes = entries_about(&http, &admin, "user", &promoted.id, 1).await;
     let change = changes.last().unwrap();

@@ -2,7 +2,9 @@
 
 use std::collections::HashMap;
 
+use serde_json::{Value, json};
 use sqlx::PgConnection;
+use ticketing_platform::audit::Target;
 use uuid::Uuid;
 
 use super::events::lock_event;
@@ -28,6 +30,8 @@ impl Catalog {
             assign(&mut tx, event_id, id, seats).await?;
         }
         let category = finish(&mut tx, event_id, id).await?;
+        let target = Target::new("category", id);
+        self.audit(&mut tx, caller, "category.created", target, None, category_state(&category)).await?;
         commit(tx).await?;
         tracing::info!(%event_id, category_id = %id, "category created");
         Ok(category)
@@ -50,6 +54,12 @@ impl Catalog {
             }
         }
         let category = finish(&mut tx, event.id, id).await?;
+        let (before, after) = (category_state(&current), category_state(&category));
+        // A new seat list of the same size changes which seats the category sells, though not
+        // the state the log keeps.
+        if before != after || matches!(change.allocation, Some(Allocation::Seats(_))) {
+            self.audit(&mut tx, caller, "category.updated", Target::new("category", id), Some(before), after).await?;
+        }
         commit(tx).await?;
         Ok(category)
     }
@@ -59,9 +69,12 @@ impl Catalog {
         caller.manager()?;
         let id = parse_id("category_id", id)?;
         let mut tx = self.begin().await?;
-        let (event, _) = self.lock_category(&mut tx, caller, id).await?;
+        let (event, current) = self.lock_category(&mut tx, caller, id).await?;
         categories::delete(&mut tx, id).await?;
         events::touch(&mut tx, event.id).await?;
+        let after = json!({"event_id": event.id, "deleted": true});
+        let target = Target::new("category", id);
+        self.audit(&mut tx, caller, "category.deleted", target, Some(category_state(&current)), after).await?;
         commit(tx).await?;
         tracing::info!(event_id = %event.id, category_id = %id, "category deleted");
         Ok(())
@@ -127,6 +140,24 @@ async fn check(
         Some(Allocation::GeneralAdmission { area_id: None, .. }) | None => {}
     }
     Ok(())
+}
+
+/// What the audit log keeps of a category: its event, name, description, price and how many
+/// tickets it sells of what kind (not which seats).
+fn category_state(category: &Category) -> Value {
+    let (allocation, area_id) = match category.allocation {
+        Allocation::GeneralAdmission { area_id, .. } => ("general_admission", area_id),
+        Allocation::Seats(_) => ("seats", None),
+    };
+    json!({
+        "event_id": category.event_id,
+        "name": category.name,
+        "description": category.description,
+        "price": {"currency": category.price.currency.as_str(), "minor_units": category.price.minor_units},
+        "allocation": allocation,
+        "capacity": category.capacity,
+        "area_id": area_id,
+    })
 }
 
 async fn assign(tx: &mut PgConnection, event_id: Uuid, category_id: Uuid, seats: &[Uuid]) -> Result<()> {

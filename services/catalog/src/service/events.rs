@@ -1,7 +1,7 @@
 //! Events: creation, changes, reads, search and the lifecycle (including the sale scheduler).
 
 use chrono::Utc;
-use serde_json::json;
+use serde_json::{Value, json};
 use sqlx::PgConnection;
 use ticketing_platform::audit::Target;
 use uuid::Uuid;
@@ -11,7 +11,9 @@ use crate::adapters::{categories, events, seat_maps, venues};
 use crate::domain::CatalogError;
 use crate::domain::access::Caller;
 use crate::domain::category::Allocation;
-use crate::domain::event::{Event, EventInput, EventPatch, EventStatus, Transition, cancellation_reason};
+use crate::domain::event::{
+    CancellationPolicy, Event, EventDetails, EventInput, EventPatch, EventStatus, Transition, cancellation_reason,
+};
 use crate::domain::page::{EventCursor, next_cursor};
 use crate::domain::search::EventSearchInput;
 use crate::events::publish;
@@ -128,10 +130,12 @@ impl Catalog {
             caller.check_venue(venue.id, venue.organizer_id)?;
         }
         let mut updated = events::update_details(&mut tx, id, &venue.name, &details).await?;
+        let (before, after) = details_change(&event, &updated);
         updated.categories = event.categories;
         if updated.status != EventStatus::Draft {
             self.announce(&mut tx, id, &publish::updated(&updated, by, &venue.name)).await?;
         }
+        self.audit(&mut tx, caller, "event.updated", Target::new("event", id), Some(before), after).await?;
         commit(tx).await?;
         tracing::info!(event_id = %id, version = updated.version, "event updated");
         Ok(updated)
@@ -231,6 +235,42 @@ impl Catalog {
         tracing::info!(event_id = %updated.id, from = %event.status, to = %status, by = ?by, "event status changed");
         Ok(updated)
     }
+}
+
+/// What the audit log keeps of an edit: the details that changed, before and after, and the
+/// version on each side.
+fn details_change(event: &Event, updated: &Event) -> (Value, Value) {
+    let mut before = json!({"version": event.version});
+    let mut after = json!({"version": updated.version});
+    for ((field, old), (_, new)) in details_fields(&event.details).into_iter().zip(details_fields(&updated.details)) {
+        if old != new {
+            before[field] = old;
+            after[field] = new;
+        }
+    }
+    (before, after)
+}
+
+/// An event's details by field. No waiting room is a null `admission_per_minute`, no buyer
+/// cancellation a null `buyer_cancellation_cutoff_minutes`.
+fn details_fields(details: &EventDetails) -> [(&'static str, Value); 11] {
+    let cutoff = match details.cancellation {
+        CancellationPolicy::Until { minutes_before_start } => Some(minutes_before_start),
+        CancellationPolicy::Never => None,
+    };
+    [
+        ("venue_id", json!(details.venue_id)),
+        ("name", json!(details.name)),
+        ("description", json!(details.description)),
+        ("starts_at", json!(details.starts_at)),
+        ("ends_at", json!(details.ends_at)),
+        ("time_zone", json!(details.time_zone)),
+        ("sale_starts_at", json!(details.sale_starts_at)),
+        ("sale_ends_at", json!(details.sale_ends_at)),
+        ("per_user_limit", json!(details.per_user_limit)),
+        ("admission_per_minute", json!(details.waiting_room)),
+        ("buyer_cancellation_cutoff_minutes", json!(cutoff)),
+    ]
 }
 
 /// Locks the event (and, shared, its venue's seat map) for a change by `caller` and loads its

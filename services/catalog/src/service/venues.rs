@@ -18,7 +18,18 @@ impl Catalog {
         let venue = input.validate()?;
         let owner = caller.owner_for(venue.organizer_id)?;
         self.check_time_zone("time_zone", &venue.time_zone).await?;
-        let created = venues::insert(&self.pool, owner, &venue).await?;
+        let mut tx = self.begin().await?;
+        let created = venues::insert(&mut *tx, owner, &venue).await?;
+        let after = serde_json::json!({
+            "name": created.name,
+            "organizer_id": owner,
+            "address": created.address,
+            "city": created.city,
+            "country_code": created.country_code,
+            "time_zone": created.time_zone,
+        });
+        self.audit(&mut tx, caller, "venue.created", Target::new("venue", created.id), None, after).await?;
+        commit(tx).await?;
         tracing::info!(venue_id = %created.id, organizer_id = %owner, "venue created");
         Ok(created)
     }

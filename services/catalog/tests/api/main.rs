@@ -1,5 +1,6 @@
 //! The catalog's integration tests, against real Postgres and the broker.
 
+mod audit;
 mod browse;
 mod categories;
 mod events;

@@ -95,9 +95,10 @@ pub struct AuditEntry {
     /// Who: a user id, and their roles then.
     pub actor_id: String,
     pub actor_roles: Vec<String>,
-    /// What: `user.role_changed`, `event.created`, `event.published`, `event.sale_opened`,
-    /// `event.closed`, `event.cancelled`, `venue.seat_map_imported`, `booking.refunded_by_hand`,
-    /// `booking.cancelled_by_hand` or `booking.check_in_overridden`.
+    /// What: `user.role_changed`, `event.created`, `event.updated`, `event.published`,
+    /// `event.sale_opened`, `event.closed`, `event.cancelled`, `venue.created`,
+    /// `venue.seat_map_imported`, `category.created`, `category.updated`, `category.deleted`,
+    /// `booking.refunded_by_hand`, `booking.cancelled_by_hand` or `booking.check_in_overridden`.
     pub action: String,
     pub target_type: String,
     pub target_id: String,
