@@ -13,6 +13,8 @@ use crate::config::{ConfigIssue, Validate};
 pub enum OAuthBearer {
     /// The GCE/GKE metadata server's token of the workload's service account.
     Gcp,
+    /// Amazon MSK's IAM access control, signed with the pod's IAM role (IRSA).
+    Aws,
 }
 
 /// Kafka connection, topic naming and consumer behaviour.
@@ -32,7 +34,8 @@ pub struct KafkaConfig {
     /// Extra librdkafka properties (TLS, SASL). `_` in a key stands for `.`,
     /// so `security_protocol` sets `security.protocol`.
     pub properties: BTreeMap<String, String>,
-    /// Where SASL/OAUTHBEARER tokens come from (`gcp`: the workload's identity on GKE), with
+    /// Where SASL/OAUTHBEARER tokens come from (`gcp`: the workload's identity on GKE; `aws`:
+    /// its IAM role on EKS, for MSK's IAM access control), with
     /// `properties.sasl_mechanism = OAUTHBEARER`; unset for SASL/SCRAM, PLAIN or none.
     pub oauthbearer: Option<OAuthBearer>,
     /// How often the outbox relay polls when it found nothing to publish.

@@ -1,58 +1,21 @@
-//! SASL/OAUTHBEARER tokens for Kafka clients, so a workload authenticates with its cloud
-//! identity instead of a long-lived key (`kafka.oauthbearer`).
-//!
 //! `gcp`: Google Cloud Managed Service for Apache Kafka accepts the workload's OAuth 2.0
 //! access token (from the GKE metadata server, i.e. Workload Identity) wrapped the way
 //! Google's own client handlers wrap it: an unsigned JWT-shaped string whose header names
 //! `GOOG_OAUTH2_TOKEN`, whose payload carries the expiry and the service account's email, and
 //! whose third part is the access token.
 
-use std::error::Error;
-use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use rdkafka::ClientContext;
 use rdkafka::client::OAuthToken;
-use rdkafka::consumer::ConsumerContext;
 use serde::Deserialize;
 
-use crate::kafka::{KafkaConfig, OAuthBearer};
-
-/// The context of every Kafka client the platform makes: it answers librdkafka's token
-/// refreshes when `kafka.oauthbearer` is set (librdkafka asks only under `OAUTHBEARER`).
-#[derive(Clone, Default)]
-pub struct KafkaContext {
-    tokens: Option<Arc<GcpMetadata>>,
-}
-
-impl KafkaContext {
-    /// The context `config` asks for.
-    pub fn new(config: &KafkaConfig) -> Self {
-        let tokens = config.oauthbearer.map(|OAuthBearer::Gcp| Arc::new(GcpMetadata::from_env()));
-        Self { tokens }
-    }
-}
-
-impl ClientContext for KafkaContext {
-    const ENABLE_REFRESH_OAUTH_TOKEN: bool = true;
-
-    fn generate_oauth_token(&self, _config: Option<&str>) -> Result<OAuthToken, Box<dyn Error>> {
-        let source = self.tokens.as_ref().ok_or("sasl.mechanism is OAUTHBEARER but kafka.oauthbearer is not set")?;
-        Ok(source.token()?)
-    }
-}
-
-impl ConsumerContext for KafkaContext {}
-
-/// How long before its expiry a fetched token counts as too old to hand out: the metadata
-/// server renews tokens in their last minutes, and a connection must outlive its handshake.
-const EXPIRY_MARGIN: Duration = Duration::from_secs(60);
+use super::{EXPIRY_MARGIN, TokenError, http_client};
 
 /// The GCE/GKE metadata server: `GCE_METADATA_HOST` (what Google's client libraries honour),
 /// else `metadata.google.internal`.
-struct GcpMetadata {
+pub(super) struct GcpMetadata {
     base: String,
 }
 
@@ -62,43 +25,15 @@ struct AccessToken {
     expires_in: u64,
 }
 
-#[derive(Debug, thiserror::Error)]
-enum TokenError {
-    #[error("asking the metadata server at {base}: {source}")]
-    Http { base: String, source: reqwest::Error },
-    #[error("the metadata server's token expires within {0:?}")]
-    Expiring(Duration),
-    #[error("starting the token fetch: {0}")]
-    Runtime(std::io::Error),
-    #[error("the token fetch panicked")]
-    Panicked,
-}
-
 impl GcpMetadata {
-    fn from_env() -> Self {
+    pub(super) fn from_env() -> Self {
         let host = std::env::var("GCE_METADATA_HOST").unwrap_or_else(|_| "metadata.google.internal".into());
         Self { base: format!("http://{host}/computeMetadata/v1/instance/service-accounts/default") }
     }
 
-    /// A fresh token. librdkafka calls this on whichever thread polls the client, often a
-    /// Tokio worker, and needs the answer synchronously: the fetch runs on a thread of its own
-    /// (a few milliseconds, once per token lifetime per client).
-    fn token(self: &Arc<Self>) -> Result<OAuthToken, TokenError> {
-        let this = Arc::clone(self);
-        std::thread::spawn(move || {
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(TokenError::Runtime)?
-                .block_on(this.fetch())
-        })
-        .join()
-        .map_err(|_| TokenError::Panicked)?
-    }
-
-    async fn fetch(&self) -> Result<OAuthToken, TokenError> {
-        let http = |source| TokenError::Http { base: self.base.clone(), source };
-        let client = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().map_err(http)?;
+    pub(super) async fn fetch(&self) -> Result<OAuthToken, TokenError> {
+        let http = TokenError::http(&self.base);
+        let client = http_client(&self.base)?;
         let get = |path: &str| client.get(format!("{}/{path}", self.base)).header("Metadata-Flavor", "Google").send();
         let token: AccessToken =
             get("token").await.and_then(|r| r.error_for_status()).map_err(http)?.json().await.map_err(http)?;
@@ -132,6 +67,9 @@ mod tests {
     use axum::http::{HeaderMap, StatusCode};
     use axum::routing::get;
 
+    use std::sync::Arc;
+
+    use super::super::Source;
     use super::*;
 
     const PATH: &str = "/computeMetadata/v1/instance/service-accounts/default";
@@ -175,7 +113,7 @@ mod tests {
     // fetch blocks that worker: the fake server needs another one).
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_gcp_token_wraps_the_workloads_access_token_for_managed_kafka() {
-        let source = Arc::new(GcpMetadata { base: metadata_server(3599).await });
+        let source = Arc::new(Source::Gcp(GcpMetadata { base: metadata_server(3599).await }));
         let before = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64;
 
         let token = source.token().expect("a token");
@@ -195,35 +133,11 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_token_about_to_expire_or_a_refused_fetch_is_an_error_not_a_bad_token() {
-        let expiring = Arc::new(GcpMetadata { base: metadata_server(30).await });
+        let expiring = Arc::new(Source::Gcp(GcpMetadata { base: metadata_server(30).await }));
         assert!(matches!(expiring.token(), Err(TokenError::Expiring(_))));
 
-        let nowhere = Arc::new(GcpMetadata { base: format!("{}/missing", metadata_server(3599).await) });
+        let nowhere = Arc::new(Source::Gcp(GcpMetadata { base: format!("{}/missing", metadata_server(3599).await) }));
         let err = nowhere.token().err().expect("no token from a missing path");
         assert!(matches!(err, TokenError::Http { .. }), "{err}");
-    }
-
-    #[test]
-    fn without_a_token_source_the_refresh_names_the_missing_setting() {
-        let context = KafkaContext::new(&KafkaConfig::default());
-        let err = context.generate_oauth_token(None).err().expect("no token without a source");
-        assert!(err.to_string().contains("kafka.oauthbearer"), "{err}");
-    }
-
-    #[test]
-    fn oauthbearer_is_set_exactly_when_the_mechanism_is_oauthbearer() {
-        use crate::config::Validate as _;
-        let flagged = |source: Option<OAuthBearer>, key: &str, mechanism: &str| {
-            let mut config = KafkaConfig { oauthbearer: source, ..KafkaConfig::default() };
-            config.properties.insert(key.into(), mechanism.into());
-            let mut issues = Vec::new();
-            config.validate(&mut issues);
-            issues.iter().any(|issue| issue.key == "kafka.oauthbearer")
-        };
-        assert!(!flagged(Some(OAuthBearer::Gcp), "sasl_mechanism", "OAUTHBEARER"));
-        assert!(!flagged(Some(OAuthBearer::Gcp), "sasl.mechanism", "oauthbearer"));
-        assert!(!flagged(None, "sasl_mechanism", "SCRAM-SHA-512"));
-        assert!(flagged(Some(OAuthBearer::Gcp), "sasl_mechanism", "PLAIN"));
-        assert!(flagged(None, "sasl_mechanism", "OAUTHBEARER"));
     }
 }
