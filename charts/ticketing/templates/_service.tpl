@@ -676,13 +676,20 @@ destination on those ports (documented in values.yaml).
 {{- end }}
 
 {{/*
-ticketing.kafkaTokenEgress: with config.kafka.oauthbearer gcp, egress to the GKE metadata
-server that hands a Kafka client its Workload Identity token. Args: the root context.
+ticketing.kafkaTokenEgress: where a Kafka client gets what its OAUTHBEARER tokens need:
+with config.kafka.oauthbearer gcp, the GKE metadata server (its Workload Identity token);
+with aws, STS (the IRSA credentials that sign its MSK IAM token). Args: the root context.
 */}}
 {{- define "ticketing.kafkaTokenEgress" -}}
-{{- if eq .Values.config.kafka.oauthbearer "gcp" -}}
+{{- $oauth := .Values.config.kafka.oauthbearer }}
+{{- if eq $oauth "gcp" -}}
 # The GKE metadata server: OAUTHBEARER tokens for Kafka.
 {{- range .Values.networkPolicy.gkeMetadataServer }}
+{{ include "ticketing.egressRule" . }}
+{{- end }}
+{{- else if eq $oauth "aws" -}}
+# STS: the credentials that sign Kafka's OAUTHBEARER (MSK IAM) tokens.
+{{- range .Values.networkPolicy.awsSts }}
 {{ include "ticketing.egressRule" . }}
 {{- end }}
 {{- end }}

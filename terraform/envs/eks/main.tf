@@ -9,16 +9,6 @@ provider "aws" {
   }
 }
 
-# The Kafka ACLs (module data.tf) are made over the Kafka protocol, as the caller's AWS
-# identity through MSK IAM access control. The brokers exist only after the cluster: on the
-# first apply, create it first (README: terraform apply -target=module.platform.aws_msk_cluster.this).
-provider "kafka" {
-  bootstrap_servers = split(",", module.platform.kafka_bootstrap_brokers_sasl_iam)
-  tls_enabled       = true
-  sasl_mechanism    = "aws-iam"
-  sasl_aws_region   = var.region
-}
-
 # The module installs Karpenter, the AWS Load Balancer Controller, External Secrets and
 # Reloader with Helm, as whoever runs Terraform (an access entry: the cluster's creator is
 # admin). A token per run, so no kubeconfig or long-lived credential is involved.

@@ -29,13 +29,8 @@ output "redis_address" {
 }
 
 output "kafka_bootstrap_brokers" {
-  description = "MSK SASL/SCRAM bootstrap brokers."
-  value       = module.platform.kafka_bootstrap_brokers_sasl_scram
-}
-
-output "kafka_scram_secret_arns" {
-  description = "The MSK SCRAM credentials of each Kafka user (the services with Kafka and prescaler)."
-  value       = module.platform.kafka_scram_secret_arns
+  description = "MSK bootstrap brokers, IAM over TLS (port 9098): the workloads sign in with their IAM roles."
+  value       = module.platform.kafka_bootstrap_brokers_sasl_iam
 }
 
 output "service_role_arns" {
@@ -63,7 +58,7 @@ output "helm_values" {
     }
     config = {
       kafka = {
-        brokers = module.platform.kafka_bootstrap_brokers_sasl_scram
+        brokers = module.platform.kafka_bootstrap_brokers_sasl_iam
       }
     }
     services = {
@@ -97,8 +92,14 @@ output "helm_values" {
       }
       kafka = {
         peers = [for c in module.platform.private_subnet_cidrs : { ipBlock = { cidr = c } }]
-        ports = [9096]
+        ports = [9098]
       }
+      # The STS interface endpoint (private DNS) the Kafka clients exchange their IRSA
+      # token at, for the credentials that sign their MSK IAM tokens.
+      awsSts = [{
+        peers = [for c in module.platform.private_subnet_cidrs : { ipBlock = { cidr = c } }]
+        ports = [443]
+      }]
     }
   })
 }

@@ -256,7 +256,7 @@ variable "kafka_version" {
 }
 
 variable "kafka_topic_namespace" {
-  description = "The chart's config.kafka.topicNamespace (empty: none); the Kafka ACLs name topics and groups with it."
+  description = "The chart's config.kafka.topicNamespace (empty: none); the services' MSK IAM policies name topics and groups with it."
   type        = string
   default     = ""
 

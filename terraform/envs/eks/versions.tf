@@ -11,10 +11,6 @@ terraform {
       source  = "hashicorp/helm"
       version = "3.0.2"
     }
-    kafka = {
-      source  = "Mongey/kafka"
-      version = "0.12.1"
-    }
     random = {
       source  = "hashicorp/random"
       version = "3.6.3"

@@ -414,19 +414,13 @@ resource "aws_elasticache_replication_group" "redis" {
 
 # --- Amazon MSK ---------------------------------------------------------------------------
 
+# Its description predates ADR 0047 (IAM only): a security group's description cannot
+# change in place, and replacing the group would replace the brokers.
 resource "aws_security_group" "kafka" {
   name        = "${var.name}-kafka"
   description = "Amazon MSK: SASL/SCRAM and IAM over TLS from the EKS cluster only"
   vpc_id      = aws_vpc.this.id
   tags        = local.tags
-
-  ingress {
-    description     = "Kafka SASL/SCRAM over TLS from the cluster"
-    from_port       = 9096
-    to_port         = 9096
-    protocol        = "tcp"
-    security_groups = [aws_eks_cluster.this.vpc_config[0].cluster_security_group_id]
-  }
 
   ingress {
     description     = "Kafka IAM over TLS from the cluster"
@@ -444,7 +438,10 @@ resource "aws_cloudwatch_log_group" "kafka" {
   tags              = local.tags
 }
 
-# catalog's EventPublished lists every seat of a stadium: up to 16 MiB.
+# catalog's EventPublished lists every seat of a stadium: up to 16 MiB. Clients authenticate
+# with IAM only, which MSK authorizes with IAM policies (eks.tf): Kafka ACLs and
+# allow.everyone.if.no.acl.found do not apply to them. The setting stays for any other
+# authentication turned on later, which then gets nothing that no ACL grants.
 resource "aws_msk_configuration" "this" {
   name           = var.name
   kafka_versions = [var.kafka_version]
@@ -490,12 +487,12 @@ resource "aws_msk_cluster" "this" {
     revision = aws_msk_configuration.this.latest_revision
   }
 
+  # IAM only (ADR 0047): each workload signs in as its IRSA role, no Kafka password exists.
   client_authentication {
     unauthenticated = false
 
     sasl {
-      scram = true
-      iam   = true
+      iam = true
     }
   }
 
@@ -518,83 +515,14 @@ resource "aws_msk_cluster" "this" {
   }
 }
 
-# One SCRAM user per service with Kafka. MSK reads the secrets (which must be named
-# AmazonMSK_* and use a customer-managed key).
-resource "random_password" "kafka" {
-  for_each = local.kafka_users
-
-  length  = 48
-  special = false
-}
-
-resource "aws_secretsmanager_secret" "kafka" {
-  #checkov:skip=CKV2_AWS_57:MSK SCRAM credentials have no managed rotation; rotate by replacing the random_password and re-applying, which MSK picks up through the association
-  for_each = local.kafka_users
-
-  name                    = "AmazonMSK_${var.name}_${each.key}"
-  description             = "MSK SASL/SCRAM credentials of ${each.key}"
-  kms_key_id              = aws_kms_key.this.arn
-  recovery_window_in_days = 7
-  tags                    = local.tags
-}
-
-resource "aws_secretsmanager_secret_version" "kafka" {
-  for_each = local.kafka_users
-
-  secret_id = aws_secretsmanager_secret.kafka[each.key].id
-  secret_string = jsonencode({
-    username = "${var.name}-${each.key}"
-    password = random_password.kafka[each.key].result
-  })
-}
-
-resource "aws_secretsmanager_secret_policy" "kafka" {
-  for_each = local.kafka_users
-
-  secret_arn = aws_secretsmanager_secret.kafka[each.key].arn
-  policy = jsonencode({
-    Version = "2012-10-17"
-    Statement = [{
-      Sid       = "AWSKafkaResourcePolicy"
-      Effect    = "Allow"
-      Principal = { Service = "kafka.amazonaws.com" }
-      Action    = "secretsmanager:getSecretValue"
-      Resource  = aws_secretsmanager_secret.kafka[each.key].arn
-    }]
-  })
-}
-
-resource "aws_msk_scram_secret_association" "this" {
-  cluster_arn     = aws_msk_cluster.this.arn
-  secret_arn_list = [for s in aws_secretsmanager_secret.kafka : s.arn]
-
-  depends_on = [aws_secretsmanager_secret_version.kafka]
-}
-
-# Per-topic Kafka ACLs for the SCRAM users (ADR 0032): a topic is written only by the
-# service that owns it, and each consumer group reads only its service's topics
-# (modules/kafka-access holds the table). With allow.everyone.if.no.acl.found=false above,
-# anything not granted here is refused. IAM-authenticated clients (port 9098) are not
-# subject to Kafka ACLs: the services' IAM policies (eks.tf) follow the same table.
+# Who may do what on which topic (ADR 0032): a topic is written only by the service that
+# owns it, and each consumer group reads only its service's topics. The services' IAM
+# policies (eks.tf) are made from this table, as GKE's Managed Kafka ACLs are.
 module "kafka_access" {
   source = "../kafka-access"
 
   topic_namespace = var.kafka_topic_namespace
-  principals      = { for name in local.kafka_users : name => "User:${var.name}-${name}" }
-}
-
-resource "kafka_acl" "service" {
-  for_each = module.kafka_access.bindings
-
-  resource_name                = each.value.name
-  resource_type                = each.value.type
-  resource_pattern_type_filter = "Literal"
-  acl_principal                = each.value.principal
-  acl_host                     = "*"
-  acl_operation                = each.value.operation
-  acl_permission_type          = "Allow"
-
-  depends_on = [aws_msk_scram_secret_association.this]
+  principals      = { for name in local.kafka_users : name => aws_iam_role.service[name].arn }
 }
 
 # --- the signing keys' KEKs ---------------------------------------------------------------

@@ -217,9 +217,10 @@ locals {
   }) }
 }
 
-# MSK IAM access control (port 9098) follows the Kafka ACLs' table (data.tf): a service
-# writes only the topics it owns and the DLQs of those it consumes, reads only what it
-# consumes, and joins only its own consumer groups.
+# MSK IAM access control (port 9098, the only way in: ADR 0047) follows modules/kafka-access's
+# table (data.tf), as GKE's Managed Kafka ACLs do: a service writes only the topics it owns
+# and the DLQs of those it consumes, reads only what it consumes, and joins only its own
+# consumer groups.
 locals {
   kafka_arn = "arn:${data.aws_partition.this.partition}:kafka:${data.aws_region.this.name}:${data.aws_caller_identity.this.account_id}"
   kafka_iam_actions = {
@@ -260,7 +261,8 @@ resource "aws_iam_role" "service" {
   assume_role_policy = local.irsa_trust[each.key]
 }
 
-# A workload with Kafka may use MSK IAM access control. None reads Secrets Manager:
+# A workload with Kafka signs in to MSK with this role (its OAUTHBEARER tokens are MSK IAM
+# tokens). None reads Secrets Manager:
 # the External Secrets Operator, with its own role (addons.tf), syncs their Secrets.
 resource "aws_iam_role_policy" "service" {
   for_each = local.kafka_users

@@ -63,18 +63,8 @@ output "redis_address" {
   value       = aws_elasticache_replication_group.redis.primary_endpoint_address
 }
 
-output "kafka_bootstrap_brokers_sasl_scram" {
-  description = "MSK bootstrap brokers for SASL/SCRAM over TLS (port 9096)."
-  value       = aws_msk_cluster.this.bootstrap_brokers_sasl_scram
-}
-
-output "kafka_scram_secret_arns" {
-  description = "The SCRAM credentials of each Kafka user (the services with Kafka and prescaler)."
-  value       = { for name, s in aws_secretsmanager_secret.kafka : name => s.arn }
-}
-
 output "kafka_bootstrap_brokers_sasl_iam" {
-  description = "MSK bootstrap brokers for IAM over TLS (port 9098): how Terraform's kafka provider manages the ACLs."
+  description = "MSK bootstrap brokers for IAM over TLS (port 9098), the only listener: the chart's config.kafka.brokers."
   value       = aws_msk_cluster.this.bootstrap_brokers_sasl_iam
 }
 
@@ -89,7 +79,7 @@ output "service_account_names" {
 }
 
 output "service_secret_names" {
-  description = "Each workload's Secrets Manager secret (the services' and prescaler), synced into its Kubernetes Secret."
+  description = "Each service's Secrets Manager secret, synced into its Kubernetes Secret."
   value       = { for name, s in aws_secretsmanager_secret.service : name => s.name }
 }
 

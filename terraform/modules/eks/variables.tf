@@ -156,7 +156,7 @@ variable "kafka_version" {
 }
 
 variable "kafka_topic_namespace" {
-  description = "The chart's config.kafka.topicNamespace, which the Kafka ACLs name topics and groups with."
+  description = "The chart's config.kafka.topicNamespace, which the services' MSK IAM policies name topics and groups with."
   type        = string
   default     = ""
 }

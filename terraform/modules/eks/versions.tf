@@ -11,11 +11,6 @@ terraform {
       source  = "hashicorp/helm"
       version = ">= 3.0.0, < 4.0.0"
     }
-    # Kafka ACLs on MSK (data.tf): MSK has no API for them, only the Kafka protocol.
-    kafka = {
-      source  = "Mongey/kafka"
-      version = ">= 0.12.1, < 1.0.0"
-    }
     random = {
       source  = "hashicorp/random"
       version = ">= 3.6.0, < 4.0.0"

@@ -1,5 +1,6 @@
 # Who may do what on the platform's Kafka topics: the one table both cloud modules turn
-# into Kafka ACLs (and, on EKS, MSK IAM policies). It has no resources of its own.
+# into grants, Managed Kafka ACLs on GKE and MSK IAM policies on EKS. It has no resources
+# of its own.
 #
 # Built from the services' code: each topic is written only by the service that owns it
 # (its outbox relay), but for audit.events, which every service performing privileged actions
@@ -25,7 +26,7 @@ variable "topic_namespace" {
 }
 
 variable "principals" {
-  description = "Each service's Kafka principal (e.g. User:<scram user> or User:<service account email>); services left out get no access."
+  description = "Each service's principal (GKE: User:<service account email>, its ACLs' principal; EKS: its IAM role's ARN, whose policy holds the grants); services left out get no access."
   type        = map(string)
 }
 
