@@ -41,13 +41,15 @@ pub async fn build(config: Config) -> anyhow::Result<Running> {
 
     let mut app = App::new("payment", config.server.clone());
     app.telemetry(&config.telemetry).watch_pool(&pool);
-    let payments = Payments::new(pool.clone(), provider, settings.clone(), topic, app.metrics());
+    let audit_topic = config.kafka.topic(topics::AUDIT);
+    let payments = Payments::new(pool.clone(), provider, settings.clone(), topic, audit_topic, app.metrics());
     // A started key is taken over only once its first request can no longer be running.
     let keys = IdempotencyKeys::new(pool.clone(), settings.longest_call() + Duration::from_secs(30));
     app.authenticate_with(Verifier::from_config(&config.auth));
     app.check("postgres", readiness::postgres(pool.clone()));
 
-    app.kafka(&config.kafka)?.outbox_relay(&pool, topics::PAYMENT).consume(
+    // Refunds by hand are audited (ADR 0046) through the same outbox.
+    app.kafka(&config.kafka)?.outbox_relay(&pool, topics::PAYMENT).publishes(topics::AUDIT).consume(
         "booking-consumer",
         GROUP,
         &[topics::BOOKING],

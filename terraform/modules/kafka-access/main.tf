@@ -45,7 +45,7 @@ locals {
   # Topics several services write through their outboxes: each service's audit records of
   # privileged actions (ADR 0046), which identity keeps.
   shared = {
-    "audit.events" = ["identity", "catalog", "booking"]
+    "audit.events" = ["identity", "catalog", "booking", "payment"]
   }
   writes = concat(
     [for topic, service in local.owners : { service = service, topic = topic }],

@@ -98,7 +98,8 @@ pub struct AuditEntry {
     /// What: `user.role_changed`, `event.created`, `event.updated`, `event.published`,
     /// `event.sale_opened`, `event.closed`, `event.cancelled`, `venue.created`,
     /// `venue.seat_map_imported`, `category.created`, `category.updated`, `category.deleted`,
-    /// `booking.refunded_by_hand`, `booking.cancelled_by_hand` or `booking.check_in_overridden`.
+    /// `booking.refunded_by_hand`, `booking.cancelled_by_hand`, `booking.check_in_overridden`
+    /// or `payment.refunded_by_hand`.
     pub action: String,
     pub target_type: String,
     pub target_id: String,

@@ -3,6 +3,7 @@
 
 pub mod convert;
 
+use ticketing_platform::audit::Actor;
 use ticketing_platform::auth::{self, Principal};
 use ticketing_platform::idempotency::{IdempotencyKeys, Scope, validate_key};
 use ticketing_proto::payment::v1 as pb;
@@ -78,6 +79,8 @@ impl PaymentApi for Api {
 
     async fn refund(&self, request: Request<pb::RefundRequest>) -> Result<Response<pb::RefundDetails>, Status> {
         let caller = Principal::with_scope(&request, auth::Scope::PaymentRefund)?;
+        // An admin's refund is a privileged action; booking's (a workload's) is its saga's.
+        let actor = (!caller.has_role(auth::Role::Service)).then(|| Actor::of(&caller, &request));
         let request = request.into_inner();
         validate_key(&request.idempotency_key, "idempotency_key")?;
         let input = convert::refund_input(&request)?;
@@ -87,7 +90,7 @@ impl PaymentApi for Api {
             let scope = Scope { operation: "payment.Refund", caller: caller.user_id, key: &key };
             let unkeyed = pb::RefundRequest { idempotency_key: String::new(), ..request };
             let work = async {
-                let (refund, payment) = api.payments.refund(input).await?;
+                let (refund, payment) = api.payments.refund(input, actor.as_ref()).await?;
                 Ok(convert::refund_details(refund, &payment))
             };
             api.keys.once(scope, &unkeyed, work).await

@@ -66,6 +66,8 @@ pub struct Payments {
     provider: Arc<dyn Provider>,
     settings: PaymentSettings,
     topic: String,
+    /// The full name of `audit.events`, for refunds a person asked for.
+    audit_topic: String,
     metrics: PaymentMetrics,
 }
 
@@ -134,12 +136,13 @@ fn label(code: &str) -> String {
 }
 
 impl Payments {
-    /// Assembles the service.
+    /// Assembles the service: its events go on `topic`, its audit records on `audit_topic`.
     pub fn new(
         pool: PgPool,
         provider: Arc<dyn Provider>,
         settings: PaymentSettings,
         topic: String,
+        audit_topic: String,
         metrics: &ticketing_platform::metrics::Metrics,
     ) -> Self {
         let metrics = PaymentMetrics::new(metrics);
@@ -147,7 +150,7 @@ impl Payments {
         for result in ["processed", "duplicate", "refused"] {
             metrics.webhooks.with_label_values(&[provider.name(), result]);
         }
-        Self { pool, provider, settings, topic, metrics }
+        Self { pool, provider, settings, topic, audit_topic, metrics }
     }
 
     /// The provider adapter's name.

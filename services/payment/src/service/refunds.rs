@@ -4,7 +4,9 @@
 use std::time::Duration;
 
 use anyhow::Context as _;
+use serde_json::json;
 use sqlx::PgConnection;
+use ticketing_platform::audit::{self, Actor, Target};
 use ticketing_platform::kafka::outbox;
 
 use super::{Called, Payments, Result};
@@ -45,7 +47,11 @@ enum Declined {
 impl Payments {
     /// Refunds all or part of a payment; returns the refund and its payment as they stand.
     /// Idempotent on `input.request_id`.
-    pub async fn refund(&self, input: RefundInput) -> Result<(Refund, Payment)> {
+    ///
+    /// `by` is the person who asked (an admin), whose refund is recorded on `audit.events`
+    /// (ADR 0046) with it; `None` for a workload (booking settling a cancellation, which
+    /// records the person behind it itself).
+    pub async fn refund(&self, input: RefundInput, by: Option<&Actor>) -> Result<(Refund, Payment)> {
         let new = NewRefund {
             id: uuid::Uuid::now_v7(),
             payment_id: input.payment_id,
@@ -60,7 +66,6 @@ impl Payments {
             store::record_refund(&mut tx, &new, |p, reserved| refund_amount(p, reserved, input.amount.as_ref()))
                 .await?
                 .ok_or(PaymentError::PaymentNotFound)??;
-        tx.commit().await.context("committing a refund")?;
         let refund = match recorded {
             Recorded::New(refund) => refund,
             // A repeat of an earlier request: its refund as it stands, unless it asks
@@ -71,11 +76,29 @@ impl Payments {
                     "was already used for a refund of another amount",
                 ));
             }
-            Recorded::Existing(refund) => return self.current_refund(refund.id).await,
+            Recorded::Existing(refund) => {
+                drop(tx);
+                return self.current_refund(refund.id).await;
+            }
         };
-        let mut conn = self.pool.acquire().await.context("acquiring")?;
-        let payment = store::payment_by_id(&mut conn, refund.payment_id).await?.context("a payment vanished")?;
-        drop(conn);
+        // Still locked by this transaction: as the refund found it.
+        let payment = store::payment_by_id(&mut tx, refund.payment_id).await?.context("a payment vanished")?;
+        if let Some(actor) = by {
+            let record = actor.record(
+                "payment",
+                "payment.refunded_by_hand",
+                Target::new("payment", payment.id),
+                Some(&audited_payment(&payment)),
+                &json!({
+                    "booking_id": payment.booking_id.to_string(),
+                    "refund_id": refund.id.to_string(),
+                    "amount": audited_money(&refund.amount),
+                    "reason": refund.reason,
+                }),
+            );
+            audit::enqueue(&mut tx, &self.audit_topic, &record).await?;
+        }
+        tx.commit().await.context("committing a refund")?;
         self.submit_refund(refund, payment).await
     }
 
@@ -202,4 +225,19 @@ impl Payments {
             }
         }
     }
+}
+
+/// What the audit log keeps of a payment a person refunds: its booking, what was charged,
+/// what was refunded before and where it stood.
+fn audited_payment(payment: &Payment) -> serde_json::Value {
+    json!({
+        "booking_id": payment.booking_id.to_string(),
+        "amount": audited_money(&payment.amount),
+        "refunded_minor_units": payment.refunded_minor,
+        "status": payment.status.as_str(),
+    })
+}
+
+fn audited_money(money: &Money) -> serde_json::Value {
+    json!({"currency": money.currency.as_str(), "minor_units": money.minor_units})
 }

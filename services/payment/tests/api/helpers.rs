@@ -260,6 +260,22 @@ impl TestApp {
         }
     }
 
+    /// Every record on `audit.events` once the relay drained the outbox, in the order written.
+    pub async fn audit_records(&self) -> Vec<ev::AuditRecord> {
+        eventually("the outbox to be drained", Duration::from_secs(30), || async {
+            let left: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox").fetch_one(&self.db.pool).await.unwrap();
+            if left == 0 { Ok(()) } else { Err(format!("{left} rows left")) }
+        })
+        .await;
+        let (kafka, topic) = (self.kafka.clone(), self.kafka.topic("audit.events"));
+        let messages = tokio::task::spawn_blocking(move || {
+            ticketing_testkit::read_topic(&kafka, &topic, 1, Duration::from_secs(10))
+        })
+        .await
+        .unwrap();
+        messages.iter().map(|m| decode(&ev::Envelope::decode(m.payload().expect("a payload")).unwrap())).collect()
+    }
+
     /// Every message that reached the DLQ of `booking.events`.
     pub async fn dead_letters(&self, min: usize) -> Vec<rdkafka::message::OwnedMessage> {
         let (kafka, topic) = (self.kafka.clone(), format!("{}.dlq", self.kafka.topic("booking.events")));

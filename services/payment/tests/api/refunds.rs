@@ -3,7 +3,8 @@
 
 use std::time::Duration;
 
-use ticketing_platform::auth::Scope;
+use ticketing_platform::auth::{Role, Scope};
+use ticketing_platform::peers::CLIENT_ADDRESS;
 use ticketing_proto::events::v1 as ev;
 use ticketing_proto::payment::v1 as pb;
 use ticketing_testkit::eventually;
@@ -176,4 +177,56 @@ async fn refunds_booking_asks_for_that_cannot_be_made_are_announced_as_failed() 
         .await
         .unwrap();
     assert_eq!(at_provider, 0, "never sent to the provider");
+}
+
+/// A refund an admin asks for is a privileged action, recorded on `audit.events` in the
+/// transaction that records the refund (ADR 0046); booking's, settling a cancellation, is
+/// its saga's and recorded by booking with the person behind it. A replay records nothing.
+#[tokio::test]
+async fn an_admins_refund_is_audited_once_and_bookings_is_not() {
+    let app = spawn_app().await;
+    let (booking, payment) = paid(&app, "tok_visa").await;
+    app.refund(&payment.id, Some(1000), "by-booking").await.expect("booking's refund");
+
+    let admin = uuid::Uuid::new_v4();
+    let by_hand = || {
+        let refund = pb::RefundRequest {
+            payment_id: payment.id.clone(),
+            amount: eur(1500),
+            idempotency_key: "by-hand".into(),
+            reason: "Goodwill".into(),
+        };
+        let mut request = app.issuer.authed(refund, admin, &[Role::Admin]);
+        request.metadata_mut().insert(CLIENT_ADDRESS, "192.0.2.9".parse().unwrap());
+        request
+    };
+    let refund = app.client.clone().refund(by_hand()).await.expect("an admin's refund").into_inner();
+    assert_eq!(refund.status(), pb::RefundStatus::Succeeded);
+    assert_eq!(app.client.clone().refund(by_hand()).await.unwrap().into_inner(), refund, "the key replays");
+
+    let records = app.audit_records().await;
+    assert_eq!(records.len(), 1, "the admin's refund, once: {records:?}");
+    let record = &records[0];
+    assert_eq!(
+        (record.service.as_str(), record.action.as_str(), record.target_type.as_str(), record.target_id.as_str()),
+        ("payment", "payment.refunded_by_hand", "payment", payment.id.as_str())
+    );
+    assert_eq!(
+        (record.actor_id.clone(), record.actor_roles.as_slice()),
+        (admin.to_string(), &["admin".to_owned()][..])
+    );
+    assert_eq!(record.client_address, "192.0.2.9");
+    let json = |s: &str| serde_json::from_str::<serde_json::Value>(s).unwrap();
+    let money = |minor: i64| serde_json::json!({"currency": "EUR", "minor_units": minor});
+    let booking_id = booking.id.to_string();
+    assert_eq!(
+        json(&record.before),
+        serde_json::json!({"booking_id": booking_id, "amount": money(5000), "refunded_minor_units": 1000,
+                           "status": "partially_refunded"})
+    );
+    assert_eq!(
+        json(&record.after),
+        serde_json::json!({"booking_id": booking_id, "refund_id": refund.id, "amount": money(1500),
+                           "reason": "Goodwill"})
+    );
 }
