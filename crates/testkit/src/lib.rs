@@ -323,7 +323,17 @@ pub fn kafka_config() -> KafkaConfig {
 
 /// Every message on `topic` (all partitions), once at least `min` have arrived or
 /// `timeout` has passed.
-pub fn read_topic(config: &KafkaConfig, topic: &str, min: usize, timeout: Duration) -> Vec<OwnedMessage> {
+///
+/// The consumer blocks, so it runs on the blocking pool: a service under test runs on the
+/// test's own runtime, and blocking that would stop the very relay the test waits for.
+pub async fn read_topic(config: &KafkaConfig, topic: &str, min: usize, timeout: Duration) -> Vec<OwnedMessage> {
+    let (config, topic) = (config.clone(), topic.to_owned());
+    tokio::task::spawn_blocking(move || read_topic_blocking(&config, &topic, min, timeout))
+        .await
+        .expect("reading a topic panicked")
+}
+
+fn read_topic_blocking(config: &KafkaConfig, topic: &str, min: usize, timeout: Duration) -> Vec<OwnedMessage> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", &config.brokers)
         .set("group.id", format!("testkit-{}", unique()))

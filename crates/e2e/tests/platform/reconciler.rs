@@ -152,6 +152,7 @@ async fn payments_stuck_in_a_broker_outage_confirm_through_the_reconciler_and_th
     .unwrap();
     let topic = p.kafka.topic("payment.events");
     let late: Vec<uuid::Uuid> = ticketing_testkit::read_topic(&p.kafka, &topic, PAID, Duration::from_secs(60))
+        .await
         .iter()
         .filter_map(|m| Envelope::decode(rdkafka::Message::payload(m)?).ok())
         .filter(|e| e.r#type == ev::PaymentSucceeded::full_name())
@@ -180,6 +181,7 @@ async fn payments_stuck_in_a_broker_outage_confirm_through_the_reconciler_and_th
     .await;
     let announced =
         ticketing_testkit::read_topic(&p.kafka, &p.kafka.topic("booking.events"), 2 * PAID, Duration::from_secs(60))
+            .await
             .iter()
             .filter_map(|m| Envelope::decode(rdkafka::Message::payload(m)?).ok())
             .filter(|e| e.r#type == ev::BookingConfirmed::full_name())

@@ -283,7 +283,7 @@ async fn every_event_delivered_again_in_reverse_changes_nothing() {
     let mut replayed = HashMap::new();
     for base in ["identity.events", "catalog.events", "inventory.events", "booking.events", "payment.events"] {
         let topic = p.kafka.topic(base);
-        let messages = ticketing_testkit::read_topic(&p.kafka, &topic, 1, Duration::from_secs(10));
+        let messages = ticketing_testkit::read_topic(&p.kafka, &topic, 1, Duration::from_secs(10)).await;
         for m in messages.iter().rev() {
             let mut record = FutureRecord::to(&topic).payload(m.payload().unwrap_or_default());
             if let Some(key) = m.key() {
@@ -336,7 +336,7 @@ async fn a_poison_message_goes_to_the_dead_letter_topic_and_the_saga_goes_on() {
     let confirmed = purchase(&p, &buyer, &event, 3).await;
     assert_eq!(confirmed.status(), BookingStatus::Confirmed, "the consumer kept going");
     let dlq = format!("{topic}{}", ticketing_platform::kafka::DLQ_SUFFIX);
-    let dead = ticketing_testkit::read_topic(&p.kafka, &dlq, 1, Duration::from_secs(60));
+    let dead = ticketing_testkit::read_topic(&p.kafka, &dlq, 1, Duration::from_secs(60)).await;
     assert!(!dead.is_empty(), "the poison message reached {dlq}");
 }
 

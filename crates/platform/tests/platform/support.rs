@@ -1,21 +1,9 @@
 //! Helpers shared by the tests: bounded polling, topic reads, metric lookups.
 
-use std::time::Duration;
-
 use rdkafka::Message as _;
 use rdkafka::message::{Headers as _, OwnedMessage};
-use ticketing_platform::kafka::KafkaConfig;
 use ticketing_platform::metrics::Metrics;
-use ticketing_testkit as testkit;
-pub use ticketing_testkit::{eventually, eventually_every};
-
-/// [`testkit::read_topic`] off the async runtime (it blocks).
-pub async fn read_topic(config: &KafkaConfig, topic: &str, min: usize, timeout: Duration) -> Vec<OwnedMessage> {
-    let (config, topic) = (config.clone(), topic.to_owned());
-    tokio::task::spawn_blocking(move || testkit::read_topic(&config, &topic, min, timeout))
-        .await
-        .expect("read_topic panicked")
-}
+pub use ticketing_testkit::{eventually, eventually_every, read_topic};
 
 /// The value of header `key` on `message`, as UTF-8.
 pub fn header(message: &OwnedMessage, key: &str) -> Option<String> {

@@ -288,9 +288,6 @@ impl TestApp {
             if left == 0 { Ok(()) } else { Err(format!("{left} rows left")) }
         })
         .await;
-        let (kafka, topic) = (self.kafka.clone(), self.kafka.topic(topic));
-        tokio::task::spawn_blocking(move || ticketing_testkit::read_topic(&kafka, &topic, min, Duration::from_secs(30)))
-            .await
-            .unwrap()
+        ticketing_testkit::read_topic(&self.kafka, &self.kafka.topic(topic), min, Duration::from_secs(30)).await
     }
 }

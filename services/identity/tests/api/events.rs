@@ -35,7 +35,7 @@ async fn user_registered_is_published_exactly_once_with_two_relays_at_once() {
 
     let topic = app.kafka.topic("identity.events");
     // 20 users, each with its verification email, plus the bootstrap admin (made verified).
-    let messages = ticketing_testkit::read_topic(&app.kafka, &topic, 41, Duration::from_secs(20));
+    let messages = ticketing_testkit::read_topic(&app.kafka, &topic, 41, Duration::from_secs(20)).await;
     let mut per_user: HashMap<String, usize> = HashMap::new();
     let mut event_ids = std::collections::HashSet::new();
     for message in &messages {

@@ -272,7 +272,7 @@ async fn a_hold_ends_exactly_once_and_its_events_say_how() {
         if left == 0 { Ok(()) } else { Err(format!("{left} left")) }
     })
     .await;
-    let messages = ticketing_testkit::read_topic(&app.kafka, &topic, 4, Duration::from_secs(60));
+    let messages = ticketing_testkit::read_topic(&app.kafka, &topic, 4, Duration::from_secs(60)).await;
     let mut seen: HashMap<(String, String), usize> = HashMap::new();
     for m in &messages {
         let envelope = ev::Envelope::decode(m.payload().unwrap()).unwrap();

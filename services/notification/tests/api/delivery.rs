@@ -183,7 +183,7 @@ async fn poison_messages_go_to_the_dlq_and_the_consumers_keep_going() {
     // Both consumer groups of booking.events dead-lettered both bad messages.
     app.wait_for_dead_letters(4).await;
     let dlq = app.kafka.topic(&format!("{BOOKING}.dlq"));
-    let messages = ticketing_testkit::read_topic(&app.kafka, &dlq, 4, Duration::from_secs(60));
+    let messages = ticketing_testkit::read_topic(&app.kafka, &dlq, 4, Duration::from_secs(60)).await;
     assert_eq!(messages.len(), 4, "{messages:?}");
     let mut seen = HashSet::new();
     for message in &messages {
@@ -212,7 +212,7 @@ async fn a_booking_of_an_unknown_user_gets_its_tickets_but_its_email_is_dead_let
     assert!(tickets.iter().all(|t| t.status == pb::TicketStatus::Issued as i32));
     app.wait_for_dead_letters(1).await;
     let dlq = app.kafka.topic(&format!("{BOOKING}.dlq"));
-    let messages = ticketing_testkit::read_topic(&app.kafka, &dlq, 1, Duration::from_secs(60));
+    let messages = ticketing_testkit::read_topic(&app.kafka, &dlq, 1, Duration::from_secs(60)).await;
     assert_eq!(messages.len(), 1);
     let error = messages[0].headers().unwrap().iter().find(|h| h.key == "dlq.error").unwrap();
     let error = String::from_utf8_lossy(error.value.unwrap());

@@ -240,15 +240,10 @@ impl TestApp {
     /// Every event on `payment.events` about `booking`, once at least `min` arrived (or
     /// 30 s passed) and the topic has been quiet for half a second.
     pub async fn payment_events(&self, booking: uuid::Uuid, min: usize) -> Vec<ev::Envelope> {
-        let (kafka, topic) = (self.kafka.clone(), self.kafka.topic("payment.events"));
+        let topic = self.kafka.topic("payment.events");
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            let (kafka, topic) = (kafka.clone(), topic.clone());
-            let messages = tokio::task::spawn_blocking(move || {
-                ticketing_testkit::read_topic(&kafka, &topic, min, Duration::from_secs(10))
-            })
-            .await
-            .unwrap();
+            let messages = ticketing_testkit::read_topic(&self.kafka, &topic, min, Duration::from_secs(10)).await;
             let events: Vec<ev::Envelope> = messages
                 .iter()
                 .filter_map(|m| ev::Envelope::decode(m.payload()?).ok())
@@ -267,21 +262,15 @@ impl TestApp {
             if left == 0 { Ok(()) } else { Err(format!("{left} rows left")) }
         })
         .await;
-        let (kafka, topic) = (self.kafka.clone(), self.kafka.topic("audit.events"));
-        let messages = tokio::task::spawn_blocking(move || {
-            ticketing_testkit::read_topic(&kafka, &topic, 1, Duration::from_secs(10))
-        })
-        .await
-        .unwrap();
+        let topic = self.kafka.topic("audit.events");
+        let messages = ticketing_testkit::read_topic(&self.kafka, &topic, 1, Duration::from_secs(10)).await;
         messages.iter().map(|m| decode(&ev::Envelope::decode(m.payload().expect("a payload")).unwrap())).collect()
     }
 
     /// Every message that reached the DLQ of `booking.events`.
     pub async fn dead_letters(&self, min: usize) -> Vec<rdkafka::message::OwnedMessage> {
-        let (kafka, topic) = (self.kafka.clone(), format!("{}.dlq", self.kafka.topic("booking.events")));
-        tokio::task::spawn_blocking(move || ticketing_testkit::read_topic(&kafka, &topic, min, Duration::from_secs(30)))
-            .await
-            .unwrap()
+        let topic = format!("{}.dlq", self.kafka.topic("booking.events"));
+        ticketing_testkit::read_topic(&self.kafka, &topic, min, Duration::from_secs(30)).await
     }
 }
 
