@@ -131,6 +131,11 @@ pub fn envelope(record: &AuditRecord) -> Envelope {
     envelope
 }
 
+/// How a record shows an amount: `{"currency": "EUR", "minor_units": 1000}`, the API's shape.
+pub fn money(amount: &ticketing_kernel::money::Money) -> serde_json::Value {
+    serde_json::json!({"currency": amount.currency.as_str(), "minor_units": amount.minor_units})
+}
+
 /// Writes `record` into the outbox for `topic` (the full name of `audit.events`), inside the
 /// transaction of the action it records.
 #[cfg(feature = "kafka")]

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use serde_json::{Value, json};
 use sqlx::PgConnection;
-use ticketing_platform::audit::Target;
+use ticketing_platform::audit::{self, Target};
 use uuid::Uuid;
 
 use super::events::lock_event;
@@ -153,7 +153,7 @@ fn category_state(category: &Category) -> Value {
         "event_id": category.event_id,
         "name": category.name,
         "description": category.description,
-        "price": {"currency": category.price.currency.as_str(), "minor_units": category.price.minor_units},
+        "price": audit::money(&category.price),
         "allocation": allocation,
         "capacity": category.capacity,
         "area_id": area_id,

@@ -92,7 +92,7 @@ impl Payments {
                 &json!({
                     "booking_id": payment.booking_id.to_string(),
                     "refund_id": refund.id.to_string(),
-                    "amount": audited_money(&refund.amount),
+                    "amount": audit::money(&refund.amount),
                     "reason": refund.reason,
                 }),
             );
@@ -232,12 +232,8 @@ impl Payments {
 fn audited_payment(payment: &Payment) -> serde_json::Value {
     json!({
         "booking_id": payment.booking_id.to_string(),
-        "amount": audited_money(&payment.amount),
+        "amount": audit::money(&payment.amount),
         "refunded_minor_units": payment.refunded_minor,
         "status": payment.status.as_str(),
     })
-}
-
-fn audited_money(money: &Money) -> serde_json::Value {
-    json!({"currency": money.currency.as_str(), "minor_units": money.minor_units})
 }
