@@ -30,6 +30,7 @@ use ticketing_platform::db::DatabaseConfig;
 use ticketing_platform::kafka::KafkaConfig;
 use ticketing_platform::redis::RedisConfig;
 use ticketing_platform::{Running, ShutdownHandle};
+use ticketing_proto::events::v1::AuditRecord;
 
 /// The admin URL of the Postgres server tests create databases on.
 pub fn database_url() -> String {
@@ -331,6 +332,32 @@ pub async fn read_topic(config: &KafkaConfig, topic: &str, min: usize, timeout: 
     tokio::task::spawn_blocking(move || read_topic_blocking(&config, &topic, min, timeout))
         .await
         .expect("reading a topic panicked")
+}
+
+/// Every message on `topic` (a base name; at least `min`) once the service's outbox in `pool`
+/// is empty, so nothing the service committed is still on its way.
+pub async fn drained_topic(pool: &PgPool, config: &KafkaConfig, topic: &str, min: usize) -> Vec<OwnedMessage> {
+    eventually("the outbox rows to be published", Duration::from_secs(60), || async {
+        let left: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox").fetch_one(pool).await.unwrap();
+        if left == 0 { Ok(()) } else { Err(format!("{left} rows left")) }
+    })
+    .await;
+    read_topic(config, &config.topic(topic), min, Duration::from_secs(30)).await
+}
+
+/// Every record on `audit.events` (at least `min`) once the service's outbox in `pool` is
+/// empty, oldest first.
+pub async fn audit_records(pool: &PgPool, config: &KafkaConfig, min: usize) -> Vec<AuditRecord> {
+    let mut records: Vec<AuditRecord> = drained_topic(pool, config, "audit.events", min)
+        .await
+        .iter()
+        .map(|m| {
+            let envelope = prost::Message::decode(m.payload().expect("a payload")).expect("an envelope");
+            ticketing_platform::events::payload(&envelope).expect("an audit record")
+        })
+        .collect();
+    records.sort_by_key(|r| r.occurred_at.map(|t| (t.seconds, t.nanos)));
+    records
 }
 
 fn read_topic_blocking(config: &KafkaConfig, topic: &str, min: usize, timeout: Duration) -> Vec<OwnedMessage> {

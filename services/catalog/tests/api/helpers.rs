@@ -6,7 +6,6 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use prost::Message as _;
 use rdkafka::Message as _;
-use rdkafka::message::OwnedMessage;
 use ticketing_catalog::config::Config;
 use ticketing_platform::auth::Role;
 use ticketing_platform::kafka::KafkaConfig;
@@ -14,7 +13,7 @@ use ticketing_proto::catalog::v1 as pb;
 use ticketing_proto::catalog::v1::catalog_client::CatalogClient;
 use ticketing_proto::common::v1::Money;
 use ticketing_proto::events::v1::{AuditRecord, Envelope};
-use ticketing_testkit::{Spawned, TestDb, TestIssuer, eventually};
+use ticketing_testkit::{Spawned, TestDb, TestIssuer};
 use tonic::transport::Channel;
 use tonic::{Code, Status};
 use tonic_types::StatusExt as _;
@@ -257,7 +256,7 @@ impl TestApp {
 
     /// Waits for the relay to drain the outbox, then reads every envelope on `catalog.events`.
     pub async fn published_envelopes(&self, min: usize) -> Vec<(String, Envelope)> {
-        self.drained_topic("catalog.events", min)
+        ticketing_testkit::drained_topic(&self.db.pool, &self.kafka, "catalog.events", min)
             .await
             .iter()
             .map(|m| {
@@ -270,24 +269,6 @@ impl TestApp {
     /// Waits for the relay to drain the outbox, then reads every record on `audit.events`,
     /// oldest first.
     pub async fn audit_records(&self, min: usize) -> Vec<AuditRecord> {
-        let mut records: Vec<AuditRecord> = self
-            .drained_topic("audit.events", min)
-            .await
-            .iter()
-            .map(|m| ticketing_platform::events::payload(&Envelope::decode(m.payload().unwrap()).unwrap()).unwrap())
-            .collect();
-        records.sort_by_key(|r| r.occurred_at.map(|t| (t.seconds, t.nanos)));
-        records
-    }
-
-    /// Every message on `topic` (at least `min`) once the outbox is empty, so nothing the
-    /// catalog committed is still on its way.
-    async fn drained_topic(&self, topic: &str, min: usize) -> Vec<OwnedMessage> {
-        eventually("the outbox rows to be published", Duration::from_secs(60), || async {
-            let left: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox").fetch_one(&self.db.pool).await.unwrap();
-            if left == 0 { Ok(()) } else { Err(format!("{left} rows left")) }
-        })
-        .await;
-        ticketing_testkit::read_topic(&self.kafka, &self.kafka.topic(topic), min, Duration::from_secs(30)).await
+        ticketing_testkit::audit_records(&self.db.pool, &self.kafka, min).await
     }
 }

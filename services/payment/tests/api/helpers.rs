@@ -255,16 +255,9 @@ impl TestApp {
         }
     }
 
-    /// Every record on `audit.events` once the relay drained the outbox, in the order written.
+    /// Every record on `audit.events` once the relay drained the outbox, oldest first.
     pub async fn audit_records(&self) -> Vec<ev::AuditRecord> {
-        eventually("the outbox to be drained", Duration::from_secs(30), || async {
-            let left: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox").fetch_one(&self.db.pool).await.unwrap();
-            if left == 0 { Ok(()) } else { Err(format!("{left} rows left")) }
-        })
-        .await;
-        let topic = self.kafka.topic("audit.events");
-        let messages = ticketing_testkit::read_topic(&self.kafka, &topic, 1, Duration::from_secs(10)).await;
-        messages.iter().map(|m| decode(&ev::Envelope::decode(m.payload().expect("a payload")).unwrap())).collect()
+        ticketing_testkit::audit_records(&self.db.pool, &self.kafka, 1).await
     }
 
     /// Every message that reached the DLQ of `booking.events`.
