@@ -541,6 +541,15 @@ impl Platform {
         .await
     }
 
+    /// Stops every service and waits until each has finished, its consumers closed. A test
+    /// with a broker of its own calls this before the broker goes: closing a consumer
+    /// waits for its broker, so a platform dropped after its broker never finishes
+    /// shutting down and holds the test past its timeout.
+    pub async fn stop(self) {
+        // A service's own shutdown error is not what these tests assert.
+        futures::future::join_all(self._services.into_iter().map(Spawned::stop)).await;
+    }
+
     /// The messages each consumer group has finished, whatever their outcome, by (its
     /// service's admin URL, group, topic): `kafka_consumer_messages_total` of every service.
     pub async fn consumed(&self) -> HashMap<(String, String, String), u64> {

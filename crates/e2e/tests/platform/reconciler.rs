@@ -144,7 +144,7 @@ async fn payments_stuck_in_a_broker_outage_confirm_through_the_reconciler_and_th
     assert_eq!(counts_of(&p.counts(&event).await, &event.ga), (0, 0, PAID as u32), "sold once each");
 
     // The broker is back: the late events reach booking and change nothing.
-    let _broker = tokio::task::spawn_blocking(move || {
+    let resumed = tokio::task::spawn_blocking(move || {
         broker.resume();
         broker
     })
@@ -193,4 +193,6 @@ async fn payments_stuck_in_a_broker_outage_confirm_through_the_reconciler_and_th
     assert_eq!(count(&p, "payment", "SELECT count(*) FROM simulated_charges").await, PAID as i64, "charged once");
     assert_eq!(reconciled(&p, "payment_succeeded").await, PAID as u64, "the late events did it again nowhere");
     assert_eq!(counts_of(&p.counts(&event).await, &event.ga), (0, 0, PAID as u32));
+    p.stop().await;
+    drop(resumed);
 }

@@ -387,7 +387,7 @@ async fn purchases_complete_through_a_broker_outage_with_nothing_lost_or_applied
         .buffer_unordered(20)
         .collect::<Vec<String>>()
         .await;
-    let (_broker, done_before_outage) = outage.await.unwrap();
+    let (resumed, done_before_outage) = outage.await.unwrap();
     assert!(done_before_outage < PURCHASES, "the outage came after the run ({done_before_outage} done)");
     assert_eq!(purchases.len(), PURCHASES, "every purchase completed");
 
@@ -407,6 +407,8 @@ async fn purchases_complete_through_a_broker_outage_with_nothing_lost_or_applied
     assert_eq!(count(&p, "notification", tickets).await, PURCHASES as i64, "one tickets email per booking");
     let issued = count(&p, "notification", "SELECT count(*) FROM tickets").await;
     assert_eq!(issued, PURCHASES as i64, "one ticket per line item, never two");
+    p.stop().await;
+    drop(resumed);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
