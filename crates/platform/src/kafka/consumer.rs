@@ -185,20 +185,14 @@ impl<H: Handler> Consumer<H> {
             let end = self.consume(&member, &stop, &mut renew, &busy).await;
             member_tx.send_replace(None);
             // Closing leaves the group (a dynamic member does) and blocks until the broker
-            // answers or gives up: off the runtime's threads.
-            let closed = tokio::task::spawn_blocking(move || drop(member));
+            // answers, for as long as it does not: waited for up to a session timeout, so that
+            // neither a new member nor a stopping service waits on a broker that is gone.
+            let closed = crate::kafka::off_runtime(move || drop(member));
+            let _ = tokio::time::timeout(self.config.consumer_session_timeout, closed).await;
             match end {
-                End::Stopped => {
-                    let _ = closed.await;
-                    return Ok(());
-                }
-                End::Renew(renewal) => {
-                    if renewal == Renewal::Stalled {
-                        self.gauges.rejoins.inc();
-                    }
-                    // A close that hangs on an unanswering broker must not keep the new member out.
-                    let _ = tokio::time::timeout(self.config.consumer_session_timeout, closed).await;
-                }
+                End::Stopped => return Ok(()),
+                End::Renew(Renewal::Stalled) => self.gauges.rejoins.inc(),
+                End::Renew(_) => {}
             }
         }
     }
@@ -226,7 +220,7 @@ impl<H: Handler> Consumer<H> {
             // Topics that do not exist yet, or a broker that does not answer now: the watchdog
             // calls for a new member once their partitions show.
             let (member, topics) = (consumer.clone(), self.topics.clone());
-            tokio::task::spawn_blocking(move || {
+            crate::kafka::off_runtime(move || {
                 let mut all = TopicPartitionList::new();
                 for (topic, partitions) in partition_counts(&member, &topics).unwrap_or_default() {
                     for partition in 0..partitions {
@@ -443,7 +437,7 @@ impl Watchdog {
             if let Some(consumer) = member {
                 let (topics, dlqs) = (self.topics.clone(), self.dlqs.clone());
                 let sample =
-                    tokio::task::spawn_blocking(move || sample(&consumer, &topics, &dlqs)).await.unwrap_or_default();
+                    crate::kafka::off_runtime(move || sample(&consumer, &topics, &dlqs)).await.unwrap_or_default();
                 self.report(&sample, &mut owned);
                 let now = Instant::now();
                 let stall = self.judge(&sample, &mut progress, now);

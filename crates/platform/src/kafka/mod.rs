@@ -38,6 +38,21 @@ where
     client.create_with_context(KafkaContext::new(config))
 }
 
+/// Runs `call` on a thread of its own: for librdkafka calls that block until a broker answers
+/// (closing a consumer, metadata, offsets). Not on tokio's blocking pool, which a runtime waits
+/// for when it shuts down: a call still waiting on a broker that is gone must not keep a
+/// stopping service from exiting. `None` if the thread could not start or `call` panicked.
+pub(crate) async fn off_runtime<T: Send + 'static>(call: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+    let (done, result) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("kafka-blocking".into())
+        .spawn(move || {
+            let _ = done.send(call());
+        })
+        .ok()?;
+    result.await.ok()
+}
+
 /// The platform's producer: its context supplies OAUTHBEARER tokens when configured.
 pub type Producer = FutureProducer<KafkaContext>;
 
@@ -122,6 +137,29 @@ pub async fn ensure_topics_with(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A librdkafka call left waiting on a broker that is gone (a consumer's close, a lag
+    /// sample) must not keep a stopping service's runtime from shutting down.
+    #[test]
+    fn a_call_left_waiting_does_not_hold_its_runtime_at_shutdown() {
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+        let (started, running) = std::sync::mpsc::channel();
+        let (release, waiting) = std::sync::mpsc::channel::<()>();
+        runtime.spawn(off_runtime(move || {
+            let _ = started.send(());
+            let _ = waiting.recv();
+        }));
+        running.recv().expect("the call started");
+        let (shut_down, done) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            drop(runtime);
+            let _ = shut_down.send(());
+        });
+        let stopped = done.recv_timeout(Duration::from_secs(10));
+        // Ends the call either way, so that a failed run leaves no thread behind.
+        drop(release);
+        stopped.expect("the runtime shut down with the call still waiting");
+    }
 
     #[test]
     fn kafka_headers_round_trip_traceparent() {

@@ -93,7 +93,7 @@ impl Relay {
         let broker = async {
             loop {
                 let producer = self.producer.clone();
-                let up = tokio::task::spawn_blocking(move || crate::kafka::reachable(producer.client())).await;
+                let up = crate::kafka::off_runtime(move || crate::kafka::reachable(producer.client())).await;
                 self.metrics.dependency_up("kafka", up.unwrap_or(false));
                 tokio::select! {
                     () = stop.cancelled() => return,
