@@ -14,7 +14,9 @@
 //! the whole answer, not only its headers: a backend frozen between its headers and its
 //! message must not hold the buyer past it ([`Bounded`]).
 //!
-//! The breaker counts each attempt. Failures are those calls, DEADLINE_EXCEEDED and
+//! The breaker counts each attempt, once its outcome is known: at the headers of an error
+//! (trailers-only), at the end of the answer's body otherwise, so a backend lost between
+//! its headers and its status counts as failing. Failures are those calls, DEADLINE_EXCEEDED and
 //! UNAVAILABLE, except an UNAVAILABLE carrying retry advice: that backend is up and says
 //! "not yet" (payment before it has heard of a booking). A call that runs out of time
 //! (past the gateway's deadline, the channel's timeout, or the backend's own
@@ -37,7 +39,7 @@ use tonic::body::Body;
 use tonic::{Code, Status};
 use tower::ServiceExt as _;
 
-use crate::breaker::{Breaker, State};
+use crate::breaker::{Breaker, Permit, State};
 use crate::config::BreakerSettings;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -138,9 +140,52 @@ impl Guard {
 /// The outcome of one attempt.
 enum Attempt<B> {
     /// A response, successful or not, that is final.
-    Done(Result<http::Response<B>, Status>),
+    Done(Result<Answer<B>, Status>),
     /// UNAVAILABLE: worth repeating when the call is safe to repeat.
-    Unavailable(Result<http::Response<B>, Status>),
+    Unavailable(Result<Answer<B>, Status>),
+}
+
+/// A response whose headers came; `verdict` when its outcome is still to come with the body.
+struct Answer<B> {
+    response: http::Response<B>,
+    verdict: Option<Verdict>,
+}
+
+/// A call's permit, held until its answer shows whether the backend served it.
+struct Verdict {
+    guard: Arc<Guard>,
+    permit: Option<Permit>,
+    /// The caller set how long the call runs: running out of time is not the backend's failure.
+    paced: bool,
+}
+
+impl Verdict {
+    fn settle(&mut self, failed: bool, out_of_time: bool) {
+        let Some(permit) = self.permit.take() else { return };
+        if self.paced && out_of_time {
+            self.guard.with_breaker(|b, now| b.release(permit, now));
+        } else {
+            self.guard.with_breaker(|b, now| b.record(permit, failed, now));
+        }
+    }
+}
+
+impl Drop for Verdict {
+    /// The caller stopped reading (it gave up): that says nothing about the backend.
+    fn drop(&mut self) {
+        if let Some(permit) = self.permit.take() {
+            self.guard.with_breaker(|b, now| b.release(permit, now));
+        }
+    }
+}
+
+/// Whether a call that ended with `status` counts against its backend, and whether it ran
+/// out of time.
+fn judge(status: &Status) -> (bool, bool) {
+    let code = status.code();
+    let advised = tonic_types::StatusExt::get_error_details(status).retry_info().is_some();
+    let out_of_time = code == Code::DeadlineExceeded;
+    (out_of_time || (code == Code::Unavailable && !advised), out_of_time)
 }
 
 /// The channel `S` behind its backend's [`Guard`].
@@ -177,7 +222,9 @@ where
         Box::pin(async move {
             let deadline = Instant::now() + guard.deadline;
             match call(inner, &guard, request, deadline).await {
-                Ok(response) => Ok(response.map(|inner| Bounded { inner, deadline, timer: None, backend: guard.name })),
+                Ok(Answer { response, verdict }) => {
+                    Ok(response.map(|inner| Bounded { inner, deadline, timer: None, backend: guard.name, verdict }))
+                }
                 Err(status) => Err(Box::new(status) as BoxError),
             }
         })
@@ -194,6 +241,16 @@ pub struct Bounded<B> {
     /// Made only when the body is not all there at once, which for a unary answer is rare.
     timer: Option<Pin<Box<tokio::time::Sleep>>>,
     backend: &'static str,
+    /// Recorded when the answer ends: at its trailers, its loss or its deadline.
+    verdict: Option<Verdict>,
+}
+
+impl<B> Bounded<B> {
+    fn settle(&mut self, failed: bool, out_of_time: bool) {
+        if let Some(mut verdict) = self.verdict.take() {
+            verdict.settle(failed, out_of_time);
+        }
+    }
 }
 
 impl<B> http_body::Body for Bounded<B>
@@ -209,11 +266,23 @@ where
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
         if let Poll::Ready(frame) = Pin::new(&mut self.inner).poll_frame(cx) {
+            match &frame {
+                Some(Ok(frame)) => {
+                    if let Some(trailers) = frame.trailers_ref() {
+                        let (failed, out_of_time) =
+                            Status::from_header_map(trailers).map_or((false, false), |s| judge(&s));
+                        self.settle(failed, out_of_time);
+                    }
+                }
+                // Lost mid-answer, or ended without the status a gRPC answer ends with.
+                Some(Err(_)) | None => self.settle(true, false),
+            }
             return Poll::Ready(frame.map(|f| f.map_err(Into::into)));
         }
         let deadline = self.deadline;
         let timer = self.timer.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
         if timer.as_mut().poll(cx).is_ready() {
+            self.settle(true, true);
             let late = Status::unavailable(format!("{} did not finish its answer in time", self.backend));
             return Poll::Ready(Some(Err(Box::new(late))));
         }
@@ -231,10 +300,10 @@ where
 
 async fn call<S, B>(
     mut inner: S,
-    guard: &Guard,
+    guard: &Arc<Guard>,
     request: http::Request<Body>,
     deadline: Instant,
-) -> Result<http::Response<B>, Status>
+) -> Result<Answer<B>, Status>
 where
     S: tower::Service<http::Request<Body>, Response = http::Response<B>>,
     S::Error: Into<BoxError>,
@@ -274,7 +343,7 @@ where
 /// runs, so running out of time is not the backend's failure.
 async fn attempt<S, B>(
     inner: &mut S,
-    guard: &Guard,
+    guard: &Arc<Guard>,
     request: http::Request<Body>,
     deadline: Instant,
     paced: bool,
@@ -302,24 +371,21 @@ where
         }
         Err(_) => (Err(Status::unavailable(format!("{} did not answer in time", guard.name))), true),
     };
-    // Unary errors are trailers-only responses: the status is in the headers.
-    let (code, failed, out_of_time) = match &result {
-        Err(status) => (status.code(), true, out_of_time),
-        Ok(response) => match Status::from_header_map(response.headers()) {
-            None => (Code::Ok, false, false),
-            Some(status) => {
-                let code = status.code();
-                let advised = tonic_types::StatusExt::get_error_details(&status).retry_info().is_some();
-                let out_of_time = code == Code::DeadlineExceeded;
-                (code, out_of_time || (code == Code::Unavailable && !advised), out_of_time)
-            }
-        },
+    let mut verdict = Verdict { guard: guard.clone(), permit: Some(permit), paced };
+    // Unary errors are trailers-only responses: the status is in the headers. Otherwise the
+    // status comes after the message, and the answer's body records it.
+    let settled = match &result {
+        Err(status) => Some((status.code(), true, out_of_time)),
+        Ok(response) => Status::from_header_map(response.headers()).map(|status| {
+            let (failed, out_of_time) = judge(&status);
+            (status.code(), failed, out_of_time)
+        }),
     };
-    if paced && out_of_time {
-        guard.with_breaker(|b, now| b.release(permit, now));
-    } else {
-        guard.with_breaker(|b, now| b.record(permit, failed, now));
-    }
+    let Some((code, failed, out_of_time)) = settled else {
+        return Attempt::Done(result.map(|response| Answer { response, verdict: Some(verdict) }));
+    };
+    verdict.settle(failed, out_of_time);
+    let result = result.map(|response| Answer { response, verdict: None });
     if code == Code::Unavailable { Attempt::Unavailable(result) } else { Attempt::Done(result) }
 }
 
@@ -382,7 +448,7 @@ mod tests {
         let guard = Guard::new("catalog", settings, Duration::from_millis(300), gauge, retries);
         let request = http::Request::builder().uri(path).body(Body::empty()).unwrap();
         let result = call(inner, &guard, request, Instant::now() + guard.deadline).await;
-        (result, attempts.load(std::sync::atomic::Ordering::SeqCst))
+        (result.map(|answer| answer.response), attempts.load(std::sync::atomic::Ordering::SeqCst))
     }
 
     #[tokio::test]
@@ -426,6 +492,67 @@ mod tests {
         let status = answer.expect_err("no message came");
         assert_eq!(status.code(), Code::Unavailable, "{status:?}");
         assert_eq!(status.message(), "booking did not finish its answer in time");
+    }
+
+    /// A backend whose answers send their headers, then `frames`, on a breaker that opens
+    /// after three failures in a row; the breaker's state after four calls, each read to its
+    /// end or, with `give_up`, dropped after the headers.
+    async fn breaker_after_answers(
+        frames: fn() -> Vec<Result<http_body::Frame<axum::body::Bytes>, Status>>,
+        give_up: bool,
+    ) -> i64 {
+        let inner = tower::service_fn(move |_: http::Request<Body>| async move {
+            let body = http_body_util::StreamBody::new(futures::stream::iter(frames()));
+            let response = http::Response::builder()
+                .header("content-type", "application/grpc")
+                .body(Body::new(body))
+                .expect("a response");
+            Ok::<_, BoxError>(response)
+        });
+        let settings = BreakerSettings { consecutive_failures: 3, ..BreakerSettings::default() };
+        let gauge = IntGauge::new("state", "state").unwrap();
+        let retries = IntCounter::new("retries", "retries").unwrap();
+        let guard = Guard::new("booking", settings, Duration::from_secs(5), gauge.clone(), retries);
+        let mut channel = Guarded::new(inner, guard);
+        for _ in 0..4 {
+            let request = http::Request::builder()
+                .uri("/ticketing.booking.v1.Booking/CreateBooking")
+                .body(Body::empty())
+                .unwrap();
+            let Ok(response) = tower::Service::call(&mut channel, request).await else { continue };
+            if !give_up {
+                let _ = response.into_body().collect().await;
+            }
+        }
+        gauge.get()
+    }
+
+    /// An empty gRPC message: a flag and a zero length.
+    fn message() -> Result<http_body::Frame<axum::body::Bytes>, Status> {
+        Ok(http_body::Frame::data(axum::body::Bytes::from_static(&[0, 0, 0, 0, 0])))
+    }
+
+    fn trailers(code: Code) -> Result<http_body::Frame<axum::body::Bytes>, Status> {
+        let mut trailers = http::HeaderMap::new();
+        Status::new(code, "").add_header(&mut trailers).expect("a status header");
+        Ok(http_body::Frame::trailers(trailers))
+    }
+
+    #[tokio::test]
+    async fn answers_lost_after_their_headers_open_the_breaker() {
+        let lost = || vec![message(), Err(Status::unknown("connection reset"))];
+        assert_eq!(breaker_after_answers(lost, false).await, State::Open as i64, "lost mid-answer");
+        let unanswered = || vec![message()];
+        assert_eq!(breaker_after_answers(unanswered, false).await, State::Open as i64, "no status at the end");
+        let unavailable = || vec![message(), trailers(Code::Unavailable)];
+        assert_eq!(breaker_after_answers(unavailable, false).await, State::Open as i64, "UNAVAILABLE in the trailers");
+
+        let served = || vec![message(), trailers(Code::Ok)];
+        assert_eq!(breaker_after_answers(served, false).await, State::Closed as i64, "served");
+        let refused = || vec![message(), trailers(Code::FailedPrecondition)];
+        assert_eq!(breaker_after_answers(refused, false).await, State::Closed as i64, "a business refusal");
+        // The caller stopped reading: nothing is known about the backend.
+        assert_eq!(breaker_after_answers(lost, true).await, State::Closed as i64, "the caller gave up");
     }
 
     #[test]
