@@ -16,7 +16,8 @@ REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379}
 # apart from the test suite's, whose topics pile up run after run: the local platform never
 # shares broker state with the tests.
 if [[ ${LOCAL_PLATFORM:-0} == 1 ]]; then KAFKA_BROKERS=${KAFKA_BROKERS:-127.0.0.1:9192}; fi
-KAFKA_BROKERS=${KAFKA_BROKERS:-127.0.0.1:9092}
+# Exported: scripts/infra.sh, which run-local.sh runs, must start the broker chosen here.
+export KAFKA_BROKERS=${KAFKA_BROKERS:-127.0.0.1:9092}
 
 # The services, in start order, with their default gRPC ports (admin = gRPC + 1000).
 # shellcheck disable=SC2034 # used by the scripts that source this file
