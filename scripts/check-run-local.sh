@@ -13,6 +13,12 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 RUNS=${1:-2}
 [[ $RUNS =~ ^[1-9][0-9]?$ ]] || die "RUNS must be 1 to 99, not '$RUNS'"
 log=$STATE_DIR/logs/check-run-local.log
+# Databases of its own, made afresh: a new user has none, and those another checkout's
+# run-local.sh made are sealed with that checkout's key (its .local/signing-kek).
+export DB_PREFIX=${DB_PREFIX:-check_run_local}
+for svc in "${SERVICES[@]}"; do
+  PGOPTIONS="-c client_min_messages=warning" psql "$DATABASE_URL" -qc "DROP DATABASE IF EXISTS ${DB_PREFIX}_$svc WITH (FORCE)"
+done
 mkdir -p "$STATE_DIR/logs"
 trap 'bash "$ROOT/scripts/stop-local.sh" >/dev/null 2>&1 || true' EXIT
 
@@ -44,7 +50,7 @@ for ((run = 1; run <= RUNS; run++)); do
       sleep 2
     done
   done
-  say "run $run: up; $(grep -Em1 "$seeded" "$log" | cut -d, -f1)"
+  say "run $run: up; $(grep -Em1 "$seeded" "$log")"
   bash "$ROOT/scripts/stop-local.sh"
   wait "$pid" 2>/dev/null || true
 done
