@@ -2,7 +2,8 @@
 //! retries of calls that are safe to repeat, as a tower service under the generated
 //! clients, so handlers keep calling `s.backends.catalog.clone().get_event(..)`.
 //!
-//! Retried, on UNAVAILABLE only (the backend did not answer, or asked to come back), with jittered exponential backoff, never past the call's deadline:
+//! Retried, on UNAVAILABLE only (the backend did not answer, or asked to come back), with
+//! jittered exponential backoff, never past the call's deadline:
 //! - reads: methods named `Get*` or `List*` (reads by the API's naming rule) and
 //!   inventory's `Availability` and `BatchAvailability`. `VerifyTicket` is not: it marks the ticket scanned, so
 //!   a retry after a lost answer would turn a valid first scan into "already scanned";
@@ -145,13 +146,15 @@ enum Attempt<B> {
     Unavailable(Result<Answer<B>, Status>),
 }
 
-/// A response whose headers came; `verdict` when its outcome is still to come with the body.
+/// A response whose headers came, and its verdict: still open when the outcome comes with
+/// the body.
 struct Answer<B> {
     response: http::Response<B>,
-    verdict: Option<Verdict>,
+    verdict: Verdict,
 }
 
-/// A call's permit, held until its answer shows whether the backend served it.
+/// A call's permit, held until its answer shows whether the backend served it; `None` once
+/// recorded.
 struct Verdict {
     guard: Arc<Guard>,
     permit: Option<Permit>,
@@ -242,15 +245,7 @@ pub struct Bounded<B> {
     timer: Option<Pin<Box<tokio::time::Sleep>>>,
     backend: &'static str,
     /// Recorded when the answer ends: at its trailers, its loss or its deadline.
-    verdict: Option<Verdict>,
-}
-
-impl<B> Bounded<B> {
-    fn settle(&mut self, failed: bool, out_of_time: bool) {
-        if let Some(mut verdict) = self.verdict.take() {
-            verdict.settle(failed, out_of_time);
-        }
-    }
+    verdict: Verdict,
 }
 
 impl<B> http_body::Body for Bounded<B>
@@ -271,18 +266,18 @@ where
                     if let Some(trailers) = frame.trailers_ref() {
                         let (failed, out_of_time) =
                             Status::from_header_map(trailers).map_or((false, false), |s| judge(&s));
-                        self.settle(failed, out_of_time);
+                        self.verdict.settle(failed, out_of_time);
                     }
                 }
                 // Lost mid-answer, or ended without the status a gRPC answer ends with.
-                Some(Err(_)) | None => self.settle(true, false),
+                Some(Err(_)) | None => self.verdict.settle(true, false),
             }
             return Poll::Ready(frame.map(|f| f.map_err(Into::into)));
         }
         let deadline = self.deadline;
         let timer = self.timer.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
         if timer.as_mut().poll(cx).is_ready() {
-            self.settle(true, true);
+            self.verdict.settle(true, true);
             let late = Status::unavailable(format!("{} did not finish its answer in time", self.backend));
             return Poll::Ready(Some(Err(Box::new(late))));
         }
@@ -382,10 +377,10 @@ where
         }),
     };
     let Some((code, failed, out_of_time)) = settled else {
-        return Attempt::Done(result.map(|response| Answer { response, verdict: Some(verdict) }));
+        return Attempt::Done(result.map(|response| Answer { response, verdict }));
     };
     verdict.settle(failed, out_of_time);
-    let result = result.map(|response| Answer { response, verdict: None });
+    let result = result.map(|response| Answer { response, verdict });
     if code == Code::Unavailable { Attempt::Unavailable(result) } else { Attempt::Done(result) }
 }
 
