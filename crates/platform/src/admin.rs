@@ -23,7 +23,7 @@ pub fn router(metrics: Metrics, readiness: Readiness, extra: Router) -> Router {
         .route("/metrics", get(metrics_text))
         .with_state(AdminState { metrics: metrics.clone(), readiness })
         .merge(extra)
-        .layer(axum::middleware::from_fn_with_state(metrics, crate::metrics::http_metrics))
+        .layer(metrics.http_layer())
 }
 
 async fn readyz(State(state): State<AdminState>) -> impl IntoResponse {

@@ -23,6 +23,7 @@ pub mod idempotency;
 #[cfg(feature = "kafka")]
 pub mod kafka;
 pub mod metrics;
+pub mod middleware;
 pub mod page;
 pub mod peers;
 pub mod periodic;

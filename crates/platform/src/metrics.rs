@@ -79,6 +79,11 @@ struct Red {
 }
 
 impl Red {
+    fn observe_http(&self, method: &str, route: &str, status: http::StatusCode, started: Instant) {
+        self.requests.with_label_values(&[method, route, status.as_str()]).inc();
+        self.duration.with_label_values(&[method, route]).observe(started.elapsed().as_secs_f64());
+    }
+
     fn new(registry: &Registry, prefix: &str, labels: &[&str]) -> prometheus::Result<Self> {
         let requests =
             IntCounterVec::new(Opts::new(format!("{prefix}_requests_total"), "Requests handled, by outcome."), labels)?;
@@ -262,8 +267,13 @@ impl Metrics {
 
     /// Records one HTTP request on a matched route.
     pub fn observe_http(&self, method: &str, route: &str, status: http::StatusCode, started: Instant) {
-        self.http.requests.with_label_values(&[method, route, status.as_str()]).inc();
-        self.http.duration.with_label_values(&[method, route]).observe(started.elapsed().as_secs_f64());
+        self.http.observe_http(method, route, status, started);
+    }
+
+    /// The HTTP layer recording RED metrics per matched route (unmatched ones as
+    /// `<unmatched>`).
+    pub fn http_layer(&self) -> crate::middleware::Around<HttpMetrics> {
+        crate::middleware::Around::new(HttpMetrics(self.http.clone()))
     }
 
     /// A tower layer recording RED metrics and a span for every gRPC call.
@@ -357,20 +367,37 @@ impl<T: Clone> PerEvent<T> {
     }
 }
 
-/// Axum middleware recording RED metrics per matched route (unmatched ones as `<unmatched>`).
-pub async fn http_metrics(
-    axum::extract::State(metrics): axum::extract::State<Metrics>,
-    request: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> axum::response::Response {
-    let started = Instant::now();
+/// See [`Metrics::http_layer`].
+#[derive(Clone)]
+pub struct HttpMetrics(Arc<Red>);
+
+/// A request being timed.
+pub struct Timed {
+    red: Arc<Red>,
     // Clones of shared handles, not copies: this runs for every request.
-    let method = request.method().clone();
-    let route = request.extensions().get::<axum::extract::MatchedPath>().cloned();
-    let response = next.run(request).await;
-    let route = route.as_ref().map_or("<unmatched>", axum::extract::MatchedPath::as_str);
-    metrics.observe_http(method.as_str(), route, response.status(), started);
-    response
+    method: http::Method,
+    route: Option<axum::extract::MatchedPath>,
+    started: Instant,
+}
+
+impl crate::middleware::Hook for HttpMetrics {
+    type Pending = Timed;
+
+    fn before(&self, request: &mut axum::extract::Request) -> Timed {
+        Timed {
+            red: self.0.clone(),
+            method: request.method().clone(),
+            route: request.extensions().get::<axum::extract::MatchedPath>().cloned(),
+            started: Instant::now(),
+        }
+    }
+}
+
+impl crate::middleware::Finish for Timed {
+    fn finish(self, response: &mut axum::response::Response) {
+        let route = self.route.as_ref().map_or("<unmatched>", axum::extract::MatchedPath::as_str);
+        self.red.observe_http(self.method.as_str(), route, response.status(), self.started);
+    }
 }
 
 /// See [`Metrics::grpc_layer`].

@@ -260,38 +260,62 @@ pub fn inject_headers(span: &tracing::Span, headers: &mut http::HeaderMap) {
     TraceContextPropagator::new().inject_context(&span.context(), &mut HeaderInjector(headers));
 }
 
-/// Axum middleware for a public API: a server span per request, named for its route,
+/// The HTTP layer of a public API: a server span per request, named for its route,
 /// carrying `service` as `service.name`. It starts a trace of its own, *linked* to the
 /// client's `traceparent` if one came (an OpenTelemetry span link): a client's trace context
 /// is its own word, and joining it would let any client choose our trace ids, the sampling
 /// decision (every request recorded) and the parent of our spans.
-pub async fn trace_http(
-    axum::extract::State(service): axum::extract::State<&'static str>,
-    request: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> axum::response::Response {
-    let method = request.method().as_str();
-    let route = request.extensions().get::<axum::extract::MatchedPath>().map_or("<unmatched>", |p| p.as_str());
-    let span = tracing::info_span!(
-        "http.request",
-        otel.name = %format_args!("{method} {route}"),
-        otel.kind = "server",
-        otel.status_code = tracing::field::Empty,
-        service.name = service,
-        http.request.method = method,
-        http.route = route,
-        url.path = request.uri().path(),
-        request_id = request.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or_default(),
-        http.response.status_code = tracing::field::Empty,
-    );
-    link_from_headers(&span, request.headers());
-    let response = next.run(request).instrument(span.clone()).await;
-    let status = response.status();
-    span.record("http.response.status_code", status.as_u16());
-    if status.is_server_error() {
-        span.record("otel.status_code", "error");
+pub fn http_layer(service: &'static str) -> crate::middleware::Around<TraceHttp> {
+    crate::middleware::Around::new(TraceHttp { service })
+}
+
+/// See [`http_layer`].
+#[derive(Clone, Copy)]
+pub struct TraceHttp {
+    service: &'static str,
+}
+
+/// A request's span, until its answer.
+pub struct HttpSpan(tracing::Span);
+
+impl crate::middleware::Hook for TraceHttp {
+    type Pending = HttpSpan;
+
+    fn before(&self, request: &mut axum::extract::Request) -> HttpSpan {
+        let method = request.method().as_str();
+        let route = request.extensions().get::<axum::extract::MatchedPath>().map_or("<unmatched>", |p| p.as_str());
+        let span = tracing::info_span!(
+            "http.request",
+            otel.name = %format_args!("{method} {route}"),
+            otel.kind = "server",
+            otel.status_code = tracing::field::Empty,
+            service.name = self.service,
+            http.request.method = method,
+            http.route = route,
+            url.path = request.uri().path(),
+            request_id = request.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or_default(),
+            http.response.status_code = tracing::field::Empty,
+        );
+        // Not for a span nobody records: the extraction parses headers on every request.
+        if !span.is_disabled() {
+            link_from_headers(&span, request.headers());
+        }
+        HttpSpan(span)
     }
-    response
+}
+
+impl crate::middleware::Finish for HttpSpan {
+    fn span(&self) -> Option<&tracing::Span> {
+        Some(&self.0)
+    }
+
+    fn finish(self, response: &mut axum::response::Response) {
+        let status = response.status();
+        self.0.record("http.response.status_code", status.as_u16());
+        if status.is_server_error() {
+            self.0.record("otel.status_code", "error");
+        }
+    }
 }
 
 /// A gRPC client's transport (a `Channel`, or a stack over one) that opens a client

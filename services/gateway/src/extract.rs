@@ -3,11 +3,9 @@
 //! paths.
 
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Path, Request, State};
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Path, Request};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
-use axum::middleware::Next;
-use axum::response::Response;
 use serde::de::DeserializeOwned;
 use ticketing_platform::auth::{AuthError, Principal, Role};
 use ticketing_platform::peers::{CLIENT_ADDRESS, CLIENT_USER_AGENT, ServiceTokens};
@@ -83,7 +81,7 @@ impl Caller {
     }
 
     /// `message` as a gRPC request carrying the caller's token and, in [`CLIENT_ADDRESS`] and
-    /// [`CLIENT_USER_AGENT`], where the request came from ([`identify_client`]), which the
+    /// [`CLIENT_USER_AGENT`], where the request came from ([`IdentifyClient`]), which the
     /// services write into the audit records of privileged actions (ADR 0046).
     pub fn request<T>(&self, message: T) -> tonic::Request<T> {
         let mut request = ticketing_platform::auth::with_bearer(tonic::Request::new(message), &self.0.token);
@@ -94,7 +92,7 @@ impl Caller {
 }
 
 tokio::task_local! {
-    /// The origin of the request being handled, set by [`identify_client`] around the handler.
+    /// The origin of the request being handled, set by [`IdentifyClient`] around the handler.
     /// A task-local rather than a field of [`Caller`], so every call a handler makes on the
     /// caller's behalf names it without each handler having to ask for it.
     static ORIGIN: ClientOrigin;
@@ -103,7 +101,7 @@ tokio::task_local! {
 /// Where a request came from: the address of [`ClientIp`] and the `User-Agent`, printable
 /// ASCII cut short.
 #[derive(Debug, Clone, Default)]
-struct ClientOrigin {
+pub struct ClientOrigin {
     address: Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>,
     user_agent: Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>,
 }
@@ -135,20 +133,45 @@ impl ClientOrigin {
 }
 
 /// The client's address as the rate limits see it ([`crate::ratelimit::client_ip`]), derived
-/// once per request by [`identify_client`], for the limits and for the calls that hand it
+/// once per request by [`IdentifyClient`], for the limits and for the calls that hand it
 /// on: identity throttles logins per address, and without it every login through one
 /// gateway pod would share that pod's address.
 #[derive(Debug, Clone, Copy)]
 pub struct ClientIp(pub Option<std::net::IpAddr>);
 
 /// Middleware: puts the request's [`ClientIp`] in its extensions, reading `X-Forwarded-For`
-/// as far as `hops` trusted proxies wrote it.
-pub async fn identify_client(State(hops): State<usize>, mut request: Request, next: Next) -> Response {
-    let peer = request.extensions().get::<ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip());
-    let ip = crate::ratelimit::client_ip(peer, request.headers(), hops);
-    let origin = ClientOrigin::of(ip, request.headers());
-    request.extensions_mut().insert(ClientIp(ip));
-    ORIGIN.scope(origin, next.run(request)).await
+/// as far as `hops` trusted proxies wrote it, and runs the service inside it with the
+/// request's [`ClientOrigin`]. A tower service rather than `from_fn`, which would clone and
+/// box everything inside it for every request.
+#[derive(Clone)]
+pub struct IdentifyClient<S> {
+    inner: S,
+    hops: usize,
+}
+
+impl IdentifyClient<()> {
+    /// The layer, trusting `hops` proxies.
+    pub fn layer<S>(hops: usize) -> impl tower::Layer<S, Service = IdentifyClient<S>> + Clone {
+        tower::layer::layer_fn(move |inner| IdentifyClient { inner, hops })
+    }
+}
+
+impl<S: tower::Service<Request>> tower::Service<Request> for IdentifyClient<S> {
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = tokio::task::futures::TaskLocalFuture<ClientOrigin, S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request) -> Self::Future {
+        let peer = request.extensions().get::<ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip());
+        let ip = crate::ratelimit::client_ip(peer, request.headers(), self.hops);
+        let origin = ClientOrigin::of(ip, request.headers());
+        request.extensions_mut().insert(ClientIp(ip));
+        ORIGIN.scope(origin, self.inner.call(request))
+    }
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
@@ -171,7 +194,7 @@ impl ClientIp {
         if let Some(value) = self.0.and_then(|ip| ip.to_string().parse().ok()) {
             request.metadata_mut().insert(CLIENT_ADDRESS, value);
         }
-        // The agent identify_client already read and cleaned for this request.
+        // The agent IdentifyClient already read and cleaned for this request.
         let _ = ORIGIN.try_with(|origin| origin.stamp_user_agent(&mut request));
         Ok(request)
     }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::error_handling::HandleErrorLayer;
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
-use axum::response::IntoResponse;
+use ticketing_platform::middleware::{Around, Finish, Hook};
 use tower::ServiceBuilder;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -58,13 +58,15 @@ pub fn router(
     // One stack, applied once: each `Router::layer` boxes every route again, and axum clones
     // a route's whole service for every request, so twelve layers applied one by one cost
     // twelve boxed clones per request (a sixth of the gateway's CPU in the profile of
-    // docs/benchmarks.md). Outermost first.
+    // docs/benchmarks.md). For the same reason the layers that work before and after the
+    // route are `Around` hooks, not `from_fn`, which clones and boxes what is inside it for
+    // every request. Outermost first.
     let stack = ServiceBuilder::new()
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         // Inside the request id; outside the request log, so its lines carry the trace id.
-        .layer(axum::middleware::from_fn_with_state("gateway", ticketing_platform::telemetry::trace_http))
-        .layer(axum::middleware::from_fn(log_request))
+        .layer(ticketing_platform::telemetry::http_layer("gateway"))
+        .layer(Around::new(LogRequest))
         .layer(SetResponseHeaderLayer::overriding(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
         .layer(SetResponseHeaderLayer::overriding(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
         .layer(SetResponseHeaderLayer::overriding(
@@ -79,13 +81,10 @@ pub fn router(
         }))
         .load_shed()
         .concurrency_limit(settings.max_concurrency)
-        .layer(axum::middleware::from_fn_with_state(metrics, ticketing_platform::metrics::http_metrics))
+        .layer(metrics.http_layer())
         // Once per request, for the limits and for identity's login throttle.
-        .layer(axum::middleware::from_fn_with_state(
-            settings.rate_limits.trusted_proxy_hops,
-            crate::extract::identify_client,
-        ))
-        .layer(axum::middleware::from_fn_with_state(settings.body_read_timeout, crate::server::body_deadline))
+        .layer(crate::extract::IdentifyClient::layer(settings.rate_limits.trusted_proxy_hops))
+        .layer(Around::new(crate::server::BodyDeadline(settings.body_read_timeout)))
         // Inside the metrics, so refusals show in them; inside the shedding, which is cheaper.
         .option_layer(limiter.map(|l| axum::middleware::from_fn_with_state(l, crate::ratelimit::limit)));
     Router::new()
@@ -115,20 +114,41 @@ fn cors(origins: &[String]) -> CorsLayer {
 
 /// Logs each request with its request id (debug: an on-sale is millions of lines), and
 /// the cause of a server error, which its answer does not tell the client.
-async fn log_request(request: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
-    let started = std::time::Instant::now();
-    // Shared handles, not copies: this runs for every request, logged or not.
-    let id = request.headers().get(&REQUEST_ID).cloned();
-    let (method, uri) = (request.method().clone(), request.uri().clone());
-    let mut response = next.run(request).await;
-    let status = response.status().as_u16();
-    let id = id.as_ref().and_then(|v| v.to_str().ok()).unwrap_or_default();
-    let (path, elapsed_ms) = (uri.path(), started.elapsed().as_millis() as u64);
-    if status >= 500 {
-        crate::problem::conceal(id, &mut response);
-        tracing::warn!(request_id = id, %method, path, status, elapsed_ms, "request");
-    } else {
-        tracing::debug!(request_id = id, %method, path, status, elapsed_ms, "request");
+#[derive(Clone, Copy)]
+struct LogRequest;
+
+/// A request to log once answered. Shared handles, not copies: this runs for every request,
+/// logged or not.
+struct Logged {
+    started: std::time::Instant,
+    id: Option<HeaderValue>,
+    method: Method,
+    uri: axum::http::Uri,
+}
+
+impl Hook for LogRequest {
+    type Pending = Logged;
+
+    fn before(&self, request: &mut axum::extract::Request) -> Logged {
+        Logged {
+            started: std::time::Instant::now(),
+            id: request.headers().get(&REQUEST_ID).cloned(),
+            method: request.method().clone(),
+            uri: request.uri().clone(),
+        }
     }
-    response.into_response()
+}
+
+impl Finish for Logged {
+    fn finish(self, response: &mut axum::response::Response) {
+        let status = response.status().as_u16();
+        let id = self.id.as_ref().and_then(|v| v.to_str().ok()).unwrap_or_default();
+        let (method, path, elapsed_ms) = (&self.method, self.uri.path(), self.started.elapsed().as_millis() as u64);
+        if status >= 500 {
+            crate::problem::conceal(id, response);
+            tracing::warn!(request_id = id, %method, path, status, elapsed_ms, "request");
+        } else {
+            tracing::debug!(request_id = id, %method, path, status, elapsed_ms, "request");
+        }
+    }
 }

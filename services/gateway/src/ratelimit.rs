@@ -368,7 +368,7 @@ fn hex(bytes: &[u8]) -> String {
 pub async fn limit(State(limiter): State<RateLimiter>, mut request: Request, next: Next) -> Response {
     let inner = &limiter.inner;
     let settings = inner.settings;
-    // Derived by `extract::identify_client`, outside this layer.
+    // Derived by `extract::IdentifyClient`, outside this layer.
     let ip = request
         .extensions()
         .get::<ClientIp>()

@@ -13,13 +13,13 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::StatusCode;
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http_body::{Body as _, Frame, SizeHint};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
+use ticketing_platform::middleware::{Finish, Hook};
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
@@ -70,27 +70,48 @@ pub async fn serve(
 
 /// Middleware: a body not received whole `timeout` after the headers is a 408, whatever
 /// the handler made of the error it read.
-pub async fn body_deadline(State(timeout): State<Duration>, request: Request, next: Next) -> Response {
-    // Most requests have no body: no timer for them.
-    if request.body().is_end_stream() {
-        return next.run(request).await;
+#[derive(Clone, Copy)]
+pub struct BodyDeadline(pub Duration);
+
+/// Whether a request's body missed its deadline: `None` for a request without a body.
+pub struct Deadlined {
+    expired: Option<Arc<AtomicBool>>,
+    timeout: Duration,
+}
+
+impl Hook for BodyDeadline {
+    type Pending = Deadlined;
+
+    fn before(&self, request: &mut Request) -> Deadlined {
+        let timeout = self.0;
+        // Most requests have no body: no deadline for them.
+        if request.body().is_end_stream() {
+            return Deadlined { expired: None, timeout };
+        }
+        let expired = Arc::new(AtomicBool::new(false));
+        let inner = std::mem::take(request.body_mut());
+        let deadline = tokio::time::Instant::now() + timeout;
+        *request.body_mut() = Body::new(Deadline { inner, deadline, timer: None, expired: expired.clone() });
+        Deadlined { expired: Some(expired), timeout }
     }
-    let expired = Arc::new(AtomicBool::new(false));
-    let flag = expired.clone();
-    let request =
-        request.map(|inner| Body::new(Deadline { inner, timer: Box::pin(tokio::time::sleep(timeout)), expired: flag }));
-    let response = next.run(request).await;
-    if expired.load(Ordering::Relaxed) {
-        let detail = format!("the request body did not arrive within {} s", timeout.as_secs());
-        return Problem::new(StatusCode::REQUEST_TIMEOUT, "request-timeout", "Request timeout", detail).into_response();
+}
+
+impl Finish for Deadlined {
+    fn finish(self, response: &mut Response) {
+        if self.expired.is_some_and(|e| e.load(Ordering::Relaxed)) {
+            let detail = format!("the request body did not arrive within {} s", self.timeout.as_secs());
+            *response =
+                Problem::new(StatusCode::REQUEST_TIMEOUT, "request-timeout", "Request timeout", detail).into_response();
+        }
     }
-    response
 }
 
 /// A request body that fails once its deadline has passed.
 struct Deadline {
     inner: Body,
-    timer: Pin<Box<tokio::time::Sleep>>,
+    deadline: tokio::time::Instant,
+    /// Made only when the body is not all there at once: most arrive with their headers.
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
     expired: Arc<AtomicBool>,
 }
 
@@ -107,7 +128,9 @@ impl http_body::Body for Deadline {
         if let Poll::Ready(frame) = Pin::new(&mut self.inner).poll_frame(cx) {
             return Poll::Ready(frame.map(|f| f.map_err(Into::into)));
         }
-        if self.timer.as_mut().poll(cx).is_ready() {
+        let deadline = self.deadline;
+        let timer = self.timer.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        if timer.as_mut().poll(cx).is_ready() {
             self.expired.store(true, Ordering::Relaxed);
             return Poll::Ready(Some(Err(Box::new(BodyTimedOut))));
         }
