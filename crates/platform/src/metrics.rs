@@ -79,6 +79,7 @@ struct Red {
 }
 
 impl Red {
+    /// Records one HTTP request on a matched route.
     fn observe_http(&self, method: &str, route: &str, status: http::StatusCode, started: Instant) {
         self.requests.with_label_values(&[method, route, status.as_str()]).inc();
         self.duration.with_label_values(&[method, route]).observe(started.elapsed().as_secs_f64());
@@ -263,11 +264,6 @@ impl Metrics {
         let mut buf = Vec::new();
         TextEncoder::new().encode(&self.registry.gather(), &mut buf).expect("text encoding into a Vec cannot fail");
         String::from_utf8(buf).expect("exposition is UTF-8")
-    }
-
-    /// Records one HTTP request on a matched route.
-    pub fn observe_http(&self, method: &str, route: &str, status: http::StatusCode, started: Instant) {
-        self.http.observe_http(method, route, status, started);
     }
 
     /// The HTTP layer recording RED metrics per matched route (unmatched ones as
@@ -506,7 +502,7 @@ mod tests {
     #[test]
     fn exposition_names_follow_conventions() {
         let metrics = Metrics::new("test");
-        metrics.observe_http("GET", "/v1/events", http::StatusCode::OK, Instant::now());
+        metrics.http.observe_http("GET", "/v1/events", http::StatusCode::OK, Instant::now());
         let text = metrics.render();
         assert!(
             text.contains(
