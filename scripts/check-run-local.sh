@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The README's run command as a new user runs it: scripts/run-local.sh without the test
 # suite's KAFKA_BROKERS, RUNS times in a row (default 2: a re-run must seed again), each run
-# up, its services on its broker and its demo seed complete, then scripts/stop-local.sh. In CI (.ci/run) because the
-# other checks start their platforms through lib.sh's start_platform on the test broker, so
-# only this one sees run-local.sh's own broker and its seed.
+# up, its services on its broker and its demo seed complete, then scripts/stop-local.sh.
+# In CI (.ci/run) because the other checks start their platforms through lib.sh's
+# start_platform on the test broker, so only this one sees run-local.sh's own broker and
+# its seed.
 #
 # Usage: scripts/check-run-local.sh [RUNS]
 set -euo pipefail
