@@ -10,7 +10,9 @@ use ticketing_platform::kafka::outbox;
 
 use crate::adapters::coalesce::{Batching, Coalescer};
 use crate::adapters::ledger::{self, Refused};
-use crate::adapters::stock::{self, Counts, Ended, HoldRefused, HoldRequest, Placed, Refusal, SeatState, Stock};
+use crate::adapters::stock::{
+    self, Counts, Ended, HoldRefused, HoldRequest, Loaded, Placed, RebuildLock, Refusal, SeatState, Stock,
+};
 use crate::config::InventorySettings;
 use crate::domain::{Hold, HoldId, HoldStatus, InventoryError, Selection};
 use crate::events::publish;
@@ -208,20 +210,12 @@ impl Inventory {
     pub async fn ensure_loaded(&self, event: uuid::Uuid) -> Result<()> {
         let deadline = Instant::now() + LOAD_WAIT;
         while !self.stock.is_loaded(event).await? {
-            if self.stock.lock_rebuild(event, LOAD_WAIT).await? {
-                // Another caller may have finished loading between our check and the lock;
-                // loading again would wipe the holds placed since.
-                if self.stock.is_loaded(event).await? {
-                    self.stock.unlock_rebuild(event).await?;
-                    return Ok(());
+            if let Some(lock) = self.stock.lock_rebuild(event, LOAD_WAIT).await? {
+                match self.load(lock).await? {
+                    Loaded::Now | Loaded::Already => return Ok(()),
+                    // Another caller took the lock over: wait for its load.
+                    Loaded::LockLost => {}
                 }
-                let Some(snapshot) = ledger::snapshot(&self.pool, event).await? else {
-                    self.stock.unlock_rebuild(event).await?;
-                    return Err(InventoryError::EventNotFound);
-                };
-                tracing::info!(%event, seats = snapshot.seats.len(), sales = snapshot.sales.len(), "loading stock into Redis");
-                self.stock.load(&snapshot).await?;
-                return Ok(());
             }
             if Instant::now() > deadline {
                 return Err(InventoryError::Unavailable(anyhow::anyhow!("event {event} is still loading")));
@@ -229,6 +223,40 @@ impl Inventory {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         Ok(())
+    }
+
+    /// Loads the event of `lock` from the ledger, renewing the lock while it takes.
+    async fn load(&self, lock: RebuildLock) -> Result<Loaded> {
+        let event = lock.event();
+        // Another caller may have loaded it between our check and the lock: that load
+        // would win anyway (`Stock::load` never overwrites one), so skip the snapshot.
+        if self.stock.is_loaded(event).await? {
+            self.stock.unlock_rebuild(lock).await?;
+            return Ok(Loaded::Already);
+        }
+        let Some(snapshot) = ledger::snapshot(&self.pool, event).await? else {
+            self.stock.unlock_rebuild(lock).await?;
+            return Err(InventoryError::EventNotFound);
+        };
+        tracing::info!(%event, seats = snapshot.seats.len(), sales = snapshot.sales.len(), "loading stock into Redis");
+        let loading = self.stock.load(&lock, &snapshot);
+        tokio::pin!(loading);
+        let every = LOAD_WAIT / 3;
+        let mut renew = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        let loaded = loop {
+            tokio::select! {
+                loaded = &mut loading => break loaded?,
+                _ = renew.tick() => {
+                    if !self.stock.renew_rebuild(&lock, LOAD_WAIT).await? {
+                        tracing::warn!(%event, "the rebuild lock expired mid-load; this load will write nothing");
+                    }
+                }
+            }
+        };
+        if loaded == Loaded::LockLost {
+            tracing::warn!(%event, "lost the rebuild lock: another caller loads the event");
+        }
+        Ok(loaded)
     }
 
     /// Reads a hold from Redis, or from the ledger when Redis lost it.

@@ -22,6 +22,15 @@ static BEGIN_CONFIRM: LazyLock<Script> = LazyLock::new(|| Script::new(include_st
 static FINISH_CONFIRM: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/finish_confirm.lua")));
 static RESTOCK: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/restock.lua")));
 static CLAIM: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/claim.lua")));
+static COMMIT_LOAD: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/commit_load.lua")));
+static RENEW_LOCK: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        "if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end return redis.call('PEXPIRE', KEYS[1], ARGV[2])",
+    )
+});
+static UNLOCK: LazyLock<Script> = LazyLock::new(|| {
+    Script::new("if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end return redis.call('DEL', KEYS[1])")
+});
 
 /// Milliseconds since the epoch.
 pub fn now_ms() -> u64 {
@@ -186,6 +195,32 @@ pub struct Snapshot {
     pub seats: Vec<(uuid::Uuid, uuid::Uuid, String, u32, u32)>,
     /// Confirmed sales (their holds): kept so restocks and reads work after a rebuild.
     pub sales: Vec<Hold>,
+}
+
+/// One loader's hold on an event's rebuild lock: see [`Stock::lock_rebuild`].
+#[derive(Debug)]
+pub struct RebuildLock {
+    event: uuid::Uuid,
+    /// Tells this holder from any later one once the lock has expired.
+    token: String,
+}
+
+impl RebuildLock {
+    /// The event being rebuilt.
+    pub fn event(&self) -> uuid::Uuid {
+        self.event
+    }
+}
+
+/// What [`Stock::load`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Loaded {
+    /// The event is in Redis now, from the snapshot.
+    Now,
+    /// It was loaded already (by another caller): nothing was written.
+    Already,
+    /// The lock had expired and may be another caller's: nothing was written.
+    LockLost,
 }
 
 /// The Redis side of inventory.
@@ -575,32 +610,54 @@ impl Stock {
         Ok(())
     }
 
-    /// Takes the per-event rebuild lock for `ttl`; `false` when another replica holds it.
-    pub async fn lock_rebuild(&self, event: uuid::Uuid, ttl: Duration) -> anyhow::Result<bool> {
-        let key = format!("{}:rebuilding", self.base(event));
+    /// Takes the per-event rebuild lock for `ttl`; `None` while another caller holds it.
+    pub async fn lock_rebuild(&self, event: uuid::Uuid, ttl: Duration) -> anyhow::Result<Option<RebuildLock>> {
+        let token = uuid::Uuid::new_v4().simple().to_string();
         let set: Option<String> = redis::cmd("SET")
-            .arg(&key)
-            .arg(1)
+            .arg(format!("{}:rebuilding", self.base(event)))
+            .arg(&token)
             .arg("NX")
             .arg("PX")
             .arg(ttl.as_millis() as u64)
             .query_async(&mut self.redis.clone())
             .await?;
-        Ok(set.is_some())
+        Ok(set.map(|_| RebuildLock { event, token }))
     }
 
-    /// Gives up the rebuild lock (the event turned out not to exist).
-    pub async fn unlock_rebuild(&self, event: uuid::Uuid) -> anyhow::Result<()> {
-        let _: () = self.redis.clone().del(format!("{}:rebuilding", self.base(event))).await?;
+    /// Extends the lock to `ttl` from now; `false` when it expired and is no longer ours.
+    pub async fn renew_rebuild(&self, lock: &RebuildLock, ttl: Duration) -> anyhow::Result<bool> {
+        let renewed: i64 = RENEW_LOCK
+            .key(format!("{}:rebuilding", self.base(lock.event)))
+            .arg(&lock.token)
+            .arg(ttl.as_millis() as u64)
+            .invoke_async(&mut self.redis.clone())
+            .await?;
+        Ok(renewed == 1)
+    }
+
+    /// Gives up the lock without loading (if it is still ours).
+    pub async fn unlock_rebuild(&self, lock: RebuildLock) -> anyhow::Result<()> {
+        let _: i64 = UNLOCK
+            .key(format!("{}:rebuilding", self.base(lock.event)))
+            .arg(&lock.token)
+            .invoke_async(&mut self.redis.clone())
+            .await?;
         Ok(())
     }
 
-    /// Replaces whatever Redis has for the event with `snapshot`, in one MULTI/EXEC, so
-    /// scripts never see half an event even if Redis is lost again mid-rebuild.
-    pub async fn load(&self, snapshot: &Snapshot) -> anyhow::Result<()> {
+    /// Replaces whatever Redis has left of the event with `snapshot` and gives up the lock.
+    ///
+    /// The snapshot is written to staging keys first, then one script checks that the
+    /// lock is still ours and the event still not loaded, drops the leftovers and renames
+    /// the staged keys into place: scripts never see half an event, and a load that
+    /// outlived its lock, or raced another, writes nothing (`lua/commit_load.lua`).
+    pub async fn load(&self, lock: &RebuildLock, snapshot: &Snapshot) -> anyhow::Result<Loaded> {
+        anyhow::ensure!(lock.event == snapshot.event, "a snapshot of another event");
         let base = self.base(snapshot.event);
+        let stage = format!("{base}:load:{}", lock.token);
         let mut conn = self.redis.clone();
-        // Drop leftovers of a partial loss (holds are lost with Redis; the ledger is not).
+        // Leftovers of a partial loss (holds are lost with Redis; the ledger is not). A
+        // scan of the keyspace: this runs only when Redis lost the event.
         let mut stale: Vec<String> = Vec::new();
         let mut cursor = 0u64;
         loop {
@@ -609,35 +666,83 @@ impl Stock {
                 .arg("MATCH")
                 .arg(format!("{base}:*"))
                 .arg("COUNT")
-                .arg(1000)
+                .arg(10_000)
                 .query_async(&mut conn)
                 .await
                 .context("listing stale keys")?;
-            stale.extend(keys);
+            stale.extend(keys.into_iter().filter(|key| !key.ends_with(":rebuilding") && !key.starts_with(&stage)));
             if next == 0 {
                 break;
             }
             cursor = next;
         }
-        let mut pipe = redis::pipe();
-        pipe.atomic();
-        for chunk in stale.chunks(500) {
-            pipe.unlink(chunk).ignore();
+        let mut staged = Staging::new(stage);
+        staged.write(snapshot);
+        staged.pipe.exec_async(&mut conn).await.context("staging the event")?;
+        let Staging { stage, suffixes, .. } = staged;
+        let outcome: String = COMMIT_LOAD
+            .key(&base)
+            .key(&stage)
+            .arg(&lock.token)
+            .arg(stale.len())
+            .arg(&stale)
+            .arg(&suffixes)
+            .invoke_async(&mut conn)
+            .await
+            .context("loading the event")?;
+        Ok(match outcome.as_str() {
+            "OK" => {
+                let _: () = conn.sadd(self.events_key(), snapshot.event.to_string()).await?;
+                Loaded::Now
+            }
+            "LOADED" => Loaded::Already,
+            _ => Loaded::LockLost,
+        })
+    }
+}
+
+/// An event's keys as [`Stock::load`] stages them: written under the staging base, and
+/// each suffix listed once, the meta last, for the commit to rename into place.
+struct Staging {
+    stage: String,
+    suffixes: Vec<String>,
+    listed: std::collections::HashSet<String>,
+    pipe: redis::Pipeline,
+}
+
+impl Staging {
+    fn new(stage: String) -> Self {
+        Self { stage, suffixes: Vec::new(), listed: std::collections::HashSet::new(), pipe: redis::pipe() }
+    }
+
+    /// The staged key of `suffix`, listed for the commit the first time it is asked for.
+    fn key(&mut self, suffix: String) -> String {
+        let key = format!("{}{suffix}", self.stage);
+        if self.listed.insert(suffix.clone()) {
+            self.suffixes.push(suffix);
         }
+        key
+    }
+
+    /// Queues the writes of `snapshot`, the layout the scripts read.
+    fn write(&mut self, snapshot: &Snapshot) {
+        let cats = self.key(":cats".to_owned());
         for (category, seated, capacity, sold) in &snapshot.categories {
             let c = category.simple().to_string();
-            pipe.sadd(format!("{base}:cats"), &c).ignore();
-            pipe.hset_multiple(
-                format!("{base}:cat:{c}"),
-                &[
-                    ("kind", if *seated { "seated".to_owned() } else { "ga".to_owned() }),
-                    ("cap", capacity.to_string()),
-                    ("avail", (capacity - sold).to_string()),
-                    ("held", "0".to_owned()),
-                    ("sold", sold.to_string()),
-                ],
-            )
-            .ignore();
+            let counts = self.key(format!(":cat:{c}"));
+            self.pipe.sadd(&cats, &c).ignore();
+            self.pipe
+                .hset_multiple(
+                    counts,
+                    &[
+                        ("kind", if *seated { "seated".to_owned() } else { "ga".to_owned() }),
+                        ("cap", capacity.to_string()),
+                        ("avail", (capacity - sold).to_string()),
+                        ("held", "0".to_owned()),
+                        ("sold", sold.to_string()),
+                    ],
+                )
+                .ignore();
         }
 
         let sold_seats: HashMap<uuid::Uuid, HoldId> = snapshot
@@ -645,6 +750,15 @@ impl Stock {
             .iter()
             .flat_map(|sale| sale.lines.iter().flat_map(move |l| l.seat_ids.iter().map(move |s| (*s, sale.id))))
             .collect();
+        let free: HashMap<uuid::Uuid, String> = snapshot
+            .seats
+            .iter()
+            .map(|(_, category, ..)| *category)
+            .collect::<std::collections::HashSet<_>>()
+            .into_iter()
+            .map(|category| (category, format!(":free:{}", category.simple())))
+            .collect();
+        let (seatinfo, taken) = (self.key(":seatinfo".to_owned()), self.key(":seat".to_owned()));
         for chunk in snapshot.seats.chunks(2000) {
             let info: Vec<(String, String)> = chunk
                 .iter()
@@ -652,20 +766,15 @@ impl Stock {
                     (seat.simple().to_string(), format!("{}|{row}|{position}|{rank}", category.simple()))
                 })
                 .collect();
-            pipe.hset_multiple(format!("{base}:seatinfo"), &info).ignore();
+            self.pipe.hset_multiple(&seatinfo, &info).ignore();
             for (seat, category, _, _, rank) in chunk {
                 match sold_seats.get(seat) {
                     Some(hold) => {
-                        pipe.hset(
-                            format!("{base}:seat"),
-                            seat.simple().to_string(),
-                            format!("S:{}", hold.hold.simple()),
-                        )
-                        .ignore();
+                        self.pipe.hset(&taken, seat.simple().to_string(), format!("S:{}", hold.hold.simple())).ignore();
                     }
                     None => {
-                        pipe.zadd(format!("{base}:free:{}", category.simple()), seat.simple().to_string(), rank)
-                            .ignore();
+                        let key = self.key(free[category].clone());
+                        self.pipe.zadd(key, seat.simple().to_string(), rank).ignore();
                     }
                 }
             }
@@ -675,41 +784,43 @@ impl Stock {
         for sale in &snapshot.sales {
             *per_user.entry(sale.user).or_default() += sale.quantity();
             let (ga, seats, cats) = encode_lines(&sale.lines);
-            pipe.hset_multiple(
-                format!("{base}:hold:{}", sale.id.hold.simple()),
+            let key = self.key(format!(":hold:{}", sale.id.hold.simple()));
+            self.pipe
+                .hset_multiple(
+                    key,
+                    &[
+                        ("user", sale.user.simple().to_string()),
+                        ("status", sale.status.as_str().to_owned()),
+                        ("exp", "0".to_owned()),
+                        ("token", sale.fencing_token.to_string()),
+                        ("created", "0".to_owned()),
+                        ("ga", ga),
+                        ("seats", seats),
+                        ("seatcats", cats),
+                        ("qty", sale.quantity().to_string()),
+                        ("booking", sale.booking_id.clone().unwrap_or_default()),
+                    ],
+                )
+                .ignore();
+        }
+        for (user, quantity) in per_user {
+            let key = self.key(format!(":user:{}", user.simple()));
+            self.pipe.set(key, quantity).ignore();
+        }
+        let fence = self.key(":fence".to_owned());
+        self.pipe.set(fence, snapshot.fence).ignore();
+        let meta = self.key(":meta".to_owned());
+        self.pipe
+            .hset_multiple(
+                meta,
                 &[
-                    ("user", sale.user.simple().to_string()),
-                    ("status", sale.status.as_str().to_owned()),
-                    ("exp", "0".to_owned()),
-                    ("token", sale.fencing_token.to_string()),
-                    ("created", "0".to_owned()),
-                    ("ga", ga),
-                    ("seats", seats),
-                    ("seatcats", cats),
-                    ("qty", sale.quantity().to_string()),
-                    ("booking", sale.booking_id.clone().unwrap_or_default()),
+                    ("state", snapshot.state.clone()),
+                    ("sale_start", snapshot.sale_window_ms.0.to_string()),
+                    ("sale_end", snapshot.sale_window_ms.1.to_string()),
+                    ("limit", snapshot.per_user_limit.to_string()),
                 ],
             )
             .ignore();
-        }
-        for (user, quantity) in per_user {
-            pipe.set(format!("{base}:user:{}", user.simple()), quantity).ignore();
-        }
-        pipe.set(format!("{base}:fence"), snapshot.fence).ignore();
-        pipe.sadd(self.events_key(), snapshot.event.to_string()).ignore();
-        pipe.hset_multiple(
-            format!("{base}:meta"),
-            &[
-                ("state", snapshot.state.clone()),
-                ("sale_start", snapshot.sale_window_ms.0.to_string()),
-                ("sale_end", snapshot.sale_window_ms.1.to_string()),
-                ("limit", snapshot.per_user_limit.to_string()),
-            ],
-        )
-        .ignore();
-        pipe.del(format!("{base}:rebuilding")).ignore();
-        pipe.exec_async(&mut conn).await.context("loading the event")?;
-        Ok(())
     }
 }
 

@@ -9,3 +9,4 @@ mod metrics;
 mod postgres_outage;
 mod properties;
 mod redis_outage;
+mod redis_state;
