@@ -44,6 +44,10 @@ pub struct InventorySettings {
     /// How long an idempotency key of Hold is remembered.
     #[serde(with = "humantime_serde")]
     pub idempotency_ttl: Duration,
+    /// How long an ended (released or expired) hold can still be read; then `GetHold`
+    /// answers NOT_FOUND. A hold placed with an idempotency key is kept as long as the key.
+    #[serde(with = "humantime_serde")]
+    pub ended_hold_retention: Duration,
     /// Most tickets one Hold call may ask for.
     pub max_quantity: u32,
     /// Most concurrent holds coalesced into one Redis script call; 1 turns coalescing off.
@@ -66,6 +70,7 @@ impl Default for InventorySettings {
             confirm_grace: Duration::from_secs(60),
             reaper_interval: Duration::from_millis(250),
             idempotency_ttl: Duration::from_secs(24 * 3600),
+            ended_hold_retention: crate::adapters::stock::DEFAULT_RETENTION,
             max_quantity: 20,
             hold_batch_size: 64,
             hold_batches_in_flight: 2,
@@ -88,6 +93,9 @@ impl Validate for Config {
         }
         if s.idempotency_ttl < Duration::from_secs(24 * 3600) {
             issues.push(ConfigIssue::new("inventory.idempotency_ttl", "must be at least 24h (Stripe semantics)"));
+        }
+        if s.ended_hold_retention < Duration::from_secs(1) || s.ended_hold_retention > Duration::from_secs(30 * 86400) {
+            issues.push(ConfigIssue::new("inventory.ended_hold_retention", "must be between 1s and 30 days"));
         }
         if s.max_quantity == 0 || s.max_quantity > 100 {
             issues.push(ConfigIssue::new("inventory.max_quantity", "must be between 1 and 100"));

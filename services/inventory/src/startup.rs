@@ -22,7 +22,9 @@ pub async fn build(config: Config) -> anyhow::Result<Running> {
 
     let mut app = App::new("inventory", config.server.clone());
     app.telemetry(&config.telemetry).watch_pool(&pool).watch_redis(&redis);
-    let stock = Stock::new(redis.clone(), &config.redis.key_prefix).instrumented(app.metrics());
+    let stock = Stock::new(redis.clone(), &config.redis.key_prefix)
+        .retaining(config.inventory.ended_hold_retention)
+        .instrumented(app.metrics());
     let inventory = Inventory::new(pool.clone(), stock.clone(), config.inventory.clone(), topic, app.metrics());
     app.authenticate_with(Verifier::from_config(&config.auth));
     // Holds and releases are served from Redis; the ledger's flush retries while Postgres

@@ -147,7 +147,8 @@ async fn hold(
     params(("id" = String, Path, description = "Hold id (64 hex digits)")),
     responses((status = 200, body = Hold), (status = 400, body = Problem, description = "A malformed hold id"),
               (status = 401, body = Problem), (status = 403, body = Problem, description = "Another buyer's hold"),
-              (status = 404, body = Problem),
+              (status = 404, body = Problem, description = "No such hold, or it ended longer ago than inventory keeps \
+                                                            ended holds (`inventory.ended_hold_retention`, 1 hour by default)"),
               (status = 409, body = Problem, description = "`hold-ended`: the hold was confirmed (booked and paid)")))]
 async fn release(
     State(s): State<AppState>,

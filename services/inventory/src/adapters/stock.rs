@@ -22,6 +22,7 @@ static BEGIN_CONFIRM: LazyLock<Script> = LazyLock::new(|| Script::new(include_st
 static FINISH_CONFIRM: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/finish_confirm.lua")));
 static RESTOCK: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/restock.lua")));
 static CLAIM: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/claim.lua")));
+static UNSPOOL: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/unspool.lua")));
 static COMMIT_LOAD: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/commit_load.lua")));
 static RENEW_LOCK: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
@@ -31,6 +32,9 @@ static RENEW_LOCK: LazyLock<Script> = LazyLock::new(|| {
 static UNLOCK: LazyLock<Script> = LazyLock::new(|| {
     Script::new("if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end return redis.call('DEL', KEYS[1])")
 });
+
+/// How long an ended hold's record is kept by default: see [`Stock::retaining`].
+pub const DEFAULT_RETENTION: Duration = Duration::from_secs(3600);
 
 /// Milliseconds since the epoch.
 pub fn now_ms() -> u64 {
@@ -229,6 +233,7 @@ pub struct Stock {
     redis: Connection,
     prefix: String,
     timers: Timers,
+    retention: Duration,
 }
 
 /// `redis_command_duration_seconds` of each script, resolved once.
@@ -310,7 +315,13 @@ impl Stock {
             Histogram::with_opts(HistogramOpts::new("redis_command_duration_seconds", operation))
                 .expect("static metric definition")
         };
-        Self { redis, prefix: prefix.to_owned(), timers: Timers::new(unregistered) }
+        Self { redis, prefix: prefix.to_owned(), timers: Timers::new(unregistered), retention: DEFAULT_RETENTION }
+    }
+
+    /// Keeps an ended hold's record (for reads and replays) for `retention` after its end,
+    /// or for as long as its idempotency key if that is longer; then it expires.
+    pub fn retaining(self, retention: Duration) -> Self {
+        Self { retention, ..self }
     }
 
     /// Times the scripts in `metrics`' `redis_command_duration_seconds`.
@@ -389,6 +400,7 @@ impl Stock {
                 .arg(outcome.as_str())
                 .arg(u8::from(force))
                 .arg(by)
+                .arg(self.retention.as_millis() as u64)
                 .invoke_async(&mut self.redis.clone())
                 .await
                 .context("end script")?,
@@ -577,15 +589,12 @@ impl Stock {
         Ok(self.redis.clone().lrange(format!("{}:spool", self.base(event)), 0, n - 1).await?)
     }
 
-    /// Removes announcements that are safely in the outbox.
+    /// Removes announcements that are safely in the outbox; their holds' records then
+    /// expire like those of holds nobody claimed.
     pub async fn unspool(&self, event: uuid::Uuid, entries: &[String]) -> anyhow::Result<()> {
-        let key = format!("{}:spool", self.base(event));
-        let mut pipe = redis::pipe();
-        for entry in entries {
-            pipe.lrem(&key, 1, entry).ignore();
-        }
-        pipe.exec_async(&mut self.redis.clone()).await?;
-        Ok(())
+        let mut invocation = UNSPOOL.key(self.base(event));
+        invocation.arg(now_ms()).arg(self.retention.as_millis() as u64).arg(entries);
+        invocation.invoke_async::<()>(&mut self.redis.clone()).await.context("unspool script")
     }
 
     /// Updates the sale window, limit and state of a loaded event (no-op when not loaded).

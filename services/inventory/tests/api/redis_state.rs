@@ -1,6 +1,6 @@
 //! What inventory keeps in Redis: an event rebuilt from the ledger never replaces one
 //! already loaded, nor is written by a loader that lost its lock, so holds placed
-//! meanwhile survive.
+//! meanwhile survive; and an ended hold's record expires instead of staying for ever.
 
 use std::time::Duration;
 
@@ -10,10 +10,12 @@ use ticketing_inventory::adapters::stock::{HoldRequest, Loaded, Placed, Snapshot
 use ticketing_inventory::domain::{Hold, HoldId, HoldStatus, Selection};
 use ticketing_platform::redis::Connection;
 use ticketing_testkit::{TestDb, TestRedis, eventually};
+use tonic::Code;
 
-use crate::helpers::Fixture;
+use crate::helpers::{Fixture, ga, spawn_with};
 
 const LOCK: Duration = Duration::from_secs(15);
+const RETENTION: Duration = Duration::from_secs(60);
 const IDEMPOTENCY: Duration = Duration::from_secs(86_400);
 
 struct Harness {
@@ -29,7 +31,7 @@ async fn harness() -> Harness {
     let db = TestDb::new(&ticketing_inventory::migrator()).await;
     let redis = TestRedis::for_service("inventory");
     let conn = ticketing_platform::redis::connect(&redis.config).await.unwrap();
-    let stock = Stock::new(conn.clone(), &redis.config.key_prefix);
+    let stock = Stock::new(conn.clone(), &redis.config.key_prefix).retaining(RETENTION);
     let fixture = Fixture::new(4, 1, 4, 10);
     let mut tx = db.pool.begin().await.unwrap();
     ledger::insert_stock(&mut tx, &fixture.on_sale_now()).await.unwrap();
@@ -69,6 +71,15 @@ impl Harness {
     async fn held(&self) -> u32 {
         let counts = self.stock.counts(self.fixture.event).await.unwrap().expect("the event is loaded");
         counts.iter().map(|(_, c)| c.held).sum()
+    }
+
+    fn hold_key(&self, id: HoldId) -> String {
+        format!("{}{{evt:{}}}:hold:{}", self.redis.config.key_prefix, id.event.simple(), id.hold.simple())
+    }
+
+    /// The hold record's time to live in ms: -1 for none, -2 when the record is gone.
+    async fn ttl(&self, id: HoldId) -> i64 {
+        self.conn.clone().pttl(self.hold_key(id)).await.unwrap()
     }
 }
 
@@ -144,4 +155,60 @@ async fn a_load_drops_what_a_partial_loss_left_behind() {
     h.hold(Selection::Seats(vec![f.seat(1)]), "").await;
     let leftovers: Vec<String> = h.redis.keys().into_iter().filter(|k| k.contains(":load:")).collect();
     assert!(leftovers.is_empty(), "staging keys left behind: {leftovers:?}");
+}
+
+#[tokio::test]
+async fn an_ended_hold_expires_after_the_retention_or_with_its_idempotency_key() {
+    let h = harness().await;
+    let f = &h.fixture;
+    h.load().await;
+    let ga = |quantity| Selection::GeneralAdmission { category: f.ga, quantity };
+    let (plain, keyed, claimed, live) =
+        (h.hold(ga(1), "").await, h.hold(ga(1), "retry-me").await, h.hold(ga(1), "").await, h.hold(ga(1), "").await);
+    h.stock.claim(claimed.id).await.unwrap();
+    for hold in [&plain, &keyed, &claimed, &live] {
+        assert_eq!(h.ttl(hold.id).await, -1, "a live hold's record does not expire");
+    }
+    let now = stock_now();
+    for hold in [&plain, &keyed, &claimed] {
+        h.stock.end(hold.id, HoldStatus::Released, "someone", false, now).await.unwrap();
+    }
+
+    let retention = RETENTION.as_millis() as i64;
+    let plain_ttl = h.ttl(plain.id).await;
+    assert!(0 < plain_ttl && plain_ttl <= retention, "kept for the retention: {plain_ttl} ms");
+    let keyed_ttl = h.ttl(keyed.id).await;
+    assert!(keyed_ttl > retention && keyed_ttl <= IDEMPOTENCY.as_millis() as i64, "kept with its key: {keyed_ttl} ms");
+    assert_eq!(h.ttl(claimed.id).await, -1, "a claimed hold's end is kept until it is announced");
+    assert_eq!(h.ttl(live.id).await, -1);
+
+    let spooled = h.stock.spooled(f.event, 10).await.unwrap();
+    assert_eq!(spooled, [format!("released:{}", claimed.id.hold.simple())]);
+    h.stock.unspool(f.event, &spooled).await.unwrap();
+    assert!(h.stock.spooled(f.event, 10).await.unwrap().is_empty());
+    let announced_ttl = h.ttl(claimed.id).await;
+    assert!(0 < announced_ttl && announced_ttl <= retention, "kept for the retention once announced: {announced_ttl}");
+    assert_eq!(h.held().await, 1);
+}
+
+#[tokio::test]
+async fn a_released_hold_is_not_found_once_the_retention_passed() {
+    let app = spawn_with(|config| config.inventory.ended_hold_retention = Duration::from_secs(1)).await;
+    let fixture = Fixture::new(10, 1, 4, 10);
+    app.stock(&fixture, &fixture.on_sale_now()).await;
+    let user = uuid::Uuid::new_v4();
+    let hold = app.hold(user, fixture.event, ga(fixture.ga, 2)).await.unwrap();
+    app.release(user, &hold.hold_id).await.expect("released");
+    app.release(user, &hold.hold_id).await.expect("releasing twice is fine while the record is kept");
+
+    eventually("the released hold's record expired", Duration::from_secs(10), || async {
+        match app.release(user, &hold.hold_id).await {
+            Ok(_) => None,
+            Err(status) if status.code() == Code::NotFound => Some(()),
+            Err(status) => panic!("a release after the retention: {status:?}"),
+        }
+    })
+    .await;
+    let held: u32 = app.availability(fixture.event).await.unwrap().categories.iter().map(|c| c.held).sum();
+    assert_eq!(held, 0);
 }

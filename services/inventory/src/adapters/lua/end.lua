@@ -2,17 +2,21 @@
 -- Idempotent: a hold that already ended is left alone. Only the end of a hold
 -- claimed for a booking (claim.lua) is spooled for announcement: the booking
 -- saga is the one consumer of HoldReleased / HoldExpired (ADR 0021).
+-- The ended record is kept for the retention, or as long as its idempotency key if
+-- longer, then expires; a spooled one is kept until unspool.lua has announced it.
 --
 -- KEYS[1]  the event's key base
 -- ARGV     hold_id, now_ms, outcome ('released' | 'expired'), force (1: also end a
 --          hold stuck in 'confirming', after the caller checked the ledger has no sale),
---          who ended it (user id, or '' for expiry)
+--          who ended it (user id, or '' for expiry), retention_ms
 -- Returns  {'OK', outcome} | {'NOOP', current status} | {'CHECK'} (confirming, not forced)
 --          | {'ERR', 'NO_HOLD'}
 local b = KEYS[1]
-local hold, now, outcome, force, by = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4] == '1', ARGV[5]
+local hold, now, outcome, force, by, retention =
+  ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4] == '1', ARGV[5], tonumber(ARGV[6])
 local hold_key = b .. ':hold:' .. hold
-local h = redis.call('HMGET', hold_key, 'status', 'user', 'exp', 'ga', 'seats', 'seatcats', 'qty', 'claimed')
+local h = redis.call('HMGET', hold_key, 'status', 'user', 'exp', 'ga', 'seats', 'seatcats', 'qty', 'claimed',
+  'idem_exp')
 if not h[1] then return {'ERR', 'NO_HOLD'} end
 local status = h[1]
 if status == 'confirming' and not force then return {'CHECK'} end
@@ -41,5 +45,9 @@ end
 redis.call('DECRBY', b .. ':user:' .. h[2], tonumber(h[7]))
 redis.call('HSET', hold_key, 'status', outcome, 'ended', now, 'by', by)
 redis.call('ZREM', b .. ':expiry', hold)
-if h[8] then redis.call('RPUSH', b .. ':spool', outcome .. ':' .. hold) end
+if h[8] then
+  redis.call('RPUSH', b .. ':spool', outcome .. ':' .. hold)
+else
+  redis.call('PEXPIREAT', hold_key, math.max(now + retention, tonumber(h[9] or '0')))
+end
 return {'OK', outcome}

@@ -142,7 +142,11 @@ local function place(hold, user, idem, fp, mode, first, n)
   expiry[#expiry + 1] = expires
   expiry[#expiry + 1] = hold
   o.count, o.added = o.count + quantity, o.added + quantity
-  if idem ~= '' then redis.call('SET', idem_key, hold .. '|' .. fp, 'PX', idem_ttl) end
+  if idem ~= '' then
+    redis.call('SET', idem_key, hold .. '|' .. fp, 'PX', idem_ttl)
+    -- A replay of the key reads this record: once ended, it is kept as long as the key.
+    redis.call('HSET', b .. ':hold:' .. hold, 'idem_exp', now + idem_ttl)
+  end
   return {'OK', hold, fence, expires, ga, seat_list, cat_list}
 end
 
