@@ -33,6 +33,9 @@ static UNLOCK: LazyLock<Script> = LazyLock::new(|| {
     Script::new("if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end return redis.call('DEL', KEYS[1])")
 });
 
+/// How long staged keys of a load outlive a loader that died before committing them.
+const STAGED_TTL_MS: i64 = 10 * 60 * 1000;
+
 /// How long an ended hold's record is kept by default: see [`Stock::retaining`].
 pub const DEFAULT_RETENTION: Duration = Duration::from_secs(3600);
 
@@ -692,7 +695,9 @@ impl Stock {
         let outcome: String = COMMIT_LOAD
             .key(&base)
             .key(&stage)
+            .key(self.events_key())
             .arg(&lock.token)
+            .arg(snapshot.event.to_string())
             .arg(stale.len())
             .arg(&stale)
             .arg(&suffixes)
@@ -700,18 +705,16 @@ impl Stock {
             .await
             .context("loading the event")?;
         Ok(match outcome.as_str() {
-            "OK" => {
-                let _: () = conn.sadd(self.events_key(), snapshot.event.to_string()).await?;
-                Loaded::Now
-            }
+            "OK" => Loaded::Now,
             "LOADED" => Loaded::Already,
-            _ => Loaded::LockLost,
+            "LOST" => Loaded::LockLost,
+            other => anyhow::bail!("the load script answered {other:?}"),
         })
     }
 }
 
 /// An event's keys as [`Stock::load`] stages them: written under the staging base, and
-/// each suffix listed once, the meta last, for the commit to rename into place.
+/// each suffix listed once for the commit to rename into place.
 struct Staging {
     stage: String,
     suffixes: Vec<String>,
@@ -733,7 +736,8 @@ impl Staging {
         key
     }
 
-    /// Queues the writes of `snapshot`, the layout the scripts read.
+    /// Queues the writes of `snapshot`, the layout the scripts read; the staged keys
+    /// expire unless the commit comes first (it makes them persist).
     fn write(&mut self, snapshot: &Snapshot) {
         let cats = self.key(":cats".to_owned());
         for (category, seated, capacity, sold) in &snapshot.categories {
@@ -830,6 +834,9 @@ impl Staging {
                 ],
             )
             .ignore();
+        for suffix in &self.suffixes {
+            self.pipe.pexpire(format!("{}{suffix}", self.stage), STAGED_TTL_MS).ignore();
+        }
     }
 }
 

@@ -95,6 +95,12 @@ async fn a_second_load_keeps_the_holds_placed_after_the_first() {
     let first = h.stock.lock_rebuild(f.event, LOCK).await.unwrap().expect("the lock is free");
     let (snapshot, late_snapshot) = (h.snapshot().await, h.snapshot().await);
     assert_eq!(h.stock.load(&first, &snapshot).await.unwrap(), Loaded::Now);
+    assert_eq!(h.stock.events().await.unwrap(), [f.event], "the reaper is told of the event");
+    let mut conn = h.conn.clone();
+    for key in h.redis.keys() {
+        let ttl: i64 = conn.pttl(&key).await.unwrap();
+        assert_eq!(ttl, -1, "{key} of a loaded event expires (staged keys do)");
+    }
     let holds = [
         h.hold(Selection::GeneralAdmission { category: f.ga, quantity: 2 }, "").await,
         h.hold(Selection::Seats(vec![f.seat(0)]), "").await,
