@@ -86,7 +86,7 @@ pub fn router(
         .layer(crate::extract::IdentifyClient::layer(settings.rate_limits.trusted_proxy_hops))
         .layer(Around::new(crate::server::BodyDeadline(settings.body_read_timeout)))
         // Inside the metrics, so refusals show in them; inside the shedding, which is cheaper.
-        .option_layer(limiter.map(|l| axum::middleware::from_fn_with_state(l, crate::ratelimit::limit)));
+        .option_layer(limiter);
     Router::new()
         .merge(docs)
         .merge(api)

@@ -13,14 +13,14 @@
 //! `TAT - burst × interval`; it then pushes the TAT one interval further. Keys expire
 //! when their TAT has passed, i.e. when they would allow a full burst anyway.
 
+use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use sha2::Digest as _;
 use ticketing_platform::auth::Verifier;
@@ -364,8 +364,48 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Middleware: refuses a request over any of its limits with 429 and `Retry-After`.
-pub async fn limit(State(limiter): State<RateLimiter>, mut request: Request, next: Next) -> Response {
+impl<S> tower::Layer<S> for RateLimiter {
+    type Service = Limited<S>;
+
+    fn layer(&self, service: S) -> Limited<S> {
+        Limited { limiter: self.clone(), service }
+    }
+}
+
+/// Middleware: refuses a request over any of its limits with 429 and `Retry-After`. A
+/// tower service rather than `from_fn`, which would box a copy of the routes inside it and
+/// their future again for every request.
+#[derive(Clone)]
+pub struct Limited<S> {
+    limiter: RateLimiter,
+    service: S,
+}
+
+impl<S> tower::Service<Request> for Limited<S>
+where
+    S: tower::Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = futures::future::BoxFuture<'static, Result<Response, Infallible>>;
+
+    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Infallible>> {
+        self.service.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        // The service made ready is the one to call, later; a clone takes its place.
+        let spare = self.service.clone();
+        let ready = std::mem::replace(&mut self.service, spare);
+        Box::pin(limit(self.limiter.clone(), request, ready))
+    }
+}
+
+async fn limit<S>(limiter: RateLimiter, mut request: Request, mut next: S) -> Result<Response, Infallible>
+where
+    S: tower::Service<Request, Response = Response, Error = Infallible>,
+{
     let inner = &limiter.inner;
     let settings = inner.settings;
     // Derived by `extract::IdentifyClient`, outside this layer.
@@ -414,28 +454,29 @@ pub async fn limit(State(limiter): State<RateLimiter>, mut request: Request, nex
         checks.push((ip_rule, ip_limit, ip));
         let (parts, body) = request.into_parts();
         let Ok(bytes) = axum::body::to_bytes(body, inner.max_body_bytes).await else {
-            return Problem::new(StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large", "Body too large", "")
-                .into_response();
+            return Ok(
+                Problem::new(StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large", "Body too large", "").into_response()
+            );
         };
         if let Some(email) = body_email(&bytes) {
             checks.push((email_rule, email_limit, email));
         }
         request = Request::from_parts(parts, axum::body::Body::from(bytes));
     }
-    let Some(decision) = limiter.check(&checks).await else { return next.run(request).await };
+    let Some(decision) = limiter.check(&checks).await else { return next.call(request).await };
     if !decision.allowed {
         let retry_after = Duration::from_secs(ceil_secs(decision.retry_after).max(1));
         let mut response = Problem::rate_limited("too many requests; slow down", retry_after).into_response();
         response.headers_mut().extend(decision.headers());
-        return response;
+        return Ok(response);
     }
-    let mut response = next.run(request).await;
+    let mut response = next.call(request).await?;
     // The quota rides on answers, not on refusals: a 409 sold out with `RateLimit-*` headers
     // reads as a rate limit to some clients, and only the limiter's 429 is one (I8).
     if response.status().is_success() {
         response.headers_mut().extend(decision.headers());
     }
-    response
+    Ok(response)
 }
 
 #[cfg(test)]
