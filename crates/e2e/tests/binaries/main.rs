@@ -18,6 +18,8 @@ use tonic_health::pb::health_client::HealthClient;
 
 const SERVICES: [&str; 7] = ["gateway", "identity", "catalog", "inventory", "booking", "payment", "notification"];
 const GRACE: Duration = Duration::from_secs(10);
+/// How soon after SIGTERM a service must report NOT_SERVING.
+const TURN: Duration = Duration::from_millis(1500);
 
 #[test]
 fn a_bad_config_value_exits_78_naming_the_key() {
@@ -143,7 +145,9 @@ impl Process {
         spec.env = ticketing_testkit::process::service_env(grpc, admin, Some(&db.config), &redis.config, kafka);
         spec.env.extend(
             [
-                ("TICKETING_SERVER__DRAIN_DELAY", "1500ms".to_owned()),
+                // Twice the time the test gives the health status to turn, so that its read
+                // of /readyz, made once it turned, always finds the process still draining.
+                ("TICKETING_SERVER__DRAIN_DELAY", format!("{}ms", 2 * TURN.as_millis())),
                 ("TICKETING_SERVER__SHUTDOWN_GRACE", format!("{}s", GRACE.as_secs())),
                 // The gateway's public API; other services ignore the key.
                 ("TICKETING_GATEWAY__HTTP_ADDR", "127.0.0.1:0".to_owned()),
@@ -312,7 +316,7 @@ async fn lifecycle(service: &'static str) {
     assert!(killed.success());
     let exited = tokio::task::spawn_blocking(move || (child.wait(), Instant::now()));
     let mut saw_not_serving = false;
-    while signalled.elapsed() < Duration::from_millis(1500) {
+    while signalled.elapsed() < TURN {
         if status(&mut health).await == Some(ServingStatus::NotServing) {
             saw_not_serving = true;
             break;
