@@ -137,16 +137,18 @@ local function place(hold, user, idem, fp, mode, first, n)
 
   fence = fence + 1
   local seat_list, cat_list = table.concat(seats, ','), table.concat(seat_cats, ',')
-  redis.call('HSET', b .. ':hold:' .. hold, 'user', user, 'status', 'active', 'exp', expires, 'token', fence,
-    'created', now, 'ga', ga, 'seats', seat_list, 'seatcats', cat_list, 'qty', quantity)
-  expiry[#expiry + 1] = expires
-  expiry[#expiry + 1] = hold
-  o.count, o.added = o.count + quantity, o.added + quantity
+  local record = {'user', user, 'status', 'active', 'exp', expires, 'token', fence, 'created', now, 'ga', ga,
+    'seats', seat_list, 'seatcats', cat_list, 'qty', quantity}
   if idem ~= '' then
     redis.call('SET', idem_key, hold .. '|' .. fp, 'PX', idem_ttl)
     -- A replay of the key reads this record: once ended, it is kept as long as the key.
-    redis.call('HSET', b .. ':hold:' .. hold, 'idem_exp', now + idem_ttl)
+    record[#record + 1] = 'idem_exp'
+    record[#record + 1] = now + idem_ttl
   end
+  redis.call('HSET', b .. ':hold:' .. hold, unpack(record))
+  expiry[#expiry + 1] = expires
+  expiry[#expiry + 1] = hold
+  o.count, o.added = o.count + quantity, o.added + quantity
   return {'OK', hold, fence, expires, ga, seat_list, cat_list}
 end
 
