@@ -17,12 +17,14 @@ use crate::domain::hold::seat_lines;
 use crate::domain::{Hold, HoldId, HoldLine, HoldStatus, Selection};
 
 static HOLD: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/hold.lua")));
-static END: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/end.lua")));
+static END: LazyLock<Script> =
+    LazyLock::new(|| Script::new(concat!(include_str!("lua/retain.lua"), include_str!("lua/end.lua"))));
 static BEGIN_CONFIRM: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/begin_confirm.lua")));
 static FINISH_CONFIRM: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/finish_confirm.lua")));
 static RESTOCK: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/restock.lua")));
 static CLAIM: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/claim.lua")));
-static UNSPOOL: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/unspool.lua")));
+static UNSPOOL: LazyLock<Script> =
+    LazyLock::new(|| Script::new(concat!(include_str!("lua/retain.lua"), include_str!("lua/unspool.lua"))));
 static COMMIT_LOAD: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/commit_load.lua")));
 static RENEW_LOCK: LazyLock<Script> = LazyLock::new(|| {
     Script::new(

@@ -2,8 +2,8 @@
 -- Idempotent: a hold that already ended is left alone. Only the end of a hold
 -- claimed for a booking (claim.lua) is spooled for announcement: the booking
 -- saga is the one consumer of HoldReleased / HoldExpired (ADR 0021).
--- The ended record is kept for the retention, or as long as its idempotency key if
--- longer, then expires; a spooled one is kept until unspool.lua has announced it.
+-- The ended record then expires (retain.lua); a spooled one is kept until unspool.lua
+-- has announced it.
 --
 -- KEYS[1]  the event's key base
 -- ARGV     hold_id, now_ms, outcome ('released' | 'expired'), force (1: also end a
@@ -48,6 +48,6 @@ redis.call('ZREM', b .. ':expiry', hold)
 if h[8] then
   redis.call('RPUSH', b .. ':spool', outcome .. ':' .. hold)
 else
-  redis.call('PEXPIREAT', hold_key, math.max(now + retention, tonumber(h[9] or '0')))
+  retain(hold_key, now, retention, h[9])
 end
 return {'OK', outcome}
