@@ -53,8 +53,25 @@ pub async fn start_provider(redirect_uri: &str) -> Provider {
         std::fs::rename(&partial, dir.join("provider.js")).expect("copying provider.js");
         dir.join("provider.js")
     });
+    // A start costs about 1 s of CPU, and twelve at once beside a build print their issuer
+    // within 7 s here; yet one in CI printed nothing in 30 s. Should that recur, say what
+    // the process was doing, and start another.
+    match spawn(target, redirect_uri).await {
+        Ok(provider) => provider,
+        Err(stalled) => {
+            eprintln!("{stalled}; starting another");
+            spawn(target, redirect_uri).await.unwrap_or_else(|stalled| panic!("{stalled}, twice"))
+        }
+    }
+}
+
+/// How long a provider may take to print its issuer line.
+const LISTEN_WITHIN: Duration = Duration::from_secs(30);
+
+/// Runs `script` and waits for its issuer line; on a stall, says what the process was doing.
+async fn spawn(script: &std::path::Path, redirect_uri: &str) -> Result<Provider, String> {
     let mut process = tokio::process::Command::new("node")
-        .arg(target)
+        .arg(script)
         .env("PORT", "0")
         .env("CLIENT_ID", CLIENT_ID)
         .env("CLIENT_SECRET", CLIENT_SECRET)
@@ -75,7 +92,7 @@ pub async fn start_provider(redirect_uri: &str) -> Provider {
         }
     });
     let mut lines = tokio::io::BufReader::new(process.stdout.take().unwrap()).lines();
-    let issuer = tokio::time::timeout(Duration::from_secs(30), async {
+    let listening = tokio::time::timeout(LISTEN_WITHIN, async {
         while let Some(line) = lines.next_line().await.unwrap() {
             if let Some(issuer) = line.strip_prefix("issuer ") {
                 return issuer.to_owned();
@@ -83,15 +100,37 @@ pub async fn start_provider(redirect_uri: &str) -> Provider {
         }
         panic!("oidc-provider exited without listening");
     })
-    .await
-    .expect("oidc-provider listens within 30s");
+    .await;
+    let Ok(issuer) = listening else {
+        let stalled = format!("oidc-provider did not listen within {LISTEN_WITHIN:?} ({})", describe(&process));
+        return Err(stalled);
+    };
     // Its notices go on coming; a closed pipe would end it at the next one.
     tokio::spawn(async move {
         while let Ok(Some(line)) = lines.next_line().await {
             tracing::debug!(target: "oidc-provider", "{line}");
         }
     });
-    Provider { issuer, _process: process }
+    Ok(Provider { issuer, _process: process })
+}
+
+/// A stalled process's scheduler state, CPU time and wait channel, and the machine's load.
+fn describe(process: &tokio::process::Child) -> String {
+    let Some(pid) = process.id() else { return "it exited".to_owned() };
+    let read = |path: String| std::fs::read_to_string(path).unwrap_or_default();
+    // `/proc/<pid>/stat`: fields after the parenthesised name; state is the first, utime
+    // and stime the 12th and 13th, in clock ticks (100 a second on Linux).
+    let stat = read(format!("/proc/{pid}/stat"));
+    let fields: Vec<&str> =
+        stat.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().collect()).unwrap_or_default();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+    format!(
+        "state {}, {:.2} s of CPU, waiting in {:?}, load average {}",
+        fields.first().unwrap_or(&"?"),
+        (ticks(11) + ticks(12)) as f64 / 100.0,
+        read(format!("/proc/{pid}/wchan")),
+        read("/proc/loadavg".to_owned()).trim()
+    )
 }
 
 /// The workspace's root.
