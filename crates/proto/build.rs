@@ -14,6 +14,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // the payload's fully qualified name.
     let mut config = tonic_prost_build::Config::new();
     config.enable_type_names();
+    // google.rpc.Status (vendored in proto/google for the import) is tonic-types' own type,
+    // so a batch item's status converts to and from tonic's without a copy of the type.
+    config.extern_path(".google.rpc", "::tonic_types::pb");
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)

@@ -67,6 +67,27 @@ pub fn retry_after(code: Code, message: impl Into<String>, after: Duration) -> S
     Status::with_error_details(code, message, ErrorDetails::with_retry_info(Some(after)))
 }
 
+/// `status` as a `google.rpc.Status` message, its details included: how a batch answers
+/// one item that failed as its own call would have.
+pub fn to_message(status: &Status) -> tonic_types::pb::Status {
+    use prost::Message as _;
+    // tonic keeps a status's details as an encoded google.rpc.Status (empty when none).
+    let details = tonic_types::pb::Status::decode(status.details()).map(|s| s.details).unwrap_or_default();
+    tonic_types::pb::Status { code: status.code() as i32, message: status.message().to_owned(), details }
+}
+
+/// The status a [`to_message`] carried, as the item's own call would have returned it.
+pub fn from_message(message: tonic_types::pb::Status) -> Status {
+    use prost::Message as _;
+    let code = Code::from(message.code);
+    let text = message.message.clone();
+    if message.details.is_empty() {
+        Status::new(code, text)
+    } else {
+        Status::with_details(code, text, message.encode_to_vec().into())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -85,5 +106,18 @@ mod tests {
         assert_eq!((status.code(), status.message()), (Code::FailedPrecondition, "2 left"));
         assert_eq!(refusal_reason(&status).as_deref(), Some("SOLD_OUT"));
         assert_eq!(refusal_reason(&Status::failed_precondition("no details")), None);
+    }
+
+    #[test]
+    fn a_status_survives_a_trip_through_its_message() {
+        let refusal = from_message(to_message(&refused("SOLD_OUT", "2 left")));
+        assert_eq!((refusal.code(), refusal.message()), (Code::FailedPrecondition, "2 left"));
+        assert_eq!(refusal_reason(&refusal).as_deref(), Some("SOLD_OUT"));
+        let invalid = from_message(to_message(&invalid_argument("bad", &[FieldViolation::new("hold", "is required")])));
+        assert_eq!(invalid.get_details_bad_request().unwrap().field_violations[0].field, "hold");
+        let plain = to_message(&Status::unauthenticated("an access token is required"));
+        assert_eq!((plain.code, plain.details.len()), (Code::Unauthenticated as i32, 0));
+        let plain = from_message(plain);
+        assert_eq!((plain.code(), plain.message()), (Code::Unauthenticated, "an access token is required"));
     }
 }

@@ -82,9 +82,9 @@ impl Script {
     }
 }
 
-/// A service whose every RPC asks its [`Script`].
+/// A service whose every RPC asks its [`Script`], but for those written out after the list.
 macro_rules! fake {
-    ($fake:ident: $service:path { $($method:ident($request:ty) -> $reply:ty;)* }) => {
+    ($fake:ident: $service:path { $($method:ident($request:ty) -> $reply:ty;)* } $($own:tt)*) => {
         #[doc = concat!("A fake `", stringify!($fake), "`, answering from its [`Script`].")]
         pub struct $fake(pub Script);
 
@@ -93,6 +93,7 @@ macro_rules! fake {
             $(async fn $method(&self, request: Request<$request>) -> Result<Response<$reply>, Status> {
                 self.0.call(stringify!($method), request).await
             })*
+            $($own)*
         }
     };
 }
@@ -130,7 +131,48 @@ fake!(Inventory: inventory::inventory_server::Inventory {
     get_hold(inventory::GetHoldRequest) -> inventory::HoldDetails;
     availability(inventory::AvailabilityRequest) -> inventory::AvailabilityResponse;
     batch_availability(inventory::BatchAvailabilityRequest) -> inventory::BatchAvailabilityResponse;
-});
+}
+    // As inventory serves them: each item as its own call, here the script's `hold` or
+    // `release`, so a suite scripting those serves the gateway's batches unchanged.
+    async fn hold_batch(
+        &self,
+        request: Request<inventory::HoldBatchRequest>,
+    ) -> Result<Response<inventory::HoldBatchResponse>, Status> {
+        let items = request.into_inner().items;
+        let calls = items.into_iter().map(|i| self.0.call("hold", Request::new(i.hold.unwrap_or_default())));
+        Ok(Response::new(inventory::HoldBatchResponse { outcomes: each(calls).await? }))
+    }
+
+    async fn release_batch(
+        &self,
+        request: Request<inventory::ReleaseBatchRequest>,
+    ) -> Result<Response<inventory::ReleaseBatchResponse>, Status> {
+        let items = request.into_inner().items;
+        let calls = items.into_iter().map(|i| self.0.call("release", Request::new(i.release.unwrap_or_default())));
+        Ok(Response::new(inventory::ReleaseBatchResponse { outcomes: each(calls).await? }))
+    }
+);
+
+/// A batch's outcomes from its items' calls, in order; UNAVAILABLE for the call when every
+/// item was, as inventory answers.
+async fn each(
+    calls: impl Iterator<Item = impl Future<Output = Result<Response<inventory::HoldDetails>, Status>>>,
+) -> Result<Vec<inventory::HoldOutcome>, Status> {
+    use inventory::hold_outcome::Outcome;
+    let answers = futures::future::join_all(calls).await;
+    if let Some(Err(first)) = answers.first()
+        && answers.iter().all(|a| a.as_ref().is_err_and(|s| s.code() == tonic::Code::Unavailable))
+    {
+        return Err(first.clone());
+    }
+    let outcome = |answer: Result<Response<inventory::HoldDetails>, Status>| inventory::HoldOutcome {
+        outcome: Some(match answer {
+            Ok(hold) => Outcome::Hold(hold.into_inner()),
+            Err(status) => Outcome::Error(ticketing_platform::status::to_message(&status)),
+        }),
+    };
+    Ok(answers.into_iter().map(outcome).collect())
+}
 
 fake!(Catalog: catalog::catalog_server::Catalog {
     create_venue(catalog::CreateVenueRequest) -> catalog::Venue;

@@ -26,7 +26,8 @@ pub async fn build(config: Config) -> anyhow::Result<Running> {
         .retaining(config.inventory.ended_hold_retention)
         .instrumented(app.metrics());
     let inventory = Inventory::new(pool.clone(), stock.clone(), config.inventory.clone(), topic, app.metrics());
-    app.authenticate_with(Verifier::from_config(&config.auth));
+    let verifier = Verifier::from_config(&config.auth);
+    app.authenticate_with(verifier.clone());
     // Holds and releases are served from Redis; the ledger's flush retries while Postgres
     // fails over, so Postgres alone never takes inventory out of rotation.
     app.monitor("postgres", readiness::postgres(pool.clone()));
@@ -38,6 +39,6 @@ pub async fn build(config: Config) -> anyhow::Result<Running> {
     app.consume("catalog-consumer", GROUP, &[topics::CATALOG], &pool, CatalogEvents::new(stock));
     app.every("reaper", config.inventory.reaper_interval, Reaper::new(inventory.clone()));
 
-    let routes = tonic::service::Routes::new(InventoryServer::new(Api::new(inventory)));
+    let routes = tonic::service::Routes::new(InventoryServer::new(Api::new(inventory, verifier)));
     app.bind(routes, &[InventoryServer::<Api>::NAME]).await
 }

@@ -64,6 +64,39 @@ pub fn event_ids(raw: &[String]) -> Result<Vec<uuid::Uuid>, Status> {
     Ok(events)
 }
 
+/// Most items one `HoldBatch` or `ReleaseBatch` may carry.
+pub const MAX_ITEMS: usize = 256;
+
+/// A batch's items: 1 to [`MAX_ITEMS`].
+pub fn batch<T>(items: Vec<T>) -> Result<Vec<T>, Status> {
+    if items.is_empty() || items.len() > MAX_ITEMS {
+        return Err(invalid("items", &format!("must list 1 to {MAX_ITEMS} items")));
+    }
+    Ok(items)
+}
+
+/// A missing message field.
+pub fn required(field: &str) -> Status {
+    invalid(field, "is required")
+}
+
+/// A batch's answers: each item's hold, or the status its own call would have failed
+/// with. When every item failed UNAVAILABLE (Redis or the ledger is down), the call fails
+/// so too, as each of its calls would have: callers' breakers and retries see it.
+pub fn outcomes(results: Vec<Result<pb::HoldDetails, Status>>) -> Result<Vec<pb::HoldOutcome>, Status> {
+    use pb::hold_outcome::Outcome;
+    if let Some(Err(first)) = results.first()
+        && results.iter().all(|r| r.as_ref().is_err_and(|s| s.code() == tonic::Code::Unavailable))
+    {
+        return Err(first.clone());
+    }
+    let outcome = |result| match result {
+        Ok(hold) => Outcome::Hold(hold),
+        Err(status) => Outcome::Error(ticketing_platform::status::to_message(&status)),
+    };
+    Ok(results.into_iter().map(|r| pb::HoldOutcome { outcome: Some(outcome(r)) }).collect())
+}
+
 /// An event's availability, restricted to the categories `wanted`.
 pub fn availability(
     event: uuid::Uuid,

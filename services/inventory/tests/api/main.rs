@@ -1,6 +1,7 @@
 //! Inventory's integration tests, against real Postgres, Redis and the broker.
 
 mod availability;
+mod batches;
 mod coalescing;
 mod contention;
 mod helpers;
