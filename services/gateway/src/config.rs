@@ -34,6 +34,9 @@ ticketing_platform::service_config! {
     }
 }
 
+/// Most items inventory's `HoldBatch` and `ReleaseBatch` take in one call.
+pub const INVENTORY_MAX_BATCH: usize = 256;
+
 /// Settings only the gateway has.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
@@ -83,6 +86,11 @@ pub struct GatewaySettings {
     pub cors_origins: Vec<String>,
     /// Requests served at once; beyond it the gateway sheds load with 503 at once.
     pub max_concurrency: usize,
+    /// Most concurrent holds (and, apart from them, releases) carried to inventory in one
+    /// `HoldBatch` (`ReleaseBatch`) call; 1 sends each on a `Hold` (`Release`) call of its own.
+    pub inventory_batch_size: usize,
+    /// Most of those batches outstanding at once; what arrives meanwhile joins the next.
+    pub inventory_batches_in_flight: usize,
     /// Per-IP, per-user and login rate limits, shared by every replica through Redis.
     pub rate_limits: RateLimits,
     /// When a backend's calls fail fast instead of piling up on it.
@@ -352,6 +360,8 @@ impl Default for GatewaySettings {
             snapshot_ttl: Duration::from_secs(2),
             cors_origins: Vec::new(),
             max_concurrency: 2048,
+            inventory_batch_size: 64,
+            inventory_batches_in_flight: 4,
             rate_limits: RateLimits::default(),
             circuit_breaker: BreakerSettings::default(),
             waiting_room: WaitingRoomSettings::default(),
@@ -381,6 +391,11 @@ impl GatewaySettings {
                 ),
             ));
         }
+    }
+
+    /// How holds and releases share calls to inventory.
+    pub fn inventory_batching(&self) -> Batching {
+        Batching { max_batch: self.inventory_batch_size, in_flight: self.inventory_batches_in_flight }
     }
 
     /// The backend URLs with their keys.
@@ -441,6 +456,13 @@ impl Validate for Config {
         }
         if g.max_concurrency == 0 || g.max_concurrency > 1_000_000 {
             issues.push(ConfigIssue::new("gateway.max_concurrency", "must be between 1 and 1,000,000"));
+        }
+        g.inventory_batching().validate("gateway.inventory_batch_size", "gateway.inventory_batches_in_flight", issues);
+        if g.inventory_batch_size > INVENTORY_MAX_BATCH {
+            issues.push(ConfigIssue::new(
+                "gateway.inventory_batch_size",
+                format!("must be at most {INVENTORY_MAX_BATCH}, the most items inventory takes in one call"),
+            ));
         }
         g.rate_limits.validate(issues);
         g.validate_front_end(self.server.environment, issues);

@@ -1,6 +1,7 @@
 //! The gateway: the platform's only public entry point. It speaks REST/JSON (with an
 //! OpenAPI 3.1 document and Swagger UI) to clients and gRPC to the six services.
 
+pub mod batches;
 pub mod breaker;
 pub mod config;
 pub mod docs;

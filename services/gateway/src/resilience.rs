@@ -73,10 +73,14 @@ keyed!(
 );
 
 /// `request`, retried like a read when it carries an idempotency key.
-pub fn keyed<T: Keyed>(mut request: tonic::Request<T>) -> tonic::Request<T> {
-    if !request.get_ref().idempotency_key().is_empty() {
-        request.extensions_mut().insert(Repeatable);
-    }
+pub fn keyed<T: Keyed>(request: tonic::Request<T>) -> tonic::Request<T> {
+    if request.get_ref().idempotency_key().is_empty() { request } else { repeatable(request) }
+}
+
+/// `request`, retried like a read: the backend deduplicates every part of it (a batch whose
+/// items all carry idempotency keys).
+pub fn repeatable<T>(mut request: tonic::Request<T>) -> tonic::Request<T> {
+    request.extensions_mut().insert(Repeatable);
     request
 }
 

@@ -30,6 +30,8 @@ pub struct Backends {
     pub audit: AuditClient<Backend>,
     pub catalog: CatalogClient<Backend>,
     pub inventory: InventoryClient<Backend>,
+    /// Holds and releases, carried to inventory in batches.
+    pub inventory_calls: crate::batches::InventoryCalls,
     pub booking: BookingClient<Backend>,
     pub payment: PaymentClient<Backend>,
     pub notification: NotificationClient<Backend>,
@@ -67,13 +69,28 @@ impl Backends {
         // A stadium's seat map is far above tonic's 4 MiB default.
         const LARGE: usize = 64 << 20;
         let identity = at("identity", &settings.identity_url)?;
+        let inventory =
+            InventoryClient::new(at("inventory", &settings.inventory_url)?).max_decoding_message_size(LARGE);
+        let sizes = metrics.register(&prometheus::HistogramVec::new(
+            prometheus::HistogramOpts::new(
+                "gateway_inventory_batch_size",
+                "Holds or releases carried to inventory in one call, by call (hold, keyed_hold, release).",
+            )
+            .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0]),
+            &["call"],
+        )?);
         Ok(Self {
             audit: AuditClient::new(identity.clone()),
             identity: IdentityClient::new(identity),
             catalog: CatalogClient::new(at("catalog", &settings.catalog_url)?)
                 .max_decoding_message_size(LARGE)
                 .max_encoding_message_size(LARGE),
-            inventory: InventoryClient::new(at("inventory", &settings.inventory_url)?).max_decoding_message_size(LARGE),
+            inventory_calls: crate::batches::InventoryCalls::start(
+                inventory.clone(),
+                settings.inventory_batching(),
+                &sizes,
+            ),
+            inventory,
             booking: BookingClient::new(at("booking", &settings.booking_url)?),
             payment: PaymentClient::new(at("payment", &settings.payment_url)?),
             notification: NotificationClient::new(at("notification", &settings.notification_url)?),

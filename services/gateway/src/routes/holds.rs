@@ -12,7 +12,6 @@ use utoipa_axum::routes;
 use super::common::{instant, non_empty};
 use crate::extract::{AdmissionPass, Caller, IdempotencyKey, Json, PathId};
 use crate::problem::Problem;
-use crate::resilience::keyed;
 use crate::state::AppState;
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -137,9 +136,9 @@ async fn hold(
     let selection = selection(body)?;
     let admission = s.waiting_room.admit(&s.backends, caller.0.user_id, event_id, pass.as_deref(), &key).await?;
     let request = pb::HoldRequest { event_id: event, selection: Some(selection), idempotency_key: key };
-    let held = s.backends.inventory.clone().hold(keyed(caller.request(request))).await;
+    let held = s.backends.inventory_calls.hold(&caller, request).await;
     s.waiting_room.settle(admission, held.is_ok()).await;
-    Ok((StatusCode::CREATED, axum::Json(held?.into_inner().into())))
+    Ok((StatusCode::CREATED, axum::Json(held?.into())))
 }
 
 /// Releases the caller's hold; releasing twice is fine.
@@ -155,6 +154,6 @@ async fn release(
     caller: Caller,
     Path(hold): Path<String>,
 ) -> Result<axum::Json<Hold>, Problem> {
-    let request = caller.request(pb::ReleaseRequest { hold_id: hold });
-    Ok(axum::Json(s.backends.inventory.clone().release(request).await?.into_inner().into()))
+    let request = pb::ReleaseRequest { hold_id: hold };
+    Ok(axum::Json(s.backends.inventory_calls.release(&caller, request).await?.into()))
 }

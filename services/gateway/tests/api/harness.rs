@@ -24,7 +24,7 @@ pub struct Gateway {
     base: String,
     client: reqwest::Client,
     _redis: TestRedis,
-    _gateway: Spawned,
+    gateway: Spawned,
 }
 
 impl Gateway {
@@ -55,12 +55,18 @@ impl Gateway {
         let base = format!("http://{}", gateway.http_addr);
         let gateway = Spawned::start(gateway.running);
         gateway.wait_ready(true).await;
-        Self { backends, issuer, base, client: reqwest::Client::new(), _redis: redis, _gateway: gateway }
+        Self { backends, issuer, base, client: reqwest::Client::new(), _redis: redis, gateway }
     }
 
     /// A request to the public API, e.g. `gateway.call(Method::GET, "/v1/events")`.
     pub fn call(&self, method: Method, path: &str) -> RequestBuilder {
         self.client.request(method, format!("{}{path}", self.base))
+    }
+
+    /// The gateway's own metrics, as Prometheus scrapes them.
+    pub async fn metrics(&self) -> String {
+        let url = format!("{}/metrics", self.gateway.admin_url());
+        self.client.get(url).send().await.expect("the admin port answers").text().await.expect("metrics")
     }
 
     /// A new account's id and token, its email verified, with `role`.

@@ -2,6 +2,7 @@
 //! loopback) and a Redis key prefix of its own, so that what the edge decides (problems,
 //! refusals, the waiting room, deadlines) is tested in milliseconds, without the platform.
 
+mod batches;
 mod edge;
 mod fakes;
 mod graphql;
